@@ -1,0 +1,91 @@
+#include "format/atomic_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "format/strings.h"
+
+namespace pinfer {
+
+absl::Status AtomicFile::Error(std::string_view what) const {
+  return absl::InternalError(absl::StrCat(path_, ": ", Sv(what), ": ", std::strerror(errno)));
+}
+
+absl::StatusOr<std::unique_ptr<AtomicFile>> AtomicFile::Create(const std::string& path) {
+  if (path.empty()) return absl::InvalidArgumentError("empty output path");
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": is a directory, expected a file path"));
+  }
+  std::string temp = absl::StrCat(path, ".tmp.XXXXXX");
+  int fd = mkstemp(temp.data());
+  if (fd < 0) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(path, ": cannot create output file: ", std::strerror(errno)));
+  }
+  fchmod(fd, 0644);
+  return std::unique_ptr<AtomicFile>(new AtomicFile(path, std::move(temp), fd));
+}
+
+AtomicFile::~AtomicFile() {
+  if (fd_ >= 0) close(fd_);
+  if (!committed_) unlink(temp_path_.c_str());
+}
+
+absl::Status AtomicFile::WriteAt(uint64_t offset, std::span<const uint8_t> bytes) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = pwrite(fd_, bytes.data() + done, bytes.size() - done, offset + done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error("write failed");
+    }
+    done += static_cast<size_t>(n);
+  }
+  end_ = std::max(end_, offset + bytes.size());
+  return absl::OkStatus();
+}
+
+absl::Status AtomicFile::Append(std::span<const uint8_t> bytes) { return WriteAt(end_, bytes); }
+
+absl::Status AtomicFile::Truncate(uint64_t size) {
+  if (ftruncate(fd_, static_cast<off_t>(size)) != 0) return Error("cannot set the file size");
+  end_ = size;
+  return absl::OkStatus();
+}
+
+absl::Status AtomicFile::Commit() {
+  if (committed_) return absl::FailedPreconditionError(absl::StrCat(path_, ": already committed"));
+  if (fsync(fd_) != 0) return Error("fsync failed");
+  if (close(fd_) != 0) {
+    fd_ = -1;
+    return Error("close failed");
+  }
+  fd_ = -1;
+  if (rename(temp_path_.c_str(), path_.c_str()) != 0) return Error("cannot rename into place");
+  committed_ = true;
+  // Make the rename itself durable.
+  std::string dir = std::filesystem::path(path_).parent_path().string();
+  if (dir.empty()) dir = ".";
+  int dir_fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dir_fd >= 0) {
+    fsync(dir_fd);
+    close(dir_fd);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WriteFileAtomically(const std::string& path, std::string_view contents) {
+  absl::StatusOr<std::unique_ptr<AtomicFile>> file = AtomicFile::Create(path);
+  if (!file.ok()) return file.status();
+  if (absl::Status s = (*file)->Append(contents); !s.ok()) return s;
+  return (*file)->Commit();
+}
+
+}  // namespace pinfer

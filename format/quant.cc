@@ -1,0 +1,128 @@
+#include "format/quant.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "format/strings.h"
+#include "format/half.h"
+#include "format/strings.h"
+
+namespace pinfer {
+
+void QuantizeRowQ8_0(const float* x, BlockQ8_0* out, size_t n) {
+  for (size_t b = 0; b < n / kQuantBlockElements; ++b) {
+    const float* block = x + b * kQuantBlockElements;
+    float amax = 0.0f;
+    for (int j = 0; j < kQuantBlockElements; ++j) amax = std::max(amax, std::fabs(block[j]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    out[b].d = F32ToF16(d);
+    for (int j = 0; j < kQuantBlockElements; ++j) {
+      out[b].qs[j] = static_cast<int8_t>(std::roundf(block[j] * id));
+    }
+  }
+}
+
+void QuantizeRowQ4_0(const float* x, BlockQ4_0* out, size_t n) {
+  constexpr int kHalf = kQuantBlockElements / 2;
+  for (size_t b = 0; b < n / kQuantBlockElements; ++b) {
+    const float* block = x + b * kQuantBlockElements;
+    // The signed value of largest magnitude maps to -8, so the full [-8, 7] range is used.
+    float amax = 0.0f;
+    float max = 0.0f;
+    for (int j = 0; j < kQuantBlockElements; ++j) {
+      if (std::fabs(block[j]) > amax) {
+        amax = std::fabs(block[j]);
+        max = block[j];
+      }
+    }
+    const float d = max / -8.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    out[b].d = F32ToF16(d);
+    for (int j = 0; j < kHalf; ++j) {
+      // Same truncation through int8 as ggml, so that the blocks are bit-identical.
+      const int low = std::min(15, static_cast<int>(static_cast<int8_t>(block[j] * id + 8.5f)));
+      const int high =
+          std::min(15, static_cast<int>(static_cast<int8_t>(block[j + kHalf] * id + 8.5f)));
+      out[b].qs[j] = static_cast<uint8_t>(low | (high << 4));
+    }
+  }
+}
+
+void DequantizeRowQ8_0(const BlockQ8_0* blocks, float* out, size_t n) {
+  for (size_t b = 0; b < n / kQuantBlockElements; ++b) {
+    const float d = F16ToF32(blocks[b].d);
+    for (int j = 0; j < kQuantBlockElements; ++j) {
+      out[b * kQuantBlockElements + j] = blocks[b].qs[j] * d;
+    }
+  }
+}
+
+void DequantizeRowQ4_0(const BlockQ4_0* blocks, float* out, size_t n) {
+  constexpr int kHalf = kQuantBlockElements / 2;
+  for (size_t b = 0; b < n / kQuantBlockElements; ++b) {
+    const float d = F16ToF32(blocks[b].d);
+    float* y = out + b * kQuantBlockElements;
+    for (int j = 0; j < kHalf; ++j) {
+      y[j] = (static_cast<int>(blocks[b].qs[j] & 0x0F) - 8) * d;
+      y[j + kHalf] = (static_cast<int>(blocks[b].qs[j] >> 4) - 8) * d;
+    }
+  }
+}
+
+absl::Status EncodeRow(const float* x, size_t n, DType dtype, void* out) {
+  if (GetDTypeInfo(dtype).quantized && n % kQuantBlockElements != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot quantize a row of ", n, " values to ", Sv(DTypeName(dtype)),
+                     ": not a multiple of ", kQuantBlockElements));
+  }
+  switch (dtype) {
+    case DType::kF32:
+      std::copy(x, x + n, static_cast<float*>(out));
+      return absl::OkStatus();
+    case DType::kF16:
+      for (size_t i = 0; i < n; ++i) static_cast<uint16_t*>(out)[i] = F32ToF16(x[i]);
+      return absl::OkStatus();
+    case DType::kBF16:
+      for (size_t i = 0; i < n; ++i) static_cast<uint16_t*>(out)[i] = F32ToBF16(x[i]);
+      return absl::OkStatus();
+    case DType::kQ8_0:
+      QuantizeRowQ8_0(x, static_cast<BlockQ8_0*>(out), n);
+      return absl::OkStatus();
+    case DType::kQ4_0:
+      QuantizeRowQ4_0(x, static_cast<BlockQ4_0*>(out), n);
+      return absl::OkStatus();
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot encode floats as ", Sv(DTypeName(dtype))));
+  }
+}
+
+absl::Status DecodeRow(const void* in, size_t n, DType dtype, float* out) {
+  if (GetDTypeInfo(dtype).quantized && n % kQuantBlockElements != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot decode a row of ", n, " values of ",
+                                                   Sv(DTypeName(dtype))));
+  }
+  switch (dtype) {
+    case DType::kF32:
+      std::copy(static_cast<const float*>(in), static_cast<const float*>(in) + n, out);
+      return absl::OkStatus();
+    case DType::kF16:
+      for (size_t i = 0; i < n; ++i) out[i] = F16ToF32(static_cast<const uint16_t*>(in)[i]);
+      return absl::OkStatus();
+    case DType::kBF16:
+      for (size_t i = 0; i < n; ++i) out[i] = BF16ToF32(static_cast<const uint16_t*>(in)[i]);
+      return absl::OkStatus();
+    case DType::kQ8_0:
+      DequantizeRowQ8_0(static_cast<const BlockQ8_0*>(in), out, n);
+      return absl::OkStatus();
+    case DType::kQ4_0:
+      DequantizeRowQ4_0(static_cast<const BlockQ4_0*>(in), out, n);
+      return absl::OkStatus();
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("cannot decode ", Sv(DTypeName(dtype)), " as floats"));
+  }
+}
+
+}  // namespace pinfer

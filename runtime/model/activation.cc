@@ -1,0 +1,97 @@
+#include "runtime/model/activation.h"
+
+#include <cmath>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "format/strings.h"
+
+namespace pinfer {
+namespace {
+
+struct NamedKind {
+  std::string_view name;
+  ActivationKind kind;
+  bool has_param;
+};
+
+constexpr NamedKind kKinds[] = {
+    {"none", ActivationKind::kNone, false},     {"silu", ActivationKind::kSilu, false},
+    {"gelu", ActivationKind::kGelu, false},     {"relu", ActivationKind::kRelu, false},
+    {"relu2", ActivationKind::kRelu2, false},   {"drelu", ActivationKind::kDRelu, false},
+    {"fatrelu", ActivationKind::kFatRelu, true}, {"shifted_relu", ActivationKind::kShiftedRelu, true},
+};
+
+}  // namespace
+
+absl::StatusOr<Activation> Activation::Parse(std::string_view text, bool for_norm) {
+  const size_t colon = text.find(':');
+  const std::string_view name = text.substr(0, colon);
+  const char* expected = for_norm ? "none or shifted_relu:S"
+                                  : "silu, gelu, relu, relu2, drelu, fatrelu:T or shifted_relu:S";
+  for (const NamedKind& k : kKinds) {
+    if (k.name != name) continue;
+    const bool allowed = for_norm ? (k.kind == ActivationKind::kNone ||
+                                     k.kind == ActivationKind::kShiftedRelu)
+                                  : k.kind != ActivationKind::kNone;
+    if (!allowed) break;
+    Activation act{k.kind, 0.0f};
+    if (k.has_param) {
+      if (colon == std::string_view::npos) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("activation '", Sv(text), "' needs a parameter, as in ", Sv(name), ":0.25"));
+      }
+      if (!absl::SimpleAtof(Sv(text.substr(colon + 1)), &act.param) || !std::isfinite(act.param)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("activation '", Sv(text), "' has a parameter that is not a number"));
+      }
+    } else if (colon != std::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("activation '", Sv(name), "' takes no parameter"));
+    }
+    return act;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown activation '", Sv(text), "' (expected ", expected, ")"));
+}
+
+std::string Activation::ToString() const {
+  for (const NamedKind& k : kKinds) {
+    if (k.kind == kind) return k.has_param ? absl::StrCat(Sv(k.name), ":", param) : std::string(k.name);
+  }
+  return "unknown";
+}
+
+bool Activation::HasExactZeros() const {
+  return kind != ActivationKind::kSilu && kind != ActivationKind::kGelu &&
+         kind != ActivationKind::kNone;
+}
+
+float Activation::Gate(float g) const {
+  switch (kind) {
+    case ActivationKind::kNone: return g;
+    case ActivationKind::kSilu: return g / (1.0f + std::exp(-g));
+    case ActivationKind::kGelu: {
+      constexpr float kSqrt2OverPi = 0.7978845608028654f;
+      return 0.5f * g * (1.0f + std::tanh(kSqrt2OverPi * g * (1.0f + 0.044715f * g * g)));
+    }
+    case ActivationKind::kRelu:
+    case ActivationKind::kDRelu: return g > 0.0f ? g : 0.0f;
+    case ActivationKind::kRelu2: return g > 0.0f ? g * g : 0.0f;
+    case ActivationKind::kFatRelu: return g > param ? g : 0.0f;
+    case ActivationKind::kShiftedRelu: return g > param ? g - param : 0.0f;
+  }
+  return g;
+}
+
+float Activation::Combine(float g, float u) const {
+  if (kind == ActivationKind::kDRelu) u = u > 0.0f ? u : 0.0f;
+  return Gate(g) * u;
+}
+
+float Activation::ApplyToNorm(float h) const {
+  if (kind == ActivationKind::kShiftedRelu) return h > param ? h - param : 0.0f;
+  return h;
+}
+
+}  // namespace pinfer

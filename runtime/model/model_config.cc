@@ -1,0 +1,107 @@
+#include "runtime/model/model_config.h"
+
+#include "absl/strings/str_cat.h"
+#include "format/strings.h"
+
+namespace pinfer {
+
+absl::Status ModelConfig::Validate() const {
+  if (architecture != "llama") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown architecture '", architecture, "' (supported: llama)"));
+  }
+  const struct {
+    const char* name;
+    int64_t value;
+  } positives[] = {{"dim", dim},           {"n_layers", n_layers},     {"n_heads", n_heads},
+                   {"n_kv_heads", n_kv_heads}, {"head_dim", head_dim}, {"n_ff", n_ff},
+                   {"vocab_size", vocab_size}, {"context_length", context_length}};
+  for (const auto& p : positives) {
+    if (p.value <= 0) return absl::InvalidArgumentError(absl::StrCat(p.name, " must be positive, got ", p.value));
+  }
+  if (n_heads % n_kv_heads != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("n_heads ", n_heads,
+                                                   " is not a multiple of n_kv_heads ", n_kv_heads));
+  }
+  if (head_dim % 2 != 0) return absl::InvalidArgumentError("head_dim must be even for RoPE");
+  if (!(rope_theta > 0) || !(rms_eps > 0)) {
+    return absl::InvalidArgumentError("rope_theta and rms_eps must be positive");
+  }
+  if (ffn_act.kind == ActivationKind::kNone) {
+    return absl::InvalidArgumentError("the FFN activation cannot be 'none'");
+  }
+  if (norm_act.kind != ActivationKind::kNone && norm_act.kind != ActivationKind::kShiftedRelu) {
+    return absl::InvalidArgumentError("the norm activation must be none or shifted_relu:S");
+  }
+  return absl::OkStatus();
+}
+
+void ModelConfig::ToMetadata(Metadata& m) const {
+  m.SetString(keys::kArchitecture, architecture);
+  m.SetString(keys::kName, name);
+  m.SetBool(keys::kSynthetic, synthetic);
+  m.SetInt("llama.dim", dim);
+  m.SetInt("llama.n_layers", n_layers);
+  m.SetInt("llama.n_heads", n_heads);
+  m.SetInt("llama.n_kv_heads", n_kv_heads);
+  m.SetInt("llama.head_dim", head_dim);
+  m.SetInt("llama.n_ff", n_ff);
+  m.SetInt("llama.vocab_size", vocab_size);
+  m.SetInt("llama.context_length", context_length);
+  m.SetFloat("llama.rope_theta", rope_theta);
+  m.SetFloat("llama.rms_eps", rms_eps);
+  m.SetString("llama.ffn_act", ffn_act.ToString());
+  m.SetString("llama.norm_act", norm_act.ToString());
+  m.SetBool("llama.tied_embeddings", tied_embeddings);
+  m.SetString("llama.rope_source_layout", rope_source_layout);
+}
+
+absl::StatusOr<ModelConfig> ModelConfig::FromMetadata(const Metadata& m) {
+  ModelConfig c;
+  absl::StatusOr<std::string> arch = m.GetString(keys::kArchitecture);
+  if (!arch.ok()) return arch.status();
+  c.architecture = *arch;
+  if (c.architecture != "llama") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown architecture '", c.architecture, "' (supported: llama)"));
+  }
+  c.name = m.GetString(keys::kName).value_or("");
+  c.synthetic = m.GetBool(keys::kSynthetic).value_or(false);
+  const struct {
+    const char* key;
+    int64_t* field;
+  } ints[] = {{"llama.dim", &c.dim},
+              {"llama.n_layers", &c.n_layers},
+              {"llama.n_heads", &c.n_heads},
+              {"llama.n_kv_heads", &c.n_kv_heads},
+              {"llama.head_dim", &c.head_dim},
+              {"llama.n_ff", &c.n_ff},
+              {"llama.vocab_size", &c.vocab_size},
+              {"llama.context_length", &c.context_length}};
+  for (const auto& i : ints) {
+    absl::StatusOr<int64_t> v = m.GetInt(i.key);
+    if (!v.ok()) return v.status();
+    *i.field = *v;
+  }
+  absl::StatusOr<double> theta = m.GetFloat("llama.rope_theta");
+  if (!theta.ok()) return theta.status();
+  c.rope_theta = *theta;
+  absl::StatusOr<double> eps = m.GetFloat("llama.rms_eps");
+  if (!eps.ok()) return eps.status();
+  c.rms_eps = *eps;
+  absl::StatusOr<std::string> ffn = m.GetString("llama.ffn_act");
+  if (!ffn.ok()) return ffn.status();
+  absl::StatusOr<Activation> ffn_act = Activation::Parse(*ffn);
+  if (!ffn_act.ok()) return ffn_act.status();
+  c.ffn_act = *ffn_act;
+  absl::StatusOr<Activation> norm_act =
+      Activation::Parse(m.GetString("llama.norm_act").value_or("none"), /*for_norm=*/true);
+  if (!norm_act.ok()) return norm_act.status();
+  c.norm_act = *norm_act;
+  c.tied_embeddings = m.GetBool("llama.tied_embeddings").value_or(false);
+  c.rope_source_layout = m.GetString("llama.rope_source_layout").value_or("interleaved");
+  if (absl::Status s = c.Validate(); !s.ok()) return s;
+  return c;
+}
+
+}  // namespace pinfer

@@ -1,0 +1,63 @@
+// Hyperparameters of a model and their metadata keys in model.pi. pi-convert writes them with
+// ToMetadata(); everything else reads them with FromMetadata().
+//
+// Conventions fixed at conversion, so the runtime has exactly one of each:
+//   - RoPE rotates interleaved pairs (x[2i], x[2i+1]) of each head, as llama2.c and GGUF do;
+//     pi-convert permutes the q/k rows of HF checkpoints (half-split pairs) into this layout.
+//     `rope_source_layout` only records what the source used.
+//   - Matrices are [out, in] row-major; FFN gate/up are [n_ff, dim], down is stored transposed as
+//     [n_ff, dim] ("ffn_down_t"), so the three rows of one neuron are contiguous.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "format/metadata.h"
+#include "runtime/model/activation.h"
+
+namespace pinfer {
+
+struct ModelConfig {
+  std::string architecture = "llama";  // the only one for now
+  std::string name;
+  int64_t dim = 0;
+  int64_t n_layers = 0;
+  int64_t n_heads = 0;
+  int64_t n_kv_heads = 0;
+  int64_t head_dim = 0;  // dim / n_heads for every Llama we know
+  int64_t n_ff = 0;
+  int64_t vocab_size = 0;
+  int64_t context_length = 0;  // the training context
+  double rope_theta = 10000.0;
+  double rms_eps = 1e-5;
+  Activation ffn_act{ActivationKind::kSilu, 0.0f};
+  Activation norm_act{ActivationKind::kNone, 0.0f};
+  bool tied_embeddings = false;  // the classifier reuses token_embd
+  std::string rope_source_layout = "interleaved";  // or "half" (HF); informational
+  bool synthetic = false;  // pi-synth output: for speed only, never for quality claims
+
+  int64_t q_dim() const { return n_heads * head_dim; }
+  int64_t kv_dim() const { return n_kv_heads * head_dim; }
+
+  absl::Status Validate() const;
+  void ToMetadata(Metadata& metadata) const;
+  static absl::StatusOr<ModelConfig> FromMetadata(const Metadata& metadata);
+};
+
+// Metadata keys shared by every artifact.
+namespace keys {
+inline constexpr char kArchitecture[] = "general.architecture";
+inline constexpr char kName[] = "general.name";
+inline constexpr char kSynthetic[] = "general.synthetic";
+// Content digest (PiFile::ContentDigestHex) of the model an artifact was made for.
+inline constexpr char kModelDigest[] = "model.digest";
+// Provenance: excluded from content digests.
+inline constexpr char kProvenanceTool[] = "provenance.tool";
+inline constexpr char kProvenanceToolVersion[] = "provenance.tool_version";
+inline constexpr char kProvenanceArguments[] = "provenance.arguments";
+inline constexpr char kProvenanceSource[] = "provenance.source";
+inline constexpr char kProvenanceSourceDigest[] = "provenance.source_digest";
+}  // namespace keys
+
+}  // namespace pinfer

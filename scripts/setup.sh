@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what pinfer needs to build, test and run on Debian 12. Idempotent: it only calls apt
+# when a package is missing.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  clang libclang-rt-14-dev libomp-dev   # clang: libFuzzer targets; OpenMP for the CPU kernels
+  libabsl-dev libcli11-dev libzstd-dev libxxhash-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libhwy-dev libsentencepiece-dev nlohmann-json3-dev libcpp-httplib-dev
+  libtorch-dev        # pi-train-predictor only (CPU build in Debian)
+  coinor-libcbc-dev   # pi-place only
+  curl                # server examples and tests
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+sudo=""
+if [[ $(id -u) != 0 ]]; then sudo="sudo"; fi
+echo "setup: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
