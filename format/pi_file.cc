@@ -1,12 +1,7 @@
 #include "format/pi_file.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -14,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "format/byte_io.h"
 #include "format/checksum.h"
+#include "format/mapped_file.h"
 
 namespace pinfer {
 
@@ -33,33 +29,18 @@ std::string TensorInfo::ShapeString() const { return absl::StrCat("[", absl::Str
 
 absl::StatusOr<std::unique_ptr<PiFile>> PiFile::Open(const std::string& path,
                                                      const PiOpenOptions& options) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return absl::NotFoundError(absl::StrCat(path, ": no such file"));
-    return absl::PermissionDeniedError(absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
-  }
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
-  }
+  absl::StatusOr<std::unique_ptr<MappedFile>> mapped = MappedFile::Open(path, options.populate);
+  if (!mapped.ok()) return mapped.status();
   auto file = std::unique_ptr<PiFile>(new PiFile());
   file->path_ = path;
-  file->size_ = static_cast<uint64_t>(st.st_size);
+  file->base_ = (*mapped)->data();
+  file->size_ = (*mapped)->size();
+  file->mapping_ = *std::move(mapped);
   if (file->size_ < kPiHeaderSize) {
-    close(fd);
     return absl::DataLossError(absl::StrCat(path, ": truncated: ", file->size_,
                                             " bytes is smaller than the ", kPiHeaderSize,
                                             "-byte .pi header"));
   }
-  void* map = mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE | (options.populate ? MAP_POPULATE : 0),
-                   fd, 0);
-  close(fd);
-  if (map == MAP_FAILED) {
-    return absl::InternalError(absl::StrCat(path, ": mmap failed: ", std::strerror(errno)));
-  }
-  file->base_ = static_cast<const uint8_t*>(map);
-  file->mapped_ = true;
   if (absl::Status s = file->Parse(options); !s.ok()) return s;
   return file;
 }
@@ -80,9 +61,7 @@ absl::StatusOr<std::unique_ptr<PiFile>> PiFile::FromBytes(std::span<const uint8_
   return file;
 }
 
-PiFile::~PiFile() {
-  if (mapped_) munmap(const_cast<uint8_t*>(base_), size_);
-}
+PiFile::~PiFile() = default;
 
 absl::Status PiFile::Corrupt(std::string_view reason) const {
   return absl::DataLossError(absl::StrCat(path_, ": ", Sv(reason)));

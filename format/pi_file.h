@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "format/dtype.h"
+#include "format/mapped_file.h"
 #include "format/metadata.h"
 #include "format/pi_format.h"
 
@@ -110,7 +111,7 @@ class PiFile {
   std::string path_;
   const uint8_t* base_ = nullptr;
   uint64_t size_ = 0;
-  bool mapped_ = false;
+  std::unique_ptr<MappedFile> mapping_;  // null for FromBytes
   PiHeader header_{};
   ArtifactKind kind_ = ArtifactKind::kModel;
   Metadata metadata_;

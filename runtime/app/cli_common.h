@@ -1,0 +1,53 @@
+// What every pinfer command-line program shares: one-line error reporting, a progress bar on
+// stderr, byte-size parsing ("24G") and provenance strings.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace pinfer {
+
+// Prints "<program>: error: <message>" on one line to stderr and returns the exit code 1.
+int ReportError(std::string_view program, const absl::Status& status);
+
+// "24G", "512M", "1.5G", "4096" (bytes), "64K"; binary units (G = 2^30). Case-insensitive, an
+// optional trailing "B" or "iB" is accepted.
+absl::StatusOr<uint64_t> ParseByteSize(std::string_view text);
+// 1536 -> "1.50 KiB"
+std::string FormatBytes(uint64_t bytes);
+
+// The command line as one string, for provenance metadata.
+std::string JoinCommandLine(int argc, char** argv);
+
+// A progress bar on stderr. On a terminal it redraws one line at most 10 times a second; otherwise
+// it prints a line at every 10% so that logs stay readable. Finish() prints the final state.
+class ProgressBar {
+ public:
+  // `unit` names what is counted ("B" formats as bytes, anything else as a count: "tok").
+  ProgressBar(std::string label, uint64_t total, std::string unit = "");
+  ~ProgressBar();
+  void Update(uint64_t done);
+  void Add(uint64_t delta) { Update(done_ + delta); }
+  void Finish();
+  // Disables all output (tests, --quiet).
+  static void SetEnabled(bool enabled);
+
+ private:
+  void Draw(bool final);
+  std::string label_;
+  uint64_t total_;
+  std::string unit_;
+  uint64_t done_ = 0;
+  int last_decile_ = -1;
+  bool finished_ = false;
+  bool tty_;
+  std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point last_draw_;
+};
+
+}  // namespace pinfer

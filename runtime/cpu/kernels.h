@@ -1,0 +1,86 @@
+// CPU kernels of the dense forward pass. Every function here has a scalar reference in
+// reference_kernels.h with the same signature, which the tests compare against; the versions here
+// are the fast ones (Highway SIMD, dispatched at run time; OpenMP threads inside).
+//
+// Conventions:
+//   - A weight matrix is [rows, cols] row-major in any model dtype (f32, f16, bf16, q8_0, q4_0);
+//     quantized blocks run along cols.
+//   - "x" vectors and "X" batches are f32; a batch is [n, cols] row-major (one token per row).
+//   - For q8_0/q4_0 weights the activations are quantized to q8_0 internally, as llama.cpp does,
+//     so results differ from the f32 reference by that rounding (tests use a tolerance).
+//   - Kernels split work across the OpenMP threads set by SetThreads(); they may be called from
+//     one thread only (not from inside another parallel region).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "format/dtype.h"
+
+namespace pinfer::cpu {
+
+struct MatrixView {
+  DType dtype = DType::kF32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  const uint8_t* data = nullptr;
+  size_t row_bytes = 0;  // bytes of one row (RowBytes(dtype, cols))
+
+  const uint8_t* Row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes; }
+};
+
+// Builds a view, computing row_bytes. Precondition: cols fits the dtype's block size.
+MatrixView MakeMatrixView(DType dtype, int64_t rows, int64_t cols, const void* data);
+
+void SetThreads(int threads);
+int Threads();
+
+// y[r] = W[r,:] · x                       for r < rows           (x: cols, y: rows)
+void MatVec(const MatrixView& w, const float* x, float* y);
+// Y[t,r] = W[r,:] · X[t,:]                for t < n, r < rows    (X: [n, cols], Y: [n, rows])
+void MatMul(const MatrixView& w, const float* x, int64_t n, float* y);
+// y[c] += Σ_r a[r] · W[r,c]               (a: rows, y: cols) — the FFN down projection over the
+// transposed, neuron-major down matrix; rows whose a[r] == 0 contribute nothing.
+void MatVecTransposedAccumulate(const MatrixView& w, const float* a, float* y);
+// Y[t,c] += Σ_r A[t,r] · W[r,c]           (A: [n, rows], Y: [n, cols])
+void MatMulTransposedAccumulate(const MatrixView& w, const float* a, int64_t n, float* y);
+
+// Decodes rows [row, row + count) of W to f32 (embedding lookups, tests).
+void DecodeRows(const MatrixView& w, int64_t row, int64_t count, float* out);
+
+// out = x / sqrt(mean(x²) + eps) · weight  (out may alias x)
+void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* out);
+// Rotates interleaved pairs (v[2i], v[2i+1]) of each of `n_heads` heads at position `pos`:
+// angle = pos · theta^(-2i/head_dim).
+void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, double theta);
+// In place, numerically stable.
+void Softmax(float* x, int64_t n);
+// out[i] = act(gate[i], up[i]) for the FFN activation (see runtime/model/activation.h); the
+// activation is passed by kind/param to keep this layer free of the model library.
+enum class FfnActivation { kSilu, kGelu, kRelu, kRelu2, kDRelu, kFatRelu, kShiftedRelu };
+void FfnCombine(FfnActivation act, float param, const float* gate, const float* up, int64_t n,
+                float* out);
+// x[i] = max(x[i] - shift, 0)
+void ShiftedRelu(float* x, int64_t n, float shift);
+// y[i] += x[i]
+void Add(const float* x, int64_t n, float* y);
+
+// Causal self-attention for `n` query positions starting at absolute position `pos0`, against a
+// KV cache holding positions [0, pos0 + n) (the new ones already written).
+//   q:   [n, n_heads, head_dim]
+//   k,v: cache rows for positions: element (p, h, d) at k[p * kv_stride + h * head_dim + d]
+//   out: [n, n_heads, head_dim]
+// Query head h uses KV head h / (n_heads / n_kv_heads) (GQA). Scale 1/sqrt(head_dim).
+struct AttentionShape {
+  int64_t n_heads = 0;
+  int64_t n_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t kv_stride = 0;  // floats between consecutive positions in k and v
+};
+void Attention(const AttentionShape& shape, const float* q, const float* k, const float* v,
+               int64_t pos0, int64_t n, float* out);
+
+// Name of the SIMD target chosen at run time ("AVX3", "AVX2", "NEON", "EMU128", ...).
+const char* SimdTargetName();
+
+}  // namespace pinfer::cpu

@@ -1,0 +1,154 @@
+#include "runtime/cpu/reference_kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "format/quant.h"
+
+namespace pinfer::cpu::reference {
+namespace {
+
+std::vector<float> DecodeRow(const MatrixView& w, int64_t r) {
+  std::vector<float> row(static_cast<size_t>(w.cols));
+  (void)pinfer::DecodeRow(w.Row(r), static_cast<size_t>(w.cols), w.dtype, row.data());
+  return row;
+}
+
+}  // namespace
+
+void MatVec(const MatrixView& w, const float* x, float* y) { reference::MatMul(w, x, 1, y); }
+
+void MatMul(const MatrixView& w, const float* x, int64_t n, float* y) {
+  for (int64_t r = 0; r < w.rows; ++r) {
+    const std::vector<float> row = DecodeRow(w, r);
+    for (int64_t t = 0; t < n; ++t) {
+      double sum = 0.0;
+      for (int64_t c = 0; c < w.cols; ++c) sum += static_cast<double>(row[c]) * x[t * w.cols + c];
+      y[t * w.rows + r] = static_cast<float>(sum);
+    }
+  }
+}
+
+void MatVecTransposedAccumulate(const MatrixView& w, const float* a, float* y) {
+  reference::MatMulTransposedAccumulate(w, a, 1, y);
+}
+
+void MatMulTransposedAccumulate(const MatrixView& w, const float* a, int64_t n, float* y) {
+  std::vector<double> sums(static_cast<size_t>(n * w.cols), 0.0);
+  for (int64_t r = 0; r < w.rows; ++r) {
+    const std::vector<float> row = DecodeRow(w, r);
+    for (int64_t t = 0; t < n; ++t) {
+      const double scale = a[t * w.rows + r];
+      if (scale == 0.0) continue;
+      for (int64_t c = 0; c < w.cols; ++c) sums[t * w.cols + c] += scale * row[c];
+    }
+  }
+  for (int64_t i = 0; i < n * w.cols; ++i) y[i] += static_cast<float>(sums[i]);
+}
+
+void DecodeRows(const MatrixView& w, int64_t row, int64_t count, float* out) {
+  for (int64_t r = 0; r < count; ++r) {
+    (void)pinfer::DecodeRow(w.Row(row + r), static_cast<size_t>(w.cols), w.dtype, out + r * w.cols);
+  }
+}
+
+void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* out) {
+  double sum_sq = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum_sq += static_cast<double>(x[i]) * x[i];
+  const float scale = static_cast<float>(1.0 / std::sqrt(sum_sq / n + eps));
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
+}
+
+void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, double theta) {
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* head = v + h * head_dim;
+    for (int64_t i = 0; i < head_dim; i += 2) {
+      const double freq = std::pow(theta, -static_cast<double>(i) / static_cast<double>(head_dim));
+      const double angle = static_cast<double>(pos) * freq;
+      const double c = std::cos(angle), s = std::sin(angle);
+      const double x0 = head[i], x1 = head[i + 1];
+      head[i] = static_cast<float>(x0 * c - x1 * s);
+      head[i + 1] = static_cast<float>(x0 * s + x1 * c);
+    }
+  }
+}
+
+void Softmax(float* x, int64_t n) {
+  float max = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < n; ++i) max = std::max(max, x[i]);
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - max);
+    sum += x[i];
+  }
+  for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(x[i] / sum);
+}
+
+void FfnCombine(FfnActivation act, float param, const float* gate, const float* up, int64_t n,
+                float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    float u = up[i];
+    float a;
+    switch (act) {
+      case FfnActivation::kSilu: a = g / (1.0f + std::exp(-g)); break;
+      case FfnActivation::kGelu: {
+        constexpr float kSqrt2OverPi = 0.7978845608028654f;
+        a = 0.5f * g * (1.0f + std::tanh(kSqrt2OverPi * g * (1.0f + 0.044715f * g * g)));
+        break;
+      }
+      case FfnActivation::kRelu: a = g > 0.0f ? g : 0.0f; break;
+      case FfnActivation::kRelu2: a = g > 0.0f ? g * g : 0.0f; break;
+      case FfnActivation::kDRelu:
+        a = g > 0.0f ? g : 0.0f;
+        u = u > 0.0f ? u : 0.0f;
+        break;
+      case FfnActivation::kFatRelu: a = g > param ? g : 0.0f; break;
+      case FfnActivation::kShiftedRelu: a = g > param ? g - param : 0.0f; break;
+      default: a = 0.0f;
+    }
+    out[i] = a * u;
+  }
+}
+
+void ShiftedRelu(float* x, int64_t n, float shift) {
+  for (int64_t i = 0; i < n; ++i) x[i] = x[i] > shift ? x[i] - shift : 0.0f;
+}
+
+void Add(const float* x, int64_t n, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+void Attention(const AttentionShape& s, const float* q, const float* k, const float* v,
+               int64_t pos0, int64_t n, float* out) {
+  const int64_t group = s.n_heads / s.n_kv_heads;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(s.head_dim));
+  std::vector<float> scores;
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t n_keys = pos0 + t + 1;  // causal: up to and including this position
+    scores.resize(static_cast<size_t>(n_keys));
+    for (int64_t h = 0; h < s.n_heads; ++h) {
+      const float* qh = q + (t * s.n_heads + h) * s.head_dim;
+      const int64_t kv_head = h / group;
+      for (int64_t p = 0; p < n_keys; ++p) {
+        const float* kp = k + p * s.kv_stride + kv_head * s.head_dim;
+        double dot = 0.0;
+        for (int64_t d = 0; d < s.head_dim; ++d) dot += static_cast<double>(qh[d]) * kp[d];
+        scores[p] = static_cast<float>(dot * scale);
+      }
+      reference::Softmax(scores.data(), n_keys);
+      float* oh = out + (t * s.n_heads + h) * s.head_dim;
+      for (int64_t d = 0; d < s.head_dim; ++d) {
+        double acc = 0.0;
+        for (int64_t p = 0; p < n_keys; ++p) {
+          acc += static_cast<double>(scores[p]) * v[p * s.kv_stride + kv_head * s.head_dim + d];
+        }
+        oh[d] = static_cast<float>(acc);
+      }
+    }
+  }
+}
+
+}  // namespace pinfer::cpu::reference

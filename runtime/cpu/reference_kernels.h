@@ -1,0 +1,25 @@
+// Scalar references for every kernel in kernels.h: straightforward loops in f32 (f64 accumulation
+// where it keeps the reference above suspicion), single-threaded. They define the semantics; the
+// fast kernels are tested against them.
+#pragma once
+
+#include "runtime/cpu/kernels.h"
+
+namespace pinfer::cpu::reference {
+
+void MatVec(const MatrixView& w, const float* x, float* y);
+void MatMul(const MatrixView& w, const float* x, int64_t n, float* y);
+void MatVecTransposedAccumulate(const MatrixView& w, const float* a, float* y);
+void MatMulTransposedAccumulate(const MatrixView& w, const float* a, int64_t n, float* y);
+void DecodeRows(const MatrixView& w, int64_t row, int64_t count, float* out);
+void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* out);
+void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, double theta);
+void Softmax(float* x, int64_t n);
+void FfnCombine(FfnActivation act, float param, const float* gate, const float* up, int64_t n,
+                float* out);
+void ShiftedRelu(float* x, int64_t n, float shift);
+void Add(const float* x, int64_t n, float* y);
+void Attention(const AttentionShape& shape, const float* q, const float* k, const float* v,
+               int64_t pos0, int64_t n, float* out);
+
+}  // namespace pinfer::cpu::reference

@@ -1,0 +1,138 @@
+#include "tools/convert/converter.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "format/checksum.h"
+#include "format/pi_writer.h"
+#include "format/quant.h"
+#include "format/strings.h"
+#include "runtime/app/cli_common.h"
+
+namespace pinfer {
+
+int64_t SourceTensor::rows() const {
+  int64_t rows = 1;
+  for (size_t i = 0; i + 1 < shape.size(); ++i) rows *= static_cast<int64_t>(shape[i]);
+  return rows;
+}
+
+DType OutputDType(const SourceTensor& tensor, const ConvertOptions& options) {
+  if (tensor.shape.size() == 1) return DType::kF32;
+  return options.dtype.value_or(tensor.native_dtype);
+}
+
+namespace {
+
+absl::StatusOr<std::string> DigestFile(const std::string& path) {
+  absl::StatusOr<std::unique_ptr<MappedFile>> file = MappedFile::Open(path);
+  if (!file.ok()) return file.status();
+  return ChecksumHex(Checksum((*file)->bytes()));
+}
+
+// Rows per conversion chunk: about 8 MiB of f32, so memory stays bounded for any model.
+int64_t ChunkRows(int64_t cols) { return std::max<int64_t>(1, (int64_t{8} << 20) / (4 * cols)); }
+
+absl::Status WriteTensor(const SourceTensor& tensor, DType dtype, PiWriter& writer,
+                         ProgressBar& progress, uint64_t& done) {
+  const int64_t rows = tensor.rows(), cols = tensor.cols();
+  absl::StatusOr<uint64_t> row_bytes = RowBytes(dtype, static_cast<uint64_t>(cols));
+  if (!row_bytes.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor '", tensor.name, "' cannot be stored as ",
+                                                   Sv(DTypeName(dtype)), ": ",
+                                                   row_bytes.status().message()));
+  }
+  if (dtype == tensor.native_dtype && tensor.read_native) {
+    std::vector<uint8_t> bytes(*row_bytes * rows);
+    if (absl::Status s = tensor.read_native(bytes); !s.ok()) return s;
+    done += bytes.size();
+    progress.Update(done);
+    return writer.Append(tensor.name, bytes);
+  }
+  const int64_t chunk = ChunkRows(cols);
+  std::vector<float> values(static_cast<size_t>(chunk * cols));
+  std::vector<uint8_t> encoded(static_cast<size_t>(chunk * *row_bytes));
+  for (int64_t first = 0; first < rows; first += chunk) {
+    const int64_t count = std::min(chunk, rows - first);
+    if (absl::Status s = tensor.read_rows(first, count, values.data()); !s.ok()) return s;
+    for (int64_t r = 0; r < count; ++r) {
+      if (absl::Status s = EncodeRow(values.data() + r * cols, static_cast<size_t>(cols), dtype,
+                                     encoded.data() + r * *row_bytes);
+          !s.ok()) {
+        return s;
+      }
+    }
+    if (absl::Status s = writer.Append(tensor.name, encoded.data(), count * *row_bytes); !s.ok()) {
+      return s;
+    }
+    done += count * *row_bytes;
+    progress.Update(done);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<ConvertReport> ConvertModel(SourceModel& source, const std::string& output_path,
+                                           const ConvertOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  if (absl::Status s = source.config.Validate(); !s.ok()) return s;
+  if (absl::Status s = source.vocabulary.Validate(); !s.ok()) return s;
+  if (static_cast<int64_t>(source.vocabulary.size()) != source.config.vocab_size) {
+    return absl::InvalidArgumentError(absl::StrCat("the tokenizer has ", source.vocabulary.size(),
+                                                   " tokens but the model's vocabulary is ",
+                                                   source.config.vocab_size));
+  }
+
+  Metadata metadata;
+  source.config.ToMetadata(metadata);
+  source.vocabulary.ToMetadata(metadata);
+  metadata.SetString(keys::kProvenanceTool, "pi-convert");
+  metadata.SetString(keys::kProvenanceToolVersion, PINFER_VERSION);
+  metadata.SetString(keys::kProvenanceArguments, options.command_line);
+  metadata.SetString("provenance.source_format", source.format);
+  std::vector<std::string> names, digests;
+  for (const std::string& file : source.source_files) {
+    absl::StatusOr<std::string> digest = DigestFile(file);
+    if (!digest.ok()) return digest.status();
+    names.push_back(std::filesystem::path(file).filename().string());
+    digests.push_back(*digest);
+  }
+  metadata.SetStringArray(keys::kProvenanceSource, names);
+  metadata.SetStringArray(keys::kProvenanceSourceDigest, digests);
+
+  std::vector<TensorSpec> specs;
+  std::vector<DType> dtypes;
+  for (const SourceTensor& t : source.tensors) {
+    dtypes.push_back(OutputDType(t, options));
+    specs.push_back({t.name, dtypes.back(), t.shape});
+  }
+  absl::StatusOr<std::unique_ptr<PiWriter>> writer =
+      PiWriter::Create(output_path, ArtifactKind::kModel, std::move(metadata), std::move(specs));
+  if (!writer.ok()) return writer.status();
+
+  ProgressBar::SetEnabled(options.progress);
+  ProgressBar progress("converting", (*writer)->total_bytes(), "B");
+  uint64_t done = 0;
+  for (size_t i = 0; i < source.tensors.size(); ++i) {
+    if (absl::Status s = WriteTensor(source.tensors[i], dtypes[i], **writer, progress, done);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (absl::Status s = (*writer)->Commit(); !s.ok()) return s;
+  progress.Update((*writer)->total_bytes());
+  progress.Finish();
+
+  ConvertReport report;
+  report.output_bytes = (*writer)->total_bytes();
+  report.tensors = static_cast<int>(source.tensors.size());
+  report.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+}  // namespace pinfer
