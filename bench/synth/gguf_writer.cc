@@ -1,0 +1,185 @@
+#include "bench/synth/gguf_writer.h"
+
+#include "absl/strings/str_cat.h"
+#include "format/byte_io.h"
+#include "format/strings.h"
+
+namespace pinfer::synth {
+namespace {
+
+uint64_t AlignUp(uint64_t value, uint64_t alignment) {
+  return (value + alignment - 1) / alignment * alignment;
+}
+
+void PutString(ByteWriter& out, std::string_view s) {
+  out.Put<uint64_t>(s.size());
+  out.PutBytes(s.data(), s.size());
+}
+
+// A value's bytes, starting with its type. (The reserve also keeps GCC 12 from a false
+// -Wstringop-overflow on inserting into an empty vector.)
+ByteWriter Typed(GgufType type) {
+  ByteWriter out;
+  out.bytes().reserve(64);
+  out.Put(static_cast<uint32_t>(type));
+  return out;
+}
+
+template <typename T>
+std::vector<uint8_t> Scalar(GgufType type, T value) {
+  ByteWriter out = Typed(type);
+  out.Put(value);
+  return std::move(out.bytes());
+}
+
+template <typename T>
+std::vector<uint8_t> Array(GgufType element_type, std::span<const T> values) {
+  ByteWriter out = Typed(GgufType::kArray);
+  out.Put(static_cast<uint32_t>(element_type));
+  out.Put<uint64_t>(values.size());
+  out.PutBytes(values.data(), values.size_bytes());
+  return std::move(out.bytes());
+}
+
+}  // namespace
+
+absl::StatusOr<GgmlType> GgmlTypeFor(DType dtype) {
+  switch (dtype) {
+    case DType::kF32: return GgmlType::kF32;
+    case DType::kF16: return GgmlType::kF16;
+    case DType::kBF16: return GgmlType::kBF16;
+    case DType::kQ8_0: return GgmlType::kQ8_0;
+    case DType::kQ4_0: return GgmlType::kQ4_0;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("dtype ", Sv(DTypeName(dtype)), " has no GGUF tensor type"));
+  }
+}
+
+void GgufMetadata::SetUint32(std::string_view key, uint32_t value) {
+  entries_.insert_or_assign(std::string(key), Scalar(GgufType::kUint32, value));
+}
+void GgufMetadata::SetInt32(std::string_view key, int32_t value) {
+  entries_.insert_or_assign(std::string(key), Scalar(GgufType::kInt32, value));
+}
+void GgufMetadata::SetUint64(std::string_view key, uint64_t value) {
+  entries_.insert_or_assign(std::string(key), Scalar(GgufType::kUint64, value));
+}
+void GgufMetadata::SetFloat32(std::string_view key, float value) {
+  entries_.insert_or_assign(std::string(key), Scalar(GgufType::kFloat32, value));
+}
+void GgufMetadata::SetBool(std::string_view key, bool value) {
+  entries_.insert_or_assign(std::string(key), Scalar(GgufType::kBool, static_cast<uint8_t>(value)));
+}
+void GgufMetadata::SetString(std::string_view key, std::string_view value) {
+  ByteWriter out = Typed(GgufType::kString);
+  PutString(out, value);
+  entries_.insert_or_assign(std::string(key), std::move(out.bytes()));
+}
+void GgufMetadata::SetStringArray(std::string_view key, std::span<const std::string> values) {
+  ByteWriter out = Typed(GgufType::kArray);
+  out.Put(static_cast<uint32_t>(GgufType::kString));
+  out.Put<uint64_t>(values.size());
+  for (const std::string& v : values) PutString(out, v);
+  entries_.insert_or_assign(std::string(key), std::move(out.bytes()));
+}
+void GgufMetadata::SetFloat32Array(std::string_view key, std::span<const float> values) {
+  entries_.insert_or_assign(std::string(key), Array(GgufType::kFloat32, values));
+}
+void GgufMetadata::SetInt32Array(std::string_view key, std::span<const int32_t> values) {
+  entries_.insert_or_assign(std::string(key), Array(GgufType::kInt32, values));
+}
+
+void GgufMetadata::Serialize(std::vector<uint8_t>& out) const {
+  for (const auto& [key, value] : entries_) {
+    const uint64_t length = key.size();
+    const auto* p = reinterpret_cast<const uint8_t*>(&length);
+    out.insert(out.end(), p, p + sizeof(length));
+    out.insert(out.end(), key.begin(), key.end());
+    out.insert(out.end(), value.begin(), value.end());
+  }
+}
+
+absl::StatusOr<std::unique_ptr<GgufWriter>> GgufWriter::Create(const std::string& path,
+                                                                const GgufMetadata& metadata,
+                                                                std::vector<TensorSpec> tensors) {
+  auto writer = std::unique_ptr<GgufWriter>(new GgufWriter());
+  ByteWriter head;
+  head.bytes().reserve(1 << 16);
+  head.PutBytes("GGUF", 4);
+  head.Put<uint32_t>(kGgufVersion);
+  head.Put<uint64_t>(tensors.size());
+  head.Put<uint64_t>(metadata.size());
+  metadata.Serialize(head.bytes());
+
+  writer->slots_.resize(tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    Slot& slot = writer->slots_[i];
+    slot.spec = std::move(tensors[i]);
+    absl::StatusOr<GgmlType> type = GgmlTypeFor(slot.spec.dtype);
+    if (!type.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", type.status().message()));
+    absl::StatusOr<uint64_t> size = TensorBytes(slot.spec.dtype, slot.spec.shape);
+    if (!size.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": tensor '", slot.spec.name, "': ", size.status().message()));
+    }
+    slot.size = *size;
+    if (!writer->by_name_.emplace(slot.spec.name, i).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": tensor '", slot.spec.name, "' is declared twice"));
+    }
+  }
+  // Relative offsets are fixed by the sizes alone, so the index can be written now.
+  uint64_t relative = 0;
+  for (Slot& slot : writer->slots_) {
+    relative = AlignUp(relative, kGgufAlignment);
+    slot.offset = relative;
+    relative += slot.size;
+    PutString(head, slot.spec.name);
+    head.Put<uint32_t>(static_cast<uint32_t>(slot.spec.shape.size()));
+    for (auto d = slot.spec.shape.rbegin(); d != slot.spec.shape.rend(); ++d) head.Put<uint64_t>(*d);
+    head.Put(static_cast<uint32_t>(*GgmlTypeFor(slot.spec.dtype)));
+    head.Put<uint64_t>(slot.offset);
+  }
+  head.PadTo(kGgufAlignment);
+  const uint64_t data_offset = head.size();
+  for (Slot& slot : writer->slots_) slot.offset += data_offset;
+  writer->file_size_ = data_offset + relative;
+
+  absl::StatusOr<std::unique_ptr<AtomicFile>> file = AtomicFile::Create(path);
+  if (!file.ok()) return file.status();
+  writer->file_ = *std::move(file);
+  // Padding between tensors reads back as zeros.
+  if (absl::Status s = writer->file_->Truncate(writer->file_size_); !s.ok()) return s;
+  if (absl::Status s = writer->file_->WriteAt(0, head.bytes()); !s.ok()) return s;
+  return writer;
+}
+
+absl::Status GgufWriter::Append(std::string_view name, std::span<const uint8_t> bytes) {
+  auto it = by_name_.find(Sv(name));
+  if (it == by_name_.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(file_->path(), ": tensor '", Sv(name), "' was not declared"));
+  }
+  Slot& slot = slots_[it->second];
+  if (bytes.size() > slot.size - slot.written) {
+    return absl::InvalidArgumentError(absl::StrCat(file_->path(), ": too many bytes for tensor '",
+                                                   Sv(name), "' (", slot.size, " expected)"));
+  }
+  if (absl::Status s = file_->WriteAt(slot.offset + slot.written, bytes); !s.ok()) return s;
+  slot.written += bytes.size();
+  return absl::OkStatus();
+}
+
+absl::Status GgufWriter::Commit() {
+  for (const Slot& slot : slots_) {
+    if (slot.written != slot.size) {
+      return absl::FailedPreconditionError(absl::StrCat(file_->path(), ": tensor '", slot.spec.name,
+                                                        "' is incomplete (", slot.written, " of ",
+                                                        slot.size, " bytes written)"));
+    }
+  }
+  return file_->Commit();
+}
+
+}  // namespace pinfer::synth

@@ -1,0 +1,42 @@
+#include "bench/synth/synth_design.h"
+
+#include <cmath>
+
+#include "bench/synth/synth_random.h"
+
+namespace pinfer::synth {
+
+double FatReluSecondMoment(double mu, double threshold) {
+  const double t = threshold - mu;  // the threshold in standard units of g - mu
+  return (1 + mu * mu) * NormalCdf(-t) + (threshold + mu) * NormalPdf(t);
+}
+
+InputGeometry NormalizedInput(int64_t dim, double content_energy) {
+  const double d = static_cast<double>(dim);
+  return {std::sqrt(d * kBiasEnergy / (kBiasEnergy + content_energy)),
+          std::sqrt(d * content_energy / (kBiasEnergy + content_energy))};
+}
+
+FfnPlan PlanFfn(const FiringLaw& law, uint64_t seed, int64_t layer, int64_t dim, int64_t n_layers,
+                const InputGeometry& input) {
+  FfnPlan plan;
+  plan.probability = law.LayerProbabilities(seed, layer);
+  const size_t n_ff = plan.probability.size();
+  plan.bias_weight.resize(n_ff);
+  plan.output_moment.resize(n_ff);
+  double moment_sum = 0;
+  for (size_t i = 0; i < n_ff; ++i) {
+    const double t = -NormalQuantile(plan.probability[i]);  // Φ⁻¹(1 - p) = -Φ⁻¹(p)
+    const double mu = kFatReluThreshold - t;
+    plan.bias_weight[i] = static_cast<float>(mu / input.bias_projection);
+    plan.output_moment[i] = kUpScale * kUpScale * FatReluSecondMoment(mu, kFatReluThreshold);
+    moment_sum += plan.output_moment[i];
+  }
+  plan.gate_content_norm = std::sqrt(static_cast<double>(dim - kBiasDims)) / input.content_norm;
+  plan.up_std = kUpScale / input.content_norm;
+  // sum_i σ_d²·E[a_i²] = 1/(2L): the expected energy per content dimension the FFN adds.
+  plan.down_std = std::sqrt(1.0 / (2.0 * static_cast<double>(n_layers) * moment_sum));
+  return plan;
+}
+
+}  // namespace pinfer::synth

@@ -1,0 +1,65 @@
+// The construction of a synthetic model: how its weights are scaled so that activations stay
+// finite through every layer, and how the planted firing probabilities become weights. The math is
+// derived in bench/synth/README.md; the names here follow it.
+//
+// In short: dimensions [0, B) of the residual stream carry a constant "bias" component c·u_b that
+// no layer reads (except the FFN gates) or writes, so after RMSNorm every token has the same
+// projection x_b = x·u_b. The rest of the stream carries the token's content, with energy e per
+// dimension. Gate row i is β_i·u_b plus a random vector scaled so that its projection on the
+// content is N(0, 1); then g_i = β_i·x_b + N(0, 1) exceeds the model's fatrelu threshold T exactly
+// when the content part exceeds t_i = T − β_i·x_b, i.e. with probability 1 − Φ(t_i) = p_i. That is
+// a per-neuron fatrelu threshold folded into the gate row, with one global fatrelu:T for the
+// runtime. e grows through the layers by what the FFNs add (computed in closed form from the
+// planted p_i and the generated down rows), and every layer is calibrated for its own e.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "bench/synth/locality.h"
+
+namespace pinfer::synth {
+
+// B: dimensions of the bias channel, one quantization block so it quantizes exactly.
+inline constexpr int64_t kBiasDims = 32;
+// T of the model's FFN activation fatrelu:T (in units of the gate's content noise).
+inline constexpr double kFatReluThreshold = 1.0;
+// ξ: the bias channel's energy relative to the content's at the embeddings: c² = ξ·(d − B).
+inline constexpr double kBiasEnergy = 1.0;
+// e_0: per-dimension energy of the embeddings' content part (each row is normalized to it).
+inline constexpr double kEmbeddingEnergy = 1.0;
+// σ_u and σ_v: standard deviations of u = up_i·x and of the attention values.
+inline constexpr double kUpScale = 0.25;
+inline constexpr double kValueScale = 0.25;
+// κ_a: energy per dimension that attention adds in one layer when it attends to a single position,
+// in units of 1/(2·n_layers) (the FFN adds about 1 in those units).
+inline constexpr double kAttentionGain = 0.25;
+// Where |value| = kDownTileSpan·σ, a ffn_down tile puts its extreme code.
+inline constexpr double kDownTileSpan = 2.5;
+
+// E[fat_T(g)²] for g ~ N(mu, 1), fat_T(g) = g when g > T, else 0:
+//   (1 + mu²)·Q(T − mu) + (T + mu)·φ(T − mu),  Q = 1 − Φ.
+double FatReluSecondMoment(double mu, double threshold);
+
+// x = RMSNorm(h) (unit norm weights) for a residual h = c·u_b + content, with c² = ξ·(d − B) and
+// content energy e per dimension over d − B dimensions:
+//   x_b = x·u_b = sqrt(d·ξ/(ξ + e)),   r_x = |x_content| = sqrt(d·e/(ξ + e)).
+struct InputGeometry {
+  double bias_projection = 0;  // x_b
+  double content_norm = 0;     // r_x
+};
+InputGeometry NormalizedInput(int64_t dim, double content_energy);
+
+// Everything the FFN of one layer is generated from.
+struct FfnPlan {
+  std::vector<double> probability;    // p_i, the planted firing probability of neuron i
+  std::vector<float> bias_weight;     // β_i = (T − t_i)/x_b, t_i = Φ⁻¹(1 − p_i)
+  std::vector<double> output_moment;  // E[a_i²] = σ_u²·FatReluSecondMoment(T − t_i, T)
+  double gate_content_norm = 0;       // |gate_i content part| = sqrt(d − B)/r_x: noise N(0, 1)
+  double up_std = 0;                  // σ_u/r_x per element: u_i ~ N(0, σ_u²)
+  double down_std = 0;                // σ_d: the FFN adds about 1/(2L) per dimension
+};
+FfnPlan PlanFfn(const FiringLaw& law, uint64_t seed, int64_t layer, int64_t dim, int64_t n_layers,
+                const InputGeometry& input);
+
+}  // namespace pinfer::synth

@@ -1,0 +1,534 @@
+#include "bench/synth/synth_model.h"
+
+#include <omp.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <span>
+
+#include "absl/strings/str_cat.h"
+#include "bench/synth/down_tiles.h"
+#include "bench/synth/gguf_writer.h"
+#include "bench/synth/synth_design.h"
+#include "bench/synth/synth_random.h"
+#include "bench/synth/synth_vocabulary.h"
+#include "format/pi_writer.h"
+#include "format/quant.h"
+#include "format/strings.h"
+#include "runtime/app/cli_common.h"
+#include "runtime/model/model_config.h"
+#include "runtime/model/tensor_names.h"
+
+namespace pinfer::synth {
+namespace {
+
+namespace tn = tensor_names;
+
+// Output bytes generated per parallel step before they are written: bounds memory.
+constexpr uint64_t kChunkBytes = 16ull << 20;
+
+// The .pi writer, the optional GGUF writer, and one progress bar over both.
+class Outputs {
+ public:
+  Outputs(PiWriter& pi, GgufWriter* gguf, ProgressBar& progress)
+      : pi_(pi), gguf_(gguf), progress_(progress) {}
+
+  // Appends to the .pi tensor `pi_name` and to the GGUF tensor `gguf_name`; an empty name skips
+  // that output.
+  absl::Status Append(const std::string& pi_name, const std::string& gguf_name,
+                      std::span<const uint8_t> bytes) {
+    if (!pi_name.empty()) {
+      if (absl::Status s = pi_.Append(pi_name, bytes); !s.ok()) return s;
+      done_ += bytes.size();
+    }
+    if (gguf_ != nullptr && !gguf_name.empty()) {
+      if (absl::Status s = gguf_->Append(gguf_name, bytes); !s.ok()) return s;
+      done_ += bytes.size();
+    }
+    progress_.Update(done_);
+    return absl::OkStatus();
+  }
+  bool has_gguf() const { return gguf_ != nullptr; }
+
+ private:
+  PiWriter& pi_;
+  GgufWriter* gguf_;
+  ProgressBar& progress_;
+  uint64_t done_ = 0;
+};
+
+// A matrix generated in units of `unit_rows` rows: fill(unit, values) writes unit_rows × cols
+// values. Units are independent (each seeds its own random streams), so they are generated in
+// parallel, in any order, with the same result.
+struct MatrixJob {
+  std::string pi_name;    // empty: not in model.pi
+  std::string gguf_name;  // empty: not in the GGUF
+  DType dtype = DType::kF32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  int64_t unit_rows = 1;
+  std::function<void(int64_t unit, float* values)> fill;
+};
+
+absl::Status StreamMatrix(const MatrixJob& job, int threads, Outputs& outputs) {
+  const auto cols = static_cast<size_t>(job.cols);
+  absl::StatusOr<uint64_t> row_bytes = RowBytes(job.dtype, cols);
+  if (!row_bytes.ok()) return row_bytes.status();
+  const uint64_t unit_bytes = *row_bytes * static_cast<uint64_t>(job.unit_rows);
+  const int64_t units = job.rows / job.unit_rows;
+  const int64_t units_per_chunk =
+      std::clamp<int64_t>(static_cast<int64_t>(kChunkBytes / unit_bytes), 1, units);
+  std::vector<uint8_t> chunk(static_cast<size_t>(units_per_chunk * unit_bytes));
+  for (int64_t first = 0; first < units; first += units_per_chunk) {
+    const int64_t count = std::min(units_per_chunk, units - first);
+    std::atomic<bool> encoded{true};
+#pragma omp parallel num_threads(threads)
+    {
+      std::vector<float> values(static_cast<size_t>(job.unit_rows) * cols);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t u = 0; u < count; ++u) {
+        job.fill(first + u, values.data());
+        for (int64_t r = 0; r < job.unit_rows; ++r) {
+          uint8_t* out = chunk.data() + u * unit_bytes + static_cast<uint64_t>(r) * *row_bytes;
+          if (!EncodeRow(values.data() + r * cols, cols, job.dtype, out).ok()) encoded = false;
+        }
+      }
+    }
+    if (!encoded) {
+      return absl::InternalError(absl::StrCat("cannot encode tensor '", job.pi_name, job.gguf_name,
+                                              "' as ", Sv(DTypeName(job.dtype))));
+    }
+    if (absl::Status s = outputs.Append(job.pi_name, job.gguf_name,
+                                        {chunk.data(), static_cast<size_t>(count * unit_bytes)});
+        !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Scales x[0, n) to Euclidean norm `norm`.
+void ScaleToNorm(float* x, int64_t n, double norm) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+  const auto scale = static_cast<float>(sum > 0 ? norm / std::sqrt(sum) : 0);
+  for (int64_t i = 0; i < n; ++i) x[i] *= scale;
+}
+
+void Scale(float* x, int64_t n, double factor) {
+  const auto f = static_cast<float>(factor);
+  for (int64_t i = 0; i < n; ++i) x[i] *= f;
+}
+
+// N(0, 1) deviates for row `row` of the stream family `name`.
+void NormalRow(uint64_t seed, const std::string& name, int64_t row, float* out, int64_t n) {
+  RandomStream(StreamKey(seed, name, static_cast<uint64_t>(row))).FillNormal(out, static_cast<size_t>(n));
+}
+
+std::string GgufName(const std::string& pi_name) { return absl::StrCat(pi_name, ".weight"); }
+
+uint32_t GgufFileType(DType dtype) {
+  switch (dtype) {
+    case DType::kF32: return 0;
+    case DType::kF16: return 1;
+    case DType::kQ4_0: return 2;
+    case DType::kQ8_0: return 7;
+    case DType::kBF16: return 32;
+    default: return 0;
+  }
+}
+
+// Everything fixed before the first byte is written.
+struct Layout {
+  ModelConfig config;
+  Vocabulary vocabulary;
+  std::vector<TensorSpec> pi_tensors;
+  std::vector<TensorSpec> gguf_tensors;
+};
+
+Layout PlanLayout(const SynthOptions& options, Vocabulary vocabulary) {
+  const ShapeSpec& s = options.shape;
+  Layout layout;
+  ModelConfig& c = layout.config;
+  c.name = absl::StrCat("synthetic ", s.ToString());
+  c.dim = s.dim;
+  c.n_layers = s.n_layers;
+  c.n_heads = s.n_heads;
+  c.n_kv_heads = s.n_kv_heads;
+  c.head_dim = s.head_dim();
+  c.n_ff = s.n_ff;
+  c.vocab_size = s.vocab_size;
+  c.context_length = s.context_length;
+  c.rope_theta = 10000.0;
+  c.rms_eps = 1e-5;
+  c.ffn_act = {ActivationKind::kFatRelu, static_cast<float>(kFatReluThreshold)};
+  c.norm_act = {ActivationKind::kNone, 0.0f};
+  c.synthetic = true;
+  layout.vocabulary = std::move(vocabulary);
+
+  const auto d = static_cast<uint64_t>(s.dim), ff = static_cast<uint64_t>(s.n_ff);
+  const auto q_dim = static_cast<uint64_t>(c.q_dim()), kv_dim = static_cast<uint64_t>(c.kv_dim());
+  const DType w = options.dtype;
+  auto add = [&](const std::string& name, DType dtype, std::vector<uint64_t> shape) {
+    layout.pi_tensors.push_back({name, dtype, shape});
+    layout.gguf_tensors.push_back({GgufName(name), dtype, std::move(shape)});
+  };
+  add(tn::kTokenEmbedding, w, {static_cast<uint64_t>(s.vocab_size), d});
+  for (int l = 0; l < s.n_layers; ++l) {
+    add(tn::AttnNorm(l), DType::kF32, {d});
+    add(tn::AttnQ(l), w, {q_dim, d});
+    add(tn::AttnK(l), w, {kv_dim, d});
+    add(tn::AttnV(l), w, {kv_dim, d});
+    add(tn::AttnOutput(l), w, {d, q_dim});
+    add(tn::FfnNorm(l), DType::kF32, {d});
+    add(tn::FfnGate(l), w, {ff, d});
+    add(tn::FfnUp(l), w, {ff, d});
+    // model.pi stores down transposed, neuron-major; GGUF stores it [d, n_ff].
+    layout.pi_tensors.push_back({tn::FfnDownT(l), w, {ff, d}});
+    layout.gguf_tensors.push_back({GgufName(tn::Layer(l, "ffn_down")), w, {d, ff}});
+  }
+  add(tn::kOutputNorm, DType::kF32, {d});
+  add(tn::kOutput, w, {static_cast<uint64_t>(s.vocab_size), d});
+  layout.pi_tensors.push_back(
+      {kPlantedProbabilityTensor, DType::kF32, {static_cast<uint64_t>(s.n_layers), ff}});
+  return layout;
+}
+
+GgufMetadata GgufMetadataFor(const SynthOptions& options, const Layout& layout) {
+  const ModelConfig& c = layout.config;
+  const Vocabulary& v = layout.vocabulary;
+  GgufMetadata m;
+  m.SetString("general.architecture", "llama");
+  m.SetString("general.name", c.name);
+  m.SetString("general.description",
+              absl::StrCat("pinfer pi-synth synthetic model: random weights with planted "
+                           "activation locality, for speed benchmarks only. model.pi runs the FFN "
+                           "with ", c.ffn_act.ToString(), "; llama.cpp computes SiLU on the same "
+                           "weights."));
+  m.SetUint32("general.file_type", GgufFileType(options.dtype));
+  m.SetUint32("general.quantization_version", 2);
+  m.SetUint32("llama.context_length", static_cast<uint32_t>(c.context_length));
+  m.SetUint32("llama.embedding_length", static_cast<uint32_t>(c.dim));
+  m.SetUint32("llama.block_count", static_cast<uint32_t>(c.n_layers));
+  m.SetUint32("llama.feed_forward_length", static_cast<uint32_t>(c.n_ff));
+  m.SetUint32("llama.rope.dimension_count", static_cast<uint32_t>(c.head_dim));
+  m.SetUint32("llama.attention.head_count", static_cast<uint32_t>(c.n_heads));
+  m.SetUint32("llama.attention.head_count_kv", static_cast<uint32_t>(c.n_kv_heads));
+  m.SetFloat32("llama.attention.layer_norm_rms_epsilon", static_cast<float>(c.rms_eps));
+  m.SetFloat32("llama.rope.freq_base", static_cast<float>(c.rope_theta));
+  m.SetUint32("llama.vocab_size", static_cast<uint32_t>(c.vocab_size));
+  m.SetString("tokenizer.ggml.model", "llama");
+  m.SetStringArray("tokenizer.ggml.tokens", v.pieces);
+  m.SetFloat32Array("tokenizer.ggml.scores", v.scores);
+  m.SetInt32Array("tokenizer.ggml.token_type", v.types);
+  m.SetUint32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(v.bos_id));
+  m.SetUint32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(v.eos_id));
+  m.SetUint32("tokenizer.ggml.unknown_token_id", static_cast<uint32_t>(v.unk_id));
+  if (v.pad_id >= 0) m.SetUint32("tokenizer.ggml.padding_token_id", static_cast<uint32_t>(v.pad_id));
+  m.SetBool("tokenizer.ggml.add_bos_token", v.add_bos);
+  m.SetBool("tokenizer.ggml.add_eos_token", false);
+  m.SetBool("tokenizer.ggml.add_space_prefix", v.add_space_prefix);
+  m.SetBool("pinfer.synthetic", true);
+  m.SetUint64("pinfer.synth.seed", options.seed);
+  m.SetString("pinfer.synth.locality", options.locality.ToString());
+  m.SetString("pinfer.synth.ffn_act", c.ffn_act.ToString());
+  return m;
+}
+
+// Fails when the outputs cannot fit in the free space of their file systems.
+absl::Status CheckFreeSpace(const std::vector<std::pair<std::string, uint64_t>>& outputs) {
+  struct Need {
+    dev_t device;
+    std::string dir;
+    uint64_t bytes;
+  };
+  std::vector<Need> needs;
+  for (const auto& [path, bytes] : outputs) {
+    std::string dir = std::filesystem::path(path).parent_path().string();
+    if (dir.empty()) dir = ".";
+    struct stat st;
+    if (stat(dir.c_str(), &st) != 0) continue;  // AtomicFile reports the missing directory
+    auto it = std::find_if(needs.begin(), needs.end(), [&](const Need& n) { return n.device == st.st_dev; });
+    if (it == needs.end()) {
+      needs.push_back({st.st_dev, dir, bytes});
+    } else {
+      it->bytes += bytes;
+    }
+  }
+  for (const Need& need : needs) {
+    std::error_code ec;
+    const std::filesystem::space_info space = std::filesystem::space(need.dir, ec);
+    if (!ec && space.available < need.bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(need.dir, ": not enough free space: the output needs ",
+                                                       FormatBytes(need.bytes), ", ",
+                                                       FormatBytes(space.available), " are free"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Generates every tensor, layer by layer.
+class Generator {
+ public:
+  Generator(const SynthOptions& options, const FiringLaw& law, Outputs& outputs, int threads)
+      : o_(options), s_(options.shape), law_(law), outputs_(outputs), threads_(threads) {}
+
+  absl::Status Run(std::vector<double>& content_energy) {
+    const int64_t d = s_.dim;
+    const int64_t content = d - kBiasDims;
+    if (absl::Status st = Embeddings(); !st.ok()) return st;
+    // e: energy per content dimension of the residual stream, as modelled (README.md).
+    double e = kEmbeddingEnergy;
+    const double attention_energy = 0.0;  // neglected: see README.md, "Attention"
+    for (int l = 0; l < s_.n_layers; ++l) {
+      const InputGeometry attention_input = NormalizedInput(d, e);
+      if (absl::Status st = Attention(l, attention_input); !st.ok()) return st;
+      e += attention_energy;
+      const InputGeometry ffn_input = NormalizedInput(d, e);
+      content_energy.push_back(e);
+      const FfnPlan plan = PlanFfn(law_, o_.seed, l, d, s_.n_layers, ffn_input);
+      std::vector<double> down_row_energy;
+      if (absl::Status st = Ffn(l, plan, down_row_energy); !st.ok()) return st;
+      double added = 0;
+      for (int64_t i = 0; i < s_.n_ff; ++i) {
+        added += down_row_energy[static_cast<size_t>(i)] * plan.output_moment[static_cast<size_t>(i)];
+      }
+      e += added / static_cast<double>(content);
+      std::vector<float> probability(plan.probability.begin(), plan.probability.end());
+      if (absl::Status st = outputs_.Append(kPlantedProbabilityTensor, "",
+                                            {reinterpret_cast<const uint8_t*>(probability.data()),
+                                             probability.size() * sizeof(float)});
+          !st.ok()) {
+        return st;
+      }
+    }
+    if (absl::Status st = Ones(tn::kOutputNorm); !st.ok()) return st;
+    return Dense(tn::kOutput, s_.vocab_size, d, 1.0 / std::sqrt(static_cast<double>(d)), 0);
+  }
+
+ private:
+  absl::Status Stream(MatrixJob job) {
+    if (job.gguf_name.empty() && !job.pi_name.empty()) job.gguf_name = GgufName(job.pi_name);
+    return StreamMatrix(job, threads_, outputs_);
+  }
+
+  absl::Status Ones(const std::string& name) {
+    const std::vector<float> ones(static_cast<size_t>(s_.dim), 1.0f);
+    return outputs_.Append(name, GgufName(name),
+                           {reinterpret_cast<const uint8_t*>(ones.data()), ones.size() * sizeof(float)});
+  }
+
+  // Token embeddings: the bias channel c/sqrt(B) in each of the first B dimensions, then a random
+  // content vector of energy e_0 per dimension.
+  absl::Status Embeddings() {
+    const int64_t d = s_.dim, content = d - kBiasDims;
+    const auto bias = static_cast<float>(std::sqrt(kBiasEnergy * static_cast<double>(content) / kBiasDims));
+    const double norm = std::sqrt(kEmbeddingEnergy * static_cast<double>(content));
+    const std::string name = tn::kTokenEmbedding;
+    return Stream({name, "", o_.dtype, s_.vocab_size, d, 1, [=, this](int64_t row, float* v) {
+                     std::fill(v, v + kBiasDims, bias);
+                     NormalRow(o_.seed, name, row, v + kBiasDims, content);
+                     ScaleToNorm(v + kBiasDims, content, norm);
+                   }});
+  }
+
+  // Rows of N(0, std²) values; the first `zero_prefix` columns zero.
+  absl::Status Dense(const std::string& name, int64_t rows, int64_t cols, double std,
+                     int64_t zero_prefix) {
+    return Stream({name, "", o_.dtype, rows, cols, 1, [=, this](int64_t row, float* v) {
+                     std::fill(v, v + zero_prefix, 0.0f);
+                     NormalRow(o_.seed, name, row, v + zero_prefix, cols - zero_prefix);
+                     Scale(v + zero_prefix, cols - zero_prefix, std);
+                   }});
+  }
+
+  absl::Status Attention(int l, const InputGeometry& input) {
+    const int64_t d = s_.dim;
+    const int64_t q_dim = s_.n_heads * s_.head_dim(), kv_dim = s_.n_kv_heads * s_.head_dim();
+    if (absl::Status st = Ones(tn::AttnNorm(l)); !st.ok()) return st;
+    // q and k of unit variance (attention scores of standard deviation ~1), v of σ_v; none reads
+    // the bias channel.
+    const double unit = 1.0 / input.content_norm;
+    if (absl::Status st = Dense(tn::AttnQ(l), q_dim, d, unit, kBiasDims); !st.ok()) return st;
+    if (absl::Status st = Dense(tn::AttnK(l), kv_dim, d, unit, kBiasDims); !st.ok()) return st;
+    if (absl::Status st = Dense(tn::AttnV(l), kv_dim, d, kValueScale * unit, kBiasDims); !st.ok()) {
+      return st;
+    }
+    // The output adds at most κ_a/(2L) per content dimension, and nothing to the bias channel.
+    const double output_std = std::sqrt(kAttentionGain / (2.0 * static_cast<double>(s_.n_layers) *
+                                                          static_cast<double>(q_dim))) /
+                              kValueScale;
+    const std::string name = tn::AttnOutput(l);
+    return Stream({name, "", o_.dtype, d, q_dim, 1, [=, this](int64_t row, float* v) {
+                     if (row < kBiasDims) {
+                       std::fill(v, v + q_dim, 0.0f);
+                       return;
+                     }
+                     NormalRow(o_.seed, name, row, v, q_dim);
+                     Scale(v, q_dim, output_std);
+                   }});
+  }
+
+  absl::Status Ffn(int l, const FfnPlan& plan, std::vector<double>& down_row_energy) {
+    const int64_t d = s_.dim, ff = s_.n_ff, content = d - kBiasDims;
+    if (absl::Status st = Ones(tn::FfnNorm(l)); !st.ok()) return st;
+    // Gate row i: β_i/sqrt(B) on the bias channel (projection β_i·x_b), and a content part of norm
+    // sqrt(d - B)/r_x (projection N(0, 1)).
+    const std::string gate = tn::FfnGate(l);
+    const double bias_share = 1.0 / std::sqrt(static_cast<double>(kBiasDims));
+    if (absl::Status st =
+            Stream({gate, "", o_.dtype, ff, d, 1, [&, gate](int64_t row, float* v) {
+                      std::fill(v, v + kBiasDims,
+                                static_cast<float>(plan.bias_weight[static_cast<size_t>(row)] * bias_share));
+                      NormalRow(o_.seed, gate, row, v + kBiasDims, content);
+                      ScaleToNorm(v + kBiasDims, content, plan.gate_content_norm);
+                    }});
+        !st.ok()) {
+      return st;
+    }
+    if (absl::Status st = Dense(tn::FfnUp(l), ff, d, plan.up_std, kBiasDims); !st.ok()) return st;
+
+    DownTileSource tiles{o_.seed, tn::Layer(l, "ffn_down"), o_.dtype, plan.down_std,
+                         d / kTile, kBiasDims / kTile};
+    down_row_energy.assign(static_cast<size_t>(ff), 0.0);
+    // model.pi: ffn_down_t, 32 neurons (one tile row) per unit.
+    if (absl::Status st = StreamMatrix(
+            {tn::FfnDownT(l), "", o_.dtype, ff, d, kTile,
+             [&](int64_t band, float* v) {
+               float tile[kTile * kTile];
+               for (int64_t j = 0; j < d / kTile; ++j) {
+                 FillDownTile(tiles, band, j, tile);
+                 for (int64_t r = 0; r < kTile; ++r) {
+                   std::copy(tile + r * kTile, tile + (r + 1) * kTile, v + r * d + j * kTile);
+                 }
+               }
+               for (int64_t r = 0; r < kTile; ++r) {
+                 double sum = 0;
+                 for (int64_t c = 0; c < d; ++c) sum += static_cast<double>(v[r * d + c]) * v[r * d + c];
+                 down_row_energy[static_cast<size_t>(band * kTile + r)] = sum;
+               }
+             }},
+            threads_, outputs_);
+        !st.ok()) {
+      return st;
+    }
+    if (!outputs_.has_gguf()) return absl::OkStatus();
+    // GGUF: ffn_down [d, n_ff], 32 output dimensions (one tile column) per unit; same tiles.
+    return StreamMatrix({"", GgufName(tn::Layer(l, "ffn_down")), o_.dtype, d, ff, kTile,
+                         [&](int64_t band, float* v) {
+                           float tile[kTile * kTile];
+                           for (int64_t i = 0; i < ff / kTile; ++i) {
+                             FillDownTile(tiles, i, band, tile);
+                             for (int64_t r = 0; r < kTile; ++r) {
+                               for (int64_t c = 0; c < kTile; ++c) {
+                                 v[c * ff + i * kTile + r] = tile[r * kTile + c];
+                               }
+                             }
+                           }
+                         }},
+                        threads_, outputs_);
+  }
+
+  const SynthOptions& o_;
+  const ShapeSpec& s_;
+  const FiringLaw& law_;
+  Outputs& outputs_;
+  int threads_;
+};
+
+}  // namespace
+
+absl::StatusOr<SynthReport> WriteSyntheticModel(const SynthOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  switch (options.dtype) {
+    case DType::kF32:
+    case DType::kF16:
+    case DType::kBF16:
+    case DType::kQ8_0:
+    case DType::kQ4_0:
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("--dtype ", Sv(DTypeName(options.dtype)),
+                                                     " is not a weight dtype (f32, f16, bf16, q8_0 "
+                                                     "or q4_0)"));
+  }
+  if (options.output_path.empty()) return absl::InvalidArgumentError("no output path (-o)");
+  if (!options.gguf_path.empty() &&
+      std::filesystem::weakly_canonical(options.gguf_path) ==
+          std::filesystem::weakly_canonical(options.output_path)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(options.gguf_path, ": --gguf names the same file as -o"));
+  }
+  absl::StatusOr<FiringLaw> law = FiringLaw::Solve(options.locality, options.shape.n_ff);
+  if (!law.ok()) return law.status();
+  absl::StatusOr<Vocabulary> vocabulary = SyntheticVocabulary(
+      options.tokenizer_path.empty() ? DefaultTokenizerPath() : options.tokenizer_path,
+      options.shape.vocab_size);
+  if (!vocabulary.ok()) return vocabulary.status();
+
+  Layout layout = PlanLayout(options, *std::move(vocabulary));
+  if (absl::Status s = layout.config.Validate(); !s.ok()) return s;
+  Metadata metadata;
+  layout.config.ToMetadata(metadata);
+  layout.vocabulary.ToMetadata(metadata);
+  metadata.SetInt("synth.version", 1);
+  metadata.SetString("synth.shape", options.shape.ToString());
+  metadata.SetInt("synth.seed", static_cast<int64_t>(options.seed));
+  metadata.SetString("synth.locality", options.locality.ToString());
+  metadata.SetFloat("synth.hot_probability", law->hot_probability());
+  metadata.SetInt("synth.hot_neurons", law->HotCount());
+  metadata.SetInt("synth.bias_dims", kBiasDims);
+  metadata.SetString(keys::kProvenanceTool, "pi-synth");
+  metadata.SetString(keys::kProvenanceToolVersion, PINFER_VERSION);
+  metadata.SetString(keys::kProvenanceArguments, options.command_line);
+
+  absl::StatusOr<std::unique_ptr<PiWriter>> pi =
+      PiWriter::Create(options.output_path, ArtifactKind::kModel, std::move(metadata),
+                       layout.pi_tensors);
+  if (!pi.ok()) return pi.status();
+  std::unique_ptr<GgufWriter> gguf;
+  if (!options.gguf_path.empty()) {
+    absl::StatusOr<std::unique_ptr<GgufWriter>> writer = GgufWriter::Create(
+        options.gguf_path, GgufMetadataFor(options, layout), layout.gguf_tensors);
+    if (!writer.ok()) return writer.status();
+    gguf = *std::move(writer);
+  }
+  std::vector<std::pair<std::string, uint64_t>> sizes = {{options.output_path, (*pi)->total_bytes()}};
+  if (gguf) sizes.emplace_back(options.gguf_path, gguf->total_bytes());
+  if (absl::Status s = CheckFreeSpace(sizes); !s.ok()) return s;
+
+  const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
+  ProgressBar::SetEnabled(options.progress);
+  ProgressBar progress("generating", (*pi)->total_bytes() + (gguf ? gguf->total_bytes() : 0), "B");
+  Outputs outputs(**pi, gguf.get(), progress);
+  SynthReport report;
+  Generator generator(options, *law, outputs, threads);
+  if (absl::Status s = generator.Run(report.content_energy); !s.ok()) return s;
+
+  if (absl::Status s = (*pi)->Commit(); !s.ok()) return s;
+  if (gguf) {
+    if (absl::Status s = gguf->Commit(); !s.ok()) {
+      std::error_code ignored;
+      std::filesystem::remove(options.output_path, ignored);  // all or nothing
+      return s;
+    }
+  }
+  progress.Finish();
+
+  report.pi_bytes = (*pi)->total_bytes();
+  report.gguf_bytes = gguf ? gguf->total_bytes() : 0;
+  report.parameters = options.shape.Parameters();
+  report.hot_probability = law->hot_probability();
+  report.hot_neurons = law->HotCount();
+  report.threads = threads;
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+}  // namespace pinfer::synth

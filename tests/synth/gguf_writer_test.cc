@@ -1,0 +1,104 @@
+#include "bench/synth/gguf_writer.h"
+
+#include <filesystem>
+#include <numeric>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/synth/gguf_test_reader.h"
+#include "tests/synth/synth_test_util.h"
+
+namespace pinfer::synth::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(GgufWriterTest, WritesMetadataAndAlignedTensorsThatParseBack) {
+  ScratchDir scratch("gguf_writer");
+  const std::string path = scratch.Path("t.gguf");
+  GgufMetadata m;
+  m.SetString("general.architecture", "llama");
+  m.SetUint32("llama.block_count", 3);
+  m.SetInt32("x.int", -5);
+  m.SetUint64("x.u64", 1ull << 40);
+  m.SetFloat32("x.float", 0.5f);
+  m.SetBool("x.bool", true);
+  const std::vector<std::string> tokens = {"<unk>", "▁the", ""};
+  m.SetStringArray("tokenizer.ggml.tokens", tokens);
+  const std::vector<float> scores = {0.0f, -1.5f, 2.0f};
+  m.SetFloat32Array("tokenizer.ggml.scores", scores);
+  const std::vector<int32_t> types = {2, 1, 6};
+  m.SetInt32Array("tokenizer.ggml.token_type", types);
+  m.SetUint32("llama.block_count", 4);  // replaces
+
+  absl::StatusOr<std::unique_ptr<GgufWriter>> writer = GgufWriter::Create(
+      path, m, {{"norm.weight", DType::kF32, {3}}, {"w.weight", DType::kQ8_0, {2, 64}}});
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  const std::vector<float> norm = {1.0f, 2.0f, 3.0f};
+  std::vector<uint8_t> q8(2 * 2 * 34);
+  std::iota(q8.begin(), q8.end(), 0);
+  // Tensors in any order, each in pieces.
+  ASSERT_TRUE((*writer)->Append("w.weight", {q8.data(), 40}).ok());
+  ASSERT_TRUE((*writer)->Append("norm.weight", {reinterpret_cast<const uint8_t*>(norm.data()), 12}).ok());
+  ASSERT_TRUE((*writer)->Append("w.weight", {q8.data() + 40, q8.size() - 40}).ok());
+  EXPECT_FALSE(std::filesystem::exists(path));  // nothing under the name before Commit
+  ASSERT_TRUE((*writer)->Commit().ok());
+  EXPECT_EQ(std::filesystem::file_size(path), (*writer)->total_bytes());
+
+  absl::StatusOr<GgufTestFile> file = ReadGgufForTest(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ(file->version, 3u);
+  EXPECT_EQ(file->data_offset % 32, 0u);
+  EXPECT_EQ(std::get<std::string>(file->metadata.at("general.architecture")), "llama");
+  EXPECT_EQ(std::get<uint64_t>(file->metadata.at("llama.block_count")), 4u);
+  EXPECT_EQ(std::get<int64_t>(file->metadata.at("x.int")), -5);
+  EXPECT_EQ(std::get<uint64_t>(file->metadata.at("x.u64")), 1ull << 40);
+  EXPECT_EQ(std::get<double>(file->metadata.at("x.float")), 0.5);
+  EXPECT_EQ(std::get<bool>(file->metadata.at("x.bool")), true);
+  EXPECT_EQ(std::get<std::vector<std::string>>(file->metadata.at("tokenizer.ggml.tokens")), tokens);
+  EXPECT_EQ(std::get<std::vector<double>>(file->metadata.at("tokenizer.ggml.scores")),
+            std::vector<double>({0.0, -1.5, 2.0}));
+  EXPECT_EQ(std::get<std::vector<int64_t>>(file->metadata.at("tokenizer.ggml.token_type")),
+            std::vector<int64_t>({2, 1, 6}));
+  ASSERT_EQ(file->tensors.size(), 2u);
+  const GgufTestTensor* w = file->Find("w.weight");
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->ne, std::vector<uint64_t>({64, 2}));  // ne[0] is the contiguous dimension
+  EXPECT_EQ(w->type, 8u);
+  EXPECT_EQ(std::vector<uint8_t>(w->data.begin(), w->data.end()), q8);
+  const GgufTestTensor* n = file->Find("norm.weight");
+  ASSERT_NE(n, nullptr);
+  EXPECT_EQ(n->type, 0u);
+  EXPECT_EQ(std::memcmp(n->data.data(), norm.data(), 12), 0);
+}
+
+TEST(GgufWriterTest, IncompleteOrBadWritesLeaveNoFile) {
+  ScratchDir scratch("gguf_writer_bad");
+  const std::string path = scratch.Path("t.gguf");
+  {
+    absl::StatusOr<std::unique_ptr<GgufWriter>> writer =
+        GgufWriter::Create(path, {}, {{"a", DType::kF32, {4}}});
+    ASSERT_TRUE(writer.ok());
+    const float v[8] = {};
+    EXPECT_THAT((*writer)->Append("b", {reinterpret_cast<const uint8_t*>(v), 4}).message(),
+                HasSubstr("'b' was not declared"));
+    EXPECT_THAT((*writer)->Append("a", {reinterpret_cast<const uint8_t*>(v), 32}).message(),
+                HasSubstr("too many bytes"));
+    ASSERT_TRUE((*writer)->Append("a", {reinterpret_cast<const uint8_t*>(v), 8}).ok());
+    EXPECT_THAT((*writer)->Commit().message(), HasSubstr("incomplete (8 of 16 bytes"));
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(scratch.dir()));
+  EXPECT_THAT(GgufWriter::Create(path, {}, {{"a", DType::kI32, {4}}}).status().message(),
+              HasSubstr("no GGUF tensor type"));
+  EXPECT_THAT(GgufWriter::Create(path, {}, {{"a", DType::kQ4_0, {2, 20}}}).status().message(),
+              HasSubstr("'a'"));
+  EXPECT_THAT(GgufWriter::Create(path, {}, {{"a", DType::kF32, {4}}, {"a", DType::kF32, {4}}})
+                  .status()
+                  .message(),
+              HasSubstr("declared twice"));
+  EXPECT_FALSE(GgufWriter::Create(scratch.Path("missing/t.gguf"), {}, {}).ok());
+  EXPECT_TRUE(std::filesystem::is_empty(scratch.dir()));
+}
+
+}  // namespace
+}  // namespace pinfer::synth::testing

@@ -1,0 +1,36 @@
+#include "tests/synth/synth_test_util.h"
+
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+
+namespace pinfer::synth::testing {
+
+ScratchDir::ScratchDir(const std::string& name)
+    : dir_(std::filesystem::path(::testing::TempDir()) / absl::StrCat("pi_synth_", name, "_", getpid())) {
+  std::filesystem::remove_all(dir_);
+  std::filesystem::create_directories(dir_);
+}
+
+ScratchDir::~ScratchDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(dir_, ignored);
+}
+
+SynthOptions SmallModelOptions(const std::string& shape_text, DType dtype, const std::string& output,
+                               const std::string& gguf) {
+  SynthOptions options;
+  absl::StatusOr<ShapeSpec> shape = ParseShape(shape_text);
+  EXPECT_TRUE(shape.ok()) << shape.status();
+  options.shape = *shape;
+  options.dtype = dtype;
+  options.seed = 1234;
+  options.output_path = output;
+  options.gguf_path = gguf;
+  options.progress = false;
+  options.command_line = "pi-synth (test)";
+  return options;
+}
+
+}  // namespace pinfer::synth::testing

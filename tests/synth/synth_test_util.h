@@ -1,0 +1,27 @@
+// Helpers shared by the pi-synth tests: a scratch directory and a small model written into it.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "bench/synth/synth_model.h"
+
+namespace pinfer::synth::testing {
+
+// A fresh directory under the test temp dir, removed with its contents on destruction.
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& name);
+  ~ScratchDir();
+  std::string Path(const std::string& file) const { return (dir_ / file).string(); }
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  std::filesystem::path dir_;
+};
+
+// Options for a small custom shape (seconds to write and to run), progress off.
+SynthOptions SmallModelOptions(const std::string& shape_text, DType dtype, const std::string& output,
+                               const std::string& gguf = "");
+
+}  // namespace pinfer::synth::testing
