@@ -6,6 +6,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "bench/synth/synth_model.h"
 #include "nlohmann/json.hpp"
 #include "runtime/app/cli_common.h"
@@ -14,6 +15,14 @@ namespace pinfer::synth {
 namespace {
 
 constexpr char kProgram[] = "pi-synth";
+
+// 6738415616 -> "6.74B", 3475712 -> "3.48M"
+std::string FormatCount(int64_t n) {
+  const auto v = static_cast<double>(n);
+  if (v >= 1e9) return absl::StrFormat("%.2fB", v / 1e9);
+  if (v >= 1e6) return absl::StrFormat("%.2fM", v / 1e6);
+  return absl::StrCat(n);
+}
 
 int Main(int argc, char** argv) {
   CLI::App app{
@@ -86,13 +95,13 @@ int Main(int argc, char** argv) {
   if (!report.ok()) return ReportError(kProgram, report.status());
 
   std::fprintf(stderr,
-               "%s: wrote %s (%s%s%s) in %.1f s with %d threads: %s %s, %.2fB parameters; %lld hot "
+               "%s: wrote %s (%s%s%s) in %.1f s with %d threads: %s %s, %s parameters; %lld hot "
                "neurons per layer fire with p=%.3f, mean density %g\n",
                kProgram, options.output_path.c_str(), FormatBytes(report->pi_bytes).c_str(),
                options.gguf_path.empty() ? "" : absl::StrCat(", and ", options.gguf_path, " ").c_str(),
                options.gguf_path.empty() ? "" : FormatBytes(report->gguf_bytes).c_str(),
                report->seconds, report->threads, shape->ToString().c_str(), dtype_name.c_str(),
-               static_cast<double>(report->parameters) / 1e9,
+               FormatCount(report->parameters).c_str(),
                static_cast<long long>(report->hot_neurons), report->hot_probability,
                locality->density);
   if (json) {
