@@ -21,9 +21,12 @@ long RoundToCode(double x) { return static_cast<long>(x + (x >= 0 ? 0.5 : -0.5))
 
 float RoundToFloatDType(float value, DType dtype) {
   switch (dtype) {
-    case DType::kF16: return F16ToF32(F32ToF16(value));
-    case DType::kBF16: return BF16ToF32(F32ToBF16(value));
-    default: return value;
+    case DType::kF16:
+      return F16ToF32(F32ToF16(value));
+    case DType::kBF16:
+      return BF16ToF32(F32ToBF16(value));
+    default:
+      return value;
   }
 }
 
@@ -35,8 +38,8 @@ void FillDownTile(const DownTileSource& source, int64_t tile_row, int64_t tile_c
     std::fill(out, out + kN, 0.0f);
     return;
   }
-  RandomStream stream(StreamKey(
-      source.seed, source.stream, static_cast<uint64_t>(tile_row * source.tile_cols + tile_col)));
+  RandomStream stream(StreamKey(source.seed, source.stream,
+                                static_cast<uint64_t>(tile_row * source.tile_cols + tile_col)));
   const uint64_t signs = stream.NextU64();
   float z[kN];
   stream.FillNormal(z, kN);
@@ -63,7 +66,8 @@ void FillDownTile(const DownTileSource& source, int64_t tile_row, int64_t tile_c
       const double codes_per_unit = (d > 0 ? 8 : -8) / kDownTileSpan;
       for (int r = 0; r < kTile; ++r) {
         for (int c = 0; c < kTile; ++c) {
-          long k = r == c ? -8 : std::clamp(RoundToCode(z[r * kTile + c] * codes_per_unit), -8L, 7L);
+          long k =
+              r == c ? -8 : std::clamp(RoundToCode(z[r * kTile + c] * codes_per_unit), -8L, 7L);
           out[r * kTile + c] = static_cast<float>(k) * d;
         }
       }

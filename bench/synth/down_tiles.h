@@ -25,8 +25,8 @@ struct DownTileSource {
   uint64_t seed = 0;
   std::string stream;  // e.g. "blk.3.ffn_down": the RNG stream family of this matrix
   DType dtype = DType::kF16;
-  double std = 0;          // σ_d, the standard deviation the values are drawn with
-  int64_t tile_cols = 0;   // d / 32
+  double std = 0;              // σ_d, the standard deviation the values are drawn with
+  int64_t tile_cols = 0;       // d / 32
   int64_t zero_tile_cols = 0;  // tile columns [0, zero_tile_cols) are all zero (the bias channel)
 };
 

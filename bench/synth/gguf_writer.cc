@@ -45,11 +45,16 @@ std::vector<uint8_t> Array(GgufType element_type, std::span<const T> values) {
 
 absl::StatusOr<GgmlType> GgmlTypeFor(DType dtype) {
   switch (dtype) {
-    case DType::kF32: return GgmlType::kF32;
-    case DType::kF16: return GgmlType::kF16;
-    case DType::kBF16: return GgmlType::kBF16;
-    case DType::kQ8_0: return GgmlType::kQ8_0;
-    case DType::kQ4_0: return GgmlType::kQ4_0;
+    case DType::kF32:
+      return GgmlType::kF32;
+    case DType::kF16:
+      return GgmlType::kF16;
+    case DType::kBF16:
+      return GgmlType::kBF16;
+    case DType::kQ8_0:
+      return GgmlType::kQ8_0;
+    case DType::kQ4_0:
+      return GgmlType::kQ4_0;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("dtype ", Sv(DTypeName(dtype)), " has no GGUF tensor type"));
@@ -101,8 +106,8 @@ void GgufMetadata::Serialize(std::vector<uint8_t>& out) const {
 }
 
 absl::StatusOr<std::unique_ptr<GgufWriter>> GgufWriter::Create(const std::string& path,
-                                                                const GgufMetadata& metadata,
-                                                                std::vector<TensorSpec> tensors) {
+                                                               const GgufMetadata& metadata,
+                                                               std::vector<TensorSpec> tensors) {
   auto writer = std::unique_ptr<GgufWriter>(new GgufWriter());
   ByteWriter head;
   head.bytes().reserve(1 << 16);
@@ -117,7 +122,8 @@ absl::StatusOr<std::unique_ptr<GgufWriter>> GgufWriter::Create(const std::string
     Slot& slot = writer->slots_[i];
     slot.spec = std::move(tensors[i]);
     absl::StatusOr<GgmlType> type = GgmlTypeFor(slot.spec.dtype);
-    if (!type.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", type.status().message()));
+    if (!type.ok())
+      return absl::InvalidArgumentError(absl::StrCat(path, ": ", type.status().message()));
     absl::StatusOr<uint64_t> size = TensorBytes(slot.spec.dtype, slot.spec.shape);
     if (!size.ok()) {
       return absl::InvalidArgumentError(
@@ -137,7 +143,8 @@ absl::StatusOr<std::unique_ptr<GgufWriter>> GgufWriter::Create(const std::string
     relative += slot.size;
     PutString(head, slot.spec.name);
     head.Put<uint32_t>(static_cast<uint32_t>(slot.spec.shape.size()));
-    for (auto d = slot.spec.shape.rbegin(); d != slot.spec.shape.rend(); ++d) head.Put<uint64_t>(*d);
+    for (auto d = slot.spec.shape.rbegin(); d != slot.spec.shape.rend(); ++d)
+      head.Put<uint64_t>(*d);
     head.Put(static_cast<uint32_t>(*GgmlTypeFor(slot.spec.dtype)));
     head.Put<uint64_t>(slot.offset);
   }

@@ -34,7 +34,8 @@ absl::StatusOr<LocalitySpec> ParseLocality(std::string_view text) {
   const std::string_view body = text.substr(kPowerLaw.size());
   if (body.empty()) return spec;
   for (absl::string_view item : absl::StrSplit(Sv(body), ',')) {
-    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(item, absl::MaxSplits('=', 1));
+    std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(item, absl::MaxSplits('=', 1));
     const struct {
       const char* key;
       double* value;
@@ -46,12 +47,13 @@ absl::StatusOr<LocalitySpec> ParseLocality(std::string_view text) {
       if (seen[i]) return LocalityError(text, absl::StrCat(fields[i].key, " is given twice"));
       seen[i] = true;
       if (!absl::SimpleAtod(kv.second, fields[i].value) || !std::isfinite(*fields[i].value)) {
-        return LocalityError(text, absl::StrCat(fields[i].key, " needs a number, got '", kv.second, "'"));
+        return LocalityError(text,
+                             absl::StrCat(fields[i].key, " needs a number, got '", kv.second, "'"));
       }
     }
     if (!known) {
-      return LocalityError(text, absl::StrCat("unknown key '", kv.first,
-                                              "' (expected alpha, hot and density)"));
+      return LocalityError(
+          text, absl::StrCat("unknown key '", kv.first, "' (expected alpha, hot and density)"));
     }
   }
   if (spec.alpha < 0 || spec.alpha > 16) {
@@ -93,7 +95,8 @@ double FiringLaw::Probability(int64_t rank) const { return hot_probability_ * Sh
 
 int64_t FiringLaw::HotCount() const {
   int64_t count = 0;
-  while (count < n_ff_ && (static_cast<double>(count) + 0.5) / static_cast<double>(n_ff_) < spec_.hot) {
+  while (count < n_ff_ &&
+         (static_cast<double>(count) + 0.5) / static_cast<double>(n_ff_) < spec_.hot) {
     ++count;
   }
   return count;

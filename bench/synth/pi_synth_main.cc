@@ -34,10 +34,12 @@ int Main(int argc, char** argv) {
           "math.\n\nShapes:\n",
           NamedShapesHelp(),
           "\nExamples:\n"
-          "  pi-synth --shape llama-7b --dtype q4_0 -o llama-7b-synth.pi --gguf llama-7b-synth.gguf\n"
+          "  pi-synth --shape llama-7b --dtype q4_0 -o llama-7b-synth.pi --gguf "
+          "llama-7b-synth.gguf\n"
           "  pi-synth --shape llama-70b --locality power-law:alpha=1.5,hot=0.04,density=0.1 "
           "--seed 7 -o llama-70b-synth.pi\n"
-          "  pi-synth --shape custom:d=256,ff=704,layers=4,heads=4,vocab=512 --dtype q8_0 -o tiny.pi"),
+          "  pi-synth --shape custom:d=256,ff=704,layers=4,heads=4,vocab=512 --dtype q8_0 -o "
+          "tiny.pi"),
       kProgram};
   std::string shape_text, dtype_name = "q4_0", locality_text = LocalitySpec().ToString();
   SynthOptions options;
@@ -73,8 +75,9 @@ int Main(int argc, char** argv) {
   if (!shape.ok()) return ReportError(kProgram, shape.status());
   absl::StatusOr<DType> dtype = ParseDType(dtype_name);
   if (!dtype.ok()) {
-    return ReportError(kProgram, absl::InvalidArgumentError(absl::StrCat(
-                                     "--dtype '", dtype_name, "': expected f32, f16, bf16, q8_0 or q4_0")));
+    return ReportError(kProgram,
+                       absl::InvalidArgumentError(absl::StrCat(
+                           "--dtype '", dtype_name, "': expected f32, f16, bf16, q8_0 or q4_0")));
   }
   absl::StatusOr<LocalitySpec> locality = ParseLocality(locality_text);
   if (!locality.ok()) return ReportError(kProgram, locality.status());
@@ -94,16 +97,16 @@ int Main(int argc, char** argv) {
   absl::StatusOr<SynthReport> report = WriteSyntheticModel(options);
   if (!report.ok()) return ReportError(kProgram, report.status());
 
-  std::fprintf(stderr,
-               "%s: wrote %s (%s%s%s) in %.1f s with %d threads: %s %s, %s parameters; %lld hot "
-               "neurons per layer fire with p=%.3f, mean density %g\n",
-               kProgram, options.output_path.c_str(), FormatBytes(report->pi_bytes).c_str(),
-               options.gguf_path.empty() ? "" : absl::StrCat(", and ", options.gguf_path, " ").c_str(),
-               options.gguf_path.empty() ? "" : FormatBytes(report->gguf_bytes).c_str(),
-               report->seconds, report->threads, shape->ToString().c_str(), dtype_name.c_str(),
-               FormatCount(report->parameters).c_str(),
-               static_cast<long long>(report->hot_neurons), report->hot_probability,
-               locality->density);
+  std::fprintf(
+      stderr,
+      "%s: wrote %s (%s%s%s) in %.1f s with %d threads: %s %s, %s parameters; %lld hot "
+      "neurons per layer fire with p=%.3f, mean density %g\n",
+      kProgram, options.output_path.c_str(), FormatBytes(report->pi_bytes).c_str(),
+      options.gguf_path.empty() ? "" : absl::StrCat(", and ", options.gguf_path, " ").c_str(),
+      options.gguf_path.empty() ? "" : FormatBytes(report->gguf_bytes).c_str(), report->seconds,
+      report->threads, shape->ToString().c_str(), dtype_name.c_str(),
+      FormatCount(report->parameters).c_str(), static_cast<long long>(report->hot_neurons),
+      report->hot_probability, locality->density);
   if (json) {
     nlohmann::json j;
     j["output"] = options.output_path;

@@ -31,26 +31,30 @@ absl::Status Validate(std::string_view text, const ShapeSpec& s) {
   const struct {
     const char* key;
     int64_t value, min, max;
-  } ranges[] = {{"d", s.dim, 64, 65536},          {"ff", s.n_ff, 32, 1 << 20},
-                {"layers", s.n_layers, 1, 1024},  {"heads", s.n_heads, 1, 1024},
-                {"kv_heads", s.n_kv_heads, 1, 1024}, {"vocab", s.vocab_size, 259, 1 << 22},
+  } ranges[] = {{"d", s.dim, 64, 65536},
+                {"ff", s.n_ff, 32, 1 << 20},
+                {"layers", s.n_layers, 1, 1024},
+                {"heads", s.n_heads, 1, 1024},
+                {"kv_heads", s.n_kv_heads, 1, 1024},
+                {"vocab", s.vocab_size, 259, 1 << 22},
                 {"ctx", s.context_length, 1, 1 << 24}};
   for (const auto& r : ranges) {
     if (r.value < r.min || r.value > r.max) {
-      return ShapeError(text, absl::StrCat(r.key, " must be in [", r.min, ", ", r.max, "], got ", r.value,
-                                           r.min == 259 ? " (3 special and 256 byte tokens at least)" : ""));
+      return ShapeError(
+          text, absl::StrCat(r.key, " must be in [", r.min, ", ", r.max, "], got ", r.value,
+                             r.min == 259 ? " (3 special and 256 byte tokens at least)" : ""));
     }
   }
   if (s.dim % 32 != 0 || s.n_ff % 32 != 0) {
     return ShapeError(text, "d and ff must be multiples of 32 (one quantization block)");
   }
   if (s.dim % s.n_heads != 0 || s.head_dim() % 2 != 0) {
-    return ShapeError(text, absl::StrCat("d ", s.dim, " must be heads ", s.n_heads,
-                                         " times an even head size"));
+    return ShapeError(
+        text, absl::StrCat("d ", s.dim, " must be heads ", s.n_heads, " times an even head size"));
   }
   if (s.n_heads % s.n_kv_heads != 0) {
-    return ShapeError(text, absl::StrCat("heads ", s.n_heads, " must be a multiple of kv_heads ",
-                                         s.n_kv_heads));
+    return ShapeError(
+        text, absl::StrCat("heads ", s.n_heads, " must be a multiple of kv_heads ", s.n_kv_heads));
   }
   return absl::OkStatus();
 }
@@ -85,7 +89,8 @@ absl::StatusOr<ShapeSpec> ParseShape(std::string_view text) {
   }
   if (!text.starts_with(kCustom)) {
     return ShapeError(text, absl::StrCat("unknown shape (expected llama-7b, llama-13b, llama-70b, "
-                                         "falcon-40b or ", kCustomGrammar, ")"));
+                                         "falcon-40b or ",
+                                         kCustomGrammar, ")"));
   }
   ShapeSpec s;
   s.name = "custom";
@@ -96,27 +101,34 @@ absl::StatusOr<ShapeSpec> ParseShape(std::string_view text) {
     const char* key;
     int64_t* value;
     bool required;
-  } fields[] = {{"d", &s.dim, true},         {"ff", &s.n_ff, true},
-                {"layers", &s.n_layers, true}, {"heads", &s.n_heads, true},
-                {"kv_heads", &s.n_kv_heads, false}, {"vocab", &s.vocab_size, false},
+  } fields[] = {{"d", &s.dim, true},
+                {"ff", &s.n_ff, true},
+                {"layers", &s.n_layers, true},
+                {"heads", &s.n_heads, true},
+                {"kv_heads", &s.n_kv_heads, false},
+                {"vocab", &s.vocab_size, false},
                 {"ctx", &s.context_length, false}};
   bool seen[std::size(fields)] = {};
   for (absl::string_view item : absl::StrSplit(Sv(text.substr(kCustom.size())), ',')) {
-    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(item, absl::MaxSplits('=', 1));
+    std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(item, absl::MaxSplits('=', 1));
     size_t i = 0;
     while (i < std::size(fields) && kv.first != fields[i].key) ++i;
     if (i == std::size(fields)) {
-      return ShapeError(text, absl::StrCat("unknown key '", kv.first, "' (expected ", kCustomGrammar, ")"));
+      return ShapeError(
+          text, absl::StrCat("unknown key '", kv.first, "' (expected ", kCustomGrammar, ")"));
     }
     if (seen[i]) return ShapeError(text, absl::StrCat(fields[i].key, " is given twice"));
     seen[i] = true;
     if (!absl::SimpleAtoi(kv.second, fields[i].value)) {
-      return ShapeError(text, absl::StrCat(fields[i].key, " needs an integer, got '", kv.second, "'"));
+      return ShapeError(text,
+                        absl::StrCat(fields[i].key, " needs an integer, got '", kv.second, "'"));
     }
   }
   for (size_t i = 0; i < std::size(fields); ++i) {
     if (fields[i].required && !seen[i]) {
-      return ShapeError(text, absl::StrCat(fields[i].key, " is missing (expected ", kCustomGrammar, ")"));
+      return ShapeError(text,
+                        absl::StrCat(fields[i].key, " is missing (expected ", kCustomGrammar, ")"));
     }
   }
   if (s.n_kv_heads == -1) s.n_kv_heads = s.n_heads;

@@ -128,19 +128,26 @@ void Scale(float* x, int64_t n, double factor) {
 
 // N(0, 1) deviates for row `row` of the stream family `name`.
 void NormalRow(uint64_t seed, const std::string& name, int64_t row, float* out, int64_t n) {
-  RandomStream(StreamKey(seed, name, static_cast<uint64_t>(row))).FillNormal(out, static_cast<size_t>(n));
+  RandomStream(StreamKey(seed, name, static_cast<uint64_t>(row)))
+      .FillNormal(out, static_cast<size_t>(n));
 }
 
 std::string GgufName(const std::string& pi_name) { return absl::StrCat(pi_name, ".weight"); }
 
 uint32_t GgufFileType(DType dtype) {
   switch (dtype) {
-    case DType::kF32: return 0;
-    case DType::kF16: return 1;
-    case DType::kQ4_0: return 2;
-    case DType::kQ8_0: return 7;
-    case DType::kBF16: return 32;
-    default: return 0;
+    case DType::kF32:
+      return 0;
+    case DType::kF16:
+      return 1;
+    case DType::kQ4_0:
+      return 2;
+    case DType::kQ8_0:
+      return 7;
+    case DType::kBF16:
+      return 32;
+    default:
+      return 0;
   }
 }
 
@@ -209,7 +216,9 @@ GgufMetadata GgufMetadataFor(const SynthOptions& options, const Layout& layout) 
   m.SetString("general.description",
               absl::StrCat("pinfer pi-synth synthetic model: random weights with planted "
                            "activation locality, for speed benchmarks only. model.pi runs the FFN "
-                           "with ", c.ffn_act.ToString(), "; llama.cpp computes SiLU on the same "
+                           "with ",
+                           c.ffn_act.ToString(),
+                           "; llama.cpp computes SiLU on the same "
                            "weights."));
   m.SetUint32("general.file_type", GgufFileType(options.dtype));
   m.SetUint32("general.quantization_version", 2);
@@ -230,7 +239,8 @@ GgufMetadata GgufMetadataFor(const SynthOptions& options, const Layout& layout) 
   m.SetUint32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(v.bos_id));
   m.SetUint32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(v.eos_id));
   m.SetUint32("tokenizer.ggml.unknown_token_id", static_cast<uint32_t>(v.unk_id));
-  if (v.pad_id >= 0) m.SetUint32("tokenizer.ggml.padding_token_id", static_cast<uint32_t>(v.pad_id));
+  if (v.pad_id >= 0)
+    m.SetUint32("tokenizer.ggml.padding_token_id", static_cast<uint32_t>(v.pad_id));
   m.SetBool("tokenizer.ggml.add_bos_token", v.add_bos);
   m.SetBool("tokenizer.ggml.add_eos_token", false);
   m.SetBool("tokenizer.ggml.add_space_prefix", v.add_space_prefix);
@@ -250,11 +260,12 @@ absl::Status CheckFreeSpace(const std::vector<std::pair<std::string, uint64_t>>&
   };
   std::vector<Need> needs;
   for (const auto& [path, bytes] : outputs) {
-    std::string dir = std::filesystem::path(path).parent_path().string();
-    if (dir.empty()) dir = ".";
+    const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+    const std::string dir = parent.empty() ? std::string(".") : parent.string();
     struct stat st;
     if (stat(dir.c_str(), &st) != 0) continue;  // AtomicFile reports the missing directory
-    auto it = std::find_if(needs.begin(), needs.end(), [&](const Need& n) { return n.device == st.st_dev; });
+    auto it = std::find_if(needs.begin(), needs.end(),
+                           [&](const Need& n) { return n.device == st.st_dev; });
     if (it == needs.end()) {
       needs.push_back({st.st_dev, dir, bytes});
     } else {
@@ -265,9 +276,9 @@ absl::Status CheckFreeSpace(const std::vector<std::pair<std::string, uint64_t>>&
     std::error_code ec;
     const std::filesystem::space_info space = std::filesystem::space(need.dir, ec);
     if (!ec && space.available < need.bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat(need.dir, ": not enough free space: the output needs ",
-                                                       FormatBytes(need.bytes), ", ",
-                                                       FormatBytes(space.available), " are free"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat(need.dir, ": not enough free space: the output needs ",
+                       FormatBytes(need.bytes), ", ", FormatBytes(space.available), " are free"));
     }
   }
   return absl::OkStatus();
@@ -283,21 +294,21 @@ class Generator {
     const int64_t d = s_.dim;
     const int64_t content = d - kBiasDims;
     if (absl::Status st = Embeddings(); !st.ok()) return st;
-    // e: energy per content dimension of the residual stream, as modelled (README.md).
+    // e: energy per content dimension of the residual stream, as modelled (README.md). Attention
+    // adds between 0 and κ_a/(2L) per layer, depending on the context; the model neglects it, so
+    // the attention and the FFN of a layer are calibrated for the same e.
     double e = kEmbeddingEnergy;
-    const double attention_energy = 0.0;  // neglected: see README.md, "Attention"
     for (int l = 0; l < s_.n_layers; ++l) {
-      const InputGeometry attention_input = NormalizedInput(d, e);
-      if (absl::Status st = Attention(l, attention_input); !st.ok()) return st;
-      e += attention_energy;
-      const InputGeometry ffn_input = NormalizedInput(d, e);
+      const InputGeometry input = NormalizedInput(d, e);
       content_energy.push_back(e);
-      const FfnPlan plan = PlanFfn(law_, o_.seed, l, d, s_.n_layers, ffn_input);
+      if (absl::Status st = Attention(l, input); !st.ok()) return st;
+      const FfnPlan plan = PlanFfn(law_, o_.seed, l, d, s_.n_layers, input);
       std::vector<double> down_row_energy;
       if (absl::Status st = Ffn(l, plan, down_row_energy); !st.ok()) return st;
       double added = 0;
       for (int64_t i = 0; i < s_.n_ff; ++i) {
-        added += down_row_energy[static_cast<size_t>(i)] * plan.output_moment[static_cast<size_t>(i)];
+        added +=
+            down_row_energy[static_cast<size_t>(i)] * plan.output_moment[static_cast<size_t>(i)];
       }
       e += added / static_cast<double>(content);
       std::vector<float> probability(plan.probability.begin(), plan.probability.end());
@@ -320,15 +331,17 @@ class Generator {
 
   absl::Status Ones(const std::string& name) {
     const std::vector<float> ones(static_cast<size_t>(s_.dim), 1.0f);
-    return outputs_.Append(name, GgufName(name),
-                           {reinterpret_cast<const uint8_t*>(ones.data()), ones.size() * sizeof(float)});
+    return outputs_.Append(
+        name, GgufName(name),
+        {reinterpret_cast<const uint8_t*>(ones.data()), ones.size() * sizeof(float)});
   }
 
   // Token embeddings: the bias channel c/sqrt(B) in each of the first B dimensions, then a random
   // content vector of energy e_0 per dimension.
   absl::Status Embeddings() {
     const int64_t d = s_.dim, content = d - kBiasDims;
-    const auto bias = static_cast<float>(std::sqrt(kBiasEnergy * static_cast<double>(content) / kBiasDims));
+    const auto bias =
+        static_cast<float>(std::sqrt(kBiasEnergy * static_cast<double>(content) / kBiasDims));
     const double norm = std::sqrt(kEmbeddingEnergy * static_cast<double>(content));
     const std::string name = tn::kTokenEmbedding;
     return Stream({name, "", o_.dtype, s_.vocab_size, d, 1, [=, this](int64_t row, float* v) {
@@ -383,9 +396,11 @@ class Generator {
     const std::string gate = tn::FfnGate(l);
     const double bias_share = 1.0 / std::sqrt(static_cast<double>(kBiasDims));
     if (absl::Status st =
-            Stream({gate, "", o_.dtype, ff, d, 1, [&, gate](int64_t row, float* v) {
+            Stream({gate, "", o_.dtype, ff, d, 1,
+                    [&, gate](int64_t row, float* v) {
                       std::fill(v, v + kBiasDims,
-                                static_cast<float>(plan.bias_weight[static_cast<size_t>(row)] * bias_share));
+                                static_cast<float>(plan.bias_weight[static_cast<size_t>(row)] *
+                                                   bias_share));
                       NormalRow(o_.seed, gate, row, v + kBiasDims, content);
                       ScaleToNorm(v + kBiasDims, content, plan.gate_content_norm);
                     }});
@@ -394,7 +409,7 @@ class Generator {
     }
     if (absl::Status st = Dense(tn::FfnUp(l), ff, d, plan.up_std, kBiasDims); !st.ok()) return st;
 
-    DownTileSource tiles{o_.seed, tn::Layer(l, "ffn_down"), o_.dtype, plan.down_std,
+    DownTileSource tiles{o_.seed,   tn::Layer(l, "ffn_down"), o_.dtype, plan.down_std,
                          d / kTile, kBiasDims / kTile};
     down_row_energy.assign(static_cast<size_t>(ff), 0.0);
     // model.pi: ffn_down_t, 32 neurons (one tile row) per unit.
@@ -410,7 +425,8 @@ class Generator {
                }
                for (int64_t r = 0; r < kTile; ++r) {
                  double sum = 0;
-                 for (int64_t c = 0; c < d; ++c) sum += static_cast<double>(v[r * d + c]) * v[r * d + c];
+                 for (int64_t c = 0; c < d; ++c)
+                   sum += static_cast<double>(v[r * d + c]) * v[r * d + c];
                  down_row_energy[static_cast<size_t>(band * kTile + r)] = sum;
                }
              }},
@@ -459,9 +475,8 @@ absl::StatusOr<SynthReport> WriteSyntheticModel(const SynthOptions& options) {
                                                      "or q4_0)"));
   }
   if (options.output_path.empty()) return absl::InvalidArgumentError("no output path (-o)");
-  if (!options.gguf_path.empty() &&
-      std::filesystem::weakly_canonical(options.gguf_path) ==
-          std::filesystem::weakly_canonical(options.output_path)) {
+  if (!options.gguf_path.empty() && std::filesystem::weakly_canonical(options.gguf_path) ==
+                                        std::filesystem::weakly_canonical(options.output_path)) {
     return absl::InvalidArgumentError(
         absl::StrCat(options.gguf_path, ": --gguf names the same file as -o"));
   }
@@ -488,9 +503,8 @@ absl::StatusOr<SynthReport> WriteSyntheticModel(const SynthOptions& options) {
   metadata.SetString(keys::kProvenanceToolVersion, PINFER_VERSION);
   metadata.SetString(keys::kProvenanceArguments, options.command_line);
 
-  absl::StatusOr<std::unique_ptr<PiWriter>> pi =
-      PiWriter::Create(options.output_path, ArtifactKind::kModel, std::move(metadata),
-                       layout.pi_tensors);
+  absl::StatusOr<std::unique_ptr<PiWriter>> pi = PiWriter::Create(
+      options.output_path, ArtifactKind::kModel, std::move(metadata), layout.pi_tensors);
   if (!pi.ok()) return pi.status();
   std::unique_ptr<GgufWriter> gguf;
   if (!options.gguf_path.empty()) {
@@ -499,7 +513,8 @@ absl::StatusOr<SynthReport> WriteSyntheticModel(const SynthOptions& options) {
     if (!writer.ok()) return writer.status();
     gguf = *std::move(writer);
   }
-  std::vector<std::pair<std::string, uint64_t>> sizes = {{options.output_path, (*pi)->total_bytes()}};
+  std::vector<std::pair<std::string, uint64_t>> sizes = {
+      {options.output_path, (*pi)->total_bytes()}};
   if (gguf) sizes.emplace_back(options.gguf_path, gguf->total_bytes());
   if (absl::Status s = CheckFreeSpace(sizes); !s.ok()) return s;
 

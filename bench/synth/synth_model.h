@@ -23,8 +23,8 @@ struct SynthOptions {
   DType dtype = DType::kQ4_0;  // of the weight matrices; norms are f32
   LocalitySpec locality;
   uint64_t seed = 0;
-  std::string output_path;  // model.pi
-  std::string gguf_path;    // empty: no GGUF
+  std::string output_path;     // model.pi
+  std::string gguf_path;       // empty: no GGUF
   std::string tokenizer_path;  // llama2.c tokenizer.bin of Llama 2; empty: DefaultTokenizerPath()
   std::string command_line;    // provenance.arguments
   int threads = 0;             // 0: all (OpenMP's default)

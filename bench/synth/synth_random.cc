@@ -10,7 +10,7 @@ namespace {
 // Coefficients of P. J. Acklam's rational approximation of the normal quantile: a central
 // rational function of (p - 1/2)^2 for p in [p_low, 1 - p_low], tail functions of
 // sqrt(-2 log p) outside.
-constexpr double kA[] = {-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
+constexpr double kA[] = {-3.969683028665376e+01, 2.209460984245205e+02,  -2.759285104469687e+02,
                          1.383577518672690e+02,  -3.066479806614716e+01, 2.506628277459239e+00};
 constexpr double kB[] = {-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
                          6.680131188771972e+01, -1.328068155288572e+01};
@@ -60,10 +60,12 @@ void RandomStream::FillNormal(float* out, size_t n) {
   // (a loop the compiler vectorizes), then redo the ~5% that fall in the tails in double.
   constexpr size_t kBatch = 256;
   constexpr auto kLowBits = static_cast<uint32_t>(kPLow * 0x1.0p32);  // u < p_low: lower tail
-  constexpr float kAf[] = {static_cast<float>(kA[0]), static_cast<float>(kA[1]), static_cast<float>(kA[2]),
-                           static_cast<float>(kA[3]), static_cast<float>(kA[4]), static_cast<float>(kA[5])};
-  constexpr float kBf[] = {static_cast<float>(kB[0]), static_cast<float>(kB[1]), static_cast<float>(kB[2]),
-                           static_cast<float>(kB[3]), static_cast<float>(kB[4])};
+  constexpr float kAf[] = {static_cast<float>(kA[0]), static_cast<float>(kA[1]),
+                           static_cast<float>(kA[2]), static_cast<float>(kA[3]),
+                           static_cast<float>(kA[4]), static_cast<float>(kA[5])};
+  constexpr float kBf[] = {static_cast<float>(kB[0]), static_cast<float>(kB[1]),
+                           static_cast<float>(kB[2]), static_cast<float>(kB[3]),
+                           static_cast<float>(kB[4])};
   uint32_t bits[kBatch];
   for (size_t first = 0; first < n; first += kBatch) {
     const size_t count = std::min(kBatch, n - first);
@@ -75,7 +77,8 @@ void RandomStream::FillNormal(float* out, size_t n) {
     float* x = out + first;
     for (size_t i = 0; i < count; ++i) {
       // q = u - 1/2 from the top 24 bits, exact in float.
-      const float q = (static_cast<float>(static_cast<int32_t>(bits[i] >> 8)) + 0.5f) * 0x1.0p-24f - 0.5f;
+      const float q =
+          (static_cast<float>(static_cast<int32_t>(bits[i] >> 8)) + 0.5f) * 0x1.0p-24f - 0.5f;
       const float r = q * q;
       x[i] = (((((kAf[0] * r + kAf[1]) * r + kAf[2]) * r + kAf[3]) * r + kAf[4]) * r + kAf[5]) * q /
              (((((kBf[0] * r + kBf[1]) * r + kBf[2]) * r + kBf[3]) * r + kBf[4]) * r + 1);

@@ -18,7 +18,8 @@ std::vector<float> TiledMatrix(const DownTileSource& source, int64_t rows, int64
     for (int64_t j = 0; j < cols / kTile; ++j) {
       FillDownTile(source, i, j, tile);
       for (int64_t r = 0; r < kTile; ++r) {
-        for (int64_t c = 0; c < kTile; ++c) m[(i * kTile + r) * cols + j * kTile + c] = tile[r * kTile + c];
+        for (int64_t c = 0; c < kTile; ++c)
+          m[(i * kTile + r) * cols + j * kTile + c] = tile[r * kTile + c];
       }
     }
   }
@@ -34,22 +35,26 @@ std::vector<float> Transpose(const std::vector<float>& m, int64_t rows, int64_t 
 }
 
 // Quantizes every row with the reference quantizer; returns the bytes.
-std::vector<uint8_t> QuantizeRows(const std::vector<float>& m, int64_t rows, int64_t cols, DType dtype) {
+std::vector<uint8_t> QuantizeRows(const std::vector<float>& m, int64_t rows, int64_t cols,
+                                  DType dtype) {
   const uint64_t row_bytes = *RowBytes(dtype, static_cast<uint64_t>(cols));
   std::vector<uint8_t> bytes(row_bytes * static_cast<uint64_t>(rows));
   for (int64_t r = 0; r < rows; ++r) {
     EXPECT_TRUE(EncodeRow(m.data() + r * cols, static_cast<size_t>(cols), dtype,
-                          bytes.data() + r * row_bytes).ok());
+                          bytes.data() + r * row_bytes)
+                    .ok());
   }
   return bytes;
 }
 
-std::vector<float> DecodeRows(const std::vector<uint8_t>& bytes, int64_t rows, int64_t cols, DType dtype) {
+std::vector<float> DecodeRows(const std::vector<uint8_t>& bytes, int64_t rows, int64_t cols,
+                              DType dtype) {
   const uint64_t row_bytes = *RowBytes(dtype, static_cast<uint64_t>(cols));
   std::vector<float> m(static_cast<size_t>(rows * cols));
   for (int64_t r = 0; r < rows; ++r) {
     EXPECT_TRUE(DecodeRow(bytes.data() + r * row_bytes, static_cast<size_t>(cols), dtype,
-                          m.data() + r * cols).ok());
+                          m.data() + r * cols)
+                    .ok());
   }
   return m;
 }

@@ -12,12 +12,28 @@ namespace {
 // Sizes of the ggml types the writer emits: (block elements, block bytes).
 bool TypeSize(uint32_t type, uint64_t* block_elements, uint64_t* block_bytes) {
   switch (type) {
-    case 0: *block_elements = 1; *block_bytes = 4; return true;    // f32
-    case 1: *block_elements = 1; *block_bytes = 2; return true;    // f16
-    case 30: *block_elements = 1; *block_bytes = 2; return true;   // bf16
-    case 2: *block_elements = 32; *block_bytes = 18; return true;  // q4_0
-    case 8: *block_elements = 32; *block_bytes = 34; return true;  // q8_0
-    default: return false;
+    case 0:
+      *block_elements = 1;
+      *block_bytes = 4;
+      return true;  // f32
+    case 1:
+      *block_elements = 1;
+      *block_bytes = 2;
+      return true;  // f16
+    case 30:
+      *block_elements = 1;
+      *block_bytes = 2;
+      return true;  // bf16
+    case 2:
+      *block_elements = 32;
+      *block_bytes = 18;
+      return true;  // q4_0
+    case 8:
+      *block_elements = 32;
+      *block_bytes = 34;
+      return true;  // q8_0
+    default:
+      return false;
   }
 }
 
@@ -26,19 +42,80 @@ bool ReadString(ByteReader& r, std::string* out) { return r.GetLongString(out); 
 // Reads one scalar of `type` into a widened value.
 bool ReadScalar(ByteReader& r, uint32_t type, GgufTestValue* out) {
   switch (type) {
-    case 0: { uint8_t v; if (!r.Get(&v)) return false; *out = uint64_t{v}; return true; }
-    case 1: { int8_t v; if (!r.Get(&v)) return false; *out = int64_t{v}; return true; }
-    case 2: { uint16_t v; if (!r.Get(&v)) return false; *out = uint64_t{v}; return true; }
-    case 3: { int16_t v; if (!r.Get(&v)) return false; *out = int64_t{v}; return true; }
-    case 4: { uint32_t v; if (!r.Get(&v)) return false; *out = uint64_t{v}; return true; }
-    case 5: { int32_t v; if (!r.Get(&v)) return false; *out = int64_t{v}; return true; }
-    case 6: { float v; if (!r.Get(&v)) return false; *out = double{v}; return true; }
-    case 7: { uint8_t v; if (!r.Get(&v) || v > 1) return false; *out = v == 1; return true; }
-    case 8: { std::string v; if (!ReadString(r, &v)) return false; *out = std::move(v); return true; }
-    case 10: { uint64_t v; if (!r.Get(&v)) return false; *out = v; return true; }
-    case 11: { int64_t v; if (!r.Get(&v)) return false; *out = v; return true; }
-    case 12: { double v; if (!r.Get(&v)) return false; *out = v; return true; }
-    default: return false;
+    case 0: {
+      uint8_t v;
+      if (!r.Get(&v)) return false;
+      *out = uint64_t{v};
+      return true;
+    }
+    case 1: {
+      int8_t v;
+      if (!r.Get(&v)) return false;
+      *out = int64_t{v};
+      return true;
+    }
+    case 2: {
+      uint16_t v;
+      if (!r.Get(&v)) return false;
+      *out = uint64_t{v};
+      return true;
+    }
+    case 3: {
+      int16_t v;
+      if (!r.Get(&v)) return false;
+      *out = int64_t{v};
+      return true;
+    }
+    case 4: {
+      uint32_t v;
+      if (!r.Get(&v)) return false;
+      *out = uint64_t{v};
+      return true;
+    }
+    case 5: {
+      int32_t v;
+      if (!r.Get(&v)) return false;
+      *out = int64_t{v};
+      return true;
+    }
+    case 6: {
+      float v;
+      if (!r.Get(&v)) return false;
+      *out = double{v};
+      return true;
+    }
+    case 7: {
+      uint8_t v;
+      if (!r.Get(&v) || v > 1) return false;
+      *out = v == 1;
+      return true;
+    }
+    case 8: {
+      std::string v;
+      if (!ReadString(r, &v)) return false;
+      *out = std::move(v);
+      return true;
+    }
+    case 10: {
+      uint64_t v;
+      if (!r.Get(&v)) return false;
+      *out = v;
+      return true;
+    }
+    case 11: {
+      int64_t v;
+      if (!r.Get(&v)) return false;
+      *out = v;
+      return true;
+    }
+    case 12: {
+      double v;
+      if (!r.Get(&v)) return false;
+      *out = v;
+      return true;
+    }
+    default:
+      return false;
   }
 }
 
@@ -53,15 +130,23 @@ bool ReadValue(ByteReader& r, uint32_t type, GgufTestValue* out) {
   for (uint64_t i = 0; i < count; ++i) {
     GgufTestValue v;
     if (!ReadScalar(r, element_type, &v)) return false;
-    if (auto* s = std::get_if<std::string>(&v)) strings.push_back(*s);
-    else if (auto* d = std::get_if<double>(&v)) floats.push_back(*d);
-    else if (auto* n = std::get_if<int64_t>(&v)) ints.push_back(*n);
-    else if (auto* u = std::get_if<uint64_t>(&v)) ints.push_back(static_cast<int64_t>(*u));
-    else return false;
+    if (auto* s = std::get_if<std::string>(&v))
+      strings.push_back(*s);
+    else if (auto* d = std::get_if<double>(&v))
+      floats.push_back(*d);
+    else if (auto* n = std::get_if<int64_t>(&v))
+      ints.push_back(*n);
+    else if (auto* u = std::get_if<uint64_t>(&v))
+      ints.push_back(static_cast<int64_t>(*u));
+    else
+      return false;
   }
-  if (element_type == 8) *out = std::move(strings);
-  else if (element_type == 6 || element_type == 12) *out = std::move(floats);
-  else *out = std::move(ints);
+  if (element_type == 8)
+    *out = std::move(strings);
+  else if (element_type == 6 || element_type == 12)
+    *out = std::move(floats);
+  else
+    *out = std::move(ints);
   return true;
 }
 
@@ -85,9 +170,11 @@ absl::StatusOr<GgufTestFile> ReadGgufForTest(const std::string& path) {
   };
   ByteReader r(bytes);
   std::span<const uint8_t> magic;
-  if (!r.GetSpan(4, &magic) || std::memcmp(magic.data(), "GGUF", 4) != 0) return corrupt("bad magic");
+  if (!r.GetSpan(4, &magic) || std::memcmp(magic.data(), "GGUF", 4) != 0)
+    return corrupt("bad magic");
   uint64_t tensor_count, kv_count;
-  if (!r.Get(&file.version) || !r.Get(&tensor_count) || !r.Get(&kv_count)) return corrupt("short header");
+  if (!r.Get(&file.version) || !r.Get(&tensor_count) || !r.Get(&kv_count))
+    return corrupt("short header");
   for (uint64_t i = 0; i < kv_count; ++i) {
     std::string key;
     uint32_t type;
@@ -95,7 +182,8 @@ absl::StatusOr<GgufTestFile> ReadGgufForTest(const std::string& path) {
     if (!ReadString(r, &key) || !r.Get(&type) || !ReadValue(r, type, &value)) {
       return corrupt(absl::StrCat("bad metadata entry ", i));
     }
-    if (!file.metadata.emplace(key, std::move(value)).second) return corrupt("duplicate key " + key);
+    if (!file.metadata.emplace(key, std::move(value)).second)
+      return corrupt("duplicate key " + key);
   }
   uint64_t alignment = 32;
   if (auto it = file.metadata.find("general.alignment"); it != file.metadata.end()) {
@@ -123,7 +211,8 @@ absl::StatusOr<GgufTestFile> ReadGgufForTest(const std::string& path) {
     uint64_t size = t.ne[0] / block_elements * block_bytes;
     for (size_t d = 1; d < t.ne.size(); ++d) size *= t.ne[d];
     const uint64_t offset = file.data_offset + t.relative_offset;
-    if (offset > bytes.size() || size > bytes.size() - offset) return corrupt(t.name + " is outside the file");
+    if (offset > bytes.size() || size > bytes.size() - offset)
+      return corrupt(t.name + " is outside the file");
     t.data = bytes.subspan(offset, size);
   }
   return file;

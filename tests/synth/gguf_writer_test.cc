@@ -39,7 +39,8 @@ TEST(GgufWriterTest, WritesMetadataAndAlignedTensorsThatParseBack) {
   std::iota(q8.begin(), q8.end(), 0);
   // Tensors in any order, each in pieces.
   ASSERT_TRUE((*writer)->Append("w.weight", {q8.data(), 40}).ok());
-  ASSERT_TRUE((*writer)->Append("norm.weight", {reinterpret_cast<const uint8_t*>(norm.data()), 12}).ok());
+  ASSERT_TRUE(
+      (*writer)->Append("norm.weight", {reinterpret_cast<const uint8_t*>(norm.data()), 12}).ok());
   ASSERT_TRUE((*writer)->Append("w.weight", {q8.data() + 40, q8.size() - 40}).ok());
   EXPECT_FALSE(std::filesystem::exists(path));  // nothing under the name before Commit
   ASSERT_TRUE((*writer)->Commit().ok());

@@ -95,7 +95,8 @@ TEST(FiringLawTest, LayersScatterTheRanksWithSeededPermutations) {
   }
   // Hot neurons are scattered, not the first indices.
   int64_t hot_among_first = 0;
-  for (int64_t i = 0; i < law->HotCount(); ++i) hot_among_first += layer0[i] == law->hot_probability();
+  for (int64_t i = 0; i < law->HotCount(); ++i)
+    hot_among_first += layer0[i] == law->hot_probability();
   EXPECT_LT(hot_among_first, law->HotCount() / 2);
 }
 

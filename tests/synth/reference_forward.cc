@@ -44,7 +44,8 @@ void MatVec(const Matrix& w, const std::vector<float>& x, std::vector<float>& y)
   for (int64_t r = 0; r < w.rows; ++r) {
     const float* row = w.row(r);
     double sum = 0;
-    for (int64_t c = 0; c < w.cols; ++c) sum += static_cast<double>(row[c]) * x[static_cast<size_t>(c)];
+    for (int64_t c = 0; c < w.cols; ++c)
+      sum += static_cast<double>(row[c]) * x[static_cast<size_t>(c)];
     y[static_cast<size_t>(r)] = static_cast<float>(sum);
   }
 }
@@ -55,7 +56,8 @@ std::vector<float> RmsNorm(const std::vector<float>& x, const Matrix& weight, do
   ms /= static_cast<double>(x.size());
   const double scale = 1.0 / std::sqrt(ms + eps);
   std::vector<float> out(x.size());
-  for (size_t i = 0; i < x.size(); ++i) out[i] = static_cast<float>(x[i] * scale * weight.values[i]);
+  for (size_t i = 0; i < x.size(); ++i)
+    out[i] = static_cast<float>(x[i] * scale * weight.values[i]);
   return out;
 }
 
@@ -64,8 +66,9 @@ void Rope(std::vector<float>& x, int64_t head_dim, int64_t pos, double theta) {
   for (size_t h = 0; h < x.size() / static_cast<size_t>(head_dim); ++h) {
     float* v = x.data() + h * static_cast<size_t>(head_dim);
     for (int64_t i = 0; i < head_dim / 2; ++i) {
-      const double angle = static_cast<double>(pos) *
-                           std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(head_dim));
+      const double angle =
+          static_cast<double>(pos) *
+          std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(head_dim));
       const double c = std::cos(angle), s = std::sin(angle);
       const double a = v[2 * i], b = v[2 * i + 1];
       v[2 * i] = static_cast<float>(a * c - b * s);
@@ -90,10 +93,15 @@ absl::StatusOr<FiringMeasurement> MeasureFiring(const std::string& model_path, i
   std::vector<Layer> layers(static_cast<size_t>(c.n_layers));
   for (int l = 0; l < c.n_layers; ++l) {
     Layer& L = layers[static_cast<size_t>(l)];
-    const std::pair<Matrix*, std::string> parts[] = {
-        {&L.attn_norm, tn::AttnNorm(l)}, {&L.q, tn::AttnQ(l)},       {&L.k, tn::AttnK(l)},
-        {&L.v, tn::AttnV(l)},            {&L.o, tn::AttnOutput(l)},  {&L.ffn_norm, tn::FfnNorm(l)},
-        {&L.gate, tn::FfnGate(l)},       {&L.up, tn::FfnUp(l)},      {&L.down_t, tn::FfnDownT(l)}};
+    const std::pair<Matrix*, std::string> parts[] = {{&L.attn_norm, tn::AttnNorm(l)},
+                                                     {&L.q, tn::AttnQ(l)},
+                                                     {&L.k, tn::AttnK(l)},
+                                                     {&L.v, tn::AttnV(l)},
+                                                     {&L.o, tn::AttnOutput(l)},
+                                                     {&L.ffn_norm, tn::FfnNorm(l)},
+                                                     {&L.gate, tn::FfnGate(l)},
+                                                     {&L.up, tn::FfnUp(l)},
+                                                     {&L.down_t, tn::FfnDownT(l)}};
     for (const auto& [matrix, name] : parts) {
       absl::StatusOr<Matrix> m = Decode(**file, name);
       if (!m.ok()) return m.status();
@@ -110,7 +118,8 @@ absl::StatusOr<FiringMeasurement> MeasureFiring(const std::string& model_path, i
   const double threshold = c.ffn_act.param;
   const int64_t d = c.dim, hd = c.head_dim, group = c.n_heads / c.n_kv_heads;
   FiringMeasurement m;
-  m.fired.assign(static_cast<size_t>(c.n_layers), std::vector<int64_t>(static_cast<size_t>(c.n_ff), 0));
+  m.fired.assign(static_cast<size_t>(c.n_layers),
+                 std::vector<int64_t>(static_cast<size_t>(c.n_ff), 0));
   m.content_energy.assign(static_cast<size_t>(c.n_layers), 0.0);
   auto observe = [&m](float v) {
     if (!std::isfinite(v)) m.finite = false;
@@ -155,7 +164,8 @@ absl::StatusOr<FiringMeasurement> MeasureFiring(const std::string& model_path, i
             const double weight = score[static_cast<size_t>(t)] / total;
             for (int64_t i = 0; i < hd; ++i) {
               attn[static_cast<size_t>(head * hd + i)] += static_cast<float>(
-                  weight * values[l][static_cast<size_t>(t)][static_cast<size_t>(kv_head * hd + i)]);
+                  weight *
+                  values[l][static_cast<size_t>(t)][static_cast<size_t>(kv_head * hd + i)]);
             }
           }
         }
@@ -163,7 +173,8 @@ absl::StatusOr<FiringMeasurement> MeasureFiring(const std::string& model_path, i
         for (int64_t i = 0; i < d; ++i) x[static_cast<size_t>(i)] += y[static_cast<size_t>(i)];
 
         double content = 0;
-        for (int64_t i = bias_dims; i < d; ++i) content += static_cast<double>(x[static_cast<size_t>(i)]) * x[static_cast<size_t>(i)];
+        for (int64_t i = bias_dims; i < d; ++i)
+          content += static_cast<double>(x[static_cast<size_t>(i)]) * x[static_cast<size_t>(i)];
         m.content_energy[l] += content / static_cast<double>(d - bias_dims);
         h = RmsNorm(x, L.ffn_norm, c.rms_eps);
         MatVec(L.gate, h, g);

@@ -89,10 +89,11 @@ TEST_P(FiringTest, MeasuredFrequenciesMatchThePlantedOnes) {
     for (size_t k = 0; k < static_cast<size_t>(report->hot_neurons); ++k) hot += f[order[k]];
     hot /= static_cast<double>(report->hot_neurons);
     EXPECT_NEAR(hot, report->hot_probability, 0.03);
-    std::printf("layer %lld: density planted %.4f measured %.4f; hot set planted %.3f measured "
-                "%.3f; content energy %.3f (modelled %.3f)\n",
-                static_cast<long long>(l), mean_p, mean_f, report->hot_probability, hot,
-                measured->content_energy[l], report->content_energy[l]);
+    std::printf(
+        "layer %lld: density planted %.4f measured %.4f; hot set planted %.3f measured "
+        "%.3f; content energy %.3f (modelled %.3f)\n",
+        static_cast<long long>(l), mean_p, mean_f, report->hot_probability, hot,
+        measured->content_energy[l], report->content_energy[l]);
     // The residual stream grows as the README's energy model says (attention, which the model
     // neglects, adds a little).
     EXPECT_NEAR(measured->content_energy[l], report->content_energy[l],

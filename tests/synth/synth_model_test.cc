@@ -31,12 +31,14 @@ std::string ReadAll(const std::string& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-std::vector<float> DecodeAll(std::span<const uint8_t> bytes, int64_t rows, int64_t cols, DType dtype) {
+std::vector<float> DecodeAll(std::span<const uint8_t> bytes, int64_t rows, int64_t cols,
+                             DType dtype) {
   std::vector<float> out(static_cast<size_t>(rows * cols));
   const uint64_t row_bytes = *RowBytes(dtype, static_cast<uint64_t>(cols));
   for (int64_t r = 0; r < rows; ++r) {
     EXPECT_TRUE(DecodeRow(bytes.data() + r * row_bytes, static_cast<size_t>(cols), dtype,
-                          out.data() + r * cols).ok());
+                          out.data() + r * cols)
+                    .ok());
   }
   return out;
 }
@@ -78,7 +80,8 @@ TEST_P(SynthModelTest, GgufHoldsBitIdenticalWeights) {
     }
     // ffn_down [d, n_ff] in the GGUF, ffn_down_t [n_ff, d] in model.pi: the same numbers...
     const int64_t n_ff = static_cast<int64_t>(t.shape[0]), d = static_cast<int64_t>(t.shape[1]);
-    EXPECT_EQ(g->ne, std::vector<uint64_t>({static_cast<uint64_t>(n_ff), static_cast<uint64_t>(d)}));
+    EXPECT_EQ(g->ne,
+              std::vector<uint64_t>({static_cast<uint64_t>(n_ff), static_cast<uint64_t>(d)}));
     const std::vector<float> ours = DecodeAll(pi_bytes, n_ff, d, t.dtype);
     const std::vector<float> theirs = DecodeAll(g->data, d, n_ff, t.dtype);
     std::vector<float> transposed(ours.size());
@@ -92,7 +95,8 @@ TEST_P(SynthModelTest, GgufHoldsBitIdenticalWeights) {
     std::vector<float> row(static_cast<size_t>(d));
     for (int64_t i = 0; i < n_ff; ++i) {
       for (int64_t j = 0; j < d; ++j) row[j] = theirs[j * n_ff + i];
-      ASSERT_TRUE(EncodeRow(row.data(), row.size(), t.dtype, reencoded.data() + i * row_bytes).ok());
+      ASSERT_TRUE(
+          EncodeRow(row.data(), row.size(), t.dtype, reencoded.data() + i * row_bytes).ok());
     }
     EXPECT_EQ(std::memcmp(reencoded.data(), pi_bytes.data(), pi_bytes.size()), 0);
   }
@@ -154,7 +158,8 @@ TEST(SynthModelTest, WritesANormalSyntheticPinferModel) {
   absl::StatusOr<SynthReport> report = WriteSyntheticModel(options);
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_FALSE(std::filesystem::exists(scratch.Path("m.gguf")));
-  absl::StatusOr<std::unique_ptr<PiFile>> pi = PiFile::Open(options.output_path, {.expected_kind = ArtifactKind::kModel});
+  absl::StatusOr<std::unique_ptr<PiFile>> pi =
+      PiFile::Open(options.output_path, {.expected_kind = ArtifactKind::kModel});
   ASSERT_TRUE(pi.ok()) << pi.status();
   absl::StatusOr<ModelConfig> config = ModelConfig::FromMetadata((*pi)->metadata());
   ASSERT_TRUE(config.ok()) << config.status();
@@ -163,22 +168,32 @@ TEST(SynthModelTest, WritesANormalSyntheticPinferModel) {
   EXPECT_EQ(config->dim, 128);
   EXPECT_EQ(config->n_kv_heads, 2);
   EXPECT_EQ(config->head_dim, 32);
-  EXPECT_EQ((*pi)->GetString("synth.locality").value(), "power-law:alpha=1.5,hot=0.05,density=0.12");
+  EXPECT_EQ((*pi)->GetString("synth.locality").value(),
+            "power-law:alpha=1.5,hot=0.05,density=0.12");
   EXPECT_EQ((*pi)->GetInt("synth.seed").value(), 1234);
   EXPECT_EQ((*pi)->GetInt("synth.bias_dims").value(), kBiasDims);
   EXPECT_EQ((*pi)->GetString("provenance.tool").value(), "pi-synth");
   // Every tensor of tensor_names.h, with its layout: norms f32, matrices in the chosen dtype.
   namespace tn = tensor_names;
   const std::pair<std::string, std::vector<uint64_t>> expected[] = {
-      {tn::kTokenEmbedding, {300, 128}}, {tn::kOutput, {300, 128}}, {tn::kOutputNorm, {128}},
-      {tn::AttnQ(1), {128, 128}},         {tn::AttnK(1), {64, 128}},  {tn::AttnV(1), {64, 128}},
-      {tn::AttnOutput(1), {128, 128}},    {tn::FfnGate(1), {320, 128}}, {tn::FfnUp(1), {320, 128}},
-      {tn::FfnDownT(1), {320, 128}},      {tn::AttnNorm(0), {128}},   {tn::FfnNorm(0), {128}},
+      {tn::kTokenEmbedding, {300, 128}},
+      {tn::kOutput, {300, 128}},
+      {tn::kOutputNorm, {128}},
+      {tn::AttnQ(1), {128, 128}},
+      {tn::AttnK(1), {64, 128}},
+      {tn::AttnV(1), {64, 128}},
+      {tn::AttnOutput(1), {128, 128}},
+      {tn::FfnGate(1), {320, 128}},
+      {tn::FfnUp(1), {320, 128}},
+      {tn::FfnDownT(1), {320, 128}},
+      {tn::AttnNorm(0), {128}},
+      {tn::FfnNorm(0), {128}},
       {kPlantedProbabilityTensor, {2, 320}}};
   for (const auto& [name, shape] : expected) {
     absl::StatusOr<const TensorInfo*> t = (*pi)->GetChecked(name, shape);
     ASSERT_TRUE(t.ok()) << t.status();
-    EXPECT_EQ((*t)->dtype, shape.size() == 1 || name == kPlantedProbabilityTensor ? DType::kF32 : DType::kQ8_0);
+    EXPECT_EQ((*t)->dtype,
+              shape.size() == 1 || name == kPlantedProbabilityTensor ? DType::kF32 : DType::kQ8_0);
   }
   EXPECT_EQ((*pi)->tensors().size(), 3u + 9u * 2u + 1u);
   // The tokenizer is the Llama 2 vocabulary's first 300 pieces: specials, 256 bytes, merges.

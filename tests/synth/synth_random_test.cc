@@ -19,8 +19,8 @@ double QuantileByBisection(double p) {
 }
 
 TEST(NormalDistributionTest, QuantileInvertsTheCdf) {
-  for (double p : {1e-12, 1e-6, 0.001, 0.01, 0.02425, 0.1, 0.3, 0.5, 0.7, 0.9, 0.97575, 0.999,
-                   1 - 1e-6}) {
+  for (double p :
+       {1e-12, 1e-6, 0.001, 0.01, 0.02425, 0.1, 0.3, 0.5, 0.7, 0.9, 0.97575, 0.999, 1 - 1e-6}) {
     SCOPED_TRACE(p);
     const double exact = QuantileByBisection(p);
     EXPECT_NEAR(NormalQuantile(p), exact, 1e-9 * std::max(1.0, std::fabs(exact)));

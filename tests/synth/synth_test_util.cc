@@ -8,7 +8,8 @@
 namespace pinfer::synth::testing {
 
 ScratchDir::ScratchDir(const std::string& name)
-    : dir_(std::filesystem::path(::testing::TempDir()) / absl::StrCat("pi_synth_", name, "_", getpid())) {
+    : dir_(std::filesystem::path(::testing::TempDir()) /
+           absl::StrCat("pi_synth_", name, "_", getpid())) {
   std::filesystem::remove_all(dir_);
   std::filesystem::create_directories(dir_);
 }
@@ -18,8 +19,8 @@ ScratchDir::~ScratchDir() {
   std::filesystem::remove_all(dir_, ignored);
 }
 
-SynthOptions SmallModelOptions(const std::string& shape_text, DType dtype, const std::string& output,
-                               const std::string& gguf) {
+SynthOptions SmallModelOptions(const std::string& shape_text, DType dtype,
+                               const std::string& output, const std::string& gguf) {
   SynthOptions options;
   absl::StatusOr<ShapeSpec> shape = ParseShape(shape_text);
   EXPECT_TRUE(shape.ok()) << shape.status();

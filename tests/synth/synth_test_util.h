@@ -21,7 +21,7 @@ class ScratchDir {
 };
 
 // Options for a small custom shape (seconds to write and to run), progress off.
-SynthOptions SmallModelOptions(const std::string& shape_text, DType dtype, const std::string& output,
-                               const std::string& gguf = "");
+SynthOptions SmallModelOptions(const std::string& shape_text, DType dtype,
+                               const std::string& output, const std::string& gguf = "");
 
 }  // namespace pinfer::synth::testing
