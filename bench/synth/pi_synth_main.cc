@@ -39,7 +39,7 @@ int Main(int argc, char** argv) {
           "  pi-synth --shape llama-70b --locality power-law:alpha=1.5,hot=0.04,density=0.1 "
           "--seed 7 -o llama-70b-synth.pi\n"
           "  pi-synth --shape custom:d=256,ff=704,layers=4,heads=4,vocab=512 --dtype q8_0 -o "
-          "tiny.pi"),
+          "tiny.pi\n"),
       kProgram};
   std::string shape_text, dtype_name = "q4_0", locality_text = LocalitySpec().ToString();
   SynthOptions options;
