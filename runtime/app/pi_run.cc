@@ -1,5 +1,7 @@
 #include "runtime/app/pi_run.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -114,9 +116,7 @@ absl::StatusOr<Runtime> Load(const PiRunOptions& options) {
   return rt;
 }
 
-absl::Status RunPerplexity(Runtime& rt, const PiRunOptions& options) {
-  absl::StatusOr<std::string> text = ReadTextFile(options.perplexity_file, "--perplexity");
-  if (!text.ok()) return text.status();
+absl::Status RunPerplexity(Runtime& rt, const PiRunOptions& options, const std::string& text) {
   PerplexityOptions ppl;
   ppl.max_chunks = options.chunks;
   ppl.on_chunk = [](int64_t chunk, int64_t chunks, double value) {
@@ -125,7 +125,7 @@ absl::Status RunPerplexity(Runtime& rt, const PiRunOptions& options) {
     std::fflush(stderr);
   };
   absl::StatusOr<PerplexityResult> result =
-      ComputePerplexity(*rt.session, *rt.tokenizer, *text, ppl);
+      ComputePerplexity(*rt.session, *rt.tokenizer, text, ppl);
   if (!result.ok()) {
     return absl::Status(
         result.status().code(),
@@ -160,13 +160,7 @@ absl::StatusOr<GenerationResult> GenerateAndStream(Runtime& rt, Sampler& sampler
   return result;
 }
 
-absl::Status RunGeneration(Runtime& rt, const PiRunOptions& options) {
-  std::string prompt = options.prompt;
-  if (!options.prompt_file.empty()) {
-    absl::StatusOr<std::string> text = ReadTextFile(options.prompt_file, "-f");
-    if (!text.ok()) return text.status();
-    prompt = *std::move(text);
-  }
+absl::Status RunGeneration(Runtime& rt, const PiRunOptions& options, std::string prompt) {
   const Tokenizer& tokenizer = *rt.tokenizer;
   std::vector<int32_t> tokens = tokenizer.Encode(prompt, /*add_special=*/true);
   absl::StatusOr<PromptFit> fit =
@@ -201,13 +195,18 @@ absl::Status RunGeneration(Runtime& rt, const PiRunOptions& options) {
 
   if (options.interactive) {
     std::fprintf(stderr, "\n%sinteractive: type a line and press enter; Ctrl-D ends\n", kLog);
+    const bool echoed_by_terminal = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
     std::string line;
     while (true) {
       std::fprintf(stderr, "\n> ");
       std::fflush(stderr);
       if (!std::getline(std::cin, line)) break;
-      WriteOut(line);
       const std::vector<int32_t> typed = tokenizer.Encode(line, /*add_special=*/false);
+      // stdout records the whole text the model saw, typed lines included, unless the terminal
+      // already shows what the user typed.
+      if (!echoed_by_terminal) {
+        for (int32_t token : typed) WriteOut(tokenizer.TokenToPiece(token));
+      }
       std::vector<int32_t> input;
       if (pending >= 0) input.push_back(pending);
       input.insert(input.end(), typed.begin(), typed.end());
@@ -276,10 +275,19 @@ absl::Status RunPiRun(const PiRunOptions& options) {
   if (absl::Status s = ValidatePiRunOptions(options); !s.ok()) return s;
   const int hardware = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   cpu::SetThreads(options.threads > 0 ? options.threads : hardware);
+  // Inputs are read before the model, so that a wrong path fails at once.
+  std::string text = options.prompt;
+  if (!options.perplexity_file.empty() || !options.prompt_file.empty()) {
+    const bool ppl = !options.perplexity_file.empty();
+    absl::StatusOr<std::string> file = ReadTextFile(
+        ppl ? options.perplexity_file : options.prompt_file, ppl ? "--perplexity" : "-f");
+    if (!file.ok()) return file.status();
+    text = *std::move(file);
+  }
   absl::StatusOr<Runtime> rt = Load(options);
   if (!rt.ok()) return rt.status();
-  if (!options.perplexity_file.empty()) return RunPerplexity(*rt, options);
-  return RunGeneration(*rt, options);
+  if (!options.perplexity_file.empty()) return RunPerplexity(*rt, options, text);
+  return RunGeneration(*rt, options, std::move(text));
 }
 
 }  // namespace pinfer

@@ -21,13 +21,16 @@ struct PromptCase {
 // reference_outputs.md: "stories260K.gguf with llama.cpp (CPU, greedy)", 48 tokens each.
 constexpr PromptCase kStoriesPrompts[] = {
     {"Once upon a time",
-     ", there was a little girl named Lily. She loved to play outside in the park. One day, she saw "
+     ", there was a little girl named Lily. She loved to play outside in the park. One day, she "
+     "saw "
      "a big, red ball. She wanted to play with it,"},
     {"The little dog",
-     " was a little girl named Lily. She loved to play with her toys and her toys. One day, she saw "
+     " was a little girl named Lily. She loved to play with her toys and her toys. One day, she "
+     "saw "
      "a big box with a big box. It was a big,"},
     {"Lily and Tom went to the park",
-     ". They saw a big box with a big box. They wanted to play with it. They wanted to play with the "
+     ". They saw a big box with a big box. They wanted to play with it. They wanted to play with "
+     "the "
      "box. They wanted to play with the box.\n\"L"},
 };
 

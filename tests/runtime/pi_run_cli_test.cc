@@ -42,9 +42,10 @@ TEST(PiRunCliTest, StdoutHoldsThePromptAndTheGenerationOnly) {
   const test::ProgramResult r =
       PiRun({"-m", Stories(), "-p", "Once upon a time", "-n", "48", "--temp", "0", "-t", "1"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out,
-            "Once upon a time, there was a little girl named Lily. She loved to play outside in the "
-            "park. One day, she saw a big, red ball. She wanted to play with it,\n");
+  EXPECT_EQ(
+      r.out,
+      "Once upon a time, there was a little girl named Lily. She loved to play outside in the "
+      "park. One day, she saw a big, red ball. She wanted to play with it,\n");
   for (const char* timing : {"loaded in", "prompt: ", "decode: 47 tokens", "tokens/s", "GB/s"}) {
     EXPECT_TRUE(absl::StrContains(r.err, timing)) << r.err << " lacks " << timing;
   }
@@ -72,8 +73,9 @@ TEST(PiRunCliTest, PromptFromAFile) {
 }
 
 TEST(PiRunCliTest, SamplingIsReproducibleWithASeed) {
-  const std::vector<std::string> args = {"-m", Stories(), "-p", "Tom", "-n", "24", "--temp", "1.0",
-                                         "--top-k", "0", "--top-p", "1", "--min-p", "0", "--seed"};
+  const std::vector<std::string> args = {"-m",      Stories(), "-p",      "Tom",     "-n",
+                                         "24",      "--temp",  "1.0",     "--top-k", "0",
+                                         "--top-p", "1",       "--min-p", "0",       "--seed"};
   std::vector<std::string> a = args, b = args, c = args;
   a.push_back("7");
   b.push_back("7");
@@ -87,8 +89,8 @@ TEST(PiRunCliTest, SamplingIsReproducibleWithASeed) {
 
 TEST(PiRunCliTest, PerplexityEndsWithTheFinalEstimate) {
   const test::ProgramResult r =
-      PiRun({"-m", Stories(), "--perplexity", test::SourcePath("tests/data/text/tinyshakespeare.txt"),
-             "-c", "64", "--chunks", "3"});
+      PiRun({"-m", Stories(), "--perplexity",
+             test::SourcePath("tests/data/text/tinyshakespeare.txt"), "-c", "64", "--chunks", "3"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(absl::StartsWith(r.out, "Final estimate: PPL = ")) << r.out;
   EXPECT_TRUE(absl::StrContains(r.out, " +/- ")) << r.out;

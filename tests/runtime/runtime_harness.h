@@ -53,12 +53,11 @@ inline std::string GreedyContinuation(Loaded& l, const std::string& prompt, int6
   GenerationOptions options;
   options.max_tokens = tokens;
   std::string text;
-  absl::StatusOr<GenerationResult> result =
-      Generate(*l.session, sampler, *l.tokenizer, l.tokenizer->Encode(prompt), options,
-               [&](int32_t token) {
-                 text += l.tokenizer->TokenToPiece(token);
-                 return true;
-               });
+  absl::StatusOr<GenerationResult> result = Generate(
+      *l.session, sampler, *l.tokenizer, l.tokenizer->Encode(prompt), options, [&](int32_t token) {
+        text += l.tokenizer->TokenToPiece(token);
+        return true;
+      });
   EXPECT_TRUE(result.ok()) << result.status();
   return text;
 }

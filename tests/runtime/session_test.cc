@@ -188,8 +188,8 @@ class RecordingObserver : public ForwardObserver {
         g += static_cast<double>(gate[d]) * x[d];
         u += static_cast<double>(up[d]) * x[d];
       }
-      const float expected = model_.config().ffn_act.Combine(static_cast<float>(g),
-                                                             static_cast<float>(u));
+      const float expected =
+          model_.config().ffn_act.Combine(static_cast<float>(g), static_cast<float>(u));
       EXPECT_NEAR(trace.activations[(n - 1) * n_ff + neuron], expected, 1e-4f);
     }
   }
@@ -235,7 +235,8 @@ TEST(SessionTest, ReluModelFfnIsMostlyZeroOverItsGreedyGeneration) {
 }
 
 TEST(SessionTest, CountsTheBytesEachPassReads) {
-  test::Loaded l = test::LoadForTest(test::ConvertedModel(BundledModel::kStories260K, DType::kQ8_0));
+  test::Loaded l =
+      test::LoadForTest(test::ConvertedModel(BundledModel::kStories260K, DType::kQ8_0));
   ASSERT_NE(l.session, nullptr);
   const ModelConfig& c = l.model->config();
   const std::vector<int32_t> prompt = {1, 100, 200};

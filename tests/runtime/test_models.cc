@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <cstdlib>
-
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -34,7 +33,7 @@ class Scratch {
   Scratch() {
     // tmpfs when there is one: the converter fsyncs, which is slow on a busy disk.
     const char* test_tmpdir = std::getenv("TEST_TMPDIR");
-    const fs::path root = test_tmpdir != nullptr       ? fs::path(test_tmpdir)
+    const fs::path root = test_tmpdir != nullptr         ? fs::path(test_tmpdir)
                           : fs::is_directory("/dev/shm") ? fs::path("/dev/shm")
                                                          : fs::path(::testing::TempDir());
     path_ = root / absl::StrCat("pinfer_runtime_", getpid());

@@ -20,7 +20,7 @@ enum class BundledModel {
 };
 
 std::string SourcePath(const std::string& relative);  // a path inside the repository
-std::string ScratchDir();                              // this process's temporary directory
+std::string ScratchDir();                             // this process's temporary directory
 
 // The path of `model` converted to `dtype` (unset: the source's own dtypes).
 std::string ConvertedModel(BundledModel model, std::optional<DType> dtype = std::nullopt);
