@@ -54,8 +54,9 @@ void WriteOut(std::string_view text) {
 void LogPhase(const char* name, const ForwardStats& stats) {
   if (stats.tokens == 0) return;
   const double per_second = stats.seconds > 0 ? stats.tokens / stats.seconds : 0.0;
-  std::fprintf(stderr, "%s%s: %lld tokens in %.2f ms, %.1f tokens/s", kLog, name,
-               static_cast<long long>(stats.tokens), stats.seconds * 1e3, per_second);
+  std::fprintf(stderr, "%s%s: %lld token%s in %.2f ms, %.1f tokens/s", kLog, name,
+               static_cast<long long>(stats.tokens), stats.tokens == 1 ? "" : "s",
+               stats.seconds * 1e3, per_second);
   const double per_token = static_cast<double>(stats.weight_bytes + stats.kv_bytes) / stats.tokens;
   std::fprintf(stderr, ", %.3f MB read per token (KV %.3f MB), effective %.2f GB/s\n",
                per_token / 1e6, static_cast<double>(stats.kv_bytes) / stats.tokens / 1e6,
