@@ -21,8 +21,8 @@ namespace pinfer {
 // strategies hold no per-session state and one strategy serves every session).
 struct FfnWorkspace {
   int64_t capacity = 0;            // tokens per batch
-  std::vector<float> gate;         // [capacity, n_ff]
-  std::vector<float> up;           // [capacity, n_ff]
+  std::vector<float> gate;         // [capacity, n_ff]: gate_i·x, before the activation
+  std::vector<float> up;           // [capacity, n_ff]: up_i·x
   std::vector<float> activations;  // [capacity, n_ff]: a[t, i] = act(gate_i·x_t)·(up_i·x_t)
 };
 
@@ -34,7 +34,8 @@ struct FfnCall {
   float* output = nullptr;       // [n, dim]: the residual stream; the FFN ADDS its result here
   FfnWorkspace* workspace = nullptr;
   // An observer wants the activation vector: the strategy must leave all of a[n, n_ff] in
-  // workspace->activations (a strategy that cannot returns FailedPrecondition).
+  // workspace->activations and the gate products in workspace->gate (a strategy that cannot
+  // returns FailedPrecondition).
   bool need_activations = false;
 };
 
@@ -52,7 +53,7 @@ class FfnStrategy {
 };
 
 // Every neuron: gate and up [n_ff, dim] by MatMul, the activation, then the down projection by the
-// transposed-accumulate kernel over ffn_down_t. Always fills workspace->activations.
+// transposed-accumulate kernel over ffn_down_t. Always fills workspace->gate, up and activations.
 class DenseFfn : public FfnStrategy {
  public:
   explicit DenseFfn(const Model& model) : model_(model) {}

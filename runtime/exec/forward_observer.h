@@ -16,6 +16,8 @@ struct FfnTrace {
   int64_t dim = 0;
   int64_t n_ff = 0;
   const float* input = nullptr;        // [n, dim]: FFN input after ffn_norm and norm activation
+  const float* gate = nullptr;         // [n, n_ff]: gate_i·x, before the activation (calibrated
+                                       // models fire when |act(gate_i·x)| exceeds a threshold)
   const float* activations = nullptr;  // [n, n_ff]: a_i = act(gate_i·x)·(up_i·x)
   int64_t n() const { return static_cast<int64_t>(tokens.size()); }
 };

@@ -195,6 +195,7 @@ absl::Status Session::Forward(std::span<const int32_t> tokens, Logits logits, fl
       trace.dim = dim;
       trace.n_ff = c.n_ff;
       trace.input = normed;
+      trace.gate = ffn_workspace_.gate.data();
       trace.activations = ffn_workspace_.activations.data();
       observer_->OnFfn(trace);
     }

@@ -191,6 +191,7 @@ class RecordingObserver : public ForwardObserver {
       const float expected =
           model_.config().ffn_act.Combine(static_cast<float>(g), static_cast<float>(u));
       EXPECT_NEAR(trace.activations[(n - 1) * n_ff + neuron], expected, 1e-4f);
+      EXPECT_NEAR(trace.gate[(n - 1) * n_ff + neuron], g, 1e-4);
     }
   }
   int calls = 0;
