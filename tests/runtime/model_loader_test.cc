@@ -132,7 +132,8 @@ TEST_F(BadModelTest, MissingTokenizer) {
     }
     for (const std::string& key : keys) m.Erase(key);
   };
-  ExpectMentions(LoadEdited("no_tokenizer", drop_tokenizer), {path_.c_str(), "no tokenizer"});
+  const absl::Status s = LoadEdited("no_tokenizer", drop_tokenizer);
+  ExpectMentions(s, {path_.c_str(), "no tokenizer"});
   ModelLoadOptions options;
   options.require_vocabulary = false;
   EXPECT_TRUE(LoadEdited("no_tokenizer", drop_tokenizer, {}, options).ok());

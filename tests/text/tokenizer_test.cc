@@ -147,7 +147,8 @@ TEST_P(RealTextTest, MatchesLlamaCppAndRoundTrips) {
 
 INSTANTIATE_TEST_SUITE_P(Corpora, RealTextTest,
                          ::testing::Values("tinyshakespeare", "tinystories_valid_head",
-                                           "wikitext2_test"));
+                                           "wikitext2_test"),
+                         [](const auto& info) { return std::string(info.param); });
 
 TEST(TokenizerTest, RoundTripsEveryLineOfRealText) {
   for (const char* corpus : {"tinyshakespeare.txt", "wikitext2_test.tokens.txt"}) {
