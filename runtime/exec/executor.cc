@@ -9,7 +9,7 @@ namespace pinfer {
 Executor::Executor(const Model& model, const ExecutorOptions& options)
     : model_(model), options_(options) {
   options_.batch_size = std::max<int64_t>(1, options_.batch_size);
-  SetFfnForAllLayers(std::make_shared<DenseFfn>(model));
+  ffn_.assign(static_cast<size_t>(model_.n_layers()), std::make_shared<DenseFfn>(model));
 }
 
 absl::Status Executor::SetFfn(int64_t layer, std::shared_ptr<FfnStrategy> ffn) {
@@ -22,8 +22,10 @@ absl::Status Executor::SetFfn(int64_t layer, std::shared_ptr<FfnStrategy> ffn) {
   return absl::OkStatus();
 }
 
-void Executor::SetFfnForAllLayers(std::shared_ptr<FfnStrategy> ffn) {
+absl::Status Executor::SetFfnForAllLayers(std::shared_ptr<FfnStrategy> ffn) {
+  if (ffn == nullptr) return absl::InvalidArgumentError("no FFN strategy given");
   ffn_.assign(static_cast<size_t>(model_.n_layers()), std::move(ffn));
+  return absl::OkStatus();
 }
 
 }  // namespace pinfer

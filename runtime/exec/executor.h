@@ -48,7 +48,7 @@ class Executor {
   // Replaces the FFN of one layer (or of all layers). The strategy must stay valid while sessions
   // run; strategies may be shared between layers.
   absl::Status SetFfn(int64_t layer, std::shared_ptr<FfnStrategy> ffn);
-  void SetFfnForAllLayers(std::shared_ptr<FfnStrategy> ffn);
+  absl::Status SetFfnForAllLayers(std::shared_ptr<FfnStrategy> ffn);
   FfnStrategy& ffn(int64_t layer) const { return *ffn_[static_cast<size_t>(layer)]; }
 
  private:

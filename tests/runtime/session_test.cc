@@ -144,7 +144,7 @@ TEST(SessionTest, FfnStrategiesReplaceTheDenseFfnPerLayer) {
   const std::vector<float> dense = EvaluateAll(*l.session, tokens);
 
   auto counting = std::make_shared<CountingFfn>(*l.model);
-  l.executor->SetFfnForAllLayers(counting);
+  ASSERT_TRUE(l.executor->SetFfnForAllLayers(counting).ok());
   l.session->Reset();
   EXPECT_EQ(EvaluateAll(*l.session, tokens), dense);
   EXPECT_EQ(counting->calls, l.model->n_layers());
@@ -158,6 +158,7 @@ TEST(SessionTest, FfnStrategiesReplaceTheDenseFfnPerLayer) {
   EXPECT_EQ(l.executor->ffn(2).name(), "none");
   EXPECT_EQ(l.executor->SetFfn(5, counting).code(), absl::StatusCode::kOutOfRange);
   EXPECT_FALSE(l.executor->SetFfn(0, nullptr).ok());
+  EXPECT_FALSE(l.executor->SetFfnForAllLayers(nullptr).ok());
 }
 
 // Records what the observer sees, and checks it against a recomputation from the weights.
