@@ -258,3 +258,38 @@ TEST(SessionTest, CountsTheBytesEachPassReads) {
 
 }  // namespace
 }  // namespace pinfer
+
+namespace pinfer {
+namespace {
+
+TEST(FitPromptTest, KeepsBosAndTheEndOrFails) {
+  const std::vector<int32_t> prompt = {1, 10, 11, 12, 13, 14, 15, 16, 17, 18};
+  absl::StatusOr<PromptFit> fits = FitPromptToContext(prompt, 10, 5, false, 1);
+  ASSERT_TRUE(fits.ok());
+  EXPECT_EQ(fits->tokens, prompt);
+  EXPECT_EQ(fits->dropped, 0);
+
+  absl::StatusOr<PromptFit> too_long = FitPromptToContext(prompt, 8, 5, false, 1);
+  EXPECT_EQ(too_long.status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_TRUE(absl::StrContains(too_long.status().message(), "10 tokens")) << too_long.status();
+
+  // Room for min(max_tokens, context/2) = 3 generated tokens: BOS + the last 4.
+  absl::StatusOr<PromptFit> truncated = FitPromptToContext(prompt, 8, 3, true, 1);
+  ASSERT_TRUE(truncated.ok());
+  EXPECT_EQ(truncated->tokens, (std::vector<int32_t>{1, 15, 16, 17, 18}));
+  EXPECT_EQ(truncated->dropped, 5);
+  // No limit on generation: half the context.
+  truncated = FitPromptToContext(prompt, 8, -1, true, 1);
+  ASSERT_TRUE(truncated.ok());
+  EXPECT_EQ(truncated->tokens, (std::vector<int32_t>{1, 16, 17, 18}));
+  // Without BOS the last tokens only; a context of 1 keeps one token.
+  truncated = FitPromptToContext({10, 11, 12}, 2, 1, true, 1);
+  ASSERT_TRUE(truncated.ok());
+  EXPECT_EQ(truncated->tokens, (std::vector<int32_t>{12}));
+  truncated = FitPromptToContext(prompt, 1, 1, true, 1);
+  ASSERT_TRUE(truncated.ok());
+  EXPECT_EQ(truncated->tokens, (std::vector<int32_t>{1}));
+}
+
+}  // namespace
+}  // namespace pinfer
