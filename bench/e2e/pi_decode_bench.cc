@@ -77,10 +77,11 @@ absl::StatusOr<Measurement> Measure(Session& session, const std::vector<int32_t>
 }
 
 int Main(int argc, char** argv) {
-  CLI::App app{"Measure prompt processing and decode speed of a .pi model, as llama-bench does.\n\n"
-               "Example:\n"
-               "  pi-decode-bench -m stories260K.pi -p 512 -n 128 -t 2 -r 5",
-               kProgram};
+  CLI::App app{
+      "Measure prompt processing and decode speed of a .pi model, as llama-bench does.\n\n"
+      "Example:\n"
+      "  pi-decode-bench -m stories260K.pi -p 512 -n 128 -t 2 -r 5",
+      kProgram};
   std::string model_path;
   int64_t prompt = 512, generate = 128, batch = 256;
   int threads = -1, repetitions = 5;
@@ -121,7 +122,8 @@ int Main(int argc, char** argv) {
 
   // Random tokens, as llama-bench uses.
   std::mt19937 rng(1234);
-  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>((*model)->config().vocab_size) - 1);
+  std::uniform_int_distribution<int32_t> token(
+      0, static_cast<int32_t>((*model)->config().vocab_size) - 1);
   const std::string dtype = (*model)->WeightDTypeSummary();
   if (csv) std::printf("model,dtype,test,threads,tokens_per_s,stddev,gb_per_s,mb_per_token\n");
   for (const auto& [name, count, one_by_one] :
@@ -140,8 +142,9 @@ int Main(int argc, char** argv) {
     } else {
       std::printf("%-40s %-6s %-6s t=%d  %10.2f ± %8.2f tokens/s  %7.3f GB/s  (%.3f MB/token)\n",
                   model_path.c_str(), dtype.c_str(), test.c_str(), cpu::Threads(),
-                  Measurement::Mean(m->tokens_per_second), Measurement::StdDev(m->tokens_per_second),
-                  Measurement::Mean(m->gbps), m->bytes_per_token / 1e6);
+                  Measurement::Mean(m->tokens_per_second),
+                  Measurement::StdDev(m->tokens_per_second), Measurement::Mean(m->gbps),
+                  m->bytes_per_token / 1e6);
     }
   }
   return 0;
