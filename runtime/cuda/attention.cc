@@ -22,8 +22,7 @@ absl::StatusOr<internal::AttentionArgs> CheckShape(const AttentionShape& shape, 
         op, shape.n_heads, shape.n_kv_heads, shape.head_dim, shape.kv_stride));
   }
   if (shape.kv_dtype != DType::kF32 && shape.kv_dtype != DType::kF16) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("%s: the KV cache must be f32 or f16", op));
+    return absl::InvalidArgumentError(absl::StrFormat("%s: the KV cache must be f32 or f16", op));
   }
   if (pos0 < 0 || n < 0) {
     return absl::InvalidArgumentError(
@@ -68,8 +67,7 @@ absl::Status Attention(Stream& stream, const AttentionShape& shape, const float*
   const int64_t chunk = std::clamp<int64_t>(budget / per_query, 1, std::min(n, kMaxChunk));
 
   internal::ScratchArena::Scope scratch(internal::Scratch(stream));
-  absl::StatusOr<float*> partials =
-      scratch.Allocate<float>(static_cast<size_t>(chunk * per_query));
+  absl::StatusOr<float*> partials = scratch.Allocate<float>(static_cast<size_t>(chunk * per_query));
   if (!partials.ok()) return partials.status();
   const int64_t row = shape.n_heads * shape.head_dim;
   for (int64_t t0 = 0; t0 < n; t0 += chunk) {
@@ -96,10 +94,9 @@ absl::Status WriteKvCache(Stream& stream, const AttentionShape& shape, const flo
   if (absl::Status s = internal::CheckNotNull(v_new, kOp, "v_new"); !s.ok()) return s;
   if (absl::Status s = internal::CheckNotNull(k_cache, kOp, "k_cache"); !s.ok()) return s;
   if (absl::Status s = internal::CheckNotNull(v_cache, kOp, "v_cache"); !s.ok()) return s;
-  return internal::LaunchStatus(
-      internal::LaunchWriteKv(*args, k_new, v_new, pos0, n, k_cache, v_cache,
-                              internal::NativeStream(stream)),
-      kOp);
+  return internal::LaunchStatus(internal::LaunchWriteKv(*args, k_new, v_new, pos0, n, k_cache,
+                                                        v_cache, internal::NativeStream(stream)),
+                                kOp);
 }
 
 }  // namespace pinfer::cuda

@@ -60,7 +60,8 @@ __global__ void __launch_bounds__(kAttentionThreads)
   for (int64_t p = key0 + warp; p < key1; p += kWarps) {
     const int64_t row = p * args.kv_stride + kv_offset;
     float dot = 0.0f;
-    for (int64_t d = lane; d < hd; d += kWarpSize) dot = fmaf(query[d], LoadKv<kF16>(k, row + d), dot);
+    for (int64_t d = lane; d < hd; d += kWarpSize)
+      dot = fmaf(query[d], LoadKv<kF16>(k, row + d), dot);
     dot = WarpSum(dot);
     if (lane == 0) weights[p - key0] = dot * scale;
   }
@@ -93,8 +94,8 @@ __global__ void __launch_bounds__(kAttentionThreads)
 }
 
 __global__ void __launch_bounds__(kAttentionThreads)
-    AttentionCombineKernel(AttentionArgs args, int64_t pos0, int64_t splits,
-                           const float* partials, float* out) {
+    AttentionCombineKernel(AttentionArgs args, int64_t pos0, int64_t splits, const float* partials,
+                           float* out) {
   const int64_t h = blockIdx.x;
   const int64_t t = blockIdx.y;
   const int64_t hd = args.head_dim;
@@ -138,8 +139,8 @@ __global__ void WriteKvKernel(AttentionArgs args, const float* k_new, const floa
 
 }  // namespace
 
-cudaError_t LaunchAttention(const AttentionArgs& args, const float* q, const void* k,
-                            const void* v, int64_t pos0, int64_t n, float* partials, float* out,
+cudaError_t LaunchAttention(const AttentionArgs& args, const float* q, const void* k, const void* v,
+                            int64_t pos0, int64_t n, float* partials, float* out,
                             cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   const int64_t splits = (pos0 + n + kAttentionKeysPerSplit - 1) / kAttentionKeysPerSplit;
@@ -156,7 +157,7 @@ cudaError_t LaunchAttention(const AttentionArgs& args, const float* q, const voi
   if (cudaError_t error = cudaGetLastError(); error != cudaSuccess) return error;
   const dim3 combine_grid(static_cast<unsigned>(args.n_heads), static_cast<unsigned>(n));
   AttentionCombineKernel<<<combine_grid, kAttentionThreads, 0, stream>>>(args, pos0, splits,
-                                                                        partials, out);
+                                                                         partials, out);
   return cudaGetLastError();
 }
 

@@ -77,16 +77,16 @@ void PinnedHostBuffer::Reset() {
 
 absl::Status CopyToDevice(Stream& stream, void* device_dst, const void* host_src, size_t bytes) {
   if (bytes == 0) return absl::OkStatus();
-  return CudaStatus(cudaMemcpyAsync(device_dst, host_src, bytes, cudaMemcpyHostToDevice,
-                                    NativeStream(stream)),
-                    "cudaMemcpyAsync(host to device)");
+  return CudaStatus(
+      cudaMemcpyAsync(device_dst, host_src, bytes, cudaMemcpyHostToDevice, NativeStream(stream)),
+      "cudaMemcpyAsync(host to device)");
 }
 
 absl::Status CopyToHost(Stream& stream, void* host_dst, const void* device_src, size_t bytes) {
   if (bytes == 0) return absl::OkStatus();
-  return CudaStatus(cudaMemcpyAsync(host_dst, device_src, bytes, cudaMemcpyDeviceToHost,
-                                    NativeStream(stream)),
-                    "cudaMemcpyAsync(device to host)");
+  return CudaStatus(
+      cudaMemcpyAsync(host_dst, device_src, bytes, cudaMemcpyDeviceToHost, NativeStream(stream)),
+      "cudaMemcpyAsync(device to host)");
 }
 
 absl::Status CopyOnDevice(Stream& stream, void* device_dst, const void* device_src, size_t bytes) {
@@ -98,8 +98,7 @@ absl::Status CopyOnDevice(Stream& stream, void* device_dst, const void* device_s
 
 absl::Status ZeroDevice(Stream& stream, void* device_dst, size_t bytes) {
   if (bytes == 0) return absl::OkStatus();
-  return CudaStatus(cudaMemsetAsync(device_dst, 0, bytes, NativeStream(stream)),
-                    "cudaMemsetAsync");
+  return CudaStatus(cudaMemsetAsync(device_dst, 0, bytes, NativeStream(stream)), "cudaMemsetAsync");
 }
 
 }  // namespace pinfer::cuda

@@ -41,11 +41,10 @@ absl::StatusOr<WeightsArg> CheckWeights(const DeviceMatrix& w, std::string_view 
       arg.type = WeightType::kQ4_0;
       break;
     default:
-      return absl::InvalidArgumentError(
-          absl::StrFormat("%s: weights of dtype %s are not supported (f32, f16, bf16, q8_0, q4_0)",
-                          op, IsKnownDType(static_cast<uint32_t>(w.dtype))
-                                  ? DTypeName(w.dtype)
-                                  : std::string_view("unknown")));
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: weights of dtype %s are not supported (f32, f16, bf16, q8_0, q4_0)", op,
+          IsKnownDType(static_cast<uint32_t>(w.dtype)) ? DTypeName(w.dtype)
+                                                       : std::string_view("unknown")));
   }
   if (w.rows < 0 || w.cols <= 0) {
     return absl::InvalidArgumentError(
@@ -53,9 +52,9 @@ absl::StatusOr<WeightsArg> CheckWeights(const DeviceMatrix& w, std::string_view 
   }
   absl::StatusOr<uint64_t> row_bytes = RowBytes(w.dtype, static_cast<uint64_t>(w.cols));
   if (!row_bytes.ok()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: %d columns do not fit %s blocks of %d", op, w.cols, DTypeName(w.dtype),
-        GetDTypeInfo(w.dtype).block_elements));
+    return absl::InvalidArgumentError(absl::StrFormat("%s: %d columns do not fit %s blocks of %d",
+                                                      op, w.cols, DTypeName(w.dtype),
+                                                      GetDTypeInfo(w.dtype).block_elements));
   }
   if (*row_bytes != w.row_bytes) {
     return absl::InvalidArgumentError(
@@ -66,8 +65,8 @@ absl::StatusOr<WeightsArg> CheckWeights(const DeviceMatrix& w, std::string_view 
     return absl::InvalidArgumentError(absl::StrFormat("%s: weight data is null", op));
   }
   if (reinterpret_cast<uintptr_t>(w.data) % alignment != 0) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: %s weight data is not %d-byte aligned", op, DTypeName(w.dtype), alignment));
+    return absl::InvalidArgumentError(absl::StrFormat("%s: %s weight data is not %d-byte aligned",
+                                                      op, DTypeName(w.dtype), alignment));
   }
   arg.data = static_cast<const uint8_t*>(w.data);
   arg.rows = w.rows;
@@ -84,8 +83,8 @@ absl::Status CheckNotNull(const void* pointer, std::string_view op, std::string_
 absl::Status CheckActivationAlignment(const WeightsArg& w, const float* x, std::string_view op) {
   const bool quantized = w.type == WeightType::kQ8_0 || w.type == WeightType::kQ4_0;
   if (!quantized || reinterpret_cast<uintptr_t>(x) % 16 == 0) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrFormat(
-      "%s: the activations of a quantized product must be 16-byte aligned", op));
+  return absl::InvalidArgumentError(
+      absl::StrFormat("%s: the activations of a quantized product must be 16-byte aligned", op));
 }
 
 absl::Status CheckCount(int64_t n, std::string_view op, std::string_view what) {

@@ -61,11 +61,13 @@ cudaError_t LaunchDequantizeToF16(const WeightsArg& w, int64_t first_row, int64_
   if (total == 0) return cudaSuccess;
   __half* half_out = reinterpret_cast<__half*>(out);
   if (w.type == WeightType::kQ8_0) {
-    DequantizeToF16Kernel<Q8_0Decoder><<<ElementwiseBlocks(total), kElementwiseThreads, 0, stream>>>(
-        w.data, w.row_bytes, n_chunks, first_row, count, half_out);
+    DequantizeToF16Kernel<Q8_0Decoder>
+        <<<ElementwiseBlocks(total), kElementwiseThreads, 0, stream>>>(
+            w.data, w.row_bytes, n_chunks, first_row, count, half_out);
   } else if (w.type == WeightType::kQ4_0) {
-    DequantizeToF16Kernel<Q4_0Decoder><<<ElementwiseBlocks(total), kElementwiseThreads, 0, stream>>>(
-        w.data, w.row_bytes, n_chunks, first_row, count, half_out);
+    DequantizeToF16Kernel<Q4_0Decoder>
+        <<<ElementwiseBlocks(total), kElementwiseThreads, 0, stream>>>(
+            w.data, w.row_bytes, n_chunks, first_row, count, half_out);
   } else {
     return cudaErrorInvalidValue;
   }

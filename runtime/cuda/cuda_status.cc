@@ -7,6 +7,10 @@ namespace pinfer::cuda::internal {
 
 absl::Status CudaStatus(cudaError_t error, std::string_view call) {
   if (error == cudaSuccess) return absl::OkStatus();
+  // The runtime also keeps the error as its "last error", which the next kernel launch's check
+  // (cudaGetLastError) would report as its own: clear it here, where it is reported. Sticky errors
+  // (a crashed kernel) stay, as they must.
+  (void)cudaGetLastError();
   const std::string message =
       absl::StrCat(Sv(call), ": ", cudaGetErrorString(error), " (", cudaGetErrorName(error), ")");
   switch (error) {

@@ -1,5 +1,5 @@
-// CUDA runtime and cuBLAS error codes as absl::Status, each naming the call that failed. Internal to
-// pinfer_cuda (it includes the CUDA headers); the public headers never do.
+// CUDA runtime and cuBLAS error codes as absl::Status, each naming the call that failed. Internal
+// to pinfer_cuda (it includes the CUDA headers); the public headers never do.
 #pragma once
 
 #include <cublas_v2.h>

@@ -54,15 +54,17 @@ absl::StatusOr<DeviceInfo> GetDeviceInfo(int device) {
   info.total_memory_bytes = props.totalGlobalMem;
   info.l2_cache_bytes = static_cast<uint64_t>(props.l2CacheSize);
 
+  // Optional attributes: a device that does not report them gets 0 (CudaStatus clears the error).
   int memory_clock_khz = 0;
   int bus_width_bits = 0;
-  if (cudaDeviceGetAttribute(&memory_clock_khz, cudaDevAttrMemoryClockRate, device) ==
-          cudaSuccess &&
-      cudaDeviceGetAttribute(&bus_width_bits, cudaDevAttrGlobalMemoryBusWidth, device) ==
-          cudaSuccess) {
+  if (CudaStatus(cudaDeviceGetAttribute(&memory_clock_khz, cudaDevAttrMemoryClockRate, device),
+                 "cudaDeviceGetAttribute(memoryClockRate)")
+          .ok() &&
+      CudaStatus(cudaDeviceGetAttribute(&bus_width_bits, cudaDevAttrGlobalMemoryBusWidth, device),
+                 "cudaDeviceGetAttribute(globalMemoryBusWidth)")
+          .ok()) {
     // Double data rate: two transfers per clock.
-    info.peak_memory_bandwidth_gbps =
-        2.0 * memory_clock_khz * 1e3 * (bus_width_bits / 8.0) / 1e9;
+    info.peak_memory_bandwidth_gbps = 2.0 * memory_clock_khz * 1e3 * (bus_width_bits / 8.0) / 1e9;
   }
 
   // Free memory is a property of the current device: ask with `device` current, then restore.
@@ -75,8 +77,8 @@ absl::StatusOr<DeviceInfo> GetDeviceInfo(int device) {
   if (!memory.ok()) return memory;
   info.free_memory_bytes = free_bytes;
 
-  if (absl::Status s = CudaStatus(cudaRuntimeGetVersion(&info.runtime_version),
-                                  "cudaRuntimeGetVersion");
+  if (absl::Status s =
+          CudaStatus(cudaRuntimeGetVersion(&info.runtime_version), "cudaRuntimeGetVersion");
       !s.ok()) {
     return s;
   }

@@ -12,9 +12,9 @@ namespace pinfer::cuda::internal {
 
 inline constexpr int kWarpSize = 32;
 inline constexpr unsigned kFullMask = 0xffffffffu;
-inline constexpr int kQuantBlock = 32;       // elements of a q8_0 / q4_0 block
-inline constexpr int kQ8_0BlockBytes = 34;   // f16 scale + 32 x int8
-inline constexpr int kQ4_0BlockBytes = 18;   // f16 scale + 16 bytes of nibbles
+inline constexpr int kQuantBlock = 32;      // elements of a q8_0 / q4_0 block
+inline constexpr int kQ8_0BlockBytes = 34;  // f16 scale + 32 x int8
+inline constexpr int kQ4_0BlockBytes = 18;  // f16 scale + 16 bytes of nibbles
 
 __device__ __forceinline__ float HalfBitsToFloat(uint16_t bits) {
   return __half2float(__ushort_as_half(bits));
@@ -155,7 +155,8 @@ __device__ __forceinline__ void LoadActivations(const float* x, int64_t ch, floa
 
 __device__ __forceinline__ float WarpSum(float v) {
 #pragma unroll
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(kFullMask, v, offset);
+  for (int offset = kWarpSize / 2; offset > 0; offset /= 2)
+    v += __shfl_xor_sync(kFullMask, v, offset);
   return v;
 }
 

@@ -105,7 +105,7 @@ cudaError_t LaunchRope(float* v, int64_t n_tokens, int64_t n_heads, int64_t head
   const int64_t pairs = n_tokens * n_heads * (head_dim / 2);
   if (pairs == 0) return cudaSuccess;
   RopeKernel<<<ElementwiseBlocks(pairs), kElementwiseThreads, 0, stream>>>(v, n_tokens, n_heads,
-                                                                          head_dim, pos0, theta);
+                                                                           head_dim, pos0, theta);
   return cudaGetLastError();
 }
 
@@ -119,7 +119,7 @@ cudaError_t LaunchFfnCombine(ActKind act, float param, const float* gate, const 
                              int64_t n, float* out, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   FfnCombineKernel<<<ElementwiseBlocks(n), kElementwiseThreads, 0, stream>>>(act, param, gate, up,
-                                                                            n, out);
+                                                                             n, out);
   return cudaGetLastError();
 }
 

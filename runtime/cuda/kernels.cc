@@ -23,9 +23,8 @@ DeviceMatrix MakeDeviceMatrix(DType dtype, int64_t rows, int64_t cols, const voi
   m.rows = rows;
   m.cols = cols;
   m.data = device_data;
-  m.row_bytes = cols > 0 ? static_cast<size_t>(
-                               RowBytes(dtype, static_cast<uint64_t>(cols)).value_or(0))
-                         : 0;
+  m.row_bytes =
+      cols > 0 ? static_cast<size_t>(RowBytes(dtype, static_cast<uint64_t>(cols)).value_or(0)) : 0;
   return m;
 }
 
@@ -51,8 +50,8 @@ namespace {
 
 // y += Σ_k a[k] W[row_k] through per-split partial sums in scratch memory.
 absl::Status TransposedAccumulate(Stream& stream, const WeightsArg& w, const int32_t* rows,
-                                  const int32_t* count, int64_t max_count, const float* a,
-                                  float* y, std::string_view op) {
+                                  const int32_t* count, int64_t max_count, const float* a, float* y,
+                                  std::string_view op) {
   const int splits = internal::ChooseTransposedSplits(w, max_count, internal::SmCount(stream));
   internal::ScratchArena::Scope scratch(internal::Scratch(stream));
   absl::StatusOr<float*> partials =
@@ -142,14 +141,13 @@ absl::Status RopeInterleaved(Stream& stream, float* v, int64_t n_tokens, int64_t
   constexpr std::string_view kOp = "RopeInterleaved";
   if (n_tokens < 0 || n_heads < 0 || head_dim <= 0 || head_dim % 2 != 0 || pos0 < 0) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: bad shape (%d tokens, %d heads, head_dim %d, position %d); head_dim must be even",
-        kOp, n_tokens, n_heads, head_dim, pos0));
+        "%s: bad shape (%d tokens, %d heads, head_dim %d, position %d); head_dim must be even", kOp,
+        n_tokens, n_heads, head_dim, pos0));
   }
   if (n_tokens == 0 || n_heads == 0) return absl::OkStatus();
   if (absl::Status s = CheckNotNull(v, kOp, "v"); !s.ok()) return s;
   return LaunchStatus(
-      internal::LaunchRope(v, n_tokens, n_heads, head_dim, pos0, theta, NativeStream(stream)),
-      kOp);
+      internal::LaunchRope(v, n_tokens, n_heads, head_dim, pos0, theta, NativeStream(stream)), kOp);
 }
 
 absl::Status Softmax(Stream& stream, float* x, int64_t rows, int64_t n) {

@@ -105,8 +105,8 @@ struct AttentionArgs {
 inline constexpr int64_t kAttentionKeysPerSplit = 256;
 // Queries [0, n) at positions pos0 + t; `partials` holds n * n_heads * splits * (head_dim + 2)
 // floats, with splits = ceil((pos0 + n) / kAttentionKeysPerSplit).
-cudaError_t LaunchAttention(const AttentionArgs& args, const float* q, const void* k,
-                            const void* v, int64_t pos0, int64_t n, float* partials, float* out,
+cudaError_t LaunchAttention(const AttentionArgs& args, const float* q, const void* k, const void* v,
+                            int64_t pos0, int64_t n, float* partials, float* out,
                             cudaStream_t stream);
 // Caches at positions [pos0, pos0 + n) = the new rows k_new, v_new ([n, n_kv_heads * head_dim]).
 cudaError_t LaunchWriteKv(const AttentionArgs& args, const float* k_new, const float* v_new,

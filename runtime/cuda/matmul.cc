@@ -72,9 +72,7 @@ absl::Status RunGemm(Stream& stream, const Gemm& g, std::string_view op) {
       absl::StrFormat("cublasGemmEx (%s)", op));
 }
 
-bool IsQuantized(WeightType type) {
-  return type == WeightType::kQ8_0 || type == WeightType::kQ4_0;
-}
+bool IsQuantized(WeightType type) { return type == WeightType::kQ8_0 || type == WeightType::kQ4_0; }
 
 // The cuBLAS type the activations are converted to for weights of `type` (f32 stays f32).
 cudaDataType_t GemmType(WeightType type) {
@@ -95,10 +93,9 @@ absl::StatusOr<const void*> GemmActivations(Stream& stream, internal::ScratchAre
   if (type == WeightType::kF32) return static_cast<const void*>(x);
   absl::StatusOr<uint16_t*> converted = scratch.Allocate<uint16_t>(static_cast<size_t>(count));
   if (!converted.ok()) return converted.status();
-  if (absl::Status s = LaunchStatus(
-          internal::LaunchConvertF32(x, count, type == WeightType::kBF16, *converted,
-                                     NativeStream(stream)),
-          op);
+  if (absl::Status s = LaunchStatus(internal::LaunchConvertF32(x, count, type == WeightType::kBF16,
+                                                               *converted, NativeStream(stream)),
+                                    op);
       !s.ok()) {
     return s;
   }
@@ -140,10 +137,10 @@ absl::Status MatMul(Stream& stream, const DeviceMatrix& w, const float* x, int64
   const cudaDataType_t type = GemmType(arg->type);
 
   if (!IsQuantized(arg->type)) {
-    return RunGemm(stream,
-                   {CUBLAS_OP_T, w.rows, n, w.cols, w.data, type, w.cols, *xg, type, w.cols, 0.0f,
-                    y, w.rows},
-                   kOp);
+    return RunGemm(
+        stream,
+        {CUBLAS_OP_T, w.rows, n, w.cols, w.data, type, w.cols, *xg, type, w.cols, 0.0f, y, w.rows},
+        kOp);
   }
   const int64_t tile_rows = TileRows(*arg);
   absl::StatusOr<uint16_t*> tile =
@@ -198,10 +195,10 @@ absl::Status MatMulTransposedAccumulate(Stream& stream, const DeviceMatrix& w, c
   const size_t element_bytes = type == CUDA_R_32F ? 4 : 2;
 
   if (!IsQuantized(arg->type)) {
-    return RunGemm(stream,
-                   {CUBLAS_OP_N, w.cols, n, w.rows, w.data, type, w.cols, *ag, type, w.rows, 1.0f,
-                    y, w.cols},
-                   kOp);
+    return RunGemm(
+        stream,
+        {CUBLAS_OP_N, w.cols, n, w.rows, w.data, type, w.cols, *ag, type, w.rows, 1.0f, y, w.cols},
+        kOp);
   }
   // The reduction runs over the rows: tile it, every tile accumulating into Y (beta = 1).
   const int64_t tile_rows = TileRows(*arg);

@@ -10,8 +10,8 @@ constexpr int kRowsPerBlock = 2;
 
 template <class Decoder>
 __global__ void __launch_bounds__(kRowDotThreads)
-    MatVecKernel(const uint8_t* w, size_t row_bytes, int64_t rows, int64_t n_chunks,
-                 const float* x, float* y) {
+    MatVecKernel(const uint8_t* w, size_t row_bytes, int64_t rows, int64_t n_chunks, const float* x,
+                 float* y) {
   __shared__ float scratch[kRowsPerBlock * kRowDotThreads / kWarpSize];
   for (int64_t group = blockIdx.x; group * kRowsPerBlock < rows; group += gridDim.x) {
     const int64_t row0 = group * kRowsPerBlock;
@@ -39,8 +39,8 @@ cudaError_t LaunchMatVec(const WeightsArg& w, const float* x, float* y, cudaStre
   const unsigned blocks = static_cast<unsigned>(groups < (1 << 30) ? groups : (1 << 30));
   return DispatchDecoder(w, x, [&](auto decoder) {
     using Decoder = decltype(decoder);
-    MatVecKernel<Decoder><<<blocks, kRowDotThreads, 0, stream>>>(
-        w.data, w.row_bytes, w.rows, w.cols / Decoder::kChunk, x, y);
+    MatVecKernel<Decoder><<<blocks, kRowDotThreads, 0, stream>>>(w.data, w.row_bytes, w.rows,
+                                                                 w.cols / Decoder::kChunk, x, y);
     return cudaGetLastError();
   });
 }

@@ -24,8 +24,8 @@ int64_t PredictorWeights::n_ff() const {
 namespace {
 
 // out = W in (zeroing out first for the input-major layout, which accumulates).
-absl::Status Project(Stream& stream, const DeviceMatrix& w, PredictorLayout layout,
-                     const float* in, float* out, int64_t out_size) {
+absl::Status Project(Stream& stream, const DeviceMatrix& w, PredictorLayout layout, const float* in,
+                     float* out, int64_t out_size) {
   if (layout == PredictorLayout::kOutputMajor) return MatVec(stream, w, in, out);
   if (absl::Status s = ZeroDevice(stream, out, static_cast<size_t>(out_size) * sizeof(float));
       !s.ok()) {
@@ -51,10 +51,10 @@ absl::Status PredictActiveNeurons(Stream& stream, const PredictorWeights& weight
   const bool output_major = weights.layout == PredictorLayout::kOutputMajor;
   const int64_t w2_rank = output_major ? weights.w2.cols : weights.w2.rows;
   if (weights.rank() <= 0 || w2_rank != weights.rank() || weights.n_ff() <= 0) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: W1 [%d, %d] and W2 [%d, %d] do not chain (%s layout)", kOp, weights.w1.rows,
-        weights.w1.cols, weights.w2.rows, weights.w2.cols,
-        output_major ? "output-major" : "input-major"));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: W1 [%d, %d] and W2 [%d, %d] do not chain (%s layout)", kOp,
+                        weights.w1.rows, weights.w1.cols, weights.w2.rows, weights.w2.cols,
+                        output_major ? "output-major" : "input-major"));
   }
   if (!(threshold >= 0.0f && threshold <= 1.0f)) {
     return absl::InvalidArgumentError(

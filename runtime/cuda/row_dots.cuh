@@ -1,5 +1,6 @@
-// The core of every "rows times a vector" kernel (mat-vec, the sparse FFN's gate/up, the predictor):
-// one thread block computes the dot products of R weight rows with the same activation vector.
+// The core of every "rows times a vector" kernel (mat-vec, the sparse FFN's gate/up, the
+// predictor): one thread block computes the dot products of R weight rows with the same activation
+// vector.
 //
 // Why a block per row group rather than a warp per row: decode mat-vecs have few rows (4096) and
 // are memory-bound, so the GPU needs many loads in flight; a 128-thread block per 2 rows gives

@@ -120,8 +120,8 @@ cudaError_t LaunchCompactHotSlots(const uint8_t* active_mask, const int32_t* neu
 cudaError_t LaunchCompactPredicted(const float* logits, const float* bias, int64_t n,
                                    float threshold, int32_t* ids, int32_t* count, uint8_t* mask,
                                    cudaStream_t stream) {
-  CompactKernel<<<1, kCompactThreads, 0, stream>>>(
-      n, PredictedFlag{logits, bias, threshold, mask}, ids, count);
+  CompactKernel<<<1, kCompactThreads, 0, stream>>>(n, PredictedFlag{logits, bias, threshold, mask},
+                                                   ids, count);
   return cudaGetLastError();
 }
 
@@ -136,9 +136,9 @@ cudaError_t LaunchGateUp(const WeightsArg& gate, const WeightsArg& up, const int
   const WeightsArg& dispatch_on = UseVectorPath(up, x) ? gate : up;
   return DispatchDecoder(dispatch_on, x, [&](auto decoder) {
     using Decoder = decltype(decoder);
-    GateUpKernel<Decoder><<<blocks, kRowDotThreads, 0, stream>>>(
-        gate.data, up.data, gate.row_bytes, gate.cols / Decoder::kChunk, slots, count, x, act,
-        param, a);
+    GateUpKernel<Decoder><<<blocks, kRowDotThreads, 0, stream>>>(gate.data, up.data, gate.row_bytes,
+                                                                 gate.cols / Decoder::kChunk, slots,
+                                                                 count, x, act, param, a);
     return cudaGetLastError();
   });
 }

@@ -12,7 +12,8 @@ absl::Status HotSparseFfn(Stream& stream, const HotFfnWeights& weights, FfnActiv
                           float param, const float* x, const uint8_t* active_mask, float* y,
                           int32_t* computed_count) {
   constexpr std::string_view kOp = "HotSparseFfn";
-  absl::StatusOr<internal::WeightsArg> gate = internal::CheckWeights(weights.gate, "HotSparseFfn gate");
+  absl::StatusOr<internal::WeightsArg> gate =
+      internal::CheckWeights(weights.gate, "HotSparseFfn gate");
   if (!gate.ok()) return gate.status();
   absl::StatusOr<internal::WeightsArg> up = internal::CheckWeights(weights.up, "HotSparseFfn up");
   if (!up.ok()) return up.status();
@@ -49,17 +50,16 @@ absl::Status HotSparseFfn(Stream& stream, const HotFfnWeights& weights, FfnActiv
   absl::StatusOr<float*> a = scratch.Allocate<float>(static_cast<size_t>(n_hot));
   if (!a.ok()) return a.status();
 
-  if (absl::Status s = internal::LaunchStatus(
-          internal::LaunchCompactHotSlots(active_mask, weights.neuron_ids, n_hot, *slots, *count,
-                                          native),
-          "HotSparseFfn (active hot slots)");
+  if (absl::Status s =
+          internal::LaunchStatus(internal::LaunchCompactHotSlots(active_mask, weights.neuron_ids,
+                                                                 n_hot, *slots, *count, native),
+                                 "HotSparseFfn (active hot slots)");
       !s.ok()) {
     return s;
   }
   if (absl::Status s = internal::LaunchStatus(
-          internal::LaunchGateUp(*gate, *up, *slots, *count, n_hot, x,
-                                 internal::ToActKind(act), param, *a, internal::SmCount(stream),
-                                 native),
+          internal::LaunchGateUp(*gate, *up, *slots, *count, n_hot, x, internal::ToActKind(act),
+                                 param, *a, internal::SmCount(stream), native),
           "HotSparseFfn (gate/up)");
       !s.ok()) {
     return s;
@@ -70,9 +70,9 @@ absl::Status HotSparseFfn(Stream& stream, const HotFfnWeights& weights, FfnActiv
     return s;
   }
   if (computed_count == nullptr) return absl::OkStatus();
-  return internal::CudaStatus(cudaMemcpyAsync(computed_count, *count, sizeof(int32_t),
-                                              cudaMemcpyDeviceToDevice, native),
-                              "cudaMemcpyAsync (HotSparseFfn count)");
+  return internal::CudaStatus(
+      cudaMemcpyAsync(computed_count, *count, sizeof(int32_t), cudaMemcpyDeviceToDevice, native),
+      "cudaMemcpyAsync (HotSparseFfn count)");
 }
 
 }  // namespace pinfer::cuda

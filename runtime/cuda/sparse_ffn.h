@@ -3,7 +3,8 @@
 // The plan gathers the hot neurons' rows of ffn_gate, ffn_up and ffn_down_t (the neuron-major down
 // projection) into contiguous device matrices, slot j holding neuron neuron_ids[j]. Per token, only
 // the hot neurons the predictor marks active are computed:
-//   for each slot j with active_mask[neuron_ids[j]]:  a_j = act(gate_j · x, up_j · x);  y += a_j down_j
+//   for each slot j with active_mask[neuron_ids[j]]:  a_j = act(gate_j · x, up_j · x);  y += a_j
+//   down_j
 // Inactive hot neurons cost no weight reads. The list of computed slots stays on the GPU, so the
 // whole layer runs without a host round trip.
 #pragma once
@@ -17,9 +18,9 @@
 namespace pinfer::cuda {
 
 struct HotFfnWeights {
-  DeviceMatrix gate;  // [n_hot, dim]
-  DeviceMatrix up;    // [n_hot, dim], same dtype as gate
-  DeviceMatrix down;  // [n_hot, dim], rows of ffn_down_t (any weight dtype)
+  DeviceMatrix gate;                    // [n_hot, dim]
+  DeviceMatrix up;                      // [n_hot, dim], same dtype as gate
+  DeviceMatrix down;                    // [n_hot, dim], rows of ffn_down_t (any weight dtype)
   const int32_t* neuron_ids = nullptr;  // [n_hot] on the device: each slot's neuron in [0, n_ff)
 };
 

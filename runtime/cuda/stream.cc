@@ -27,7 +27,8 @@ StreamState::StreamState(cudaStream_t stream, int device, int sm_count)
     : stream(stream),
       device(device),
       sm_count(sm_count),
-      scratch(AllocateScratch, [](void* data) { cudaFree(data); }, kMinScratchChunkBytes) {}
+      scratch(
+          AllocateScratch, [](void* data) { cudaFree(data); }, kMinScratchChunkBytes) {}
 
 StreamState::~StreamState() {
   // The scratch memory and the cuBLAS workspace may still be in use by enqueued kernels.
@@ -144,17 +145,22 @@ absl::Status Event::Synchronize() {
 
 absl::StatusOr<bool> Event::IsComplete() const {
   const cudaError_t result = cudaEventQuery(static_cast<cudaEvent_t>(event_));
-  if (result == cudaErrorNotReady) return false;  // "not actually an error" (CUDA docs)
+  if (result == cudaErrorNotReady) {
+    // "Not actually an error" (CUDA docs): make sure it is not left as the thread's last error,
+    // where the next launch check would find it.
+    (void)cudaGetLastError();
+    return false;
+  }
   if (absl::Status s = internal::CudaStatus(result, "cudaEventQuery"); !s.ok()) return s;
   return true;
 }
 
 absl::StatusOr<float> Event::ElapsedMilliseconds(const Event& start, const Event& end) {
   float ms = 0.0f;
-  if (absl::Status s = internal::CudaStatus(
-          cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start.event_),
-                               static_cast<cudaEvent_t>(end.event_)),
-          "cudaEventElapsedTime");
+  if (absl::Status s =
+          internal::CudaStatus(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start.event_),
+                                                    static_cast<cudaEvent_t>(end.event_)),
+                               "cudaEventElapsedTime");
       !s.ok()) {
     return s;
   }

@@ -7,8 +7,8 @@
 // registers; the block then adds its 8 warps in shared memory and writes one partial vector per
 // split. The splits along k (gridDim.y) give the GPU enough loads in flight; a second kernel adds
 // the partial vectors into y in a fixed order, so results are deterministic (no float atomics).
-#include "runtime/cuda/launch.h"
 #include "runtime/cuda/device_common.cuh"
+#include "runtime/cuda/launch.h"
 #include "runtime/cuda/row_dots.cuh"
 
 namespace pinfer::cuda::internal {
@@ -20,8 +20,8 @@ constexpr int kRowGroups = 8;           // warps per block, each on its own rows
 template <class Decoder>
 __global__ void __launch_bounds__(kTileChunks* kRowGroups)
     TransposedPartialsKernel(const uint8_t* w, size_t row_bytes, int64_t n_chunks,
-                             const int32_t* row_ids, const int32_t* count_ptr,
-                             int64_t dense_count, const float* a, float* partials) {
+                             const int32_t* row_ids, const int32_t* count_ptr, int64_t dense_count,
+                             const float* a, float* partials) {
   constexpr int kChunk = Decoder::kChunk;
   // Rows in flight per warp: enough loads outstanding, without spilling registers.
   constexpr int kUnroll = kChunk >= 32 ? 2 : 4;
@@ -128,7 +128,7 @@ cudaError_t LaunchSumPartials(const float* partials, int splits, int64_t cols, f
                               cudaStream_t stream) {
   if (cols == 0) return cudaSuccess;
   SumPartialsKernel<<<ElementwiseBlocks(cols), kElementwiseThreads, 0, stream>>>(partials, splits,
-                                                                                cols, y);
+                                                                                 cols, y);
   return cudaGetLastError();
 }
 

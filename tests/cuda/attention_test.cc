@@ -1,12 +1,13 @@
 // Attention over a GPU KV cache (f32 and f16) against the CPU scalar reference: decode, causal
 // prefill, GQA, several key splits, query chunking; and the cache writes. Skipped without a device.
+#include "runtime/cuda/attention.h"
+
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_format.h"
 #include "format/half.h"
 #include "runtime/cpu/reference_kernels.h"
-#include "runtime/cuda/attention.h"
 #include "runtime/cuda/tuning.h"
 #include "tests/cuda/cuda_test_util.h"
 
@@ -66,9 +67,9 @@ class AttentionTest : public CudaTest {
 
 TEST_F(AttentionTest, DecodeMatchesReference) {
   for (DType kv : {DType::kF32, DType::kF16}) {
-    Check({4, 4, 16, 0, 1}, kv);      // the first token: one key
-    Check({4, 2, 16, 255, 1}, kv);    // exactly one full split
-    Check({32, 8, 128, 700, 1}, kv);  // Llama-3-style GQA, three splits
+    Check({4, 4, 16, 0, 1}, kv);        // the first token: one key
+    Check({4, 2, 16, 255, 1}, kv);      // exactly one full split
+    Check({32, 8, 128, 700, 1}, kv);    // Llama-3-style GQA, three splits
     Check({32, 32, 128, 4095, 1}, kv);  // 7B at a full 4K context
   }
 }

@@ -65,7 +65,7 @@ TEST(KernelChoiceTest, VectorPathNeedsAlignedRowsAndActivations) {
   w.row_bytes = 128;
   EXPECT_TRUE(UseVectorPath(w, Address(256)));
   EXPECT_FALSE(UseVectorPath(w, Address(260)));  // x not 16-byte aligned
-  w.cols = 67;  // odd rows: 134 bytes
+  w.cols = 67;                                   // odd rows: 134 bytes
   w.row_bytes = 134;
   EXPECT_FALSE(UseVectorPath(w, Address(256)));
   w.type = WeightType::kQ4_0;  // quantized weights always take the block path

@@ -21,10 +21,10 @@
 
 namespace pinfer::cuda::testing {
 
-#define PINFER_ASSERT_OK(expr)                   \
-  do {                                           \
-    const absl::Status _status = (expr);         \
-    ASSERT_TRUE(_status.ok()) << _status;        \
+#define PINFER_ASSERT_OK(expr)            \
+  do {                                    \
+    const absl::Status _status = (expr);  \
+    ASSERT_TRUE(_status.ok()) << _status; \
   } while (false)
 
 inline constexpr DType kWeightDTypes[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0,
@@ -83,9 +83,9 @@ inline void ExpectClose(const std::vector<float>& got, const std::vector<float>&
       worst_index = i;
     }
   }
-  EXPECT_LE(worst, limit) << what << ": element " << worst_index << " is "
-                          << got[worst_index] << ", want " << want[worst_index] << " (rms "
-                          << rms << ", relative tolerance " << tolerance << ")";
+  EXPECT_LE(worst, limit) << what << ": element " << worst_index << " is " << got[worst_index]
+                          << ", want " << want[worst_index] << " (rms " << rms
+                          << ", relative tolerance " << tolerance << ")";
 }
 
 // Skips the test unless a CUDA device is usable; provides a stream and copy helpers that
@@ -119,7 +119,8 @@ class CudaTest : public ::testing::Test {
   template <typename T>
   DeviceBuffer ToDevice(const std::vector<T>& host) {
     DeviceBuffer buffer = Allocate(host.size() * sizeof(T));
-    const absl::Status s = CopyToDevice(stream(), buffer.data(), host.data(), host.size() * sizeof(T));
+    const absl::Status s =
+        CopyToDevice(stream(), buffer.data(), host.data(), host.size() * sizeof(T));
     EXPECT_TRUE(s.ok()) << s;
     return buffer;
   }

@@ -129,8 +129,7 @@ TEST_F(MatrixProductTest, MatMulMatchesReference) {
     const Case cases[] = {{{37, cols}, 3}, {{37, cols}, 9}, {{1024, 4096}, 16}};
     for (const Case& c : cases) {
       const HostMatrix w = RandomMatrix(dtype, c.shape.rows, c.shape.cols, ++seed);
-      const std::vector<float> x =
-          RandomVector(static_cast<size_t>(c.n * c.shape.cols), ++seed);
+      const std::vector<float> x = RandomVector(static_cast<size_t>(c.n * c.shape.cols), ++seed);
       std::vector<float> want(static_cast<size_t>(c.n * c.shape.rows));
       cpu::reference::MatMul(w.View(), x.data(), c.n, want.data());
 
@@ -215,7 +214,8 @@ TEST_F(MatrixProductTest, MatMulTransposedAccumulateMatchesReference) {
     } cases[] = {{{37, cols}, 2}, {{37, cols}, 9}, {{1024, 4096}, 16}};
     for (const auto& c : cases) {
       const HostMatrix w = RandomMatrix(dtype, c.shape.rows, c.shape.cols, ++seed);
-      const std::vector<float> a = SparseActivations(static_cast<size_t>(c.n * c.shape.rows), ++seed);
+      const std::vector<float> a =
+          SparseActivations(static_cast<size_t>(c.n * c.shape.rows), ++seed);
       const std::vector<float> y0 = RandomVector(static_cast<size_t>(c.n * c.shape.cols), ++seed);
       std::vector<float> want = y0;
       cpu::reference::MatMulTransposedAccumulate(w.View(), a.data(), c.n, want.data());
@@ -264,8 +264,8 @@ TEST_F(MatrixProductTest, SparseTransposedAccumulateMatchesReference) {
       DeviceBuffer dcount = ToDevice(std::vector<int32_t>{static_cast<int32_t>(rows.size())});
       DeviceBuffer dy = ToDevice(y0);
       PINFER_ASSERT_OK(SparseTransposedAccumulate(stream(), dw, drows.As<int32_t>(),
-                                                  dcount.As<int32_t>(), shape.rows,
-                                                  da.As<float>(), dy.As<float>()));
+                                                  dcount.As<int32_t>(), shape.rows, da.As<float>(),
+                                                  dy.As<float>()));
       ExpectClose(ToHost<float>(dy.data(), want.size()), want, 1e-4,
                   Label("SparseTransposedAccumulate", dtype, shape.rows, shape.cols));
     }

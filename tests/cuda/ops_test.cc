@@ -28,8 +28,8 @@ TEST_F(OpsTest, RmsNormMatchesReference) {
     DeviceBuffer dx = ToDevice(x);
     DeviceBuffer dw = ToDevice(weight);
     DeviceBuffer dout = Allocate(x.size() * sizeof(float));
-    PINFER_ASSERT_OK(RmsNorm(stream(), dx.As<float>(), dw.As<float>(), rows, n, 1e-5f,
-                             dout.As<float>()));
+    PINFER_ASSERT_OK(
+        RmsNorm(stream(), dx.As<float>(), dw.As<float>(), rows, n, 1e-5f, dout.As<float>()));
     ExpectClose(ToHost<float>(dout.data(), x.size()), want, 1e-5, absl::StrFormat("RmsNorm %d", n));
     // In place.
     PINFER_ASSERT_OK(
@@ -87,8 +87,8 @@ TEST_F(OpsTest, FfnCombineMatchesReferenceForEveryActivation) {
     const float param = 0.25f;
     std::vector<float> want(n);
     cpu::reference::FfnCombine(act, param, gate.data(), up.data(), n, want.data());
-    PINFER_ASSERT_OK(FfnCombine(stream(), act, param, dgate.As<float>(), dup.As<float>(), n,
-                                dout.As<float>()));
+    PINFER_ASSERT_OK(
+        FfnCombine(stream(), act, param, dgate.As<float>(), dup.As<float>(), n, dout.As<float>()));
     ExpectClose(ToHost<float>(dout.data(), n), want, 1e-5,
                 absl::StrFormat("FfnCombine activation %d", static_cast<int>(act)));
   }

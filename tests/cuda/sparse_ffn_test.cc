@@ -1,5 +1,7 @@
 // The neuron-sparse hot FFN and the predictor MLP on the GPU against CPU references built from the
 // scalar kernels. Skipped without a CUDA device.
+#include "runtime/cuda/sparse_ffn.h"
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -10,7 +12,6 @@
 #include "absl/strings/str_format.h"
 #include "runtime/cpu/reference_kernels.h"
 #include "runtime/cuda/predictor.h"
-#include "runtime/cuda/sparse_ffn.h"
 #include "tests/cuda/cuda_test_util.h"
 
 namespace pinfer::cuda {
@@ -24,10 +25,10 @@ using testing::kWeightDTypes;
 using testing::RandomMatrix;
 using testing::RandomVector;
 
-constexpr FfnActivation kActivations[] = {
-    FfnActivation::kSilu,  FfnActivation::kGelu,    FfnActivation::kRelu,
-    FfnActivation::kRelu2, FfnActivation::kDRelu,   FfnActivation::kFatRelu,
-    FfnActivation::kShiftedRelu};
+constexpr FfnActivation kActivations[] = {FfnActivation::kSilu,       FfnActivation::kGelu,
+                                          FfnActivation::kRelu,       FfnActivation::kRelu2,
+                                          FfnActivation::kDRelu,      FfnActivation::kFatRelu,
+                                          FfnActivation::kShiftedRelu};
 
 struct FfnCase {
   int64_t n_ff;
@@ -179,7 +180,8 @@ class PredictorTest : public CudaTest {
     }
     std::vector<double> probability(static_cast<size_t>(n_ff));
     for (int64_t i = 0; i < n_ff; ++i) {
-      probability[i] = 1.0 / (1.0 + std::exp(-(static_cast<double>(logits[i]) + (biases ? b2[i] : 0))));
+      probability[i] =
+          1.0 / (1.0 + std::exp(-(static_cast<double>(logits[i]) + (biases ? b2[i] : 0))));
     }
 
     DeviceBuffer w1_storage, w2_storage;
