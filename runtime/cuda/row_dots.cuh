@@ -3,8 +3,8 @@
 // vector.
 //
 // Why a block per row group rather than a warp per row: decode mat-vecs have few rows (4096) and
-// are memory-bound, so the GPU needs many loads in flight; a 128-thread block per 2 rows gives
-// 2048 blocks for a 4096-row matrix, enough to fill every SM. Reading R rows per block loads each
+// are memory-bound, so the GPU needs many loads in flight; a 128-thread block per 2 rows (4 for
+// quantized weights) gives 1024-2048 blocks for a 4096-row matrix, enough to fill every SM. Reading R rows per block loads each
 // chunk of x once for R rows, which matters for q4_0 where x (4 bytes per element) would
 // otherwise be read 7 times more than the weights (0.56 bytes per element), from L1/L2.
 #pragma once

