@@ -45,14 +45,20 @@ absl::Status WriteTensor(const SourceTensor& tensor, DType dtype, PiWriter& writ
                                                    Sv(DTypeName(dtype)), ": ",
                                                    row_bytes.status().message()));
   }
-  if (dtype == tensor.native_dtype && tensor.read_native) {
-    std::vector<uint8_t> bytes(*row_bytes * rows);
-    if (absl::Status s = tensor.read_native(bytes); !s.ok()) return s;
-    done += bytes.size();
-    progress.Update(done);
-    return writer.Append(tensor.name, bytes);
-  }
   const int64_t chunk = ChunkRows(cols);
+  if (dtype == tensor.native_dtype && tensor.read_native) {
+    // Lossless: the source bytes already are our layout in the output dtype.
+    std::vector<uint8_t> bytes(static_cast<size_t>(chunk * *row_bytes));
+    for (int64_t first = 0; first < rows; first += chunk) {
+      const int64_t count = std::min(chunk, rows - first);
+      std::span<uint8_t> out(bytes.data(), static_cast<size_t>(count * *row_bytes));
+      if (absl::Status s = tensor.read_native(first, count, out); !s.ok()) return s;
+      if (absl::Status s = writer.Append(tensor.name, out); !s.ok()) return s;
+      done += out.size();
+      progress.Update(done);
+    }
+    return absl::OkStatus();
+  }
   std::vector<float> values(static_cast<size_t>(chunk * cols));
   std::vector<uint8_t> encoded(static_cast<size_t>(chunk * *row_bytes));
   for (int64_t first = 0; first < rows; first += chunk) {
