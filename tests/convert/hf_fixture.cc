@@ -6,6 +6,8 @@
 #include <random>
 #include <set>
 
+#include <unistd.h>
+
 #include "format/byte_io.h"
 #include "format/half.h"
 #include "gtest/gtest.h"
@@ -17,14 +19,20 @@ namespace pinfer::testing {
 namespace fs = std::filesystem;
 
 const std::string& TestTokenizerModel() {
+  // ctest runs every test in its own process, many at once: train once into a private prefix and
+  // publish the result with an atomic rename, so that a process sees a whole file or none.
   static const std::string path = [] {
     const fs::path dir = fs::path(::testing::TempDir()) / "pinfer_convert_test_spm";
     fs::create_directories(dir);
-    const std::string prefix = (dir / "tokenizer").string();
+    const fs::path model = dir / "tokenizer_v1.model";
+    if (fs::exists(model)) return model.string();
+    const std::string prefix = (dir / ("tokenizer." + std::to_string(getpid()))).string();
     const std::string error = TrainLlamaStyleSentencePiece(
         RepoPath("tests/data/text/tinystories_valid_head.txt"), prefix, 400, 4000);
     EXPECT_EQ(error, "");
-    return prefix + ".model";
+    fs::rename(prefix + ".model", model);
+    fs::remove(prefix + ".vocab");
+    return model.string();
   }();
   return path;
 }
@@ -231,6 +239,7 @@ nlohmann::json TokenizerJsonFromModel(const std::string& model_path) {
 }
 
 HfModel WriteHfModel(const std::string& dir, const HfSpec& spec) {
+  fs::create_directories(dir);
   HfModel model;
   model.dir = dir;
   model.vocab_size = TestTokenizerSize();

@@ -332,7 +332,11 @@ absl::StatusOr<GgufFile> GgufFile::Parse(std::span<const uint8_t> bytes, std::st
       return corrupt("tensor '", t.name, "': a row of ", t.ne[0], " elements is not a multiple of ",
                      Sv(type->name), "'s ", type->block_elements, "-element block");
     }
-    uint64_t size = t.ne[0] / type->block_elements * type->block_bytes;
+    const uint64_t blocks = t.ne[0] / type->block_elements;
+    if (blocks > std::numeric_limits<uint64_t>::max() / type->block_bytes) {
+      return corrupt("tensor '", t.name, "' is too large");
+    }
+    uint64_t size = blocks * type->block_bytes;
     for (uint32_t d = 1; d < n_dims; ++d) {
       if (size > std::numeric_limits<uint64_t>::max() / t.ne[d]) {
         return corrupt("tensor '", t.name, "' is too large");

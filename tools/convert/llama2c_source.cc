@@ -108,7 +108,13 @@ bool LooksLikeLlama2c(const std::string& path) {
   Header h;
   std::memcpy(&h, (*file)->data(), sizeof(h));
   h.vocab_size = std::abs(h.vocab_size);
-  return CheckHeader(path, h).ok();
+  // Plausible values only: an inconsistent but plausible header is still llama2.c, and
+  // ReadLlama2c says what is wrong with it.
+  for (int32_t v : {h.dim, h.hidden_dim, h.n_layers, h.n_heads, h.n_kv_heads, h.vocab_size,
+                    h.seq_len}) {
+    if (v <= 0 || v > (1 << 24)) return false;
+  }
+  return true;
 }
 
 absl::StatusOr<SourceModel> ReadLlama2c(const std::string& path, const Llama2cOptions& options) {

@@ -14,6 +14,10 @@ namespace {
 
 constexpr char kProgram[] = "pi-convert";
 
+absl::Status FlagError(const char* flag, const absl::Status& status) {
+  return absl::Status(status.code(), absl::StrCat(flag, ": ", status.message()));
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{
       "Convert a model to pinfer's packed .pi format.\n\n"
@@ -60,7 +64,7 @@ int Main(int argc, char** argv) {
   options.progress = !quiet && !json;
   if (!dtype_name.empty()) {
     absl::StatusOr<DType> dtype = ParseDType(dtype_name);
-    if (!dtype.ok()) return ReportError(kProgram, dtype.status());
+    if (!dtype.ok()) return ReportError(kProgram, FlagError("--dtype", dtype.status()));
     if (*dtype == DType::kI32 || *dtype == DType::kU8) {
       return ReportError(kProgram, absl::InvalidArgumentError(absl::StrCat(
                                        "--dtype ", dtype_name, " is not a weight dtype (f32, f16, "
@@ -72,24 +76,25 @@ int Main(int argc, char** argv) {
   source_options.tokenizer_path = tokenizer;
   if (ffn_flag->count() > 0) {
     absl::StatusOr<Activation> ffn = Activation::Parse(ffn_act);
-    if (!ffn.ok()) return ReportError(kProgram, ffn.status());
+    if (!ffn.ok()) return ReportError(kProgram, FlagError("--ffn-act", ffn.status()));
     source_options.activations.ffn_act = *ffn;
   }
   if (norm_flag->count() > 0) {
     absl::StatusOr<Activation> norm = Activation::Parse(norm_act, /*for_norm=*/true);
-    if (!norm.ok()) return ReportError(kProgram, norm.status());
+    if (!norm.ok()) return ReportError(kProgram, FlagError("--norm-act", norm.status()));
     source_options.activations.norm_act = *norm;
   }
 
   absl::StatusOr<SourceModel> model = ReadSource(source, source_options);
   if (!model.ok()) return ReportError(kProgram, model.status());
+  absl::StatusOr<ConvertReport> report = ConvertModel(*model, output, options);
+  if (!report.ok()) return ReportError(kProgram, report.status());
+  // Notes after success: a failure is always exactly one line.
   if (!json) {
     for (const std::string& note : model->notes) {
       std::fprintf(stderr, "%s: note: %s\n", kProgram, note.c_str());
     }
   }
-  absl::StatusOr<ConvertReport> report = ConvertModel(*model, output, options);
-  if (!report.ok()) return ReportError(kProgram, report.status());
   if (json) {
     nlohmann::json out = {{"output", output},
                           {"source", source},
