@@ -84,7 +84,10 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Parse(std::span<const uint8_t> 
   const uint64_t data_start = sizeof(header_size) + header_size;
   const uint64_t data_size = bytes.size() - data_start;
 
-  for (const auto& [key, entry] : json.items()) {
+  for (const auto& item : json.items()) {
+    // (Not a structured binding: clang 14 cannot capture one in the lambda below.)
+    const std::string& key = item.key();
+    const nlohmann::json& entry = item.value();
     if (key == "__metadata__") {
       if (!entry.is_object()) return corrupt("__metadata__ is not an object");
       for (const auto& [meta_key, meta_value] : entry.items()) {
