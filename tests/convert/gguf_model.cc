@@ -24,21 +24,27 @@ DType ToDType(uint32_t ggml_type) {
 
 }  // namespace
 
-std::vector<uint8_t> BuildLlamaGguf(SourceModel& model, uint32_t ggml_type) {
+std::vector<uint8_t> BuildLlamaGguf(SourceModel& model, const GgufModelOptions& options) {
   const ModelConfig& c = model.config;
   const Vocabulary& v = model.vocabulary;
+  const uint32_t ggml_type = options.ggml_type;
+  const std::string a = options.arch;
   GgufBuilder b;
-  b.AddString("general.architecture", "llama");
+  if (options.powerinfer) {
+    b.set_magic("PWRI");
+    b.AddFloat32("powerinfer.sparse_threshold", 0.0f);
+  }
+  b.AddString("general.architecture", a);
   b.AddString("general.name", c.name);
-  b.AddUint32("llama.context_length", static_cast<uint32_t>(c.context_length));
-  b.AddUint32("llama.embedding_length", static_cast<uint32_t>(c.dim));
-  b.AddUint32("llama.feed_forward_length", static_cast<uint32_t>(c.n_ff));
-  b.AddUint32("llama.block_count", static_cast<uint32_t>(c.n_layers));
-  b.AddUint32("llama.attention.head_count", static_cast<uint32_t>(c.n_heads));
-  b.AddUint32("llama.attention.head_count_kv", static_cast<uint32_t>(c.n_kv_heads));
-  b.AddUint32("llama.rope.dimension_count", static_cast<uint32_t>(c.head_dim));
-  b.AddFloat32("llama.attention.layer_norm_rms_epsilon", static_cast<float>(c.rms_eps));
-  b.AddFloat32("llama.rope.freq_base", static_cast<float>(c.rope_theta));
+  b.AddUint32(a + ".context_length", static_cast<uint32_t>(c.context_length));
+  b.AddUint32(a + ".embedding_length", static_cast<uint32_t>(c.dim));
+  b.AddUint32(a + ".feed_forward_length", static_cast<uint32_t>(c.n_ff));
+  b.AddUint32(a + ".block_count", static_cast<uint32_t>(c.n_layers));
+  b.AddUint32(a + ".attention.head_count", static_cast<uint32_t>(c.n_heads));
+  b.AddUint32(a + ".attention.head_count_kv", static_cast<uint32_t>(c.n_kv_heads));
+  b.AddUint32(a + ".rope.dimension_count", static_cast<uint32_t>(c.head_dim));
+  b.AddFloat32(a + ".attention.layer_norm_rms_epsilon", static_cast<float>(c.rms_eps));
+  b.AddFloat32(a + ".rope.freq_base", static_cast<float>(c.rope_theta));
   b.AddUint32("general.file_type", ggml_type == 0 ? 0 : ggml_type == 1 ? 1 : ggml_type == 8 ? 7 : ggml_type == 2 ? 2 : 32);
   b.AddString("tokenizer.ggml.model", "llama");
   b.AddStringArray("tokenizer.ggml.tokens", v.pieces);
@@ -58,7 +64,7 @@ std::vector<uint8_t> BuildLlamaGguf(SourceModel& model, uint32_t ggml_type) {
     EXPECT_TRUE(s.ok()) << s;
     std::string name = t.name;
     uint64_t rows = static_cast<uint64_t>(t.rows()), cols = static_cast<uint64_t>(t.cols());
-    if (name.ends_with("ffn_down_t")) {  // back to GGUF's ffn_down: ne = [n_ff, n_embd]
+    if (name.ends_with("ffn_down_t") && !options.powerinfer) {  // GGUF's ffn_down: [n_ff, n_embd]
       std::vector<float> transposed(values.size());
       for (uint64_t r = 0; r < rows; ++r) {
         for (uint64_t col = 0; col < cols; ++col) transposed[col * rows + r] = values[r * cols + col];
@@ -77,6 +83,15 @@ std::vector<uint8_t> BuildLlamaGguf(SourceModel& model, uint32_t ggml_type) {
     }
     std::vector<uint64_t> ne = vector ? std::vector<uint64_t>{cols} : std::vector<uint64_t>{cols, rows};
     b.AddTensor(name + ".weight", ne, type, std::move(data));
+  }
+  if (options.powerinfer) {  // a predictor MLP per layer: fc1 [dim -> 16], fc2 [16 -> n_ff]
+    for (int l = 0; l < c.n_layers; ++l) {
+      const std::string p = absl::StrCat("blk.", l, ".");
+      b.AddTensor(p + "fc1.weight", {static_cast<uint64_t>(c.dim), 16}, 0,
+                  std::vector<uint8_t>(c.dim * 16 * 4, 0));
+      b.AddTensor(p + "fc2.weight", {16, static_cast<uint64_t>(c.n_ff)}, 0,
+                  std::vector<uint8_t>(16 * c.n_ff * 4, 0));
+    }
   }
   return b.Build();
 }

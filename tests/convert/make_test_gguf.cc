@@ -19,6 +19,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "make_test_gguf: error: %s\n", std::string(model.status().message()).c_str());
     return 1;
   }
-  pinfer::testing::WriteFileBytes(argv[3], pinfer::testing::BuildLlamaGguf(*model, 0));
+  pinfer::testing::WriteFileBytes(argv[3], pinfer::testing::BuildLlamaGguf(*model));
   return 0;
 }
