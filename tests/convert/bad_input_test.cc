@@ -50,8 +50,11 @@ std::vector<uint8_t> Build(const TinyGguf& t) {
   b.AddUint32(a + ".attention.head_count_kv", 2);
   b.AddFloat32(a + ".attention.layer_norm_rms_epsilon", 1e-5f);
   b.AddString("tokenizer.ggml.model", t.tokenizer);
-  b.AddStringArray("tokenizer.ggml.tokens",
-                   {"<unk>", "<s>", "</s>", "a", "b", "c", "\xe2\x96\x81" "a", "\xe2\x96\x81" "b"});
+  b.AddStringArray("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "a", "b", "c",
+                                             "\xe2\x96\x81"
+                                             "a",
+                                             "\xe2\x96\x81"
+                                             "b"});
   b.AddFloat32Array("tokenizer.ggml.scores", {0, 0, 0, -1, -2, -3, -4, -5});
   b.AddInt32Array("tokenizer.ggml.token_type", {2, 3, 3, 1, 1, 1, 1, 1});
   b.AddUint32("tokenizer.ggml.bos_token_id", 1);
@@ -128,7 +131,9 @@ struct Case {
 };
 void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
-std::vector<uint8_t> Stories() { return ReadFileBytes(RepoPath("models/stories260K/stories260K.bin")); }
+std::vector<uint8_t> Stories() {
+  return ReadFileBytes(RepoPath("models/stories260K/stories260K.bin"));
+}
 const std::string kTok512 = RepoPath("models/stories260K/tok512.bin");
 
 std::vector<Case> Cases() {
@@ -200,12 +205,15 @@ std::vector<Case> Cases() {
        },
        "unrecognised model format"},
       {"MissingSource",
-       [](const std::string& d) { return Args{{d + "/nothing.gguf"}, d + "/nothing.gguf"}; },
+       [](const std::string& d) {
+         return Args{{d + "/nothing.gguf"}, d + "/nothing.gguf"};
+       },
        "no such file or directory"},
       // ---- GGUF
       {"GgufTruncated",
        [](const std::string& d) {
-         const std::vector<uint8_t> b = ReadFileBytes(RepoPath("models/stories260K/stories260K.gguf"));
+         const std::vector<uint8_t> b =
+             ReadFileBytes(RepoPath("models/stories260K/stories260K.gguf"));
          const std::string p = Put(d + "/s.gguf", Cut(b, b.size() / 2));
          return Args{{p}, p};
        },
@@ -399,7 +407,8 @@ std::vector<Case> Cases() {
        "is already a .pi file"},
       {"BadDTypeFlag",
        [](const std::string& d) {
-         return Args{{RepoPath("models/stories260K/stories260K.gguf"), "--dtype", "q5_k"}, "--dtype: "};
+         return Args{{RepoPath("models/stories260K/stories260K.gguf"), "--dtype", "q5_k"},
+                     "--dtype: "};
        },
        "unknown dtype"},
       {"BadActivationFlag",
@@ -453,7 +462,8 @@ TEST(BadOutput, MissingDirectory) {
 
 const std::string& GoodPi() {
   static const std::string path = [] {
-    const std::string dir = (fs::path(::testing::TempDir()) / "pinfer_convert_test_goodpi").string();
+    const std::string dir =
+        (fs::path(::testing::TempDir()) / "pinfer_convert_test_goodpi").string();
     fs::create_directories(dir);
     const std::string p = dir + "/stories-q8.pi";
     const ToolResult r = RunTool("pi-convert", {RepoPath("models/stories260K/stories260K.gguf"),

@@ -44,10 +44,12 @@ TEST(GgufFile, ParsesAValidFile) {
   EXPECT_EQ(*f->GetInt("llama.block_count"), 2);
   EXPECT_EQ(*f->GetInt("llama.signed"), -3);
   EXPECT_FALSE(f->GetUint("llama.signed").ok());
-  EXPECT_FLOAT_EQ(static_cast<float>(*f->GetFloat("llama.attention.layer_norm_rms_epsilon")), 1e-5f);
+  EXPECT_FLOAT_EQ(static_cast<float>(*f->GetFloat("llama.attention.layer_norm_rms_epsilon")),
+                  1e-5f);
   EXPECT_EQ(*f->GetFloat("llama.block_count"), 2.0);
   EXPECT_FALSE(*f->GetBool("tokenizer.ggml.add_bos_token"));
-  EXPECT_EQ(*f->GetStringArray("tokenizer.ggml.tokens"), (std::vector<std::string>{"<unk>", "a", "b"}));
+  EXPECT_EQ(*f->GetStringArray("tokenizer.ggml.tokens"),
+            (std::vector<std::string>{"<unk>", "a", "b"}));
   EXPECT_EQ(*f->GetFloatArray("tokenizer.ggml.scores"), (std::vector<double>{0, -1, -2}));
   EXPECT_EQ(*f->GetIntArray("tokenizer.ggml.token_type"), (std::vector<int64_t>{2, 1, 1}));
   absl::Status wrong = f->GetString("llama.block_count").status();
@@ -117,14 +119,21 @@ size_t TensorInfoOffset() {
 
 std::vector<Damage> Damages() {
   const std::vector<uint8_t> valid = ValidBuilder().Build();
-  const size_t info = TensorInfoOffset();  // "a.weight": len(8) name(8) n_dims(4) ne(16) type(4) off(8)
+  const size_t info =
+      TensorInfoOffset();  // "a.weight": len(8) name(8) n_dims(4) ne(16) type(4) off(8)
   return {
       {"Empty", [] { return std::vector<uint8_t>(); }, "truncated"},
       {"HeaderOnly", [=] { return std::vector<uint8_t>(valid.begin(), valid.begin() + 10); },
        "truncated"},
-      {"WrongMagic", [=] { return Patched(valid, 0, {'G', 'G', 'U', 'X'}); }, "wrong magic"},
-      {"Version1", [=] { return Patched(valid, 4, Le<uint32_t>(1)); }, "version 1 is not supported"},
-      {"Version4", [=] { return Patched(valid, 4, Le<uint32_t>(4)); }, "version 4 is not supported"},
+      {"WrongMagic",
+       [=] {
+         return Patched(valid, 0, {'G', 'G', 'U', 'X'});
+       },
+       "wrong magic"},
+      {"Version1", [=] { return Patched(valid, 4, Le<uint32_t>(1)); },
+       "version 1 is not supported"},
+      {"Version4", [=] { return Patched(valid, 4, Le<uint32_t>(4)); },
+       "version 4 is not supported"},
       {"BigEndian", [=] { return Patched(valid, 4, Le<uint32_t>(0x03000000)); }, "big-endian"},
       {"HugeTensorCount", [=] { return Patched(valid, 8, Le<uint64_t>(1ull << 60)); },
        "tensor count"},

@@ -17,7 +17,8 @@ namespace {
 SourceModel Stories() {
   SourceOptions options;
   options.tokenizer_path = RepoPath("models/stories260K/tok512.bin");
-  absl::StatusOr<SourceModel> m = ReadSource(RepoPath("models/stories260K/stories260K.bin"), options);
+  absl::StatusOr<SourceModel> m =
+      ReadSource(RepoPath("models/stories260K/stories260K.bin"), options);
   EXPECT_TRUE(m.ok()) << m.status();
   return *std::move(m);
 }
@@ -56,7 +57,8 @@ TEST(GgufImport, HalfPrecisionGgufEqualsDirectConversion) {
     auto from_gguf = Convert(dir + "/m.gguf", {}, std::nullopt, dir + "/a.pi");
     SourceOptions bin;
     bin.tokenizer_path = RepoPath("models/stories260K/tok512.bin");
-    auto direct = Convert(RepoPath("models/stories260K/stories260K.bin"), bin, dtype, dir + "/b.pi");
+    auto direct =
+        Convert(RepoPath("models/stories260K/stories260K.bin"), bin, dtype, dir + "/b.pi");
     ASSERT_TRUE(from_gguf && direct);
     ASSERT_EQ(from_gguf->tensors().size(), direct->tensors().size());
     for (const TensorInfo& t : direct->tensors()) {
@@ -82,7 +84,8 @@ TEST(GgufImport, PowerInferSparseLlama) {
   EXPECT_EQ(config->ffn_act.ToString(), "relu");  // PowerInfer runs its sparse llamas with ReLU
   EXPECT_EQ(*pi->GetString("provenance.source_format"), "GGUF v3 (PowerInfer)");
   ASSERT_EQ(notes.size(), 1u);
-  EXPECT_NE(notes[0].find("ignored 10 PowerInfer predictor tensors"), std::string::npos) << notes[0];
+  EXPECT_NE(notes[0].find("ignored 10 PowerInfer predictor tensors"), std::string::npos)
+      << notes[0];
   // ffn_down_t is already neuron-major: copied block for block, like the other matrices.
   auto q8 = Convert(dir + "/m.gguf", {}, DType::kQ8_0, dir + "/again.pi");
   SourceOptions bin;

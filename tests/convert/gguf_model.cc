@@ -14,11 +14,16 @@ namespace {
 
 DType ToDType(uint32_t ggml_type) {
   switch (ggml_type) {
-    case 1: return DType::kF16;
-    case 2: return DType::kQ4_0;
-    case 8: return DType::kQ8_0;
-    case 30: return DType::kBF16;
-    default: return DType::kF32;
+    case 1:
+      return DType::kF16;
+    case 2:
+      return DType::kQ4_0;
+    case 8:
+      return DType::kQ8_0;
+    case 30:
+      return DType::kBF16;
+    default:
+      return DType::kF32;
   }
 }
 
@@ -45,7 +50,11 @@ std::vector<uint8_t> BuildLlamaGguf(SourceModel& model, const GgufModelOptions& 
   b.AddUint32(a + ".rope.dimension_count", static_cast<uint32_t>(c.head_dim));
   b.AddFloat32(a + ".attention.layer_norm_rms_epsilon", static_cast<float>(c.rms_eps));
   b.AddFloat32(a + ".rope.freq_base", static_cast<float>(c.rope_theta));
-  b.AddUint32("general.file_type", ggml_type == 0 ? 0 : ggml_type == 1 ? 1 : ggml_type == 8 ? 7 : ggml_type == 2 ? 2 : 32);
+  b.AddUint32("general.file_type", ggml_type == 0   ? 0
+                                   : ggml_type == 1 ? 1
+                                   : ggml_type == 8 ? 7
+                                   : ggml_type == 2 ? 2
+                                                    : 32);
   b.AddString("tokenizer.ggml.model", "llama");
   b.AddStringArray("tokenizer.ggml.tokens", v.pieces);
   b.AddFloat32Array("tokenizer.ggml.scores", v.scores);
@@ -67,7 +76,8 @@ std::vector<uint8_t> BuildLlamaGguf(SourceModel& model, const GgufModelOptions& 
     if (name.ends_with("ffn_down_t") && !options.powerinfer) {  // GGUF's ffn_down: [n_ff, n_embd]
       std::vector<float> transposed(values.size());
       for (uint64_t r = 0; r < rows; ++r) {
-        for (uint64_t col = 0; col < cols; ++col) transposed[col * rows + r] = values[r * cols + col];
+        for (uint64_t col = 0; col < cols; ++col)
+          transposed[col * rows + r] = values[r * cols + col];
       }
       values.swap(transposed);
       std::swap(rows, cols);
@@ -79,9 +89,11 @@ std::vector<uint8_t> BuildLlamaGguf(SourceModel& model, const GgufModelOptions& 
     const uint64_t row_bytes = *RowBytes(dtype, cols);
     std::vector<uint8_t> data(row_bytes * rows);
     for (uint64_t r = 0; r < rows; ++r) {
-      EXPECT_TRUE(EncodeRow(values.data() + r * cols, cols, dtype, data.data() + r * row_bytes).ok());
+      EXPECT_TRUE(
+          EncodeRow(values.data() + r * cols, cols, dtype, data.data() + r * row_bytes).ok());
     }
-    std::vector<uint64_t> ne = vector ? std::vector<uint64_t>{cols} : std::vector<uint64_t>{cols, rows};
+    std::vector<uint64_t> ne =
+        vector ? std::vector<uint64_t>{cols} : std::vector<uint64_t>{cols, rows};
     b.AddTensor(name + ".weight", ne, type, std::move(data));
   }
   if (options.powerinfer) {  // a predictor MLP per layer: fc1 [dim -> 16], fc2 [16 -> n_ff]

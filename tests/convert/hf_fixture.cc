@@ -1,12 +1,12 @@
 #include "tests/convert/hf_fixture.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <random>
 #include <set>
-
-#include <unistd.h>
 
 #include "format/byte_io.h"
 #include "format/half.h"
@@ -38,7 +38,8 @@ const std::string& TestTokenizerModel() {
 }
 
 int64_t TestTokenizerSize() {
-  static const int64_t size = static_cast<int64_t>(SentencePiecePieces(TestTokenizerModel()).size());
+  static const int64_t size =
+      static_cast<int64_t>(SentencePiecePieces(TestTokenizerModel()).size());
   return size;
 }
 
@@ -88,33 +89,52 @@ std::vector<size_t> CodePointStarts(const std::string& s) {
 }
 
 nlohmann::json AddedToken(int id, const std::string& content) {
-  return {{"id", id},          {"content", content}, {"single_word", false}, {"lstrip", false},
-          {"rstrip", false},   {"normalized", false}, {"special", true}};
+  return {{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", false},
+          {"rstrip", false}, {"normalized", false}, {"special", true}};
 }
 
 nlohmann::json ConfigFor(const HfSpec& spec, int64_t vocab) {
   nlohmann::json c;
   auto auto_map = [](const std::string& config, const std::string& model) {
-    return nlohmann::json{{"AutoConfig", config}, {"AutoModel", model}, {"AutoModelForCausalLM", model}};
+    return nlohmann::json{
+        {"AutoConfig", config}, {"AutoModel", model}, {"AutoModelForCausalLM", model}};
   };
   switch (spec.variant) {
     case HfVariant::kLlama2:
       // meta-llama/Llama-2-7b-hf
-      c = {{"_name_or_path", "meta-llama/Llama-2-7b-hf"}, {"architectures", {"LlamaForCausalLM"}},
-           {"bos_token_id", 1}, {"eos_token_id", 2}, {"hidden_act", "silu"},
-           {"initializer_range", 0.02}, {"max_position_embeddings", 4096}, {"model_type", "llama"},
-           {"pretraining_tp", 1}, {"rms_norm_eps", 1e-05}, {"rope_scaling", nullptr},
-           {"torch_dtype", "float16"}, {"transformers_version", "4.31.0.dev0"},
+      c = {{"_name_or_path", "meta-llama/Llama-2-7b-hf"},
+           {"architectures", {"LlamaForCausalLM"}},
+           {"bos_token_id", 1},
+           {"eos_token_id", 2},
+           {"hidden_act", "silu"},
+           {"initializer_range", 0.02},
+           {"max_position_embeddings", 4096},
+           {"model_type", "llama"},
+           {"pretraining_tp", 1},
+           {"rms_norm_eps", 1e-05},
+           {"rope_scaling", nullptr},
+           {"torch_dtype", "float16"},
+           {"transformers_version", "4.31.0.dev0"},
            {"use_cache", true}};
       break;
     case HfVariant::kReluLlama:
       // SparseLLM/ReluLLaMA-7B config.json (no rope_theta: transformers' default 10000)
-      c = {{"_name_or_path", "meta-llama/Llama-2-7b-hf"}, {"architectures", {"LlamaForCausalLM"}},
-           {"bos_token_id", 1}, {"eos_token_id", 2}, {"hidden_act", "relu"},
-           {"initializer_range", 0.02}, {"max_length", 4096}, {"max_position_embeddings", 2048},
-           {"model_type", "llama"}, {"pad_token_id", 0}, {"pretraining_tp", 1},
-           {"rms_norm_eps", 1e-05}, {"rope_scaling", nullptr}, {"torch_dtype", "float32"},
-           {"transformers_version", "4.31.0"}, {"use_cache", true}};
+      c = {{"_name_or_path", "meta-llama/Llama-2-7b-hf"},
+           {"architectures", {"LlamaForCausalLM"}},
+           {"bos_token_id", 1},
+           {"eos_token_id", 2},
+           {"hidden_act", "relu"},
+           {"initializer_range", 0.02},
+           {"max_length", 4096},
+           {"max_position_embeddings", 2048},
+           {"model_type", "llama"},
+           {"pad_token_id", 0},
+           {"pretraining_tp", 1},
+           {"rms_norm_eps", 1e-05},
+           {"rope_scaling", nullptr},
+           {"torch_dtype", "float32"},
+           {"transformers_version", "4.31.0"},
+           {"use_cache", true}};
       break;
     case HfVariant::kProSparse:
       // SparseLLM/prosparse-llama-2-7b config.json
@@ -122,31 +142,53 @@ nlohmann::json ConfigFor(const HfSpec& spec, int64_t vocab) {
            {"architectures", {"SparseLlamaForCausalLM"}},
            {"auto_map", auto_map("configuration_sparsellama.SparseLlamaConfig",
                                  "modeling_sparsellama.SparseLlamaForCausalLM")},
-           {"bos_token_id", 1}, {"eos_token_id", 2}, {"hidden_act", "fatrelu"},
-           {"hidden_act_param", 0.01}, {"initializer_range", 0.02},
-           {"max_position_embeddings", 4096}, {"model_type", "sparsellama"},
-           {"pretraining_tp", 1}, {"rms_norm_eps", 1e-05}, {"rope_scaling", nullptr},
-           {"torch_dtype", "bfloat16"}, {"transformers_version", "4.31.0.dev0"},
-           {"use_cache", true}, {"max_length", 4096}};
+           {"bos_token_id", 1},
+           {"eos_token_id", 2},
+           {"hidden_act", "fatrelu"},
+           {"hidden_act_param", 0.01},
+           {"initializer_range", 0.02},
+           {"max_position_embeddings", 4096},
+           {"model_type", "sparsellama"},
+           {"pretraining_tp", 1},
+           {"rms_norm_eps", 1e-05},
+           {"rope_scaling", nullptr},
+           {"torch_dtype", "bfloat16"},
+           {"transformers_version", "4.31.0.dev0"},
+           {"use_cache", true},
+           {"max_length", 4096}};
       break;
     case HfVariant::kBamboo:
       // PowerInfer/Bamboo-base-v0_1 config.json
       c = {{"architectures", {"BambooForCausalLM"}},
-           {"auto_map", auto_map("configuration_bamboo.BambooConfig",
-                                 "modeling_bamboo.BambooForCausalLM")},
-           {"bos_token_id", 1}, {"eos_token_id", 2}, {"hidden_act", "relu"},
-           {"initializer_range", 0.02}, {"max_position_embeddings", 32768},
-           {"model_type", "bamboo"}, {"rms_norm_eps", 1e-05}, {"rope_theta", 10000.0},
-           {"sliding_window", 4096}, {"torch_dtype", "bfloat16"},
-           {"transformers_version", "4.34.0.dev0"}, {"use_cache", true}};
+           {"auto_map",
+            auto_map("configuration_bamboo.BambooConfig", "modeling_bamboo.BambooForCausalLM")},
+           {"bos_token_id", 1},
+           {"eos_token_id", 2},
+           {"hidden_act", "relu"},
+           {"initializer_range", 0.02},
+           {"max_position_embeddings", 32768},
+           {"model_type", "bamboo"},
+           {"rms_norm_eps", 1e-05},
+           {"rope_theta", 10000.0},
+           {"sliding_window", 4096},
+           {"torch_dtype", "bfloat16"},
+           {"transformers_version", "4.34.0.dev0"},
+           {"use_cache", true}};
       break;
     case HfVariant::kMistral:
       // mistralai/Mistral-7B-v0.1 config.json
-      c = {{"architectures", {"MistralForCausalLM"}}, {"bos_token_id", 1}, {"eos_token_id", 2},
-           {"hidden_act", "silu"}, {"initializer_range", 0.02},
-           {"max_position_embeddings", 32768}, {"model_type", "mistral"},
-           {"rms_norm_eps", 1e-05}, {"rope_theta", 10000.0}, {"sliding_window", 4096},
-           {"torch_dtype", "bfloat16"}, {"transformers_version", "4.34.0.dev0"},
+      c = {{"architectures", {"MistralForCausalLM"}},
+           {"bos_token_id", 1},
+           {"eos_token_id", 2},
+           {"hidden_act", "silu"},
+           {"initializer_range", 0.02},
+           {"max_position_embeddings", 32768},
+           {"model_type", "mistral"},
+           {"rms_norm_eps", 1e-05},
+           {"rope_theta", 10000.0},
+           {"sliding_window", 4096},
+           {"torch_dtype", "bfloat16"},
+           {"transformers_version", "4.34.0.dev0"},
            {"use_cache", true}};
       break;
   }
@@ -197,7 +239,8 @@ nlohmann::json TokenizerJsonFromModel(const std::string& model_path) {
       if (cut == 0) continue;
       const std::string left = p.piece.substr(0, cut), right = p.piece.substr(cut);
       auto l = id_of.find(left), r = id_of.find(right);
-      if (l != id_of.end() && r != id_of.end()) local.push_back({left, right, p.score, l->second, r->second});
+      if (l != id_of.end() && r != id_of.end())
+        local.push_back({left, right, p.score, l->second, r->second});
     }
     std::sort(local.begin(), local.end(), [](const Merge& a, const Merge& b) {
       return std::pair(a.left_id, a.right_id) < std::pair(b.left_id, b.right_id);
@@ -288,9 +331,9 @@ HfModel WriteHfModel(const std::string& dir, const HfSpec& spec) {
     for (const RawTensor& t : shards[s]) weight_map[t.name] = name;
   }
   if (shards.size() > 1) {
-    WriteFileText(dir + "/model.safetensors.index.json",
-                  nlohmann::json{{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}}
-                      .dump(2));
+    WriteFileText(
+        dir + "/model.safetensors.index.json",
+        nlohmann::json{{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}}.dump(2));
   }
 
   if (spec.tokenizer_model) fs::copy_file(TestTokenizerModel(), dir + "/tokenizer.model");

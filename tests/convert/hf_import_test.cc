@@ -49,7 +49,8 @@ std::vector<float> InterleaveRows(const std::vector<float>& hf, int64_t heads, i
     for (int64_t j = 0; j < head_dim / 2; ++j) {
       for (int64_t c = 0; c < cols; ++c) {
         out[((h * head_dim) + 2 * j) * cols + c] = hf[(h * head_dim + j) * cols + c];
-        out[((h * head_dim) + 2 * j + 1) * cols + c] = hf[(h * head_dim + head_dim / 2 + j) * cols + c];
+        out[((h * head_dim) + 2 * j + 1) * cols + c] =
+            hf[(h * head_dim + head_dim / 2 + j) * cols + c];
       }
     }
   }
@@ -81,7 +82,8 @@ TEST(HfTokenizer, SentencePieceModelReadsAsTheLibrarySeesIt) {
   EXPECT_EQ(v->types[0], static_cast<int32_t>(TokenType::kUnknown));
   EXPECT_EQ(v->types[1], static_cast<int32_t>(TokenType::kControl));
   EXPECT_EQ(v->types[2], static_cast<int32_t>(TokenType::kControl));
-  EXPECT_EQ(std::count(v->types.begin(), v->types.end(), static_cast<int32_t>(TokenType::kByte)), 256);
+  EXPECT_EQ(std::count(v->types.begin(), v->types.end(), static_cast<int32_t>(TokenType::kByte)),
+            256);
   EXPECT_EQ(v->pieces[3], "<0x00>");
   EXPECT_EQ(v->unk_id, 0);
   EXPECT_EQ(v->bos_id, 1);
@@ -93,7 +95,8 @@ TEST(HfTokenizer, SentencePieceModelReadsAsTheLibrarySeesIt) {
   std::string spelled;
   for (int id : SentencePieceEncode(TestTokenizerModel(), text)) spelled += v->pieces[id];
   std::string expected = kSpace + text;
-  for (size_t p = 0; (p = expected.find(' ', p)) != std::string::npos;) expected.replace(p, 1, kSpace);
+  for (size_t p = 0; (p = expected.find(' ', p)) != std::string::npos;)
+    expected.replace(p, 1, kSpace);
   EXPECT_EQ(spelled, expected);
 }
 
@@ -136,7 +139,9 @@ TEST(HfTokenizer, TokenizerJsonVariants) {
   {  // Newer files: no normalizer, a Metaspace pre-tokenizer, merges as pairs.
     nlohmann::json j = base;
     j["normalizer"] = nullptr;
-    j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", kSpace}, {"prepend_scheme", "first"},
+    j["pre_tokenizer"] = {{"type", "Metaspace"},
+                          {"replacement", kSpace},
+                          {"prepend_scheme", "first"},
                           {"split", false}};
     nlohmann::json pairs = nlohmann::json::array();
     for (const auto& m : j["model"]["merges"]) {
@@ -314,7 +319,8 @@ TEST(HfImport, HalfPrecisionWeightsAreCopiedBitExactly) {
     ASSERT_TRUE(pi);
     const TensorInfo* v = pi->Find("blk.1.attn_v");
     ASSERT_EQ(v->dtype, dtype == "BF16" ? DType::kBF16 : DType::kF16);
-    const std::vector<uint8_t> raw = EncodeAs(dtype, hf.weights.at("model.layers.1.self_attn.v_proj.weight").values);
+    const std::vector<uint8_t> raw =
+        EncodeAs(dtype, hf.weights.at("model.layers.1.self_attn.v_proj.weight").values);
     EXPECT_EQ(std::vector<uint8_t>(pi->Data(*v).begin(), pi->Data(*v).end()), raw);
     const int64_t hd = spec.dim / spec.n_heads;
     const std::vector<uint8_t> q = EncodeAs(

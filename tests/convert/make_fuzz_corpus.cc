@@ -41,8 +41,11 @@ std::vector<uint8_t> TinyLlamaGguf() {
   b.AddFloat32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
   b.AddFloat32("llama.rope.freq_base", 10000.0f);
   b.AddString("tokenizer.ggml.model", "llama");
-  b.AddStringArray("tokenizer.ggml.tokens",
-                   {"<unk>", "<s>", "</s>", "a", "b", "c", "\xe2\x96\x81" "a", "\xe2\x96\x81" "b"});
+  b.AddStringArray("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "a", "b", "c",
+                                             "\xe2\x96\x81"
+                                             "a",
+                                             "\xe2\x96\x81"
+                                             "b"});
   b.AddFloat32Array("tokenizer.ggml.scores", {0, 0, 0, -1, -2, -3, -4, -5});
   b.AddInt32Array("tokenizer.ggml.token_type", {2, 3, 3, 1, 1, 1, 1, 1});
   b.AddUint32("tokenizer.ggml.bos_token_id", 1);
@@ -56,7 +59,8 @@ std::vector<uint8_t> TinyLlamaGguf() {
   for (int i = 0; i < 32; ++i) std::memcpy(ones.data() + 4 * i, &one, 4);
   b.AddTensor("token_embd.weight", {32, 8}, 8, Q8(8, 32, rng));
   b.AddTensor("output_norm.weight", {32}, 0, ones);
-  for (const char* n : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}) {
+  for (const char* n :
+       {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}) {
     b.AddTensor(std::string("blk.0.") + n + ".weight", {32, 32}, 8, Q8(32, 32, rng));
   }
   b.AddTensor("blk.0.attn_norm.weight", {32}, 0, ones);

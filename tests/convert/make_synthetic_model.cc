@@ -42,7 +42,9 @@ int main(int argc, char** argv) {
   using namespace pinfer;
   using namespace pinfer::testing;
   if (argc < 8) {
-    std::fprintf(stderr, "usage: make_synthetic_model llama2c|gguf|hf OUT DIM N_FF LAYERS HEADS VOCAB [TYPE]\n");
+    std::fprintf(
+        stderr,
+        "usage: make_synthetic_model llama2c|gguf|hf OUT DIM N_FF LAYERS HEADS VOCAB [TYPE]\n");
     return 2;
   }
   const std::string format = argv[1], out = argv[2];
@@ -52,7 +54,7 @@ int main(int argc, char** argv) {
   const uint64_t seq = 2048, hd = d / heads;
   if (format == "llama2c") {
     std::ofstream f(out, std::ios::binary);
-    const int32_t header[7] = {int32_t(d), int32_t(ff), int32_t(layers), int32_t(heads),
+    const int32_t header[7] = {int32_t(d),     int32_t(ff),    int32_t(layers), int32_t(heads),
                                int32_t(heads), int32_t(vocab), int32_t(seq)};
     f.write(reinterpret_cast<const char*>(header), sizeof(header));
     auto put = [&](uint64_t n, float offset = 0) {
@@ -104,7 +106,8 @@ int main(int argc, char** argv) {
     for (uint64_t l = 0; l < layers; ++l) {
       const std::string p = absl::StrCat("blk.", l, ".");
       add(p + "attn_norm.weight", 1, d, true);
-      for (const char* n : {"attn_q", "attn_k", "attn_v", "attn_output"}) add(p + n + ".weight", d, d, false);
+      for (const char* n : {"attn_q", "attn_k", "attn_v", "attn_output"})
+        add(p + n + ".weight", d, d, false);
       add(p + "ffn_norm.weight", 1, d, true);
       add(p + "ffn_gate.weight", ff, d, false);
       add(p + "ffn_up.weight", ff, d, false);
@@ -128,20 +131,25 @@ int main(int argc, char** argv) {
     for (uint64_t l = 0; l < layers; ++l) {
       const std::string p = absl::StrCat("model.layers.", l, ".");
       add(p + "input_layernorm.weight", {d}, 1);
-      for (const char* n : {"q_proj", "k_proj", "v_proj", "o_proj"}) add(p + "self_attn." + n + ".weight", {d, d}, 0);
+      for (const char* n : {"q_proj", "k_proj", "v_proj", "o_proj"})
+        add(p + "self_attn." + n + ".weight", {d, d}, 0);
       add(p + "post_attention_layernorm.weight", {d}, 1);
       add(p + "mlp.gate_proj.weight", {ff, d}, 0);
       add(p + "mlp.up_proj.weight", {ff, d}, 0);
       add(p + "mlp.down_proj.weight", {d, ff}, 0);
     }
     WriteSafetensors(out + "/model.safetensors", tensors);
-    WriteFileText(out + "/config.json",
-                  nlohmann::json{{"architectures", {"LlamaForCausalLM"}}, {"hidden_act", "relu"},
-                                 {"hidden_size", d}, {"intermediate_size", ff},
-                                 {"num_hidden_layers", layers}, {"num_attention_heads", heads},
-                                 {"num_key_value_heads", heads}, {"vocab_size", vocab},
-                                 {"max_position_embeddings", seq}, {"rms_norm_eps", 1e-5}}
-                      .dump(2));
+    WriteFileText(out + "/config.json", nlohmann::json{{"architectures", {"LlamaForCausalLM"}},
+                                                       {"hidden_act", "relu"},
+                                                       {"hidden_size", d},
+                                                       {"intermediate_size", ff},
+                                                       {"num_hidden_layers", layers},
+                                                       {"num_attention_heads", heads},
+                                                       {"num_key_value_heads", heads},
+                                                       {"vocab_size", vocab},
+                                                       {"max_position_embeddings", seq},
+                                                       {"rms_norm_eps", 1e-5}}
+                                            .dump(2));
     return 0;
   }
   std::fprintf(stderr, "unknown format %s\n", format.c_str());

@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
   options.tokenizer_path = argv[2];
   absl::StatusOr<pinfer::SourceModel> model = pinfer::ReadLlama2c(argv[1], options);
   if (!model.ok()) {
-    std::fprintf(stderr, "make_test_gguf: error: %s\n", std::string(model.status().message()).c_str());
+    std::fprintf(stderr, "make_test_gguf: error: %s\n",
+                 std::string(model.status().message()).c_str());
     return 1;
   }
   pinfer::testing::WriteFileBytes(argv[3], pinfer::testing::BuildLlamaGguf(*model));

@@ -35,14 +35,21 @@ const std::vector<RealModel>& Models() {
       {"stories260K_bin",
        {RepoPath("models/stories260K/stories260K.bin"), "--tokenizer",
         RepoPath("models/stories260K/tok512.bin")},
-       DType::kF32, "silu", "none"},
-      {"stories260K_gguf", {RepoPath("models/stories260K/stories260K.gguf")}, DType::kF32, "silu",
+       DType::kF32,
+       "silu",
+       "none"},
+      {"stories260K_gguf",
+       {RepoPath("models/stories260K/stories260K.gguf")},
+       DType::kF32,
+       "silu",
        "none"},
       {"relu_llama_260k",
        {RepoPath("models/relu-llama-260k/model_q80.bin"), "--tokenizer",
         RepoPath("models/relu-llama-260k/tok1024.bin"), "--ffn-act", "shifted_relu:0.25",
         "--norm-act", "shifted_relu:1.0"},
-       DType::kQ8_0, "shifted_relu:0.25", "shifted_relu:1"},
+       DType::kQ8_0,
+       "shifted_relu:0.25",
+       "shifted_relu:1"},
   };
   return models;
 }
@@ -87,7 +94,8 @@ TEST_P(RealModelTest, ConvertsAndVerifies) {
   ASSERT_EQ(convert.exit_code, 0) << convert.err;
   const nlohmann::json report = nlohmann::json::parse(convert.out);
   std::printf("[conversion] %-18s %-5s %9lld bytes %.3f s\n", m.id, dtype.c_str(),
-              static_cast<long long>(report["bytes"].get<int64_t>()), report["seconds"].get<double>());
+              static_cast<long long>(report["bytes"].get<int64_t>()),
+              report["seconds"].get<double>());
   RecordProperty("bytes", std::to_string(report["bytes"].get<int64_t>()));
   RecordProperty("seconds", std::to_string(report["seconds"].get<double>()));
 
@@ -116,7 +124,8 @@ TEST_P(RealModelTest, ConvertsAndVerifies) {
     auto ref = PiFile::Open(reference);
     ASSERT_TRUE(ref.ok());
     for (const TensorInfo& t : (*file)->tensors()) {
-      const double error = RelativeRmsError(DecodeTensor(**file, t.name), DecodeTensor(**ref, t.name));
+      const double error =
+          RelativeRmsError(DecodeTensor(**file, t.name), DecodeTensor(**ref, t.name));
       EXPECT_LT(error, dtype == "q8_0" ? 0.01 : 0.15) << t.name;
     }
   }
@@ -186,8 +195,8 @@ TEST(RealModels, BinAndGgufOfStoriesAgree) {
   EXPECT_EQ(cb->vocab_size, cg->vocab_size);
   EXPECT_EQ(cb->rope_theta, cg->rope_theta);
   EXPECT_NEAR(cb->rms_eps, cg->rms_eps, 1e-12);  // the GGUF stores it as f32
-  EXPECT_EQ(cb->context_length, 512);   // llama2.c's seq_len
-  EXPECT_EQ(cg->context_length, 2048);  // what the GGUF's converter wrote
+  EXPECT_EQ(cb->context_length, 512);            // llama2.c's seq_len
+  EXPECT_EQ(cg->context_length, 2048);           // what the GGUF's converter wrote
   EXPECT_TRUE(cb->tied_embeddings);
   EXPECT_FALSE(cg->tied_embeddings);
 }
@@ -255,13 +264,15 @@ TEST_P(LlamaCppGgufTest, ImportCopiesGgmlBlocksBitExactly) {
     for (uint64_t n = 0; n < ff; ++n) {
       for (uint64_t block = 0; block < dim / 32; ++block) {
         float amax = 0;
-        for (uint64_t k = 0; k < 32; ++k) amax = std::max(amax, std::fabs(stored[(block * 32 + k) * ff + n]));
+        for (uint64_t k = 0; k < 32; ++k)
+          amax = std::max(amax, std::fabs(stored[(block * 32 + k) * ff + n]));
         // q8_0: half a step, plus the f16 rounding of the scale over up to 127 steps. q4_0: GGML
         // maps [-8d, 7d] with d = -max/8, so values beyond 7d on the far side clamp: one step.
         const float bound = (dtype == DType::kQ8_0 ? amax / 127 * 0.6f : amax / 8 * 1.01f) + 1e-7f;
         for (uint64_t k = 0; k < 32; ++k) {
           const uint64_t d = block * 32 + k;
-          EXPECT_LE(std::fabs(ours[n * dim + d] - stored[d * ff + n]), bound) << name << " " << n << "," << d;
+          EXPECT_LE(std::fabs(ours[n * dim + d] - stored[d * ff + n]), bound)
+              << name << " " << n << "," << d;
         }
       }
     }

@@ -20,11 +20,10 @@ std::vector<uint8_t> File(std::string json, size_t data_bytes) {
   return w.bytes();
 }
 
-const char kValid[] =
-    R"({"__metadata__":{"format":"pt"},)"
-    R"("a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},)"
-    R"("b":{"dtype":"BF16","shape":[4],"data_offsets":[24,32]},)"
-    R"("c":{"dtype":"I64","shape":[],"data_offsets":[32,40]}})";
+const char kValid[] = R"({"__metadata__":{"format":"pt"},)"
+                      R"("a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},)"
+                      R"("b":{"dtype":"BF16","shape":[4],"data_offsets":[24,32]},)"
+                      R"("c":{"dtype":"I64","shape":[],"data_offsets":[32,40]}})";
 
 TEST(SafetensorsFile, ParsesAValidFile) {
   const std::vector<uint8_t> bytes = File(kValid, 40);

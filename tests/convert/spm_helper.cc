@@ -5,8 +5,9 @@
 
 namespace pinfer::testing {
 
-std::string TrainLlamaStyleSentencePiece(const std::string& text_path, const std::string& model_prefix,
-                                         int vocab_size, int sentences) {
+std::string TrainLlamaStyleSentencePiece(const std::string& text_path,
+                                         const std::string& model_prefix, int vocab_size,
+                                         int sentences) {
   // The options of Llama's tokenizer.model (its trainer_spec), scaled down.
   const std::string args =
       "--input=" + text_path + " --model_prefix=" + model_prefix +
@@ -15,7 +16,9 @@ std::string TrainLlamaStyleSentencePiece(const std::string& text_path, const std
       " --normalization_rule_name=identity --remove_extra_whitespaces=false"
       " --add_dummy_prefix=true --allow_whitespace_only_pieces=true"
       " --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 --minloglevel=2"
-      " --input_sentence_size=" + std::to_string(sentences) + " --shuffle_input_sentence=false"
+      " --input_sentence_size=" +
+      std::to_string(sentences) +
+      " --shuffle_input_sentence=false"
       " --num_threads=1";
   const sentencepiece::util::Status status = sentencepiece::SentencePieceTrainer::Train(args);
   return status.ok() ? "" : status.ToString();

@@ -9,8 +9,9 @@
 namespace pinfer::testing {
 
 // Trains on the first `sentences` lines of `text_path`. Empty string on success, else the error.
-std::string TrainLlamaStyleSentencePiece(const std::string& text_path, const std::string& model_prefix,
-                                         int vocab_size, int sentences);
+std::string TrainLlamaStyleSentencePiece(const std::string& text_path,
+                                         const std::string& model_prefix, int vocab_size,
+                                         int sentences);
 
 struct SpmPiece {
   std::string piece;

@@ -13,7 +13,7 @@ namespace {
 struct Encoded {
   std::vector<uint8_t> storage;  // one spare byte in front, to test unaligned sources
   std::span<const uint8_t> bytes;
-  std::vector<float> values;     // decoded reference, row-major
+  std::vector<float> values;  // decoded reference, row-major
 };
 
 Encoded Make(DType dtype, int64_t rows, int64_t cols, bool unaligned, uint32_t seed) {
@@ -33,7 +33,8 @@ Encoded Make(DType dtype, int64_t rows, int64_t cols, bool unaligned, uint32_t s
   e.bytes = {base, aligned.size()};
   e.values.resize(x.size());
   for (int64_t r = 0; r < rows; ++r) {
-    EXPECT_TRUE(DecodeRow(aligned.data() + r * row_bytes, cols, dtype, e.values.data() + r * cols).ok());
+    EXPECT_TRUE(
+        DecodeRow(aligned.data() + r * row_bytes, cols, dtype, e.values.data() + r * cols).ok());
   }
   return e;
 }
@@ -48,11 +49,17 @@ TEST_P(TensorSourceTest, DecoderReadsAnySegment) {
   ASSERT_TRUE(matrix.ok()) << matrix.status();
   RowSegmentDecoder decode = StoredMatrixDecoder(*matrix);
   for (int64_t r = 0; r < rows; ++r) {
-    for (auto [b, end] : {std::pair<int64_t, int64_t>{0, 96}, {0, 32}, {5, 37}, {33, 64}, {95, 96},
-                          {40, 40}, {31, 65}}) {
+    for (auto [b, end] : {std::pair<int64_t, int64_t>{0, 96},
+                          {0, 32},
+                          {5, 37},
+                          {33, 64},
+                          {95, 96},
+                          {40, 40},
+                          {31, 65}}) {
       std::vector<float> out(static_cast<size_t>(end - b));
       ASSERT_TRUE(decode(r, b, end, out.data()).ok());
-      for (int64_t c = b; c < end; ++c) EXPECT_EQ(out[c - b], e.values[r * cols + c]) << r << "," << c;
+      for (int64_t c = b; c < end; ++c)
+        EXPECT_EQ(out[c - b], e.values[r * cols + c]) << r << "," << c;
     }
   }
   std::vector<float> out(200);
@@ -84,7 +91,8 @@ TEST_P(TensorSourceTest, DirectPermutedAndTransposedTensors) {
   ASSERT_TRUE(permuted.read_native(0, rows, all_native).ok());
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t c = 0; c < cols; ++c) EXPECT_EQ(all[r * cols + c], e.values[order[r] * cols + c]);
-    EXPECT_TRUE(std::equal(all_native.begin() + r * row_bytes, all_native.begin() + (r + 1) * row_bytes,
+    EXPECT_TRUE(std::equal(all_native.begin() + r * row_bytes,
+                           all_native.begin() + (r + 1) * row_bytes,
                            e.bytes.begin() + order[r] * row_bytes));
   }
 
@@ -104,8 +112,9 @@ TEST_P(TensorSourceTest, DirectPermutedAndTransposedTensors) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllDTypes, TensorSourceTest,
-                         ::testing::Combine(::testing::Values(DType::kF32, DType::kF16, DType::kBF16,
-                                                              DType::kQ8_0, DType::kQ4_0),
+                         ::testing::Combine(::testing::Values(DType::kF32, DType::kF16,
+                                                              DType::kBF16, DType::kQ8_0,
+                                                              DType::kQ4_0),
                                             ::testing::Bool()));
 
 TEST(TensorSource, HalfSplitToInterleaved) {

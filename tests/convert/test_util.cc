@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "format/quant.h"
 #include "gtest/gtest.h"
 
@@ -37,7 +38,8 @@ std::vector<uint8_t> ReadFileBytes(const std::string& path) {
 
 void WriteFileBytes(const std::string& path, const std::vector<uint8_t>& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
 }
 
 void WriteFileText(const std::string& path, const std::string& text) {
@@ -74,9 +76,9 @@ ToolResult RunTool(const std::string& tool, const std::vector<std::string>& args
   const std::string dir = ScratchDir("tool_" + tool + "_" + std::to_string(std::rand()));
   const std::string out_path = dir + "/stdout", err_path = dir + "/stderr";
   std::string command = Quote((fs::path(PINFER_BINARY_DIR) / tool).string());
-  for (const std::string& a : args) command += " " + Quote(a);
-  // (Appending piecewise: GCC 12 warns falsely about "literal" + std::string here.)
-  command.append(" >").append(Quote(out_path)).append(" 2>").append(Quote(err_path));
+  // (StrAppend, not "literal" + std::string: GCC 12 warns falsely about the latter.)
+  for (const std::string& a : args) absl::StrAppend(&command, " ", Quote(a));
+  absl::StrAppend(&command, " >", Quote(out_path), " 2>", Quote(err_path));
   const int status = std::system(command.c_str());
   ToolResult result;
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

@@ -4,7 +4,8 @@
 
 namespace pinfer {
 
-Activation ChooseFfnActivation(const ActivationFlags& flags, const std::optional<Activation>& declared,
+Activation ChooseFfnActivation(const ActivationFlags& flags,
+                               const std::optional<Activation>& declared,
                                const std::string& declared_by, std::vector<std::string>& notes) {
   if (flags.ffn_act) {
     if (declared && !(*declared == *flags.ffn_act)) {

@@ -21,7 +21,8 @@ struct ActivationFlags {
 
 // `declared` is what the source says (nullopt: nothing), `declared_by` says where ("config.json
 // hidden_act 'relu'"). Defaults: silu for the FFN, none for the norm.
-Activation ChooseFfnActivation(const ActivationFlags& flags, const std::optional<Activation>& declared,
+Activation ChooseFfnActivation(const ActivationFlags& flags,
+                               const std::optional<Activation>& declared,
                                const std::string& declared_by, std::vector<std::string>& notes);
 Activation ChooseNormActivation(const ActivationFlags& flags);
 

@@ -41,9 +41,9 @@ absl::Status WriteTensor(const SourceTensor& tensor, DType dtype, PiWriter& writ
   const int64_t rows = tensor.rows(), cols = tensor.cols();
   absl::StatusOr<uint64_t> row_bytes = RowBytes(dtype, static_cast<uint64_t>(cols));
   if (!row_bytes.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("tensor '", tensor.name, "' cannot be stored as ",
-                                                   Sv(DTypeName(dtype)), ": ",
-                                                   row_bytes.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat("tensor '", tensor.name,
+                                                   "' cannot be stored as ", Sv(DTypeName(dtype)),
+                                                   ": ", row_bytes.status().message()));
   }
   const int64_t chunk = ChunkRows(cols);
   if (dtype == tensor.native_dtype && tensor.read_native) {
@@ -136,8 +136,7 @@ absl::StatusOr<ConvertReport> ConvertModel(SourceModel& source, const std::strin
   ConvertReport report;
   report.output_bytes = (*writer)->total_bytes();
   report.tensors = static_cast<int>(source.tensors.size());
-  report.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }
 

@@ -19,36 +19,21 @@ constexpr uint64_t kDefaultAlignment = 32;
 constexpr uint64_t kMaxAlignment = uint64_t{1} << 30;
 
 constexpr std::array<GgmlTypeInfo, 31> kGgmlTypes = {{
-    {0, "F32", 1, 4, DType::kF32},
-    {1, "F16", 1, 2, DType::kF16},
-    {2, "Q4_0", 32, 18, DType::kQ4_0},
-    {3, "Q4_1", 32, 20, std::nullopt},
-    {6, "Q5_0", 32, 22, std::nullopt},
-    {7, "Q5_1", 32, 24, std::nullopt},
-    {8, "Q8_0", 32, 34, DType::kQ8_0},
-    {9, "Q8_1", 32, 36, std::nullopt},
-    {10, "Q2_K", 256, 84, std::nullopt},
-    {11, "Q3_K", 256, 110, std::nullopt},
-    {12, "Q4_K", 256, 144, std::nullopt},
-    {13, "Q5_K", 256, 176, std::nullopt},
-    {14, "Q6_K", 256, 210, std::nullopt},
-    {15, "Q8_K", 256, 292, std::nullopt},
-    {16, "IQ2_XXS", 256, 66, std::nullopt},
-    {17, "IQ2_XS", 256, 74, std::nullopt},
-    {18, "IQ3_XXS", 256, 98, std::nullopt},
-    {19, "IQ1_S", 256, 50, std::nullopt},
-    {20, "IQ4_NL", 32, 18, std::nullopt},
-    {21, "IQ3_S", 256, 110, std::nullopt},
-    {22, "IQ2_S", 256, 82, std::nullopt},
-    {23, "IQ4_XS", 256, 136, std::nullopt},
-    {24, "I8", 1, 1, std::nullopt},
-    {25, "I16", 1, 2, std::nullopt},
-    {26, "I32", 1, 4, std::nullopt},
-    {27, "I64", 1, 8, std::nullopt},
-    {28, "F64", 1, 8, std::nullopt},
-    {29, "IQ1_M", 256, 56, std::nullopt},
-    {30, "BF16", 1, 2, DType::kBF16},
-    {34, "TQ1_0", 256, 54, std::nullopt},
+    {0, "F32", 1, 4, DType::kF32},          {1, "F16", 1, 2, DType::kF16},
+    {2, "Q4_0", 32, 18, DType::kQ4_0},      {3, "Q4_1", 32, 20, std::nullopt},
+    {6, "Q5_0", 32, 22, std::nullopt},      {7, "Q5_1", 32, 24, std::nullopt},
+    {8, "Q8_0", 32, 34, DType::kQ8_0},      {9, "Q8_1", 32, 36, std::nullopt},
+    {10, "Q2_K", 256, 84, std::nullopt},    {11, "Q3_K", 256, 110, std::nullopt},
+    {12, "Q4_K", 256, 144, std::nullopt},   {13, "Q5_K", 256, 176, std::nullopt},
+    {14, "Q6_K", 256, 210, std::nullopt},   {15, "Q8_K", 256, 292, std::nullopt},
+    {16, "IQ2_XXS", 256, 66, std::nullopt}, {17, "IQ2_XS", 256, 74, std::nullopt},
+    {18, "IQ3_XXS", 256, 98, std::nullopt}, {19, "IQ1_S", 256, 50, std::nullopt},
+    {20, "IQ4_NL", 32, 18, std::nullopt},   {21, "IQ3_S", 256, 110, std::nullopt},
+    {22, "IQ2_S", 256, 82, std::nullopt},   {23, "IQ4_XS", 256, 136, std::nullopt},
+    {24, "I8", 1, 1, std::nullopt},         {25, "I16", 1, 2, std::nullopt},
+    {26, "I32", 1, 4, std::nullopt},        {27, "I64", 1, 8, std::nullopt},
+    {28, "F64", 1, 8, std::nullopt},        {29, "IQ1_M", 256, 56, std::nullopt},
+    {30, "BF16", 1, 2, DType::kBF16},       {34, "TQ1_0", 256, 54, std::nullopt},
     {35, "TQ2_0", 256, 66, std::nullopt},
 }};
 
@@ -57,32 +42,41 @@ uint64_t MinimumSize(GgufValueType type) {
   switch (type) {
     case GgufValueType::kUint8:
     case GgufValueType::kInt8:
-    case GgufValueType::kBool: return 1;
+    case GgufValueType::kBool:
+      return 1;
     case GgufValueType::kUint16:
-    case GgufValueType::kInt16: return 2;
+    case GgufValueType::kInt16:
+      return 2;
     case GgufValueType::kUint32:
     case GgufValueType::kInt32:
-    case GgufValueType::kFloat32: return 4;
+    case GgufValueType::kFloat32:
+      return 4;
     case GgufValueType::kString:
     case GgufValueType::kUint64:
     case GgufValueType::kInt64:
-    case GgufValueType::kFloat64: return 8;
-    case GgufValueType::kArray: return 12;
+    case GgufValueType::kFloat64:
+      return 8;
+    case GgufValueType::kArray:
+      return 12;
   }
   return 1;
 }
 
-bool IsKnownValueType(uint32_t raw) { return raw <= static_cast<uint32_t>(GgufValueType::kFloat64); }
+bool IsKnownValueType(uint32_t raw) {
+  return raw <= static_cast<uint32_t>(GgufValueType::kFloat64);
+}
 
 bool IsUnsigned(GgufValueType t) {
-  return t == GgufValueType::kUint8 || t == GgufValueType::kUint16 ||
-         t == GgufValueType::kUint32 || t == GgufValueType::kUint64;
+  return t == GgufValueType::kUint8 || t == GgufValueType::kUint16 || t == GgufValueType::kUint32 ||
+         t == GgufValueType::kUint64;
 }
 bool IsSigned(GgufValueType t) {
   return t == GgufValueType::kInt8 || t == GgufValueType::kInt16 || t == GgufValueType::kInt32 ||
          t == GgufValueType::kInt64;
 }
-bool IsFloat(GgufValueType t) { return t == GgufValueType::kFloat32 || t == GgufValueType::kFloat64; }
+bool IsFloat(GgufValueType t) {
+  return t == GgufValueType::kFloat32 || t == GgufValueType::kFloat64;
+}
 
 // Reads one scalar of `type`, widened. False when the bytes run out or a bool is not 0/1.
 template <typename Sink>
@@ -140,7 +134,8 @@ bool ReadScalar(ByteReader& r, GgufValueType type, Sink&& sink) {
       sink(std::move(s));
       return true;
     }
-    case GgufValueType::kArray: return false;
+    case GgufValueType::kArray:
+      return false;
   }
   return false;
 }
@@ -155,7 +150,8 @@ std::string ReadValue(ByteReader& r, GgufValueType type, GgufValue* out) {
   uint32_t raw_element;
   uint64_t n;
   if (!r.Get(&raw_element) || !r.Get(&n)) return "is truncated";
-  if (!IsKnownValueType(raw_element)) return absl::StrCat("has unknown array element type ", raw_element);
+  if (!IsKnownValueType(raw_element))
+    return absl::StrCat("has unknown array element type ", raw_element);
   const auto element = static_cast<GgufValueType>(raw_element);
   if (element == GgufValueType::kArray) return "is a nested array (not supported)";
   out->element_type = element;
@@ -208,8 +204,9 @@ uint64_t AlignUp(uint64_t value, uint64_t alignment) {
 }  // namespace
 
 std::string_view GgufValueTypeName(GgufValueType type) {
-  static constexpr std::string_view kNames[] = {"u8",  "i8",   "u16", "i16",  "u32", "i32", "f32",
-                                                "bool", "string", "array", "u64", "i64", "f64"};
+  static constexpr std::string_view kNames[] = {"u8",  "i8",  "u16",  "i16",    "u32",
+                                                "i32", "f32", "bool", "string", "array",
+                                                "u64", "i64", "f64"};
   const auto i = static_cast<uint32_t>(type);
   return i < std::size(kNames) ? kNames[i] : "unknown";
 }
@@ -249,8 +246,9 @@ absl::StatusOr<GgufFile> GgufFile::Parse(std::span<const uint8_t> bytes, std::st
   if (!r.Get(&version)) return corrupt("truncated: too small for a GGUF header");
   if (version == 1) {
     return absl::InvalidArgumentError(absl::StrCat(
-        name, ": GGUF version 1 is not supported (versions 2 and 3 are; re-convert the model with "
-              "a current llama.cpp)"));
+        name,
+        ": GGUF version 1 is not supported (versions 2 and 3 are; re-convert the model with "
+        "a current llama.cpp)"));
   }
   if (version != 2 && version != 3) {
     if ((version & 0xFFFFu) == 0 && ((version >> 24) == 2 || (version >> 24) == 3)) {
@@ -327,7 +325,8 @@ absl::StatusOr<GgufFile> GgufFile::Parse(std::span<const uint8_t> bytes, std::st
       return corrupt("truncated in tensor info '", t.name, "'");
     }
     const GgmlTypeInfo* type = FindGgmlType(t.ggml_type);
-    if (type == nullptr) return corrupt("tensor '", t.name, "' has unknown ggml type ", t.ggml_type);
+    if (type == nullptr)
+      return corrupt("tensor '", t.name, "' has unknown ggml type ", t.ggml_type);
     if (t.ne[0] % type->block_elements != 0) {
       return corrupt("tensor '", t.name, "': a row of ", t.ne[0], " elements is not a multiple of ",
                      Sv(type->name), "'s ", type->block_elements, "-element block");
@@ -409,8 +408,8 @@ absl::Status WrongType(const std::string& file, std::string_view key, const Gguf
   if (v.type == GgufValueType::kArray) {
     actual = absl::StrCat("array of ", Sv(GgufValueTypeName(v.element_type)));
   }
-  return absl::InvalidArgumentError(absl::StrCat(file, ": metadata '", Sv(key), "' is ", actual,
-                                                 ", expected ", Sv(expected)));
+  return absl::InvalidArgumentError(
+      absl::StrCat(file, ": metadata '", Sv(key), "' is ", actual, ", expected ", Sv(expected)));
 }
 
 }  // namespace

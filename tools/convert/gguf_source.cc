@@ -38,9 +38,9 @@ constexpr LayerTensor kLayerTensors[] = {
     {"ffn_up", "ffn_up", LayerRole::kDirect},
     {"ffn_down", "ffn_down_t", LayerRole::kTransposed},
     {"ffn_down_t", "ffn_down_t", LayerRole::kDirect},  // PowerInfer: already neuron-major
-    {"fc1", nullptr, LayerRole::kIgnoredPredictor},     // PowerInfer's predictor MLP
+    {"fc1", nullptr, LayerRole::kIgnoredPredictor},    // PowerInfer's predictor MLP
     {"fc2", nullptr, LayerRole::kIgnoredPredictor},
-    {"attn_rot_embd", nullptr, LayerRole::kIgnored},    // precomputed RoPE tables
+    {"attn_rot_embd", nullptr, LayerRole::kIgnored},  // precomputed RoPE tables
 };
 
 struct Reader {
@@ -96,9 +96,9 @@ absl::StatusOr<ModelConfig> ReadHparams(const Reader& r) {
   auto rope_dims = r.CountOr("rope.dimension_count", *head_dim);
   if (!rope_dims.ok()) return rope_dims.status();
   if (*rope_dims != *head_dim) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": partial RoPE (rope.dimension_count ", *rope_dims, " of head size ", *head_dim,
-        ") is not supported"));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": partial RoPE (rope.dimension_count ",
+                                                   *rope_dims, " of head size ", *head_dim,
+                                                   ") is not supported"));
   }
   auto context = r.CountOr("context_length", 2048);
   if (!context.ok()) return context.status();
@@ -133,8 +133,7 @@ absl::StatusOr<ModelConfig> ReadHparams(const Reader& r) {
           absl::StrCat(path, ": RoPE scaling factor ", *factor, " is not supported"));
     }
   }
-  c.name = r.gguf.GetString("general.name")
-               .value_or(std::filesystem::path(path).stem().string());
+  c.name = r.gguf.GetString("general.name").value_or(std::filesystem::path(path).stem().string());
   return c;
 }
 
@@ -148,9 +147,9 @@ absl::StatusOr<Vocabulary> ReadVocabulary(const GgufFile& gguf, const std::strin
   auto model = gguf.GetString("tokenizer.ggml.model");
   if (!model.ok()) return model.status();
   if (*model != "llama") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": tokenizer model '", *model,
-        "' is not supported (only SentencePiece 'llama' vocabularies are, for now)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": tokenizer model '", *model,
+                     "' is not supported (only SentencePiece 'llama' vocabularies are, for now)"));
   }
   auto tokens = gguf.GetStringArray("tokenizer.ggml.tokens");
   if (!tokens.ok()) return tokens.status();
@@ -160,8 +159,8 @@ absl::StatusOr<Vocabulary> ReadVocabulary(const GgufFile& gguf, const std::strin
     auto scores = gguf.GetFloatArray("tokenizer.ggml.scores");
     if (!scores.ok()) return scores.status();
     if (scores->size() != n) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": ", scores->size(),
-                                                     " tokenizer scores for ", n, " tokens"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": ", scores->size(), " tokenizer scores for ", n, " tokens"));
     }
     v.scores.assign(scores->begin(), scores->end());
   } else {
@@ -172,8 +171,8 @@ absl::StatusOr<Vocabulary> ReadVocabulary(const GgufFile& gguf, const std::strin
     auto types = gguf.GetIntArray("tokenizer.ggml.token_type");
     if (!types.ok()) return types.status();
     if (types->size() != n) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": ", types->size(),
-                                                     " token types for ", n, " tokens"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": ", types->size(), " token types for ", n, " tokens"));
     }
     for (int64_t t : *types) {
       if (t < 1 || t > 6) {
@@ -247,8 +246,8 @@ absl::StatusOr<SourceModel> ReadGguf(const std::string& path, const ActivationFl
   if (!config.ok()) return config.status();
   model.config = *std::move(config);
   ModelConfig& c = model.config;
-  model.format = absl::StrCat("GGUF v", gguf->version(),
-                              gguf->powerinfer_magic() ? " (PowerInfer)" : "");
+  model.format =
+      absl::StrCat("GGUF v", gguf->version(), gguf->powerinfer_magic() ? " (PowerInfer)" : "");
 
   absl::StatusOr<Vocabulary> vocabulary = ReadVocabulary(*gguf, path, model.notes);
   if (!vocabulary.ok()) return vocabulary.status();

@@ -31,14 +31,15 @@ absl::StatusOr<HfConfig> ParseHfConfig(const nlohmann::json& json, const std::st
   bool known = false;
   for (const char* a : kArchitectures) known |= out.architecture == a;
   if (!known) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": unknown architecture '", out.architecture, "' (supported: ",
-        absl::StrJoin(kArchitectures, ", "), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": unknown architecture '", out.architecture,
+                     "' (supported: ", absl::StrJoin(kArchitectures, ", "), ")"));
   }
   if (f.Find("quantization_config") != nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(
-        path, ": pre-quantized checkpoints (quantization_config) are not supported; convert the "
-              "F16/BF16/F32 weights"));
+        path,
+        ": pre-quantized checkpoints (quantization_config) are not supported; convert the "
+        "F16/BF16/F32 weights"));
   }
   for (const char* bias : {"attention_bias", "mlp_bias"}) {
     absl::StatusOr<std::optional<bool>> b = f.OptionalBool(bias);
@@ -72,8 +73,7 @@ absl::StatusOr<HfConfig> ParseHfConfig(const nlohmann::json& json, const std::st
     }
     *r.field = *v;
   }
-  auto optional_positive = [&](const char* key, int64_t fallback,
-                               int64_t* field) -> absl::Status {
+  auto optional_positive = [&](const char* key, int64_t fallback, int64_t* field) -> absl::Status {
     absl::StatusOr<std::optional<int64_t>> v = f.OptionalInt(key);
     if (!v.ok()) return v.status();
     *field = v->value_or(fallback);
@@ -83,7 +83,8 @@ absl::StatusOr<HfConfig> ParseHfConfig(const nlohmann::json& json, const std::st
     }
     return absl::OkStatus();
   };
-  if (absl::Status s = optional_positive("num_key_value_heads", c.n_heads, &c.n_kv_heads); !s.ok()) {
+  if (absl::Status s = optional_positive("num_key_value_heads", c.n_heads, &c.n_kv_heads);
+      !s.ok()) {
     return s;
   }
   if (c.dim % c.n_heads != 0 && f.Find("head_dim") == nullptr) {
@@ -96,8 +97,8 @@ absl::StatusOr<HfConfig> ParseHfConfig(const nlohmann::json& json, const std::st
   }
   // transformers' defaults: LlamaConfig 2048 positions, MistralConfig 4096 * 32.
   const int64_t default_positions = IsMistralShaped(out.architecture) ? 4096 * 32 : 2048;
-  if (absl::Status s = optional_positive("max_position_embeddings", default_positions,
-                                         &c.context_length);
+  if (absl::Status s =
+          optional_positive("max_position_embeddings", default_positions, &c.context_length);
       !s.ok()) {
     return s;
   }
@@ -106,9 +107,8 @@ absl::StatusOr<HfConfig> ParseHfConfig(const nlohmann::json& json, const std::st
   if (*window && **window > 0 && **window < c.context_length) {
     // pinfer's attention has no sliding window; within the window both are the same, so the
     // usable context is the window.
-    out.notes.push_back(absl::StrCat("sliding_window ", **window,
-                                     " < max_position_embeddings ", c.context_length,
-                                     ": context_length set to ", **window));
+    out.notes.push_back(absl::StrCat("sliding_window ", **window, " < max_position_embeddings ",
+                                     c.context_length, ": context_length set to ", **window));
     c.context_length = **window;
   }
   absl::StatusOr<std::optional<double>> theta = f.OptionalNumber("rope_theta");
@@ -128,9 +128,9 @@ absl::StatusOr<HfConfig> ParseHfConfig(const nlohmann::json& json, const std::st
   if (hidden_act == "silu" || hidden_act == "swish") {
     out.declared_ffn_act = {ActivationKind::kSilu, 0.0f};
   } else if (hidden_act == "relu") {
-    out.declared_ffn_act = {out.architecture == "BambooForCausalLM" ? ActivationKind::kDRelu
-                                                                     : ActivationKind::kRelu,
-                            0.0f};
+    out.declared_ffn_act = {
+        out.architecture == "BambooForCausalLM" ? ActivationKind::kDRelu : ActivationKind::kRelu,
+        0.0f};
     if (out.architecture == "BambooForCausalLM") {
       out.declared_by = "config.json hidden_act 'relu' of BambooForCausalLM (on gate and up)";
     }
@@ -138,12 +138,12 @@ absl::StatusOr<HfConfig> ParseHfConfig(const nlohmann::json& json, const std::st
     absl::StatusOr<std::optional<double>> threshold = f.OptionalNumber("hidden_act_param");
     if (!threshold.ok()) return threshold.status();
     if (!*threshold) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": hidden_act 'fatrelu' needs its threshold in 'hidden_act_param'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": hidden_act 'fatrelu' needs its threshold in 'hidden_act_param'"));
     }
     out.declared_ffn_act = {ActivationKind::kFatRelu, static_cast<float>(**threshold)};
-    out.declared_by = absl::StrCat("config.json hidden_act 'fatrelu', hidden_act_param ",
-                                   **threshold);
+    out.declared_by =
+        absl::StrCat("config.json hidden_act 'fatrelu', hidden_act_param ", **threshold);
   } else if (hidden_act == "relu2") {
     out.declared_ffn_act = {ActivationKind::kRelu2, 0.0f};
   } else if (hidden_act == "gelu_pytorch_tanh" || hidden_act == "gelu" ||
@@ -158,9 +158,9 @@ absl::StatusOr<HfConfig> ParseHfConfig(const nlohmann::json& json, const std::st
   }
   c.ffn_act = out.declared_ffn_act;
 
-  for (auto [key, field] : {std::pair{"bos_token_id", &out.bos_token_id},
-                            std::pair{"eos_token_id", &out.eos_token_id},
-                            std::pair{"pad_token_id", &out.pad_token_id}}) {
+  for (auto [key, field] :
+       {std::pair{"bos_token_id", &out.bos_token_id}, std::pair{"eos_token_id", &out.eos_token_id},
+        std::pair{"pad_token_id", &out.pad_token_id}}) {
     const nlohmann::json* v = f.Find(key);
     // Some configs list several EOS ids; the first is the one generation stops on by default.
     if (v != nullptr && v->is_array() && !v->empty() && (*v)[0].is_number_integer()) {

@@ -31,9 +31,9 @@ namespace pinfer {
 
 struct HfConfig {
   ModelConfig config;  // vocab_size and tied_embeddings as config.json says; ffn_act = declared
-  std::string architecture;           // "LlamaForCausalLM", ...
-  Activation declared_ffn_act;        // what hidden_act means for this architecture
-  std::string declared_by;            // "config.json hidden_act 'relu'"
+  std::string architecture;     // "LlamaForCausalLM", ...
+  Activation declared_ffn_act;  // what hidden_act means for this architecture
+  std::string declared_by;      // "config.json hidden_act 'relu'"
   std::optional<int64_t> bos_token_id, eos_token_id, pad_token_id;
   std::vector<std::string> notes;
 };

@@ -60,8 +60,8 @@ absl::StatusOr<std::vector<std::string>> WeightFiles(const fs::path& dir,
     for (const auto& [tensor, file] : map->items()) {
       if (!file.is_string() || file.get<std::string>().empty() ||
           file.get<std::string>().find('/') != std::string::npos) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            index.string(), ": weight_map entry '", tensor, "' does not name a shard file"));
+        return absl::InvalidArgumentError(absl::StrCat(index.string(), ": weight_map entry '",
+                                                       tensor, "' does not name a shard file"));
       }
       files.insert(file.get<std::string>());
       (*owner)[tensor] = file.get<std::string>();
@@ -70,13 +70,15 @@ absl::StatusOr<std::vector<std::string>> WeightFiles(const fs::path& dir,
     for (const std::string& f : files) paths.push_back((dir / f).string());
     return paths;
   }
-  if (fs::exists(dir / "model.safetensors")) return std::vector<std::string>{(dir / "model.safetensors").string()};
+  if (fs::exists(dir / "model.safetensors"))
+    return std::vector<std::string>{(dir / "model.safetensors").string()};
   for (const auto& entry : fs::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();
     if (name.starts_with("pytorch_model") && name.ends_with(".bin")) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          dir.string(), ": PyTorch .bin checkpoints are not supported; save the model as "
-                        "safetensors (model.save_pretrained(dir, safe_serialization=True))"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(dir.string(),
+                       ": PyTorch .bin checkpoints are not supported; save the model as "
+                       "safetensors (model.save_pretrained(dir, safe_serialization=True))"));
     }
   }
   return absl::InvalidArgumentError(absl::StrCat(
@@ -104,7 +106,8 @@ absl::StatusOr<SourceModel> ReadHfDirectory(const std::string& dir_name,
   model.config = hf->config;
   ModelConfig& c = model.config;
   c.name = fs::absolute(dir).lexically_normal().filename().string();
-  if (c.name.empty()) c.name = fs::absolute(dir).lexically_normal().parent_path().filename().string();
+  if (c.name.empty())
+    c.name = fs::absolute(dir).lexically_normal().parent_path().filename().string();
   c.ffn_act = ChooseFfnActivation(flags, hf->declared_ffn_act, hf->declared_by, model.notes);
   c.norm_act = ChooseNormActivation(flags);
   model.source_files.push_back(config_path.string());
@@ -144,9 +147,9 @@ absl::StatusOr<SourceModel> ReadHfDirectory(const std::string& dir_name,
   }
   for (const auto& [name, file] : owner) {
     if (all.find(name) == all.end()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          (dir / file).string(), ": tensor '", name,
-          "' listed in model.safetensors.index.json is not in this shard"));
+      return absl::InvalidArgumentError(
+          absl::StrCat((dir / file).string(), ": tensor '", name,
+                       "' listed in model.safetensors.index.json is not in this shard"));
     }
   }
 
@@ -211,16 +214,19 @@ absl::StatusOr<SourceModel> ReadHfDirectory(const std::string& dir_name,
     SourceTensor tensor;
     switch (role) {
       case Role::kDirect:
-      case Role::kVector: tensor = DirectTensor(our_name, *matrix, vector); break;
+      case Role::kVector:
+        tensor = DirectTensor(our_name, *matrix, vector);
+        break;
       case Role::kRopeQ:
       case Role::kRopeK: {
         const int64_t heads = role == Role::kRopeQ ? c.n_heads : c.n_kv_heads;
         if (rows != heads * c.head_dim) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              what, ": inconsistent shape ", ShapeText(info->shape), ": ", heads, " heads of ",
-              c.head_dim, " need ", heads * c.head_dim, " rows"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(what, ": inconsistent shape ", ShapeText(info->shape), ": ", heads,
+                           " heads of ", c.head_dim, " need ", heads * c.head_dim, " rows"));
         }
-        tensor = PermutedRowsTensor(our_name, *matrix, HalfSplitToInterleavedRows(heads, c.head_dim));
+        tensor =
+            PermutedRowsTensor(our_name, *matrix, HalfSplitToInterleavedRows(heads, c.head_dim));
         break;
       }
       case Role::kTransposed:

@@ -18,7 +18,8 @@
 namespace pinfer {
 
 // `tokenizer_path` (optional) overrides the directory's tokenizer files.
-absl::StatusOr<SourceModel> ReadHfDirectory(const std::string& dir, const std::string& tokenizer_path,
+absl::StatusOr<SourceModel> ReadHfDirectory(const std::string& dir,
+                                            const std::string& tokenizer_path,
                                             const ActivationFlags& flags);
 
 }  // namespace pinfer

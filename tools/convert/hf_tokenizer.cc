@@ -137,8 +137,8 @@ absl::Status ApplyTokenizerConfig(const std::string& path, Vocabulary& v) {
         if (!named.is_object()) continue;
         auto name = named.find("name");
         auto text = named.find("template");
-        if (name != named.end() && text != named.end() && name->is_string() &&
-            text->is_string() && name->get<std::string>() == "default") {
+        if (name != named.end() && text != named.end() && name->is_string() && text->is_string() &&
+            name->get<std::string>() == "default") {
           v.chat_template = text->get<std::string>();
         }
       }
@@ -154,7 +154,8 @@ absl::Status ApplyTokenizerConfig(const std::string& path, Vocabulary& v) {
             absl::StrCat(path, ": added_tokens_decoder entry '", key, "' is malformed"));
       }
       auto special = token.find("special");
-      by_id[id] = {*content, special != token.end() && special->is_boolean() && special->get<bool>()};
+      by_id[id] = {*content,
+                   special != token.end() && special->is_boolean() && special->get<bool>()};
     }
     for (const auto& [id, token] : by_id) {
       if (absl::Status s = AddToken(v, id, token.first, token.second, path); !s.ok()) return s;
@@ -203,8 +204,8 @@ absl::StatusOr<Vocabulary> ReadTokenizerJson(const std::string& path) {
   absl::StatusOr<std::optional<std::string>> type = m.OptionalString("type");
   if (!type.ok()) return type.status();
   if (type->value_or("BPE") != "BPE") {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": tokenizer model '", **type,
-                                                   "' is not supported (BPE only)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": tokenizer model '", **type, "' is not supported (BPE only)"));
   }
   for (const char* part : {"pre_tokenizer", "decoder"}) {
     auto it = root.find(part);
@@ -357,8 +358,8 @@ absl::StatusOr<Vocabulary> ReadHfTokenizer(const std::string& dir, const std::st
     } else if (*id >= 0 && *id < size) {
       *field = static_cast<int32_t>(*id);
     } else {
-      notes.push_back(absl::StrCat("config.json ", what, " ", *id,
-                                   " is outside the vocabulary: ignored"));
+      notes.push_back(
+          absl::StrCat("config.json ", what, " ", *id, " is outside the vocabulary: ignored"));
     }
   };
   apply(config.bos_token_id, &v.bos_id, "bos_token_id");

@@ -44,7 +44,8 @@ std::string Abbreviate(std::string text, size_t max_chars) {
 
 }  // namespace
 
-absl::StatusOr<InspectReport> InspectPiFile(const std::string& path, const InspectOptions& options) {
+absl::StatusOr<InspectReport> InspectPiFile(const std::string& path,
+                                            const InspectOptions& options) {
   absl::StatusOr<std::unique_ptr<PiFile>> opened = PiFile::Open(path);
   if (!opened.ok()) return opened.status();
   const PiFile& file = **opened;
@@ -74,10 +75,14 @@ absl::StatusOr<InspectReport> InspectPiFile(const std::string& path, const Inspe
     out["version"] = absl::StrCat(file.version_major(), ".", file.version_minor());
     out["kind"] = std::string(ArtifactKindName(file.kind()));
     out["file_size"] = file.file_size();
-    out["header"] = {{"metadata_offset", h.metadata_offset}, {"metadata_size", h.metadata_size},
-                     {"metadata_count", h.metadata_count},   {"index_offset", h.index_offset},
-                     {"index_size", h.index_size},           {"tensor_count", h.tensor_count},
-                     {"data_offset", h.data_offset},         {"tensor_alignment", h.tensor_alignment},
+    out["header"] = {{"metadata_offset", h.metadata_offset},
+                     {"metadata_size", h.metadata_size},
+                     {"metadata_count", h.metadata_count},
+                     {"index_offset", h.index_offset},
+                     {"index_size", h.index_size},
+                     {"tensor_count", h.tensor_count},
+                     {"data_offset", h.data_offset},
+                     {"tensor_alignment", h.tensor_alignment},
                      {"header_checksum", ChecksumHex(h.header_checksum)}};
     out["content_digest"] = file.ContentDigestHex();
     nlohmann::json metadata = nlohmann::json::object();
@@ -97,8 +102,8 @@ absl::StatusOr<InspectReport> InspectPiFile(const std::string& path, const Inspe
     }
     out["tensors"] = tensors;
     if (options.verify) {
-      out["verify"] = {{"checked", report.verified}, {"failed", report.failed},
-                       {"sound", report.sound()}};
+      out["verify"] = {
+          {"checked", report.verified}, {"failed", report.failed}, {"sound", report.sound()}};
     }
     // Tokenizer pieces need not be valid UTF-8 (byte pieces): replace, never throw.
     report.text = out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
@@ -107,8 +112,8 @@ absl::StatusOr<InspectReport> InspectPiFile(const std::string& path, const Inspe
 
   std::string& s = report.text;
   absl::StrAppendFormat(&s, "file      %s\n", path);
-  absl::StrAppendFormat(&s, "format    .pi %d.%d, %s artifact, %s (%d bytes)\n", file.version_major(),
-                        file.version_minor(), ArtifactKindName(file.kind()),
+  absl::StrAppendFormat(&s, "format    .pi %d.%d, %s artifact, %s (%d bytes)\n",
+                        file.version_major(), file.version_minor(), ArtifactKindName(file.kind()),
                         FormatBytes(file.file_size()), file.file_size());
   absl::StrAppendFormat(&s,
                         "layout    metadata %d bytes at %d, index %d bytes at %d, data at %d, "
@@ -119,7 +124,8 @@ absl::StatusOr<InspectReport> InspectPiFile(const std::string& path, const Inspe
                         ChecksumHex(h.header_checksum), file.ContentDigestHex());
   absl::StrAppendFormat(&s, "\nmetadata (%d entries)\n", file.metadata().size());
   size_t key_width = 0;
-  for (const auto& [key, value] : file.metadata().entries()) key_width = std::max(key_width, key.size());
+  for (const auto& [key, value] : file.metadata().entries())
+    key_width = std::max(key_width, key.size());
   for (const auto& [key, value] : file.metadata().entries()) {
     absl::StrAppendFormat(&s, "  %-*s  %-9s  %s\n", static_cast<int>(key_width), key,
                           MetadataTypeName(TypeOf(value)),

@@ -18,11 +18,11 @@ struct InspectOptions {
 };
 
 struct InspectReport {
-  std::string text;                       // what to print on stdout
-  std::vector<std::string> failed;        // tensors whose checksum does not match
-  int verified = 0;                       // tensors checked
+  std::string text;                 // what to print on stdout
+  std::vector<std::string> failed;  // tensors whose checksum does not match
+  int verified = 0;                 // tensors checked
   bool sound() const { return failed.empty(); }
-  std::string first_error;                // the first mismatch, one line
+  std::string first_error;  // the first mismatch, one line
 };
 
 // An error when the file cannot be opened or its structure is damaged.

@@ -53,8 +53,7 @@ const nlohmann::json* JsonFields::Find(std::string_view key) const {
 }
 
 absl::Status JsonFields::WrongType(std::string_view key, std::string_view expected) const {
-  return absl::InvalidArgumentError(
-      absl::StrCat(file_, ": '", Sv(key), "' is not ", Sv(expected)));
+  return absl::InvalidArgumentError(absl::StrCat(file_, ": '", Sv(key), "' is not ", Sv(expected)));
 }
 
 absl::StatusOr<std::optional<int64_t>> JsonFields::OptionalInt(std::string_view key) const {

@@ -17,7 +17,8 @@ absl::StatusOr<nlohmann::json> ReadJsonFile(const std::string& path);
 
 class JsonFields {
  public:
-  JsonFields(const nlohmann::json& object, std::string file) : object_(object), file_(std::move(file)) {}
+  JsonFields(const nlohmann::json& object, std::string file)
+      : object_(object), file_(std::move(file)) {}
 
   // Absent or null: nullopt. Present with another type: an error.
   absl::StatusOr<std::optional<int64_t>> OptionalInt(std::string_view key) const;

@@ -21,11 +21,12 @@ struct Header {
 };
 
 absl::Status CheckHeader(const std::string& path, const Header& h) {
-  const int32_t values[] = {h.dim, h.hidden_dim, h.n_layers, h.n_heads, h.n_kv_heads, h.vocab_size,
-                            h.seq_len};
+  const int32_t values[] = {h.dim,        h.hidden_dim, h.n_layers, h.n_heads,
+                            h.n_kv_heads, h.vocab_size, h.seq_len};
   for (int32_t v : values) {
     if (v <= 0 || v > (1 << 24)) {
-      return absl::DataLossError(absl::StrCat(path, ": not a llama2.c checkpoint (implausible header)"));
+      return absl::DataLossError(
+          absl::StrCat(path, ": not a llama2.c checkpoint (implausible header)"));
     }
   }
   if (h.dim % h.n_heads != 0 || h.n_heads % h.n_kv_heads != 0) {
@@ -110,8 +111,8 @@ bool LooksLikeLlama2c(const std::string& path) {
   h.vocab_size = std::abs(h.vocab_size);
   // Plausible values only: an inconsistent but plausible header is still llama2.c, and
   // ReadLlama2c says what is wrong with it.
-  for (int32_t v : {h.dim, h.hidden_dim, h.n_layers, h.n_heads, h.n_kv_heads, h.vocab_size,
-                    h.seq_len}) {
+  for (int32_t v :
+       {h.dim, h.hidden_dim, h.n_layers, h.n_heads, h.n_kv_heads, h.vocab_size, h.seq_len}) {
     if (v <= 0 || v > (1 << 24)) return false;
   }
   return true;
@@ -133,13 +134,14 @@ absl::StatusOr<SourceModel> ReadLlama2c(const std::string& path, const Llama2cOp
   uint64_t data_start;
   if (v2) {
     if (file->size() < kV2HeaderBytes) {
-      return absl::DataLossError(absl::StrCat(path, ": truncated: too small for a llama2.c v2 header"));
+      return absl::DataLossError(
+          absl::StrCat(path, ": truncated: too small for a llama2.c v2 header"));
     }
     int32_t version;
     std::memcpy(&version, file->data() + 4, 4);
     if (version != 2) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": llama2.c checkpoint version ", version, " is not supported (0 or 2)"));
+      return absl::InvalidArgumentError(absl::StrCat(path, ": llama2.c checkpoint version ",
+                                                     version, " is not supported (0 or 2)"));
     }
     std::memcpy(&h, file->data() + 8, sizeof(h));
     shared_classifier = file->data()[36] != 0;
@@ -156,14 +158,13 @@ absl::StatusOr<SourceModel> ReadLlama2c(const std::string& path, const Llama2cOp
   const int64_t head_dim = dim / h.n_heads, kv_dim = head_dim * h.n_kv_heads;
   if (v2) {
     if (group_size <= 0 || dim % group_size != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": Q8_0 group size ", group_size,
-                                                     " does not divide dim ", dim));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": Q8_0 group size ", group_size, " does not divide dim ", dim));
     }
     for (int64_t n : {dim * dim, kv_dim * dim, ff * dim, vocab * dim}) {
       if (n % group_size != 0) {
-        return absl::InvalidArgumentError(absl::StrCat(path, ": a tensor of ", n,
-                                                       " values is not a multiple of the group size ",
-                                                       group_size));
+        return absl::InvalidArgumentError(absl::StrCat(
+            path, ": a tensor of ", n, " values is not a multiple of the group size ", group_size));
       }
     }
   }
@@ -171,8 +172,8 @@ absl::StatusOr<SourceModel> ReadLlama2c(const std::string& path, const Llama2cOp
   // Reject sizes the file cannot hold before any offset is computed, so that absurd headers can
   // neither overflow the layout arithmetic nor point outside the mapping.
   const double implied_values =
-      2.0 * vocab * dim + static_cast<double>(L) * (2.0 * dim + 2.0 * dim * dim +
-                                                    2.0 * kv_dim * dim + 3.0 * ff * dim) +
+      2.0 * vocab * dim +
+      static_cast<double>(L) * (2.0 * dim + 2.0 * dim * dim + 2.0 * kv_dim * dim + 3.0 * ff * dim) +
       dim + static_cast<double>(h.seq_len) * head_dim;
   if (implied_values > 4.0 * static_cast<double>(file->size()) + 1e6) {
     return absl::DataLossError(absl::StrCat(path, ": truncated: the header implies about ",
@@ -245,13 +246,13 @@ absl::StatusOr<SourceModel> ReadLlama2c(const std::string& path, const Llama2cOp
     const bool vector = shape.size() == 1;
     // As the file stores it: [rows, cols]; `transpose` means the file holds our matrix transposed.
     const int64_t rows = vector ? 1 : static_cast<int64_t>(transpose ? shape[1] : shape[0]);
-    const int64_t cols = static_cast<int64_t>(vector ? shape[0] : (transpose ? shape[0] : shape[1]));
+    const int64_t cols =
+        static_cast<int64_t>(vector ? shape[0] : (transpose ? shape[0] : shape[1]));
     if (f32 || !v2) {
       const StoredMatrix matrix{
-          file->bytes().subspan(stored.offset + 4 * element_offset, 4 * rows * cols),
-          DType::kF32, rows, cols};
-      model.tensors.push_back(transpose ? TransposedTensor(std::move(name), rows, cols,
-                                                           DType::kF32,
+          file->bytes().subspan(stored.offset + 4 * element_offset, 4 * rows * cols), DType::kF32,
+          rows, cols};
+      model.tensors.push_back(transpose ? TransposedTensor(std::move(name), rows, cols, DType::kF32,
                                                            StoredMatrixDecoder(matrix))
                                         : DirectTensor(std::move(name), matrix, vector));
       return;

@@ -38,8 +38,7 @@ absl::StatusOr<std::vector<SourceTensor>> AssembleTensors(
   for (const ExpectedTensor& e : ExpectedTensors(config)) {
     auto it = tensors.find(e.name);
     if (it == tensors.end()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(source, ": tensor '", e.name, "' is missing"));
+      return absl::InvalidArgumentError(absl::StrCat(source, ": tensor '", e.name, "' is missing"));
     }
     if (it->second.shape != e.shape) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -51,9 +50,9 @@ absl::StatusOr<std::vector<SourceTensor>> AssembleTensors(
     tensors.erase(it);
   }
   if (!tensors.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(source, ": unexpected tensor '", tensors.begin()->first,
-                     "' for a model with ", config.n_layers, " layers"));
+    return absl::InvalidArgumentError(absl::StrCat(source, ": unexpected tensor '",
+                                                   tensors.begin()->first, "' for a model with ",
+                                                   config.n_layers, " layers"));
   }
   return out;
 }

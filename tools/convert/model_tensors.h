@@ -27,9 +27,9 @@ std::vector<ExpectedTensor> ExpectedTensors(const ModelConfig& config);
 
 // Checks that `tensors` (by our name) are exactly the expected ones with the expected shapes and
 // returns them in canonical order. `source` names the input in errors.
-absl::StatusOr<std::vector<SourceTensor>> AssembleTensors(const ModelConfig& config,
-                                                         std::map<std::string, SourceTensor> tensors,
-                                                         const std::string& source);
+absl::StatusOr<std::vector<SourceTensor>> AssembleTensors(
+    const ModelConfig& config, std::map<std::string, SourceTensor> tensors,
+    const std::string& source);
 
 // "[64, 172]"
 std::string ShapeText(const std::vector<uint64_t>& shape);

@@ -42,15 +42,16 @@ int Main(int argc, char** argv) {
   app.add_option("--tokenizer", tokenizer,
                  "tokenizer file: llama2.c tokenizer.bin (required for llama2.c); for HF "
                  "directories a tokenizer.model or tokenizer.json to use instead of theirs");
-  app.add_option("--dtype", dtype_name,
-                 "dtype of the weight matrices: f32, f16, bf16, q8_0 or q4_0 (default: as the source)");
+  app.add_option(
+      "--dtype", dtype_name,
+      "dtype of the weight matrices: f32, f16, bf16, q8_0 or q4_0 (default: as the source)");
   CLI::Option* ffn_flag = app.add_option(
       "--ffn-act", ffn_act,
       "FFN activation: silu|gelu|relu|relu2|drelu|fatrelu:T|shifted_relu:S (default: what the "
       "source says, else silu)");
-  CLI::Option* norm_flag =
-      app.add_option("--norm-act", norm_act, "activation after the norms: none|shifted_relu:S "
-                                             "(default none)");
+  CLI::Option* norm_flag = app.add_option("--norm-act", norm_act,
+                                          "activation after the norms: none|shifted_relu:S "
+                                          "(default none)");
   app.add_flag("-q,--quiet", quiet, "no progress output");
   app.add_flag("--json", json, "print a JSON report on stdout");
   try {
@@ -66,9 +67,10 @@ int Main(int argc, char** argv) {
     absl::StatusOr<DType> dtype = ParseDType(dtype_name);
     if (!dtype.ok()) return ReportError(kProgram, FlagError("--dtype", dtype.status()));
     if (*dtype == DType::kI32 || *dtype == DType::kU8) {
-      return ReportError(kProgram, absl::InvalidArgumentError(absl::StrCat(
-                                       "--dtype ", dtype_name, " is not a weight dtype (f32, f16, "
-                                       "bf16, q8_0 or q4_0)")));
+      return ReportError(
+          kProgram, absl::InvalidArgumentError(absl::StrCat("--dtype ", dtype_name,
+                                                            " is not a weight dtype (f32, f16, "
+                                                            "bf16, q8_0 or q4_0)")));
     }
     options.dtype = *dtype;
   }

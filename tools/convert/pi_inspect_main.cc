@@ -16,7 +16,8 @@ constexpr char kProgram[] = "pi-inspect";
 int Main(int argc, char** argv) {
   CLI::App app{
       "Show a .pi artifact: header, metadata (long arrays abbreviated), tensor table.\n"
-      "With --verify, check every tensor's checksum; the exit status is 0 only for a sound file.\n\n"
+      "With --verify, check every tensor's checksum; the exit status is 0 only for a sound "
+      "file.\n\n"
       "Examples:\n"
       "  pi-inspect stories260K.pi\n"
       "  pi-inspect --verify stories260K.pi\n"
@@ -39,10 +40,10 @@ int Main(int argc, char** argv) {
   if (!report.ok()) return ReportError(kProgram, report.status());
   std::fputs(report->text.c_str(), stdout);
   if (!report->sound()) {
-    return ReportError(kProgram, absl::DataLossError(absl::StrCat(
-                                     report->failed.size(), " of ", report->verified,
-                                     " tensors fail their checksum; first: ",
-                                     report->first_error)));
+    return ReportError(
+        kProgram, absl::DataLossError(
+                      absl::StrCat(report->failed.size(), " of ", report->verified,
+                                   " tensors fail their checksum; first: ", report->first_error)));
   }
   return 0;
 }

@@ -20,10 +20,10 @@ struct SafetensorsDTypeInfo {
   std::optional<DType> dtype;
 };
 constexpr SafetensorsDTypeInfo kDTypes[] = {
-    {"F32", 4, DType::kF32},  {"F16", 2, DType::kF16},     {"BF16", 2, DType::kBF16},
-    {"F64", 8, std::nullopt}, {"I64", 8, std::nullopt},    {"U64", 8, std::nullopt},
-    {"I32", 4, std::nullopt}, {"U32", 4, std::nullopt},    {"I16", 2, std::nullopt},
-    {"U16", 2, std::nullopt}, {"I8", 1, std::nullopt},     {"U8", 1, std::nullopt},
+    {"F32", 4, DType::kF32},   {"F16", 2, DType::kF16},      {"BF16", 2, DType::kBF16},
+    {"F64", 8, std::nullopt},  {"I64", 8, std::nullopt},     {"U64", 8, std::nullopt},
+    {"I32", 4, std::nullopt},  {"U32", 4, std::nullopt},     {"I16", 2, std::nullopt},
+    {"U16", 2, std::nullopt},  {"I8", 1, std::nullopt},      {"U8", 1, std::nullopt},
     {"BOOL", 1, std::nullopt}, {"F8_E4M3", 1, std::nullopt}, {"F8_E5M2", 1, std::nullopt},
 };
 
@@ -124,14 +124,15 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Parse(std::span<const uint8_t> 
       t.shape.push_back(dim);
     }
     uint64_t begin, end;
-    if (!offsets_it->is_array() || offsets_it->size() != 2 || !GetUnsigned((*offsets_it)[0], &begin) ||
-        !GetUnsigned((*offsets_it)[1], &end) || begin > end) {
+    if (!offsets_it->is_array() || offsets_it->size() != 2 ||
+        !GetUnsigned((*offsets_it)[0], &begin) || !GetUnsigned((*offsets_it)[1], &end) ||
+        begin > end) {
       return bad("has invalid data_offsets");
     }
     if (elements > std::numeric_limits<uint64_t>::max() / dtype->bytes ||
         elements * dtype->bytes != end - begin) {
-      return bad("holds ", end - begin, " bytes but ", t.dtype, " ", elements,
-                 " elements need ", elements * dtype->bytes);
+      return bad("holds ", end - begin, " bytes but ", t.dtype, " ", elements, " elements need ",
+                 elements * dtype->bytes);
     }
     if (end > data_size) {
       return corrupt("truncated: tensor '", key, "' ends at data byte ", end, ", the file has ",

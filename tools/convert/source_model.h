@@ -20,8 +20,8 @@
 namespace pinfer {
 
 struct SourceTensor {
-  std::string name;              // our name (tensor_names.h)
-  std::vector<uint64_t> shape;   // our layout: [rows, cols] or [n]
+  std::string name;                  // our name (tensor_names.h)
+  std::vector<uint64_t> shape;       // our layout: [rows, cols] or [n]
   DType native_dtype = DType::kF32;  // what the source stores: the default output dtype
   // Decodes rows [first, first + count) to f32 (count * cols values). Required.
   std::function<absl::Status(int64_t first, int64_t count, float* out)> read_rows;
@@ -36,7 +36,7 @@ struct SourceTensor {
 };
 
 struct SourceModel {
-  std::string format;  // "llama2.c v0", "GGUF v3", "HF safetensors", ...
+  std::string format;                     // "llama2.c v0", "GGUF v3", "HF safetensors", ...
   std::vector<std::string> source_files;  // digested into provenance
   ModelConfig config;
   Vocabulary vocabulary;

@@ -34,8 +34,8 @@ absl::StatusOr<SourceModel> ReadSource(const std::string& source, const SourceOp
   in.read(reinterpret_cast<char*>(head), sizeof(head));
   if (LooksLikeGguf({head, static_cast<size_t>(in.gcount())})) {
     if (!options.tokenizer_path.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--tokenizer ", options.tokenizer_path, ": a GGUF file carries its own tokenizer"));
+      return absl::InvalidArgumentError(absl::StrCat("--tokenizer ", options.tokenizer_path,
+                                                     ": a GGUF file carries its own tokenizer"));
     }
     return ReadGguf(source, options.activations);
   }
@@ -50,9 +50,10 @@ absl::StatusOr<SourceModel> ReadSource(const std::string& source, const SourceOp
     llama2c.norm_act = options.activations.norm_act.value_or(Activation{ActivationKind::kNone, 0});
     return ReadLlama2c(source, llama2c);
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      source, ": unrecognised model format (expected a GGUF file, a llama2.c checkpoint or a "
-              "HuggingFace directory)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat(source,
+                   ": unrecognised model format (expected a GGUF file, a llama2.c checkpoint or a "
+                   "HuggingFace directory)"));
 }
 
 }  // namespace pinfer

@@ -36,8 +36,7 @@ std::shared_ptr<const MatrixLayout> Layout(const StoredMatrix& matrix) {
 absl::StatusOr<StoredMatrix> MakeStoredMatrix(std::span<const uint8_t> bytes, DType dtype,
                                               int64_t rows, int64_t cols, const std::string& what) {
   if (rows <= 0 || cols <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, ": invalid shape ", rows, " x ", cols));
+    return absl::InvalidArgumentError(absl::StrCat(what, ": invalid shape ", rows, " x ", cols));
   }
   const uint64_t shape[] = {static_cast<uint64_t>(rows), static_cast<uint64_t>(cols)};
   absl::StatusOr<uint64_t> expected = TensorBytes(dtype, shape);
@@ -57,8 +56,8 @@ RowSegmentDecoder StoredMatrixDecoder(const StoredMatrix& matrix) {
   return [layout](int64_t row, int64_t begin, int64_t end, float* out) -> absl::Status {
     const MatrixLayout& l = *layout;
     if (row < 0 || row >= l.matrix.rows || begin < 0 || end > l.matrix.cols || begin > end) {
-      return absl::OutOfRangeError(absl::StrCat("row ", row, " [", begin, ", ", end,
-                                                ") is outside the stored matrix"));
+      return absl::OutOfRangeError(
+          absl::StrCat("row ", row, " [", begin, ", ", end, ") is outside the stored matrix"));
     }
     const int64_t block = l.block_elements;
     const int64_t first_block = begin / block;
