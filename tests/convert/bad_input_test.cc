@@ -446,6 +446,17 @@ TEST_P(BadSourceTest, OneLineNamingFileAndReasonAndNoOutput) {
 INSTANTIATE_TEST_SUITE_P(Table, BadSourceTest, ::testing::ValuesIn(Cases()),
                          [](const auto& info) { return std::string(info.param.name); });
 
+// The output may not replace an input.
+TEST(BadOutput, OverwritingTheSource) {
+  const std::string dir = ScratchDir("x");
+  const std::string source = dir + "/s.gguf";
+  WriteFileBytes(source, ReadFileBytes(RepoPath("models/stories260K/stories260K.gguf")));
+  const ToolResult r = RunTool("pi-convert", {source, "-o", source, "-q"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("would overwrite the source file " + source), std::string::npos) << r.err;
+  EXPECT_EQ(ReadFileBytes(source), ReadFileBytes(RepoPath("models/stories260K/stories260K.gguf")));
+}
+
 // A conversion that fails while writing (an output directory that does not exist) also leaves
 // nothing and names the path.
 TEST(BadOutput, MissingDirectory) {

@@ -85,12 +85,26 @@ absl::Status WriteTensor(const SourceTensor& tensor, DType dtype, PiWriter& writ
 absl::StatusOr<ConvertReport> ConvertModel(SourceModel& source, const std::string& output_path,
                                            const ConvertOptions& options) {
   const auto start = std::chrono::steady_clock::now();
-  if (absl::Status s = source.config.Validate(); !s.ok()) return s;
-  if (absl::Status s = source.vocabulary.Validate(); !s.ok()) return s;
+  // Errors name the source (its main file: the checkpoint, the GGUF, config.json).
+  const std::string name = source.source_files.empty() ? "source" : source.source_files.front();
+  auto named = [&name](const absl::Status& s) {
+    return absl::Status(s.code(), absl::StrCat(name, ": ", s.message()));
+  };
+  if (absl::Status s = source.config.Validate(); !s.ok()) return named(s);
+  if (absl::Status s = source.vocabulary.Validate(); !s.ok()) return named(s);
   if (static_cast<int64_t>(source.vocabulary.size()) != source.config.vocab_size) {
-    return absl::InvalidArgumentError(absl::StrCat("the tokenizer has ", source.vocabulary.size(),
-                                                   " tokens but the model's vocabulary is ",
-                                                   source.config.vocab_size));
+    return named(absl::InvalidArgumentError(
+        absl::StrCat("the tokenizer has ", source.vocabulary.size(),
+                     " tokens but the model's vocabulary is ", source.config.vocab_size)));
+  }
+  // Writing over an input would destroy it (the rename replaces the file being read).
+  std::error_code error;
+  for (const std::string& file : source.source_files) {
+    if (std::filesystem::exists(output_path, error) &&
+        std::filesystem::equivalent(output_path, file, error)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("-o ", output_path, ": would overwrite the source file ", file));
+    }
   }
 
   Metadata metadata;
