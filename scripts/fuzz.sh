@@ -19,7 +19,12 @@ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   "-DCMAKE_C_FLAGS=-fsanitize=address,fuzzer-no-link -fno-omit-frame-pointer" \
   "-DCMAKE_CXX_FLAGS=-fsanitize=address,fuzzer-no-link -fno-omit-frame-pointer" \
   -DPINFER_FUZZ=ON -DPINFER_TESTS=ON -DPINFER_BENCH=OFF -DPINFER_CUDA=OFF >/dev/null
-cmake --build build-fuzz -j "$(nproc)" --target "${targets[@]/%/_fuzzer}"
+if ! cmake --build build-fuzz -j "$(nproc)" --target "${targets[@]/%/_fuzzer}" \
+    >build-fuzz/build.log 2>&1; then
+  tail -n 40 build-fuzz/build.log >&2
+  echo "fuzz: building the fuzz targets failed (log: build-fuzz/build.log)" >&2
+  exit 1
+fi
 
 mkdir -p build-fuzz/artifacts
 for target in "${targets[@]}"; do
