@@ -41,18 +41,24 @@ absl::Status WriteTensor(const SourceTensor& tensor, DType dtype, PiWriter& writ
   const int64_t rows = tensor.rows(), cols = tensor.cols();
   absl::StatusOr<uint64_t> row_bytes = RowBytes(dtype, static_cast<uint64_t>(cols));
   if (!row_bytes.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("tensor '", tensor.name, "' cannot be stored as ",
-                                                   Sv(DTypeName(dtype)), ": ",
-                                                   row_bytes.status().message()));
-  }
-  if (dtype == tensor.native_dtype && tensor.read_native) {
-    std::vector<uint8_t> bytes(*row_bytes * rows);
-    if (absl::Status s = tensor.read_native(bytes); !s.ok()) return s;
-    done += bytes.size();
-    progress.Update(done);
-    return writer.Append(tensor.name, bytes);
+    return absl::InvalidArgumentError(absl::StrCat("tensor '", tensor.name,
+                                                   "' cannot be stored as ", Sv(DTypeName(dtype)),
+                                                   ": ", row_bytes.status().message()));
   }
   const int64_t chunk = ChunkRows(cols);
+  if (dtype == tensor.native_dtype && tensor.read_native) {
+    // Lossless: the source bytes already are our layout in the output dtype.
+    std::vector<uint8_t> bytes(static_cast<size_t>(chunk * *row_bytes));
+    for (int64_t first = 0; first < rows; first += chunk) {
+      const int64_t count = std::min(chunk, rows - first);
+      std::span<uint8_t> out(bytes.data(), static_cast<size_t>(count * *row_bytes));
+      if (absl::Status s = tensor.read_native(first, count, out); !s.ok()) return s;
+      if (absl::Status s = writer.Append(tensor.name, out); !s.ok()) return s;
+      done += out.size();
+      progress.Update(done);
+    }
+    return absl::OkStatus();
+  }
   std::vector<float> values(static_cast<size_t>(chunk * cols));
   std::vector<uint8_t> encoded(static_cast<size_t>(chunk * *row_bytes));
   for (int64_t first = 0; first < rows; first += chunk) {
@@ -79,12 +85,26 @@ absl::Status WriteTensor(const SourceTensor& tensor, DType dtype, PiWriter& writ
 absl::StatusOr<ConvertReport> ConvertModel(SourceModel& source, const std::string& output_path,
                                            const ConvertOptions& options) {
   const auto start = std::chrono::steady_clock::now();
-  if (absl::Status s = source.config.Validate(); !s.ok()) return s;
-  if (absl::Status s = source.vocabulary.Validate(); !s.ok()) return s;
+  // Errors name the source (its main file: the checkpoint, the GGUF, config.json).
+  const std::string name = source.source_files.empty() ? "source" : source.source_files.front();
+  auto named = [&name](const absl::Status& s) {
+    return absl::Status(s.code(), absl::StrCat(name, ": ", s.message()));
+  };
+  if (absl::Status s = source.config.Validate(); !s.ok()) return named(s);
+  if (absl::Status s = source.vocabulary.Validate(); !s.ok()) return named(s);
   if (static_cast<int64_t>(source.vocabulary.size()) != source.config.vocab_size) {
-    return absl::InvalidArgumentError(absl::StrCat("the tokenizer has ", source.vocabulary.size(),
-                                                   " tokens but the model's vocabulary is ",
-                                                   source.config.vocab_size));
+    return named(absl::InvalidArgumentError(
+        absl::StrCat("the tokenizer has ", source.vocabulary.size(),
+                     " tokens but the model's vocabulary is ", source.config.vocab_size)));
+  }
+  // Writing over an input would destroy it (the rename replaces the file being read).
+  std::error_code error;
+  for (const std::string& file : source.source_files) {
+    if (std::filesystem::exists(output_path, error) &&
+        std::filesystem::equivalent(output_path, file, error)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("-o ", output_path, ": would overwrite the source file ", file));
+    }
   }
 
   Metadata metadata;
@@ -130,8 +150,7 @@ absl::StatusOr<ConvertReport> ConvertModel(SourceModel& source, const std::strin
   ConvertReport report;
   report.output_bytes = (*writer)->total_bytes();
   report.tensors = static_cast<int>(source.tensors.size());
-  report.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }
 

@@ -1,5 +1,6 @@
 #include "tools/convert/llama2c_source.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 
@@ -7,6 +8,7 @@
 #include "format/mapped_file.h"
 #include "runtime/model/tensor_names.h"
 #include "tools/convert/llama2c_tokenizer.h"
+#include "tools/convert/tensor_source.h"
 
 namespace pinfer {
 namespace {
@@ -19,11 +21,12 @@ struct Header {
 };
 
 absl::Status CheckHeader(const std::string& path, const Header& h) {
-  const int32_t values[] = {h.dim, h.hidden_dim, h.n_layers, h.n_heads, h.n_kv_heads, h.vocab_size,
-                            h.seq_len};
+  const int32_t values[] = {h.dim,        h.hidden_dim, h.n_layers, h.n_heads,
+                            h.n_kv_heads, h.vocab_size, h.seq_len};
   for (int32_t v : values) {
     if (v <= 0 || v > (1 << 24)) {
-      return absl::DataLossError(absl::StrCat(path, ": not a llama2.c checkpoint (implausible header)"));
+      return absl::DataLossError(
+          absl::StrCat(path, ": not a llama2.c checkpoint (implausible header)"));
     }
   }
   if (h.dim % h.n_heads != 0 || h.n_heads % h.n_kv_heads != 0) {
@@ -44,8 +47,7 @@ struct StoredTensor {
 
 class Layout {
  public:
-  Layout(const MappedFile& file, bool quantized, int64_t group_size)
-      : file_(file), quantized_(quantized), group_size_(group_size) {}
+  Layout(bool quantized, int64_t group_size) : quantized_(quantized), group_size_(group_size) {}
 
   // Reserves the next tensor of `elements` values.
   StoredTensor Next(int64_t elements) {
@@ -69,23 +71,32 @@ class Layout {
   uint64_t position() const { return position_; }
   void set_position(uint64_t p) { position_ = p; }
 
-  float Value(const StoredTensor& t, int64_t i, bool f32) const {
-    float v;
-    if (f32 || !quantized_) {
-      std::memcpy(&v, file_.data() + t.offset + 4 * i, 4);
-      return v;
-    }
-    float scale;
-    std::memcpy(&scale, file_.data() + t.scales_offset + 4 * (i / group_size_), 4);
-    return static_cast<int8_t>(file_.data()[t.offset + i]) * scale;
-  }
-
  private:
-  const MappedFile& file_;
   bool quantized_;
   int64_t group_size_;
   uint64_t position_ = 0;
 };
+
+// Decodes row segments of one llama2.c Q8_0 tensor ([rows, cols] of int8 values followed by one
+// f32 scale per group of `group_size` consecutive values), a group at a time.
+RowSegmentDecoder GroupQ8Decoder(std::shared_ptr<MappedFile> file, StoredTensor stored,
+                                 int64_t cols, int64_t group_size) {
+  return [file, stored, cols, group_size](int64_t row, int64_t begin, int64_t end,
+                                          float* out) -> absl::Status {
+    const int8_t* values = reinterpret_cast<const int8_t*>(file->data() + stored.offset);
+    const uint8_t* scales = file->data() + stored.scales_offset;
+    int64_t i = row * cols + begin;
+    const int64_t stop = row * cols + end;
+    while (i < stop) {
+      const int64_t group = i / group_size;
+      const int64_t group_end = std::min(stop, (group + 1) * group_size);
+      float scale;
+      std::memcpy(&scale, scales + 4 * group, 4);
+      for (; i < group_end; ++i) *out++ = static_cast<float>(values[i]) * scale;
+    }
+    return absl::OkStatus();
+  };
+}
 
 }  // namespace
 
@@ -98,7 +109,13 @@ bool LooksLikeLlama2c(const std::string& path) {
   Header h;
   std::memcpy(&h, (*file)->data(), sizeof(h));
   h.vocab_size = std::abs(h.vocab_size);
-  return CheckHeader(path, h).ok();
+  // Plausible values only: an inconsistent but plausible header is still llama2.c, and
+  // ReadLlama2c says what is wrong with it.
+  for (int32_t v :
+       {h.dim, h.hidden_dim, h.n_layers, h.n_heads, h.n_kv_heads, h.vocab_size, h.seq_len}) {
+    if (v <= 0 || v > (1 << 24)) return false;
+  }
+  return true;
 }
 
 absl::StatusOr<SourceModel> ReadLlama2c(const std::string& path, const Llama2cOptions& options) {
@@ -117,13 +134,14 @@ absl::StatusOr<SourceModel> ReadLlama2c(const std::string& path, const Llama2cOp
   uint64_t data_start;
   if (v2) {
     if (file->size() < kV2HeaderBytes) {
-      return absl::DataLossError(absl::StrCat(path, ": truncated: too small for a llama2.c v2 header"));
+      return absl::DataLossError(
+          absl::StrCat(path, ": truncated: too small for a llama2.c v2 header"));
     }
     int32_t version;
     std::memcpy(&version, file->data() + 4, 4);
     if (version != 2) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": llama2.c checkpoint version ", version, " is not supported (0 or 2)"));
+      return absl::InvalidArgumentError(absl::StrCat(path, ": llama2.c checkpoint version ",
+                                                     version, " is not supported (0 or 2)"));
     }
     std::memcpy(&h, file->data() + 8, sizeof(h));
     shared_classifier = file->data()[36] != 0;
@@ -140,16 +158,27 @@ absl::StatusOr<SourceModel> ReadLlama2c(const std::string& path, const Llama2cOp
   const int64_t head_dim = dim / h.n_heads, kv_dim = head_dim * h.n_kv_heads;
   if (v2) {
     if (group_size <= 0 || dim % group_size != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": Q8_0 group size ", group_size,
-                                                     " does not divide dim ", dim));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": Q8_0 group size ", group_size, " does not divide dim ", dim));
     }
     for (int64_t n : {dim * dim, kv_dim * dim, ff * dim, vocab * dim}) {
       if (n % group_size != 0) {
-        return absl::InvalidArgumentError(absl::StrCat(path, ": a tensor of ", n,
-                                                       " values is not a multiple of the group size ",
-                                                       group_size));
+        return absl::InvalidArgumentError(absl::StrCat(
+            path, ": a tensor of ", n, " values is not a multiple of the group size ", group_size));
       }
     }
+  }
+
+  // Reject sizes the file cannot hold before any offset is computed, so that absurd headers can
+  // neither overflow the layout arithmetic nor point outside the mapping.
+  const double implied_values =
+      2.0 * vocab * dim +
+      static_cast<double>(L) * (2.0 * dim + 2.0 * dim * dim + 2.0 * kv_dim * dim + 3.0 * ff * dim) +
+      dim + static_cast<double>(h.seq_len) * head_dim;
+  if (implied_values > 4.0 * static_cast<double>(file->size()) + 1e6) {
+    return absl::DataLossError(absl::StrCat(path, ": truncated: the header implies about ",
+                                            static_cast<uint64_t>(implied_values),
+                                            " weights, the file has ", file->size(), " bytes"));
   }
 
   SourceModel model;
@@ -173,7 +202,7 @@ absl::StatusOr<SourceModel> ReadLlama2c(const std::string& path, const Llama2cOp
   c.rope_source_layout = "interleaved";
 
   // The file's tensor order. Per-layer tensors are stacked [L, rows, cols].
-  auto layout = std::make_shared<Layout>(*file, v2, group_size);
+  auto layout = std::make_shared<Layout>(v2, group_size);
   layout->set_position(data_start);
   StoredTensor rms_att, rms_ffn, rms_final, embedding, wq, wk, wv, wo, w1, w2, w3, classifier;
   // Per-layer matrices: v0 stacks them [L, rows, cols]; v2 stores each layer's int8 values
@@ -210,23 +239,37 @@ absl::StatusOr<SourceModel> ReadLlama2c(const std::string& path, const Llama2cOp
         "the header implies ", layout->position(), " bytes, the file has ", file->size()));
   }
 
-  const DType native = v2 ? DType::kQ8_0 : DType::kF32;
+  // Every tensor is read in bulk: f32 ones straight from the mapping (rows or a transposed
+  // gather), Q8_0 ones a group at a time.
   auto add = [&](std::string name, std::vector<uint64_t> shape, StoredTensor stored,
                  int64_t element_offset, bool f32, bool transpose) {
+    const bool vector = shape.size() == 1;
+    // As the file stores it: [rows, cols]; `transpose` means the file holds our matrix transposed.
+    const int64_t rows = vector ? 1 : static_cast<int64_t>(transpose ? shape[1] : shape[0]);
+    const int64_t cols =
+        static_cast<int64_t>(vector ? shape[0] : (transpose ? shape[0] : shape[1]));
+    if (f32 || !v2) {
+      const StoredMatrix matrix{
+          file->bytes().subspan(stored.offset + 4 * element_offset, 4 * rows * cols), DType::kF32,
+          rows, cols};
+      model.tensors.push_back(transpose ? TransposedTensor(std::move(name), rows, cols, DType::kF32,
+                                                           StoredMatrixDecoder(matrix))
+                                        : DirectTensor(std::move(name), matrix, vector));
+      return;
+    }
+    RowSegmentDecoder decoder = GroupQ8Decoder(file, stored, cols, group_size);
+    if (transpose) {
+      model.tensors.push_back(
+          TransposedTensor(std::move(name), rows, cols, DType::kQ8_0, std::move(decoder)));
+      return;
+    }
     SourceTensor t;
     t.name = std::move(name);
     t.shape = shape;
-    t.native_dtype = shape.size() == 1 || f32 ? DType::kF32 : native;
-    const int64_t cols = static_cast<int64_t>(shape.back());
-    // transpose: the file holds [cols, rows] (the down projection) and we want [rows, cols].
-    const int64_t file_cols = static_cast<int64_t>(shape.size() == 2 ? shape[0] : 0);
-    t.read_rows = [layout, stored, element_offset, f32, transpose, cols, file_cols](
-                      int64_t first, int64_t count, float* out) {
+    t.native_dtype = DType::kQ8_0;  // llama2.c's groups are not GGML blocks: re-encoded
+    t.read_rows = [decoder, cols](int64_t first, int64_t count, float* out) -> absl::Status {
       for (int64_t r = 0; r < count; ++r) {
-        for (int64_t col = 0; col < cols; ++col) {
-          const int64_t i = transpose ? col * file_cols + (first + r) : (first + r) * cols + col;
-          out[r * cols + col] = layout->Value(stored, element_offset + i, f32);
-        }
+        if (absl::Status s = decoder(first + r, 0, cols, out + r * cols); !s.ok()) return s;
       }
       return absl::OkStatus();
     };
@@ -258,7 +301,6 @@ absl::StatusOr<SourceModel> ReadLlama2c(const std::string& path, const Llama2cOp
   if (!vocabulary.ok()) return vocabulary.status();
   model.vocabulary = *std::move(vocabulary);
   model.keep_alive.push_back(file);
-  model.keep_alive.push_back(layout);
   return model;
 }
 

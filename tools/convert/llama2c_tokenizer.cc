@@ -37,13 +37,16 @@ absl::StatusOr<Vocabulary> ReadLlama2cTokenizer(const std::string& path, int64_t
     int32_t length;
     std::string piece;
     if (!reader.Get(&score) || !reader.Get(&length)) {
-      return absl::DataLossError(absl::StrCat(path, ": truncated at token ", i, " of ", vocab_size));
+      return absl::DataLossError(
+          absl::StrCat(path, ": truncated at token ", i, " of ", vocab_size));
     }
     if (length < 0 || length > max_token_length || !std::isfinite(score)) {
-      return absl::DataLossError(absl::StrCat(path, ": token ", i, " has an invalid length or score"));
+      return absl::DataLossError(
+          absl::StrCat(path, ": token ", i, " has an invalid length or score"));
     }
     if (!reader.GetString(static_cast<uint64_t>(length), &piece)) {
-      return absl::DataLossError(absl::StrCat(path, ": truncated at token ", i, " of ", vocab_size));
+      return absl::DataLossError(
+          absl::StrCat(path, ": truncated at token ", i, " of ", vocab_size));
     }
     TokenType type = TokenType::kNormal;
     if (i == v.unk_id) {
@@ -64,9 +67,9 @@ absl::StatusOr<Vocabulary> ReadLlama2cTokenizer(const std::string& path, int64_t
     v.types.push_back(static_cast<int32_t>(type));
   }
   if (reader.remaining() != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": holds more than the model's ", vocab_size,
-        " tokens: is it the tokenizer of another model?"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": holds more than the model's ", vocab_size,
+                     " tokens: is it the tokenizer of another model?"));
   }
   return v;
 }

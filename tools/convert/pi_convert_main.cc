@@ -1,53 +1,59 @@
 // pi-convert: llama2.c, GGUF or HF safetensors -> model.pi
-#include <filesystem>
+#include <cstdio>
 #include <string>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
+#include "nlohmann/json.hpp"
 #include "runtime/app/cli_common.h"
 #include "tools/convert/converter.h"
-#include "tools/convert/llama2c_source.h"
+#include "tools/convert/source_reader.h"
 
 namespace pinfer {
 namespace {
 
 constexpr char kProgram[] = "pi-convert";
 
-absl::StatusOr<SourceModel> ReadSource(const std::string& source, const Llama2cOptions& llama2c) {
-  if (!std::filesystem::exists(source)) {
-    return absl::NotFoundError(absl::StrCat(source, ": no such file or directory"));
-  }
-  if (LooksLikeLlama2c(source)) return ReadLlama2c(source, llama2c);
-  return absl::InvalidArgumentError(
-      absl::StrCat(source, ": unrecognised model format (expected a llama2.c checkpoint)"));
+absl::Status FlagError(const char* flag, const absl::Status& status) {
+  return absl::Status(status.code(), absl::StrCat(flag, ": ", status.message()));
 }
 
 int Main(int argc, char** argv) {
   CLI::App app{
       "Convert a model to pinfer's packed .pi format.\n\n"
-      "Sources: llama2.c checkpoints (v0 fp32, v2 Q8_0; with --tokenizer).\n\n"
-      "Example:\n"
+      "Sources: llama2.c checkpoints (v0 fp32, v2 Q8_0; with --tokenizer), GGUF v2/v3 files\n"
+      "(llama; F32/F16/BF16/Q8_0/Q4_0 tensors; PowerInfer's sparse variants), and HuggingFace\n"
+      "directories (config.json + safetensors; Llama, Mistral, ReluLLaMA, ProSparse, Bamboo).\n"
+      "The FFN activation comes from the source where it says it (config.json, PowerInfer\n"
+      "GGUFs); --ffn-act/--norm-act declare it where it does not, and override it otherwise.\n\n"
+      "Examples:\n"
       "  pi-convert models/stories260K/stories260K.bin --tokenizer models/stories260K/tok512.bin "
       "-o stories260K.pi\n"
+      "  pi-convert models/stories260K/stories260K.gguf --dtype q8_0 -o stories260K-q8.pi\n"
       "  pi-convert models/relu-llama-260k/model_q80.bin --tokenizer "
       "models/relu-llama-260k/tok1024.bin \\\n"
-      "      --ffn-act shifted_relu:0.25 --norm-act shifted_relu:1.0 -o relu.pi",
+      "      --ffn-act shifted_relu:0.25 --norm-act shifted_relu:1.0 -o relu.pi\n"
+      "  pi-convert ~/models/ReluLLaMA-7B --dtype q4_0 -o relullama-7b-q4.pi",
       kProgram};
-  std::string source, output, tokenizer, dtype_name, ffn_act = "silu", norm_act = "none";
-  bool quiet = false;
-  app.add_option("source", source, "model file or directory")->required();
+  std::string source, output, tokenizer, dtype_name, ffn_act, norm_act;
+  bool quiet = false, json = false;
+  app.add_option("source", source, "model file (llama2.c, GGUF) or HF directory")->required();
   app.add_option("-o,--output", output, "output .pi file")->required();
-  app.add_option("--tokenizer", tokenizer, "tokenizer file (llama2.c tokenizer.bin)");
-  app.add_option("--dtype", dtype_name,
-                 "dtype of the weight matrices: f32, f16, bf16, q8_0 or q4_0 (default: as the source)");
-  app.add_option("--ffn-act", ffn_act,
-                 "FFN activation where the source does not say: silu|gelu|relu|relu2|drelu|"
-                 "fatrelu:T|shifted_relu:S")
-      ->capture_default_str();
-  app.add_option("--norm-act", norm_act, "activation after the norms: none|shifted_relu:S")
-      ->capture_default_str();
+  app.add_option("--tokenizer", tokenizer,
+                 "tokenizer file: llama2.c tokenizer.bin (required for llama2.c); for HF "
+                 "directories a tokenizer.model or tokenizer.json to use instead of theirs");
+  app.add_option(
+      "--dtype", dtype_name,
+      "dtype of the weight matrices: f32, f16, bf16, q8_0 or q4_0 (default: as the source)");
+  CLI::Option* ffn_flag = app.add_option(
+      "--ffn-act", ffn_act,
+      "FFN activation: silu|gelu|relu|relu2|drelu|fatrelu:T|shifted_relu:S (default: what the "
+      "source says, else silu)");
+  CLI::Option* norm_flag = app.add_option("--norm-act", norm_act,
+                                          "activation after the norms: none|shifted_relu:S "
+                                          "(default none)");
   app.add_flag("-q,--quiet", quiet, "no progress output");
+  app.add_flag("--json", json, "print a JSON report on stdout");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -56,30 +62,54 @@ int Main(int argc, char** argv) {
 
   ConvertOptions options;
   options.command_line = JoinCommandLine(argc, argv);
-  options.progress = !quiet;
+  options.progress = !quiet && !json;
   if (!dtype_name.empty()) {
     absl::StatusOr<DType> dtype = ParseDType(dtype_name);
-    if (!dtype.ok()) return ReportError(kProgram, dtype.status());
+    if (!dtype.ok()) return ReportError(kProgram, FlagError("--dtype", dtype.status()));
     if (*dtype == DType::kI32 || *dtype == DType::kU8) {
-      return ReportError(kProgram, absl::InvalidArgumentError(absl::StrCat(
-                                       "--dtype ", dtype_name, " is not a weight dtype (f32, f16, "
-                                       "bf16, q8_0 or q4_0)")));
+      return ReportError(
+          kProgram, absl::InvalidArgumentError(absl::StrCat("--dtype ", dtype_name,
+                                                            " is not a weight dtype (f32, f16, "
+                                                            "bf16, q8_0 or q4_0)")));
     }
     options.dtype = *dtype;
   }
-  Llama2cOptions llama2c;
-  llama2c.tokenizer_path = tokenizer;
-  absl::StatusOr<Activation> ffn = Activation::Parse(ffn_act);
-  if (!ffn.ok()) return ReportError(kProgram, ffn.status());
-  absl::StatusOr<Activation> norm = Activation::Parse(norm_act, /*for_norm=*/true);
-  if (!norm.ok()) return ReportError(kProgram, norm.status());
-  llama2c.ffn_act = *ffn;
-  llama2c.norm_act = *norm;
+  SourceOptions source_options;
+  source_options.tokenizer_path = tokenizer;
+  if (ffn_flag->count() > 0) {
+    absl::StatusOr<Activation> ffn = Activation::Parse(ffn_act);
+    if (!ffn.ok()) return ReportError(kProgram, FlagError("--ffn-act", ffn.status()));
+    source_options.activations.ffn_act = *ffn;
+  }
+  if (norm_flag->count() > 0) {
+    absl::StatusOr<Activation> norm = Activation::Parse(norm_act, /*for_norm=*/true);
+    if (!norm.ok()) return ReportError(kProgram, FlagError("--norm-act", norm.status()));
+    source_options.activations.norm_act = *norm;
+  }
 
-  absl::StatusOr<SourceModel> model = ReadSource(source, llama2c);
+  absl::StatusOr<SourceModel> model = ReadSource(source, source_options);
   if (!model.ok()) return ReportError(kProgram, model.status());
   absl::StatusOr<ConvertReport> report = ConvertModel(*model, output, options);
   if (!report.ok()) return ReportError(kProgram, report.status());
+  // Notes after success: a failure is always exactly one line.
+  if (!json) {
+    for (const std::string& note : model->notes) {
+      std::fprintf(stderr, "%s: note: %s\n", kProgram, note.c_str());
+    }
+  }
+  if (json) {
+    nlohmann::json out = {{"output", output},
+                          {"source", source},
+                          {"source_format", model->format},
+                          {"bytes", report->output_bytes},
+                          {"tensors", report->tensors},
+                          {"seconds", report->seconds},
+                          {"ffn_act", model->config.ffn_act.ToString()},
+                          {"norm_act", model->config.norm_act.ToString()},
+                          {"notes", model->notes}};
+    std::printf("%s\n", out.dump(2).c_str());
+    return 0;
+  }
   std::fprintf(stderr, "%s: wrote %s (%s, %d tensors) from %s in %.2f s\n", kProgram,
                output.c_str(), FormatBytes(report->output_bytes).c_str(), report->tensors,
                model->format.c_str(), report->seconds);

@@ -1,0 +1,294 @@
+#include "runtime/app/pi_run.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "runtime/app/cli_common.h"
+#include "runtime/cpu/kernels.h"
+#include "runtime/exec/executor.h"
+#include "runtime/exec/generator.h"
+#include "runtime/exec/perplexity.h"
+#include "runtime/exec/session.h"
+#include "runtime/model/model.h"
+#include "runtime/text/sampler.h"
+#include "runtime/text/tokenizer.h"
+
+namespace pinfer {
+namespace {
+
+constexpr char kLog[] = "pi-run: ";
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The whole file, minus one trailing newline (as llama.cpp reads -f).
+absl::StatusOr<std::string> ReadTextFile(const std::string& path, const char* flag) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(flag, " ", path, ": cannot open the file"));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return absl::DataLossError(absl::StrCat(flag, " ", path, ": read error"));
+  std::string s = std::move(text).str();
+  if (!s.empty() && s.back() == '\n') s.pop_back();
+  return s;
+}
+
+void WriteOut(std::string_view text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+}
+
+void LogPhase(const char* name, const ForwardStats& stats) {
+  if (stats.tokens == 0) return;
+  const double per_second = stats.seconds > 0 ? stats.tokens / stats.seconds : 0.0;
+  std::fprintf(stderr, "%s%s: %lld token%s in %.2f ms, %.1f tokens/s", kLog, name,
+               static_cast<long long>(stats.tokens), stats.tokens == 1 ? "" : "s",
+               stats.seconds * 1e3, per_second);
+  const double per_token = static_cast<double>(stats.weight_bytes + stats.kv_bytes) / stats.tokens;
+  std::fprintf(stderr, ", %.3f MB read per token (KV %.3f MB), effective %.2f GB/s\n",
+               per_token / 1e6, static_cast<double>(stats.kv_bytes) / stats.tokens / 1e6,
+               stats.EffectiveGBps());
+}
+
+// Everything a run needs, loaded once.
+struct Runtime {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<Executor> executor;
+  std::unique_ptr<Session> session;
+};
+
+absl::StatusOr<Runtime> Load(const PiRunOptions& options) {
+  Runtime rt;
+  const auto start = std::chrono::steady_clock::now();
+  ModelLoadOptions load;
+  load.populate = options.populate;
+  absl::StatusOr<std::unique_ptr<Model>> model = Model::Load(options.model_path, load);
+  if (!model.ok()) return model.status();
+  rt.model = *std::move(model);
+  absl::StatusOr<Tokenizer> tokenizer = Tokenizer::Create(*rt.model->vocabulary());
+  if (!tokenizer.ok()) return rt.model->file().Annotate(tokenizer.status());
+  rt.tokenizer = std::make_unique<Tokenizer>(*std::move(tokenizer));
+  ExecutorOptions exec;
+  exec.batch_size = options.batch_size;
+  rt.executor = std::make_unique<Executor>(*rt.model, exec);
+  SessionOptions session;
+  session.context_length = options.context;
+  absl::StatusOr<std::unique_ptr<Session>> s = Session::Create(*rt.executor, session);
+  if (!s.ok()) return s.status();
+  rt.session = *std::move(s);
+  const double load_seconds = SecondsSince(start);
+
+  const ModelConfig& c = rt.model->config();
+  std::fprintf(
+      stderr,
+      "%smodel %s: %s, %lld layers, dim %lld, %lld heads (%lld KV), n_ff %lld, vocab %lld, "
+      "ffn %s, norm %s, %s weights (%s)\n",
+      kLog, options.model_path.c_str(), c.architecture.c_str(), static_cast<long long>(c.n_layers),
+      static_cast<long long>(c.dim), static_cast<long long>(c.n_heads),
+      static_cast<long long>(c.n_kv_heads), static_cast<long long>(c.n_ff),
+      static_cast<long long>(c.vocab_size), c.ffn_act.ToString().c_str(),
+      c.norm_act.ToString().c_str(), rt.model->WeightDTypeSummary().c_str(),
+      FormatBytes(rt.model->WeightBytes()).c_str());
+  if (c.synthetic) {
+    std::fprintf(stderr, "%swarning: a synthetic model (random weights): its text is noise\n",
+                 kLog);
+  }
+  std::fprintf(stderr,
+               "%sloaded in %.1f ms; context %lld (trained %lld), KV cache %s, %d threads, "
+               "kernels %s\n",
+               kLog, load_seconds * 1e3, static_cast<long long>(rt.session->context_length()),
+               static_cast<long long>(c.context_length),
+               FormatBytes(rt.session->KvCacheBytes()).c_str(), cpu::Threads(),
+               cpu::SimdTargetName());
+  return rt;
+}
+
+absl::Status RunPerplexity(Runtime& rt, const PiRunOptions& options, const std::string& text) {
+  PerplexityOptions ppl;
+  ppl.max_chunks = options.chunks;
+  ppl.on_chunk = [](int64_t chunk, int64_t chunks, double value) {
+    std::fprintf(stderr, "[%lld]%.4f,%s", static_cast<long long>(chunk), value,
+                 chunk == chunks ? "\n" : "");
+    std::fflush(stderr);
+  };
+  absl::StatusOr<PerplexityResult> result =
+      ComputePerplexity(*rt.session, *rt.tokenizer, text, ppl);
+  if (!result.ok()) {
+    return absl::Status(
+        result.status().code(),
+        absl::StrCat("--perplexity ", options.perplexity_file, ": ", result.status().message()));
+  }
+  std::fprintf(
+      stderr, "%sperplexity over %lld chunks of %lld tokens (%lld scored, text of %lld)\n", kLog,
+      static_cast<long long>(result->chunks), static_cast<long long>(rt.session->context_length()),
+      static_cast<long long>(result->scored_tokens), static_cast<long long>(result->text_tokens));
+  LogPhase("evaluation", result->stats);
+  WriteOut(
+      absl::StrFormat("Final estimate: PPL = %.4f +/- %.5f\n", result->ppl, result->ppl_error));
+  return absl::OkStatus();
+}
+
+// Generates after `prompt` (appended to the session), streaming each token to stdout.
+absl::StatusOr<GenerationResult> GenerateAndStream(Runtime& rt, Sampler& sampler,
+                                                   std::span<const int32_t> prompt,
+                                                   int64_t max_tokens) {
+  GenerationOptions generation;
+  generation.max_tokens = max_tokens;
+  absl::StatusOr<GenerationResult> result =
+      Generate(*rt.session, sampler, *rt.tokenizer, prompt, generation, [&](int32_t token) {
+        WriteOut(rt.tokenizer->TokenToPiece(token));
+        return true;
+      });
+  if (!result.ok()) return result.status();
+  if (result->context_full) {
+    std::fprintf(stderr, "\n%sthe context of %lld tokens is full\n", kLog,
+                 static_cast<long long>(rt.session->context_length()));
+  }
+  return result;
+}
+
+absl::Status RunGeneration(Runtime& rt, const PiRunOptions& options, std::string prompt) {
+  const Tokenizer& tokenizer = *rt.tokenizer;
+  std::vector<int32_t> tokens = tokenizer.Encode(prompt, /*add_special=*/true);
+  absl::StatusOr<PromptFit> fit =
+      FitPromptToContext(std::move(tokens), rt.session->context_length(), options.n_predict,
+                         options.truncate, tokenizer.bos());
+  if (!fit.ok()) return fit.status();
+  if (fit->dropped > 0) {
+    std::fprintf(stderr, "%s--truncate: dropped the first %lld prompt tokens to fit the context\n",
+                 kLog, static_cast<long long>(fit->dropped));
+    const bool bos = !fit->tokens.empty() && fit->tokens.front() == tokenizer.bos();
+    prompt = tokenizer.Decode(std::span<const int32_t>(fit->tokens).subspan(bos ? 1 : 0));
+  }
+
+  SamplerParams sampling = options.sampling;
+  if (!options.seed_given) sampling.seed = std::random_device{}();
+  std::fprintf(stderr,
+               "%ssampling: temp %.2f, top-k %d, top-p %.2f, min-p %.2f, repeat-penalty "
+               "%.2f (last %d), seed %llu\n",
+               kLog, sampling.temperature, sampling.top_k, sampling.top_p, sampling.min_p,
+               sampling.repeat_penalty, sampling.repeat_last_n,
+               static_cast<unsigned long long>(sampling.seed));
+  Sampler sampler(sampling);
+
+  ForwardStats prompt_stats, decode_stats;
+  WriteOut(prompt);
+  absl::StatusOr<GenerationResult> result =
+      GenerateAndStream(rt, sampler, fit->tokens, options.n_predict);
+  if (!result.ok()) return result.status();
+  prompt_stats += result->prompt;
+  decode_stats += result->decode;
+  int32_t pending = result->pending_token;
+
+  if (options.interactive) {
+    std::fprintf(stderr, "\n%sinteractive: type a line and press enter; Ctrl-D ends\n", kLog);
+    const bool echoed_by_terminal = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+    std::string line;
+    while (true) {
+      std::fprintf(stderr, "\n> ");
+      std::fflush(stderr);
+      if (!std::getline(std::cin, line)) break;
+      const std::vector<int32_t> typed = tokenizer.Encode(line, /*add_special=*/false);
+      // stdout records the whole text the model saw, typed lines included, unless the terminal
+      // already shows what the user typed.
+      if (!echoed_by_terminal) {
+        for (int32_t token : typed) WriteOut(tokenizer.TokenToPiece(token));
+      }
+      std::vector<int32_t> input;
+      if (pending >= 0) input.push_back(pending);
+      input.insert(input.end(), typed.begin(), typed.end());
+      if (input.empty()) continue;
+      if (rt.session->position() + static_cast<int64_t>(input.size()) >=
+          rt.session->context_length()) {
+        std::fprintf(stderr, "%sthe context is full: starting a new conversation\n", kLog);
+        rt.session->Reset();
+        sampler.Reset();
+        input.assign(1, tokenizer.bos());
+        input.insert(input.end(), typed.begin(), typed.end());
+        absl::StatusOr<PromptFit> refit =
+            FitPromptToContext(std::move(input), rt.session->context_length(), options.n_predict,
+                               /*truncate=*/true, tokenizer.bos());
+        if (!refit.ok()) return refit.status();
+        input = std::move(refit->tokens);
+      }
+      absl::StatusOr<GenerationResult> turn =
+          GenerateAndStream(rt, sampler, input, options.n_predict);
+      if (!turn.ok()) return turn.status();
+      prompt_stats += turn->prompt;
+      decode_stats += turn->decode;
+      pending = turn->pending_token;
+    }
+  }
+  WriteOut("\n");
+  LogPhase("prompt", prompt_stats);
+  LogPhase("decode", decode_stats);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidatePiRunOptions(const PiRunOptions& options) {
+  if (options.model_path.empty()) return absl::InvalidArgumentError("-m MODEL is required");
+  if (options.threads == 0 || options.threads < -1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("-t must be 1 or more threads (-1: all), got ", options.threads));
+  }
+  if (options.context < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "-c must be a positive context length (0: the model's), got ", options.context));
+  }
+  if (options.batch_size < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("-b must be 1 or more tokens, got ", options.batch_size));
+  }
+  if (options.n_predict < -1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("-n must be -1 (no limit) or a token count, got ", options.n_predict));
+  }
+  if (options.chunks < -1 || options.chunks == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--chunks must be positive (or -1: all), got ", options.chunks));
+  }
+  if (!options.perplexity_file.empty() && options.interactive) {
+    return absl::InvalidArgumentError("--perplexity and -i cannot be combined");
+  }
+  if (!options.prompt_file.empty() && !options.prompt.empty()) {
+    return absl::InvalidArgumentError("-p and -f cannot be combined");
+  }
+  return options.sampling.Validate();
+}
+
+absl::Status RunPiRun(const PiRunOptions& options) {
+  if (absl::Status s = ValidatePiRunOptions(options); !s.ok()) return s;
+  const int hardware = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  cpu::SetThreads(options.threads > 0 ? options.threads : hardware);
+  // Inputs are read before the model, so that a wrong path fails at once.
+  std::string text = options.prompt;
+  if (!options.perplexity_file.empty() || !options.prompt_file.empty()) {
+    const bool ppl = !options.perplexity_file.empty();
+    absl::StatusOr<std::string> file = ReadTextFile(
+        ppl ? options.perplexity_file : options.prompt_file, ppl ? "--perplexity" : "-f");
+    if (!file.ok()) return file.status();
+    text = *std::move(file);
+  }
+  absl::StatusOr<Runtime> rt = Load(options);
+  if (!rt.ok()) return rt.status();
+  if (!options.perplexity_file.empty()) return RunPerplexity(*rt, options, text);
+  return RunGeneration(*rt, options, std::move(text));
+}
+
+}  // namespace pinfer

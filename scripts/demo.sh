@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Builds pinfer, converts the two bundled models and lets them tell a story (greedy decoding), then
+# measures a perplexity. The converted models go to demo/ (.pi files are ignored by git).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== building (scripts/build.sh)"
+scripts/build.sh
+bin=build/bin
+mkdir -p demo
+
+echo
+echo "== converting the bundled models to .pi"
+"$bin/pi-convert" models/stories260K/stories260K.bin --tokenizer models/stories260K/tok512.bin \
+  -o demo/stories260K.pi -q
+"$bin/pi-convert" models/relu-llama-260k/model_q80.bin --tokenizer models/relu-llama-260k/tok1024.bin \
+  --ffn-act shifted_relu:0.25 --norm-act shifted_relu:1.0 -o demo/relu-llama-260k.pi -q
+
+run() {
+  echo
+  echo "\$ $bin/pi-run $(printf '%q ' "$@")"
+  "$bin/pi-run" "$@"
+}
+
+echo
+echo "== stories260K (SwiGLU Llama), greedy, 48 tokens after the prompt"
+run -m demo/stories260K.pi -p "Once upon a time" -n 48 --temp 0
+
+echo
+echo "== relu-llama-260k (shifted-ReLU Llama, 77% of its FFN neurons are zero), from BOS"
+run -m demo/relu-llama-260k.pi -n 60 --temp 0
+
+echo
+echo "== sampling: temperature 0.8, top-p 0.9, fixed seed"
+run -m demo/stories260K.pi -p "The little dog" -n 48 --temp 0.8 --top-p 0.9 --seed 42
+
+echo
+echo "== perplexity of stories260K on TinyStories (llama.cpp's method; llama.cpp: 3.8233)"
+run -m demo/stories260K.pi --perplexity tests/data/text/tinystories_valid_head.txt -c 256 --chunks 40

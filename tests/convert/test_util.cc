@@ -1,0 +1,103 @@
+#include "tests/convert/test_util.h"
+
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "format/quant.h"
+#include "gtest/gtest.h"
+
+namespace pinfer::testing {
+
+namespace fs = std::filesystem;
+
+std::string RepoPath(const std::string& relative) {
+  return (fs::path(PINFER_SOURCE_DIR) / relative).string();
+}
+
+std::string ScratchDir(const std::string& name) {
+  const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string test = info ? std::string(info->test_suite_name()) + "." + info->name() : "global";
+  for (char& c : test) {
+    if (c == '/') c = '_';
+  }
+  const fs::path dir = fs::path(::testing::TempDir()) / "pinfer_convert_test" / test / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir.string();
+}
+
+std::vector<uint8_t> ReadFileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void WriteFileBytes(const std::string& path, const std::vector<uint8_t>& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
+}
+
+void WriteFileText(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+bool FileExists(const std::string& path) { return fs::exists(path); }
+
+namespace {
+
+std::string Quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      q += "'\\''";
+    } else {
+      q += c;
+    }
+  }
+  return q + "'";
+}
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+ToolResult RunTool(const std::string& tool, const std::vector<std::string>& args) {
+  const std::string dir = ScratchDir("tool_" + tool + "_" + std::to_string(std::rand()));
+  const std::string out_path = dir + "/stdout", err_path = dir + "/stderr";
+  std::string command = Quote((fs::path(PINFER_BINARY_DIR) / tool).string());
+  // (StrAppend, not "literal" + std::string: GCC 12 warns falsely about the latter.)
+  for (const std::string& a : args) absl::StrAppend(&command, " ", Quote(a));
+  absl::StrAppend(&command, " >", Quote(out_path), " 2>", Quote(err_path));
+  const int status = std::system(command.c_str());
+  ToolResult result;
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  result.out = Slurp(out_path);
+  result.err = Slurp(err_path);
+  fs::remove_all(dir);
+  return result;
+}
+
+std::vector<float> DecodeTensor(const PiFile& file, const std::string& name) {
+  const TensorInfo* t = file.Find(name);
+  if (t == nullptr) {
+    ADD_FAILURE() << "tensor " << name << " missing in " << file.path();
+    return {};
+  }
+  std::vector<float> values(t->elements());
+  absl::Status s = DecodeRow(file.Data(*t).data(), values.size(), t->dtype, values.data());
+  EXPECT_TRUE(s.ok()) << s;
+  return values;
+}
+
+}  // namespace pinfer::testing

@@ -1,0 +1,28 @@
+// Reads a GGUF (v2/v3) llama model — llama.cpp's, or PowerInfer's sparse variants — as a
+// SourceModel.
+//
+// - Tensors F32, F16, BF16, Q8_0 and Q4_0 (the GGML blocks are ours bit for bit: a tensor kept at
+//   its dtype is copied, not re-quantized). Other GGML types are rejected by name.
+// - GGUF's llama q/k rows are already in the interleaved RoPE convention (llama.cpp's converter
+//   permutes HF checkpoints), so they are taken as they are.
+// - ffn_down [n_embd, n_ff] is transposed to our ffn_down_t; for a quantized ffn_down that means
+//   decode, transpose, encode again: one extra rounding of that tensor (PowerInfer's converter
+//   does the same). PowerInfer GGUFs already store ffn_down_t, which is copied.
+// - Hparams from "{arch}.*" metadata, the tokenizer from "tokenizer.ggml.*" (SentencePiece
+//   "llama" vocabularies only) and tokenizer.chat_template.
+// - The activation: PowerInfer's "bamboo" architecture is drelu (ReLU on gate and up); a
+//   PowerInfer sparse llama ("PWRI" magic, ffn_down_t or predictor tensors) is relu. A plain GGUF
+//   does not record the activation (llama.cpp assumes SiLU), so flags declare it.
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "tools/convert/activation_choice.h"
+#include "tools/convert/source_model.h"
+
+namespace pinfer {
+
+absl::StatusOr<SourceModel> ReadGguf(const std::string& path, const ActivationFlags& flags);
+
+}  // namespace pinfer

@@ -1,0 +1,177 @@
+#include "tools/convert/hf_config.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "tools/convert/json_fields.h"
+
+namespace pinfer {
+namespace {
+
+constexpr const char* kArchitectures[] = {"LlamaForCausalLM", "MistralForCausalLM",
+                                          "SparseLlamaForCausalLM", "BambooForCausalLM"};
+
+bool IsMistralShaped(const std::string& arch) {
+  return arch == "MistralForCausalLM" || arch == "BambooForCausalLM";
+}
+
+}  // namespace
+
+absl::StatusOr<HfConfig> ParseHfConfig(const nlohmann::json& json, const std::string& path) {
+  if (!json.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": is not a JSON object"));
+  }
+  JsonFields f(json, path);
+  HfConfig out;
+  const nlohmann::json* archs = f.Find("architectures");
+  if (archs == nullptr || !archs->is_array() || archs->empty() || !(*archs)[0].is_string()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": 'architectures' is missing or not a list of names"));
+  }
+  out.architecture = (*archs)[0].get<std::string>();
+  bool known = false;
+  for (const char* a : kArchitectures) known |= out.architecture == a;
+  if (!known) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": unknown architecture '", out.architecture,
+                     "' (supported: ", absl::StrJoin(kArchitectures, ", "), ")"));
+  }
+  if (f.Find("quantization_config") != nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path,
+        ": pre-quantized checkpoints (quantization_config) are not supported; convert the "
+        "F16/BF16/F32 weights"));
+  }
+  for (const char* bias : {"attention_bias", "mlp_bias"}) {
+    absl::StatusOr<std::optional<bool>> b = f.OptionalBool(bias);
+    if (!b.ok()) return b.status();
+    if (b->value_or(false)) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": '", bias, "' is not supported"));
+    }
+  }
+  if (const nlohmann::json* scaling = f.Find("rope_scaling"); scaling && !scaling->is_null()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": 'rope_scaling' (", scaling->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), ") is not supported"));
+  }
+
+  ModelConfig& c = out.config;
+  c.architecture = "llama";
+  c.rope_source_layout = "half";
+  const struct {
+    const char* key;
+    int64_t* field;
+  } required[] = {{"hidden_size", &c.dim},
+                  {"intermediate_size", &c.n_ff},
+                  {"num_hidden_layers", &c.n_layers},
+                  {"num_attention_heads", &c.n_heads},
+                  {"vocab_size", &c.vocab_size}};
+  for (const auto& r : required) {
+    absl::StatusOr<int64_t> v = f.Int(r.key);
+    if (!v.ok()) return v.status();
+    if (*v <= 0 || *v > (int64_t{1} << 32)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": '", r.key, "' has an implausible value ", *v));
+    }
+    *r.field = *v;
+  }
+  auto optional_positive = [&](const char* key, int64_t fallback, int64_t* field) -> absl::Status {
+    absl::StatusOr<std::optional<int64_t>> v = f.OptionalInt(key);
+    if (!v.ok()) return v.status();
+    *field = v->value_or(fallback);
+    if (*field <= 0 || *field > (int64_t{1} << 32)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": '", key, "' has an implausible value ", *field));
+    }
+    return absl::OkStatus();
+  };
+  if (absl::Status s = optional_positive("num_key_value_heads", c.n_heads, &c.n_kv_heads);
+      !s.ok()) {
+    return s;
+  }
+  if (c.dim % c.n_heads != 0 && f.Find("head_dim") == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": inconsistent shapes: hidden_size ",
+                                                   c.dim, " is not a multiple of ",
+                                                   "num_attention_heads ", c.n_heads));
+  }
+  if (absl::Status s = optional_positive("head_dim", c.dim / c.n_heads, &c.head_dim); !s.ok()) {
+    return s;
+  }
+  // transformers' defaults: LlamaConfig 2048 positions, MistralConfig 4096 * 32.
+  const int64_t default_positions = IsMistralShaped(out.architecture) ? 4096 * 32 : 2048;
+  if (absl::Status s =
+          optional_positive("max_position_embeddings", default_positions, &c.context_length);
+      !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<std::optional<int64_t>> window = f.OptionalInt("sliding_window");
+  if (!window.ok()) return window.status();
+  if (*window && **window > 0 && **window < c.context_length) {
+    // pinfer's attention has no sliding window; within the window both are the same, so the
+    // usable context is the window.
+    out.notes.push_back(absl::StrCat("sliding_window ", **window, " < max_position_embeddings ",
+                                     c.context_length, ": context_length set to ", **window));
+    c.context_length = **window;
+  }
+  absl::StatusOr<std::optional<double>> theta = f.OptionalNumber("rope_theta");
+  if (!theta.ok()) return theta.status();
+  c.rope_theta = theta->value_or(10000.0);
+  absl::StatusOr<std::optional<double>> eps = f.OptionalNumber("rms_norm_eps");
+  if (!eps.ok()) return eps.status();
+  c.rms_eps = eps->value_or(1e-6);
+  absl::StatusOr<std::optional<bool>> tied = f.OptionalBool("tie_word_embeddings");
+  if (!tied.ok()) return tied.status();
+  c.tied_embeddings = tied->value_or(false);
+
+  absl::StatusOr<std::optional<std::string>> act = f.OptionalString("hidden_act");
+  if (!act.ok()) return act.status();
+  const std::string hidden_act = act->value_or("silu");
+  out.declared_by = absl::StrCat("config.json hidden_act '", hidden_act, "'");
+  if (hidden_act == "silu" || hidden_act == "swish") {
+    out.declared_ffn_act = {ActivationKind::kSilu, 0.0f};
+  } else if (hidden_act == "relu") {
+    out.declared_ffn_act = {
+        out.architecture == "BambooForCausalLM" ? ActivationKind::kDRelu : ActivationKind::kRelu,
+        0.0f};
+    if (out.architecture == "BambooForCausalLM") {
+      out.declared_by = "config.json hidden_act 'relu' of BambooForCausalLM (on gate and up)";
+    }
+  } else if (hidden_act == "fatrelu") {
+    absl::StatusOr<std::optional<double>> threshold = f.OptionalNumber("hidden_act_param");
+    if (!threshold.ok()) return threshold.status();
+    if (!*threshold) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": hidden_act 'fatrelu' needs its threshold in 'hidden_act_param'"));
+    }
+    out.declared_ffn_act = {ActivationKind::kFatRelu, static_cast<float>(**threshold)};
+    out.declared_by =
+        absl::StrCat("config.json hidden_act 'fatrelu', hidden_act_param ", **threshold);
+  } else if (hidden_act == "relu2") {
+    out.declared_ffn_act = {ActivationKind::kRelu2, 0.0f};
+  } else if (hidden_act == "gelu_pytorch_tanh" || hidden_act == "gelu" ||
+             hidden_act == "gelu_new") {
+    out.declared_ffn_act = {ActivationKind::kGelu, 0.0f};
+    if (hidden_act == "gelu") {
+      out.notes.push_back("hidden_act 'gelu' (erf form) is computed with the tanh approximation");
+    }
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": hidden_act '", hidden_act, "' is not supported"));
+  }
+  c.ffn_act = out.declared_ffn_act;
+
+  for (auto [key, field] :
+       {std::pair{"bos_token_id", &out.bos_token_id}, std::pair{"eos_token_id", &out.eos_token_id},
+        std::pair{"pad_token_id", &out.pad_token_id}}) {
+    const nlohmann::json* v = f.Find(key);
+    // Some configs list several EOS ids; the first is the one generation stops on by default.
+    if (v != nullptr && v->is_array() && !v->empty() && (*v)[0].is_number_integer()) {
+      *field = (*v)[0].get<int64_t>();
+      continue;
+    }
+    absl::StatusOr<std::optional<int64_t>> id = f.OptionalInt(key);
+    if (!id.ok()) return id.status();
+    *field = *id;
+  }
+  return out;
+}
+
+}  // namespace pinfer

@@ -1,0 +1,263 @@
+#include "tools/convert/hf_source.h"
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "format/mapped_file.h"
+#include "runtime/model/tensor_names.h"
+#include "tools/convert/hf_config.h"
+#include "tools/convert/hf_tokenizer.h"
+#include "tools/convert/json_fields.h"
+#include "tools/convert/model_tensors.h"
+#include "tools/convert/safetensors_file.h"
+#include "tools/convert/tensor_source.h"
+
+namespace pinfer {
+namespace {
+
+namespace fs = std::filesystem;
+
+enum class Role { kDirect, kVector, kRopeQ, kRopeK, kTransposed };
+struct LayerTensor {
+  const char* hf_suffix;
+  const char* our_suffix;
+  Role role;
+};
+constexpr LayerTensor kLayerTensors[] = {
+    {"input_layernorm.weight", "attn_norm", Role::kVector},
+    {"self_attn.q_proj.weight", "attn_q", Role::kRopeQ},
+    {"self_attn.k_proj.weight", "attn_k", Role::kRopeK},
+    {"self_attn.v_proj.weight", "attn_v", Role::kDirect},
+    {"self_attn.o_proj.weight", "attn_output", Role::kDirect},
+    {"post_attention_layernorm.weight", "ffn_norm", Role::kVector},
+    {"mlp.gate_proj.weight", "ffn_gate", Role::kDirect},
+    {"mlp.up_proj.weight", "ffn_up", Role::kDirect},
+    {"mlp.down_proj.weight", "ffn_down_t", Role::kTransposed},
+};
+
+struct Shard {
+  std::shared_ptr<MappedFile> file;
+  std::shared_ptr<SafetensorsFile> tensors;
+};
+
+// The weight files: the shards the index lists, or model.safetensors.
+absl::StatusOr<std::vector<std::string>> WeightFiles(const fs::path& dir,
+                                                     std::map<std::string, std::string>* owner) {
+  const fs::path index = dir / "model.safetensors.index.json";
+  if (fs::exists(index)) {
+    absl::StatusOr<nlohmann::json> json = ReadJsonFile(index.string());
+    if (!json.ok()) return json.status();
+    auto map = json->is_object() ? json->find("weight_map") : json->end();
+    if (map == json->end() || !map->is_object() || map->empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(index.string(), ": has no weight_map"));
+    }
+    std::set<std::string> files;
+    for (const auto& [tensor, file] : map->items()) {
+      if (!file.is_string() || file.get<std::string>().empty() ||
+          file.get<std::string>().find('/') != std::string::npos) {
+        return absl::InvalidArgumentError(absl::StrCat(index.string(), ": weight_map entry '",
+                                                       tensor, "' does not name a shard file"));
+      }
+      files.insert(file.get<std::string>());
+      (*owner)[tensor] = file.get<std::string>();
+    }
+    std::vector<std::string> paths;
+    for (const std::string& f : files) paths.push_back((dir / f).string());
+    return paths;
+  }
+  if (fs::exists(dir / "model.safetensors"))
+    return std::vector<std::string>{(dir / "model.safetensors").string()};
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name.starts_with("pytorch_model") && name.ends_with(".bin")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(dir.string(),
+                       ": PyTorch .bin checkpoints are not supported; save the model as "
+                       "safetensors (model.save_pretrained(dir, safe_serialization=True))"));
+    }
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      dir.string(), ": has neither model.safetensors nor model.safetensors.index.json"));
+}
+
+}  // namespace
+
+absl::StatusOr<SourceModel> ReadHfDirectory(const std::string& dir_name,
+                                            const std::string& tokenizer_path,
+                                            const ActivationFlags& flags) {
+  const fs::path dir(dir_name);
+  const fs::path config_path = dir / "config.json";
+  if (!fs::exists(config_path)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(dir_name, ": not a model directory (config.json is missing)"));
+  }
+  absl::StatusOr<nlohmann::json> config_json = ReadJsonFile(config_path.string());
+  if (!config_json.ok()) return config_json.status();
+  absl::StatusOr<HfConfig> hf = ParseHfConfig(*config_json, config_path.string());
+  if (!hf.ok()) return hf.status();
+
+  SourceModel model;
+  model.notes = hf->notes;
+  model.config = hf->config;
+  ModelConfig& c = model.config;
+  c.name = fs::absolute(dir).lexically_normal().filename().string();
+  if (c.name.empty())
+    c.name = fs::absolute(dir).lexically_normal().parent_path().filename().string();
+  c.ffn_act = ChooseFfnActivation(flags, hf->declared_ffn_act, hf->declared_by, model.notes);
+  c.norm_act = ChooseNormActivation(flags);
+  model.source_files.push_back(config_path.string());
+
+  std::map<std::string, std::string> owner;  // tensor -> shard file (index only)
+  absl::StatusOr<std::vector<std::string>> files = WeightFiles(dir, &owner);
+  if (!files.ok()) return files.status();
+  std::vector<Shard> shards;
+  // tensor name -> (shard, entry)
+  std::map<std::string, std::pair<const Shard*, const SafetensorsTensor*>> all;
+  shards.reserve(files->size());
+  for (const std::string& path : *files) {
+    absl::StatusOr<std::unique_ptr<MappedFile>> mapped = MappedFile::Open(path);
+    if (!mapped.ok()) return mapped.status();
+    Shard shard;
+    shard.file = *std::move(mapped);
+    absl::StatusOr<SafetensorsFile> parsed = SafetensorsFile::Parse(shard.file->bytes(), path);
+    if (!parsed.ok()) return parsed.status();
+    shard.tensors = std::make_shared<SafetensorsFile>(*std::move(parsed));
+    model.keep_alive.push_back(shard.file);
+    model.keep_alive.push_back(shard.tensors);
+    model.source_files.push_back(path);
+    shards.push_back(std::move(shard));
+  }
+  for (const Shard& shard : shards) {
+    const std::string shard_name = fs::path(shard.tensors->name()).filename().string();
+    for (const auto& [name, tensor] : shard.tensors->tensors()) {
+      if (!owner.empty()) {
+        auto it = owner.find(name);
+        if (it == owner.end() || it->second != shard_name) continue;  // the index decides
+      }
+      if (!all.emplace(name, std::pair{&shard, &tensor}).second) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(shard.tensors->name(), ": tensor '", name, "' appears in two shards"));
+      }
+    }
+  }
+  for (const auto& [name, file] : owner) {
+    if (all.find(name) == all.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat((dir / file).string(), ": tensor '", name,
+                       "' listed in model.safetensors.index.json is not in this shard"));
+    }
+  }
+
+  std::map<std::string, SourceTensor> tensors;
+  bool has_lm_head = false;
+  for (const auto& [name, located] : all) {
+    const auto& [shard, info] = located;
+    const std::string what = absl::StrCat(shard->tensors->name(), ": tensor '", name, "'");
+    std::string our_name;
+    Role role = Role::kDirect;
+    if (name == "model.embed_tokens.weight") {
+      our_name = tensor_names::kTokenEmbedding;
+    } else if (name == "model.norm.weight") {
+      our_name = tensor_names::kOutputNorm;
+      role = Role::kVector;
+    } else if (name == "lm_head.weight") {
+      has_lm_head = true;
+      if (c.tied_embeddings) {
+        model.notes.push_back("tie_word_embeddings is true: lm_head.weight ignored");
+        continue;
+      }
+      our_name = tensor_names::kOutput;
+    } else {
+      // model.layers.N.<suffix>
+      const LayerTensor* match = nullptr;
+      int layer = -1;
+      if (name.starts_with("model.layers.")) {
+        const std::string rest = name.substr(13);
+        const size_t dot = rest.find('.');
+        if (dot != std::string::npos && absl::SimpleAtoi(rest.substr(0, dot), &layer) &&
+            layer >= 0 && layer < c.n_layers) {
+          const std::string suffix = rest.substr(dot + 1);
+          if (suffix == "self_attn.rotary_emb.inv_freq") continue;  // we compute RoPE
+          for (const LayerTensor& lt : kLayerTensors) {
+            if (suffix == lt.hf_suffix) match = &lt;
+          }
+        }
+      }
+      if (match == nullptr) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            what, " is not part of a ", c.n_layers, "-layer llama model (unsupported variant?)"));
+      }
+      our_name = tensor_names::Layer(layer, match->our_suffix);
+      role = match->role;
+    }
+    std::optional<DType> dtype = SafetensorsDType(info->dtype);
+    if (!dtype) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, " has dtype ", info->dtype, ", which pinfer cannot import (F32, F16 or BF16)"));
+    }
+    const bool vector = role == Role::kVector;
+    if (info->shape.size() != (vector ? 1u : 2u)) {
+      return absl::InvalidArgumentError(absl::StrCat(what, ": inconsistent shape ",
+                                                     ShapeText(info->shape), ", expected ",
+                                                     vector ? 1 : 2, " dimensions"));
+    }
+    const int64_t rows = vector ? 1 : static_cast<int64_t>(info->shape[0]);
+    const int64_t cols = static_cast<int64_t>(info->shape.back());
+    absl::StatusOr<StoredMatrix> matrix =
+        MakeStoredMatrix(shard->tensors->Data(*info), *dtype, rows, cols, what);
+    if (!matrix.ok()) return matrix.status();
+    SourceTensor tensor;
+    switch (role) {
+      case Role::kDirect:
+      case Role::kVector:
+        tensor = DirectTensor(our_name, *matrix, vector);
+        break;
+      case Role::kRopeQ:
+      case Role::kRopeK: {
+        const int64_t heads = role == Role::kRopeQ ? c.n_heads : c.n_kv_heads;
+        if (rows != heads * c.head_dim) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(what, ": inconsistent shape ", ShapeText(info->shape), ": ", heads,
+                           " heads of ", c.head_dim, " need ", heads * c.head_dim, " rows"));
+        }
+        tensor =
+            PermutedRowsTensor(our_name, *matrix, HalfSplitToInterleavedRows(heads, c.head_dim));
+        break;
+      }
+      case Role::kTransposed:
+        tensor = TransposedTensor(our_name, rows, cols, *dtype, StoredMatrixDecoder(*matrix));
+        break;
+    }
+    tensors.emplace(our_name, std::move(tensor));
+  }
+  if (!c.tied_embeddings && !has_lm_head) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        dir_name, ": lm_head.weight is missing and config.json does not tie the embeddings"));
+  }
+
+  absl::StatusOr<Vocabulary> vocabulary =
+      ReadHfTokenizer(dir_name, tokenizer_path, *hf, c.vocab_size, model.notes);
+  if (!vocabulary.ok()) return vocabulary.status();
+  model.vocabulary = *std::move(vocabulary);
+  for (const char* name : {"tokenizer.model", "tokenizer.json", "tokenizer_config.json"}) {
+    if (tokenizer_path.empty() && fs::exists(dir / name)) {
+      model.source_files.push_back((dir / name).string());
+    }
+  }
+  if (!tokenizer_path.empty()) model.source_files.push_back(tokenizer_path);
+
+  absl::StatusOr<std::vector<SourceTensor>> assembled =
+      AssembleTensors(c, std::move(tensors), dir_name);
+  if (!assembled.ok()) return assembled.status();
+  model.tensors = *std::move(assembled);
+  model.format = absl::StrCat("HF safetensors (", hf->architecture, ", ", shards.size(),
+                              shards.size() == 1 ? " file)" : " shards)");
+  return model;
+}
+
+}  // namespace pinfer

@@ -1,0 +1,371 @@
+#include "tools/convert/hf_tokenizer.h"
+
+#include <filesystem>
+#include <limits>
+#include <map>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "tools/convert/json_fields.h"
+#include "tools/convert/sentencepiece_model.h"
+
+namespace pinfer {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool IsBytePiece(const std::string& piece) {
+  return piece.size() == 6 && piece.starts_with("<0x") && piece.back() == '>' &&
+         std::isxdigit(static_cast<unsigned char>(piece[3])) &&
+         std::isxdigit(static_cast<unsigned char>(piece[4]));
+}
+
+// The "type" of a tokenizers component, or of any member of a Sequence, equals `type`.
+bool UsesComponent(const nlohmann::json& component, const std::string& type) {
+  if (!component.is_object()) return false;
+  auto t = component.find("type");
+  if (t != component.end() && t->is_string() && t->get<std::string>() == type) return true;
+  for (const char* list : {"normalizers", "pretokenizers", "decoders"}) {
+    auto members = component.find(list);
+    if (members == component.end() || !members->is_array()) continue;
+    for (const nlohmann::json& m : *members) {
+      if (UsesComponent(m, type)) return true;
+    }
+  }
+  return false;
+}
+
+// SentencePiece's add_dummy_prefix, as tokenizers spells it: a Prepend("▁") normalizer
+// (Llama-2's tokenizer.json) or a Metaspace pre-tokenizer that prepends (newer files).
+bool PrependsSpace(const nlohmann::json& root) {
+  const std::string kSpace = "\xe2\x96\x81";
+  std::vector<const nlohmann::json*> stack;
+  for (const char* part : {"normalizer", "pre_tokenizer"}) {
+    auto it = root.find(part);
+    if (it != root.end()) stack.push_back(&*it);
+  }
+  while (!stack.empty()) {
+    const nlohmann::json& c = *stack.back();
+    stack.pop_back();
+    if (!c.is_object()) continue;
+    auto type = c.find("type");
+    if (type != c.end() && type->is_string()) {
+      const std::string t = type->get<std::string>();
+      auto prepend = c.find("prepend");
+      if (t == "Prepend" && prepend != c.end() && prepend->is_string() &&
+          prepend->get<std::string>() == kSpace) {
+        return true;
+      }
+      if (t == "Metaspace") {
+        auto scheme = c.find("prepend_scheme");
+        if (scheme != c.end() && scheme->is_string()) return scheme->get<std::string>() != "never";
+        auto add = c.find("add_prefix_space");
+        return add == c.end() || !add->is_boolean() || add->get<bool>();
+      }
+    }
+    for (const char* list : {"normalizers", "pretokenizers"}) {
+      auto members = c.find(list);
+      if (members == c.end() || !members->is_array()) continue;
+      for (const nlohmann::json& m : *members) stack.push_back(&m);
+    }
+  }
+  return false;
+}
+
+// A token string from tokenizer_config.json: "<s>" or {"content": "<s>", ...}.
+std::optional<std::string> TokenContent(const nlohmann::json* v) {
+  if (v == nullptr) return std::nullopt;
+  if (v->is_string()) return v->get<std::string>();
+  if (v->is_object()) {
+    auto c = v->find("content");
+    if (c != v->end() && c->is_string()) return c->get<std::string>();
+  }
+  return std::nullopt;
+}
+
+int32_t FindPiece(const Vocabulary& v, const std::string& piece, int32_t fallback) {
+  for (size_t i = 0; i < v.pieces.size(); ++i) {
+    if (v.pieces[i] == piece) return static_cast<int32_t>(i);
+  }
+  return fallback;
+}
+
+// An added token {id, content, special}: extends the vocabulary or re-types an existing piece.
+absl::Status AddToken(Vocabulary& v, int64_t id, const std::string& content, bool special,
+                      const std::string& path) {
+  if (id < 0 || id > (int64_t{1} << 24)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": added token id ", id, " is invalid"));
+  }
+  if (id >= static_cast<int64_t>(v.pieces.size())) {
+    if (id != static_cast<int64_t>(v.pieces.size())) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": added token '", content, "' has id ",
+                                                     id, ", leaving a gap after the ",
+                                                     v.pieces.size(), "-token vocabulary"));
+    }
+    v.pieces.push_back(content);
+    v.scores.push_back(0.0f);
+    v.types.push_back(static_cast<int32_t>(TokenType::kNormal));
+  } else if (v.pieces[id] != content) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": added token id ", id, " is '", content,
+                                                   "' but the vocabulary has '", v.pieces[id],
+                                                   "' there"));
+  }
+  const int32_t type = v.types[id];
+  if (type == static_cast<int32_t>(TokenType::kUnknown) ||
+      type == static_cast<int32_t>(TokenType::kByte)) {
+    return absl::OkStatus();  // keep what the model says about <unk> and byte pieces
+  }
+  v.types[id] = static_cast<int32_t>(special ? TokenType::kControl : TokenType::kUserDefined);
+  return absl::OkStatus();
+}
+
+// tokenizer_config.json: add_bos_token, chat_template, added_tokens_decoder.
+absl::Status ApplyTokenizerConfig(const std::string& path, Vocabulary& v) {
+  absl::StatusOr<nlohmann::json> json = ReadJsonFile(path);
+  if (!json.ok()) return json.status();
+  JsonFields f(*json, path);
+  absl::StatusOr<std::optional<bool>> add_bos = f.OptionalBool("add_bos_token");
+  if (!add_bos.ok()) return add_bos.status();
+  if (*add_bos) v.add_bos = **add_bos;
+  if (const nlohmann::json* t = f.Find("chat_template")) {
+    if (t->is_string()) {
+      v.chat_template = t->get<std::string>();
+    } else if (t->is_array()) {  // [{"name": "default", "template": "..."}, ...]
+      for (const nlohmann::json& named : *t) {
+        if (!named.is_object()) continue;
+        auto name = named.find("name");
+        auto text = named.find("template");
+        if (name != named.end() && text != named.end() && name->is_string() && text->is_string() &&
+            name->get<std::string>() == "default") {
+          v.chat_template = text->get<std::string>();
+        }
+      }
+    }
+  }
+  if (const nlohmann::json* added = f.Find("added_tokens_decoder"); added && added->is_object()) {
+    std::map<int64_t, std::pair<std::string, bool>> by_id;
+    for (const auto& [key, token] : added->items()) {
+      int64_t id;
+      std::optional<std::string> content = TokenContent(&token);
+      if (!absl::SimpleAtoi(key, &id) || !content) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": added_tokens_decoder entry '", key, "' is malformed"));
+      }
+      auto special = token.find("special");
+      by_id[id] = {*content,
+                   special != token.end() && special->is_boolean() && special->get<bool>()};
+    }
+    for (const auto& [id, token] : by_id) {
+      if (absl::Status s = AddToken(v, id, token.first, token.second, path); !s.ok()) return s;
+    }
+  }
+  // bos/eos by name, when the tokenizer itself did not fix them.
+  for (auto [key, field] : {std::pair{"bos_token", &v.bos_id}, std::pair{"eos_token", &v.eos_id},
+                            std::pair{"unk_token", &v.unk_id}}) {
+    if (std::optional<std::string> content = TokenContent(f.Find(key))) {
+      *field = FindPiece(v, *content, *field);
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Vocabulary> ReadSentencePieceTokenizer(const std::string& path) {
+  SentencePieceVocab sp;
+  if (std::string error = LoadSentencePieceModel(path, &sp); !error.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", error));
+  }
+  Vocabulary v;
+  v.model = "llama";
+  v.pieces = std::move(sp.pieces);
+  v.scores = std::move(sp.scores);
+  v.types = std::move(sp.types);
+  v.unk_id = sp.unk_id;
+  v.bos_id = sp.bos_id;
+  v.eos_id = sp.eos_id;
+  v.pad_id = sp.pad_id;
+  v.add_space_prefix = sp.add_dummy_prefix;
+  return v;
+}
+
+absl::StatusOr<Vocabulary> ReadTokenizerJson(const std::string& path) {
+  absl::StatusOr<nlohmann::json> json = ReadJsonFile(path);
+  if (!json.ok()) return json.status();
+  const nlohmann::json& root = *json;
+  auto model_it = root.is_object() ? root.find("model") : root.end();
+  if (model_it == root.end() || !model_it->is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": has no tokenizer 'model'"));
+  }
+  const nlohmann::json& model = *model_it;
+  JsonFields m(model, path);
+  absl::StatusOr<std::optional<std::string>> type = m.OptionalString("type");
+  if (!type.ok()) return type.status();
+  if (type->value_or("BPE") != "BPE") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": tokenizer model '", **type, "' is not supported (BPE only)"));
+  }
+  for (const char* part : {"pre_tokenizer", "decoder"}) {
+    auto it = root.find(part);
+    if (it != root.end() && UsesComponent(*it, "ByteLevel")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": byte-level BPE tokenizers (GPT-2/Llama-3 style) are not supported yet"));
+    }
+  }
+  const nlohmann::json* vocab = m.Find("vocab");
+  if (vocab == nullptr || !vocab->is_object() || vocab->empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": the BPE model has no vocab"));
+  }
+  Vocabulary v;
+  v.model = "llama";
+  const size_t n = vocab->size();
+  v.pieces.assign(n, std::string());
+  std::vector<bool> seen(n, false);
+  for (const auto& [piece, id_json] : vocab->items()) {
+    if (!id_json.is_number_integer() || id_json.get<int64_t>() < 0 ||
+        id_json.get<int64_t>() >= static_cast<int64_t>(n) || seen[id_json.get<int64_t>()]) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": vocab entry '", piece, "' has an invalid or repeated id"));
+    }
+    const int64_t id = id_json.get<int64_t>();
+    seen[id] = true;
+    v.pieces[id] = piece;
+  }
+  absl::StatusOr<std::optional<bool>> byte_fallback = m.OptionalBool("byte_fallback");
+  if (!byte_fallback.ok()) return byte_fallback.status();
+  absl::flat_hash_map<std::string, int32_t> id_of;
+  for (size_t i = 0; i < n; ++i) id_of[v.pieces[i]] = static_cast<int32_t>(i);
+
+  // Scores from merge ranks (see the header).
+  const nlohmann::json* merges = m.Find("merges");
+  if (merges == nullptr || !merges->is_array()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": the BPE model has no merges"));
+  }
+  constexpr float kUnranked = -std::numeric_limits<float>::infinity();
+  std::vector<float> rank_score(n, kUnranked);
+  int64_t rank = 0;
+  for (const nlohmann::json& merge : *merges) {
+    std::string left, right;
+    if (merge.is_string()) {  // "a b" (older files)
+      std::vector<std::string> parts = absl::StrSplit(merge.get<std::string>(), ' ');
+      if (parts.size() != 2) {
+        return absl::InvalidArgumentError(absl::StrCat(path, ": merge ", rank, " is malformed"));
+      }
+      left = parts[0];
+      right = parts[1];
+    } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() &&
+               merge[1].is_string()) {  // ["a", "b"] (tokenizers >= 0.20)
+      left = merge[0].get<std::string>();
+      right = merge[1].get<std::string>();
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": merge ", rank, " is malformed"));
+    }
+    auto it = id_of.find(left + right);
+    if (it == id_of.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": merge ", rank, " ('", left, "' + '",
+                                                     right, "') makes no vocabulary piece"));
+    }
+    if (rank_score[it->second] == kUnranked) rank_score[it->second] = -static_cast<float>(rank);
+    ++rank;
+  }
+  v.scores.resize(n);
+  v.types.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const bool byte = byte_fallback->value_or(false) && IsBytePiece(v.pieces[i]);
+    v.types[i] = static_cast<int32_t>(byte ? TokenType::kByte : TokenType::kNormal);
+    // Pieces no merge makes (single characters, bytes) rank below every merge result.
+    v.scores[i] = rank_score[i] != kUnranked ? rank_score[i]
+                                             : -static_cast<float>(rank + static_cast<int64_t>(i));
+  }
+  absl::StatusOr<std::optional<std::string>> unk = m.OptionalString("unk_token");
+  if (!unk.ok()) return unk.status();
+  v.unk_id = *unk ? FindPiece(v, **unk, 0) : 0;
+  if (v.types[v.unk_id] != static_cast<int32_t>(TokenType::kByte)) {
+    v.types[v.unk_id] = static_cast<int32_t>(TokenType::kUnknown);
+  }
+  v.bos_id = FindPiece(v, "<s>", 1);
+  v.eos_id = FindPiece(v, "</s>", 2);
+  v.pad_id = -1;
+  v.add_space_prefix = PrependsSpace(root);
+  if (auto added = root.find("added_tokens"); added != root.end() && added->is_array()) {
+    std::map<int64_t, std::pair<std::string, bool>> by_id;
+    for (const nlohmann::json& token : *added) {
+      auto id = token.is_object() ? token.find("id") : token.end();
+      std::optional<std::string> content = TokenContent(&token);
+      if (id == token.end() || !id->is_number_integer() || !content) {
+        return absl::InvalidArgumentError(absl::StrCat(path, ": an added token is malformed"));
+      }
+      auto special = token.find("special");
+      by_id[id->get<int64_t>()] = {
+          *content, special != token.end() && special->is_boolean() && special->get<bool>()};
+    }
+    for (const auto& [id, token] : by_id) {
+      if (absl::Status s = AddToken(v, id, token.first, token.second, path); !s.ok()) return s;
+    }
+    // <unk> is special in tokenizers' eyes, unknown in ours.
+    v.types[v.unk_id] = static_cast<int32_t>(TokenType::kUnknown);
+  }
+  return v;
+}
+
+absl::StatusOr<Vocabulary> ReadHfTokenizer(const std::string& dir, const std::string& explicit_path,
+                                           const HfConfig& config, int64_t model_vocab_size,
+                                           std::vector<std::string>& notes) {
+  std::string path = explicit_path;
+  if (path.empty()) {
+    for (const char* name : {"tokenizer.model", "tokenizer.json"}) {
+      if (fs::exists(fs::path(dir) / name)) {
+        path = (fs::path(dir) / name).string();
+        break;
+      }
+    }
+  }
+  if (path.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        dir, ": has no tokenizer.model or tokenizer.json (pass one with --tokenizer)"));
+  }
+  const bool json = fs::path(path).extension() == ".json";
+  absl::StatusOr<Vocabulary> vocabulary =
+      json ? ReadTokenizerJson(path) : ReadSentencePieceTokenizer(path);
+  if (!vocabulary.ok()) return vocabulary.status();
+  Vocabulary& v = *vocabulary;
+  const fs::path config_path = fs::path(dir) / "tokenizer_config.json";
+  if (fs::exists(config_path)) {
+    if (absl::Status s = ApplyTokenizerConfig(config_path.string(), v); !s.ok()) return s;
+  }
+  const int64_t n = static_cast<int64_t>(v.size());
+  if (n > model_vocab_size) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": the tokenizer has ", n,
+                                                   " tokens but the model only ", model_vocab_size,
+                                                   " embedding rows"));
+  }
+  if (n < model_vocab_size) {
+    for (int64_t i = n; i < model_vocab_size; ++i) {
+      v.pieces.push_back(absl::StrCat("[PAD", i, "]"));
+      v.scores.push_back(0.0f);
+      v.types.push_back(static_cast<int32_t>(TokenType::kUnused));
+    }
+    notes.push_back(absl::StrCat("the tokenizer has ", n, " tokens, the model ", model_vocab_size,
+                                 ": padded with unused [PAD<i>] tokens"));
+  }
+  const int64_t size = static_cast<int64_t>(v.size());
+  auto apply = [&](const std::optional<int64_t>& id, int32_t* field, const char* what) {
+    if (!id) return;
+    if (*id < 0 && field == &v.pad_id) {
+      *field = -1;  // "no padding token"
+    } else if (*id >= 0 && *id < size) {
+      *field = static_cast<int32_t>(*id);
+    } else {
+      notes.push_back(
+          absl::StrCat("config.json ", what, " ", *id, " is outside the vocabulary: ignored"));
+    }
+  };
+  apply(config.bos_token_id, &v.bos_id, "bos_token_id");
+  apply(config.eos_token_id, &v.eos_id, "eos_token_id");
+  apply(config.pad_token_id, &v.pad_id, "pad_token_id");
+  return vocabulary;
+}
+
+}  // namespace pinfer

@@ -1,0 +1,60 @@
+#include "tools/convert/model_tensors.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "runtime/model/tensor_names.h"
+
+namespace pinfer {
+
+std::string ShapeText(const std::vector<uint64_t>& shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+std::vector<ExpectedTensor> ExpectedTensors(const ModelConfig& c) {
+  namespace tn = tensor_names;
+  const uint64_t dim = c.dim, ff = c.n_ff, vocab = c.vocab_size, q = c.q_dim(), kv = c.kv_dim();
+  std::vector<ExpectedTensor> out;
+  out.push_back({tn::kTokenEmbedding, {vocab, dim}});
+  for (int l = 0; l < c.n_layers; ++l) {
+    out.push_back({tn::AttnNorm(l), {dim}});
+    out.push_back({tn::AttnQ(l), {q, dim}});
+    out.push_back({tn::AttnK(l), {kv, dim}});
+    out.push_back({tn::AttnV(l), {kv, dim}});
+    out.push_back({tn::AttnOutput(l), {dim, q}});
+    out.push_back({tn::FfnNorm(l), {dim}});
+    out.push_back({tn::FfnGate(l), {ff, dim}});
+    out.push_back({tn::FfnUp(l), {ff, dim}});
+    out.push_back({tn::FfnDownT(l), {ff, dim}});
+  }
+  out.push_back({tn::kOutputNorm, {dim}});
+  if (!c.tied_embeddings) out.push_back({tn::kOutput, {vocab, dim}});
+  return out;
+}
+
+absl::StatusOr<std::vector<SourceTensor>> AssembleTensors(
+    const ModelConfig& config, std::map<std::string, SourceTensor> tensors,
+    const std::string& source) {
+  std::vector<SourceTensor> out;
+  for (const ExpectedTensor& e : ExpectedTensors(config)) {
+    auto it = tensors.find(e.name);
+    if (it == tensors.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(source, ": tensor '", e.name, "' is missing"));
+    }
+    if (it->second.shape != e.shape) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          source, ": inconsistent shape: tensor '", e.name, "' is ", ShapeText(it->second.shape),
+          " but the hparams (dim ", config.dim, ", n_ff ", config.n_ff, ", heads ", config.n_heads,
+          "/", config.n_kv_heads, ", vocab ", config.vocab_size, ") need ", ShapeText(e.shape)));
+    }
+    out.push_back(std::move(it->second));
+    tensors.erase(it);
+  }
+  if (!tensors.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": unexpected tensor '",
+                                                   tensors.begin()->first, "' for a model with ",
+                                                   config.n_layers, " layers"));
+  }
+  return out;
+}
+
+}  // namespace pinfer
