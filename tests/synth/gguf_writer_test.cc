@@ -1,11 +1,11 @@
 #include "bench/synth/gguf_writer.h"
 
+#include <cstring>
 #include <filesystem>
 #include <numeric>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/synth/gguf_test_reader.h"
 #include "tests/synth/synth_test_util.h"
 
 namespace pinfer::synth::testing {
@@ -46,31 +46,34 @@ TEST(GgufWriterTest, WritesMetadataAndAlignedTensorsThatParseBack) {
   ASSERT_TRUE((*writer)->Commit().ok());
   EXPECT_EQ(std::filesystem::file_size(path), (*writer)->total_bytes());
 
-  absl::StatusOr<GgufTestFile> file = ReadGgufForTest(path);
-  ASSERT_TRUE(file.ok()) << file.status();
-  EXPECT_EQ(file->version, 3u);
-  EXPECT_EQ(file->data_offset % 32, 0u);
-  EXPECT_EQ(std::get<std::string>(file->metadata.at("general.architecture")), "llama");
-  EXPECT_EQ(std::get<uint64_t>(file->metadata.at("llama.block_count")), 4u);
-  EXPECT_EQ(std::get<int64_t>(file->metadata.at("x.int")), -5);
-  EXPECT_EQ(std::get<uint64_t>(file->metadata.at("x.u64")), 1ull << 40);
-  EXPECT_EQ(std::get<double>(file->metadata.at("x.float")), 0.5);
-  EXPECT_EQ(std::get<bool>(file->metadata.at("x.bool")), true);
-  EXPECT_EQ(std::get<std::vector<std::string>>(file->metadata.at("tokenizer.ggml.tokens")), tokens);
-  EXPECT_EQ(std::get<std::vector<double>>(file->metadata.at("tokenizer.ggml.scores")),
-            std::vector<double>({0.0, -1.5, 2.0}));
-  EXPECT_EQ(std::get<std::vector<int64_t>>(file->metadata.at("tokenizer.ggml.token_type")),
-            std::vector<int64_t>({2, 1, 6}));
-  ASSERT_EQ(file->tensors.size(), 2u);
-  const GgufTestTensor* w = file->Find("w.weight");
+  // Parsed by pi-convert's GGUF reader, which validates the whole structure.
+  absl::StatusOr<OpenedGguf> opened = OpenGguf(path);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  const GgufFile& file = opened->file;
+  EXPECT_EQ(file.version(), 3u);
+  EXPECT_EQ(file.alignment(), 32u);
+  EXPECT_EQ(file.data_offset() % 32, 0u);
+  EXPECT_EQ(file.GetString("general.architecture").value(), "llama");
+  EXPECT_EQ(file.GetUint("llama.block_count").value(), 4u);
+  EXPECT_EQ(file.GetInt("x.int").value(), -5);
+  EXPECT_EQ(file.GetUint("x.u64").value(), 1ull << 40);
+  EXPECT_EQ(file.GetFloat("x.float").value(), 0.5);
+  EXPECT_EQ(file.GetBool("x.bool").value(), true);
+  EXPECT_EQ(file.GetStringArray("tokenizer.ggml.tokens").value(), tokens);
+  EXPECT_EQ(file.GetFloatArray("tokenizer.ggml.scores").value(), std::vector<double>({0.0, -1.5, 2.0}));
+  EXPECT_EQ(file.GetIntArray("tokenizer.ggml.token_type").value(), std::vector<int64_t>({2, 1, 6}));
+  EXPECT_EQ(file.metadata().size(), 9u);
+  ASSERT_EQ(file.tensors().size(), 2u);
+  const GgufTensorInfo* w = file.FindTensor("w.weight");
   ASSERT_NE(w, nullptr);
   EXPECT_EQ(w->ne, std::vector<uint64_t>({64, 2}));  // ne[0] is the contiguous dimension
-  EXPECT_EQ(w->type, 8u);
-  EXPECT_EQ(std::vector<uint8_t>(w->data.begin(), w->data.end()), q8);
-  const GgufTestTensor* n = file->Find("norm.weight");
+  EXPECT_EQ(w->ggml_type, 8u);
+  std::span<const uint8_t> w_data = file.TensorData(*w);
+  EXPECT_EQ(std::vector<uint8_t>(w_data.begin(), w_data.end()), q8);
+  const GgufTensorInfo* n = file.FindTensor("norm.weight");
   ASSERT_NE(n, nullptr);
-  EXPECT_EQ(n->type, 0u);
-  EXPECT_EQ(std::memcmp(n->data.data(), norm.data(), 12), 0);
+  EXPECT_EQ(n->ggml_type, 0u);
+  EXPECT_EQ(std::memcmp(file.TensorData(*n).data(), norm.data(), 12), 0);
 }
 
 TEST(GgufWriterTest, IncompleteOrBadWritesLeaveNoFile) {

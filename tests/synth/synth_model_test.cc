@@ -16,7 +16,8 @@
 #include "runtime/model/model_config.h"
 #include "runtime/model/tensor_names.h"
 #include "runtime/model/vocabulary.h"
-#include "tests/synth/gguf_test_reader.h"
+#include "tools/convert/converter.h"
+#include "tools/convert/gguf_source.h"
 #include "tests/synth/synth_test_util.h"
 
 namespace pinfer::synth::testing {
@@ -55,8 +56,9 @@ TEST_P(SynthModelTest, GgufHoldsBitIdenticalWeights) {
   absl::StatusOr<std::unique_ptr<PiFile>> pi = PiFile::Open(options.output_path);
   ASSERT_TRUE(pi.ok()) << pi.status();
   ASSERT_TRUE((*pi)->VerifyAll().ok());
-  absl::StatusOr<GgufTestFile> gguf = ReadGgufForTest(options.gguf_path);
-  ASSERT_TRUE(gguf.ok()) << gguf.status();
+  absl::StatusOr<OpenedGguf> opened = OpenGguf(options.gguf_path);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  const GgufFile& gguf = opened->file;
   EXPECT_EQ(report->pi_bytes, std::filesystem::file_size(options.output_path));
   EXPECT_EQ(report->gguf_bytes, std::filesystem::file_size(options.gguf_path));
 
@@ -68,14 +70,14 @@ TEST_P(SynthModelTest, GgufHoldsBitIdenticalWeights) {
     const bool down = t.name.ends_with(".ffn_down_t");
     const std::string gguf_name =
         down ? t.name.substr(0, t.name.size() - 2) + ".weight" : t.name + ".weight";
-    const GgufTestTensor* g = gguf->Find(gguf_name);
+    const GgufTensorInfo* g = gguf.FindTensor(gguf_name);
     ASSERT_NE(g, nullptr);
     ++compared;
     std::span<const uint8_t> pi_bytes = (*pi)->Data(t);
     if (!down) {
       EXPECT_EQ(g->ne, std::vector<uint64_t>(t.shape.rbegin(), t.shape.rend()));
-      ASSERT_EQ(g->data.size(), pi_bytes.size());
-      EXPECT_EQ(std::memcmp(g->data.data(), pi_bytes.data(), pi_bytes.size()), 0);
+      ASSERT_EQ(gguf.TensorData(*g).size(), pi_bytes.size());
+      EXPECT_EQ(std::memcmp(gguf.TensorData(*g).data(), pi_bytes.data(), pi_bytes.size()), 0);
       continue;
     }
     // ffn_down [d, n_ff] in the GGUF, ffn_down_t [n_ff, d] in model.pi: the same numbers...
@@ -83,7 +85,7 @@ TEST_P(SynthModelTest, GgufHoldsBitIdenticalWeights) {
     EXPECT_EQ(g->ne,
               std::vector<uint64_t>({static_cast<uint64_t>(n_ff), static_cast<uint64_t>(d)}));
     const std::vector<float> ours = DecodeAll(pi_bytes, n_ff, d, t.dtype);
-    const std::vector<float> theirs = DecodeAll(g->data, d, n_ff, t.dtype);
+    const std::vector<float> theirs = DecodeAll(gguf.TensorData(*g), d, n_ff, t.dtype);
     std::vector<float> transposed(ours.size());
     for (int64_t i = 0; i < n_ff; ++i) {
       for (int64_t j = 0; j < d; ++j) transposed[j * n_ff + i] = ours[i * d + j];
@@ -100,7 +102,7 @@ TEST_P(SynthModelTest, GgufHoldsBitIdenticalWeights) {
     }
     EXPECT_EQ(std::memcmp(reencoded.data(), pi_bytes.data(), pi_bytes.size()), 0);
   }
-  EXPECT_EQ(compared, gguf->tensors.size());
+  EXPECT_EQ(compared, gguf.tensors().size());
   EXPECT_EQ(compared, 3u + 9u * 2u);
 
   // llama.cpp's hparams and tokenizer keys agree with model.pi's.
@@ -108,19 +110,70 @@ TEST_P(SynthModelTest, GgufHoldsBitIdenticalWeights) {
   ASSERT_TRUE(config.ok());
   absl::StatusOr<Vocabulary> vocabulary = Vocabulary::FromMetadata((*pi)->metadata());
   ASSERT_TRUE(vocabulary.ok());
-  const auto& m = gguf->metadata;
-  EXPECT_EQ(std::get<std::string>(m.at("general.architecture")), "llama");
-  EXPECT_EQ(std::get<uint64_t>(m.at("llama.embedding_length")), 128u);
-  EXPECT_EQ(std::get<uint64_t>(m.at("llama.feed_forward_length")), 320u);
-  EXPECT_EQ(std::get<uint64_t>(m.at("llama.block_count")), 2u);
-  EXPECT_EQ(std::get<uint64_t>(m.at("llama.attention.head_count")), 4u);
-  EXPECT_EQ(std::get<uint64_t>(m.at("llama.attention.head_count_kv")), 2u);
-  EXPECT_EQ(std::get<uint64_t>(m.at("llama.rope.dimension_count")), 32u);
-  EXPECT_FLOAT_EQ(std::get<double>(m.at("llama.attention.layer_norm_rms_epsilon")), 1e-5f);
-  EXPECT_EQ(std::get<std::string>(m.at("tokenizer.ggml.model")), "llama");
-  EXPECT_EQ(std::get<std::vector<std::string>>(m.at("tokenizer.ggml.tokens")), vocabulary->pieces);
-  EXPECT_EQ(std::get<uint64_t>(m.at("tokenizer.ggml.bos_token_id")), 1u);
-  EXPECT_EQ(std::get<bool>(m.at("pinfer.synthetic")), true);
+  EXPECT_EQ(gguf.GetString("general.architecture").value(), "llama");
+  EXPECT_EQ(gguf.GetUint("llama.embedding_length").value(), 128u);
+  EXPECT_EQ(gguf.GetUint("llama.feed_forward_length").value(), 320u);
+  EXPECT_EQ(gguf.GetUint("llama.block_count").value(), 2u);
+  EXPECT_EQ(gguf.GetUint("llama.attention.head_count").value(), 4u);
+  EXPECT_EQ(gguf.GetUint("llama.attention.head_count_kv").value(), 2u);
+  EXPECT_EQ(gguf.GetUint("llama.rope.dimension_count").value(), 32u);
+  EXPECT_FLOAT_EQ(gguf.GetFloat("llama.attention.layer_norm_rms_epsilon").value(), 1e-5f);
+  EXPECT_EQ(gguf.GetString("tokenizer.ggml.model").value(), "llama");
+  EXPECT_EQ(gguf.GetStringArray("tokenizer.ggml.tokens").value(), vocabulary->pieces);
+  EXPECT_EQ(gguf.GetUint("tokenizer.ggml.bos_token_id").value(), 1u);
+  EXPECT_EQ(gguf.GetBool("pinfer.synthetic").value(), true);
+}
+
+// What the issue asks: the GGUF, imported by pi-convert (its GGUF reader and converter, declaring
+// the activation a plain GGUF cannot carry), gives model.pi's weights bit for bit.
+TEST_P(SynthModelTest, PiConvertReimportsTheGgufBitIdentically) {
+  const DType dtype = GetParam();
+  ScratchDir scratch("reimport_" + std::string(DTypeName(dtype)));
+  SynthOptions options =
+      SmallModelOptions(kSmallShape, dtype, scratch.Path("m.pi"), scratch.Path("m.gguf"));
+  ASSERT_TRUE(WriteSyntheticModel(options).ok());
+  ActivationFlags flags;
+  flags.ffn_act = Activation::Parse("fatrelu:1").value();
+  absl::StatusOr<SourceModel> source = ReadGguf(options.gguf_path, flags);
+  ASSERT_TRUE(source.ok()) << source.status();
+  ConvertOptions convert;
+  convert.progress = false;
+  const std::string reimported_path = scratch.Path("reimported.pi");
+  absl::StatusOr<ConvertReport> converted = ConvertModel(*source, reimported_path, convert);
+  ASSERT_TRUE(converted.ok()) << converted.status();
+
+  absl::StatusOr<std::unique_ptr<PiFile>> ours = PiFile::Open(options.output_path);
+  absl::StatusOr<std::unique_ptr<PiFile>> theirs = PiFile::Open(reimported_path);
+  ASSERT_TRUE(ours.ok() && theirs.ok());
+  // Every weight tensor, ffn_down_t included: same dtype, shape and bytes.
+  EXPECT_EQ((*theirs)->tensors().size() + 1, (*ours)->tensors().size());  // + the planted p
+  for (const TensorInfo& t : (*theirs)->tensors()) {
+    SCOPED_TRACE(t.name);
+    const TensorInfo* mine = (*ours)->Find(t.name);
+    ASSERT_NE(mine, nullptr);
+    EXPECT_EQ(t.dtype, mine->dtype);
+    EXPECT_EQ(t.shape, mine->shape);
+    ASSERT_EQ(t.size, mine->size);
+    EXPECT_EQ(std::memcmp((*theirs)->Data(t).data(), (*ours)->Data(*mine).data(), t.size), 0);
+  }
+  // The same hparams, activation and tokenizer.
+  absl::StatusOr<ModelConfig> a = ModelConfig::FromMetadata((*ours)->metadata());
+  absl::StatusOr<ModelConfig> b = ModelConfig::FromMetadata((*theirs)->metadata());
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(std::tie(a->dim, a->n_layers, a->n_heads, a->n_kv_heads, a->head_dim, a->n_ff,
+                     a->vocab_size, a->context_length),
+            std::tie(b->dim, b->n_layers, b->n_heads, b->n_kv_heads, b->head_dim, b->n_ff,
+                     b->vocab_size, b->context_length));
+  EXPECT_FLOAT_EQ(a->rms_eps, b->rms_eps);
+  EXPECT_EQ(a->rope_theta, b->rope_theta);
+  EXPECT_EQ(a->ffn_act, b->ffn_act);
+  absl::StatusOr<Vocabulary> va = Vocabulary::FromMetadata((*ours)->metadata());
+  absl::StatusOr<Vocabulary> vb = Vocabulary::FromMetadata((*theirs)->metadata());
+  ASSERT_TRUE(va.ok() && vb.ok());
+  EXPECT_EQ(va->pieces, vb->pieces);
+  EXPECT_EQ(va->scores, vb->scores);
+  EXPECT_EQ(va->types, vb->types);
+  EXPECT_EQ(std::tie(va->bos_id, va->eos_id, va->unk_id), std::tie(vb->bos_id, vb->eos_id, vb->unk_id));
 }
 
 INSTANTIATE_TEST_SUITE_P(DTypes, SynthModelTest,

@@ -19,6 +19,14 @@ ScratchDir::~ScratchDir() {
   std::filesystem::remove_all(dir_, ignored);
 }
 
+absl::StatusOr<OpenedGguf> OpenGguf(const std::string& path) {
+  absl::StatusOr<std::unique_ptr<MappedFile>> mapping = MappedFile::Open(path);
+  if (!mapping.ok()) return mapping.status();
+  absl::StatusOr<GgufFile> file = GgufFile::Parse((*mapping)->bytes(), path);
+  if (!file.ok()) return file.status();
+  return OpenedGguf{*std::move(mapping), *std::move(file)};
+}
+
 SynthOptions SmallModelOptions(const std::string& shape_text, DType dtype,
                                const std::string& output, const std::string& gguf) {
   SynthOptions options;

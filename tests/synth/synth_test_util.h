@@ -5,6 +5,8 @@
 #include <string>
 
 #include "bench/synth/synth_model.h"
+#include "format/mapped_file.h"
+#include "tools/convert/gguf_file.h"
 
 namespace pinfer::synth::testing {
 
@@ -19,6 +21,13 @@ class ScratchDir {
  private:
   std::filesystem::path dir_;
 };
+
+// A GGUF file parsed by pi-convert's reader, with the mapping its views point into.
+struct OpenedGguf {
+  std::unique_ptr<MappedFile> mapping;
+  GgufFile file;
+};
+absl::StatusOr<OpenedGguf> OpenGguf(const std::string& path);
 
 // Options for a small custom shape (seconds to write and to run), progress off.
 SynthOptions SmallModelOptions(const std::string& shape_text, DType dtype,
