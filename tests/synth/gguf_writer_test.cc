@@ -60,7 +60,8 @@ TEST(GgufWriterTest, WritesMetadataAndAlignedTensorsThatParseBack) {
   EXPECT_EQ(file.GetFloat("x.float").value(), 0.5);
   EXPECT_EQ(file.GetBool("x.bool").value(), true);
   EXPECT_EQ(file.GetStringArray("tokenizer.ggml.tokens").value(), tokens);
-  EXPECT_EQ(file.GetFloatArray("tokenizer.ggml.scores").value(), std::vector<double>({0.0, -1.5, 2.0}));
+  EXPECT_EQ(file.GetFloatArray("tokenizer.ggml.scores").value(),
+            std::vector<double>({0.0, -1.5, 2.0}));
   EXPECT_EQ(file.GetIntArray("tokenizer.ggml.token_type").value(), std::vector<int64_t>({2, 1, 6}));
   EXPECT_EQ(file.metadata().size(), 9u);
   ASSERT_EQ(file.tensors().size(), 2u);

@@ -16,9 +16,9 @@
 #include "runtime/model/model_config.h"
 #include "runtime/model/tensor_names.h"
 #include "runtime/model/vocabulary.h"
+#include "tests/synth/synth_test_util.h"
 #include "tools/convert/converter.h"
 #include "tools/convert/gguf_source.h"
-#include "tests/synth/synth_test_util.h"
 
 namespace pinfer::synth::testing {
 namespace {
@@ -173,7 +173,8 @@ TEST_P(SynthModelTest, PiConvertReimportsTheGgufBitIdentically) {
   EXPECT_EQ(va->pieces, vb->pieces);
   EXPECT_EQ(va->scores, vb->scores);
   EXPECT_EQ(va->types, vb->types);
-  EXPECT_EQ(std::tie(va->bos_id, va->eos_id, va->unk_id), std::tie(vb->bos_id, vb->eos_id, vb->unk_id));
+  EXPECT_EQ(std::tie(va->bos_id, va->eos_id, va->unk_id),
+            std::tie(vb->bos_id, vb->eos_id, vb->unk_id));
 }
 
 INSTANTIATE_TEST_SUITE_P(DTypes, SynthModelTest,
