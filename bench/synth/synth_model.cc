@@ -251,6 +251,12 @@ GgufMetadata GgufMetadataFor(const SynthOptions& options, const Layout& layout) 
   return m;
 }
 
+uint64_t TensorDataBytes(const std::vector<TensorSpec>& tensors) {
+  uint64_t total = 0;
+  for (const TensorSpec& t : tensors) total += TensorBytes(t.dtype, t.shape).value_or(0);
+  return total;
+}
+
 // Fails when the outputs cannot fit in the free space of their file systems.
 absl::Status CheckFreeSpace(const std::vector<std::pair<std::string, uint64_t>>& outputs) {
   struct Need {
@@ -503,6 +509,15 @@ absl::StatusOr<SynthReport> WriteSyntheticModel(const SynthOptions& options) {
   metadata.SetString(keys::kProvenanceToolVersion, PINFER_VERSION);
   metadata.SetString(keys::kProvenanceArguments, options.command_line);
 
+  // Disk space first, from the tensor bytes (headers and padding are comparatively nothing), so
+  // that a model that cannot fit fails before any file is created.
+  std::vector<std::pair<std::string, uint64_t>> sizes = {
+      {options.output_path, TensorDataBytes(layout.pi_tensors)}};
+  if (!options.gguf_path.empty()) {
+    sizes.emplace_back(options.gguf_path, TensorDataBytes(layout.gguf_tensors));
+  }
+  if (absl::Status s = CheckFreeSpace(sizes); !s.ok()) return s;
+
   absl::StatusOr<std::unique_ptr<PiWriter>> pi = PiWriter::Create(
       options.output_path, ArtifactKind::kModel, std::move(metadata), layout.pi_tensors);
   if (!pi.ok()) return pi.status();
@@ -513,10 +528,6 @@ absl::StatusOr<SynthReport> WriteSyntheticModel(const SynthOptions& options) {
     if (!writer.ok()) return writer.status();
     gguf = *std::move(writer);
   }
-  std::vector<std::pair<std::string, uint64_t>> sizes = {
-      {options.output_path, (*pi)->total_bytes()}};
-  if (gguf) sizes.emplace_back(options.gguf_path, gguf->total_bytes());
-  if (absl::Status s = CheckFreeSpace(sizes); !s.ok()) return s;
 
   const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
   ProgressBar::SetEnabled(options.progress);

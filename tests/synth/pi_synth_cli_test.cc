@@ -95,6 +95,10 @@ TEST(PiSynthCliTest, BadFlagsGetOneClearLineAndLeaveNoFile) {
       {{"--shape", shape, "-o", out, "--gguf", scratch.Path("none/m.gguf")}, "none/m.gguf"},
       {{"--shape", shape, "-o", out, "--tokenizer", scratch.Path("tok.bin")},
        "tok.bin: no such file"},
+      // Hundreds of TiB: refused before any byte is written.
+      {{"--shape", "custom:d=65536,ff=1048576,layers=1024,heads=512", "-o", out, "--gguf",
+        scratch.Path("m.gguf")},
+       "not enough free space: the output needs"},
   };
   for (const auto& [args, message] : cases) {
     SCOPED_TRACE(message);
