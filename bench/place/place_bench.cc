@@ -28,8 +28,8 @@ absl::Status PrintRow(const std::string& name, const std::string& dtype, const s
   if (!r.ok()) return r.status();
   int64_t groups = 0;
   for (const LayerGroups& g : r->groups) groups += g.groups();
-  const PlacementFigures naive = Evaluate(
-      problem, ToNeurons(r->groups, GreedyPlacement(problem, r->groups, /*naive=*/true)));
+  const PlacementFigures naive =
+      Evaluate(problem, ToNeurons(r->groups, GreedyPlacement(problem, r->groups, /*naive=*/true)));
   std::printf(
       "%-16s %-5s %6s %10s %6lld %6lld %7.3f %6.3f %-14s %6.3f %7.2f %7.2f %7.2f %8.2f %8.2f "
       "%8.2f\n",
@@ -64,7 +64,8 @@ int Main(int argc, char** argv) {
   app.add_option("--group", group, "neurons per group")->capture_default_str();
   app.add_option("--ctx", context, "context length")->capture_default_str();
   app.add_option("--batch", batch, "workspace batch")->capture_default_str();
-  app.add_option("--time-limit", solve.mip.time_limit_s, "CBC time limit (s)")->capture_default_str();
+  app.add_option("--time-limit", solve.mip.time_limit_s, "CBC time limit (s)")
+      ->capture_default_str();
   app.add_option("--gap", solve.mip.relative_gap, "CBC relative gap")->capture_default_str();
   app.add_option("--cbc-log", solve.mip.log_level, "CBC log level (0: silent)");
   app.add_option("--model", model_path, "a real model.pi instead of the synthetic shapes");
@@ -83,9 +84,9 @@ int Main(int argc, char** argv) {
               objective_name.c_str(), static_cast<long long>(group),
               static_cast<long long>(context), gpu.c_str(), solve.mip.time_limit_s,
               solve.mip.relative_gap);
-  std::printf("%-16s %-5s %6s %10s %6s %6s %7s %6s %-14s %6s %7s %7s %7s %8s %8s %8s\n",
-              "shape", "dtype", "budget", "everything", "groups", "cols", "solve_s", "cpu_s",
-              "status", "gap%", "cov%", "greedy%", "naive%", "lat_ms", "greedy", "naive");
+  std::printf("%-16s %-5s %6s %10s %6s %6s %7s %6s %-14s %6s %7s %7s %7s %8s %8s %8s\n", "shape",
+              "dtype", "budget", "everything", "groups", "cols", "solve_s", "cpu_s", "status",
+              "gap%", "cov%", "greedy%", "naive%", "lat_ms", "greedy", "naive");
   std::vector<std::string> budget_list = absl::StrSplit(budgets, ',');
 
   if (!model_path.empty()) {
@@ -134,8 +135,8 @@ int Main(int argc, char** argv) {
         options.hardware = *hardware;
         absl::StatusOr<PlacementProblem> problem = SyntheticProblem(*config, options);
         if (!problem.ok()) return ReportError(kProgram, problem.status());
-        if (absl::Status s = PrintRow(std::string(shape_name), std::string(dtype_name),
-                                      budget_text, *problem, solve);
+        if (absl::Status s = PrintRow(std::string(shape_name), std::string(dtype_name), budget_text,
+                                      *problem, solve);
             !s.ok()) {
           return ReportError(kProgram, s);
         }

@@ -39,9 +39,12 @@ struct BytesKey {
   uint64_t PlanBytes::*field;
 };
 constexpr BytesKey kBytesKeys[] = {
-    {"plan.bytes.workspace", &PlanBytes::workspace}, {"plan.bytes.norms", &PlanBytes::norms},
-    {"plan.bytes.attention", &PlanBytes::attention}, {"plan.bytes.kv", &PlanBytes::kv},
-    {"plan.bytes.ffn", &PlanBytes::ffn},             {"plan.bytes.predictor", &PlanBytes::predictor},
+    {"plan.bytes.workspace", &PlanBytes::workspace},
+    {"plan.bytes.norms", &PlanBytes::norms},
+    {"plan.bytes.attention", &PlanBytes::attention},
+    {"plan.bytes.kv", &PlanBytes::kv},
+    {"plan.bytes.ffn", &PlanBytes::ffn},
+    {"plan.bytes.predictor", &PlanBytes::predictor},
     {"plan.bytes.output", &PlanBytes::output},
 };
 constexpr char kBytesTotal[] = "plan.bytes.total";
@@ -78,7 +81,8 @@ int64_t PlacementPlan::GpuNeuronCount() const {
 }
 
 absl::Status PlacementPlan::Validate() const {
-  if (n_layers <= 0 || n_ff <= 0) return absl::InvalidArgumentError("plan has no layers or neurons");
+  if (n_layers <= 0 || n_ff <= 0)
+    return absl::InvalidArgumentError("plan has no layers or neurons");
   const size_t L = static_cast<size_t>(n_layers);
   if (attention_on_gpu.size() != L || predictor_on_gpu.size() != L ||
       min_share_neurons.size() != L || ffn_gpu_coverage.size() != L ||
@@ -94,9 +98,8 @@ absl::Status PlacementPlan::Validate() const {
     return absl::InvalidArgumentError("plan group size, context or batch is out of range");
   }
   if (bytes.total() > budget_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("plan uses ", bytes.total(),
-                                                   " GPU bytes, more than its budget of ",
-                                                   budget_bytes));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "plan uses ", bytes.total(), " GPU bytes, more than its budget of ", budget_bytes));
   }
   for (size_t l = 0; l < L; ++l) {
     const std::vector<int32_t>& neurons = ffn_gpu_neurons[l];
@@ -110,9 +113,9 @@ absl::Status PlacementPlan::Validate() const {
       }
     }
     if (!neurons.empty() && static_cast<int64_t>(neurons.size()) < min_share_neurons[l]) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("layer ", l, " has ", neurons.size(),
-                       " GPU neurons, below its minimum share of ", min_share_neurons[l]));
+      return absl::InvalidArgumentError(absl::StrCat("layer ", l, " has ", neurons.size(),
+                                                     " GPU neurons, below its minimum share of ",
+                                                     min_share_neurons[l]));
     }
     if ((predictor_on_gpu[l] != 0) != !neurons.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -160,8 +163,8 @@ absl::Status PlacementPlan::Write(const std::string& path, const Metadata& extra
   };
   for (int64_t l = 0; l < n_layers; ++l) {
     const std::vector<int32_t>& neurons = ffn_gpu_neurons[static_cast<size_t>(l)];
-    tensors.push_back(MakeTensor(NeuronTensorName(l), {neurons.size()},
-                                 std::span<const int32_t>(neurons)));
+    tensors.push_back(
+        MakeTensor(NeuronTensorName(l), {neurons.size()}, std::span<const int32_t>(neurons)));
   }
   return WritePiFile(path, ArtifactKind::kPlan, std::move(m), tensors);
 }
@@ -177,9 +180,9 @@ absl::StatusOr<PlacementPlan> PlacementPlan::Read(
   if (!digest.ok()) return digest.status();
   p.model_digest = *digest;
   if (expected_model_digest && *expected_model_digest != p.model_digest) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path, ": was made for another model (model digest ", p.model_digest, ", this model is ",
-        *expected_model_digest, ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": was made for another model (model digest ", p.model_digest,
+                     ", this model is ", *expected_model_digest, ")"));
   }
   auto get_int = [&](const char* key, int64_t& out) -> absl::Status {
     absl::StatusOr<int64_t> v = file.GetInt(key);
@@ -200,15 +203,14 @@ absl::StatusOr<PlacementPlan> PlacementPlan::Read(
     return absl::OkStatus();
   };
   int64_t budget = 0;
-  for (absl::Status s : {get_int(kLayers, p.n_layers), get_int(kNff, p.n_ff),
-                         get_int(kBudget, budget), get_int(kContext, p.context),
-                         get_int(kBatch, p.batch), get_int(kGroup, p.group_size),
-                         get_string(kObjective, p.objective), get_string(kHardware, p.hardware),
-                         get_string(kKvDtype, p.kv_dtype), get_string(kSolver, p.solver),
-                         get_float(kCoverage, p.expected_coverage),
-                         get_float(kLatency, p.expected_latency_ms),
-                         get_float(kGpuMs, p.expected_gpu_ms), get_float(kCpuMs, p.expected_cpu_ms),
-                         get_float(kSyncMs, p.expected_sync_ms)}) {
+  for (absl::Status s :
+       {get_int(kLayers, p.n_layers), get_int(kNff, p.n_ff), get_int(kBudget, budget),
+        get_int(kContext, p.context), get_int(kBatch, p.batch), get_int(kGroup, p.group_size),
+        get_string(kObjective, p.objective), get_string(kHardware, p.hardware),
+        get_string(kKvDtype, p.kv_dtype), get_string(kSolver, p.solver),
+        get_float(kCoverage, p.expected_coverage), get_float(kLatency, p.expected_latency_ms),
+        get_float(kGpuMs, p.expected_gpu_ms), get_float(kCpuMs, p.expected_cpu_ms),
+        get_float(kSyncMs, p.expected_sync_ms)}) {
     if (!s.ok()) return s;
   }
   if (budget < 0 || p.n_layers <= 0 || p.n_layers > (1 << 20) || p.n_ff <= 0 ||

@@ -89,10 +89,10 @@ struct PlacementPlan {
   double expected_gpu_ms = 0;
   double expected_cpu_ms = 0;
   double expected_sync_ms = 0;
-  std::vector<uint8_t> attention_on_gpu;            // [n_layers]
-  std::vector<uint8_t> predictor_on_gpu;            // [n_layers]
-  std::vector<int32_t> min_share_neurons;           // [n_layers]
-  std::vector<float> ffn_gpu_coverage;              // [n_layers]
+  std::vector<uint8_t> attention_on_gpu;              // [n_layers]
+  std::vector<uint8_t> predictor_on_gpu;              // [n_layers]
+  std::vector<int32_t> min_share_neurons;             // [n_layers]
+  std::vector<float> ffn_gpu_coverage;                // [n_layers]
   std::vector<std::vector<int32_t>> ffn_gpu_neurons;  // [n_layers][count]
 
   static std::string NeuronTensorName(int64_t layer);

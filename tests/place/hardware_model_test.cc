@@ -11,9 +11,7 @@ namespace {
 
 using testing_support::TempPath;
 
-void WriteText(const std::string& path, const std::string& text) {
-  std::ofstream(path) << text;
-}
+void WriteText(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
 TEST(HardwareModelTest, PresetsUseTheDataSheetFigures) {
   absl::StatusOr<HardwareModel> h100 = GpuPreset("h100");

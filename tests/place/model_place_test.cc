@@ -11,8 +11,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "gtest/gtest.h"
 #include "format/pi_writer.h"
+#include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "runtime/model/placement_plan.h"
 #include "tests/place/test_models.h"
@@ -57,8 +57,7 @@ struct CliRun {
 
 CliRun PiPlace(const std::string& args) {
   const std::string out = TempPath("stdout.txt"), err = TempPath("stderr.txt");
-  const std::string command =
-      absl::StrCat(PI_PLACE_BINARY, " ", args, " >", out, " 2>", err);
+  const std::string command = absl::StrCat(PI_PLACE_BINARY, " ", args, " >", out, " 2>", err);
   CliRun run;
   const int status = std::system(command.c_str());
   run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -120,8 +119,8 @@ TEST(ModelPlaceTest, CliWritesAPlanThatMatchesItsReport) {
   const std::string plan_path = TempPath("relu.plan.pi");
   std::unique_ptr<PiFile> model = OpenModel(ReluLlamaModel());
   // Room for the minimum, two layers' FFN and some attention, not everything.
-  const CliRun run = PiPlace(absl::StrCat("-m ", ReluLlamaModel(),
-                                       " --vram 150K --batch 1 --json -q -o ", plan_path));
+  const CliRun run = PiPlace(
+      absl::StrCat("-m ", ReluLlamaModel(), " --vram 150K --batch 1 --json -q -o ", plan_path));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(run.err, "");
   const nlohmann::json report = nlohmann::json::parse(run.out);
@@ -142,8 +141,7 @@ TEST(ModelPlaceTest, CliWritesAPlanThatMatchesItsReport) {
   const ActivationProfile& profile = ReluProfile();
   double gpu = 0, all = 0;
   for (int64_t l = 0; l < 4; ++l) {
-    EXPECT_EQ(plan->ffn_gpu_neurons[l].size(),
-              report["layers"][l]["gpu_neurons"].get<size_t>());
+    EXPECT_EQ(plan->ffn_gpu_neurons[l].size(), report["layers"][l]["gpu_neurons"].get<size_t>());
     for (int32_t i : plan->ffn_gpu_neurons[l]) gpu += profile.fire_count[l * 192 + i];
     for (int64_t i = 0; i < 192; ++i) all += profile.fire_count[l * 192 + i];
     // The default hardware makes a split of this tiny layer cost more than it saves: whole
@@ -163,9 +161,9 @@ TEST(ModelPlaceTest, CliHumanTableAndLatencyObjective) {
   const std::string hw = TempPath("cheap_sync.json");
   std::ofstream(hw) << R"({"gpu": {"name": "h100"}, "link": {"latency_us": 0, "sync_us": 0}})";
   const CliRun run = PiPlace(absl::StrCat("-m ", ReluLlamaModel(),
-                                       " --vram 120K --batch 1 --group 16 --objective latency "
-                                       "--hardware ",
-                                       hw, " -o ", TempPath("latency.plan.pi")));
+                                          " --vram 120K --batch 1 --group 16 --objective latency "
+                                          "--hardware ",
+                                          hw, " -o ", TempPath("latency.plan.pi")));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_NE(run.out.find("greedy baseline"), std::string::npos) << run.out;
   EXPECT_NE(run.out.find("est. latency / token"), std::string::npos);
@@ -177,7 +175,8 @@ TEST(ModelPlaceTest, CliHumanTableAndLatencyObjective) {
   EXPECT_GT(plan->expected_latency_ms, 0);
   // With free synchronisation, groups of 16 may split a layer.
   int64_t smallest_share = 192;
-  for (int32_t share : plan->min_share_neurons) smallest_share = std::min<int64_t>(smallest_share, share);
+  for (int32_t share : plan->min_share_neurons)
+    smallest_share = std::min<int64_t>(smallest_share, share);
   EXPECT_LT(smallest_share, 192);
 }
 
@@ -186,7 +185,7 @@ TEST(ModelPlaceTest, CliMoreVramNeverLowersCoverage) {
   double last = -1;
   for (const char* vram : {"12K", "60K", "100K", "150K", "200K", "250K", "300K", "400K"}) {
     const CliRun run = PiPlace(absl::StrCat("-m ", ReluLlamaModel(), " --vram ", vram,
-                                         " --batch 1 --json -q -o ", TempPath("mono.plan.pi")));
+                                            " --batch 1 --json -q -o ", TempPath("mono.plan.pi")));
     ASSERT_EQ(run.exit_code, 0) << vram << ": " << run.err;
     const double coverage = nlohmann::json::parse(run.out)["placement"]["coverage"].get<double>();
     EXPECT_GE(coverage, last) << vram;
@@ -222,8 +221,8 @@ TEST(ModelPlaceTest, CliBudgetBelowTheMinimumNamesIt) {
   ReluProfile();
   const std::string plan_path = TempPath("small.plan.pi");
   std::filesystem::remove(plan_path);
-  const CliRun run = PiPlace(absl::StrCat("-m ", ReluLlamaModel(), " --vram 4K --batch 1 -o ",
-                                       plan_path));
+  const CliRun run =
+      PiPlace(absl::StrCat("-m ", ReluLlamaModel(), " --vram 4K --batch 1 -o ", plan_path));
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_EQ(run.out, "");
   EXPECT_EQ(run.err.rfind("pi-place: error: ", 0), 0u) << run.err;
@@ -243,7 +242,7 @@ TEST(ModelPlaceTest, CliRejectsAProfileOfAnotherModel) {
   const std::string profile = TempPath("stories.profile.pi");
   ASSERT_TRUE(run->profile.Write(profile).ok());
   const CliRun cli = PiPlace(absl::StrCat("-m ", ReluLlamaModel(), " --profile ", profile,
-                                       " --vram 1M -o ", TempPath("x.plan.pi")));
+                                          " --vram 1M -o ", TempPath("x.plan.pi")));
   EXPECT_EQ(cli.exit_code, 1);
   EXPECT_NE(cli.err.find("was made for another model"), std::string::npos) << cli.err;
   EXPECT_NE(cli.err.find(profile), std::string::npos) << cli.err;

@@ -23,8 +23,13 @@ PlacementPlan Sample() {
   p.hardware = "h100";
   p.solver = "cbc optimal";
   p.gpu_tensors = {"blk.0.attn_norm", "blk.0.attn_q", "output"};
-  p.bytes = {.workspace = 100, .norms = 20, .attention = 300, .kv = 40, .ffn = 500,
-             .predictor = 60, .output = 70};
+  p.bytes = {.workspace = 100,
+             .norms = 20,
+             .attention = 300,
+             .kv = 40,
+             .ffn = 500,
+             .predictor = 60,
+             .output = 70};
   p.expected_coverage = 0.75;
   p.expected_latency_ms = 1.5;
   p.expected_gpu_ms = 0.5;
@@ -84,9 +89,18 @@ TEST(PlacementPlanTest, ValidationNamesTheProblemAndWritesNothing) {
     void (*mutate)(PlacementPlan&);
   };
   const Case cases[] = {
-      {"not sorted", [](PlacementPlan& p) { p.ffn_gpu_neurons[0] = {3, 0, 5, 7}; }},
-      {"inside [0, 8)", [](PlacementPlan& p) { p.ffn_gpu_neurons[2] = {1, 2, 4, 8}; }},
-      {"below its minimum share", [](PlacementPlan& p) { p.ffn_gpu_neurons[2] = {1, 2}; }},
+      {"not sorted",
+       [](PlacementPlan& p) {
+         p.ffn_gpu_neurons[0] = {3, 0, 5, 7};
+       }},
+      {"inside [0, 8)",
+       [](PlacementPlan& p) {
+         p.ffn_gpu_neurons[2] = {1, 2, 4, 8};
+       }},
+      {"below its minimum share",
+       [](PlacementPlan& p) {
+         p.ffn_gpu_neurons[2] = {1, 2};
+       }},
       {"predictor must be on the GPU", [](PlacementPlan& p) { p.predictor_on_gpu[1] = 1; }},
       {"more than its budget", [](PlacementPlan& p) { p.budget_bytes = 100; }},
       {"do not match n_layers", [](PlacementPlan& p) { p.attention_on_gpu.pop_back(); }},

@@ -1,7 +1,7 @@
 // The placement solver against exhaustive search on small instances, and its invariants.
 #include <algorithm>
-#include <functional>
 #include <cmath>
+#include <functional>
 #include <random>
 
 #include "gtest/gtest.h"
@@ -75,7 +75,8 @@ BruteForce Exhaustive(const PlacementProblem& p) {
         if (!CheckFeasible(p, groups, n).ok()) continue;
         ++result.feasible;
         const PlacementFigures f = Evaluate(p, n);
-        result.best = latency ? std::min(result.best, f.latency_s) : std::max(result.best, f.coverage);
+        result.best =
+            latency ? std::min(result.best, f.latency_s) : std::max(result.best, f.coverage);
       }
       return;
     }
@@ -122,7 +123,9 @@ void ExpectMatchesBruteForce(Objective objective, uint64_t seed, int instances) 
   EXPECT_GT(short_groups, 0);
 }
 
-TEST(SolverTest, CoverageMatchesBruteForce) { ExpectMatchesBruteForce(Objective::kCoverage, 1, 40); }
+TEST(SolverTest, CoverageMatchesBruteForce) {
+  ExpectMatchesBruteForce(Objective::kCoverage, 1, 40);
+}
 
 TEST(SolverTest, LatencyMatchesBruteForce) { ExpectMatchesBruteForce(Objective::kLatency, 2, 40); }
 

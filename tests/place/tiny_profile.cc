@@ -21,9 +21,7 @@ namespace ref = cpu::reference;
 struct Matrix {
   int64_t rows = 0, cols = 0;
   std::vector<float> data;
-  cpu::MatrixView View() const {
-    return cpu::MakeMatrixView(DType::kF32, rows, cols, data.data());
-  }
+  cpu::MatrixView View() const { return cpu::MakeMatrixView(DType::kF32, rows, cols, data.data()); }
 };
 
 absl::StatusOr<Matrix> Load(const PiFile& file, const std::string& name) {
@@ -58,12 +56,15 @@ absl::StatusOr<TinyRun> ProfileBySelfGeneration(const PiFile& model, int sequenc
   std::vector<Layer> layers(static_cast<size_t>(c.n_layers));
   for (int l = 0; l < c.n_layers; ++l) {
     Layer& L = layers[static_cast<size_t>(l)];
-    const std::pair<Matrix*, std::string> parts[] = {
-        {&L.attn_norm, tensor_names::AttnNorm(l)}, {&L.q, tensor_names::AttnQ(l)},
-        {&L.k, tensor_names::AttnK(l)},            {&L.v, tensor_names::AttnV(l)},
-        {&L.o, tensor_names::AttnOutput(l)},       {&L.ffn_norm, tensor_names::FfnNorm(l)},
-        {&L.gate, tensor_names::FfnGate(l)},       {&L.up, tensor_names::FfnUp(l)},
-        {&L.down_t, tensor_names::FfnDownT(l)}};
+    const std::pair<Matrix*, std::string> parts[] = {{&L.attn_norm, tensor_names::AttnNorm(l)},
+                                                     {&L.q, tensor_names::AttnQ(l)},
+                                                     {&L.k, tensor_names::AttnK(l)},
+                                                     {&L.v, tensor_names::AttnV(l)},
+                                                     {&L.o, tensor_names::AttnOutput(l)},
+                                                     {&L.ffn_norm, tensor_names::FfnNorm(l)},
+                                                     {&L.gate, tensor_names::FfnGate(l)},
+                                                     {&L.up, tensor_names::FfnUp(l)},
+                                                     {&L.down_t, tensor_names::FfnDownT(l)}};
     for (const auto& [matrix, name] : parts) {
       absl::StatusOr<Matrix> m = Load(model, name);
       if (!m.ok()) return m.status();
@@ -74,9 +75,8 @@ absl::StatusOr<TinyRun> ProfileBySelfGeneration(const PiFile& model, int sequenc
   if (!embedding.ok()) return embedding.status();
   absl::StatusOr<Matrix> output_norm = Load(model, tensor_names::kOutputNorm);
   if (!output_norm.ok()) return output_norm.status();
-  absl::StatusOr<Matrix> output = model.Find(tensor_names::kOutput)
-                                      ? Load(model, tensor_names::kOutput)
-                                      : embedding;
+  absl::StatusOr<Matrix> output =
+      model.Find(tensor_names::kOutput) ? Load(model, tensor_names::kOutput) : embedding;
   if (!output.ok()) return output.status();
 
   TinyRun run;
@@ -130,7 +130,10 @@ absl::StatusOr<TinyRun> ProfileBySelfGeneration(const PiFile& model, int sequenc
         for (int64_t i = 0; i < ff; ++i) {
           a[i] = c.ffn_act.Combine(g[i], u[i]);
           const size_t cell = l * static_cast<size_t>(ff) + static_cast<size_t>(i);
-          if (a[i] != 0.0f) ++p.fire_count[cell]; else ++zeros;
+          if (a[i] != 0.0f)
+            ++p.fire_count[cell];
+          else
+            ++zeros;
           abs_sum[cell] += std::fabs(a[i]);
         }
         activations += ff;
@@ -140,7 +143,8 @@ absl::StatusOr<TinyRun> ProfileBySelfGeneration(const PiFile& model, int sequenc
       ref::RmsNorm(x.data(), output_norm->data.data(), d, static_cast<float>(c.rms_eps), h.data());
       ref::MatVec(output->View(), h.data(), logits.data());
       if (temperature <= 0) {
-        token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        token =
+            static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
       } else {
         for (float& l : logits) l = static_cast<float>(l / temperature);
         ref::Softmax(logits.data(), c.vocab_size);

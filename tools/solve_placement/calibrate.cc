@@ -37,7 +37,8 @@ uint64_t SumRows(const uint8_t* data, size_t row_bytes, const std::vector<int64_
 
 absl::StatusOr<CpuMeasurement> MeasureCpu(const CalibrateOptions& options) {
   if (options.threads > 0) cpu::SetThreads(options.threads);
-  absl::StatusOr<uint64_t> row = RowBytes(DType::kQ4_0, static_cast<uint64_t>(options.row_elements));
+  absl::StatusOr<uint64_t> row =
+      RowBytes(DType::kQ4_0, static_cast<uint64_t>(options.row_elements));
   if (!row.ok()) return row.status();
   // Rows of whole 64-bit words keep SumRows simple; round the q4_0 row up.
   const size_t row_bytes = (*row + 7) / 8 * 8;
@@ -69,9 +70,8 @@ absl::StatusOr<CpuMeasurement> MeasureCpu(const CalibrateOptions& options) {
     m.read_bandwidth = std::max(m.read_bandwidth, static_cast<double>(buffer.size()) / Seconds(t0));
     t0 = std::chrono::steady_clock::now();
     sink = sink + SumRows(buffer.data(), row_bytes, some_rows);
-    m.scattered_bandwidth =
-        std::max(m.scattered_bandwidth,
-                 static_cast<double>(some_rows.size() * row_bytes) / Seconds(t0));
+    m.scattered_bandwidth = std::max(
+        m.scattered_bandwidth, static_cast<double>(some_rows.size() * row_bytes) / Seconds(t0));
   }
 
   // MatVec over a q4_0 matrix of at most 64 MiB (real blocks: random values quantized).
@@ -90,7 +90,8 @@ absl::StatusOr<CpuMeasurement> MeasureCpu(const CalibrateOptions& options) {
   for (int i = 0; i < options.repeats; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     cpu::MatVec(view, values.data(), y.data());
-    m.matvec_bandwidth = std::max(m.matvec_bandwidth, static_cast<double>(matrix.size()) / Seconds(t0));
+    m.matvec_bandwidth =
+        std::max(m.matvec_bandwidth, static_cast<double>(matrix.size()) / Seconds(t0));
   }
   if (!(m.read_bandwidth > 0 && m.scattered_bandwidth > 0 && m.matvec_bandwidth > 0)) {
     return absl::InternalError("a calibration measurement took no time");

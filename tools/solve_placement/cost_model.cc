@@ -24,8 +24,7 @@ PlacementFigures Evaluate(const PlacementProblem& problem, const NeuronPlacement
     gpu_mass += layer_hot_mass;
     f.layer_coverage.push_back(layer_mass > 0 ? layer_hot_mass / layer_mass : 0.0);
 
-    const double attention_read =
-        static_cast<double>(layer.attention_bytes + layer.kv_read_bytes);
+    const double attention_read = static_cast<double>(layer.attention_bytes + layer.kv_read_bytes);
     if (attention_gpu) {
       f.bytes.attention += layer.attention_bytes;
       f.bytes.kv += layer.kv_bytes;
@@ -107,9 +106,8 @@ absl::Status CheckFeasible(const PlacementProblem& problem, const std::vector<La
   }
   if (placement.output_on_gpu) bytes += problem.output_bytes;
   if (bytes > problem.budget_bytes) {
-    return absl::InternalError(absl::StrCat("placement check: ", bytes,
-                                            " GPU bytes exceed the budget of ",
-                                            problem.budget_bytes));
+    return absl::InternalError(absl::StrCat(
+        "placement check: ", bytes, " GPU bytes exceed the budget of ", problem.budget_bytes));
   }
   return absl::OkStatus();
 }

@@ -4,8 +4,9 @@
 // written and the brute-force tests compare against the same figures.
 //
 // Per-token time model (decode, batch 1; all reads are bytes / bandwidth):
-//   attention of layer l   GPU: (attn + kv_read) / gpu_bw + overhead      CPU: (attn + kv_read) / cpu_bw
-//   FFN of layer l         GPU part: predictor / gpu_bw + overhead + hot_neurons * neuron_bytes / gpu_bw
+//   attention of layer l   GPU: (attn + kv_read) / gpu_bw + overhead      CPU: (attn + kv_read) /
+//   cpu_bw FFN of layer l         GPU part: predictor / gpu_bw + overhead + hot_neurons *
+//   neuron_bytes / gpu_bw
 //                          (an upper bound: every GPU row is counted as read, although the runtime
 //                          skips predicted-inactive ones; it keeps the model linear in the count)
 //                          CPU part: cold_mass * neuron_bytes / cpu_sparse_bw
@@ -29,11 +30,11 @@ namespace pinfer {
 
 struct PlacementFigures {
   PlanBytes bytes;
-  double coverage = 0;    // GPU-served share of all FFN activations (profile-weighted)
-  double latency_s = 0;   // estimated decode time per token
-  double gpu_s = 0;       // GPU busy time per token
-  double cpu_s = 0;       // CPU busy time per token
-  double sync_s = 0;      // synchronisation time per token
+  double coverage = 0;       // GPU-served share of all FFN activations (profile-weighted)
+  double latency_s = 0;      // estimated decode time per token
+  double gpu_s = 0;          // GPU busy time per token
+  double cpu_s = 0;          // CPU busy time per token
+  double sync_s = 0;         // synchronisation time per token
   int64_t split_layers = 0;  // layers with work on both devices
   std::vector<double> layer_coverage;
 };

@@ -21,7 +21,8 @@ struct Unit {
 double MassValue(const PlacementProblem& problem, size_t layer, double mass, bool opening) {
   if (problem.objective == Objective::kCoverage) return mass;
   const LayerProblem& l = problem.layers[layer];
-  double seconds = mass * static_cast<double>(l.neuron_bytes) / problem.hardware.cpu_sparse_bandwidth;
+  double seconds =
+      mass * static_cast<double>(l.neuron_bytes) / problem.hardware.cpu_sparse_bandwidth;
   if (opening) seconds += static_cast<double>(l.predictor_bytes) / problem.hardware.cpu_bandwidth;
   return seconds;
 }

@@ -3,9 +3,9 @@
 //
 // Greedy: every unit has a value and a byte cost. Units are a layer's first FFN share (the prefix
 // of at least its minimum share of groups that, with the layer's predictor, has the most mass per
-// byte), then its next groups one at a time; for the latency objective also each layer's attention + KV
-// cache and the classifier. Value: coverage - the unit's activation mass; latency - the CPU time
-// it takes off the critical path. The unit with the most value per byte is taken while it fits
+// byte), then its next groups one at a time; for the latency objective also each layer's attention
+// + KV cache and the classifier. Value: coverage - the unit's activation mass; latency - the CPU
+// time it takes off the critical path. The unit with the most value per byte is taken while it fits
 // (a layer whose next unit does not fit stops growing). This is PowerInfer-style "hottest
 // neurons per byte first", made to respect the constraints.
 #pragma once

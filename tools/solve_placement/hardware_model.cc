@@ -37,9 +37,8 @@ absl::Status ReadNumber(const json& object, const char* key, double scale, const
   const bool ok = v.is_number() && std::isfinite(v.get<double>()) &&
                   (zero_allowed ? v.get<double>() >= 0 : v.get<double>() > 0);
   if (!ok) {
-    return absl::InvalidArgumentError(absl::StrCat(where, ".", key, " must be a ",
-                                                   zero_allowed ? "non-negative" : "positive",
-                                                   " number"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ".", key, " must be a ", zero_allowed ? "non-negative" : "positive", " number"));
   }
   out = v.get<double>() * scale;
   return absl::OkStatus();
@@ -47,21 +46,23 @@ absl::Status ReadNumber(const json& object, const char* key, double scale, const
 
 absl::Status CheckKeys(const json& object, std::initializer_list<const char*> allowed,
                        const std::string& where) {
-  if (!object.is_object()) return absl::InvalidArgumentError(absl::StrCat(where, " must be an object"));
+  if (!object.is_object())
+    return absl::InvalidArgumentError(absl::StrCat(where, " must be an object"));
   for (auto it = object.begin(); it != object.end(); ++it) {
     bool known = false;
     for (const char* k : allowed) known = known || it.key() == k;
     if (!known) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, " has an unknown field '", it.key(), "' (known: ", absl::StrJoin(allowed, ", "),
-          ")"));
+      return absl::InvalidArgumentError(absl::StrCat(where, " has an unknown field '", it.key(),
+                                                     "' (known: ", absl::StrJoin(allowed, ", "),
+                                                     ")"));
     }
   }
   return absl::OkStatus();
 }
 
 absl::Status ParseHardware(const json& root, HardwareModel& hw) {
-  if (absl::Status s = CheckKeys(root, {"name", "gpu", "cpu", "link"}, "the file"); !s.ok()) return s;
+  if (absl::Status s = CheckKeys(root, {"name", "gpu", "cpu", "link"}, "the file"); !s.ok())
+    return s;
   if (root.contains("gpu")) {
     const json& gpu = root.at("gpu");
     if (absl::Status s = CheckKeys(gpu, {"name", "bandwidth_gbps", "layer_overhead_us"}, "gpu");
@@ -69,14 +70,15 @@ absl::Status ParseHardware(const json& root, HardwareModel& hw) {
       return s;
     }
     if (gpu.contains("name")) {
-      if (!gpu.at("name").is_string()) return absl::InvalidArgumentError("gpu.name must be a string");
+      if (!gpu.at("name").is_string())
+        return absl::InvalidArgumentError("gpu.name must be a string");
       absl::StatusOr<HardwareModel> preset = GpuPreset(gpu.at("name").get<std::string>());
       if (!preset.ok()) return preset.status();
       hw = *preset;
     }
-    for (absl::Status s : {ReadNumber(gpu, "bandwidth_gbps", 1e9, "gpu", hw.gpu_bandwidth),
-                           ReadNumber(gpu, "layer_overhead_us", 1e-6, "gpu",
-                                      hw.gpu_layer_overhead_s, true)}) {
+    for (absl::Status s :
+         {ReadNumber(gpu, "bandwidth_gbps", 1e9, "gpu", hw.gpu_bandwidth),
+          ReadNumber(gpu, "layer_overhead_us", 1e-6, "gpu", hw.gpu_layer_overhead_s, true)}) {
       if (!s.ok()) return s;
     }
   }
@@ -158,8 +160,8 @@ absl::StatusOr<HardwareModel> GpuPreset(std::string_view gpu) {
       return hw;
     }
   }
-  return absl::InvalidArgumentError(absl::StrCat("unknown GPU '", Sv(gpu), "' (known: ",
-                                                 absl::StrJoin(GpuPresetNames(), ", "), ")"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown GPU '", Sv(gpu), "' (known: ", absl::StrJoin(GpuPresetNames(), ", "), ")"));
 }
 
 absl::StatusOr<HardwareModel> ReadHardwareFile(const std::string& path) {

@@ -36,14 +36,14 @@ namespace pinfer {
 struct HardwareModel {
   std::string name = "rtx4090";  // recorded in plans
   std::string gpu = "rtx4090";
-  double gpu_bandwidth = 806e9;          // B/s, dense reads
-  double gpu_layer_overhead_s = 20e-6;   // kernel launches of one layer part (attention or FFN)
-  double cpu_bandwidth = 40e9;           // B/s, dense matrix-vector products
-  double cpu_sparse_bandwidth = 20e9;    // B/s of neuron rows read by the sparse FFN
+  double gpu_bandwidth = 806e9;         // B/s, dense reads
+  double gpu_layer_overhead_s = 20e-6;  // kernel launches of one layer part (attention or FFN)
+  double cpu_bandwidth = 40e9;          // B/s, dense matrix-vector products
+  double cpu_sparse_bandwidth = 20e9;   // B/s of neuron rows read by the sparse FFN
   std::string cpu_source = "default (desktop DDR5 assumption)";
-  double link_bandwidth = 25e9;          // B/s host <-> device
-  double link_latency_s = 10e-6;         // one small copy
-  double sync_s = 10e-6;                 // one stream synchronisation / CPU thread wake-up
+  double link_bandwidth = 25e9;   // B/s host <-> device
+  double link_latency_s = 10e-6;  // one small copy
+  double sync_s = 10e-6;          // one stream synchronisation / CPU thread wake-up
 
   // Time of one synchronisation of a layer split across devices: the hidden state (dim f32) goes
   // to the other device and a partial sum comes back, then both sides wait for each other.

@@ -9,9 +9,8 @@ uint64_t KvCacheBytesPerLayer(const ModelConfig& config, int64_t context) {
 }
 
 uint64_t WorkspaceBytes(const ModelConfig& config, int64_t context, int64_t batch) {
-  const uint64_t per_token = static_cast<uint64_t>(4 * config.dim + config.q_dim() +
-                                                   2 * config.kv_dim() + 2 * config.n_ff +
-                                                   config.vocab_size);
+  const uint64_t per_token = static_cast<uint64_t>(
+      4 * config.dim + config.q_dim() + 2 * config.kv_dim() + 2 * config.n_ff + config.vocab_size);
   return 4 * static_cast<uint64_t>(batch) * per_token +
          4 * static_cast<uint64_t>(config.n_heads) * static_cast<uint64_t>(context);
 }

@@ -46,7 +46,9 @@ class LpBuilder {
   }
   int columns() const { return static_cast<int>(cost_.size()); }
   int rows() const { return static_cast<int>(rows_.size()); }
-  int integers() const { return static_cast<int>(std::count(integer_.begin(), integer_.end(), true)); }
+  int integers() const {
+    return static_cast<int>(std::count(integer_.begin(), integer_.end(), true));
+  }
 
   void Load(OsiClpSolverInterface& solver) const {
     CoinPackedMatrix matrix(false, 0, 0);
@@ -77,8 +79,8 @@ struct Formulation {
   std::vector<LayerColumns> layer;
   int output = -1;
   double output_bytes = 0, output_cost = 0;  // of output = 1
-  double capacity = 0;            // MiB for the options and the classifier
-  double objective_constant = 0;  // objective = constant + c'x
+  double capacity = 0;                       // MiB for the options and the classifier
+  double objective_constant = 0;             // objective = constant + c'x
 };
 
 // Every option of layer l with its bytes and cost, by the cost_model.h formulas. For a fixed
@@ -294,7 +296,8 @@ void Shrink(const Formulation& form, Choice& choice) {
       over -= form.output_bytes;
     } else {
       const size_t l = static_cast<size_t>(best_layer);
-      over -= form.layer[l].options[choice.option[l]].bytes - form.layer[l].options[best_option].bytes;
+      over -=
+          form.layer[l].options[choice.option[l]].bytes - form.layer[l].options[best_option].bytes;
       choice.option[l] = best_option;
     }
   }
@@ -362,7 +365,8 @@ std::vector<double> ColumnValues(const std::vector<LayerGroups>& groups, const F
 
 absl::StatusOr<MipResult> SolvePlacementMip(const PlacementProblem& problem,
                                             const std::vector<LayerGroups>& groups,
-                                            const GroupPlacement& start, const MipOptions& options) {
+                                            const GroupPlacement& start,
+                                            const MipOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::clock_t cpu0 = std::clock();
   if (problem.budget_bytes < problem.MinimumBytes()) {
@@ -420,15 +424,15 @@ absl::StatusOr<MipResult> SolvePlacementMip(const PlacementProblem& problem,
     return absl::InternalError("CBC found no feasible placement (not even the greedy one)");
   }
   result.objective = model.getObjValue() + form.objective_constant;
-  result.bound = std::min(model.getBestPossibleObjValue(), model.getObjValue()) +
-                 form.objective_constant;
+  result.bound =
+      std::min(model.getBestPossibleObjValue(), model.getObjValue()) + form.objective_constant;
   if (problem.objective == Objective::kCoverage) {
     // Report coverage as a positive percentage; the bound is then an upper bound.
     result.objective = -result.objective;
     result.bound = -result.bound;
   }
-  result.gap = std::abs(result.objective - result.bound) /
-               std::max(1e-12, std::abs(result.objective));
+  result.gap =
+      std::abs(result.objective - result.bound) / std::max(1e-12, std::abs(result.objective));
   if (model.isProvenOptimal()) {
     result.status = result.gap <= 1e-9 ? "optimal" : "gap limit";
   } else if (model.isSecondsLimitReached()) {
@@ -447,8 +451,7 @@ absl::StatusOr<MipResult> SolvePlacementMip(const PlacementProblem& problem,
     if (c.a >= 0) p.attention_on_gpu[l] = best[c.a] > 0.5 ? 1 : 0;
   }
   if (form.output >= 0) p.output_on_gpu = best[form.output] > 0.5;
-  result.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   result.cpu_seconds = static_cast<double>(std::clock() - cpu0) / CLOCKS_PER_SEC;
   return result;
 }

@@ -40,7 +40,7 @@ struct MipOptions {
   // Stop when (incumbent - bound) / |incumbent| is below this: the cost model's own error is far
   // larger than 0.5%.
   double relative_gap = 5e-3;
-  int log_level = 0;           // CBC's own log on stdout (0: silent)
+  int log_level = 0;  // CBC's own log on stdout (0: silent)
 };
 
 struct MipResult {

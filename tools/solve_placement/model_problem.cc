@@ -60,14 +60,14 @@ absl::StatusOr<ModelProblem> BuildModelProblem(const PiFile& model,
   const ModelConfig& c = out.config;
   out.model_digest = model.ContentDigestHex();
   if (profile.model_digest != out.model_digest) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the profile was made for another model (model digest ", profile.model_digest, ", ",
-        model.path(), " is ", out.model_digest, ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("the profile was made for another model (model digest ", profile.model_digest,
+                     ", ", model.path(), " is ", out.model_digest, ")"));
   }
   if (profile.n_layers != c.n_layers || profile.n_ff != c.n_ff) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the profile has ", profile.n_layers, " layers x ", profile.n_ff, " neurons but ",
-        model.path(), " has ", c.n_layers, " x ", c.n_ff));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the profile has ", profile.n_layers, " layers x ", profile.n_ff,
+                     " neurons but ", model.path(), " has ", c.n_layers, " x ", c.n_ff));
   }
   if (profile.tokens <= 0) {
     return absl::InvalidArgumentError("the profile observed no tokens");
@@ -89,8 +89,8 @@ absl::StatusOr<ModelProblem> BuildModelProblem(const PiFile& model,
     predictor = *std::move(bytes);
     out.predictor_source = options.predictor_path;
   } else {
-    const int64_t rank = options.predictor_rank > 0 ? options.predictor_rank
-                                                    : DefaultPredictorRank(c);
+    const int64_t rank =
+        options.predictor_rank > 0 ? options.predictor_rank : DefaultPredictorRank(c);
     predictor.assign(static_cast<size_t>(c.n_layers), EstimatedPredictorBytesPerLayer(c, rank));
     out.predictor_source = absl::StrCat("estimated (rank ", rank, ", f16)");
   }
@@ -151,7 +151,8 @@ absl::StatusOr<ModelProblem> BuildModelProblem(const PiFile& model,
   const TensorInfo* output = model.Find(tensor_names::kOutput);
   if (output == nullptr) output = model.Find(tensor_names::kTokenEmbedding);
   if (output == nullptr) {
-    return absl::NotFoundError(absl::StrCat(model.path(), ": has neither 'output' nor 'token_embd'"));
+    return absl::NotFoundError(
+        absl::StrCat(model.path(), ": has neither 'output' nor 'token_embd'"));
   }
   out.output_tensor = output->name;
   p.output_bytes = output->size;

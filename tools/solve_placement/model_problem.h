@@ -22,7 +22,7 @@ struct ModelPlacementOptions {
   uint64_t budget_bytes = 0;
   int64_t context = 0;  // 0: min(4096, the model's training context)
   int64_t group_size = 64;
-  int64_t batch = 512;                     // tokens per forward pass the workspace is sized for
+  int64_t batch = 512;                      // tokens per forward pass the workspace is sized for
   std::optional<uint64_t> workspace_bytes;  // overrides memory_accounting.h's estimate
   Objective objective = Objective::kCoverage;
   HardwareModel hardware;

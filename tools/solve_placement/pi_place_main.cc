@@ -60,9 +60,8 @@ int Main(int argc, char** argv) {
       "--hardware hardware.json -o model.plan.pi --json\n"
       "  pi-place --calibrate --gpu h100 -o hardware.json",
       kProgram};
-  std::string model_path, profile_path, predictor_path, vram, output, objective_name = "coverage",
-                                                                     hardware_file,
-                                                                     gpu = "rtx4090", workspace;
+  std::string model_path, profile_path, predictor_path, vram, output,
+      objective_name = "coverage", hardware_file, gpu = "rtx4090", workspace;
   ModelPlacementOptions options;
   SolveOptions solve;
   bool json = false, quiet = false, calibrate = false, greedy_only = false;
@@ -84,8 +83,9 @@ int Main(int argc, char** argv) {
   app.add_option("--objective", objective_name, "coverage or latency")->capture_default_str();
   auto* hardware_option =
       app.add_option("--hardware", hardware_file, "hardware file (JSON, see --calibrate)");
-  app.add_option("--gpu", gpu,
-                 absl::StrCat("GPU preset of the cost model: ", absl::StrJoin(GpuPresetNames(), ", ")))
+  app.add_option(
+         "--gpu", gpu,
+         absl::StrCat("GPU preset of the cost model: ", absl::StrJoin(GpuPresetNames(), ", ")))
       ->capture_default_str()
       ->excludes(hardware_option);
   app.add_option("--time-limit", solve.mip.time_limit_s, "CBC time limit in seconds")
@@ -111,8 +111,8 @@ int Main(int argc, char** argv) {
   if (vram.empty()) return ReportError(kProgram, absl::InvalidArgumentError("--vram is required"));
   absl::StatusOr<uint64_t> budget = ParseByteSize(vram);
   if (!budget.ok()) {
-    return ReportError(kProgram, absl::InvalidArgumentError(
-                                     absl::StrCat("--vram: ", budget.status().message())));
+    return ReportError(
+        kProgram, absl::InvalidArgumentError(absl::StrCat("--vram: ", budget.status().message())));
   }
   options.budget_bytes = *budget;
   if (!workspace.empty()) {
@@ -152,7 +152,8 @@ int Main(int argc, char** argv) {
   absl::StatusOr<ModelProblem> problem = BuildModelProblem(**model, *profile, options);
   if (!problem.ok()) return ReportError(kProgram, problem.status());
   if (absl::Status s = CheckBudget(problem->problem); !s.ok()) {
-    return ReportError(kProgram, absl::Status(s.code(), absl::StrCat(model_path, ": ", s.message())));
+    return ReportError(kProgram,
+                       absl::Status(s.code(), absl::StrCat(model_path, ": ", s.message())));
   }
   if (!quiet) {
     std::fprintf(stderr, "%s: solving %zu layers x %lld neurons in groups of %lld (limit %.0f s)\n",
@@ -162,9 +163,9 @@ int Main(int argc, char** argv) {
   }
   absl::StatusOr<PlacementResult> result = SolvePlacement(problem->problem, solve);
   if (!result.ok()) {
-    return ReportError(kProgram, absl::Status(result.status().code(),
-                                              absl::StrCat(model_path, ": ",
-                                                           result.status().message())));
+    return ReportError(kProgram,
+                       absl::Status(result.status().code(),
+                                    absl::StrCat(model_path, ": ", result.status().message())));
   }
   const PlacementPlan plan = MakePlan(*problem, *result);
   if (output.empty()) output = Beside(model_path, "plan");

@@ -29,19 +29,19 @@ std::string_view ObjectiveName(Objective objective);
 absl::StatusOr<Objective> ParseObjective(std::string_view name);
 
 struct LayerProblem {
-  std::vector<float> frequency;   // [n_ff] firing frequency of each neuron, in [0, 1]
-  uint64_t neuron_bytes = 0;      // gate + up + down_t rows of one neuron
-  uint64_t attention_bytes = 0;   // attn_q, attn_k, attn_v, attn_output
-  uint64_t kv_bytes = 0;          // K and V for `context` positions, f16, on the GPU
-  uint64_t kv_read_bytes = 0;     // KV bytes one decode step reads on average (context / 2)
-  uint64_t predictor_bytes = 0;   // the layer's activation predictor
+  std::vector<float> frequency;  // [n_ff] firing frequency of each neuron, in [0, 1]
+  uint64_t neuron_bytes = 0;     // gate + up + down_t rows of one neuron
+  uint64_t attention_bytes = 0;  // attn_q, attn_k, attn_v, attn_output
+  uint64_t kv_bytes = 0;         // K and V for `context` positions, f16, on the GPU
+  uint64_t kv_read_bytes = 0;    // KV bytes one decode step reads on average (context / 2)
+  uint64_t predictor_bytes = 0;  // the layer's activation predictor
 
   int64_t n_ff() const { return static_cast<int64_t>(frequency.size()); }
 };
 
 struct PlacementProblem {
   std::vector<LayerProblem> layers;
-  int64_t dim = 0;           // hidden size: what a synchronisation exchanges
+  int64_t dim = 0;  // hidden size: what a synchronisation exchanges
   int64_t group_size = 64;
   uint64_t budget_bytes = 0;
   uint64_t workspace_bytes = 0;  // always on the GPU

@@ -47,8 +47,8 @@ std::string FormatPlacementReport(const ModelProblem& model, const PlacementResu
       model.config.n_ff, model.weight_dtype, model.profile_tokens, model.model_digest,
       FormatBytes(p.budget_bytes), model.context, model.batch, p.group_size,
       ObjectiveName(p.objective), p.hardware.name, p.hardware.gpu_bandwidth / 1e9,
-      p.hardware.cpu_bandwidth / 1e9, p.hardware.cpu_sparse_bandwidth / 1e9,
-      p.hardware.cpu_source, p.hardware.SyncSeconds(p.dim) * 1e6, model.predictor_source);
+      p.hardware.cpu_bandwidth / 1e9, p.hardware.cpu_sparse_bandwidth / 1e9, p.hardware.cpu_source,
+      p.hardware.SyncSeconds(p.dim) * 1e6, model.predictor_source);
   absl::StrAppendFormat(&out, "%-22s %-22s %-22s\n", "", "placement", "greedy baseline");
   absl::StrAppendFormat(&out, "%-22s %-22s %-22s\n", "solver", result.solver, "greedy");
   absl::StrAppendFormat(
@@ -84,12 +84,12 @@ std::string FormatPlacementReport(const ModelProblem& model, const PlacementResu
                         "min share", "coverage", "attention", "predictor");
   for (size_t l = 0; l < p.layers.size(); ++l) {
     const size_t hot = result.placement.gpu_neurons[l].size();
-    absl::StrAppendFormat(
-        &out, "%-6d %-16s %-10d %-9s %-10s %-10s\n", l,
-        absl::StrFormat("%d / %d", hot, p.layers[l].n_ff()),
-        result.groups[l].NeuronsInFirst(result.groups[l].min_share_groups),
-        absl::StrFormat("%.1f%%", f.layer_coverage[l] * 100),
-        result.placement.attention_on_gpu[l] ? "gpu" : "cpu", hot > 0 ? "gpu" : "cpu");
+    absl::StrAppendFormat(&out, "%-6d %-16s %-10d %-9s %-10s %-10s\n", l,
+                          absl::StrFormat("%d / %d", hot, p.layers[l].n_ff()),
+                          result.groups[l].NeuronsInFirst(result.groups[l].min_share_groups),
+                          absl::StrFormat("%.1f%%", f.layer_coverage[l] * 100),
+                          result.placement.attention_on_gpu[l] ? "gpu" : "cpu",
+                          hot > 0 ? "gpu" : "cpu");
   }
   absl::StrAppendFormat(&out, "output (%s): %s\n", model.output_tensor,
                         result.placement.output_on_gpu ? "gpu" : "cpu");
@@ -105,8 +105,7 @@ std::string PlacementReportJson(const ModelProblem& model, const PlacementResult
         {{"layer", l},
          {"gpu_neurons", result.placement.gpu_neurons[l].size()},
          {"n_ff", p.layers[l].n_ff()},
-         {"min_share_neurons",
-          result.groups[l].NeuronsInFirst(result.groups[l].min_share_groups)},
+         {"min_share_neurons", result.groups[l].NeuronsInFirst(result.groups[l].min_share_groups)},
          {"coverage", result.figures.layer_coverage[l]},
          {"attention_on_gpu", result.placement.attention_on_gpu[l] != 0},
          {"greedy_gpu_neurons", result.greedy.gpu_neurons[l].size()}});

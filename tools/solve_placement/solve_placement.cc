@@ -38,7 +38,8 @@ absl::StatusOr<PlacementResult> SolvePlacement(const PlacementProblem& problem,
   const auto t0 = std::chrono::steady_clock::now();
   GroupPlacement greedy;
   const bool everything = problem.budget_bytes >= problem.EverythingBytes();
-  greedy = everything ? Everything(problem, result.groups) : GreedyPlacement(problem, result.groups);
+  greedy =
+      everything ? Everything(problem, result.groups) : GreedyPlacement(problem, result.groups);
   result.greedy_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   result.greedy = ToNeurons(result.groups, greedy);
@@ -53,8 +54,7 @@ absl::StatusOr<PlacementResult> SolvePlacement(const PlacementProblem& problem,
   } else if (options.greedy_only) {
     result.solver = "greedy";
   } else {
-    absl::StatusOr<MipResult> mip =
-        SolvePlacementMip(problem, result.groups, greedy, options.mip);
+    absl::StatusOr<MipResult> mip = SolvePlacementMip(problem, result.groups, greedy, options.mip);
     if (!mip.ok()) return mip.status();
     result.mip = *std::move(mip);
     chosen = result.mip.placement;

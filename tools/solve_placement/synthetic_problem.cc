@@ -63,8 +63,8 @@ absl::StatusOr<ModelConfig> LlamaShape(std::string_view name) {
       return c;
     }
   }
-  return absl::InvalidArgumentError(absl::StrCat("unknown shape '", Sv(name), "' (known: ",
-                                                 absl::StrJoin(LlamaShapeNames(), ", "), ")"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown shape '", Sv(name), "' (known: ", absl::StrJoin(LlamaShapeNames(), ", "), ")"));
 }
 
 std::vector<std::string> LlamaShapeNames() {
@@ -114,15 +114,13 @@ absl::StatusOr<PlacementProblem> SyntheticProblem(const ModelConfig& config,
   std::vector<std::vector<float>> freq =
       PowerLawFrequencies(config.n_layers, config.n_ff, options.profile);
   const uint64_t kv = KvCacheBytesPerLayer(config, options.context);
-  const uint64_t predictor =
-      EstimatedPredictorBytesPerLayer(config, DefaultPredictorRank(config));
+  const uint64_t predictor = EstimatedPredictorBytesPerLayer(config, DefaultPredictorRank(config));
   for (int64_t l = 0; l < config.n_layers; ++l) {
     LayerProblem layer;
     layer.frequency = std::move(freq[static_cast<size_t>(l)]);
     layer.neuron_bytes = 3 * *row;
-    layer.attention_bytes =
-        static_cast<uint64_t>(config.q_dim() + 2 * config.kv_dim()) * *row +
-        static_cast<uint64_t>(config.dim) * *q_row;
+    layer.attention_bytes = static_cast<uint64_t>(config.q_dim() + 2 * config.kv_dim()) * *row +
+                            static_cast<uint64_t>(config.dim) * *q_row;
     layer.kv_bytes = kv;
     layer.kv_read_bytes = kv / 2;
     layer.predictor_bytes = predictor;
