@@ -34,21 +34,25 @@ std::unique_ptr<PiFile> OpenModel(const std::string& path) {
   return file.ok() ? *std::move(file) : nullptr;
 }
 
-// relu-llama-260k's profile, written beside the model (where pi-place looks by default): 32
-// sequences of 64 tokens sampled from the model (temperature 1, seed 1).
-const ActivationProfile& ReluProfile() {
-  static const ActivationProfile profile = [] {
-    std::unique_ptr<PiFile> model = OpenModel(ReluLlamaModel());
-    absl::StatusOr<testing_support::TinyRun> run =
-        testing_support::ProfileBySelfGeneration(*model, 32, 64, 1.0, 1);
-    EXPECT_TRUE(run.ok()) << run.status();
+std::string TinyStories() {
+  return std::string(PINFER_SOURCE_DIR) + "/tests/data/text/tinystories_valid_head.txt";
+}
+
+// relu-llama-260k's profile, written beside the model (where pi-place looks by default): the
+// runtime's forward pass over 16 chunks of 64 tokens of TinyStories.
+const testing_support::TextProfile& ReluRun() {
+  static const testing_support::TextProfile run = [] {
+    absl::StatusOr<testing_support::TextProfile> r =
+        testing_support::ProfileOnText(ReluLlamaModel(), TinyStories(), 16);
+    EXPECT_TRUE(r.ok()) << r.status();
     std::string path = ReluLlamaModel();
     path.replace(path.size() - 3, 3, ".profile.pi");
-    EXPECT_TRUE(run->profile.Write(path).ok());
-    return run->profile;
+    EXPECT_TRUE(r->profile.Write(path).ok());
+    return *r;
   }();
-  return profile;
+  return run;
 }
+const ActivationProfile& ReluProfile() { return ReluRun().profile; }
 
 struct CliRun {
   int exit_code = -1;
@@ -69,21 +73,24 @@ CliRun PiPlace(const std::string& args) {
   return run;
 }
 
-TEST(ModelPlaceTest, ForwardPassReproducesTheReferenceGeneration) {
-  std::unique_ptr<PiFile> model = OpenModel(ReluLlamaModel());
-  ASSERT_NE(model, nullptr);
-  absl::StatusOr<testing_support::TinyRun> run =
-      testing_support::ProfileBySelfGeneration(*model, 1, 60, 0.0, 1);
-  ASSERT_TRUE(run.ok()) << run.status();
-  absl::StatusOr<std::string> text = testing_support::DecodeTokens(*model, run->sequences[0]);
-  ASSERT_TRUE(text.ok());
-  // tests/data/reference_outputs.md: greedy decoding from BOS, 60 tokens, and 76.9% of the FFN
-  // gate activations exactly zero over them.
-  EXPECT_EQ(*text,
-            " Once upon a time, there was a little girl named Lily. She loved to play outside in "
-            "the sunshine. One day, she saw a big, shiny ball. It was a big, red ball. It was a "
-            "big, red ball. Lily was very happy and wanted to play with");
-  EXPECT_NEAR(run->zero_fraction, 0.769, 0.005);
+TEST(ModelPlaceTest, ProfileIsRealAndSparse) {
+  const testing_support::TextProfile& run = ReluRun();
+  RecordProperty("zero_fraction", std::to_string(run.zero_fraction));
+  EXPECT_EQ(run.profile.tokens, 16 * 64);
+  EXPECT_EQ(run.profile.context, 64);
+  // tests/data/reference_outputs.md: 76.9% of this model's FFN activations are exactly zero on
+  // its own generation; TinyStories text is of the same kind.
+  EXPECT_GT(run.zero_fraction, 0.70);
+  EXPECT_LT(run.zero_fraction, 0.85);
+  // Activation locality: some neurons fire on most tokens, many on few.
+  int hot = 0, cold = 0;
+  for (int64_t i = 0; i < 4 * 192; ++i) {
+    const double f = static_cast<double>(run.profile.fire_count[i]) / run.profile.tokens;
+    hot += f > 0.5;
+    cold += f < 0.05;
+  }
+  EXPECT_GT(hot, 10);
+  EXPECT_GT(cold, 100);
 }
 
 TEST(ModelPlaceTest, ProblemBytesComeFromTheTensorIndex) {
@@ -234,10 +241,8 @@ TEST(ModelPlaceTest, CliBudgetBelowTheMinimumNamesIt) {
 
 TEST(ModelPlaceTest, CliRejectsAProfileOfAnotherModel) {
   ReluProfile();
-  std::unique_ptr<PiFile> stories = OpenModel(Stories260kModel());
-  ASSERT_NE(stories, nullptr);
-  absl::StatusOr<testing_support::TinyRun> run =
-      testing_support::ProfileBySelfGeneration(*stories, 1, 8, 1.0, 1);
+  absl::StatusOr<testing_support::TextProfile> run =
+      testing_support::ProfileOnText(Stories260kModel(), TinyStories(), 1, 16);
   ASSERT_TRUE(run.ok()) << run.status();
   const std::string profile = TempPath("stories.profile.pi");
   ASSERT_TRUE(run->profile.Write(profile).ok());

@@ -35,11 +35,24 @@ std::string Convert(const std::string& name, const std::string& checkpoint,
   return report.ok() ? path : "";
 }
 
+std::filesystem::path TempDirectory() {
+  return std::filesystem::path(::testing::TempDir()) / absl::StrCat("pinfer_place_", getpid());
+}
+
+// Removes this process's temporary directory when the tests are done.
+class RemoveTempDirectory : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::error_code ignored;
+    std::filesystem::remove_all(TempDirectory(), ignored);
+  }
+};
+const bool kRegistered = (::testing::AddGlobalTestEnvironment(new RemoveTempDirectory), true);
+
 }  // namespace
 
 std::string TempPath(const std::string& name) {
-  const std::filesystem::path dir =
-      std::filesystem::path(::testing::TempDir()) / absl::StrCat("pinfer_place_", getpid());
+  const std::filesystem::path dir = TempDirectory();
   std::filesystem::create_directories(dir);
   return (dir / name).string();
 }
