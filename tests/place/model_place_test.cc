@@ -190,7 +190,7 @@ TEST(ModelPlaceTest, CliHumanTableAndLatencyObjective) {
 TEST(ModelPlaceTest, CliMoreVramNeverLowersCoverage) {
   ReluProfile();
   double last = -1;
-  for (const char* vram : {"12K", "60K", "100K", "150K", "200K", "250K", "300K", "400K"}) {
+  for (const char* vram : {"12K", "60K", "100K", "150K", "200K", "250K", "300K", "409600"}) {
     const CliRun run = PiPlace(absl::StrCat("-m ", ReluLlamaModel(), " --vram ", vram,
                                             " --batch 1 --json -q -o ", TempPath("mono.plan.pi")));
     ASSERT_EQ(run.exit_code, 0) << vram << ": " << run.err;
@@ -205,7 +205,7 @@ TEST(ModelPlaceTest, CliBudgetAboveTheModelPutsEverythingOnTheGpu) {
   ReluProfile();
   const std::string plan_path = TempPath("all.plan.pi");
   const CliRun run =
-      PiPlace(absl::StrCat("-m ", ReluLlamaModel(), " --vram 24G --json -q -o ", plan_path));
+      PiPlace(absl::StrCat("-m ", ReluLlamaModel(), " --vram 1.5G --json -q -o ", plan_path));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(nlohmann::json::parse(run.out)["solver"]["status"], "all fits");
   absl::StatusOr<PlacementPlan> plan = PlacementPlan::Read(plan_path);

@@ -421,7 +421,13 @@ absl::StatusOr<MipResult> SolvePlacementMip(const PlacementProblem& problem,
   result.nodes = model.getNodeCount();
   const double* best = model.bestSolution();
   if (best == nullptr) {
-    return absl::InternalError("CBC found no feasible placement (not even the greedy one)");
+    // CBC rejected even the start (numerical trouble): keep the start, which the caller checks
+    // independently like any solution.
+    result.placement = start_for_mip;
+    result.status = "no solution, kept the start";
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    result.cpu_seconds = static_cast<double>(std::clock() - cpu0) / CLOCKS_PER_SEC;
+    return result;
   }
   result.objective = model.getObjValue() + form.objective_constant;
   result.bound =
