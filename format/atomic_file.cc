@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -12,6 +14,37 @@
 #include "format/strings.h"
 
 namespace pinfer {
+namespace {
+
+// Temporary paths of live AtomicFiles, readable from a signal handler: fixed slots of atomic
+// pointers to strings that stay allocated while registered.
+constexpr int kPendingSlots = 64;
+std::atomic<const char*> g_pending[kPendingSlots];
+
+int RegisterPending(const std::string& temp_path) {
+  const char* copy = strdup(temp_path.c_str());
+  for (int i = 0; i < kPendingSlots; ++i) {
+    const char* expected = nullptr;
+    if (g_pending[i].compare_exchange_strong(expected, copy)) return i;
+  }
+  free(const_cast<char*>(copy));
+  return -1;  // more than kPendingSlots files at once: those are not cleaned up on a signal
+}
+
+void UnregisterPending(int slot) {
+  if (slot < 0) return;
+  const char* path = g_pending[slot].exchange(nullptr);
+  free(const_cast<char*>(path));
+}
+
+}  // namespace
+
+void RemovePendingTemporaryFiles() {
+  for (auto& slot : g_pending) {
+    const char* path = slot.load();
+    if (path != nullptr) unlink(path);
+  }
+}
 
 absl::Status AtomicFile::Error(std::string_view what) const {
   return absl::InternalError(absl::StrCat(path_, ": ", Sv(what), ": ", std::strerror(errno)));
@@ -30,12 +63,15 @@ absl::StatusOr<std::unique_ptr<AtomicFile>> AtomicFile::Create(const std::string
         absl::StrCat(path, ": cannot create output file: ", std::strerror(errno)));
   }
   fchmod(fd, 0644);
-  return std::unique_ptr<AtomicFile>(new AtomicFile(path, std::move(temp), fd));
+  auto file = std::unique_ptr<AtomicFile>(new AtomicFile(path, std::move(temp), fd));
+  file->pending_slot_ = RegisterPending(file->temp_path_);
+  return file;
 }
 
 AtomicFile::~AtomicFile() {
   if (fd_ >= 0) close(fd_);
   if (!committed_) unlink(temp_path_.c_str());
+  UnregisterPending(pending_slot_);
 }
 
 absl::Status AtomicFile::WriteAt(uint64_t offset, std::span<const uint8_t> bytes) {
@@ -70,6 +106,8 @@ absl::Status AtomicFile::Commit() {
   fd_ = -1;
   if (rename(temp_path_.c_str(), path_.c_str()) != 0) return Error("cannot rename into place");
   committed_ = true;
+  UnregisterPending(pending_slot_);
+  pending_slot_ = -1;
   // Make the rename itself durable.
   std::string dir = std::filesystem::path(path_).parent_path().string();
   if (dir.empty()) dir = ".";

@@ -46,7 +46,12 @@ class AtomicFile {
   int fd_ = -1;
   uint64_t end_ = 0;
   bool committed_ = false;
+  int pending_slot_ = -1;  // slot in the signal-cleanup registry
 };
+
+// Removes the temporary files of every AtomicFile not yet committed or destroyed. Async-signal-safe
+// (only unlink), for interrupt handlers: Ctrl-C during a long write leaves no temporary file.
+void RemovePendingTemporaryFiles();
 
 // Writes `contents` to `path` atomically.
 absl::Status WriteFileAtomically(const std::string& path, std::string_view contents);

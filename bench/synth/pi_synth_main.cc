@@ -25,6 +25,7 @@ std::string FormatCount(int64_t n) {
 }
 
 int Main(int argc, char** argv) {
+  RemoveTemporaryFilesOnInterrupt();
   CLI::App app{
       absl::StrCat(
           "Write a synthetic model at a real shape, with random weights scaled like a trained "

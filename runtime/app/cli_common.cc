@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 
@@ -10,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "format/atomic_file.h"
 #include "format/strings.h"
 
 namespace pinfer {
@@ -26,6 +28,20 @@ std::string FormatAmount(double value, std::string_view unit) {
 }
 
 }  // namespace
+
+namespace {
+
+void CleanUpAndDie(int signal_number) {
+  RemovePendingTemporaryFiles();
+  std::signal(signal_number, SIG_DFL);
+  std::raise(signal_number);
+}
+
+}  // namespace
+
+void RemoveTemporaryFilesOnInterrupt() {
+  for (int signal_number : {SIGINT, SIGTERM, SIGHUP}) std::signal(signal_number, CleanUpAndDie);
+}
 
 int ReportError(std::string_view program, const absl::Status& status) {
   std::string message(status.message());

@@ -21,6 +21,10 @@ absl::StatusOr<uint64_t> ParseByteSize(std::string_view text);
 // 1536 -> "1.50 KiB"
 std::string FormatBytes(uint64_t bytes);
 
+// On SIGINT, SIGTERM or SIGHUP: removes the temporary files of unfinished atomic writes, then
+// dies of the signal as it would have. Call at the start of every tool that writes artifacts.
+void RemoveTemporaryFilesOnInterrupt();
+
 // The command line as one string, for provenance metadata.
 std::string JoinCommandLine(int argc, char** argv);
 

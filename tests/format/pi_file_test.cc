@@ -9,6 +9,8 @@
 #include <iterator>
 #include <numeric>
 
+#include "absl/strings/str_cat.h"
+#include "format/atomic_file.h"
 #include "format/checksum.h"
 #include "format/pi_writer.h"
 #include "gtest/gtest.h"
@@ -292,6 +294,32 @@ TEST_F(PiFileTest, DataCorruptionIsFoundByVerify) {
 TEST_F(PiFileTest, OpenReportsMissingFiles) {
   auto file = PiFile::Open(Path("nope.pi"));
   EXPECT_EQ(file.status().message(), Path("nope.pi") + ": no such file");
+}
+
+}  // namespace
+}  // namespace pinfer
+
+namespace pinfer {
+namespace {
+
+// What an interrupt handler does: every unfinished atomic write loses its temporary file, and a
+// committed one keeps its result.
+TEST(AtomicFileTest, PendingTemporaryFilesCanBeRemovedFromASignalHandler) {
+  const std::filesystem::path dir =
+      std::filesystem::path(testing::TempDir()) / absl::StrCat("atomic_", getpid());
+  std::filesystem::create_directories(dir);
+  auto done = AtomicFile::Create((dir / "done.bin").string());
+  auto pending = AtomicFile::Create((dir / "pending.bin").string());
+  ASSERT_TRUE(done.ok() && pending.ok());
+  ASSERT_TRUE((*done)->Append("kept").ok());
+  ASSERT_TRUE((*done)->Commit().ok());
+  ASSERT_TRUE((*pending)->Append("lost").ok());
+  ASSERT_TRUE(std::filesystem::exists((*pending)->temp_path()));
+  RemovePendingTemporaryFiles();
+  EXPECT_FALSE(std::filesystem::exists((*pending)->temp_path()));
+  EXPECT_TRUE(std::filesystem::exists(dir / "done.bin"));
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), {}), 1);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

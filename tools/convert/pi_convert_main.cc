@@ -19,6 +19,7 @@ absl::Status FlagError(const char* flag, const absl::Status& status) {
 }
 
 int Main(int argc, char** argv) {
+  RemoveTemporaryFilesOnInterrupt();
   CLI::App app{
       "Convert a model to pinfer's packed .pi format.\n\n"
       "Sources: llama2.c checkpoints (v0 fp32, v2 Q8_0; with --tokenizer), GGUF v2/v3 files\n"

@@ -49,6 +49,7 @@ int Calibrate(const std::string& gpu, std::string output, bool quiet) {
 }
 
 int Main(int argc, char** argv) {
+  RemoveTemporaryFilesOnInterrupt();
   CLI::App app{
       "Decide what lives on the GPU for a VRAM budget: per layer the hottest FFN neurons (in "
       "groups sorted by firing frequency), attention and its KV cache, the classifier. Solved as "
