@@ -9,6 +9,12 @@
 
 namespace pinfer {
 
+std::string DefaultProfilePath(const std::string& model_path) {
+  std::string base = model_path;
+  if (base.ends_with(".pi")) base.resize(base.size() - 3);
+  return base + ".profile.pi";
+}
+
 double ActivationProfile::LayerDensity(int64_t layer) const {
   if (tokens <= 0 || n_ff <= 0) return 0.0;
   double fired = 0;

@@ -12,6 +12,9 @@
 //   profile.context         int    context length of the evaluation chunks
 //   profile.datasets        string[] dataset file names
 //   profile.target_sparsity float  target of the threshold calibration; -1 when not calibrated
+//   profile.chunks          int    (pi-profile; informational) chunks evaluated
+//   profile.calibration_tokens int (pi-profile; informational) tokens that calibrated τ
+//   provenance.*                   tool, version, arguments, source model path
 // Tensors:
 //   ffn.fire_count          i32 [n_layers, n_ff]  tokens on which each neuron fired
 //   ffn.mean_abs            f32 [n_layers, n_ff]  mean |a_i| over all observed tokens
@@ -28,6 +31,10 @@
 #include "format/metadata.h"
 
 namespace pinfer {
+
+// "dir/model.pi" -> "dir/model.profile.pi": where pi-profile writes, and later stages look, by
+// default (DESIGN.md: stages find their inputs beside the model by name).
+std::string DefaultProfilePath(const std::string& model_path);
 
 struct ActivationProfile {
   std::string model_digest;
