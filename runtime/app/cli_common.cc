@@ -24,6 +24,8 @@ std::string FormatAmount(double value, std::string_view unit) {
   if (value >= 1e9) return absl::StrFormat("%.2fG %s", value / 1e9, unit);
   if (value >= 1e6) return absl::StrFormat("%.2fM %s", value / 1e6, unit);
   if (value >= 1e4) return absl::StrFormat("%.1fk %s", value / 1e3, unit);
+  // Slow rates (a 7B model on a small CPU) would print as "0 tok/s".
+  if (value < 10 && value != std::floor(value)) return absl::StrFormat("%.2f %s", value, unit);
   return absl::StrFormat("%.0f %s", value, unit);
 }
 

@@ -250,6 +250,7 @@ absl::Status TokenChunker::Refill(size_t wanted) {
     absl::StatusOr<bool> more = reader_->Next(piece);
     if (!more.ok()) return more.status();
     if (!*more) {
+      bytes_done_ += reader_->offset();
       reader_.reset();
       continue;
     }

@@ -56,6 +56,8 @@ class DatasetReader {
 
   // The next piece; false at the end of the file. A file without any text is an error at its end.
   absl::StatusOr<bool> Next(TextPiece& piece);
+  // Bytes of the file handed out (or skipped) so far.
+  uint64_t offset() const { return buffer_offset_; }
 
   static constexpr size_t kPieceBytes = 64 << 10;
 
@@ -93,6 +95,8 @@ class TokenChunker {
   absl::StatusOr<bool> Next(std::vector<int32_t>& chunk);
   int64_t tokens() const { return tokens_; }
   int64_t chunks() const { return chunks_; }
+  // Bytes of the dataset files read so far (progress while tokenizing).
+  uint64_t bytes_read() const { return bytes_done_ + (reader_ ? reader_->offset() : 0); }
 
  private:
   // Makes at least `wanted` stream tokens available unless the dataset ends first.
@@ -108,6 +112,7 @@ class TokenChunker {
   size_t pending_pos_ = 0;
   int64_t tokens_ = 0;
   int64_t chunks_ = 0;
+  uint64_t bytes_done_ = 0;  // of the files already finished
 };
 
 }  // namespace pinfer

@@ -50,8 +50,8 @@ bool SameFile(const std::string& a, const std::string& b) {
   return ca == cb;
 }
 
-// Evaluates every chunk of `chunker` from an empty cache, in batches, without logits; `on_batch`
-// gets each batch's token count (progress).
+// Evaluates every chunk of `chunker` from an empty cache, in batches, without logits, advancing
+// `bar` after each batch; `after_chunk` may stop the run with an error.
 absl::Status EvaluateChunks(Session& session, TokenChunker& chunker, int64_t batch_size,
                             ProgressBar& bar, const std::function<absl::Status()>& after_chunk) {
   std::vector<int32_t> chunk;
@@ -195,13 +195,22 @@ absl::StatusOr<ProfileReport> RunProfile(const ProfileOptions& options) {
     }
   }
 
-  ExecutorOptions executor_options;
-  executor_options.batch_size = options.batch_size;
-  Executor executor(model, executor_options);
-  absl::StatusOr<std::unique_ptr<Session>> created =
-      Session::Create(executor, SessionOptions{context});
-  if (!created.ok()) return created.status();
-  Session& session = **created;
+  const std::string digest = model.file().ContentDigestHex();
+  // Thresholds taken from another profile of this model.
+  std::vector<float> thresholds_from;
+  double target_sparsity = options.target_sparsity;
+  if (!options.thresholds_from.empty()) {
+    absl::StatusOr<ActivationProfile> source =
+        ActivationProfile::Read(options.thresholds_from, digest);
+    if (!source.ok()) return source.status();
+    if (!source->calibrated() || source->n_layers != config.n_layers) {
+      return absl::InvalidArgumentError(absl::StrCat("--thresholds-from ", options.thresholds_from,
+                                                     ": the profile has no calibrated "
+                                                     "thresholds"));
+    }
+    thresholds_from = source->threshold;
+    target_sparsity = source->target_sparsity;
+  }
 
   // Count the tokens first (as far as profiling and calibration read): the progress bar's total,
   // and bad input found before any model work.
@@ -212,12 +221,21 @@ absl::StatusOr<ProfileReport> RunProfile(const ProfileOptions& options) {
             ? -1
             : std::max(options.max_tokens, calibrate ? options.calibration_tokens : int64_t{0});
     TokenChunker counter(options.datasets, *tokenizer, {context, limit});
+    uint64_t dataset_bytes = 0;
+    for (const std::string& path : options.datasets) {
+      std::error_code ignored;
+      const uintmax_t size = fs::file_size(path, ignored);
+      if (!ignored) dataset_bytes += size;
+    }
+    ProgressBar bar("tokenizing", dataset_bytes, "B");
     std::vector<int32_t> chunk;
     while (true) {
       absl::StatusOr<bool> more = counter.Next(chunk);
       if (!more.ok()) return more.status();
       if (!*more) break;
+      bar.Update(counter.bytes_read());
     }
+    bar.Finish();
     read_tokens = counter.tokens();
   }
   if (read_tokens == 0) {
@@ -225,6 +243,14 @@ absl::StatusOr<ProfileReport> RunProfile(const ProfileOptions& options) {
   }
   const int64_t total_tokens =
       options.max_tokens < 0 ? read_tokens : std::min(read_tokens, options.max_tokens);
+
+  ExecutorOptions executor_options;
+  executor_options.batch_size = options.batch_size;
+  Executor executor(model, executor_options);
+  absl::StatusOr<std::unique_ptr<Session>> created =
+      Session::Create(executor, SessionOptions{context});
+  if (!created.ok()) return created.status();
+  Session& session = **created;
 
   ProfileReport report;
   report.model_path = options.model_path;
@@ -236,18 +262,8 @@ absl::StatusOr<ProfileReport> RunProfile(const ProfileOptions& options) {
 
   FiringRule rule;
   rule.activation = config.ffn_act;
-  double target_sparsity = options.target_sparsity;
+  rule.thresholds = thresholds_from;
   if (!options.thresholds_from.empty()) {
-    absl::StatusOr<ActivationProfile> source =
-        ActivationProfile::Read(options.thresholds_from, model.file().ContentDigestHex());
-    if (!source.ok()) return source.status();
-    if (!source->calibrated() || source->n_layers != config.n_layers) {
-      return absl::InvalidArgumentError(absl::StrCat("--thresholds-from ", options.thresholds_from,
-                                                     ": the profile has no calibrated "
-                                                     "thresholds"));
-    }
-    rule.thresholds = source->threshold;
-    target_sparsity = source->target_sparsity;
     report.target_sparsity = target_sparsity;
     report.thresholds_from = options.thresholds_from;
   } else if (calibrate) {
@@ -274,7 +290,6 @@ absl::StatusOr<ProfileReport> RunProfile(const ProfileOptions& options) {
     report.calibration_seconds = SecondsSince(start);
   }
 
-  const std::string digest = model.file().ContentDigestHex();
   Metadata provenance;
   provenance.SetString(keys::kProvenanceTool, "pi-profile");
   provenance.SetString(keys::kProvenanceToolVersion, PINFER_VERSION);
@@ -350,7 +365,7 @@ absl::StatusOr<ProfileReport> RunProfile(const ProfileOptions& options) {
       config.name.empty() ? fs::path(options.model_path).filename().string() : config.name);
   plot.subtitle = absl::StrFormat(
       "%d tokens, FFN %s%s, mean density %.2f%%, %d neurons per layer", report.tokens, act,
-      calibrate ? absl::StrFormat(" (|act| > tau, target sparsity %.0f%%)", target_sparsity * 100)
+      calibrate ? absl::StrFormat(" (|act| > τ, target sparsity %.0f%%)", target_sparsity * 100)
                 : std::string(" (fires: a != 0)"),
       report.mean_density * 100, config.n_ff);
   if (absl::Status s = WriteFileAtomically(plot_path, RenderFiringPlotSvg(*profile, plot));
