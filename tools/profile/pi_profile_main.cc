@@ -17,6 +17,7 @@ namespace {
 constexpr char kProgram[] = "pi-profile";
 
 int Main(int argc, char** argv) {
+  RemoveTemporaryFilesOnInterrupt();
   CLI::App app{
       "Profile a .pi model's FFN activations over text: per layer and neuron how often it fires "
       "and its mean |activation|, written to model.profile.pi (with a plot, model.profile.svg); "
