@@ -1,0 +1,328 @@
+// Transposed products Y[t, c] += Σ_r A[t, r] · W[r, c] over the neuron-major FFN down matrix (and
+// DecodeRows). Compiled once per Highway target and dispatched at run time.
+//
+// Rows whose activation is exactly zero are skipped (ReLU models leave most of them zero), so the
+// work and the bytes read scale with the number of active neurons. The weights are decoded to f32
+// (quantized rows block by block: int -> float, scale folded into the activation) and accumulated
+// with FMAs; an integer path does not apply because the sum runs across rows, each with its own
+// block scales.
+//   - n = 1 (decode): the active rows are taken four at a time, and each output vector is loaded
+//     and stored once per four rows, so the loop streams the weight rows.
+//   - n > 1 (prompt): a register tile of kTokenTile tokens x kChunkVectors output vectors stays in
+//     registers while the rows of a row block pass by; each decoded weight vector serves
+//     kTokenTile FMAs. The row block's column slice stays in L1 across the token tiles.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "runtime/cpu/accumulate_simd.cc"
+#include <algorithm>
+#include <cstring>
+
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "runtime/cpu/simd_common-inl.h"
+#include "runtime/cpu/simd_kernels.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace pinfer::cpu::simd {
+namespace HWY_NAMESPACE {
+
+// Quantized rows decode 32 columns (one block) at a time into vectors of at most 16 lanes.
+using DQ = hn::CappedTag<float, 16>;
+using VQ = hn::Vec<DQ>;
+
+constexpr int kGroupRows = 4;    // n = 1: active rows combined per pass over the outputs
+constexpr int kTokenTile = 4;    // n > 1
+constexpr int64_t kRowBlock = 128;
+
+// Decoding of one "chunk" of columns of a row, as raw values (the integers of quantized blocks)
+// to be multiplied by Scale(row, c) · activation.
+template <DType kType>
+struct ChunkDecoder;
+
+template <typename T>
+struct FloatChunkDecoder {
+  using D = DF;
+  static constexpr int64_t kVectors = 1;
+  static int64_t Columns() { return static_cast<int64_t>(hn::Lanes(D())); }
+  static HWY_INLINE float Scale(const uint8_t*, int64_t) { return 1.0f; }
+  static HWY_INLINE void Decode(const uint8_t* row, int64_t c, hn::Vec<D>* out) {
+    out[0] = FloatElement<T>::Load(D(), reinterpret_cast<const T*>(row) + c);
+  }
+  static HWY_INLINE float ScalarAt(const uint8_t* row, int64_t c) {
+    return FloatElement<T>::Scalar(reinterpret_cast<const T*>(row) + c);
+  }
+};
+
+template <>
+struct ChunkDecoder<DType::kF32> : FloatChunkDecoder<float> {};
+template <>
+struct ChunkDecoder<DType::kF16> : FloatChunkDecoder<hwy::float16_t> {};
+template <>
+struct ChunkDecoder<DType::kBF16> : FloatChunkDecoder<hwy::bfloat16_t> {};
+
+template <>
+struct ChunkDecoder<DType::kQ8_0> {
+  using D = DQ;
+  static constexpr int64_t kLanes = static_cast<int64_t>(hn::MaxLanes(DQ()));
+  static constexpr int64_t kVectors = 32 / kLanes;
+  static int64_t Columns() { return 32; }
+  static HWY_INLINE float Scale(const uint8_t* row, int64_t c) { return BlockScale(row + c / 32 * 34); }
+  static HWY_INLINE void Decode(const uint8_t* row, int64_t c, VQ* out) {
+    const DQ df;
+    const hn::Rebind<int32_t, DQ> di32;
+    const hn::Rebind<int8_t, DQ> di8;
+    const int8_t* q = reinterpret_cast<const int8_t*>(row + c / 32 * 34 + 2);
+    for (int64_t v = 0; v < kVectors; ++v) {
+      out[v] = hn::ConvertTo(df, hn::PromoteTo(di32, hn::LoadU(di8, q + v * kLanes)));
+    }
+  }
+};
+
+template <>
+struct ChunkDecoder<DType::kQ4_0> {
+  using D = DQ;
+  static constexpr int64_t kLanes = static_cast<int64_t>(hn::MaxLanes(DQ()));
+  static constexpr int64_t kVectors = 32 / kLanes;
+  static int64_t Columns() { return 32; }
+  static HWY_INLINE float Scale(const uint8_t* row, int64_t c) { return BlockScale(row + c / 32 * 18); }
+  static HWY_INLINE void Decode(const uint8_t* row, int64_t c, VQ* out) {
+    const DQ df;
+    const hn::Rebind<int32_t, DQ> di32;
+    const hn::Rebind<uint8_t, DQ> du8;
+    const uint8_t* q = row + c / 32 * 18 + 2;
+    const auto mask = hn::Set(di32, 0x0F);
+    const auto eight = hn::Set(di32, 8);
+    for (int64_t v = 0; v < kVectors / 2; ++v) {
+      const auto packed = hn::BitCast(di32, hn::PromoteTo(hn::Rebind<uint32_t, DQ>(),
+                                                          hn::LoadU(du8, q + v * kLanes)));
+      out[v] = hn::ConvertTo(df, hn::Sub(hn::And(packed, mask), eight));
+      out[kVectors / 2 + v] = hn::ConvertTo(df, hn::Sub(hn::ShiftRight<4>(packed), eight));
+    }
+  }
+};
+
+// ------------------------------------------------------------------------------------------------
+// n = 1
+
+template <DType kType, int kRows>
+HWY_INLINE void AccumulateGroup(const uint8_t* const* w, const float* a, int64_t c0, int64_t c1,
+                                float* y) {
+  using Dec = ChunkDecoder<kType>;
+  using D = typename Dec::D;
+  const D d;
+  const int64_t step = Dec::Columns();
+  int64_t c = c0;
+  for (; c + step <= c1; c += step) {
+    hn::Vec<D> acc[Dec::kVectors];
+    for (int64_t v = 0; v < Dec::kVectors; ++v) acc[v] = hn::LoadU(d, y + c + v * hn::Lanes(d));
+    for (int r = 0; r < kRows; ++r) {
+      hn::Vec<D> raw[Dec::kVectors];
+      Dec::Decode(w[r], c, raw);
+      const auto vscale = hn::Set(d, a[r] * Dec::Scale(w[r], c));
+      for (int64_t v = 0; v < Dec::kVectors; ++v) acc[v] = hn::MulAdd(raw[v], vscale, acc[v]);
+    }
+    for (int64_t v = 0; v < Dec::kVectors; ++v) hn::StoreU(acc[v], d, y + c + v * hn::Lanes(d));
+  }
+  if constexpr (!IsQuantized(kType)) {
+    for (; c < c1; ++c) {
+      float sum = y[c];
+      for (int r = 0; r < kRows; ++r) sum += a[r] * Dec::ScalarAt(w[r], c);
+      y[c] = sum;
+    }
+  }
+}
+
+template <DType kType>
+void AccumulateOneToken(const MatrixView& w, const RowSet& rows, const float* a, int64_t c0,
+                        int64_t c1, float* y) {
+  const uint8_t* group[kGroupRows];
+  float scales[kGroupRows];
+  int filled = 0;
+  for (int64_t i = 0; i < rows.size(); ++i) {
+    const int64_t r = rows.Row(i);
+    if (a[r] == 0.0f) continue;
+    group[filled] = w.Row(r);
+    scales[filled] = a[r];
+    if (++filled == kGroupRows) {
+      AccumulateGroup<kType, kGroupRows>(group, scales, c0, c1, y);
+      filled = 0;
+    }
+  }
+  switch (filled) {
+    case 3: AccumulateGroup<kType, 3>(group, scales, c0, c1, y); break;
+    case 2: AccumulateGroup<kType, 2>(group, scales, c0, c1, y); break;
+    case 1: AccumulateGroup<kType, 1>(group, scales, c0, c1, y); break;
+    default: break;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// n > 1
+
+// Y[t0 + t, c .. c + chunk) += Σ_{rows of the block} A[t0 + t, r] · W[r, c ..], for kTokens tokens.
+template <DType kType, int kTokens, int kChunks>
+HWY_INLINE void AccumulateTile(const MatrixView& w, const RowSet& rows, int64_t i0, int64_t i1,
+                               const float* a, int64_t a_stride, int64_t t0, int64_t c, float* y,
+                               int64_t y_stride) {
+  using Dec = ChunkDecoder<kType>;
+  using D = typename Dec::D;
+  const D d;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  constexpr int64_t kVectors = Dec::kVectors * kChunks;
+  hn::Vec<D> acc[kTokens][kVectors];
+  for (int t = 0; t < kTokens; ++t) {
+    for (int64_t v = 0; v < kVectors; ++v) acc[t][v] = hn::Zero(d);
+  }
+  for (int64_t i = i0; i < i1; ++i) {
+    const int64_t r = rows.Row(i);
+    float act[kTokens];
+    bool any = false;
+    for (int t = 0; t < kTokens; ++t) {
+      act[t] = a[(t0 + t) * a_stride + r];
+      any |= act[t] != 0.0f;
+    }
+    if (!any) continue;
+    const uint8_t* row = w.Row(r);
+    for (int k = 0; k < kChunks; ++k) {
+      const int64_t ck = c + k * Dec::Columns();
+      hn::Vec<D> raw[Dec::kVectors];
+      Dec::Decode(row, ck, raw);
+      const float scale = Dec::Scale(row, ck);
+      for (int t = 0; t < kTokens; ++t) {
+        const auto vs = hn::Set(d, act[t] * scale);
+        for (int64_t v = 0; v < Dec::kVectors; ++v) {
+          acc[t][k * Dec::kVectors + v] = hn::MulAdd(raw[v], vs, acc[t][k * Dec::kVectors + v]);
+        }
+      }
+    }
+  }
+  for (int t = 0; t < kTokens; ++t) {
+    float* yt = y + (t0 + t) * y_stride + c;
+    for (int64_t v = 0; v < kVectors; ++v) {
+      hn::StoreU(hn::Add(hn::LoadU(d, yt + v * lanes), acc[t][v]), d, yt + v * lanes);
+    }
+  }
+}
+
+template <DType kType, int kTokens>
+HWY_INLINE void AccumulateTokens(const MatrixView& w, const RowSet& rows, int64_t i0, int64_t i1,
+                                 const float* a, int64_t a_stride, int64_t t0, int64_t c0,
+                                 int64_t c1, float* y, int64_t y_stride) {
+  using Dec = ChunkDecoder<kType>;
+  // Float rows: 4 vectors per tile (the quantized decoders already give 32 columns per chunk).
+  constexpr int kChunks = IsQuantized(kType) ? 1 : 4;
+  const int64_t tile_columns = Dec::Columns() * kChunks;
+  int64_t c = c0;
+  for (; c + tile_columns <= c1; c += tile_columns) {
+    AccumulateTile<kType, kTokens, kChunks>(w, rows, i0, i1, a, a_stride, t0, c, y, y_stride);
+  }
+  for (; c + Dec::Columns() <= c1; c += Dec::Columns()) {
+    AccumulateTile<kType, kTokens, 1>(w, rows, i0, i1, a, a_stride, t0, c, y, y_stride);
+  }
+  if constexpr (!IsQuantized(kType)) {
+    for (; c < c1; ++c) {  // float rows whose length is not a multiple of the vector
+      for (int t = 0; t < kTokens; ++t) {
+        float sum = y[(t0 + t) * y_stride + c];
+        for (int64_t i = i0; i < i1; ++i) {
+          const int64_t r = rows.Row(i);
+          const float act = a[(t0 + t) * a_stride + r];
+          if (act != 0.0f) sum += act * Dec::ScalarAt(w.Row(r), c);
+        }
+        y[(t0 + t) * y_stride + c] = sum;
+      }
+    }
+  }
+}
+
+template <DType kType>
+void AccumulateT(const MatrixView& w, RowSet rows, const float* a, int64_t a_stride, int64_t n,
+                 int64_t c0, int64_t c1, float* y, int64_t y_stride) {
+  if (n == 1) return AccumulateOneToken<kType>(w, rows, a, c0, c1, y);
+  for (int64_t i0 = 0; i0 < rows.size(); i0 += kRowBlock) {
+    const int64_t i1 = std::min(rows.size(), i0 + kRowBlock);
+    int64_t t = 0;
+    for (; t + kTokenTile <= n; t += kTokenTile) {
+      AccumulateTokens<kType, kTokenTile>(w, rows, i0, i1, a, a_stride, t, c0, c1, y, y_stride);
+    }
+    switch (n - t) {
+      case 3: AccumulateTokens<kType, 3>(w, rows, i0, i1, a, a_stride, t, c0, c1, y, y_stride); break;
+      case 2: AccumulateTokens<kType, 2>(w, rows, i0, i1, a, a_stride, t, c0, c1, y, y_stride); break;
+      case 1: AccumulateTokens<kType, 1>(w, rows, i0, i1, a, a_stride, t, c0, c1, y, y_stride); break;
+      default: break;
+    }
+  }
+}
+
+void AccumulateRowsTransposed(const MatrixView& w, RowSet rows, const float* a, int64_t a_stride,
+                              int64_t n, int64_t c0, int64_t c1, float* y, int64_t y_stride) {
+  switch (w.dtype) {
+    case DType::kF32: return AccumulateT<DType::kF32>(w, rows, a, a_stride, n, c0, c1, y, y_stride);
+    case DType::kF16: return AccumulateT<DType::kF16>(w, rows, a, a_stride, n, c0, c1, y, y_stride);
+    case DType::kBF16:
+      return AccumulateT<DType::kBF16>(w, rows, a, a_stride, n, c0, c1, y, y_stride);
+    case DType::kQ8_0:
+      return AccumulateT<DType::kQ8_0>(w, rows, a, a_stride, n, c0, c1, y, y_stride);
+    case DType::kQ4_0:
+      return AccumulateT<DType::kQ4_0>(w, rows, a, a_stride, n, c0, c1, y, y_stride);
+    default: return;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// DecodeRows
+
+template <DType kType>
+void DecodeRowsT(const MatrixView& w, int64_t row, int64_t count, float* out) {
+  using Dec = ChunkDecoder<kType>;
+  using D = typename Dec::D;
+  const D d;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  for (int64_t r = row; r < row + count; ++r) {
+    const uint8_t* src = w.Row(r);
+    float* dst = out + (r - row) * w.cols;
+    int64_t c = 0;
+    for (; c + Dec::Columns() <= w.cols; c += Dec::Columns()) {
+      hn::Vec<D> raw[Dec::kVectors];
+      Dec::Decode(src, c, raw);
+      const auto vscale = hn::Set(d, Dec::Scale(src, c));
+      for (int64_t v = 0; v < Dec::kVectors; ++v) {
+        hn::StoreU(hn::Mul(raw[v], vscale), d, dst + c + v * lanes);
+      }
+    }
+    if constexpr (!IsQuantized(kType)) {
+      for (; c < w.cols; ++c) dst[c] = Dec::ScalarAt(src, c);
+    }
+  }
+}
+
+void DecodeRows(const MatrixView& w, int64_t row, int64_t count, float* out) {
+  switch (w.dtype) {
+    case DType::kF32: return DecodeRowsT<DType::kF32>(w, row, count, out);
+    case DType::kF16: return DecodeRowsT<DType::kF16>(w, row, count, out);
+    case DType::kBF16: return DecodeRowsT<DType::kBF16>(w, row, count, out);
+    case DType::kQ8_0: return DecodeRowsT<DType::kQ8_0>(w, row, count, out);
+    case DType::kQ4_0: return DecodeRowsT<DType::kQ4_0>(w, row, count, out);
+    default: return;
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace pinfer::cpu::simd
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace pinfer::cpu::simd {
+
+HWY_EXPORT(AccumulateRowsTransposed);
+HWY_EXPORT(DecodeRows);
+
+void AccumulateRowsTransposed(const MatrixView& w, RowSet rows, const float* a, int64_t a_stride,
+                              int64_t n, int64_t c0, int64_t c1, float* y, int64_t y_stride) {
+  HWY_DYNAMIC_DISPATCH(AccumulateRowsTransposed)(w, rows, a, a_stride, n, c0, c1, y, y_stride);
+}
+
+void DecodeRows(const MatrixView& w, int64_t row, int64_t count, float* out) {
+  HWY_DYNAMIC_DISPATCH(DecodeRows)(w, row, count, out);
+}
+
+}  // namespace pinfer::cpu::simd
+#endif  // HWY_ONCE

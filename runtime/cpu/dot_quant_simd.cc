@@ -1,0 +1,492 @@
+// Dot-product kernels for q8_0/q4_0 weights against activations quantized to q8_0 (the body of
+// MatVec/MatMul for quantized weights), and the activation quantizer. Compiled once per Highway
+// target and dispatched at run time.
+//
+// A block dot product is exact in int32 (32 products of |w| <= 128 and |x| <= 127); only the
+// per-block scaling is float. The integer part is target-specific, behind a small "policy":
+//   - AVX3_DL (AVX-512 VNNI): VPDPBUSD multiplies unsigned by signed bytes and adds groups of four
+//     into int32 lanes. Two blocks fill a 512-bit vector; lanes 0-7 belong to the first block and
+//     8-15 to the second, so the per-block scales are applied as a lane vector [dA x8, dB x8].
+//     q4_0 nibbles q are already unsigned: Σ (q-8)·x = Σ q·x - 8·Σ x. q8_0 weights w become
+//     unsigned by flipping the sign bit (w + 128): Σ w·x = Σ (w+128)·x - 128·Σ x. The correction
+//     -c·Σx depends on the activations only, so it is computed once per token and block (one more
+//     VPDPBUSD, of the constant c against -x) and seeds the accumulator of every row.
+//   - AVX3 (AVX-512 without VNNI): the same layout; VPMADDUBSW + VPMADDWD instead of VPDPBUSD. For
+//     q8_0 the signs move onto the weights (|x| times ±w), which keeps VPMADDUBSW's int16 pair sums
+//     from saturating (|x| <= 127 and |w| <= 127, as ggml's quantizer guarantees).
+//   - AVX2: one block per 256-bit vector, scales broadcast, the same VPMADDUBSW scheme.
+//   - every other target (NEON, SSE4, EMU128/SCALAR...): portable Highway code that widens to int16
+//     and uses ReorderWidenMulAccumulate.
+// Register tile and cache blocking as in dot_float_simd.cc.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "runtime/cpu/dot_quant_simd.cc"
+#include <algorithm>
+#include <cstring>
+
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "runtime/cpu/simd_common-inl.h"
+#include "runtime/cpu/simd_kernels.h"
+
+HWY_BEFORE_NAMESPACE();
+#if HWY_TARGET == HWY_AVX3_DL
+// Highway 1.0.3's AVX3_DL attribute set lacks avx512vnni although its run-time check requires it
+// (the target means Ice Lake and later); enable it for the VPDPBUSD intrinsics.
+#pragma GCC target("avx512vnni")
+#endif
+namespace pinfer::cpu::simd {
+namespace HWY_NAMESPACE {
+
+constexpr int64_t kBlock = 32;          // elements per q8_0/q4_0 block
+constexpr int64_t kQ8BlockBytes = 34;   // f16 scale + 32 int8
+constexpr int64_t kQ4BlockBytes = 18;   // f16 scale + 16 bytes of nibbles
+constexpr int64_t kBlockChunk = 64;     // blocks per column chunk (n > 1)
+constexpr int64_t kRowBlock = 64;       // rows per cache block (n > 1)
+
+template <DType kType>
+constexpr int64_t BlockBytes() {
+  return kType == DType::kQ8_0 ? kQ8BlockBytes : kQ4BlockBytes;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Activation quantization (portable).
+
+void QuantizeActivations(const float* x, int64_t cols, int64_t t0, int64_t t1, int8_t* q,
+                         float* d) {
+  const hn::CappedTag<float, kBlock> df;
+  const hn::Rebind<int32_t, decltype(df)> di32;
+  const hn::Rebind<int8_t, decltype(df)> di8;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t blocks = cols / kBlock;
+  for (int64_t t = t0; t < t1; ++t) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      const float* src = x + t * cols + b * kBlock;
+      auto vmax = hn::Zero(df);
+      for (int64_t i = 0; i < kBlock; i += lanes) vmax = hn::Max(vmax, hn::Abs(hn::LoadU(df, src + i)));
+      const float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
+      const float scale = amax / 127.0f;
+      const float inverse = scale != 0.0f ? 1.0f / scale : 0.0f;
+      d[t * blocks + b] = F16ToF32(F32ToF16(scale));
+      const auto vinv = hn::Set(df, inverse);
+      const auto half = hn::Set(df, 0.5f);
+      const auto one = hn::Set(df, 1.0f);
+      int8_t* dst = q + t * cols + b * kBlock;
+      for (int64_t i = 0; i < kBlock; i += lanes) {
+        // roundf: round half away from zero (the hardware rounding is half to even).
+        const auto v = hn::Mul(hn::LoadU(df, src + i), vinv);
+        const auto whole = hn::Trunc(v);
+        const auto away = hn::IfThenElseZero(hn::Ge(hn::Abs(hn::Sub(v, whole)), half),
+                                             hn::CopySign(one, v));
+        const auto rounded = hn::ConvertTo(di32, hn::Add(whole, away));
+        hn::StoreU(hn::DemoteTo(di8, rounded), di8, dst + i);
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Policies: how one step of kBlocks blocks of a weight row and of a token's activations is loaded,
+// multiplied and accumulated.
+
+#if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3
+#define PINFER_QUANT_POLICY_512 1
+
+template <DType kType>
+struct Policy512 {
+  static constexpr int64_t kBlocks = 2;
+  static constexpr int kRowTile = 4;
+  static constexpr int kTokenTile = 4;
+  static constexpr bool kVnni = HWY_TARGET == HWY_AVX3_DL;
+  using Acc = __m512;
+  struct W {
+    __m512i bytes;  // VNNI: unsigned form (q4_0 nibbles, q8_0 w ^ 0x80); else q4_0 nibbles / w
+    __m512 scale;   // [dA x8, dB x8]
+  };
+  struct X {
+    __m512i x;          // int8 activations (zero past the last block)
+    __m512i abs_x;      // AVX3 q8_0: |x|
+    __mmask64 negative; // AVX3 q8_0: lanes where x < 0
+    __m512i correction; // int32 lanes: -c·Σ of the lane's four x (c = 128 or 8); zero if unused
+    __m512 scale;
+  };
+
+  static HWY_INLINE Acc Zero() { return _mm512_setzero_ps(); }
+
+  static HWY_INLINE __m512 PairScale(uint16_t a, uint16_t b) {
+    const __m256i halves =
+        _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(static_cast<short>(a))),
+                                _mm_set1_epi16(static_cast<short>(b)), 1);
+    return _mm512_cvtph_ps(halves);
+  }
+
+  template <bool kPair>
+  static HWY_INLINE W LoadW(const uint8_t* row, int64_t b) {
+    const uint8_t* p = row + b * BlockBytes<kType>();
+    uint16_t da, db = 0;
+    std::memcpy(&da, p, 2);
+    if (kPair) std::memcpy(&db, p + BlockBytes<kType>(), 2);
+    W w;
+    w.scale = PairScale(da, db);
+    if constexpr (kType == DType::kQ8_0) {
+      const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2));
+      const __m256i hi =
+          kPair ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kQ8BlockBytes + 2))
+                : _mm256_setzero_si256();
+      w.bytes = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+      if (kVnni) w.bytes = _mm512_xor_si512(w.bytes, _mm512_set1_epi8(static_cast<char>(0x80)));
+    } else {
+      const __m128i qa = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2));
+      const __m128i qb = kPair ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(
+                                     p + kQ4BlockBytes + 2))
+                               : _mm_setzero_si128();
+      const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(qa), qb, 1);
+      const __m256i mask = _mm256_set1_epi8(0x0F);
+      const __m256i low = _mm256_and_si256(both, mask);                         // [A.lo, B.lo]
+      const __m256i high = _mm256_and_si256(_mm256_srli_epi16(both, 4), mask);  // [A.hi, B.hi]
+      const __m512i mixed = _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
+      w.bytes = _mm512_shuffle_i64x2(mixed, mixed, _MM_SHUFFLE(3, 1, 2, 0));  // [A.lo A.hi B.lo B.hi]
+    }
+    return w;
+  }
+
+  template <bool kPair>
+  static HWY_INLINE X LoadX(const int8_t* q, const float* d) {
+    X x;
+    if (kPair) {
+      x.x = _mm512_loadu_si512(q);
+      x.scale = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(d[0])),
+                                   _mm256_set1_ps(d[1]), 1);
+    } else {
+      x.x = _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
+      x.scale = _mm512_zextps256_ps512(_mm256_set1_ps(d[0]));
+    }
+    const __m512i c = _mm512_set1_epi8(kType == DType::kQ8_0 ? static_cast<char>(0x80) : 8);
+    const __m512i negated = _mm512_sub_epi8(_mm512_setzero_si512(), x.x);
+    if constexpr (kVnni) {
+      x.correction = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c, negated);
+    } else if constexpr (kType == DType::kQ4_0) {
+      x.correction = _mm512_madd_epi16(_mm512_maddubs_epi16(c, negated), _mm512_set1_epi16(1));
+    } else {
+      x.abs_x = _mm512_abs_epi8(x.x);
+      x.negative = _mm512_movepi8_mask(x.x);
+      x.correction = _mm512_setzero_si512();
+    }
+    return x;
+  }
+
+  static HWY_INLINE Acc Accumulate(const W& w, const X& x, Acc acc) {
+    __m512i dot;
+    if constexpr (kVnni) {
+      dot = _mm512_dpbusd_epi32(x.correction, w.bytes, x.x);
+    } else if constexpr (kType == DType::kQ4_0) {
+      dot = _mm512_add_epi32(
+          x.correction, _mm512_madd_epi16(_mm512_maddubs_epi16(w.bytes, x.x), _mm512_set1_epi16(1)));
+    } else {
+      const __m512i signed_w =
+          _mm512_mask_sub_epi8(w.bytes, x.negative, _mm512_setzero_si512(), w.bytes);
+      dot = _mm512_madd_epi16(_mm512_maddubs_epi16(x.abs_x, signed_w), _mm512_set1_epi16(1));
+    }
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(w.scale, x.scale), acc);
+  }
+
+  static HWY_INLINE float Sum(Acc acc) { return _mm512_reduce_add_ps(acc); }
+};
+
+template <DType kType>
+using Policy = Policy512<kType>;
+
+#elif HWY_TARGET == HWY_AVX2
+
+template <DType kType>
+struct PolicyAvx2 {
+  static constexpr int64_t kBlocks = 1;
+  static constexpr int kRowTile = 4;
+  static constexpr int kTokenTile = 2;
+  using Acc = __m256;
+  struct W {
+    __m256i bytes;  // q4_0: nibbles (unsigned); q8_0: signed w
+    __m256 scale;
+  };
+  struct X {
+    __m256i x;
+    __m256i abs_x;       // q8_0
+    __m256i correction;  // q4_0: -8·Σ of the lane's four x
+    __m256 scale;
+  };
+
+  static HWY_INLINE Acc Zero() { return _mm256_setzero_ps(); }
+
+  template <bool kPair>
+  static HWY_INLINE W LoadW(const uint8_t* row, int64_t b) {
+    const uint8_t* p = row + b * BlockBytes<kType>();
+    uint16_t bits;
+    std::memcpy(&bits, p, 2);
+    W w;
+    w.scale = _mm256_set1_ps(_cvtsh_ss(bits));
+    if constexpr (kType == DType::kQ8_0) {
+      w.bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2));
+    } else {
+      const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2));
+      const __m128i mask = _mm_set1_epi8(0x0F);
+      w.bytes = _mm256_inserti128_si256(
+          _mm256_castsi128_si256(_mm_and_si128(packed, mask)),
+          _mm_and_si128(_mm_srli_epi16(packed, 4), mask), 1);
+    }
+    return w;
+  }
+
+  template <bool kPair>
+  static HWY_INLINE X LoadX(const int8_t* q, const float* d) {
+    X x;
+    x.x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+    x.scale = _mm256_set1_ps(d[0]);
+    if constexpr (kType == DType::kQ8_0) {
+      x.abs_x = _mm256_abs_epi8(x.x);
+    } else {
+      const __m256i negated = _mm256_sub_epi8(_mm256_setzero_si256(), x.x);
+      x.correction = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(8), negated),
+                                       _mm256_set1_epi16(1));
+    }
+    return x;
+  }
+
+  static HWY_INLINE Acc Accumulate(const W& w, const X& x, Acc acc) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i dot;
+    if constexpr (kType == DType::kQ8_0) {
+      dot = _mm256_madd_epi16(_mm256_maddubs_epi16(x.abs_x, _mm256_sign_epi8(w.bytes, x.x)), ones);
+    } else {
+      dot = _mm256_add_epi32(x.correction,
+                             _mm256_madd_epi16(_mm256_maddubs_epi16(w.bytes, x.x), ones));
+    }
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(w.scale, x.scale), acc);
+  }
+
+  static HWY_INLINE float Sum(Acc acc) {
+    const __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    const __m128 s2 = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+  }
+};
+
+template <DType kType>
+using Policy = PolicyAvx2<kType>;
+
+#else  // portable Highway
+
+template <DType kType>
+struct PolicyPortable {
+  using D16 = hn::CappedTag<int16_t, 16>;
+  using D32 = hn::RepartitionToWide<D16>;
+  using V16 = hn::Vec<D16>;
+  static constexpr int64_t kLanes16 = static_cast<int64_t>(hn::MaxLanes(D16()));
+  static constexpr int64_t kVectors = kBlock / kLanes16;
+  static constexpr int64_t kBlocks = 1;
+  static constexpr int kRowTile = 2;
+  static constexpr int kTokenTile = 2;
+  using Acc = float;
+  struct W {
+    V16 v[kVectors];  // the block's 32 signed weights, widened
+    float scale;
+  };
+  struct X {
+    V16 v[kVectors];
+    float scale;
+  };
+
+  static HWY_INLINE Acc Zero() { return 0.0f; }
+
+  template <bool kPair>
+  static HWY_INLINE W LoadW(const uint8_t* row, int64_t b) {
+    const D16 d16;
+    const uint8_t* p = row + b * BlockBytes<kType>();
+    W w;
+    w.scale = BlockScale(p);
+    if constexpr (kType == DType::kQ8_0) {
+      const hn::Rebind<int8_t, D16> d8;
+      const int8_t* q = reinterpret_cast<const int8_t*>(p + 2);
+      for (int64_t i = 0; i < kVectors; ++i) w.v[i] = hn::PromoteTo(d16, hn::LoadU(d8, q + i * kLanes16));
+    } else {
+      const hn::Rebind<uint8_t, D16> du8;
+      const hn::Rebind<uint16_t, D16> du16;
+      const V16 eight = hn::Set(d16, 8);
+      const auto mask = hn::Set(du16, 0x0F);
+      for (int64_t i = 0; i < kVectors / 2; ++i) {
+        const auto packed = hn::PromoteTo(du16, hn::LoadU(du8, p + 2 + i * kLanes16));
+        w.v[i] = hn::Sub(hn::BitCast(d16, hn::And(packed, mask)), eight);
+        w.v[kVectors / 2 + i] = hn::Sub(hn::BitCast(d16, hn::ShiftRight<4>(packed)), eight);
+      }
+    }
+    return w;
+  }
+
+  template <bool kPair>
+  static HWY_INLINE X LoadX(const int8_t* q, const float* d) {
+    const D16 d16;
+    const hn::Rebind<int8_t, D16> d8;
+    X x;
+    x.scale = d[0];
+    for (int64_t i = 0; i < kVectors; ++i) x.v[i] = hn::PromoteTo(d16, hn::LoadU(d8, q + i * kLanes16));
+    return x;
+  }
+
+  static HWY_INLINE Acc Accumulate(const W& w, const X& x, Acc acc) {
+    const D32 d32;
+    auto sum0 = hn::Zero(d32);
+    auto sum1 = hn::Zero(d32);
+    for (int64_t i = 0; i < kVectors; ++i) {
+      sum0 = hn::ReorderWidenMulAccumulate(d32, w.v[i], x.v[i], sum0, sum1);
+    }
+    const int32_t dot = hn::GetLane(hn::SumOfLanes(d32, hn::Add(sum0, sum1)));
+    return acc + static_cast<float>(dot) * (w.scale * x.scale);
+  }
+
+  static HWY_INLINE float Sum(Acc acc) { return acc; }
+};
+
+template <DType kType>
+using Policy = PolicyPortable<kType>;
+
+#endif
+
+// ------------------------------------------------------------------------------------------------
+// Tiles and blocking (shared by every policy).
+
+// sums[r][t] = Σ over blocks [b0, b1) of row r · token t.
+template <DType kType, int kRows, int kTokens>
+HWY_INLINE void QuantTile(const uint8_t* const* w, const int8_t* const* xq,
+                          const float* const* xd, int64_t b0, int64_t b1,
+                          float (&sums)[kRows][kTokens]) {
+  using P = Policy<kType>;
+  typename P::Acc acc[kRows][kTokens];
+  for (int r = 0; r < kRows; ++r) {
+    for (int t = 0; t < kTokens; ++t) acc[r][t] = P::Zero();
+  }
+  int64_t b = b0;
+  for (; b + P::kBlocks <= b1; b += P::kBlocks) {
+    typename P::W wv[kRows];
+    for (int r = 0; r < kRows; ++r) wv[r] = P::template LoadW<true>(w[r], b);
+    for (int t = 0; t < kTokens; ++t) {
+      const typename P::X xv = P::template LoadX<true>(xq[t] + b * kBlock, xd[t] + b);
+      for (int r = 0; r < kRows; ++r) acc[r][t] = P::Accumulate(wv[r], xv, acc[r][t]);
+    }
+  }
+  if (b < b1) {  // a single block left over (policies with two blocks per step)
+    typename P::W wv[kRows];
+    for (int r = 0; r < kRows; ++r) wv[r] = P::template LoadW<false>(w[r], b);
+    for (int t = 0; t < kTokens; ++t) {
+      const typename P::X xv = P::template LoadX<false>(xq[t] + b * kBlock, xd[t] + b);
+      for (int r = 0; r < kRows; ++r) acc[r][t] = P::Accumulate(wv[r], xv, acc[r][t]);
+    }
+  }
+  for (int r = 0; r < kRows; ++r) {
+    for (int t = 0; t < kTokens; ++t) sums[r][t] = P::Sum(acc[r][t]);
+  }
+}
+
+template <DType kType, int kRows, int kTokens>
+HWY_INLINE void RunQuantTile(const MatrixView& w, const RowSet& rows, int64_t i0,
+                             const QuantizedActivations& x, int64_t t0, int64_t b0, int64_t b1,
+                             float* y, int64_t y_stride) {
+  const int64_t blocks = x.cols / kBlock;
+  const uint8_t* wr[kRows];
+  int64_t row_ids[kRows];
+  for (int r = 0; r < kRows; ++r) {
+    row_ids[r] = rows.Row(i0 + r);
+    wr[r] = w.Row(row_ids[r]);
+  }
+  const int8_t* xq[kTokens];
+  const float* xd[kTokens];
+  for (int t = 0; t < kTokens; ++t) {
+    xq[t] = x.q + (t0 + t) * x.cols;
+    xd[t] = x.d + (t0 + t) * blocks;
+  }
+  float sums[kRows][kTokens];
+  QuantTile<kType, kRows, kTokens>(wr, xq, xd, b0, b1, sums);
+  for (int r = 0; r < kRows; ++r) {
+    for (int t = 0; t < kTokens; ++t) {
+      float& out = y[(t0 + t) * y_stride + row_ids[r]];
+      out = b0 == 0 ? sums[r][t] : out + sums[r][t];
+    }
+  }
+}
+
+template <DType kType, int kTokens>
+HWY_INLINE void QuantRowsForTokens(const MatrixView& w, const RowSet& rows, int64_t i_begin,
+                                   int64_t i_end, const QuantizedActivations& x, int64_t t0,
+                                   int64_t b0, int64_t b1, float* y, int64_t y_stride) {
+  constexpr int kRowTile = Policy<kType>::kRowTile;
+  int64_t i = i_begin;
+  for (; i + kRowTile <= i_end; i += kRowTile) {
+    RunQuantTile<kType, kRowTile, kTokens>(w, rows, i, x, t0, b0, b1, y, y_stride);
+  }
+  for (; i < i_end; ++i) RunQuantTile<kType, 1, kTokens>(w, rows, i, x, t0, b0, b1, y, y_stride);
+}
+
+template <DType kType, int kTokens>
+HWY_INLINE void QuantTokenRemainder(const MatrixView& w, const RowSet& rows, int64_t i0, int64_t i1,
+                                    const QuantizedActivations& x, int64_t t, int64_t b0,
+                                    int64_t b1, float* y, int64_t y_stride) {
+  if constexpr (kTokens > 0) {
+    if (x.n - t == kTokens) {
+      QuantRowsForTokens<kType, kTokens>(w, rows, i0, i1, x, t, b0, b1, y, y_stride);
+    } else {
+      QuantTokenRemainder<kType, kTokens - 1>(w, rows, i0, i1, x, t, b0, b1, y, y_stride);
+    }
+  }
+}
+
+template <DType kType>
+void DotRowsQuantT(const MatrixView& w, RowSet rows, const QuantizedActivations& x, float* y,
+                   int64_t y_stride) {
+  constexpr int kTokenTile = Policy<kType>::kTokenTile;
+  const int64_t count = rows.size();
+  const int64_t blocks = w.cols / kBlock;
+  if (x.n == 1) {
+    QuantRowsForTokens<kType, 1>(w, rows, 0, count, x, 0, 0, blocks, y, y_stride);
+    return;
+  }
+  for (int64_t b0 = 0; b0 < blocks; b0 += kBlockChunk) {
+    const int64_t b1 = std::min(blocks, b0 + kBlockChunk);
+    for (int64_t i0 = 0; i0 < count; i0 += kRowBlock) {
+      const int64_t i1 = std::min(count, i0 + kRowBlock);
+      int64_t t = 0;
+      for (; t + kTokenTile <= x.n; t += kTokenTile) {
+        QuantRowsForTokens<kType, kTokenTile>(w, rows, i0, i1, x, t, b0, b1, y, y_stride);
+      }
+      QuantTokenRemainder<kType, kTokenTile - 1>(w, rows, i0, i1, x, t, b0, b1, y, y_stride);
+    }
+  }
+}
+
+void DotRowsQuant(const MatrixView& w, RowSet rows, const QuantizedActivations& x, float* y,
+                  int64_t y_stride) {
+  switch (w.dtype) {
+    case DType::kQ8_0: return DotRowsQuantT<DType::kQ8_0>(w, rows, x, y, y_stride);
+    case DType::kQ4_0: return DotRowsQuantT<DType::kQ4_0>(w, rows, x, y, y_stride);
+    default: return;  // kernels.cc routes only quantized dtypes here
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace pinfer::cpu::simd
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace pinfer::cpu::simd {
+
+HWY_EXPORT(QuantizeActivations);
+HWY_EXPORT(DotRowsQuant);
+
+void QuantizeActivations(const float* x, int64_t cols, int64_t t0, int64_t t1, int8_t* q,
+                         float* d) {
+  HWY_DYNAMIC_DISPATCH(QuantizeActivations)(x, cols, t0, t1, q, d);
+}
+
+void DotRowsQuant(const MatrixView& w, RowSet rows, const QuantizedActivations& x, float* y,
+                  int64_t y_stride) {
+  HWY_DYNAMIC_DISPATCH(DotRowsQuant)(w, rows, x, y, y_stride);
+}
+
+}  // namespace pinfer::cpu::simd
+#endif  // HWY_ONCE
