@@ -8,9 +8,9 @@
 // block scales.
 //   - n = 1 (decode): the active rows are taken four at a time, and each output vector is loaded
 //     and stored once per four rows, so the loop streams the weight rows.
-//   - n > 1 (prompt): a register tile of kTokenTile tokens x kChunkVectors output vectors stays in
-//     registers while the rows of a row block pass by; each decoded weight vector serves
-//     kTokenTile FMAs. The row block's column slice stays in L1 across the token tiles.
+//   - n > 1 (prompt): a register tile of kTokenTile tokens x kTileVectors output vectors stays in
+//     registers while the rows of a row block pass by; each decoded (and scaled) weight vector
+//     serves kTokenTile FMAs. The row block's column slice stays in L1 across the token tiles.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "runtime/cpu/accumulate_simd.cc"
 #include <algorithm>
@@ -30,7 +30,11 @@ using DQ = hn::CappedTag<float, 16>;
 using VQ = hn::Vec<DQ>;
 
 constexpr int kGroupRows = 4;    // n = 1: active rows combined per pass over the outputs
-constexpr int kTokenTile = 4;    // n > 1
+// n > 1: register tile of kTokenTile tokens x kTileVectors output vectors (16 accumulators
+// with AVX-512's 32 registers, 8 elsewhere).
+constexpr bool kWideRegisterFile = HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL;
+constexpr int kTokenTile = kWideRegisterFile ? 4 : 2;
+constexpr int kTileVectors = 4;
 constexpr int64_t kRowBlock = 128;
 
 // Decoding of one "chunk" of columns of a row, as raw values (the integers of quantized blocks)
@@ -62,15 +66,18 @@ struct ChunkDecoder<DType::kBF16> : FloatChunkDecoder<hwy::bfloat16_t> {};
 template <>
 struct ChunkDecoder<DType::kQ8_0> {
   using D = DQ;
+  static constexpr int64_t kBlockBytes = 34;
   static constexpr int64_t kLanes = static_cast<int64_t>(hn::MaxLanes(DQ()));
   static constexpr int64_t kVectors = 32 / kLanes;
   static int64_t Columns() { return 32; }
-  static HWY_INLINE float Scale(const uint8_t* row, int64_t c) { return BlockScale(row + c / 32 * 34); }
+  static HWY_INLINE float Scale(const uint8_t* row, int64_t c) {
+    return BlockScale(row + c / 32 * kBlockBytes);
+  }
   static HWY_INLINE void Decode(const uint8_t* row, int64_t c, VQ* out) {
     const DQ df;
     const hn::Rebind<int32_t, DQ> di32;
     const hn::Rebind<int8_t, DQ> di8;
-    const int8_t* q = reinterpret_cast<const int8_t*>(row + c / 32 * 34 + 2);
+    const int8_t* q = reinterpret_cast<const int8_t*>(row + c / 32 * kBlockBytes + 2);
     for (int64_t v = 0; v < kVectors; ++v) {
       out[v] = hn::ConvertTo(df, hn::PromoteTo(di32, hn::LoadU(di8, q + v * kLanes)));
     }
@@ -80,25 +87,65 @@ struct ChunkDecoder<DType::kQ8_0> {
 template <>
 struct ChunkDecoder<DType::kQ4_0> {
   using D = DQ;
+  static constexpr int64_t kBlockBytes = 18;
   static constexpr int64_t kLanes = static_cast<int64_t>(hn::MaxLanes(DQ()));
   static constexpr int64_t kVectors = 32 / kLanes;
   static int64_t Columns() { return 32; }
-  static HWY_INLINE float Scale(const uint8_t* row, int64_t c) { return BlockScale(row + c / 32 * 18); }
+  static HWY_INLINE float Scale(const uint8_t* row, int64_t c) {
+    return BlockScale(row + c / 32 * kBlockBytes);
+  }
+  // The nibbles are split and re-centred (q - 8) on bytes, before the widening: narrow vectors,
+  // which leaves the wide ports to the conversion and the FMAs. With AVX-512, a nibble indexes a
+  // 16-entry table of the floats -8..7 directly (VPERMPS reads only the low four index bits),
+  // which replaces the re-centring and the int -> float conversion.
   static HWY_INLINE void Decode(const uint8_t* row, int64_t c, VQ* out) {
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+    const __m512 table = _mm512_setr_ps(-8.0f, -7.0f, -6.0f, -5.0f, -4.0f, -3.0f, -2.0f, -1.0f,
+                                        0.0f, 1.0f, 2.0f, 3.0f, 4.0f, 5.0f, 6.0f, 7.0f);
+    const __m512i bytes = _mm512_cvtepu8_epi32(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + c / 32 * kBlockBytes + 2)));
+    out[0] = VQ{_mm512_permutexvar_ps(bytes, table)};
+    out[1] = VQ{_mm512_permutexvar_ps(_mm512_srli_epi32(bytes, 4), table)};
+#else
     const DQ df;
     const hn::Rebind<int32_t, DQ> di32;
+    const hn::Rebind<int8_t, DQ> di8;
     const hn::Rebind<uint8_t, DQ> du8;
-    const uint8_t* q = row + c / 32 * 18 + 2;
-    const auto mask = hn::Set(di32, 0x0F);
-    const auto eight = hn::Set(di32, 8);
+    const uint8_t* q = row + c / 32 * kBlockBytes + 2;
+    const auto mask = hn::Set(du8, 0x0F);
+    const auto eight = hn::Set(di8, 8);
     for (int64_t v = 0; v < kVectors / 2; ++v) {
-      const auto packed = hn::BitCast(di32, hn::PromoteTo(hn::Rebind<uint32_t, DQ>(),
-                                                          hn::LoadU(du8, q + v * kLanes)));
-      out[v] = hn::ConvertTo(df, hn::Sub(hn::And(packed, mask), eight));
-      out[kVectors / 2 + v] = hn::ConvertTo(df, hn::Sub(hn::ShiftRight<4>(packed), eight));
+      const auto packed = hn::LoadU(du8, q + v * kLanes);
+      const auto low = hn::Sub(hn::BitCast(di8, hn::And(packed, mask)), eight);
+      const auto high = hn::Sub(hn::BitCast(di8, hn::ShiftRight<4>(packed)), eight);
+      out[v] = hn::ConvertTo(df, hn::PromoteTo(di32, low));
+      out[kVectors / 2 + v] = hn::ConvertTo(df, hn::PromoteTo(di32, high));
     }
+#endif
   }
 };
+
+// Blocks whose scales are fetched together (see AccumulateGroup).
+constexpr int64_t kScaleBlocks = 16;
+
+// out[k] = factor · scale of block (c / 32 + k), for k < count <= kScaleBlocks. The f16 scales are
+// copied with scalar moves (load/store ports) and converted in one vector pass, so the
+// per-block work on the vector ports is a broadcast load.
+template <DType kType>
+HWY_INLINE void ScaledBlockScales(const uint8_t* row, int64_t c, int64_t count, float factor,
+                                  float* out) {
+  constexpr int64_t kBlockBytes = ChunkDecoder<kType>::kBlockBytes;
+  HWY_ALIGN uint16_t bits[kScaleBlocks] = {};
+  const uint8_t* first = row + c / 32 * kBlockBytes;
+  for (int64_t k = 0; k < count; ++k) std::memcpy(&bits[k], first + k * kBlockBytes, 2);
+  const DQ df;
+  const hn::Rebind<hwy::float16_t, DQ> dh;
+  const auto vfactor = hn::Set(df, factor);
+  for (int64_t k = 0; k < kScaleBlocks; k += static_cast<int64_t>(hn::Lanes(df))) {
+    const auto halves = hn::Load(dh, reinterpret_cast<const hwy::float16_t*>(bits + k));
+    hn::Store(hn::Mul(hn::PromoteTo(df, halves), vfactor), df, out + k);
+  }
+}
 
 // ------------------------------------------------------------------------------------------------
 // n = 1
@@ -109,20 +156,36 @@ HWY_INLINE void AccumulateGroup(const uint8_t* const* w, const float* a, int64_t
   using Dec = ChunkDecoder<kType>;
   using D = typename Dec::D;
   const D d;
-  const int64_t step = Dec::Columns();
-  int64_t c = c0;
-  for (; c + step <= c1; c += step) {
-    hn::Vec<D> acc[Dec::kVectors];
-    for (int64_t v = 0; v < Dec::kVectors; ++v) acc[v] = hn::LoadU(d, y + c + v * hn::Lanes(d));
-    for (int r = 0; r < kRows; ++r) {
-      hn::Vec<D> raw[Dec::kVectors];
-      Dec::Decode(w[r], c, raw);
-      const auto vscale = hn::Set(d, a[r] * Dec::Scale(w[r], c));
-      for (int64_t v = 0; v < Dec::kVectors; ++v) acc[v] = hn::MulAdd(raw[v], vscale, acc[v]);
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  if constexpr (IsQuantized(kType)) {
+    for (int64_t c = c0; c < c1; c += 32 * kScaleBlocks) {
+      const int64_t count = std::min(kScaleBlocks, (c1 - c) / 32);
+      HWY_ALIGN float scaled[kRows][kScaleBlocks];
+      for (int r = 0; r < kRows; ++r) ScaledBlockScales<kType>(w[r], c, count, a[r], scaled[r]);
+      for (int64_t k = 0; k < count; ++k) {
+        const int64_t ck = c + 32 * k;
+        hn::Vec<D> acc[Dec::kVectors];
+        for (int64_t v = 0; v < Dec::kVectors; ++v) acc[v] = hn::LoadU(d, y + ck + v * lanes);
+        for (int r = 0; r < kRows; ++r) {
+          hn::Vec<D> raw[Dec::kVectors];
+          Dec::Decode(w[r], ck, raw);
+          const auto vscale = hn::Set(d, scaled[r][k]);
+          for (int64_t v = 0; v < Dec::kVectors; ++v) acc[v] = hn::MulAdd(raw[v], vscale, acc[v]);
+        }
+        for (int64_t v = 0; v < Dec::kVectors; ++v) hn::StoreU(acc[v], d, y + ck + v * lanes);
+      }
     }
-    for (int64_t v = 0; v < Dec::kVectors; ++v) hn::StoreU(acc[v], d, y + c + v * hn::Lanes(d));
-  }
-  if constexpr (!IsQuantized(kType)) {
+  } else {
+    int64_t c = c0;
+    for (; c + lanes <= c1; c += lanes) {
+      hn::Vec<D> acc = hn::LoadU(d, y + c);
+      for (int r = 0; r < kRows; ++r) {
+        hn::Vec<D> raw[1];
+        Dec::Decode(w[r], c, raw);
+        acc = hn::MulAdd(raw[0], hn::Set(d, a[r]), acc);
+      }
+      hn::StoreU(acc, d, y + c);
+    }
     for (; c < c1; ++c) {
       float sum = y[c];
       for (int r = 0; r < kRows; ++r) sum += a[r] * Dec::ScalarAt(w[r], c);
@@ -181,18 +244,22 @@ HWY_INLINE void AccumulateTile(const MatrixView& w, const RowSet& rows, int64_t 
       any |= act[t] != 0.0f;
     }
     if (!any) continue;
+    // Decode (and scale) the row's slice once; each vector then serves kTokens FMAs.
     const uint8_t* row = w.Row(r);
+    hn::Vec<D> values[kVectors];
     for (int k = 0; k < kChunks; ++k) {
       const int64_t ck = c + k * Dec::Columns();
-      hn::Vec<D> raw[Dec::kVectors];
-      Dec::Decode(row, ck, raw);
-      const float scale = Dec::Scale(row, ck);
-      for (int t = 0; t < kTokens; ++t) {
-        const auto vs = hn::Set(d, act[t] * scale);
+      Dec::Decode(row, ck, values + k * Dec::kVectors);
+      if constexpr (IsQuantized(kType)) {
+        const auto scale = hn::Set(d, Dec::Scale(row, ck));
         for (int64_t v = 0; v < Dec::kVectors; ++v) {
-          acc[t][k * Dec::kVectors + v] = hn::MulAdd(raw[v], vs, acc[t][k * Dec::kVectors + v]);
+          values[k * Dec::kVectors + v] = hn::Mul(values[k * Dec::kVectors + v], scale);
         }
       }
+    }
+    for (int t = 0; t < kTokens; ++t) {
+      const auto vs = hn::Set(d, act[t]);
+      for (int64_t v = 0; v < kVectors; ++v) acc[t][v] = hn::MulAdd(values[v], vs, acc[t][v]);
     }
   }
   for (int t = 0; t < kTokens; ++t) {
@@ -208,8 +275,7 @@ HWY_INLINE void AccumulateTokens(const MatrixView& w, const RowSet& rows, int64_
                                  const float* a, int64_t a_stride, int64_t t0, int64_t c0,
                                  int64_t c1, float* y, int64_t y_stride) {
   using Dec = ChunkDecoder<kType>;
-  // Float rows: 4 vectors per tile (the quantized decoders already give 32 columns per chunk).
-  constexpr int kChunks = IsQuantized(kType) ? 1 : 4;
+  constexpr int kChunks = std::max<int>(1, kTileVectors / Dec::kVectors);
   const int64_t tile_columns = Dec::Columns() * kChunks;
   int64_t c = c0;
   for (; c + tile_columns <= c1; c += tile_columns) {
@@ -243,12 +309,13 @@ void AccumulateT(const MatrixView& w, RowSet rows, const float* a, int64_t a_str
     for (; t + kTokenTile <= n; t += kTokenTile) {
       AccumulateTokens<kType, kTokenTile>(w, rows, i0, i1, a, a_stride, t, c0, c1, y, y_stride);
     }
-    switch (n - t) {
-      case 3: AccumulateTokens<kType, 3>(w, rows, i0, i1, a, a_stride, t, c0, c1, y, y_stride); break;
-      case 2: AccumulateTokens<kType, 2>(w, rows, i0, i1, a, a_stride, t, c0, c1, y, y_stride); break;
-      case 1: AccumulateTokens<kType, 1>(w, rows, i0, i1, a, a_stride, t, c0, c1, y, y_stride); break;
-      default: break;
+    if constexpr (kTokenTile > 3) {
+      if (n - t == 3) AccumulateTokens<kType, 3>(w, rows, i0, i1, a, a_stride, t, c0, c1, y, y_stride);
     }
+    if constexpr (kTokenTile > 2) {
+      if (n - t == 2) AccumulateTokens<kType, 2>(w, rows, i0, i1, a, a_stride, t, c0, c1, y, y_stride);
+    }
+    if (n - t == 1) AccumulateTokens<kType, 1>(w, rows, i0, i1, a, a_stride, t, c0, c1, y, y_stride);
   }
 }
 

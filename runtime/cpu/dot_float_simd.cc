@@ -23,8 +23,10 @@ namespace HWY_NAMESPACE {
 // Columns per chunk and rows per block of the cache blocking for n > 1 (see the file comment).
 constexpr int64_t kColumnChunk = 1024;
 constexpr int64_t kRowBlock = 64;
+// Register tile: kRowTile x kTokenTile accumulators plus kRowTile weight vectors and one
+// activation vector must fit the register file (32 vectors with AVX-512, 16 with AVX2/NEON/SSE).
 constexpr int kRowTile = 4;
-constexpr int kTokenTile = 4;
+constexpr int kTokenTile = HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL ? 6 : 2;
 
 // sums[r][t] = Σ_{c in [c0, c1)} w[r][c] · x[t][c]
 template <typename T, int kRows, int kTokens>
@@ -90,6 +92,19 @@ HWY_INLINE void FloatRowsForTokens(const MatrixView& w, const RowSet& rows, int6
   for (; i < i_end; ++i) RunFloatTile<T, 1, kTokens>(w, rows, i, x, t0, c0, c1, y, y_stride);
 }
 
+template <typename T, int kTokens>
+HWY_INLINE void FloatTokenRemainder(const MatrixView& w, const RowSet& rows, int64_t i0,
+                                    int64_t i1, const float* x, int64_t n, int64_t t, int64_t c0,
+                                    int64_t c1, float* y, int64_t y_stride) {
+  if constexpr (kTokens > 0) {
+    if (n - t == kTokens) {
+      FloatRowsForTokens<T, kTokens>(w, rows, i0, i1, x, t, c0, c1, y, y_stride);
+    } else {
+      FloatTokenRemainder<T, kTokens - 1>(w, rows, i0, i1, x, n, t, c0, c1, y, y_stride);
+    }
+  }
+}
+
 template <typename T>
 void DotRowsFloatT(const MatrixView& w, RowSet rows, const float* x, int64_t n, float* y,
                    int64_t y_stride) {
@@ -106,12 +121,7 @@ void DotRowsFloatT(const MatrixView& w, RowSet rows, const float* x, int64_t n, 
       for (; t + kTokenTile <= n; t += kTokenTile) {
         FloatRowsForTokens<T, kTokenTile>(w, rows, i0, i1, x, t, c0, c1, y, y_stride);
       }
-      switch (n - t) {
-        case 3: FloatRowsForTokens<T, 3>(w, rows, i0, i1, x, t, c0, c1, y, y_stride); break;
-        case 2: FloatRowsForTokens<T, 2>(w, rows, i0, i1, x, t, c0, c1, y, y_stride); break;
-        case 1: FloatRowsForTokens<T, 1>(w, rows, i0, i1, x, t, c0, c1, y, y_stride); break;
-        default: break;
-      }
+      FloatTokenRemainder<T, kTokenTile - 1>(w, rows, i0, i1, x, n, t, c0, c1, y, y_stride);
     }
   }
 }

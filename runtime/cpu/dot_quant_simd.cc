@@ -6,7 +6,8 @@
 // per-block scaling is float. The integer part is target-specific, behind a small "policy":
 //   - AVX3_DL (AVX-512 VNNI): VPDPBUSD multiplies unsigned by signed bytes and adds groups of four
 //     into int32 lanes. Two blocks fill a 512-bit vector; lanes 0-7 belong to the first block and
-//     8-15 to the second, so the per-block scales are applied as a lane vector [dA x8, dB x8].
+//     8-15 to the second, so the per-block scales are applied as a lane vector [dA x8, dB x8]
+//     (permuted out of the scales of 16 blocks, gathered once per row).
 //     q4_0 nibbles q are already unsigned: Σ (q-8)·x = Σ q·x - 8·Σ x. q8_0 weights w become
 //     unsigned by flipping the sign bit (w + 128): Σ w·x = Σ (w+128)·x - 128·Σ x. The correction
 //     -c·Σx depends on the activations only, so it is computed once per token and block (one more
@@ -89,76 +90,92 @@ void QuantizeActivations(const float* x, int64_t cols, int64_t t0, int64_t t1, i
 // multiplied and accumulated.
 
 #if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3
-#define PINFER_QUANT_POLICY_512 1
 
 template <DType kType>
 struct Policy512 {
   static constexpr int64_t kBlocks = 2;
+  // Block scales are loaded 16 at a time (one gather per row) and spread to the lanes of each
+  // step with one permute, instead of being assembled from two f16 loads at every step.
+  static constexpr int64_t kSuper = 16;
   static constexpr int kRowTile = 4;
   static constexpr int kTokenTile = 4;
   static constexpr bool kVnni = HWY_TARGET == HWY_AVX3_DL;
   using Acc = __m512;
-  struct W {
-    __m512i bytes;  // VNNI: unsigned form (q4_0 nibbles, q8_0 w ^ 0x80); else q4_0 nibbles / w
-    __m512 scale;   // [dA x8, dB x8]
-  };
+  using Scales = __m512;  // the f32 scales of kSuper consecutive blocks
+  using Lane = __m512;    // [scale of the step's first block x8, of its second x8]
+  using W = __m512i;      // VNNI: unsigned form (q4_0 nibbles, q8_0 w ^ 0x80); else nibbles / w
   struct X {
-    __m512i x;          // int8 activations (zero past the last block)
-    __m512i abs_x;      // AVX3 q8_0: |x|
-    __mmask64 negative; // AVX3 q8_0: lanes where x < 0
-    __m512i correction; // int32 lanes: -c·Σ of the lane's four x (c = 128 or 8); zero if unused
-    __m512 scale;
+    __m512i x;           // int8 activations (zero past the last block)
+    __m512i abs_x;       // AVX3 q8_0: |x|
+    __mmask64 negative;  // AVX3 q8_0: lanes where x < 0
+    __m512i correction;  // int32 lanes: -c·Σ of the lane's four x (c = 128 or 8); zero if unused
   };
 
   static HWY_INLINE Acc Zero() { return _mm512_setzero_ps(); }
 
-  static HWY_INLINE __m512 PairScale(uint16_t a, uint16_t b) {
-    const __m256i halves =
-        _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(static_cast<short>(a))),
-                                _mm_set1_epi16(static_cast<short>(b)), 1);
-    return _mm512_cvtph_ps(halves);
+  static HWY_INLINE Scales LoadWeightScales(const uint8_t* row, int64_t b, int64_t count) {
+    constexpr int kStride = static_cast<int>(BlockBytes<kType>());
+    const __m512i offsets = _mm512_setr_epi32(
+        0, kStride, 2 * kStride, 3 * kStride, 4 * kStride, 5 * kStride, 6 * kStride, 7 * kStride,
+        8 * kStride, 9 * kStride, 10 * kStride, 11 * kStride, 12 * kStride, 13 * kStride,
+        14 * kStride, 15 * kStride);
+    const void* base = row + b * kStride;
+    // Each 32-bit gather reads a block's f16 scale and the two bytes after it (inside the block).
+    const __m512i raw =
+        count == kSuper
+            ? _mm512_i32gather_epi32(offsets, base, 1)
+            : _mm512_mask_i32gather_epi32(_mm512_setzero_si512(),
+                                          static_cast<__mmask16>((1u << count) - 1), offsets,
+                                          base, 1);
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw));
   }
+  static HWY_INLINE Scales LoadActScales(const float* d, int64_t count) {
+    return count == kSuper ? _mm512_loadu_ps(d)
+                           : _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << count) - 1), d);
+  }
+  static HWY_INLINE Scales MulScales(Scales a, Scales b) { return _mm512_mul_ps(a, b); }
+  // Lanes of step k: scales 2k and 2k + 1, on the lanes of the first and second block (q8_0:
+  // halves; q4_0: alternating quarters, see LoadW).
+  static HWY_INLINE Lane StepScale(Scales s, int64_t k) {
+    const __m512i pattern =
+        kType == DType::kQ8_0
+            ? _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
+            : _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1);
+    const __m512i index = _mm512_add_epi32(pattern, _mm512_set1_epi32(static_cast<int>(2 * k)));
+    return _mm512_permutexvar_ps(index, s);
+  }
+  static HWY_INLINE Lane MulLanes(Lane a, Lane b) { return _mm512_mul_ps(a, b); }
 
   template <bool kPair>
   static HWY_INLINE W LoadW(const uint8_t* row, int64_t b) {
     const uint8_t* p = row + b * BlockBytes<kType>();
-    uint16_t da, db = 0;
-    std::memcpy(&da, p, 2);
-    if (kPair) std::memcpy(&db, p + BlockBytes<kType>(), 2);
-    W w;
-    w.scale = PairScale(da, db);
     if constexpr (kType == DType::kQ8_0) {
       const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2));
       const __m256i hi =
           kPair ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kQ8BlockBytes + 2))
                 : _mm256_setzero_si256();
-      w.bytes = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-      if (kVnni) w.bytes = _mm512_xor_si512(w.bytes, _mm512_set1_epi8(static_cast<char>(0x80)));
+      const __m512i bytes = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+      return kVnni ? _mm512_xor_si512(bytes, _mm512_set1_epi8(static_cast<char>(0x80))) : bytes;
     } else {
       const __m128i qa = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2));
       const __m128i qb = kPair ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(
                                      p + kQ4BlockBytes + 2))
                                : _mm_setzero_si128();
+      // [A.lo, B.lo, A.hi, B.hi] in 128-bit quarters; LoadX puts the activations in that order.
       const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(qa), qb, 1);
-      const __m256i mask = _mm256_set1_epi8(0x0F);
-      const __m256i low = _mm256_and_si256(both, mask);                         // [A.lo, B.lo]
-      const __m256i high = _mm256_and_si256(_mm256_srli_epi16(both, 4), mask);  // [A.hi, B.hi]
-      const __m512i mixed = _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
-      w.bytes = _mm512_shuffle_i64x2(mixed, mixed, _MM_SHUFFLE(3, 1, 2, 0));  // [A.lo A.hi B.lo B.hi]
+      const __m512i mixed =
+          _mm512_inserti64x4(_mm512_castsi256_si512(both), _mm256_srli_epi16(both, 4), 1);
+      return _mm512_and_si512(mixed, _mm512_set1_epi8(0x0F));
     }
-    return w;
   }
 
   template <bool kPair>
-  static HWY_INLINE X LoadX(const int8_t* q, const float* d) {
+  static HWY_INLINE X LoadX(const int8_t* q) {
     X x;
-    if (kPair) {
-      x.x = _mm512_loadu_si512(q);
-      x.scale = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(d[0])),
-                                   _mm256_set1_ps(d[1]), 1);
-    } else {
-      x.x = _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
-      x.scale = _mm512_zextps256_ps512(_mm256_set1_ps(d[0]));
+    x.x = kPair ? _mm512_loadu_si512(q)
+                : _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
+    if constexpr (kType == DType::kQ4_0) {  // [A0-15 A16-31 B0-15 B16-31] -> the weights' order
+      x.x = _mm512_shuffle_i64x2(x.x, x.x, _MM_SHUFFLE(3, 1, 2, 0));
     }
     const __m512i c = _mm512_set1_epi8(kType == DType::kQ8_0 ? static_cast<char>(0x80) : 8);
     const __m512i negated = _mm512_sub_epi8(_mm512_setzero_si512(), x.x);
@@ -174,19 +191,18 @@ struct Policy512 {
     return x;
   }
 
-  static HWY_INLINE Acc Accumulate(const W& w, const X& x, Acc acc) {
+  static HWY_INLINE Acc Accumulate(const W& w, const X& x, Lane scale, Acc acc) {
     __m512i dot;
     if constexpr (kVnni) {
-      dot = _mm512_dpbusd_epi32(x.correction, w.bytes, x.x);
+      dot = _mm512_dpbusd_epi32(x.correction, w, x.x);
     } else if constexpr (kType == DType::kQ4_0) {
-      dot = _mm512_add_epi32(
-          x.correction, _mm512_madd_epi16(_mm512_maddubs_epi16(w.bytes, x.x), _mm512_set1_epi16(1)));
+      dot = _mm512_add_epi32(x.correction,
+                             _mm512_madd_epi16(_mm512_maddubs_epi16(w, x.x), _mm512_set1_epi16(1)));
     } else {
-      const __m512i signed_w =
-          _mm512_mask_sub_epi8(w.bytes, x.negative, _mm512_setzero_si512(), w.bytes);
+      const __m512i signed_w = _mm512_mask_sub_epi8(w, x.negative, _mm512_setzero_si512(), w);
       dot = _mm512_madd_epi16(_mm512_maddubs_epi16(x.abs_x, signed_w), _mm512_set1_epi16(1));
     }
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(w.scale, x.scale), acc);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc);
   }
 
   static HWY_INLINE float Sum(Acc acc) { return _mm512_reduce_add_ps(acc); }
@@ -200,46 +216,47 @@ using Policy = Policy512<kType>;
 template <DType kType>
 struct PolicyAvx2 {
   static constexpr int64_t kBlocks = 1;
+  static constexpr int64_t kSuper = 1;
   static constexpr int kRowTile = 4;
   static constexpr int kTokenTile = 2;
   using Acc = __m256;
-  struct W {
-    __m256i bytes;  // q4_0: nibbles (unsigned); q8_0: signed w
-    __m256 scale;
-  };
+  using Scales = __m256;  // one block's scale, broadcast
+  using Lane = __m256;
+  using W = __m256i;  // q4_0: nibbles (unsigned); q8_0: signed w
   struct X {
     __m256i x;
     __m256i abs_x;       // q8_0
     __m256i correction;  // q4_0: -8·Σ of the lane's four x
-    __m256 scale;
   };
 
   static HWY_INLINE Acc Zero() { return _mm256_setzero_ps(); }
+  static HWY_INLINE Scales LoadWeightScales(const uint8_t* row, int64_t b, int64_t) {
+    uint16_t bits;
+    std::memcpy(&bits, row + b * BlockBytes<kType>(), 2);
+    return _mm256_set1_ps(_cvtsh_ss(bits));
+  }
+  static HWY_INLINE Scales LoadActScales(const float* d, int64_t) { return _mm256_set1_ps(d[0]); }
+  static HWY_INLINE Scales MulScales(Scales a, Scales b) { return _mm256_mul_ps(a, b); }
+  static HWY_INLINE Lane StepScale(Scales s, int64_t) { return s; }
+  static HWY_INLINE Lane MulLanes(Lane a, Lane b) { return _mm256_mul_ps(a, b); }
 
   template <bool kPair>
   static HWY_INLINE W LoadW(const uint8_t* row, int64_t b) {
     const uint8_t* p = row + b * BlockBytes<kType>();
-    uint16_t bits;
-    std::memcpy(&bits, p, 2);
-    W w;
-    w.scale = _mm256_set1_ps(_cvtsh_ss(bits));
     if constexpr (kType == DType::kQ8_0) {
-      w.bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2));
+      return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2));
     } else {
       const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2));
       const __m128i mask = _mm_set1_epi8(0x0F);
-      w.bytes = _mm256_inserti128_si256(
-          _mm256_castsi128_si256(_mm_and_si128(packed, mask)),
-          _mm_and_si128(_mm_srli_epi16(packed, 4), mask), 1);
+      return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(packed, mask)),
+                                     _mm_and_si128(_mm_srli_epi16(packed, 4), mask), 1);
     }
-    return w;
   }
 
   template <bool kPair>
-  static HWY_INLINE X LoadX(const int8_t* q, const float* d) {
+  static HWY_INLINE X LoadX(const int8_t* q) {
     X x;
     x.x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
-    x.scale = _mm256_set1_ps(d[0]);
     if constexpr (kType == DType::kQ8_0) {
       x.abs_x = _mm256_abs_epi8(x.x);
     } else {
@@ -250,16 +267,15 @@ struct PolicyAvx2 {
     return x;
   }
 
-  static HWY_INLINE Acc Accumulate(const W& w, const X& x, Acc acc) {
+  static HWY_INLINE Acc Accumulate(const W& w, const X& x, Lane scale, Acc acc) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i dot;
     if constexpr (kType == DType::kQ8_0) {
-      dot = _mm256_madd_epi16(_mm256_maddubs_epi16(x.abs_x, _mm256_sign_epi8(w.bytes, x.x)), ones);
+      dot = _mm256_madd_epi16(_mm256_maddubs_epi16(x.abs_x, _mm256_sign_epi8(w, x.x)), ones);
     } else {
-      dot = _mm256_add_epi32(x.correction,
-                             _mm256_madd_epi16(_mm256_maddubs_epi16(w.bytes, x.x), ones));
+      dot = _mm256_add_epi32(x.correction, _mm256_madd_epi16(_mm256_maddubs_epi16(w, x.x), ones));
     }
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(w.scale, x.scale), acc);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc);
   }
 
   static HWY_INLINE float Sum(Acc acc) {
@@ -282,30 +298,39 @@ struct PolicyPortable {
   static constexpr int64_t kLanes16 = static_cast<int64_t>(hn::MaxLanes(D16()));
   static constexpr int64_t kVectors = kBlock / kLanes16;
   static constexpr int64_t kBlocks = 1;
+  static constexpr int64_t kSuper = 1;
   static constexpr int kRowTile = 2;
   static constexpr int kTokenTile = 2;
   using Acc = float;
+  using Scales = float;
+  using Lane = float;
   struct W {
     V16 v[kVectors];  // the block's 32 signed weights, widened
-    float scale;
   };
   struct X {
     V16 v[kVectors];
-    float scale;
   };
 
   static HWY_INLINE Acc Zero() { return 0.0f; }
+  static HWY_INLINE Scales LoadWeightScales(const uint8_t* row, int64_t b, int64_t) {
+    return BlockScale(row + b * BlockBytes<kType>());
+  }
+  static HWY_INLINE Scales LoadActScales(const float* d, int64_t) { return d[0]; }
+  static HWY_INLINE Scales MulScales(Scales a, Scales b) { return a * b; }
+  static HWY_INLINE Lane StepScale(Scales s, int64_t) { return s; }
+  static HWY_INLINE Lane MulLanes(Lane a, Lane b) { return a * b; }
 
   template <bool kPair>
   static HWY_INLINE W LoadW(const uint8_t* row, int64_t b) {
     const D16 d16;
     const uint8_t* p = row + b * BlockBytes<kType>();
     W w;
-    w.scale = BlockScale(p);
     if constexpr (kType == DType::kQ8_0) {
       const hn::Rebind<int8_t, D16> d8;
       const int8_t* q = reinterpret_cast<const int8_t*>(p + 2);
-      for (int64_t i = 0; i < kVectors; ++i) w.v[i] = hn::PromoteTo(d16, hn::LoadU(d8, q + i * kLanes16));
+      for (int64_t i = 0; i < kVectors; ++i) {
+        w.v[i] = hn::PromoteTo(d16, hn::LoadU(d8, q + i * kLanes16));
+      }
     } else {
       const hn::Rebind<uint8_t, D16> du8;
       const hn::Rebind<uint16_t, D16> du16;
@@ -321,16 +346,17 @@ struct PolicyPortable {
   }
 
   template <bool kPair>
-  static HWY_INLINE X LoadX(const int8_t* q, const float* d) {
+  static HWY_INLINE X LoadX(const int8_t* q) {
     const D16 d16;
     const hn::Rebind<int8_t, D16> d8;
     X x;
-    x.scale = d[0];
-    for (int64_t i = 0; i < kVectors; ++i) x.v[i] = hn::PromoteTo(d16, hn::LoadU(d8, q + i * kLanes16));
+    for (int64_t i = 0; i < kVectors; ++i) {
+      x.v[i] = hn::PromoteTo(d16, hn::LoadU(d8, q + i * kLanes16));
+    }
     return x;
   }
 
-  static HWY_INLINE Acc Accumulate(const W& w, const X& x, Acc acc) {
+  static HWY_INLINE Acc Accumulate(const W& w, const X& x, Lane scale, Acc acc) {
     const D32 d32;
     auto sum0 = hn::Zero(d32);
     auto sum1 = hn::Zero(d32);
@@ -338,7 +364,7 @@ struct PolicyPortable {
       sum0 = hn::ReorderWidenMulAccumulate(d32, w.v[i], x.v[i], sum0, sum1);
     }
     const int32_t dot = hn::GetLane(hn::SumOfLanes(d32, hn::Add(sum0, sum1)));
-    return acc + static_cast<float>(dot) * (w.scale * x.scale);
+    return acc + static_cast<float>(dot) * scale;
   }
 
   static HWY_INLINE float Sum(Acc acc) { return acc; }
@@ -352,6 +378,32 @@ using Policy = PolicyPortable<kType>;
 // ------------------------------------------------------------------------------------------------
 // Tiles and blocking (shared by every policy).
 
+// One step (kBlocks blocks, or a single block at the end of an odd count) of a tile.
+template <class P, bool kPair, int kRows, int kTokens>
+HWY_INLINE void QuantStep(const uint8_t* const* w, const int8_t* const* xq, int64_t b, int64_t k,
+                          const typename P::Scales (&wscale)[kRows],
+                          const typename P::Scales (&xscale)[kTokens],
+                          typename P::Acc (&acc)[kRows][kTokens]) {
+  typename P::W wv[kRows];
+  for (int r = 0; r < kRows; ++r) wv[r] = P::template LoadW<kPair>(w[r], b);
+  if constexpr (kTokens == 1) {  // wscale already holds the product of both scales
+    const typename P::X xv = P::template LoadX<kPair>(xq[0] + b * kBlock);
+    for (int r = 0; r < kRows; ++r) {
+      acc[r][0] = P::Accumulate(wv[r], xv, P::StepScale(wscale[r], k), acc[r][0]);
+    }
+  } else {
+    typename P::Lane wlane[kRows];
+    for (int r = 0; r < kRows; ++r) wlane[r] = P::StepScale(wscale[r], k);
+    for (int t = 0; t < kTokens; ++t) {
+      const typename P::X xv = P::template LoadX<kPair>(xq[t] + b * kBlock);
+      const typename P::Lane xlane = P::StepScale(xscale[t], k);
+      for (int r = 0; r < kRows; ++r) {
+        acc[r][t] = P::Accumulate(wv[r], xv, P::MulLanes(wlane[r], xlane), acc[r][t]);
+      }
+    }
+  }
+}
+
 // sums[r][t] = Σ over blocks [b0, b1) of row r · token t.
 template <DType kType, int kRows, int kTokens>
 HWY_INLINE void QuantTile(const uint8_t* const* w, const int8_t* const* xq,
@@ -362,22 +414,20 @@ HWY_INLINE void QuantTile(const uint8_t* const* w, const int8_t* const* xq,
   for (int r = 0; r < kRows; ++r) {
     for (int t = 0; t < kTokens; ++t) acc[r][t] = P::Zero();
   }
-  int64_t b = b0;
-  for (; b + P::kBlocks <= b1; b += P::kBlocks) {
-    typename P::W wv[kRows];
-    for (int r = 0; r < kRows; ++r) wv[r] = P::template LoadW<true>(w[r], b);
-    for (int t = 0; t < kTokens; ++t) {
-      const typename P::X xv = P::template LoadX<true>(xq[t] + b * kBlock, xd[t] + b);
-      for (int r = 0; r < kRows; ++r) acc[r][t] = P::Accumulate(wv[r], xv, acc[r][t]);
+  for (int64_t sb = b0; sb < b1; sb += P::kSuper) {
+    const int64_t count = std::min(P::kSuper, b1 - sb);
+    typename P::Scales wscale[kRows];
+    typename P::Scales xscale[kTokens];
+    for (int r = 0; r < kRows; ++r) wscale[r] = P::LoadWeightScales(w[r], sb, count);
+    for (int t = 0; t < kTokens; ++t) xscale[t] = P::LoadActScales(xd[t] + sb, count);
+    if constexpr (kTokens == 1) {
+      for (int r = 0; r < kRows; ++r) wscale[r] = P::MulScales(wscale[r], xscale[0]);
     }
-  }
-  if (b < b1) {  // a single block left over (policies with two blocks per step)
-    typename P::W wv[kRows];
-    for (int r = 0; r < kRows; ++r) wv[r] = P::template LoadW<false>(w[r], b);
-    for (int t = 0; t < kTokens; ++t) {
-      const typename P::X xv = P::template LoadX<false>(xq[t] + b * kBlock, xd[t] + b);
-      for (int r = 0; r < kRows; ++r) acc[r][t] = P::Accumulate(wv[r], xv, acc[r][t]);
+    int64_t b = sb, k = 0;
+    for (; b + P::kBlocks <= sb + count; b += P::kBlocks, ++k) {
+      QuantStep<P, true, kRows, kTokens>(w, xq, b, k, wscale, xscale, acc);
     }
+    if (b < sb + count) QuantStep<P, false, kRows, kTokens>(w, xq, b, k, wscale, xscale, acc);
   }
   for (int r = 0; r < kRows; ++r) {
     for (int t = 0; t < kTokens; ++t) sums[r][t] = P::Sum(acc[r][t]);

@@ -1,0 +1,460 @@
+// bench_kernels: Google Benchmark for the CPU kernels, with the machine's peak read bandwidth
+// measured in the same run by a STREAM-like read kernel.
+//
+// Every product reports
+//   GB/s       bytes of weights (plus activations and outputs) read or written per second,
+//   peak       GB/s divided by the read peak measured here for the same thread count,
+//   GFLOP/s    2 · multiply-adds per second,
+// and the matrix-matrix products also x_matvec: how many times faster per token than n mat-vecs
+// of the same matrix measured earlier in this run.
+//
+// Decode is a stream over the weights, so the weights of a benchmark are replicated into a pool
+// larger than the last-level cache (PINFER_BENCH_POOL_MB, default 1024) and consecutive iterations
+// walk through the copies: the numbers are DRAM numbers, as in a model that does not fit in cache.
+// The tiny model's shapes (stories260K) fit in L1/L2 whatever we do; they measure overhead.
+//
+// Usage: bench_kernels [--benchmark_filter=REGEX] [google benchmark flags]
+// e.g.   bench_kernels --benchmark_filter='MatVec/q4_0'
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "benchmark/benchmark.h"
+#include "format/dtype.h"
+#include "format/quant.h"
+#include "format/strings.h"
+#include "runtime/cpu/kernels.h"
+
+namespace pinfer::cpu {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr int kThreadCounts[] = {1, 2};
+
+int64_t PoolBytes() {
+  const char* env = std::getenv("PINFER_BENCH_POOL_MB");
+  return (env != nullptr ? std::atoll(env) : 1024) << 20;
+}
+
+// ------------------------------------------------------------------------------------------------
+// STREAM-like read peak: the sum of a buffer several times the last-level cache, split over the
+// threads, best of several passes.
+
+std::map<int, double>& PeakReadGBps() {
+  static std::map<int, double> peaks;
+  return peaks;
+}
+
+class ReadBuffer {
+ public:
+  static ReadBuffer& Get() {
+    static ReadBuffer buffer(std::max<int64_t>(PoolBytes(), int64_t{512} << 20));
+    return buffer;
+  }
+  const uint64_t* data() const { return words_.get(); }
+  int64_t words() const { return words_count_; }
+
+ private:
+  explicit ReadBuffer(int64_t bytes)
+      : words_count_(bytes / 8), words_(new uint64_t[static_cast<size_t>(words_count_)]) {
+    for (int64_t i = 0; i < words_count_; ++i) words_[i] = static_cast<uint64_t>(i);
+  }
+  int64_t words_count_;
+  std::unique_ptr<uint64_t[]> words_;
+};
+
+// Returns the seconds one pass over the buffer takes with `threads` threads.
+double ReadPass(int threads, uint64_t* sink) {
+  const ReadBuffer& buffer = ReadBuffer::Get();
+  const int64_t words = buffer.words();
+  const uint64_t* data = buffer.data();
+  uint64_t total = 0;
+  const auto start = Clock::now();
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+  {
+    const int64_t parts = omp_get_num_threads();
+    const int64_t id = omp_get_thread_num();
+    const int64_t begin = words * id / parts, end = words * (id + 1) / parts;
+    // Eight independent sums: the compiler vectorizes them; the loop is load-bound.
+    uint64_t s[8] = {};
+    int64_t i = begin;
+    for (; i + 8 <= end; i += 8) {
+      for (int j = 0; j < 8; ++j) s[j] += data[i + j];
+    }
+    for (; i < end; ++i) s[0] += data[i];
+    for (int j = 0; j < 8; ++j) total += s[j];
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  *sink += total;
+  return seconds;
+}
+
+double MeasurePeakRead(int threads) {
+  uint64_t sink = 0;
+  double best = 1e30;
+  ReadPass(threads, &sink);  // warm-up (page faults already taken by the constructor)
+  for (int pass = 0; pass < 5; ++pass) best = std::min(best, ReadPass(threads, &sink));
+  benchmark::DoNotOptimize(sink);
+  return static_cast<double>(ReadBuffer::Get().words()) * 8 / best / 1e9;
+}
+
+void BM_StreamRead(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  uint64_t sink = 0;
+  double seconds = 0.0;
+  for (auto _ : state) {
+    const double s = ReadPass(threads, &sink);
+    state.SetIterationTime(s);
+    seconds += s;
+  }
+  benchmark::DoNotOptimize(sink);
+  const double gbps = static_cast<double>(ReadBuffer::Get().words()) * 8 *
+                      static_cast<double>(state.iterations()) / seconds / 1e9;
+  state.counters["GB/s"] = gbps;
+  state.counters["peak"] = gbps / PeakReadGBps()[threads];
+}
+
+// ------------------------------------------------------------------------------------------------
+// Weight pools.
+
+// Copies of one random matrix, enough of them to exceed the last-level cache.
+class MatrixPool {
+ public:
+  MatrixPool(DType dtype, int64_t rows, int64_t cols, int64_t min_bytes) {
+    const size_t row_bytes = *RowBytes(dtype, cols);
+    matrix_bytes_ = row_bytes * rows;
+    copies_ = std::clamp<int64_t>(min_bytes / static_cast<int64_t>(matrix_bytes_) + 1, 1, 4096);
+    data_.reset(new uint8_t[matrix_bytes_ * copies_]);
+    std::mt19937 rng(static_cast<uint32_t>(rows * 31 + cols));
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> row(cols);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (float& v : row) v = normal(rng);
+      (void)EncodeRow(row.data(), cols, dtype, data_.get() + r * row_bytes);
+    }
+    for (int64_t c = 1; c < copies_; ++c) {
+      std::memcpy(data_.get() + c * matrix_bytes_, data_.get(), matrix_bytes_);
+    }
+    for (int64_t c = 0; c < copies_; ++c) {
+      views_.push_back(MakeMatrixView(dtype, rows, cols, data_.get() + c * matrix_bytes_));
+    }
+  }
+  const MatrixView& view(int64_t i) const { return views_[i % copies_]; }
+  size_t matrix_bytes() const { return matrix_bytes_; }
+
+ private:
+  size_t matrix_bytes_ = 0;
+  int64_t copies_ = 0;
+  std::unique_ptr<uint8_t[]> data_;
+  std::vector<MatrixView> views_;
+};
+
+// The pool of the benchmark running now; consecutive benchmarks on the same matrix share it.
+const MatrixPool& PoolFor(DType dtype, int64_t rows, int64_t cols, bool stream) {
+  static std::unique_ptr<MatrixPool> pool;
+  static std::tuple<DType, int64_t, int64_t, bool> key;
+  const auto wanted = std::make_tuple(dtype, rows, cols, stream);
+  if (pool == nullptr || key != wanted) {
+    pool.reset();
+    pool = std::make_unique<MatrixPool>(dtype, rows, cols, stream ? PoolBytes() : 0);
+    key = wanted;
+  }
+  return *pool;
+}
+
+std::vector<float> RandomActivations(int64_t count, uint32_t seed, double density = 1.0) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  std::vector<float> x(count);
+  for (float& v : x) v = uniform(rng) < density ? normal(rng) : 0.0f;
+  return x;
+}
+
+// Seconds per mat-vec, by (dtype, rows, cols, threads), for the x_matvec ratio of the mat-muls.
+std::map<std::tuple<DType, int64_t, int64_t, int>, double>& MatVecSeconds() {
+  static std::map<std::tuple<DType, int64_t, int64_t, int>, double> seconds;
+  return seconds;
+}
+
+void ReportProduct(benchmark::State& state, int threads, double seconds, double bytes_per_call,
+                   double flops_per_call) {
+  const double calls = static_cast<double>(state.iterations());
+  const double gbps = bytes_per_call * calls / seconds / 1e9;
+  state.counters["GB/s"] = gbps;
+  state.counters["peak"] = gbps / PeakReadGBps()[threads];
+  state.counters["GFLOP/s"] = flops_per_call * calls / seconds / 1e9;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Products.
+
+void BM_MatVec(benchmark::State& state, DType dtype, int64_t rows, int64_t cols, bool stream) {
+  const int threads = static_cast<int>(state.range(0));
+  SetThreads(threads);
+  const MatrixPool& pool = PoolFor(dtype, rows, cols, stream);
+  const std::vector<float> x = RandomActivations(cols, 1);
+  std::vector<float> y(rows);
+  int64_t i = 0;
+  const auto start = Clock::now();
+  for (auto _ : state) {
+    MatVec(pool.view(i++), x.data(), y.data());
+    benchmark::ClobberMemory();
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  ReportProduct(state, threads, seconds, pool.matrix_bytes() + 4.0 * (rows + cols),
+                2.0 * rows * cols);
+  MatVecSeconds()[{dtype, rows, cols, threads}] = seconds / state.iterations();
+}
+
+void BM_MatMul(benchmark::State& state, DType dtype, int64_t rows, int64_t cols, int64_t n) {
+  const int threads = static_cast<int>(state.range(0));
+  SetThreads(threads);
+  const MatrixPool& pool = PoolFor(dtype, rows, cols, true);
+  const std::vector<float> x = RandomActivations(n * cols, 2);
+  std::vector<float> y(n * rows);
+  int64_t i = 0;
+  const auto start = Clock::now();
+  for (auto _ : state) {
+    MatMul(pool.view(i++), x.data(), n, y.data());
+    benchmark::ClobberMemory();
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  ReportProduct(state, threads, seconds, pool.matrix_bytes() + 4.0 * n * (rows + cols),
+                2.0 * rows * cols * n);
+  const auto matvec = MatVecSeconds().find({dtype, rows, cols, threads});
+  if (matvec != MatVecSeconds().end()) {
+    state.counters["x_matvec"] = matvec->second * n / (seconds / state.iterations());
+  }
+}
+
+// The FFN down projection over the neuron-major [n_ff, dim] matrix, with a fraction `density` of
+// the activations non-zero (1 for SiLU models; ReLU models leave most of them zero). GB/s and
+// GFLOP/s count the rows actually read.
+void BM_TransposedAccumulate(benchmark::State& state, DType dtype, int64_t rows, int64_t cols,
+                             int64_t n, double density) {
+  const int threads = static_cast<int>(state.range(0));
+  SetThreads(threads);
+  const MatrixPool& pool = PoolFor(dtype, rows, cols, true);
+  const std::vector<float> a = RandomActivations(n * rows, 3, density);
+  std::vector<float> y(n * cols, 0.0f);
+  int64_t active_rows = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    bool any = false;
+    for (int64_t t = 0; t < n; ++t) any |= a[t * rows + r] != 0.0f;
+    active_rows += any;
+  }
+  int64_t i = 0;
+  const auto start = Clock::now();
+  for (auto _ : state) {
+    if (n == 1) {
+      MatVecTransposedAccumulate(pool.view(i++), a.data(), y.data());
+    } else {
+      MatMulTransposedAccumulate(pool.view(i++), a.data(), n, y.data());
+    }
+    benchmark::ClobberMemory();
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const double row_bytes = static_cast<double>(pool.matrix_bytes()) / rows;
+  ReportProduct(state, threads, seconds, active_rows * row_bytes + 4.0 * n * (rows + 2 * cols),
+                2.0 * active_rows * cols * n);
+}
+
+// Decode attention at a context length: the K and V rows of every head are read once.
+void BM_AttentionDecode(benchmark::State& state, int64_t n_heads, int64_t n_kv_heads,
+                        int64_t head_dim, int64_t context) {
+  const int threads = static_cast<int>(state.range(0));
+  SetThreads(threads);
+  AttentionShape shape{n_heads, n_kv_heads, head_dim, n_kv_heads * head_dim};
+  const int64_t cache_floats = context * shape.kv_stride;
+  // Several layers' caches, so that the reads come from DRAM.
+  const int64_t layers = std::clamp<int64_t>(PoolBytes() / (8 * cache_floats) + 1, 1, 256);
+  std::vector<float> k = RandomActivations(layers * cache_floats, 4);
+  std::vector<float> v = RandomActivations(layers * cache_floats, 5);
+  const std::vector<float> q = RandomActivations(n_heads * head_dim, 6);
+  std::vector<float> out(n_heads * head_dim);
+  int64_t i = 0;
+  const auto start = Clock::now();
+  for (auto _ : state) {
+    const int64_t layer = i++ % layers;
+    Attention(shape, q.data(), k.data() + layer * cache_floats, v.data() + layer * cache_floats,
+              context - 1, 1, out.data());
+    benchmark::ClobberMemory();
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  ReportProduct(state, threads, seconds, 8.0 * cache_floats, 4.0 * n_heads * head_dim * context);
+}
+
+void BM_AttentionPrefill(benchmark::State& state, int64_t n_heads, int64_t n_kv_heads,
+                         int64_t head_dim, int64_t n) {
+  const int threads = static_cast<int>(state.range(0));
+  SetThreads(threads);
+  AttentionShape shape{n_heads, n_kv_heads, head_dim, n_kv_heads * head_dim};
+  const std::vector<float> k = RandomActivations(n * shape.kv_stride, 4);
+  const std::vector<float> v = RandomActivations(n * shape.kv_stride, 5);
+  const std::vector<float> q = RandomActivations(n * n_heads * head_dim, 6);
+  std::vector<float> out(n * n_heads * head_dim);
+  const auto start = Clock::now();
+  for (auto _ : state) {
+    Attention(shape, q.data(), k.data(), v.data(), 0, n, out.data());
+    benchmark::ClobberMemory();
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  // Causal: token t attends to t + 1 keys.
+  ReportProduct(state, threads, seconds, 4.0 * (2 * n * shape.kv_stride + 2 * n * n_heads * head_dim),
+                4.0 * n_heads * head_dim * (n * (n + 1) / 2.0));
+}
+
+// ------------------------------------------------------------------------------------------------
+// Small kernels (single-threaded by design): time per call.
+
+void BM_RmsNorm(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  std::vector<float> x = RandomActivations(n, 7), w = RandomActivations(n, 8), out(n);
+  for (auto _ : state) {
+    RmsNorm(x.data(), w.data(), n, 1e-5f, out.data());
+    benchmark::ClobberMemory();
+  }
+}
+
+void BM_Softmax(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  const std::vector<float> x = RandomActivations(n, 9);
+  std::vector<float> work(n);
+  for (auto _ : state) {
+    std::copy(x.begin(), x.end(), work.begin());
+    Softmax(work.data(), n);
+    benchmark::ClobberMemory();
+  }
+}
+
+void BM_FfnCombineSilu(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  const std::vector<float> g = RandomActivations(n, 10), u = RandomActivations(n, 11);
+  std::vector<float> out(n);
+  for (auto _ : state) {
+    FfnCombine(FfnActivation::kSilu, 0.0f, g.data(), u.data(), n, out.data());
+    benchmark::ClobberMemory();
+  }
+}
+
+void BM_Rope(benchmark::State& state) {
+  const int64_t n_heads = 32, head_dim = 128;
+  std::vector<float> v = RandomActivations(n_heads * head_dim, 12);
+  int64_t pos = 0;
+  for (auto _ : state) {
+    RopeInterleaved(v.data(), n_heads, head_dim, pos++ % 4096, 10000.0);
+    benchmark::ClobberMemory();
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+
+void AddThreads(benchmark::internal::Benchmark* b) {
+  for (int threads : kThreadCounts) b->Arg(threads);
+  b->ArgName("threads")->UseRealTime()->Unit(benchmark::kMicrosecond);
+}
+
+void RegisterAll() {
+  benchmark::RegisterBenchmark("StreamRead", BM_StreamRead)
+      ->Arg(1)
+      ->Arg(2)
+      ->ArgName("threads")
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond)
+      ->Iterations(5);
+
+  const DType kDTypes[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0};
+  struct Shape {
+    int64_t rows, cols;
+    const char* what;
+    bool stream;  // walk a pool of copies larger than the last-level cache
+  };
+  // Llama-7B: attention projections 4096x4096, FFN gate/up 11008x4096; stories260K: dim 64,
+  // hidden 172, vocab 512; and a matrix that stays in L2, to show the kernels' compute speed
+  // apart from the memory's.
+  const Shape kMatVecShapes[] = {{4096, 4096, "7b_attn", true},   {11008, 4096, "7b_ffn_up", true},
+                                 {1024, 1024, "l2_resident", false}, {64, 64, "tiny_attn", false},
+                                 {172, 64, "tiny_ffn_up", false},   {512, 64, "tiny_output", false}};
+  for (DType dtype : kDTypes) {
+    const std::string name(DTypeName(dtype));
+    for (const Shape& s : kMatVecShapes) {
+      benchmark::RegisterBenchmark(
+          absl::StrCat("MatVec/", name, "/", s.what, "/", s.rows, "x", s.cols).c_str(),
+          BM_MatVec, dtype, s.rows, s.cols, s.stream)
+          ->Apply(AddThreads);
+    }
+    for (int64_t n : {32, 128}) {
+      benchmark::RegisterBenchmark(
+          absl::StrCat("MatMul/", name, "/7b_attn/4096x4096/n:", n).c_str(), BM_MatMul, dtype,
+          4096, 4096, n)
+          ->Apply(AddThreads);
+    }
+    for (double density : {1.0, 0.1}) {
+      benchmark::RegisterBenchmark(
+          absl::StrCat("MatVecTransposedAccumulate/", name, "/7b_ffn_down/11008x4096/density:",
+                       density)
+              .c_str(),
+          BM_TransposedAccumulate, dtype, 11008, 4096, 1, density)
+          ->Apply(AddThreads);
+    }
+    benchmark::RegisterBenchmark(
+        absl::StrCat("MatVecTransposedAccumulate/", name, "/tiny_ffn_down/172x64").c_str(),
+        BM_TransposedAccumulate, dtype, 172, 64, 1, 1.0)
+        ->Apply(AddThreads);
+    benchmark::RegisterBenchmark(
+        absl::StrCat("MatMulTransposedAccumulate/", name, "/7b_ffn_down/11008x4096/n:32").c_str(),
+        BM_TransposedAccumulate, dtype, 11008, 4096, 32, 1.0)
+        ->Apply(AddThreads);
+  }
+  for (int64_t context : {512, 2048}) {
+    benchmark::RegisterBenchmark(absl::StrCat("AttentionDecode/7b/ctx:", context).c_str(),
+                                 BM_AttentionDecode, 32, 32, 128, context)
+        ->Apply(AddThreads);
+    benchmark::RegisterBenchmark(absl::StrCat("AttentionDecode/gqa8/ctx:", context).c_str(),
+                                 BM_AttentionDecode, 32, 8, 128, context)
+        ->Apply(AddThreads);
+  }
+  benchmark::RegisterBenchmark("AttentionPrefill/7b/n:128", BM_AttentionPrefill, 32, 32, 128, 128)
+      ->Apply(AddThreads);
+  benchmark::RegisterBenchmark("RmsNorm", BM_RmsNorm)->Arg(64)->Arg(4096);
+  benchmark::RegisterBenchmark("Softmax", BM_Softmax)->Arg(512)->Arg(4096);
+  benchmark::RegisterBenchmark("FfnCombineSilu", BM_FfnCombineSilu)->Arg(172)->Arg(11008);
+  benchmark::RegisterBenchmark("RopeInterleaved/32x128", BM_Rope);
+}
+
+}  // namespace
+}  // namespace pinfer::cpu
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  using pinfer::cpu::PeakReadGBps;
+  for (int threads : pinfer::cpu::kThreadCounts) {
+    PeakReadGBps()[threads] = pinfer::cpu::MeasurePeakRead(threads);
+  }
+  std::fprintf(stderr, "SIMD target: %s; read peak (STREAM-like, %lld MiB):", pinfer::cpu::SimdTargetName(),
+               static_cast<long long>(pinfer::cpu::ReadBuffer::Get().words() * 8 >> 20));
+  for (const auto& [threads, gbps] : PeakReadGBps()) {
+    std::fprintf(stderr, " %d thread%s %.1f GB/s;", threads, threads == 1 ? "" : "s", gbps);
+  }
+  std::fprintf(stderr, "\n");
+  benchmark::AddCustomContext("simd_target", pinfer::cpu::SimdTargetName());
+  pinfer::cpu::RegisterAll();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
