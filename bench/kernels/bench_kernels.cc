@@ -33,6 +33,7 @@
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
 #include "format/dtype.h"
+#include "format/half.h"
 #include "format/quant.h"
 #include "format/strings.h"
 #include "runtime/cpu/kernels.h"
@@ -273,29 +274,46 @@ void BM_TransposedAccumulate(benchmark::State& state, DType dtype, int64_t rows,
                 2.0 * active_rows * cols * n);
 }
 
-// Decode attention at a context length: the K and V rows of every head are read once.
+// Decode attention at a context length: the K and V rows of every head are read once. `f16`
+// selects the f16 KV cache variant (half the bytes).
 void BM_AttentionDecode(benchmark::State& state, int64_t n_heads, int64_t n_kv_heads,
-                        int64_t head_dim, int64_t context) {
+                        int64_t head_dim, int64_t context, bool f16) {
   const int threads = static_cast<int>(state.range(0));
   SetThreads(threads);
   AttentionShape shape{n_heads, n_kv_heads, head_dim, n_kv_heads * head_dim};
   const int64_t cache_floats = context * shape.kv_stride;
+  const int64_t element_bytes = f16 ? 2 : 4;
   // Several layers' caches, so that the reads come from DRAM.
-  const int64_t layers = std::clamp<int64_t>(PoolBytes() / (8 * cache_floats) + 1, 1, 256);
-  std::vector<float> k = RandomActivations(layers * cache_floats, 4);
-  std::vector<float> v = RandomActivations(layers * cache_floats, 5);
+  const int64_t layers =
+      std::clamp<int64_t>(PoolBytes() / (2 * element_bytes * cache_floats) + 1, 1, 256);
+  const std::vector<float> k = RandomActivations(layers * cache_floats, 4);
+  const std::vector<float> v = RandomActivations(layers * cache_floats, 5);
+  std::vector<uint16_t> k16, v16;
+  if (f16) {
+    k16.resize(k.size());
+    v16.resize(v.size());
+    for (size_t i = 0; i < k.size(); ++i) {
+      k16[i] = F32ToF16(k[i]);
+      v16[i] = F32ToF16(v[i]);
+    }
+  }
   const std::vector<float> q = RandomActivations(n_heads * head_dim, 6);
   std::vector<float> out(n_heads * head_dim);
   int64_t i = 0;
   const auto start = Clock::now();
   for (auto _ : state) {
-    const int64_t layer = i++ % layers;
-    Attention(shape, q.data(), k.data() + layer * cache_floats, v.data() + layer * cache_floats,
-              context - 1, 1, out.data());
+    const int64_t offset = (i++ % layers) * cache_floats;
+    if (f16) {
+      AttentionF16Cache(shape, q.data(), k16.data() + offset, v16.data() + offset, context - 1, 1,
+                        out.data());
+    } else {
+      Attention(shape, q.data(), k.data() + offset, v.data() + offset, context - 1, 1, out.data());
+    }
     benchmark::ClobberMemory();
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  ReportProduct(state, threads, seconds, 8.0 * cache_floats, 4.0 * n_heads * head_dim * context);
+  ReportProduct(state, threads, seconds, 2.0 * element_bytes * cache_floats,
+                4.0 * n_heads * head_dim * context);
 }
 
 void BM_AttentionPrefill(benchmark::State& state, int64_t n_heads, int64_t n_kv_heads,
@@ -420,13 +438,18 @@ void RegisterAll() {
         BM_TransposedAccumulate, dtype, 11008, 4096, 32, 1.0)
         ->Apply(AddThreads);
   }
-  for (int64_t context : {512, 2048}) {
-    benchmark::RegisterBenchmark(absl::StrCat("AttentionDecode/7b/ctx:", context).c_str(),
-                                 BM_AttentionDecode, 32, 32, 128, context)
-        ->Apply(AddThreads);
-    benchmark::RegisterBenchmark(absl::StrCat("AttentionDecode/gqa8/ctx:", context).c_str(),
-                                 BM_AttentionDecode, 32, 8, 128, context)
-        ->Apply(AddThreads);
+  for (bool f16 : {false, true}) {
+    const char* cache = f16 ? "f16" : "f32";
+    for (int64_t context : {512, 2048}) {
+      benchmark::RegisterBenchmark(
+          absl::StrCat("AttentionDecode/", cache, "_cache/7b/ctx:", context).c_str(),
+          BM_AttentionDecode, 32, 32, 128, context, f16)
+          ->Apply(AddThreads);
+      benchmark::RegisterBenchmark(
+          absl::StrCat("AttentionDecode/", cache, "_cache/gqa8/ctx:", context).c_str(),
+          BM_AttentionDecode, 32, 8, 128, context, f16)
+          ->Apply(AddThreads);
+    }
   }
   benchmark::RegisterBenchmark("AttentionPrefill/7b/n:128", BM_AttentionPrefill, 32, 32, 128, 128)
       ->Apply(AddThreads);

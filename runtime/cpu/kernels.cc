@@ -160,8 +160,10 @@ void ShiftedRelu(float* x, int64_t n, float shift) { simd::ShiftedRelu(x, n, shi
 
 void Add(const float* x, int64_t n, float* y) { simd::Add(x, n, y); }
 
-void Attention(const AttentionShape& shape, const float* q, const float* k, const float* v,
-               int64_t pos0, int64_t n, float* out) {
+namespace {
+
+void AttentionAnyCache(const AttentionShape& shape, const float* q, const void* k, const void* v,
+                       simd::KvType kv_type, int64_t pos0, int64_t n, float* out) {
   if (n <= 0) return;
   const int64_t group = shape.n_heads / shape.n_kv_heads;
   const int64_t items = n * shape.n_kv_heads;
@@ -174,7 +176,7 @@ void Attention(const AttentionShape& shape, const float* q, const float* k, cons
     const int64_t t = item / shape.n_kv_heads;
     const int64_t kv_head = item % shape.n_kv_heads;
     const int64_t offset = (t * shape.n_heads + kv_head * group) * shape.head_dim;
-    simd::AttentionGroup(shape, q + offset, k, v, kv_head, pos0 + t + 1, out + offset,
+    simd::AttentionGroup(shape, q + offset, k, v, kv_type, kv_head, pos0 + t + 1, out + offset,
                          scratch.data());
   };
   if (threads <= 1) {
@@ -190,6 +192,18 @@ void Attention(const AttentionShape& shape, const float* q, const float* k, cons
 #pragma omp for schedule(static, 1)
     for (int64_t item = 0; item < items; ++item) run(item, scratch);
   }
+}
+
+}  // namespace
+
+void Attention(const AttentionShape& shape, const float* q, const float* k, const float* v,
+               int64_t pos0, int64_t n, float* out) {
+  AttentionAnyCache(shape, q, k, v, simd::KvType::kF32, pos0, n, out);
+}
+
+void AttentionF16Cache(const AttentionShape& shape, const float* q, const uint16_t* k,
+                       const uint16_t* v, int64_t pos0, int64_t n, float* out) {
+  AttentionAnyCache(shape, q, k, v, simd::KvType::kF16, pos0, n, out);
 }
 
 const char* SimdTargetName() { return simd::ChosenTargetName(); }

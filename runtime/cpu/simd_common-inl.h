@@ -24,11 +24,11 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
 
 constexpr bool IsQuantized(DType dtype) {
   return dtype == DType::kQ8_0 || dtype == DType::kQ4_0;
 }
-using VF = hn::Vec<DF>;
 
 // Loads/decodes the weight element types of float matrices, a vector or one element at a time.
 template <typename T>
@@ -36,14 +36,18 @@ struct FloatElement;
 
 template <>
 struct FloatElement<float> {
-  static HWY_INLINE VF Load(DF df, const float* p) { return hn::LoadU(df, p); }
+  template <class D>
+  static HWY_INLINE hn::Vec<D> Load(D d, const float* p) {
+    return hn::LoadU(d, p);
+  }
   static HWY_INLINE float Scalar(const float* p) { return *p; }
 };
 
 template <>
 struct FloatElement<hwy::float16_t> {
-  static HWY_INLINE VF Load(DF df, const hwy::float16_t* p) {
-    return hn::PromoteTo(df, hn::LoadU(hn::Rebind<hwy::float16_t, DF>(), p));
+  template <class D>
+  static HWY_INLINE hn::Vec<D> Load(D d, const hwy::float16_t* p) {
+    return hn::PromoteTo(d, hn::LoadU(hn::Rebind<hwy::float16_t, D>(), p));
   }
   static HWY_INLINE float Scalar(const hwy::float16_t* p) {
     uint16_t bits;
@@ -54,8 +58,9 @@ struct FloatElement<hwy::float16_t> {
 
 template <>
 struct FloatElement<hwy::bfloat16_t> {
-  static HWY_INLINE VF Load(DF df, const hwy::bfloat16_t* p) {
-    return hn::PromoteTo(df, hn::LoadU(hn::Rebind<hwy::bfloat16_t, DF>(), p));
+  template <class D>
+  static HWY_INLINE hn::Vec<D> Load(D d, const hwy::bfloat16_t* p) {
+    return hn::PromoteTo(d, hn::LoadU(hn::Rebind<hwy::bfloat16_t, D>(), p));
   }
   static HWY_INLINE float Scalar(const hwy::bfloat16_t* p) {
     uint16_t bits;
