@@ -130,7 +130,8 @@ double MeasurePeakRead(int threads) {
   uint64_t sink = 0;
   double best = 1e30;
   ReadPass(threads, &sink);  // warm-up (page faults already taken by the constructor)
-  for (int pass = 0; pass < 4; ++pass) best = std::min(best, ReadPass(threads, &sink).best_chunk_seconds);
+  for (int pass = 0; pass < 4; ++pass)
+    best = std::min(best, ReadPass(threads, &sink).best_chunk_seconds);
   benchmark::DoNotOptimize(sink);
   return static_cast<double>(kReadChunkBytes) / best / 1e9;
 }
@@ -456,29 +457,29 @@ void RegisterAll() {
   // Llama-7B: attention projections 4096x4096, FFN gate/up 11008x4096; stories260K: dim 64,
   // hidden 172, vocab 512; and a matrix that stays in L2, to show the kernels' compute speed
   // apart from the memory's.
-  const Shape kMatVecShapes[] = {{4096, 4096, "7b_attn", true},   {11008, 4096, "7b_ffn_up", true},
-                                 {1024, 1024, "l2_resident", false}, {64, 64, "tiny_attn", false},
-                                 {172, 64, "tiny_ffn_up", false},   {512, 64, "tiny_output", false}};
+  const Shape kMatVecShapes[] = {
+      {4096, 4096, "7b_attn", true},      {11008, 4096, "7b_ffn_up", true},
+      {1024, 1024, "l2_resident", false}, {64, 64, "tiny_attn", false},
+      {172, 64, "tiny_ffn_up", false},    {512, 64, "tiny_output", false}};
   for (DType dtype : kDTypes) {
     const std::string name(DTypeName(dtype));
     for (const Shape& s : kMatVecShapes) {
       benchmark::RegisterBenchmark(
-          absl::StrCat("MatVec/", name, "/", s.what, "/", s.rows, "x", s.cols).c_str(),
-          BM_MatVec, dtype, s.rows, s.cols, s.stream)
+          absl::StrCat("MatVec/", name, "/", s.what, "/", s.rows, "x", s.cols).c_str(), BM_MatVec,
+          dtype, s.rows, s.cols, s.stream)
           ->Apply(AddThreads);
     }
     for (int64_t n : {32, 128}) {
       benchmark::RegisterBenchmark(
-          absl::StrCat("MatMul/", name, "/7b_attn/4096x4096/n:", n).c_str(), BM_MatMul, dtype,
-          4096, 4096, n)
+          absl::StrCat("MatMul/", name, "/7b_attn/4096x4096/n:", n).c_str(), BM_MatMul, dtype, 4096,
+          4096, n)
           ->Apply(AddThreads);
     }
     for (double density : {1.0, 0.1}) {
-      benchmark::RegisterBenchmark(
-          absl::StrCat("MatVecTransposedAccumulate/", name, "/7b_ffn_down/11008x4096/density:",
-                       density)
-              .c_str(),
-          BM_TransposedAccumulate, dtype, 11008, 4096, 1, density)
+      benchmark::RegisterBenchmark(absl::StrCat("MatVecTransposedAccumulate/", name,
+                                                "/7b_ffn_down/11008x4096/density:", density)
+                                       .c_str(),
+                                   BM_TransposedAccumulate, dtype, 11008, 4096, 1, density)
           ->Apply(AddThreads);
     }
     benchmark::RegisterBenchmark(
@@ -521,7 +522,8 @@ int main(int argc, char** argv) {
   for (int threads : pinfer::cpu::kThreadCounts) {
     PeakReadGBps()[threads] = pinfer::cpu::MeasurePeakRead(threads);
   }
-  std::fprintf(stderr, "SIMD target: %s; read peak (STREAM-like, %lld MiB):", pinfer::cpu::SimdTargetName(),
+  std::fprintf(stderr,
+               "SIMD target: %s; read peak (STREAM-like, %lld MiB):", pinfer::cpu::SimdTargetName(),
                static_cast<long long>(pinfer::cpu::ReadBuffer::Get().words() * 8 >> 20));
   for (const auto& [threads, gbps] : PeakReadGBps()) {
     std::fprintf(stderr, " %d thread%s %.1f GB/s;", threads, threads == 1 ? "" : "s", gbps);

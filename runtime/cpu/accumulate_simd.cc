@@ -11,11 +11,11 @@
 //   - n > 1 (prompt): a register tile of kTokenTile tokens x kTileVectors output vectors stays in
 //     registers while the rows of a row block pass by; each decoded (and scaled) weight vector
 //     serves kTokenTile FMAs. The row block's column slice stays in L1 across the token tiles.
-#undef HWY_TARGET_INCLUDE
-#define HWY_TARGET_INCLUDE "runtime/cpu/accumulate_simd.cc"
 #include <algorithm>
 #include <cstring>
 
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "runtime/cpu/accumulate_simd.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "runtime/cpu/simd_common-inl.h"
@@ -29,7 +29,7 @@ namespace HWY_NAMESPACE {
 using DQ = hn::CappedTag<float, 16>;
 using VQ = hn::Vec<DQ>;
 
-constexpr int kGroupRows = 4;    // n = 1: active rows combined per pass over the outputs
+constexpr int kGroupRows = 4;  // n = 1: active rows combined per pass over the outputs
 // n > 1: register tile of kTokenTile tokens x kTileVectors output vectors (16 accumulators
 // with AVX-512's 32 registers, 8 elsewhere).
 constexpr bool kWideRegisterFile = HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL;
@@ -211,10 +211,17 @@ void AccumulateOneToken(const MatrixView& w, const RowSet& rows, const float* a,
     }
   }
   switch (filled) {
-    case 3: AccumulateGroup<kType, 3>(group, scales, c0, c1, y); break;
-    case 2: AccumulateGroup<kType, 2>(group, scales, c0, c1, y); break;
-    case 1: AccumulateGroup<kType, 1>(group, scales, c0, c1, y); break;
-    default: break;
+    case 3:
+      AccumulateGroup<kType, 3>(group, scales, c0, c1, y);
+      break;
+    case 2:
+      AccumulateGroup<kType, 2>(group, scales, c0, c1, y);
+      break;
+    case 1:
+      AccumulateGroup<kType, 1>(group, scales, c0, c1, y);
+      break;
+    default:
+      break;
   }
 }
 
@@ -310,27 +317,33 @@ void AccumulateT(const MatrixView& w, RowSet rows, const float* a, int64_t a_str
       AccumulateTokens<kType, kTokenTile>(w, rows, i0, i1, a, a_stride, t, c0, c1, y, y_stride);
     }
     if constexpr (kTokenTile > 3) {
-      if (n - t == 3) AccumulateTokens<kType, 3>(w, rows, i0, i1, a, a_stride, t, c0, c1, y, y_stride);
+      if (n - t == 3)
+        AccumulateTokens<kType, 3>(w, rows, i0, i1, a, a_stride, t, c0, c1, y, y_stride);
     }
     if constexpr (kTokenTile > 2) {
-      if (n - t == 2) AccumulateTokens<kType, 2>(w, rows, i0, i1, a, a_stride, t, c0, c1, y, y_stride);
+      if (n - t == 2)
+        AccumulateTokens<kType, 2>(w, rows, i0, i1, a, a_stride, t, c0, c1, y, y_stride);
     }
-    if (n - t == 1) AccumulateTokens<kType, 1>(w, rows, i0, i1, a, a_stride, t, c0, c1, y, y_stride);
+    if (n - t == 1)
+      AccumulateTokens<kType, 1>(w, rows, i0, i1, a, a_stride, t, c0, c1, y, y_stride);
   }
 }
 
 void AccumulateRowsTransposed(const MatrixView& w, RowSet rows, const float* a, int64_t a_stride,
                               int64_t n, int64_t c0, int64_t c1, float* y, int64_t y_stride) {
   switch (w.dtype) {
-    case DType::kF32: return AccumulateT<DType::kF32>(w, rows, a, a_stride, n, c0, c1, y, y_stride);
-    case DType::kF16: return AccumulateT<DType::kF16>(w, rows, a, a_stride, n, c0, c1, y, y_stride);
+    case DType::kF32:
+      return AccumulateT<DType::kF32>(w, rows, a, a_stride, n, c0, c1, y, y_stride);
+    case DType::kF16:
+      return AccumulateT<DType::kF16>(w, rows, a, a_stride, n, c0, c1, y, y_stride);
     case DType::kBF16:
       return AccumulateT<DType::kBF16>(w, rows, a, a_stride, n, c0, c1, y, y_stride);
     case DType::kQ8_0:
       return AccumulateT<DType::kQ8_0>(w, rows, a, a_stride, n, c0, c1, y, y_stride);
     case DType::kQ4_0:
       return AccumulateT<DType::kQ4_0>(w, rows, a, a_stride, n, c0, c1, y, y_stride);
-    default: return;
+    default:
+      return;
   }
 }
 
@@ -363,12 +376,18 @@ void DecodeRowsT(const MatrixView& w, int64_t row, int64_t count, float* out) {
 
 void DecodeRows(const MatrixView& w, int64_t row, int64_t count, float* out) {
   switch (w.dtype) {
-    case DType::kF32: return DecodeRowsT<DType::kF32>(w, row, count, out);
-    case DType::kF16: return DecodeRowsT<DType::kF16>(w, row, count, out);
-    case DType::kBF16: return DecodeRowsT<DType::kBF16>(w, row, count, out);
-    case DType::kQ8_0: return DecodeRowsT<DType::kQ8_0>(w, row, count, out);
-    case DType::kQ4_0: return DecodeRowsT<DType::kQ4_0>(w, row, count, out);
-    default: return;
+    case DType::kF32:
+      return DecodeRowsT<DType::kF32>(w, row, count, out);
+    case DType::kF16:
+      return DecodeRowsT<DType::kF16>(w, row, count, out);
+    case DType::kBF16:
+      return DecodeRowsT<DType::kBF16>(w, row, count, out);
+    case DType::kQ8_0:
+      return DecodeRowsT<DType::kQ8_0>(w, row, count, out);
+    case DType::kQ4_0:
+      return DecodeRowsT<DType::kQ4_0>(w, row, count, out);
+    default:
+      return;
   }
 }
 

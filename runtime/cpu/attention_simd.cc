@@ -1,5 +1,6 @@
-// Causal GQA attention for one KV head and its group of query heads, over an f32 or f16 KV cache. Compiled once per Highway
-// target and dispatched at run time; kernels.cc spreads (token, KV head) pairs over the threads.
+// Causal GQA attention for one KV head and its group of query heads, over an f32 or f16 KV cache.
+// Compiled once per Highway target and dispatched at run time; kernels.cc spreads (token, KV head)
+// pairs over the threads.
 //
 // Memory traffic is what matters in decode: the K and V rows of a KV head are each read once for
 // all the query heads of its group (GQA shares them), K in tiles of four keys against each query
@@ -110,9 +111,9 @@ HWY_INLINE void AttentionGroupT(const AttentionShape& shape, const float* q_grou
                   scratch);
 }
 
-void AttentionGroup(const AttentionShape& shape, const float* q_group, const void* k,
-                    const void* v, KvType kv_type, int64_t kv_head, int64_t n_keys,
-                    float* out_group, float* scratch) {
+void AttentionGroup(const AttentionShape& shape, const float* q_group, const void* k, const void* v,
+                    KvType kv_type, int64_t kv_head, int64_t n_keys, float* out_group,
+                    float* scratch) {
   if (kv_type == KvType::kF16) {
     return AttentionGroupT(shape, q_group, static_cast<const hwy::float16_t*>(k),
                            static_cast<const hwy::float16_t*>(v), kv_head, n_keys, out_group,
@@ -131,11 +132,11 @@ namespace pinfer::cpu::simd {
 
 HWY_EXPORT(AttentionGroup);
 
-void AttentionGroup(const AttentionShape& shape, const float* q_group, const void* k,
-                    const void* v, KvType kv_type, int64_t kv_head, int64_t n_keys,
-                    float* out_group, float* scratch) {
-  HWY_DYNAMIC_DISPATCH(AttentionGroup)(shape, q_group, k, v, kv_type, kv_head, n_keys, out_group,
-                                       scratch);
+void AttentionGroup(const AttentionShape& shape, const float* q_group, const void* k, const void* v,
+                    KvType kv_type, int64_t kv_head, int64_t n_keys, float* out_group,
+                    float* scratch) {
+  HWY_DYNAMIC_DISPATCH(AttentionGroup)
+  (shape, q_group, k, v, kv_type, kv_head, n_keys, out_group, scratch);
 }
 
 int64_t AttentionScratchFloats(const AttentionShape& shape, int64_t n_keys) {

@@ -6,11 +6,11 @@
 // For n > 1 the columns are cut into chunks and the rows into blocks so that a block of weight
 // chunks stays in L2 while all token tiles pass over it (prompt processing is compute-bound;
 // decode, n = 1, streams the weights once and is bound by memory bandwidth).
-#undef HWY_TARGET_INCLUDE
-#define HWY_TARGET_INCLUDE "runtime/cpu/dot_float_simd.cc"
 #include <algorithm>
 #include <cstring>
 
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "runtime/cpu/dot_float_simd.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "runtime/cpu/simd_common-inl.h"
@@ -93,9 +93,9 @@ HWY_INLINE void FloatRowsForTokens(const MatrixView& w, const RowSet& rows, int6
 }
 
 template <typename T, int kTokens>
-HWY_INLINE void FloatTokenRemainder(const MatrixView& w, const RowSet& rows, int64_t i0,
-                                    int64_t i1, const float* x, int64_t n, int64_t t, int64_t c0,
-                                    int64_t c1, float* y, int64_t y_stride) {
+HWY_INLINE void FloatTokenRemainder(const MatrixView& w, const RowSet& rows, int64_t i0, int64_t i1,
+                                    const float* x, int64_t n, int64_t t, int64_t c0, int64_t c1,
+                                    float* y, int64_t y_stride) {
   if constexpr (kTokens > 0) {
     if (n - t == kTokens) {
       FloatRowsForTokens<T, kTokens>(w, rows, i0, i1, x, t, c0, c1, y, y_stride);
@@ -129,10 +129,14 @@ void DotRowsFloatT(const MatrixView& w, RowSet rows, const float* x, int64_t n, 
 void DotRowsFloat(const MatrixView& w, RowSet rows, const float* x, int64_t n, float* y,
                   int64_t y_stride) {
   switch (w.dtype) {
-    case DType::kF32: return DotRowsFloatT<float>(w, rows, x, n, y, y_stride);
-    case DType::kF16: return DotRowsFloatT<hwy::float16_t>(w, rows, x, n, y, y_stride);
-    case DType::kBF16: return DotRowsFloatT<hwy::bfloat16_t>(w, rows, x, n, y, y_stride);
-    default: return;  // kernels.cc routes only float dtypes here
+    case DType::kF32:
+      return DotRowsFloatT<float>(w, rows, x, n, y, y_stride);
+    case DType::kF16:
+      return DotRowsFloatT<hwy::float16_t>(w, rows, x, n, y, y_stride);
+    case DType::kBF16:
+      return DotRowsFloatT<hwy::bfloat16_t>(w, rows, x, n, y, y_stride);
+    default:
+      return;  // kernels.cc routes only float dtypes here
   }
 }
 

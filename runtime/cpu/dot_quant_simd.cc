@@ -19,11 +19,11 @@
 //   - every other target (NEON, SSE4, EMU128/SCALAR...): portable Highway code that widens to int16
 //     and uses ReorderWidenMulAccumulate.
 // Register tile and cache blocking as in dot_float_simd.cc.
-#undef HWY_TARGET_INCLUDE
-#define HWY_TARGET_INCLUDE "runtime/cpu/dot_quant_simd.cc"
 #include <algorithm>
 #include <cstring>
 
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "runtime/cpu/dot_quant_simd.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "runtime/cpu/simd_common-inl.h"
@@ -38,11 +38,11 @@ HWY_BEFORE_NAMESPACE();
 namespace pinfer::cpu::simd {
 namespace HWY_NAMESPACE {
 
-constexpr int64_t kBlock = 32;          // elements per q8_0/q4_0 block
-constexpr int64_t kQ8BlockBytes = 34;   // f16 scale + 32 int8
-constexpr int64_t kQ4BlockBytes = 18;   // f16 scale + 16 bytes of nibbles
-constexpr int64_t kBlockChunk = 64;     // blocks per column chunk (n > 1)
-constexpr int64_t kRowBlock = 64;       // rows per cache block (n > 1)
+constexpr int64_t kBlock = 32;         // elements per q8_0/q4_0 block
+constexpr int64_t kQ8BlockBytes = 34;  // f16 scale + 32 int8
+constexpr int64_t kQ4BlockBytes = 18;  // f16 scale + 16 bytes of nibbles
+constexpr int64_t kBlockChunk = 64;    // blocks per column chunk (n > 1)
+constexpr int64_t kRowBlock = 64;      // rows per cache block (n > 1)
 
 template <DType kType>
 constexpr int64_t BlockBytes() {
@@ -63,7 +63,8 @@ void QuantizeActivations(const float* x, int64_t cols, int64_t t0, int64_t t1, i
     for (int64_t b = 0; b < blocks; ++b) {
       const float* src = x + t * cols + b * kBlock;
       auto vmax = hn::Zero(df);
-      for (int64_t i = 0; i < kBlock; i += lanes) vmax = hn::Max(vmax, hn::Abs(hn::LoadU(df, src + i)));
+      for (int64_t i = 0; i < kBlock; i += lanes)
+        vmax = hn::Max(vmax, hn::Abs(hn::LoadU(df, src + i)));
       const float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
       const float scale = amax / 127.0f;
       const float inverse = scale != 0.0f ? 1.0f / scale : 0.0f;
@@ -76,8 +77,8 @@ void QuantizeActivations(const float* x, int64_t cols, int64_t t0, int64_t t1, i
         // roundf: round half away from zero (the hardware rounding is half to even).
         const auto v = hn::Mul(hn::LoadU(df, src + i), vinv);
         const auto whole = hn::Trunc(v);
-        const auto away = hn::IfThenElseZero(hn::Ge(hn::Abs(hn::Sub(v, whole)), half),
-                                             hn::CopySign(one, v));
+        const auto away =
+            hn::IfThenElseZero(hn::Ge(hn::Abs(hn::Sub(v, whole)), half), hn::CopySign(one, v));
         const auto rounded = hn::ConvertTo(di32, hn::Add(whole, away));
         hn::StoreU(hn::DemoteTo(di8, rounded), di8, dst + i);
       }
@@ -115,18 +116,17 @@ struct Policy512 {
 
   static HWY_INLINE Scales LoadWeightScales(const uint8_t* row, int64_t b, int64_t count) {
     constexpr int kStride = static_cast<int>(BlockBytes<kType>());
-    const __m512i offsets = _mm512_setr_epi32(
-        0, kStride, 2 * kStride, 3 * kStride, 4 * kStride, 5 * kStride, 6 * kStride, 7 * kStride,
-        8 * kStride, 9 * kStride, 10 * kStride, 11 * kStride, 12 * kStride, 13 * kStride,
-        14 * kStride, 15 * kStride);
+    const __m512i offsets =
+        _mm512_setr_epi32(0, kStride, 2 * kStride, 3 * kStride, 4 * kStride, 5 * kStride,
+                          6 * kStride, 7 * kStride, 8 * kStride, 9 * kStride, 10 * kStride,
+                          11 * kStride, 12 * kStride, 13 * kStride, 14 * kStride, 15 * kStride);
     const void* base = row + b * kStride;
     // Each 32-bit gather reads a block's f16 scale and the two bytes after it (inside the block).
-    const __m512i raw =
-        count == kSuper
-            ? _mm512_i32gather_epi32(offsets, base, 1)
-            : _mm512_mask_i32gather_epi32(_mm512_setzero_si512(),
-                                          static_cast<__mmask16>((1u << count) - 1), offsets,
-                                          base, 1);
+    const __m512i raw = count == kSuper
+                            ? _mm512_i32gather_epi32(offsets, base, 1)
+                            : _mm512_mask_i32gather_epi32(_mm512_setzero_si512(),
+                                                          static_cast<__mmask16>((1u << count) - 1),
+                                                          offsets, base, 1);
     return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw));
   }
   static HWY_INLINE Scales LoadActScales(const float* d, int64_t count) {
@@ -137,10 +137,9 @@ struct Policy512 {
   // Lanes of step k: scales 2k and 2k + 1, on the lanes of the first and second block (q8_0:
   // halves; q4_0: alternating quarters, see LoadW).
   static HWY_INLINE Lane StepScale(Scales s, int64_t k) {
-    const __m512i pattern =
-        kType == DType::kQ8_0
-            ? _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
-            : _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1);
+    const __m512i pattern = kType == DType::kQ8_0
+                                ? _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
+                                : _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1);
     const __m512i index = _mm512_add_epi32(pattern, _mm512_set1_epi32(static_cast<int>(2 * k)));
     return _mm512_permutexvar_ps(index, s);
   }
@@ -158,9 +157,9 @@ struct Policy512 {
       return kVnni ? _mm512_xor_si512(bytes, _mm512_set1_epi8(static_cast<char>(0x80))) : bytes;
     } else {
       const __m128i qa = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2));
-      const __m128i qb = kPair ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(
-                                     p + kQ4BlockBytes + 2))
-                               : _mm_setzero_si128();
+      const __m128i qb =
+          kPair ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + kQ4BlockBytes + 2))
+                : _mm_setzero_si128();
       // [A.lo, B.lo, A.hi, B.hi] in 128-bit quarters; LoadX puts the activations in that order.
       const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(qa), qb, 1);
       const __m512i mixed =
@@ -406,9 +405,8 @@ HWY_INLINE void QuantStep(const uint8_t* const* w, const int8_t* const* xq, int6
 
 // sums[r][t] = Σ over blocks [b0, b1) of row r · token t.
 template <DType kType, int kRows, int kTokens>
-HWY_INLINE void QuantTile(const uint8_t* const* w, const int8_t* const* xq,
-                          const float* const* xd, int64_t b0, int64_t b1,
-                          float (&sums)[kRows][kTokens]) {
+HWY_INLINE void QuantTile(const uint8_t* const* w, const int8_t* const* xq, const float* const* xd,
+                          int64_t b0, int64_t b1, float (&sums)[kRows][kTokens]) {
   using P = Policy<kType>;
   typename P::Acc acc[kRows][kTokens];
   for (int r = 0; r < kRows; ++r) {
@@ -512,9 +510,12 @@ void DotRowsQuantT(const MatrixView& w, RowSet rows, const QuantizedActivations&
 void DotRowsQuant(const MatrixView& w, RowSet rows, const QuantizedActivations& x, float* y,
                   int64_t y_stride) {
   switch (w.dtype) {
-    case DType::kQ8_0: return DotRowsQuantT<DType::kQ8_0>(w, rows, x, y, y_stride);
-    case DType::kQ4_0: return DotRowsQuantT<DType::kQ4_0>(w, rows, x, y, y_stride);
-    default: return;  // kernels.cc routes only quantized dtypes here
+    case DType::kQ8_0:
+      return DotRowsQuantT<DType::kQ8_0>(w, rows, x, y, y_stride);
+    case DType::kQ4_0:
+      return DotRowsQuantT<DType::kQ4_0>(w, rows, x, y, y_stride);
+    default:
+      return;  // kernels.cc routes only quantized dtypes here
   }
 }
 

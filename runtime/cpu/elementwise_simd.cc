@@ -2,15 +2,14 @@
 // the FFN activation combine, shifted ReLU and residual add. Compiled once per Highway target and
 // dispatched at run time. They are cheap next to the matrix products; the point is to not be slow
 // (no libm call per element), and to match the scalar references closely.
-#undef HWY_TARGET_INCLUDE
-#define HWY_TARGET_INCLUDE "runtime/cpu/elementwise_simd.cc"
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "runtime/cpu/elementwise_simd.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
-#include "hwy/contrib/math/math-inl.h"
 #include "runtime/cpu/simd_common-inl.h"
 #include "runtime/cpu/simd_kernels.h"
 
@@ -110,9 +109,9 @@ void FfnCombine(FfnActivation act, float param, const float* gate, const float* 
       });
     case FfnActivation::kGelu:
       return Transform2(gate, up, n, out, [](DF df, VF g, VF u) HWY_ATTR {
-        const VF inner = hn::Mul(hn::Mul(hn::Set(df, 0.7978845608028654f), g),
-                                 hn::MulAdd(hn::Mul(hn::Set(df, 0.044715f), g), g,
-                                            hn::Set(df, 1.0f)));
+        const VF inner =
+            hn::Mul(hn::Mul(hn::Set(df, 0.7978845608028654f), g),
+                    hn::MulAdd(hn::Mul(hn::Set(df, 0.044715f), g), g, hn::Set(df, 1.0f)));
         const VF half_g = hn::Mul(hn::Set(df, 0.5f), g);
         return hn::Mul(hn::MulAdd(half_g, hn::Tanh(df, inner), half_g), u);
       });
@@ -177,7 +176,9 @@ void FfnCombine(FfnActivation act, float param, const float* gate, const float* 
                 float* out) {
   HWY_DYNAMIC_DISPATCH(FfnCombine)(act, param, gate, up, n, out);
 }
-void ShiftedRelu(float* x, int64_t n, float shift) { HWY_DYNAMIC_DISPATCH(ShiftedRelu)(x, n, shift); }
+void ShiftedRelu(float* x, int64_t n, float shift) {
+  HWY_DYNAMIC_DISPATCH(ShiftedRelu)(x, n, shift);
+}
 void Add(const float* x, int64_t n, float* y) { HWY_DYNAMIC_DISPATCH(Add)(x, n, y); }
 
 }  // namespace pinfer::cpu::simd

@@ -39,7 +39,8 @@ struct Range {
 Range SplitRange(int64_t total, int64_t parts, int64_t index, int64_t align) {
   const int64_t units = (total + align - 1) / align;
   const int64_t begin = std::min(total, units * index / parts * align);
-  const int64_t end = index + 1 == parts ? total : std::min(total, units * (index + 1) / parts * align);
+  const int64_t end =
+      index + 1 == parts ? total : std::min(total, units * (index + 1) / parts * align);
   return {begin, end};
 }
 
@@ -92,7 +93,8 @@ void MatMul(const MatrixView& w, const float* x, int64_t n, float* y) {
   const int threads = ThreadsFor(w.rows * w.cols * n);
   // Rows per thread in multiples of the row tile, so that no tile straddles two threads.
   constexpr int64_t kRowAlign = 4;
-  const int parts = static_cast<int>(std::min<int64_t>(threads, (w.rows + kRowAlign - 1) / kRowAlign));
+  const int parts =
+      static_cast<int>(std::min<int64_t>(threads, (w.rows + kRowAlign - 1) / kRowAlign));
   if (IsQuantized(w.dtype)) {
     const simd::QuantizedActivations xq = QuantizeForWeights(x, n, w.cols, parts);
     if (parts <= 1) return simd::DotRowsQuant(w, {nullptr, 0, w.rows}, xq, y, w.rows);
@@ -122,7 +124,8 @@ void MatMulTransposedAccumulate(const MatrixView& w, const float* a, int64_t n, 
   const int threads = ThreadsFor(w.rows * w.cols * n);
   const int parts = static_cast<int>(std::min<int64_t>(threads, (w.cols + align - 1) / align));
   const simd::RowSet rows{nullptr, 0, w.rows};
-  if (parts <= 1) return simd::AccumulateRowsTransposed(w, rows, a, w.rows, n, 0, w.cols, y, w.cols);
+  if (parts <= 1)
+    return simd::AccumulateRowsTransposed(w, rows, a, w.rows, n, 0, w.cols, y, w.cols);
 #pragma omp parallel num_threads(parts)
   {
     const Range cols = SplitRange(w.cols, parts, omp_get_thread_num(), align);

@@ -94,21 +94,32 @@ void FfnCombine(FfnActivation act, float param, const float* gate, const float* 
     float u = up[i];
     float a;
     switch (act) {
-      case FfnActivation::kSilu: a = g / (1.0f + std::exp(-g)); break;
+      case FfnActivation::kSilu:
+        a = g / (1.0f + std::exp(-g));
+        break;
       case FfnActivation::kGelu: {
         constexpr float kSqrt2OverPi = 0.7978845608028654f;
         a = 0.5f * g * (1.0f + std::tanh(kSqrt2OverPi * g * (1.0f + 0.044715f * g * g)));
         break;
       }
-      case FfnActivation::kRelu: a = g > 0.0f ? g : 0.0f; break;
-      case FfnActivation::kRelu2: a = g > 0.0f ? g * g : 0.0f; break;
+      case FfnActivation::kRelu:
+        a = g > 0.0f ? g : 0.0f;
+        break;
+      case FfnActivation::kRelu2:
+        a = g > 0.0f ? g * g : 0.0f;
+        break;
       case FfnActivation::kDRelu:
         a = g > 0.0f ? g : 0.0f;
         u = u > 0.0f ? u : 0.0f;
         break;
-      case FfnActivation::kFatRelu: a = g > param ? g : 0.0f; break;
-      case FfnActivation::kShiftedRelu: a = g > param ? g - param : 0.0f; break;
-      default: a = 0.0f;
+      case FfnActivation::kFatRelu:
+        a = g > param ? g : 0.0f;
+        break;
+      case FfnActivation::kShiftedRelu:
+        a = g > param ? g - param : 0.0f;
+        break;
+      default:
+        a = 0.0f;
     }
     out[i] = a * u;
   }

@@ -15,8 +15,8 @@
 
 #include "format/dtype.h"
 #include "format/half.h"
-#include "hwy/highway.h"
 #include "hwy/contrib/math/math-inl.h"
+#include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace pinfer::cpu::simd {
@@ -26,9 +26,7 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
-constexpr bool IsQuantized(DType dtype) {
-  return dtype == DType::kQ8_0 || dtype == DType::kQ4_0;
-}
+constexpr bool IsQuantized(DType dtype) { return dtype == DType::kQ8_0 || dtype == DType::kQ4_0; }
 
 // Loads/decodes the weight element types of float matrices, a vector or one element at a time.
 template <typename T>
@@ -76,7 +74,8 @@ HWY_INLINE float SumLanes(DF df, VF v) { return hn::GetLane(hn::SumOfLanes(df, v
 HWY_INLINE float BlockScale(const uint8_t* block) {
   const hn::CappedTag<float, 1> d1;
   const hn::Rebind<hwy::float16_t, decltype(d1)> dh1;
-  return hn::GetLane(hn::PromoteTo(d1, hn::LoadU(dh1, reinterpret_cast<const hwy::float16_t*>(block))));
+  return hn::GetLane(
+      hn::PromoteTo(d1, hn::LoadU(dh1, reinterpret_cast<const hwy::float16_t*>(block))));
 }
 
 // In place, max-subtracted, as the reference (which sums in f64).
@@ -108,7 +107,8 @@ HWY_INLINE void SoftmaxInPlace(float* x, int64_t n) {
     sum += x[i];
   }
   const VF vinv = hn::Set(df, static_cast<float>(1.0 / sum));
-  for (i = 0; i + lanes <= n; i += lanes) hn::StoreU(hn::Mul(hn::LoadU(df, x + i), vinv), df, x + i);
+  for (i = 0; i + lanes <= n; i += lanes)
+    hn::StoreU(hn::Mul(hn::LoadU(df, x + i), vinv), df, x + i);
   const float inv = static_cast<float>(1.0 / sum);
   for (; i < n; ++i) x[i] *= inv;
 }

@@ -68,9 +68,9 @@ void Add(const float* x, int64_t n, float* y);
 // of k and v (f32 or f16 elements, laid out as in cpu::Attention), written to out_group
 // ([group, head_dim]). `scratch` holds at least AttentionScratchFloats(shape, n_keys) floats.
 enum class KvType { kF32, kF16 };
-void AttentionGroup(const AttentionShape& shape, const float* q_group, const void* k,
-                    const void* v, KvType kv_type, int64_t kv_head, int64_t n_keys,
-                    float* out_group, float* scratch);
+void AttentionGroup(const AttentionShape& shape, const float* q_group, const void* k, const void* v,
+                    KvType kv_type, int64_t kv_head, int64_t n_keys, float* out_group,
+                    float* scratch);
 int64_t AttentionScratchFloats(const AttentionShape& shape, int64_t n_keys);
 
 // The Highway target the dispatcher picks for these kernels ("AVX3_DL", "AVX2", "NEON", ...).

@@ -2,7 +2,6 @@
 // lets tests/benchmarks pin one. Compiled per target like the kernels, with the same target set
 // (the compile definitions of pinfer_cpu), so the names listed here are exactly the dispatchable
 // ones.
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -75,9 +74,9 @@ absl::Status ForceSimdTarget(std::string_view name) {
       return absl::OkStatus();
     }
   }
-  return absl::InvalidArgumentError(absl::StrCat("unknown or unsupported SIMD target '", Sv(name),
-                                                 "' (this CPU runs: ",
-                                                 absl::StrJoin(SupportedSimdTargets(), ", "), ")"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown or unsupported SIMD target '", Sv(name),
+                   "' (this CPU runs: ", absl::StrJoin(SupportedSimdTargets(), ", "), ")"));
 }
 
 }  // namespace pinfer::cpu

@@ -39,8 +39,8 @@ std::vector<float> SparseActivations(int64_t n, int64_t rows, uint32_t seed) {
 }
 
 void ExpectAccumulateMatchesReference(DType dtype, Shape shape, int64_t n, uint32_t seed) {
-  SCOPED_TRACE(::testing::Message() << DTypeName(dtype) << " " << shape.rows << "x" << shape.cols
-                                    << " n=" << n);
+  SCOPED_TRACE(::testing::Message()
+               << DTypeName(dtype) << " " << shape.rows << "x" << shape.cols << " n=" << n);
   const TestMatrix w = RandomMatrix(dtype, shape.rows, shape.cols, seed);
   const std::vector<float> a = SparseActivations(n, shape.rows, seed + 1);
   const std::vector<float> y0 = RandomVector(n * shape.cols, seed + 2);  // accumulated into
@@ -93,7 +93,8 @@ TEST_P(AccumulateTest, ZeroActivationsSkipTheirRows) {
       SCOPED_TRACE(::testing::Message() << DTypeName(dtype) << " n=" << n);
       constexpr int64_t kRows = 9, kCols = 40;
       std::vector<float> values(kRows * kCols, 0.5f);
-      for (int64_t c = 0; c < kCols; ++c) values[4 * kCols + c] = std::numeric_limits<float>::infinity();
+      for (int64_t c = 0; c < kCols; ++c)
+        values[4 * kCols + c] = std::numeric_limits<float>::infinity();
       std::vector<uint8_t> bytes(kRows * *RowBytes(dtype, kCols));
       for (int64_t r = 0; r < kRows; ++r) {
         ASSERT_TRUE(EncodeRow(values.data() + r * kCols, kCols, dtype,
@@ -114,8 +115,8 @@ TEST_P(AccumulateTest, DecodeRowsIsExact) {
   uint32_t seed = 7;
   for (DType dtype : kAllDTypes) {
     for (Shape shape : ShapesFor(dtype)) {
-      SCOPED_TRACE(::testing::Message() << DTypeName(dtype) << " " << shape.rows << "x"
-                                        << shape.cols);
+      SCOPED_TRACE(::testing::Message()
+                   << DTypeName(dtype) << " " << shape.rows << "x" << shape.cols);
       const TestMatrix w = RandomMatrix(dtype, shape.rows, shape.cols, seed++);
       const int64_t first = shape.rows / 3, count = shape.rows - first;
       std::vector<float> expected(count * shape.cols), actual(count * shape.cols);

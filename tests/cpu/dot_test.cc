@@ -38,8 +38,8 @@ std::vector<Shape> ShapesFor(DType dtype) {
 const DType kAllDTypes[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0};
 
 void ExpectMatMulMatchesReference(DType dtype, Shape shape, int64_t n, uint32_t seed) {
-  SCOPED_TRACE(::testing::Message() << DTypeName(dtype) << " " << shape.rows << "x" << shape.cols
-                                    << " n=" << n);
+  SCOPED_TRACE(::testing::Message()
+               << DTypeName(dtype) << " " << shape.rows << "x" << shape.cols << " n=" << n);
   const TestMatrix w = RandomMatrix(dtype, shape.rows, shape.cols, seed);
   const std::vector<float> x = RandomVector(n * shape.cols, seed + 1);
   const std::vector<float> seen = ActivationsAsSeenBy(dtype, x, n, shape.cols);

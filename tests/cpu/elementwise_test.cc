@@ -28,7 +28,8 @@ TEST_P(ElementwiseTest, RmsNorm) {
     std::vector<float> expected(n), actual(n);
     reference::RmsNorm(x.data(), weight.data(), n, 1e-5f, expected.data());
     RmsNorm(x.data(), weight.data(), n, 1e-5f, actual.data());
-    for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(actual[i], expected[i], 4e-6 * std::fabs(expected[i]));
+    for (int64_t i = 0; i < n; ++i)
+      ASSERT_NEAR(actual[i], expected[i], 4e-6 * std::fabs(expected[i]));
     // In place (out aliases x).
     std::vector<float> in_place = x;
     RmsNorm(in_place.data(), weight.data(), n, 1e-5f, in_place.data());
@@ -79,9 +80,9 @@ TEST_P(ElementwiseTest, Softmax) {
 // (a few ulps of 1) inside 0.5·g·(1 + tanh): near tanh = -1 the cancellation makes the error
 // absolute, up to ~ulp(1)·|g·u|. Hence |actual - expected| <= 1e-6·(|expected| + |g·u|).
 TEST_P(ElementwiseTest, FfnCombineAllActivations) {
-  const FfnActivation kAll[] = {FfnActivation::kSilu,    FfnActivation::kGelu,
-                                FfnActivation::kRelu,    FfnActivation::kRelu2,
-                                FfnActivation::kDRelu,   FfnActivation::kFatRelu,
+  const FfnActivation kAll[] = {FfnActivation::kSilu,       FfnActivation::kGelu,
+                                FfnActivation::kRelu,       FfnActivation::kRelu2,
+                                FfnActivation::kDRelu,      FfnActivation::kFatRelu,
                                 FfnActivation::kShiftedRelu};
   uint32_t seed = 200;
   for (FfnActivation act : kAll) {

@@ -49,8 +49,10 @@ TestMatrix RandomMatrix(DType dtype, int64_t rows, int64_t cols, uint32_t seed) 
   m.bytes.resize(rows * row_bytes);
   m.decoded.resize(rows * cols);
   for (int64_t r = 0; r < rows; ++r) {
-    EXPECT_TRUE(EncodeRow(values.data() + r * cols, cols, dtype, m.bytes.data() + r * row_bytes).ok());
-    EXPECT_TRUE(DecodeRow(m.bytes.data() + r * row_bytes, cols, dtype, m.decoded.data() + r * cols).ok());
+    EXPECT_TRUE(
+        EncodeRow(values.data() + r * cols, cols, dtype, m.bytes.data() + r * row_bytes).ok());
+    EXPECT_TRUE(
+        DecodeRow(m.bytes.data() + r * row_bytes, cols, dtype, m.decoded.data() + r * cols).ok());
   }
   return m;
 }

@@ -46,8 +46,6 @@ TestMatrix RandomMatrix(DType dtype, int64_t rows, int64_t cols, uint32_t seed);
 std::vector<float> ActivationsAsSeenBy(DType weights, const std::vector<float>& x, int64_t n,
                                        int64_t cols);
 
-inline bool IsQuantizedDType(DType dtype) {
-  return dtype == DType::kQ8_0 || dtype == DType::kQ4_0;
-}
+inline bool IsQuantizedDType(DType dtype) { return dtype == DType::kQ8_0 || dtype == DType::kQ4_0; }
 
 }  // namespace pinfer::cpu::testing
