@@ -135,8 +135,12 @@ template <DType kType>
 HWY_INLINE void ScaledBlockScales(const uint8_t* row, int64_t c, int64_t count, float factor,
                                   float* out) {
   constexpr int64_t kBlockBytes = ChunkDecoder<kType>::kBlockBytes;
-  HWY_ALIGN uint16_t bits[kScaleBlocks] = {};
   const uint8_t* first = row + c / 32 * kBlockBytes;
+  if (count < 8) {  // short rows (tiny models): one conversion per block is cheaper
+    for (int64_t k = 0; k < count; ++k) out[k] = factor * BlockScale(first + k * kBlockBytes);
+    return;
+  }
+  HWY_ALIGN uint16_t bits[kScaleBlocks] = {};
   for (int64_t k = 0; k < count; ++k) std::memcpy(&bits[k], first + k * kBlockBytes, 2);
   const DQ df;
   const hn::Rebind<hwy::float16_t, DQ> dh;

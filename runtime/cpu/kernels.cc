@@ -117,20 +117,66 @@ void MatVecTransposedAccumulate(const MatrixView& w, const float* a, float* y) {
   MatMulTransposedAccumulate(w, a, 1, y);
 }
 
-void MatMulTransposedAccumulate(const MatrixView& w, const float* a, int64_t n, float* y) {
-  if (n <= 0 || w.cols <= 0) return;
+namespace {
+
+// How a transposed product is shared between threads (see the file comment).
+enum class TransposedSplit {
+  kColumns,  // each thread owns a range of output columns and reads that part of every row
+  kRows,     // each thread reads whole rows into its own partial output; the partials are summed
+};
+TransposedSplit g_transposed_split_for_decode = TransposedSplit::kRows;
+
+void AccumulateSplitByColumns(const MatrixView& w, const float* a, int64_t n, float* y,
+                              int parts) {
   // Column boundaries: whole quantized blocks; for float rows, whole 64-byte lines of y.
   const int64_t align = IsQuantized(w.dtype) ? 32 : 16;
-  const int threads = ThreadsFor(w.rows * w.cols * n);
-  const int parts = static_cast<int>(std::min<int64_t>(threads, (w.cols + align - 1) / align));
+  parts = static_cast<int>(std::min<int64_t>(parts, (w.cols + align - 1) / align));
   const simd::RowSet rows{nullptr, 0, w.rows};
-  if (parts <= 1)
+  if (parts <= 1) {
     return simd::AccumulateRowsTransposed(w, rows, a, w.rows, n, 0, w.cols, y, w.cols);
+  }
 #pragma omp parallel num_threads(parts)
   {
     const Range cols = SplitRange(w.cols, parts, omp_get_thread_num(), align);
     simd::AccumulateRowsTransposed(w, rows, a, w.rows, n, cols.begin, cols.end, y, w.cols);
   }
+}
+
+void AccumulateSplitByRows(const MatrixView& w, const float* a, int64_t n, float* y, int parts) {
+  parts = static_cast<int>(std::min<int64_t>(parts, w.rows));
+  if (parts <= 1) {
+    return simd::AccumulateRowsTransposed(w, {nullptr, 0, w.rows}, a, w.rows, n, 0, w.cols, y,
+                                          w.cols);
+  }
+  // Thread 0 accumulates into y itself, the others into zeroed partial outputs.
+  thread_local std::vector<float> partials;
+  const int64_t outputs = n * w.cols;
+  partials.assign(static_cast<size_t>((parts - 1) * outputs), 0.0f);
+  float* partial = partials.data();
+#pragma omp parallel num_threads(parts)
+  {
+    const int id = omp_get_thread_num();
+    const Range rows = SplitRange(w.rows, parts, id, 1);
+    float* out = id == 0 ? y : partial + (id - 1) * outputs;
+    simd::AccumulateRowsTransposed(w, {nullptr, rows.begin, rows.end}, a, w.rows, n, 0, w.cols,
+                                   out, w.cols);
+#pragma omp barrier
+    const Range slice = SplitRange(outputs, parts, id, 16);
+    for (int other = 1; other < parts; ++other) {
+      simd::Add(partial + (other - 1) * outputs + slice.begin, slice.size(), y + slice.begin);
+    }
+  }
+}
+
+}  // namespace
+
+void MatMulTransposedAccumulate(const MatrixView& w, const float* a, int64_t n, float* y) {
+  if (n <= 0 || w.cols <= 0) return;
+  const int threads = ThreadsFor(w.rows * w.cols * n);
+  if (n == 1 && g_transposed_split_for_decode == TransposedSplit::kRows) {
+    return AccumulateSplitByRows(w, a, n, y, threads);
+  }
+  AccumulateSplitByColumns(w, a, n, y, threads);
 }
 
 void DecodeRows(const MatrixView& w, int64_t row, int64_t count, float* out) {
