@@ -21,6 +21,7 @@
 // Register tile and cache blocking as in dot_float_simd.cc.
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "runtime/cpu/dot_quant_simd.cc"
@@ -145,20 +146,20 @@ struct Policy512 {
   }
   static HWY_INLINE Lane MulLanes(Lane a, Lane b) { return _mm512_mul_ps(a, b); }
 
-  template <bool kPair>
-  static HWY_INLINE W LoadW(const uint8_t* row, int64_t b) {
+  template <bool kFull>
+  static HWY_INLINE W LoadW(const uint8_t* row, int64_t b, int64_t /*blocks*/) {
     const uint8_t* p = row + b * BlockBytes<kType>();
     if constexpr (kType == DType::kQ8_0) {
       const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2));
       const __m256i hi =
-          kPair ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kQ8BlockBytes + 2))
+          kFull ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kQ8BlockBytes + 2))
                 : _mm256_setzero_si256();
       const __m512i bytes = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
       return kVnni ? _mm512_xor_si512(bytes, _mm512_set1_epi8(static_cast<char>(0x80))) : bytes;
     } else {
       const __m128i qa = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2));
       const __m128i qb =
-          kPair ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + kQ4BlockBytes + 2))
+          kFull ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + kQ4BlockBytes + 2))
                 : _mm_setzero_si128();
       // [A.lo, B.lo, A.hi, B.hi] in 128-bit quarters; LoadX puts the activations in that order.
       const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(qa), qb, 1);
@@ -168,10 +169,10 @@ struct Policy512 {
     }
   }
 
-  template <bool kPair>
-  static HWY_INLINE X LoadX(const int8_t* q) {
+  template <bool kFull>
+  static HWY_INLINE X LoadX(const int8_t* q, int64_t /*blocks*/) {
     X x;
-    x.x = kPair ? _mm512_loadu_si512(q)
+    x.x = kFull ? _mm512_loadu_si512(q)
                 : _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
     if constexpr (kType == DType::kQ4_0) {  // [A0-15 A16-31 B0-15 B16-31] -> the weights' order
       x.x = _mm512_shuffle_i64x2(x.x, x.x, _MM_SHUFFLE(3, 1, 2, 0));
@@ -207,8 +208,110 @@ struct Policy512 {
   static HWY_INLINE float Sum(Acc acc) { return _mm512_reduce_add_ps(acc); }
 };
 
+#if HWY_TARGET == HWY_AVX3_DL
+// q4_0 with VBMI and VNNI: four blocks per step. The 4 x 16 packed bytes are gathered from two
+// overlapping loads with one VPERMT2B; the low and the high nibbles then each fill a vector
+// ([A, B, C, D] x 16 elements) and meet activations rearranged the same way (two 128-bit
+// shuffles per token and step), two VPDPBUSD chained into one accumulator. Lanes 4k..4k+3 belong
+// to block k. Per row and 128 multiply-adds: one permute, three nibble ops, two VPDPBUSD, and the
+// convert / scale / FMA that the two-block layout needs per 64.
+struct PolicyQ4Vbmi {
+  static constexpr int64_t kBlocks = 4;
+  static constexpr int64_t kSuper = 16;
+  static constexpr int kRowTile = 4;
+  static constexpr int kTokenTile = 2;  // two vectors of weights per row: keep the tile in registers
+  using Acc = __m512;
+  using Scales = __m512;
+  using Lane = __m512;
+  struct W {
+    __m512i low, high;  // nibbles of elements 0-15 / 16-31 of blocks A..D (unsigned)
+  };
+  struct X {
+    __m512i low, high;   // the matching activations
+    __m512i correction;  // -8·Σ of the lane's eight activations
+  };
+
+  static HWY_INLINE Acc Zero() { return _mm512_setzero_ps(); }
+  static HWY_INLINE Scales LoadWeightScales(const uint8_t* row, int64_t b, int64_t count) {
+    return Policy512<DType::kQ4_0>::LoadWeightScales(row, b, count);
+  }
+  static HWY_INLINE Scales LoadActScales(const float* d, int64_t count) {
+    return Policy512<DType::kQ4_0>::LoadActScales(d, count);
+  }
+  static HWY_INLINE Scales MulScales(Scales a, Scales b) { return _mm512_mul_ps(a, b); }
+  static HWY_INLINE Lane StepScale(Scales s, int64_t k) {
+    const __m512i index =
+        _mm512_add_epi32(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                         _mm512_set1_epi32(static_cast<int>(4 * k)));
+    return _mm512_permutexvar_ps(index, s);
+  }
+  static HWY_INLINE Lane MulLanes(Lane a, Lane b) { return _mm512_mul_ps(a, b); }
+
+  static HWY_INLINE __mmask64 FirstBytes(int64_t n) {
+    return n >= 64 ? ~__mmask64{0} : n <= 0 ? __mmask64{0} : (__mmask64{1} << n) - 1;
+  }
+
+  template <bool kFull>
+  static HWY_INLINE W LoadW(const uint8_t* row, int64_t b, int64_t blocks) {
+    const uint8_t* p = row + b * kQ4BlockBytes;
+    __m512i first, second;  // bytes [0, 64) and [8, 72) of the four blocks
+    if constexpr (kFull) {
+      first = _mm512_loadu_si512(p);
+      second = _mm512_loadu_si512(p + 8);
+    } else {
+      const int64_t bytes = blocks * kQ4BlockBytes;
+      first = _mm512_maskz_loadu_epi8(FirstBytes(bytes), p);
+      second = _mm512_maskz_loadu_epi8(FirstBytes(bytes - 8), p + 8);
+    }
+    // Byte j of the result: element j % 16 of block j / 16, at offset 18·(j / 16) + 2 + j % 16;
+    // offsets below 64 come from `first`, the others from `second` (index 64 + offset - 8).
+    alignas(64) static constexpr uint8_t kIndex[64] = {
+        2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17,   // A
+        20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35,   // B
+        38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53,   // C
+        56, 57, 58, 59, 60, 61, 62, 63, 120, 121, 122, 123, 124, 125, 126, 127};  // D
+    const __m512i packed =
+        _mm512_permutex2var_epi8(first, _mm512_load_si512(kIndex), second);
+    const __m512i mask = _mm512_set1_epi8(0x0F);
+    return {_mm512_and_si512(packed, mask), _mm512_and_si512(_mm512_srli_epi16(packed, 4), mask)};
+  }
+
+  template <bool kFull>
+  static HWY_INLINE X LoadX(const int8_t* q, int64_t blocks) {
+    __m512i first, second;  // natural order: [A0-15 A16-31 B0-15 B16-31], [C.., D..]
+    if constexpr (kFull) {
+      first = _mm512_loadu_si512(q);
+      second = _mm512_loadu_si512(q + 64);
+    } else {
+      first = _mm512_maskz_loadu_epi8(FirstBytes(blocks * kBlock), q);
+      second = _mm512_maskz_loadu_epi8(FirstBytes(blocks * kBlock - 64), q + 64);
+    }
+    X x;
+    x.low = _mm512_shuffle_i64x2(first, second, _MM_SHUFFLE(2, 0, 2, 0));
+    x.high = _mm512_shuffle_i64x2(first, second, _MM_SHUFFLE(3, 1, 3, 1));
+    const __m512i eight = _mm512_set1_epi8(8);
+    const __m512i zero = _mm512_setzero_si512();
+    x.correction = _mm512_dpbusd_epi32(
+        _mm512_dpbusd_epi32(zero, eight, _mm512_sub_epi8(zero, x.low)), eight,
+        _mm512_sub_epi8(zero, x.high));
+    return x;
+  }
+
+  static HWY_INLINE Acc Accumulate(const W& w, const X& x, Lane scale, Acc acc) {
+    const __m512i dot =
+        _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(x.correction, w.low, x.low), w.high, x.high);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc);
+  }
+
+  static HWY_INLINE float Sum(Acc acc) { return _mm512_reduce_add_ps(acc); }
+};
+
+template <DType kType>
+using Policy = std::conditional_t<kType == DType::kQ4_0, PolicyQ4Vbmi, Policy512<kType>>;
+#else
 template <DType kType>
 using Policy = Policy512<kType>;
+#endif
 
 #elif HWY_TARGET == HWY_AVX2
 
@@ -239,8 +342,8 @@ struct PolicyAvx2 {
   static HWY_INLINE Lane StepScale(Scales s, int64_t) { return s; }
   static HWY_INLINE Lane MulLanes(Lane a, Lane b) { return _mm256_mul_ps(a, b); }
 
-  template <bool kPair>
-  static HWY_INLINE W LoadW(const uint8_t* row, int64_t b) {
+  template <bool kFull>
+  static HWY_INLINE W LoadW(const uint8_t* row, int64_t b, int64_t /*blocks*/) {
     const uint8_t* p = row + b * BlockBytes<kType>();
     if constexpr (kType == DType::kQ8_0) {
       return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2));
@@ -252,8 +355,8 @@ struct PolicyAvx2 {
     }
   }
 
-  template <bool kPair>
-  static HWY_INLINE X LoadX(const int8_t* q) {
+  template <bool kFull>
+  static HWY_INLINE X LoadX(const int8_t* q, int64_t /*blocks*/) {
     X x;
     x.x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
     if constexpr (kType == DType::kQ8_0) {
@@ -319,8 +422,8 @@ struct PolicyPortable {
   static HWY_INLINE Lane StepScale(Scales s, int64_t) { return s; }
   static HWY_INLINE Lane MulLanes(Lane a, Lane b) { return a * b; }
 
-  template <bool kPair>
-  static HWY_INLINE W LoadW(const uint8_t* row, int64_t b) {
+  template <bool kFull>
+  static HWY_INLINE W LoadW(const uint8_t* row, int64_t b, int64_t /*blocks*/) {
     const D16 d16;
     const uint8_t* p = row + b * BlockBytes<kType>();
     W w;
@@ -344,8 +447,8 @@ struct PolicyPortable {
     return w;
   }
 
-  template <bool kPair>
-  static HWY_INLINE X LoadX(const int8_t* q) {
+  template <bool kFull>
+  static HWY_INLINE X LoadX(const int8_t* q, int64_t /*blocks*/) {
     const D16 d16;
     const hn::Rebind<int8_t, D16> d8;
     X x;
@@ -377,16 +480,16 @@ using Policy = PolicyPortable<kType>;
 // ------------------------------------------------------------------------------------------------
 // Tiles and blocking (shared by every policy).
 
-// One step (kBlocks blocks, or a single block at the end of an odd count) of a tile.
-template <class P, bool kPair, int kRows, int kTokens>
-HWY_INLINE void QuantStep(const uint8_t* const* w, const int8_t* const* xq, int64_t b, int64_t k,
-                          const typename P::Scales (&wscale)[kRows],
+// One step of a tile: kBlocks blocks, or the `blocks` < kBlocks left at the end of a row.
+template <class P, bool kFull, int kRows, int kTokens>
+HWY_INLINE void QuantStep(const uint8_t* const* w, const int8_t* const* xq, int64_t b,
+                          int64_t blocks, int64_t k, const typename P::Scales (&wscale)[kRows],
                           const typename P::Scales (&xscale)[kTokens],
                           typename P::Acc (&acc)[kRows][kTokens]) {
   typename P::W wv[kRows];
-  for (int r = 0; r < kRows; ++r) wv[r] = P::template LoadW<kPair>(w[r], b);
+  for (int r = 0; r < kRows; ++r) wv[r] = P::template LoadW<kFull>(w[r], b, blocks);
   if constexpr (kTokens == 1) {  // wscale already holds the product of both scales
-    const typename P::X xv = P::template LoadX<kPair>(xq[0] + b * kBlock);
+    const typename P::X xv = P::template LoadX<kFull>(xq[0] + b * kBlock, blocks);
     for (int r = 0; r < kRows; ++r) {
       acc[r][0] = P::Accumulate(wv[r], xv, P::StepScale(wscale[r], k), acc[r][0]);
     }
@@ -394,7 +497,7 @@ HWY_INLINE void QuantStep(const uint8_t* const* w, const int8_t* const* xq, int6
     typename P::Lane wlane[kRows];
     for (int r = 0; r < kRows; ++r) wlane[r] = P::StepScale(wscale[r], k);
     for (int t = 0; t < kTokens; ++t) {
-      const typename P::X xv = P::template LoadX<kPair>(xq[t] + b * kBlock);
+      const typename P::X xv = P::template LoadX<kFull>(xq[t] + b * kBlock, blocks);
       const typename P::Lane xlane = P::StepScale(xscale[t], k);
       for (int r = 0; r < kRows; ++r) {
         acc[r][t] = P::Accumulate(wv[r], xv, P::MulLanes(wlane[r], xlane), acc[r][t]);
@@ -423,9 +526,11 @@ HWY_INLINE void QuantTile(const uint8_t* const* w, const int8_t* const* xq, cons
     }
     int64_t b = sb, k = 0;
     for (; b + P::kBlocks <= sb + count; b += P::kBlocks, ++k) {
-      QuantStep<P, true, kRows, kTokens>(w, xq, b, k, wscale, xscale, acc);
+      QuantStep<P, true, kRows, kTokens>(w, xq, b, P::kBlocks, k, wscale, xscale, acc);
     }
-    if (b < sb + count) QuantStep<P, false, kRows, kTokens>(w, xq, b, k, wscale, xscale, acc);
+    if (b < sb + count) {
+      QuantStep<P, false, kRows, kTokens>(w, xq, b, sb + count - b, k, wscale, xscale, acc);
+    }
   }
   for (int r = 0; r < kRows; ++r) {
     for (int t = 0; t < kTokens; ++t) sums[r][t] = P::Sum(acc[r][t]);
