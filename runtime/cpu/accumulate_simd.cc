@@ -16,6 +16,7 @@
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "runtime/cpu/accumulate_simd.cc"
+#include "hwy/cache_control.h"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "runtime/cpu/simd_common-inl.h"
@@ -154,9 +155,28 @@ HWY_INLINE void ScaledBlockScales(const uint8_t* row, int64_t c, int64_t count, 
 // ------------------------------------------------------------------------------------------------
 // n = 1
 
+// Bytes of row storage that hold columns [0, c) (c a multiple of the block size for quantized
+// rows).
+template <DType kType>
+constexpr int64_t ColumnBytes(int64_t c) {
+  switch (kType) {
+    case DType::kF32:
+      return 4 * c;
+    case DType::kF16:
+    case DType::kBF16:
+      return 2 * c;
+    case DType::kQ8_0:
+      return c / 32 * 34;
+    default:
+      return c / 32 * 18;
+  }
+}
+
+// y[c0, c1) += Σ_r a[r] · W_r[c0, c1) for kRows rows; `ahead` (null or kRows rows) are prefetched
+// at the same columns.
 template <DType kType, int kRows>
-HWY_INLINE void AccumulateGroup(const uint8_t* const* w, const float* a, int64_t c0, int64_t c1,
-                                float* y) {
+HWY_INLINE void AccumulateGroup(const uint8_t* const* w, const uint8_t* const* ahead,
+                                const float* a, int64_t c0, int64_t c1, float* y) {
   using Dec = ChunkDecoder<kType>;
   using D = typename Dec::D;
   const D d;
@@ -171,6 +191,7 @@ HWY_INLINE void AccumulateGroup(const uint8_t* const* w, const float* a, int64_t
         hn::Vec<D> acc[Dec::kVectors];
         for (int64_t v = 0; v < Dec::kVectors; ++v) acc[v] = hn::LoadU(d, y + ck + v * lanes);
         for (int r = 0; r < kRows; ++r) {
+          if (ahead != nullptr) hwy::Prefetch(ahead[r] + ColumnBytes<kType>(ck));
           hn::Vec<D> raw[Dec::kVectors];
           Dec::Decode(w[r], ck, raw);
           const auto vscale = hn::Set(d, scaled[r][k]);
@@ -184,6 +205,7 @@ HWY_INLINE void AccumulateGroup(const uint8_t* const* w, const float* a, int64_t
     for (; c + lanes <= c1; c += lanes) {
       hn::Vec<D> acc = hn::LoadU(d, y + c);
       for (int r = 0; r < kRows; ++r) {
+        if (ahead != nullptr) hwy::Prefetch(ahead[r] + ColumnBytes<kType>(c));
         hn::Vec<D> raw[1];
         Dec::Decode(w[r], c, raw);
         acc = hn::MulAdd(raw[0], hn::Set(d, a[r]), acc);
@@ -198,34 +220,57 @@ HWY_INLINE void AccumulateGroup(const uint8_t* const* w, const float* a, int64_t
   }
 }
 
+// The active rows (a[r] != 0) in groups of kGroupRows. Rows are scanned in batches so that the
+// rows of the group kPrefetchGroups ahead are known and can be prefetched while a group is
+// accumulated (decode streams the weights from DRAM; the hardware prefetcher alone keeps too
+// little in flight, and it cannot guess which rows a sparse activation skips).
 template <DType kType>
 void AccumulateOneToken(const MatrixView& w, const RowSet& rows, const float* a, int64_t c0,
                         int64_t c1, float* y) {
-  const uint8_t* group[kGroupRows];
-  float scales[kGroupRows];
-  int filled = 0;
-  for (int64_t i = 0; i < rows.size(); ++i) {
-    const int64_t r = rows.Row(i);
-    if (a[r] == 0.0f) continue;
-    group[filled] = w.Row(r);
-    scales[filled] = a[r];
-    if (++filled == kGroupRows) {
-      AccumulateGroup<kType, kGroupRows>(group, scales, c0, c1, y);
-      filled = 0;
+  constexpr int64_t kScanBatch = 256;
+  constexpr int64_t kPrefetchGroups = 2;
+  int64_t active[kScanBatch];
+  for (int64_t begin = 0; begin < rows.size(); begin += kScanBatch) {
+    const int64_t end = std::min(rows.size(), begin + kScanBatch);
+    int64_t count = 0;
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t r = rows.Row(i);
+      if (a[r] != 0.0f) active[count++] = r;
     }
-  }
-  switch (filled) {
-    case 3:
-      AccumulateGroup<kType, 3>(group, scales, c0, c1, y);
-      break;
-    case 2:
-      AccumulateGroup<kType, 2>(group, scales, c0, c1, y);
-      break;
-    case 1:
-      AccumulateGroup<kType, 1>(group, scales, c0, c1, y);
-      break;
-    default:
-      break;
+    const uint8_t* group[kGroupRows];
+    const uint8_t* ahead_rows[kGroupRows];
+    float scales[kGroupRows];
+    int64_t g = 0;
+    for (; g + kGroupRows <= count; g += kGroupRows) {
+      for (int j = 0; j < kGroupRows; ++j) {
+        group[j] = w.Row(active[g + j]);
+        scales[j] = a[active[g + j]];
+      }
+      const int64_t next = g + kPrefetchGroups * kGroupRows;
+      const bool prefetch = next + kGroupRows <= count;
+      if (prefetch) {
+        for (int j = 0; j < kGroupRows; ++j) ahead_rows[j] = w.Row(active[next + j]);
+      }
+      AccumulateGroup<kType, kGroupRows>(group, prefetch ? ahead_rows : nullptr, scales, c0, c1, y);
+    }
+    const int64_t left = count - g;
+    for (int j = 0; j < left; ++j) {
+      group[j] = w.Row(active[g + j]);
+      scales[j] = a[active[g + j]];
+    }
+    switch (left) {
+      case 3:
+        AccumulateGroup<kType, 3>(group, nullptr, scales, c0, c1, y);
+        break;
+      case 2:
+        AccumulateGroup<kType, 2>(group, nullptr, scales, c0, c1, y);
+        break;
+      case 1:
+        AccumulateGroup<kType, 1>(group, nullptr, scales, c0, c1, y);
+        break;
+      default:
+        break;
+    }
   }
 }
 

@@ -11,6 +11,7 @@
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "runtime/cpu/dot_float_simd.cc"
+#include "hwy/cache_control.h"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "runtime/cpu/simd_common-inl.h"
@@ -23,15 +24,17 @@ namespace HWY_NAMESPACE {
 // Columns per chunk and rows per block of the cache blocking for n > 1 (see the file comment).
 constexpr int64_t kColumnChunk = 1024;
 constexpr int64_t kRowBlock = 64;
+constexpr int64_t kPrefetchTiles = 2;  // n = 1: prefetch distance, in row tiles
 // Register tile: kRowTile x kTokenTile accumulators plus kRowTile weight vectors and one
 // activation vector must fit the register file (32 vectors with AVX-512, 16 with AVX2/NEON/SSE).
 constexpr int kRowTile = 4;
 constexpr int kTokenTile = HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL ? 6 : 2;
 
 // sums[r][t] = Σ_{c in [c0, c1)} w[r][c] · x[t][c]
+// `ahead` (null or kRows rows): rows to prefetch at the same columns (see RunFloatTile).
 template <typename T, int kRows, int kTokens>
-HWY_INLINE void FloatTile(const T* const* w, const float* const* x, int64_t c0, int64_t c1,
-                          float (&sums)[kRows][kTokens]) {
+HWY_INLINE void FloatTile(const T* const* w, const T* const* ahead, const float* const* x,
+                          int64_t c0, int64_t c1, float (&sums)[kRows][kTokens]) {
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   VF acc[kRows][kTokens];
@@ -41,7 +44,10 @@ HWY_INLINE void FloatTile(const T* const* w, const float* const* x, int64_t c0, 
   int64_t c = c0;
   for (; c + lanes <= c1; c += lanes) {
     VF wv[kRows];
-    for (int r = 0; r < kRows; ++r) wv[r] = FloatElement<T>::Load(df, w[r] + c);
+    for (int r = 0; r < kRows; ++r) {
+      if (ahead != nullptr) hwy::Prefetch(ahead[r] + c);
+      wv[r] = FloatElement<T>::Load(df, w[r] + c);
+    }
     for (int t = 0; t < kTokens; ++t) {
       const VF xv = hn::LoadU(df, x[t] + c);
       for (int r = 0; r < kRows; ++r) acc[r][t] = hn::MulAdd(wv[r], xv, acc[r][t]);
@@ -71,8 +77,18 @@ HWY_INLINE void RunFloatTile(const MatrixView& w, const RowSet& rows, int64_t i0
   }
   const float* xt[kTokens];
   for (int t = 0; t < kTokens; ++t) xt[t] = x + (t0 + t) * w.cols;
+  // Decode streams the weights from DRAM once: prefetch the rows kPrefetchTiles tiles ahead (the
+  // hardware prefetcher alone keeps too little in flight while the core computes).
+  const T* ahead_rows[kRows];
+  const T* const* ahead = nullptr;
+  if (kTokens == 1 && i0 + (kPrefetchTiles + 1) * kRows <= rows.size()) {
+    for (int r = 0; r < kRows; ++r) {
+      ahead_rows[r] = reinterpret_cast<const T*>(w.Row(rows.Row(i0 + kPrefetchTiles * kRows + r)));
+    }
+    ahead = ahead_rows;
+  }
   float sums[kRows][kTokens];
-  FloatTile<T, kRows, kTokens>(wr, xt, c0, c1, sums);
+  FloatTile<T, kRows, kTokens>(wr, ahead, xt, c0, c1, sums);
   for (int r = 0; r < kRows; ++r) {
     for (int t = 0; t < kTokens; ++t) {
       float& out = y[(t0 + t) * y_stride + row_ids[r]];
