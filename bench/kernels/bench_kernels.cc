@@ -26,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <memory>
 #include <random>
@@ -88,23 +89,41 @@ constexpr int64_t kReadChunkBytes = int64_t{16} << 20;
 // undisturbed, without the rare outlier that found its data still in cache.
 class CallTimer {
  public:
-  void Start() { start_ = Clock::now(); }
-  void Stop() { Add(std::chrono::duration<double>(Clock::now() - start_).count()); }
+  void Start() {
+    start_ = Clock::now();
+    cpu_start_ = ThreadCpuSeconds();
+  }
+  void Stop() {
+    Add(std::chrono::duration<double>(Clock::now() - start_).count());
+    cpu_times_.push_back(ThreadCpuSeconds() - cpu_start_);
+  }
   void Add(double seconds) {
     total_ += seconds;
     times_.push_back(seconds);
   }
   double total() const { return total_; }
-  double FastDecile() const {
-    std::vector<double> sorted = times_;
-    std::sort(sorted.begin(), sorted.end());
-    return sorted.empty() ? 0.0 : sorted[sorted.size() / 10];
-  }
+  double FastDecile() const { return Decile(times_); }
+  // The calling thread's CPU time per call (fast decile): preemption does not count, so for
+  // single-threaded compute-bound calls longer than a scheduler slice this is the one stable
+  // figure on a busy machine.
+  double CpuFastDecile() const { return Decile(cpu_times_); }
 
  private:
+  static double ThreadCpuSeconds() {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+  }
+  static double Decile(std::vector<double> times) {
+    std::sort(times.begin(), times.end());
+    return times.empty() ? 0.0 : times[times.size() / 10];
+  }
+
   Clock::time_point start_;
+  double cpu_start_ = 0.0;
   double total_ = 0.0;
   std::vector<double> times_;
+  std::vector<double> cpu_times_;
 };
 
 // Reads one chunk of the buffer (split over `threads` threads); returns the seconds it took.
@@ -205,12 +224,19 @@ const MatrixPool& PoolFor(DType dtype, int64_t rows, int64_t cols, bool stream) 
   return *pool;
 }
 
+// Normally distributed values (a zero with probability 1 - density). Large buffers (KV caches)
+// repeat a random block: the values only need to look like activations, not be independent.
 std::vector<float> RandomActivations(int64_t count, uint32_t seed, double density = 1.0) {
+  constexpr int64_t kDistinct = int64_t{1} << 20;
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
   std::vector<float> x(count);
-  for (float& v : x) v = uniform(rng) < density ? normal(rng) : 0.0f;
+  const int64_t distinct = std::min(count, kDistinct);
+  for (int64_t i = 0; i < distinct; ++i) x[i] = uniform(rng) < density ? normal(rng) : 0.0f;
+  for (int64_t i = distinct; i < count; i += distinct) {
+    std::copy_n(x.begin(), std::min(distinct, count - i), x.begin() + i);
+  }
   return x;
 }
 
@@ -221,7 +247,8 @@ std::map<std::tuple<DType, int64_t, int64_t, int>, double>& MatVecSeconds() {
 }
 
 // GB/s and GFLOP/s of the mean call, fast_GB/s of the fast decile, and peak = fast_GB/s over the
-// read peak (both fast-decile figures, so the ratio compares like with like).
+// read peak (both fast-decile figures, so the ratio compares like with like). Single-threaded runs
+// also report cpu_GFLOP/s, from the thread's CPU time (see CallTimer).
 void ReportProduct(benchmark::State& state, int threads, const CallTimer& timer,
                    double bytes_per_call, double flops_per_call) {
   const double calls = static_cast<double>(state.iterations());
@@ -231,6 +258,7 @@ void ReportProduct(benchmark::State& state, int threads, const CallTimer& timer,
   state.counters["peak"] = state.counters["fast_GB/s"] / PeakReadGBps()[threads];
   state.counters["GFLOP/s"] = flops_per_call * calls / timer.total() / 1e9;
   state.counters["fast_GFLOP/s"] = flops_per_call / fast / 1e9;
+  if (threads == 1) state.counters["cpu_GFLOP/s"] = flops_per_call / timer.CpuFastDecile() / 1e9;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -323,17 +351,37 @@ void BM_AttentionDecode(benchmark::State& state, int64_t n_heads, int64_t n_kv_h
   // Several layers' caches, so that the reads come from DRAM.
   const int64_t layers =
       std::clamp<int64_t>(PoolBytes() / (2 * element_bytes * cache_floats) + 1, 1, 256);
-  const std::vector<float> k = RandomActivations(layers * cache_floats, 4);
-  const std::vector<float> v = RandomActivations(layers * cache_floats, 5);
-  std::vector<uint16_t> k16, v16;
-  if (f16) {
-    k16.resize(k.size());
-    v16.resize(v.size());
-    for (size_t i = 0; i < k.size(); ++i) {
-      k16[i] = F32ToF16(k[i]);
-      v16[i] = F32ToF16(v[i]);
+  // The caches of the benchmark running now, kept across its runs (Google Benchmark calls the
+  // function several times while it sizes the iteration count).
+  struct Caches {
+    bool filled = false;
+    std::tuple<int64_t, int64_t, bool> key;
+    std::vector<float> k, v;
+    std::vector<uint16_t> k16, v16;
+  };
+  static Caches caches;
+  if (!caches.filled || caches.key != std::make_tuple(cache_floats, layers, f16)) {
+    caches.filled = true;
+    caches.key = std::make_tuple(cache_floats, layers, f16);
+    caches.k = RandomActivations(layers * cache_floats, 4);
+    caches.v = RandomActivations(layers * cache_floats, 5);
+    caches.k16.clear();
+    caches.v16.clear();
+    if (f16) {
+      caches.k16.resize(caches.k.size());
+      caches.v16.resize(caches.v.size());
+      for (size_t i = 0; i < caches.k.size(); ++i) {
+        caches.k16[i] = F32ToF16(caches.k[i]);
+        caches.v16[i] = F32ToF16(caches.v[i]);
+      }
+      caches.k = {};  // only the f16 copies are read
+      caches.v = {};
     }
   }
+  const std::vector<float>& k = caches.k;
+  const std::vector<float>& v = caches.v;
+  const std::vector<uint16_t>& k16 = caches.k16;
+  const std::vector<uint16_t>& v16 = caches.v16;
   const std::vector<float> q = RandomActivations(n_heads * head_dim, 6);
   std::vector<float> out(n_heads * head_dim);
   int64_t i = 0;

@@ -7,7 +7,8 @@
 //     thread reads the (shared, small) activations.
 //   - transposed products: the output columns are split, so every thread owns its outputs and
 //     reads its part of every active row; no per-thread partial sums or reduction are needed.
-//   - attention: (token, KV head) pairs, round robin (later tokens attend to more keys).
+//   - attention: decode splits the KV heads into one contiguous range per thread; prompts hand out
+//     whole tokens round robin (later tokens attend to more keys).
 // Problems too small to pay for waking the threads run on the calling thread.
 #include "runtime/cpu/kernels.h"
 
@@ -126,8 +127,7 @@ enum class TransposedSplit {
 };
 TransposedSplit g_transposed_split_for_decode = TransposedSplit::kRows;
 
-void AccumulateSplitByColumns(const MatrixView& w, const float* a, int64_t n, float* y,
-                              int parts) {
+void AccumulateSplitByColumns(const MatrixView& w, const float* a, int64_t n, float* y, int parts) {
   // Column boundaries: whole quantized blocks; for float rows, whole 64-byte lines of y.
   const int64_t align = IsQuantized(w.dtype) ? 32 : 16;
   parts = static_cast<int>(std::min<int64_t>(parts, (w.cols + align - 1) / align));
@@ -158,8 +158,8 @@ void AccumulateSplitByRows(const MatrixView& w, const float* a, int64_t n, float
     const int id = omp_get_thread_num();
     const Range rows = SplitRange(w.rows, parts, id, 1);
     float* out = id == 0 ? y : partial + (id - 1) * outputs;
-    simd::AccumulateRowsTransposed(w, {nullptr, rows.begin, rows.end}, a, w.rows, n, 0, w.cols,
-                                   out, w.cols);
+    simd::AccumulateRowsTransposed(w, {nullptr, rows.begin, rows.end}, a, w.rows, n, 0, w.cols, out,
+                                   w.cols);
 #pragma omp barrier
     const Range slice = SplitRange(outputs, parts, id, 16);
     for (int other = 1; other < parts; ++other) {
@@ -214,27 +214,30 @@ namespace {
 void AttentionAnyCache(const AttentionShape& shape, const float* q, const void* k, const void* v,
                        simd::KvType kv_type, int64_t pos0, int64_t n, float* out) {
   if (n <= 0) return;
-  const int64_t group = shape.n_heads / shape.n_kv_heads;
-  const int64_t items = n * shape.n_kv_heads;
   const int64_t max_keys = pos0 + n;
   // Work ~ 2 · heads · keys · head_dim per token.
-  const int threads = static_cast<int>(
-      std::min<int64_t>(ThreadsFor(2 * n * shape.n_heads * max_keys * shape.head_dim), items));
+  const int threads = ThreadsFor(2 * n * shape.n_heads * max_keys * shape.head_dim);
+  // Decode: the KV heads are split into one contiguous range per thread (each thread streams its
+  // part of every cache row). Prompts: whole tokens per thread, round robin (later tokens attend
+  // to more positions).
+  const int64_t ranges = n == 1 ? std::min<int64_t>(threads, shape.n_kv_heads) : 1;
+  const int64_t items = n * ranges;
   const int64_t scratch_floats = simd::AttentionScratchFloats(shape, max_keys);
+  const int64_t token_floats = shape.n_heads * shape.head_dim;
   auto run = [&](int64_t item, std::vector<float>& scratch) {
-    const int64_t t = item / shape.n_kv_heads;
-    const int64_t kv_head = item % shape.n_kv_heads;
-    const int64_t offset = (t * shape.n_heads + kv_head * group) * shape.head_dim;
-    simd::AttentionGroup(shape, q + offset, k, v, kv_type, kv_head, pos0 + t + 1, out + offset,
-                         scratch.data());
+    const int64_t t = item / ranges;
+    const Range heads = SplitRange(shape.n_kv_heads, ranges, item % ranges, 1);
+    simd::AttentionRange(shape, q + t * token_floats, k, v, kv_type, heads.begin, heads.end,
+                         pos0 + t + 1, out + t * token_floats, scratch.data());
   };
-  if (threads <= 1) {
+  const int parts = static_cast<int>(std::min<int64_t>(threads, items));
+  if (parts <= 1) {
     thread_local std::vector<float> scratch;
     if (scratch.size() < static_cast<size_t>(scratch_floats)) scratch.resize(scratch_floats);
     for (int64_t item = 0; item < items; ++item) run(item, scratch);
     return;
   }
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(parts)
   {
     thread_local std::vector<float> scratch;
     if (scratch.size() < static_cast<size_t>(scratch_floats)) scratch.resize(scratch_floats);
