@@ -1,13 +1,78 @@
-// Placeholder dispatch: until the Highway kernels land, the fast entry points run the scalar
-// references, parallelised over rows where that is trivially safe.
+// Public entry points of the CPU kernels: argument routing by dtype, scratch memory, and the
+// OpenMP work split. The SIMD bodies (simd_kernels.h) are single-threaded and work on the slices
+// handed out here.
+//
+// Work split, chosen by measurement (bench/kernels):
+//   - dot products (MatVec/MatMul): rows are split into one contiguous range per thread; every
+//     thread reads the (shared, small) activations.
+//   - transposed products: the output columns are split, so every thread owns its outputs and
+//     reads its part of every active row; no per-thread partial sums or reduction are needed.
+//   - attention: decode splits the KV heads into one contiguous range per thread; prompts hand out
+//     whole tokens round robin (later tokens attend to more keys).
+// Problems too small to pay for waking the threads run on the calling thread.
 #include "runtime/cpu/kernels.h"
 
 #include <omp.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
 #include "format/dtype.h"
-#include "runtime/cpu/reference_kernels.h"
+#include "runtime/cpu/simd_kernels.h"
 
 namespace pinfer::cpu {
+namespace {
+
+// Below this many multiply-adds a product runs on one thread (a parallel region costs a few µs).
+constexpr int64_t kMinParallelWork = int64_t{1} << 16;
+
+bool IsQuantized(DType dtype) { return dtype == DType::kQ8_0 || dtype == DType::kQ4_0; }
+
+int ThreadsFor(int64_t work) { return work < kMinParallelWork ? 1 : std::max(1, Threads()); }
+
+// [begin, end) of part `index` of `parts` near-equal parts of [0, total), boundaries rounded to
+// multiples of `align` (the last part takes the remainder).
+struct Range {
+  int64_t begin, end;
+  int64_t size() const { return end - begin; }
+};
+Range SplitRange(int64_t total, int64_t parts, int64_t index, int64_t align) {
+  const int64_t units = (total + align - 1) / align;
+  const int64_t begin = std::min(total, units * index / parts * align);
+  const int64_t end =
+      index + 1 == parts ? total : std::min(total, units * (index + 1) / parts * align);
+  return {begin, end};
+}
+
+// Activations quantized once per call, kept across calls to avoid reallocating.
+struct QuantScratch {
+  std::vector<int8_t> q;
+  std::vector<float> d;
+};
+
+simd::QuantizedActivations QuantizeForWeights(const float* x, int64_t n, int64_t cols,
+                                              int threads) {
+  thread_local QuantScratch scratch;
+  const int64_t blocks = cols / 32;
+  if (scratch.q.size() < static_cast<size_t>(n * cols)) scratch.q.resize(n * cols);
+  if (scratch.d.size() < static_cast<size_t>(n * blocks)) scratch.d.resize(n * blocks);
+  int8_t* q = scratch.q.data();
+  float* d = scratch.d.data();
+  const int parts = static_cast<int>(std::min<int64_t>(threads, n));
+  if (parts <= 1) {
+    simd::QuantizeActivations(x, cols, 0, n, q, d);
+  } else {
+#pragma omp parallel num_threads(parts)
+    {
+      const Range tokens = SplitRange(n, parts, omp_get_thread_num(), 1);
+      simd::QuantizeActivations(x, cols, tokens.begin, tokens.end, q, d);
+    }
+  }
+  return {q, d, n, cols};
+}
+
+}  // namespace
 
 MatrixView MakeMatrixView(DType dtype, int64_t rows, int64_t cols, const void* data) {
   MatrixView view;
@@ -19,51 +84,180 @@ MatrixView MakeMatrixView(DType dtype, int64_t rows, int64_t cols, const void* d
   return view;
 }
 
-void SetThreads(int threads) { omp_set_num_threads(threads); }
+void SetThreads(int threads) { omp_set_num_threads(std::max(1, threads)); }
 int Threads() { return omp_get_max_threads(); }
 
 void MatVec(const MatrixView& w, const float* x, float* y) { MatMul(w, x, 1, y); }
 
 void MatMul(const MatrixView& w, const float* x, int64_t n, float* y) {
-  reference::MatMul(w, x, n, y);
+  if (n <= 0 || w.rows <= 0) return;
+  const int threads = ThreadsFor(w.rows * w.cols * n);
+  // Rows per thread in multiples of the row tile, so that no tile straddles two threads.
+  constexpr int64_t kRowAlign = 4;
+  const int parts =
+      static_cast<int>(std::min<int64_t>(threads, (w.rows + kRowAlign - 1) / kRowAlign));
+  if (IsQuantized(w.dtype)) {
+    const simd::QuantizedActivations xq = QuantizeForWeights(x, n, w.cols, parts);
+    if (parts <= 1) return simd::DotRowsQuant(w, {nullptr, 0, w.rows}, xq, y, w.rows);
+#pragma omp parallel num_threads(parts)
+    {
+      const Range rows = SplitRange(w.rows, parts, omp_get_thread_num(), kRowAlign);
+      simd::DotRowsQuant(w, {nullptr, rows.begin, rows.end}, xq, y, w.rows);
+    }
+    return;
+  }
+  if (parts <= 1) return simd::DotRowsFloat(w, {nullptr, 0, w.rows}, x, n, y, w.rows);
+#pragma omp parallel num_threads(parts)
+  {
+    const Range rows = SplitRange(w.rows, parts, omp_get_thread_num(), kRowAlign);
+    simd::DotRowsFloat(w, {nullptr, rows.begin, rows.end}, x, n, y, w.rows);
+  }
 }
 
 void MatVecTransposedAccumulate(const MatrixView& w, const float* a, float* y) {
-  reference::MatVecTransposedAccumulate(w, a, y);
+  MatMulTransposedAccumulate(w, a, 1, y);
 }
 
+namespace {
+
+// How a transposed product is shared between threads (see the file comment).
+enum class TransposedSplit {
+  kColumns,  // each thread owns a range of output columns and reads that part of every row
+  kRows,     // each thread reads whole rows into its own partial output; the partials are summed
+};
+TransposedSplit g_transposed_split_for_decode = TransposedSplit::kRows;
+
+void AccumulateSplitByColumns(const MatrixView& w, const float* a, int64_t n, float* y, int parts) {
+  // Column boundaries: whole quantized blocks; for float rows, whole 64-byte lines of y.
+  const int64_t align = IsQuantized(w.dtype) ? 32 : 16;
+  parts = static_cast<int>(std::min<int64_t>(parts, (w.cols + align - 1) / align));
+  const simd::RowSet rows{nullptr, 0, w.rows};
+  if (parts <= 1) {
+    return simd::AccumulateRowsTransposed(w, rows, a, w.rows, n, 0, w.cols, y, w.cols);
+  }
+#pragma omp parallel num_threads(parts)
+  {
+    const Range cols = SplitRange(w.cols, parts, omp_get_thread_num(), align);
+    simd::AccumulateRowsTransposed(w, rows, a, w.rows, n, cols.begin, cols.end, y, w.cols);
+  }
+}
+
+void AccumulateSplitByRows(const MatrixView& w, const float* a, int64_t n, float* y, int parts) {
+  parts = static_cast<int>(std::min<int64_t>(parts, w.rows));
+  if (parts <= 1) {
+    return simd::AccumulateRowsTransposed(w, {nullptr, 0, w.rows}, a, w.rows, n, 0, w.cols, y,
+                                          w.cols);
+  }
+  // Thread 0 accumulates into y itself, the others into zeroed partial outputs.
+  thread_local std::vector<float> partials;
+  const int64_t outputs = n * w.cols;
+  partials.assign(static_cast<size_t>((parts - 1) * outputs), 0.0f);
+  float* partial = partials.data();
+#pragma omp parallel num_threads(parts)
+  {
+    const int id = omp_get_thread_num();
+    const Range rows = SplitRange(w.rows, parts, id, 1);
+    float* out = id == 0 ? y : partial + (id - 1) * outputs;
+    simd::AccumulateRowsTransposed(w, {nullptr, rows.begin, rows.end}, a, w.rows, n, 0, w.cols, out,
+                                   w.cols);
+#pragma omp barrier
+    const Range slice = SplitRange(outputs, parts, id, 16);
+    for (int other = 1; other < parts; ++other) {
+      simd::Add(partial + (other - 1) * outputs + slice.begin, slice.size(), y + slice.begin);
+    }
+  }
+}
+
+}  // namespace
+
 void MatMulTransposedAccumulate(const MatrixView& w, const float* a, int64_t n, float* y) {
-  reference::MatMulTransposedAccumulate(w, a, n, y);
+  if (n <= 0 || w.cols <= 0) return;
+  const int threads = ThreadsFor(w.rows * w.cols * n);
+  if (n == 1 && g_transposed_split_for_decode == TransposedSplit::kRows) {
+    return AccumulateSplitByRows(w, a, n, y, threads);
+  }
+  AccumulateSplitByColumns(w, a, n, y, threads);
 }
 
 void DecodeRows(const MatrixView& w, int64_t row, int64_t count, float* out) {
-  reference::DecodeRows(w, row, count, out);
+  if (count <= 0) return;
+  const int parts = static_cast<int>(std::min<int64_t>(ThreadsFor(count * w.cols), count));
+  if (parts <= 1) return simd::DecodeRows(w, row, count, out);
+#pragma omp parallel num_threads(parts)
+  {
+    const Range rows = SplitRange(count, parts, omp_get_thread_num(), 1);
+    simd::DecodeRows(w, row + rows.begin, rows.size(), out + rows.begin * w.cols);
+  }
 }
 
 void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* out) {
-  reference::RmsNorm(x, weight, n, eps, out);
+  simd::RmsNorm(x, weight, n, eps, out);
 }
 
 void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, double theta) {
-  reference::RopeInterleaved(v, n_heads, head_dim, pos, theta);
+  simd::RopeInterleaved(v, n_heads, head_dim, pos, theta);
 }
 
-void Softmax(float* x, int64_t n) { reference::Softmax(x, n); }
+void Softmax(float* x, int64_t n) { simd::Softmax(x, n); }
 
 void FfnCombine(FfnActivation act, float param, const float* gate, const float* up, int64_t n,
                 float* out) {
-  reference::FfnCombine(act, param, gate, up, n, out);
+  simd::FfnCombine(act, param, gate, up, n, out);
 }
 
-void ShiftedRelu(float* x, int64_t n, float shift) { reference::ShiftedRelu(x, n, shift); }
+void ShiftedRelu(float* x, int64_t n, float shift) { simd::ShiftedRelu(x, n, shift); }
 
-void Add(const float* x, int64_t n, float* y) { reference::Add(x, n, y); }
+void Add(const float* x, int64_t n, float* y) { simd::Add(x, n, y); }
+
+namespace {
+
+void AttentionAnyCache(const AttentionShape& shape, const float* q, const void* k, const void* v,
+                       simd::KvType kv_type, int64_t pos0, int64_t n, float* out) {
+  if (n <= 0) return;
+  const int64_t max_keys = pos0 + n;
+  // Work ~ 2 · heads · keys · head_dim per token.
+  const int threads = ThreadsFor(2 * n * shape.n_heads * max_keys * shape.head_dim);
+  // Decode: the KV heads are split into one contiguous range per thread (each thread streams its
+  // part of every cache row). Prompts: whole tokens per thread, round robin (later tokens attend
+  // to more positions).
+  const int64_t ranges = n == 1 ? std::min<int64_t>(threads, shape.n_kv_heads) : 1;
+  const int64_t items = n * ranges;
+  const int64_t scratch_floats = simd::AttentionScratchFloats(shape, max_keys);
+  const int64_t token_floats = shape.n_heads * shape.head_dim;
+  auto run = [&](int64_t item, std::vector<float>& scratch) {
+    const int64_t t = item / ranges;
+    const Range heads = SplitRange(shape.n_kv_heads, ranges, item % ranges, 1);
+    simd::AttentionRange(shape, q + t * token_floats, k, v, kv_type, heads.begin, heads.end,
+                         pos0 + t + 1, out + t * token_floats, scratch.data());
+  };
+  const int parts = static_cast<int>(std::min<int64_t>(threads, items));
+  if (parts <= 1) {
+    thread_local std::vector<float> scratch;
+    if (scratch.size() < static_cast<size_t>(scratch_floats)) scratch.resize(scratch_floats);
+    for (int64_t item = 0; item < items; ++item) run(item, scratch);
+    return;
+  }
+#pragma omp parallel num_threads(parts)
+  {
+    thread_local std::vector<float> scratch;
+    if (scratch.size() < static_cast<size_t>(scratch_floats)) scratch.resize(scratch_floats);
+#pragma omp for schedule(static, 1)
+    for (int64_t item = 0; item < items; ++item) run(item, scratch);
+  }
+}
+
+}  // namespace
 
 void Attention(const AttentionShape& shape, const float* q, const float* k, const float* v,
                int64_t pos0, int64_t n, float* out) {
-  reference::Attention(shape, q, k, v, pos0, n, out);
+  AttentionAnyCache(shape, q, k, v, simd::KvType::kF32, pos0, n, out);
 }
 
-const char* SimdTargetName() { return "scalar"; }
+void AttentionF16Cache(const AttentionShape& shape, const float* q, const uint16_t* k,
+                       const uint16_t* v, int64_t pos0, int64_t n, float* out) {
+  AttentionAnyCache(shape, q, k, v, simd::KvType::kF16, pos0, n, out);
+}
+
+const char* SimdTargetName() { return simd::ChosenTargetName(); }
 
 }  // namespace pinfer::cpu

@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "format/half.h"
 #include "format/quant.h"
 
 namespace pinfer::cpu::reference {
@@ -93,21 +94,32 @@ void FfnCombine(FfnActivation act, float param, const float* gate, const float* 
     float u = up[i];
     float a;
     switch (act) {
-      case FfnActivation::kSilu: a = g / (1.0f + std::exp(-g)); break;
+      case FfnActivation::kSilu:
+        a = g / (1.0f + std::exp(-g));
+        break;
       case FfnActivation::kGelu: {
         constexpr float kSqrt2OverPi = 0.7978845608028654f;
         a = 0.5f * g * (1.0f + std::tanh(kSqrt2OverPi * g * (1.0f + 0.044715f * g * g)));
         break;
       }
-      case FfnActivation::kRelu: a = g > 0.0f ? g : 0.0f; break;
-      case FfnActivation::kRelu2: a = g > 0.0f ? g * g : 0.0f; break;
+      case FfnActivation::kRelu:
+        a = g > 0.0f ? g : 0.0f;
+        break;
+      case FfnActivation::kRelu2:
+        a = g > 0.0f ? g * g : 0.0f;
+        break;
       case FfnActivation::kDRelu:
         a = g > 0.0f ? g : 0.0f;
         u = u > 0.0f ? u : 0.0f;
         break;
-      case FfnActivation::kFatRelu: a = g > param ? g : 0.0f; break;
-      case FfnActivation::kShiftedRelu: a = g > param ? g - param : 0.0f; break;
-      default: a = 0.0f;
+      case FfnActivation::kFatRelu:
+        a = g > param ? g : 0.0f;
+        break;
+      case FfnActivation::kShiftedRelu:
+        a = g > param ? g - param : 0.0f;
+        break;
+      default:
+        a = 0.0f;
     }
     out[i] = a * u;
   }
@@ -149,6 +161,18 @@ void Attention(const AttentionShape& s, const float* q, const float* k, const fl
       }
     }
   }
+}
+
+void AttentionF16Cache(const AttentionShape& s, const float* q, const uint16_t* k,
+                       const uint16_t* v, int64_t pos0, int64_t n, float* out) {
+  // Decodes the cache rows in use and defers to the f32 reference.
+  const size_t floats = static_cast<size_t>((pos0 + n) * s.kv_stride);
+  std::vector<float> k32(floats), v32(floats);
+  for (size_t i = 0; i < floats; ++i) {
+    k32[i] = F16ToF32(k[i]);
+    v32[i] = F16ToF32(v[i]);
+  }
+  reference::Attention(s, q, k32.data(), v32.data(), pos0, n, out);
 }
 
 }  // namespace pinfer::cpu::reference
