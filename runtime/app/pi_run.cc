@@ -72,7 +72,8 @@ absl::StatusOr<Runtime> Load(const PiRunOptions& options) {
       Session::Create(*rt.loaded.executor, options.runtime.session_options());
   if (!s.ok()) return s.status();
   rt.session = *std::move(s);
-  LogRuntimeSummary(kLog, options.runtime, rt.loaded, *rt.session);
+  LogRuntimeSummary(kLog, options.runtime, rt.loaded, rt.session->context_length(),
+                    rt.session->KvCacheBytes());
   return rt;
 }
 

@@ -65,7 +65,7 @@ absl::StatusOr<LoadedRuntime> LoadRuntime(const RuntimeFlags& flags) {
 }
 
 void LogRuntimeSummary(std::string_view log_prefix, const RuntimeFlags& flags,
-                       const LoadedRuntime& rt, const Session& session) {
+                       const LoadedRuntime& rt, int64_t context_length, uint64_t kv_cache_bytes) {
   const std::string prefix(log_prefix);
   const ModelConfig& c = rt.model->config();
   std::fprintf(
@@ -85,10 +85,9 @@ void LogRuntimeSummary(std::string_view log_prefix, const RuntimeFlags& flags,
   std::fprintf(stderr,
                "%sloaded in %.1f ms; context %lld (trained %lld), KV cache %s, %d threads, "
                "kernels %s\n",
-               prefix.c_str(), rt.load_seconds * 1e3,
-               static_cast<long long>(session.context_length()),
-               static_cast<long long>(c.context_length),
-               FormatBytes(session.KvCacheBytes()).c_str(), cpu::Threads(), cpu::SimdTargetName());
+               prefix.c_str(), rt.load_seconds * 1e3, static_cast<long long>(context_length),
+               static_cast<long long>(c.context_length), FormatBytes(kv_cache_bytes).c_str(),
+               cpu::Threads(), cpu::SimdTargetName());
 }
 
 }  // namespace pinfer

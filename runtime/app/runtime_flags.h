@@ -57,9 +57,10 @@ struct LoadedRuntime {
 absl::StatusOr<LoadedRuntime> LoadRuntime(const RuntimeFlags& flags);
 
 // Logs the model summary to stderr, each line starting with `log_prefix` ("pi-run: "): the
-// architecture and weights, the load time, the context and KV cache of one session (`session`),
-// threads and kernels; a warning for synthetic models.
+// architecture and weights, the load time, the context of a session and the bytes of all the
+// sessions' KV caches, threads and kernels; a warning for synthetic models.
 void LogRuntimeSummary(std::string_view log_prefix, const RuntimeFlags& flags,
-                       const LoadedRuntime& runtime, const Session& session);
+                       const LoadedRuntime& runtime, int64_t context_length,
+                       uint64_t kv_cache_bytes);
 
 }  // namespace pinfer
