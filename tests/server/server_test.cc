@@ -143,8 +143,9 @@ TEST(ServerTest, GreedyCompletionsEqualPiRun) {
       EXPECT_EQ(e["object"], "text_completion");
       EXPECT_EQ(e["id"], stream.events[0]["id"]);
     }
-    // Text comes as it is produced: many chunks, not one.
-    EXPECT_GT(stream.events.size(), 10u);
+    // (Chunks carry the text produced since the previous one: how many there are depends on how
+    // fast the client reads. SlotsInterleaveAndADisconnectFreesTheSlot shows text arriving while
+    // the generation runs.)
     const json& usage = stream.events.back();
     EXPECT_TRUE(usage["choices"].empty());
     EXPECT_EQ(usage["usage"]["completion_tokens"], 40);

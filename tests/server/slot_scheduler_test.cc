@@ -156,7 +156,6 @@ TEST_F(SlotSchedulerTest, ARunningGenerationIsCutAtItsDeadline) {
   const Generation::Progress p = Finish(**scheduler->Submit(request));
   EXPECT_TRUE(p.status.ok());
   EXPECT_EQ(p.finish_reason, FinishReason::kLength);
-  EXPECT_GT(p.completion_tokens, 0);
   EXPECT_LT(p.completion_tokens, 4000);
 }
 

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <random>
 #include <utility>
+#include <variant>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -14,6 +15,7 @@
 #include "nlohmann/json.hpp"
 #include "runtime/app/cli_common.h"
 #include "runtime/app/server/connection_probe.h"
+#include "runtime/app/server/generation_plan.h"
 #include "runtime/app/server/openai_protocol.h"
 
 namespace pinfer {
@@ -75,22 +77,6 @@ uint64_t Mix(uint64_t x) {  // splitmix64's finaliser
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
   return x ^ (x >> 31);
 }
-
-// Everything a streamed response needs after its handler has returned.
-struct StreamState {
-  std::shared_ptr<Generation> generation;
-  Endpoint endpoint = Endpoint::kCompletions;
-  ResponseHeader header;
-  bool include_usage = false;
-  std::unique_ptr<ConnectionProbe> probe;
-  std::string text;  // received, not yet sent
-  Generation::Progress last;
-  bool role_sent = false;
-  bool done = false;
-  Clock::time_point start;
-  std::string client;  // for the log
-  std::string path;
-};
 
 }  // namespace
 
@@ -309,13 +295,146 @@ void PiServer::HandleModels(const httplib::Request& req, httplib::Response& res)
   SendJson(res, json{{"object", "list"}, {"data", json::array({model})}});
 }
 
+bool PiServer::ReadBody(const httplib::Request& req, httplib::Response& res,
+                        const httplib::ContentReader& reader, std::string* body,
+                        ApiError* error) const {
+  // The body is read even when it is too large (then discarded, up to a bound), so that the
+  // connection stays usable and a client still sending gets the error rather than a reset.
+  // (cpp-httplib discards a body whose Content-Length is over the limit itself.)
+  bool too_large = false;
+  uint64_t discarded = 0;
+  const bool read = reader([&](const char* data, size_t size) {
+    if (too_large || body->size() + size > options_.max_body_bytes) {
+      too_large = true;
+      discarded += size;
+      return discarded <= kMaxDiscardedBody;
+    }
+    body->append(data, size);
+    return true;
+  });
+  if (read && !too_large) return true;
+  if (!read) res.set_header("Connection", "close");  // the rest of the body was not read
+  if (too_large || res.status == 413) {
+    error->http_status = 413;
+    error->code = "payload_too_large";
+    error->message = absl::StrCat("the request body is larger than the server's limit of ",
+                                  FormatBytes(options_.max_body_bytes), " (--max-body)");
+  } else {
+    *error = InvalidRequest("could not read the request body");
+  }
+  return false;
+}
+
+void PiServer::LogRequest(const std::string& client, const std::string& path,
+                          const std::string& outcome) const {
+  if (!options_.log_requests) return;
+  std::fprintf(stderr, "%s%s POST %s: %s\n", kLog, client.c_str(), path.c_str(), outcome.c_str());
+}
+
+std::string PiServer::DescribeFinished(const Generation::Progress& p, Clock::time_point start,
+                                       const char* status) {
+  const double seconds = SecondsSince(start);
+  return absl::StrFormat("%s, %d prompt + %d generated tokens in %.2f s (%.1f tokens/s), finish %s",
+                         status, p.prompt_tokens, p.completion_tokens, seconds,
+                         seconds > 0 ? p.completion_tokens / seconds : 0.0,
+                         p.status.ok() ? std::string(FinishReasonName(p.finish_reason))
+                                       : std::string(p.status.message()));
+}
+
+// A streamed response after its handler has returned: cpp-httplib calls Next() until it calls
+// sink.done() or returns false (the client is gone, or the server stops).
+class PiServer::SseStream {
+ public:
+  SseStream(PiServer& server, std::shared_ptr<Generation> generation, Endpoint endpoint,
+            ResponseHeader header, bool include_usage, std::unique_ptr<ConnectionProbe> probe,
+            std::string text, Generation::Progress progress, Clock::time_point start,
+            std::string client, std::string path)
+      : server_(server),
+        generation_(std::move(generation)),
+        endpoint_(endpoint),
+        header_(std::move(header)),
+        include_usage_(include_usage),
+        probe_(std::move(probe)),
+        text_(std::move(text)),
+        last_(std::move(progress)),
+        start_(start),
+        client_(std::move(client)),
+        path_(std::move(path)) {}
+
+  bool Next(httplib::DataSink& sink) {
+    if (done_) return false;
+    std::string out;
+    if (endpoint_ == Endpoint::kChatCompletions && !role_sent_) {
+      out += SseEvent(StreamChunk(endpoint_, header_, "", std::nullopt, /*role=*/true));
+      role_sent_ = true;
+    }
+    if (text_.empty() && last_.phase != Generation::Phase::kFinished) {
+      last_ = generation_->Wait(kPoll);
+      text_ += last_.text;
+    }
+    if (!text_.empty()) {
+      out += SseEvent(StreamChunk(endpoint_, header_, text_, std::nullopt));
+      text_.clear();
+    }
+    const bool finished = last_.phase == Generation::Phase::kFinished;
+    if (finished) {
+      if (!last_.status.ok()) {
+        out += SseEvent(ApiErrorFromStatus(last_.status).ToJson());
+      } else {
+        out += SseEvent(StreamChunk(endpoint_, header_, "", last_.finish_reason));
+        if (include_usage_) {
+          out += SseEvent(
+              StreamUsageChunk(endpoint_, header_, last_.prompt_tokens, last_.completion_tokens));
+        }
+      }
+      out += kSseDone;
+    }
+    if (!out.empty() && !sink.write(out.data(), out.size())) {
+      generation_->Cancel();
+      return false;
+    }
+    if (finished) {
+      done_ = true;
+      server_.LogRequest(client_, path_, DescribeFinished(last_, start_, "200 stream"));
+      sink.done();
+      return true;
+    }
+    if (out.empty() && probe_->ClientGone()) {
+      generation_->Cancel();
+      return false;
+    }
+    return true;
+  }
+
+  // The response is over (written, or abandoned).
+  void Release(bool success) {
+    if (!success) generation_->Cancel();
+    server_.EndResponse();
+  }
+
+ private:
+  PiServer& server_;
+  const std::shared_ptr<Generation> generation_;
+  const Endpoint endpoint_;
+  const ResponseHeader header_;
+  const bool include_usage_;
+  const std::unique_ptr<ConnectionProbe> probe_;
+  std::string text_;  // received, not yet sent
+  Generation::Progress last_;
+  bool role_sent_ = false;
+  bool done_ = false;
+  const Clock::time_point start_;
+  const std::string client_;
+  const std::string path_;
+};
+
 void PiServer::HandleCompletion(const httplib::Request& req, httplib::Response& res,
                                 const httplib::ContentReader& reader, int endpoint_value) {
   const Endpoint endpoint = static_cast<Endpoint>(endpoint_value);
   const Clock::time_point start = Clock::now();
   const std::string client = absl::StrCat(req.remote_addr, ":", req.remote_port);
   BeginResponse();
-  // Ends the response when the handler returns, unless a stream took it over.
+  // Ends the response when the handler returns, unless a stream takes it over.
   struct ResponseGuard {
     PiServer* server;
     bool owned = true;
@@ -325,294 +444,98 @@ void PiServer::HandleCompletion(const httplib::Request& req, httplib::Response& 
   } guard{this};
   auto fail = [&](const ApiError& error) {
     SendError(res, error);
-    if (options_.log_requests) {
-      std::fprintf(stderr, "%s%s %s %s: %d %s\n", kLog, client.c_str(), req.method.c_str(),
-                   req.path.c_str(), error.http_status, error.message.c_str());
-    }
+    LogRequest(client, req.path, absl::StrCat(error.http_status, " ", error.message));
   };
 
-  // The body is read even when the key is wrong or it is too large (then discarded, up to a
-  // bound), so that the connection stays usable and a client still sending gets the error rather
-  // than a reset. (cpp-httplib discards a body whose Content-Length is over the limit itself.)
   std::string body;
-  bool too_large = false;
-  uint64_t discarded = 0;
-  const bool read = reader([&](const char* data, size_t size) {
-    if (too_large || body.size() + size > options_.max_body_bytes) {
-      too_large = true;
-      discarded += size;
-      return discarded <= kMaxDiscardedBody;
-    }
-    body.append(data, size);
-    return true;
-  });
-  if (!Authorized(req, res)) {
-    if (options_.log_requests) {
-      std::fprintf(stderr, "%s%s %s %s: 401\n", kLog, client.c_str(), req.method.c_str(),
-                   req.path.c_str());
-    }
+  ApiError body_error;
+  const bool read = ReadBody(req, res, reader, &body, &body_error);
+  if (!Authorized(req, res)) {  // checked after reading, for the same reason
+    LogRequest(client, req.path, "401");
     return;
   }
-  if (!read || too_large) {
-    if (too_large || res.status == 413) {
-      ApiError error;
-      error.http_status = 413;
-      error.code = "payload_too_large";
-      error.message = absl::StrCat("the request body is larger than the server's limit of ",
-                                   FormatBytes(options_.max_body_bytes), " (--max-body)");
-      fail(error);
-    } else {
-      fail(InvalidRequest("could not read the request body"));
-    }
-    if (!read) res.set_header("Connection", "close");  // the rest of the body was not read
-    return;
-  }
+  if (!read) return fail(body_error);
   if (shutting_down_) {
-    fail(ApiErrorFromStatus(absl::UnavailableError("the server is shutting down")));
-    return;
+    return fail(ApiErrorFromStatus(absl::UnavailableError("the server is shutting down")));
   }
-
   const json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) {
-    fail(InvalidRequest("the request body is not valid JSON", "invalid_json"));
-    return;
+    return fail(InvalidRequest("the request body is not valid JSON", "invalid_json"));
   }
   absl::StatusOr<CompletionRequest> request = ParseCompletionRequest(parsed, endpoint);
-  if (!request.ok()) {
-    fail(InvalidRequest(std::string(request.status().message())));
-    return;
-  }
-  if (!request->model.empty() && request->model != model_name_) {
-    ApiError error;
-    error.http_status = 404;
-    error.code = "model_not_found";
-    error.param = "model";
-    error.message = absl::StrCat("the model '", request->model,
-                                 "' does not exist; this server runs '", model_name_, "'");
-    fail(error);
-    return;
-  }
+  if (!request.ok()) return fail(InvalidRequest(std::string(request.status().message())));
 
-  // The prompt's tokens, and what ends the reply.
-  std::vector<int32_t> prompt;
-  std::vector<std::string> stop = request->stop;
-  std::vector<int32_t> end_tokens;
-  if (endpoint == Endpoint::kChatCompletions) {
-    absl::StatusOr<std::vector<int32_t>> tokens =
-        chat_template_.Encode(request->messages, tokenizer_);
-    if (!tokens.ok()) {
-      fail(InvalidRequest(std::string(tokens.status().message()), "", "messages"));
-      return;
-    }
-    prompt = *std::move(tokens);
-    for (const std::string& s : chat_template_.StopSequences()) {
-      stop.push_back(s);
-      if (const int32_t token = tokenizer_.PieceToToken(s); token >= 0) end_tokens.push_back(token);
-    }
-  } else if (request->prompt_is_tokens) {
-    for (int32_t token : request->prompt_tokens) {
-      if (token >= tokenizer_.size()) {
-        fail(InvalidRequest(absl::StrCat("token id ", token, " is outside the vocabulary of ",
-                                         tokenizer_.size(), " tokens"),
-                            "", "prompt"));
-        return;
-      }
-    }
-    prompt = request->prompt_tokens;
-  } else {
-    prompt = tokenizer_.Encode(request->prompt, /*add_special=*/true);
-  }
-  if (prompt.empty()) {
-    fail(InvalidRequest("the prompt is empty and the model adds no BOS token", "", "prompt"));
-    return;
-  }
-
-  // Limits: the reply must fit the context after the prompt.
-  const int64_t context = scheduler_->context_length();
-  const int64_t prompt_tokens = static_cast<int64_t>(prompt.size());
-  int64_t max_tokens = 0;
-  if (request->max_tokens) {
-    max_tokens = *request->max_tokens;
-    if (max_tokens > context) {
-      fail(InvalidRequest(
-          absl::StrCat("max_tokens ", max_tokens, " is beyond the context of ", context, " tokens"),
-          "context_length_exceeded", "max_tokens"));
-      return;
-    }
-    if (max_tokens > options_.max_tokens) {
-      fail(InvalidRequest(
-          absl::StrCat("max_tokens ", max_tokens, " is more than this server allows (--max-tokens ",
-                       options_.max_tokens, ")"),
-          "", "max_tokens"));
-      return;
-    }
-    if (prompt_tokens + max_tokens > context) {
-      fail(InvalidRequest(
-          absl::StrCat("the context is ", context, " tokens; the prompt has ", prompt_tokens,
-                       " and max_tokens asks for ", max_tokens, " more"),
-          "context_length_exceeded", "max_tokens"));
-      return;
-    }
-  } else {
-    if (prompt_tokens >= context) {
-      fail(InvalidRequest(absl::StrCat("the prompt has ", prompt_tokens,
-                                       " tokens, which leaves no room for a reply in the "
-                                       "context of ",
-                                       context, " tokens"),
-                          "context_length_exceeded",
-                          endpoint == Endpoint::kCompletions ? "prompt" : "messages"));
-      return;
-    }
-    max_tokens = std::min(options_.max_tokens, context - prompt_tokens);
-  }
-
-  GenerationRequest generation_request;
-  generation_request.prompt = std::move(prompt);
-  generation_request.sampling = request->sampling;
+  GenerationLimits limits;
+  limits.model_name = model_name_;
+  limits.context_length = scheduler_->context_length();
+  limits.max_tokens = options_.max_tokens;
+  std::variant<GenerationRequest, ApiError> plan =
+      PlanGeneration(*request, tokenizer_, chat_template_, limits);
+  if (const ApiError* error = std::get_if<ApiError>(&plan)) return fail(*error);
+  GenerationRequest& generation_request = std::get<GenerationRequest>(plan);
   if (!request->seed_given) {
     generation_request.sampling.seed = Mix(id_salt_ ^ Mix(next_id_.fetch_add(1)));
   }
-  generation_request.max_tokens = max_tokens;
-  generation_request.stop = std::move(stop);
-  generation_request.end_tokens = std::move(end_tokens);
   generation_request.deadline =
       start + std::chrono::duration_cast<Clock::duration>(
                   std::chrono::duration<double>(options_.timeout_seconds));
   absl::StatusOr<std::shared_ptr<Generation>> submitted =
       scheduler_->Submit(std::move(generation_request));
-  if (!submitted.ok()) {
-    fail(ApiErrorFromStatus(submitted.status()));
-    return;
-  }
+  if (!submitted.ok()) return fail(ApiErrorFromStatus(submitted.status()));
   std::shared_ptr<Generation> generation = *std::move(submitted);
 
-  // Wait for a slot (or the end), watching the connection.
+  // Wait for a slot (or the end), watching the connection: errors until then are still HTTP
+  // errors, even for a stream.
   auto probe = std::make_unique<ConnectionProbe>(req.local_addr, req.local_port, req.remote_addr,
                                                  req.remote_port);
   std::string text;
   Generation::Progress progress;
-  while (true) {
+  do {
     progress = generation->Wait(kPoll);
     text += progress.text;
-    if (progress.phase != Generation::Phase::kQueued) break;
-    if (probe->ClientGone()) {
+    if (progress.phase == Generation::Phase::kQueued && probe->ClientGone()) {
       generation->Cancel();
-      return;
+      return LogRequest(client, req.path, "the client went away while queued");
     }
-  }
+  } while (progress.phase == Generation::Phase::kQueued);
   if (progress.phase == Generation::Phase::kFinished && !progress.status.ok()) {
-    fail(ApiErrorFromStatus(progress.status));
-    return;
+    return fail(ApiErrorFromStatus(progress.status));
   }
 
   ResponseHeader header;
   header.id = NextId(endpoint == Endpoint::kCompletions ? "cmpl" : "chatcmpl");
   header.created = static_cast<int64_t>(std::time(nullptr));
   header.model = model_name_;
-  auto log_done = [this](const std::string& client, const std::string& path,
-                         const Generation::Progress& p, Clock::time_point start, const char* how) {
-    if (!options_.log_requests) return;
-    const double seconds = SecondsSince(start);
-    std::fprintf(stderr,
-                 "%s%s POST %s: %s, %lld prompt + %lld generated tokens in %.2f s (%.1f "
-                 "tokens/s), finish %s\n",
-                 kLog, client.c_str(), path.c_str(), how, static_cast<long long>(p.prompt_tokens),
-                 static_cast<long long>(p.completion_tokens), seconds,
-                 seconds > 0 ? p.completion_tokens / seconds : 0.0,
-                 p.status.ok() ? FinishReasonName(p.finish_reason)
-                               : std::string(p.status.message()).c_str());
-  };
-
-  if (!request->stream) {
-    while (progress.phase != Generation::Phase::kFinished) {
-      if (probe->ClientGone()) {
-        generation->Cancel();
-        return;
-      }
-      progress = generation->Wait(kPoll);
-      text += progress.text;
-    }
-    if (!progress.status.ok()) {
-      fail(ApiErrorFromStatus(progress.status));
-      return;
-    }
-    CompletionOutcome outcome;
-    outcome.text = std::move(text);
-    outcome.finish_reason = progress.finish_reason;
-    outcome.prompt_tokens = progress.prompt_tokens;
-    outcome.completion_tokens = progress.completion_tokens;
-    SendJson(res, CompletionResponse(endpoint, header, outcome));
-    log_done(client, req.path, progress, start, "200");
+  if (request->stream) {
+    auto stream = std::make_shared<SseStream>(*this, generation, endpoint, header,
+                                              request->include_usage, std::move(probe),
+                                              std::move(text), progress, start, client, req.path);
+    guard.owned = false;  // the stream ends the response
+    res.status = 200;
+    res.set_header("Cache-Control", "no-cache");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [stream](size_t, httplib::DataSink& sink) { return stream->Next(sink); },
+        [stream](bool success) { stream->Release(success); });
     return;
   }
 
-  auto state = std::make_shared<StreamState>();
-  state->generation = generation;
-  state->endpoint = endpoint;
-  state->header = header;
-  state->include_usage = request->include_usage;
-  state->probe = std::move(probe);
-  state->text = std::move(text);
-  state->last = progress;
-  state->start = start;
-  state->client = client;
-  state->path = req.path;
-  guard.owned = false;  // the releaser below ends the response
-  res.status = 200;
-  res.set_header("Cache-Control", "no-cache");
-  res.set_chunked_content_provider(
-      "text/event-stream",
-      [this, state, log_done](size_t, httplib::DataSink& sink) {
-        if (state->done) return false;
-        std::string out;
-        if (state->endpoint == Endpoint::kChatCompletions && !state->role_sent) {
-          out += SseEvent(StreamChunk(state->endpoint, state->header, "", std::nullopt, true));
-          state->role_sent = true;
-        }
-        if (state->text.empty() && state->last.phase != Generation::Phase::kFinished) {
-          const Generation::Progress p = state->generation->Wait(kPoll);
-          state->text += p.text;
-          state->last = p;
-        }
-        if (!state->text.empty()) {
-          out += SseEvent(StreamChunk(state->endpoint, state->header, state->text, std::nullopt));
-          state->text.clear();
-        }
-        const bool finished = state->last.phase == Generation::Phase::kFinished;
-        if (finished) {
-          if (!state->last.status.ok()) {
-            out += SseEvent(ApiErrorFromStatus(state->last.status).ToJson());
-          } else {
-            out += SseEvent(
-                StreamChunk(state->endpoint, state->header, "", state->last.finish_reason));
-            if (state->include_usage) {
-              out += SseEvent(StreamUsageChunk(state->endpoint, state->header,
-                                               state->last.prompt_tokens,
-                                               state->last.completion_tokens));
-            }
-          }
-          out += kSseDone;
-        }
-        if (!out.empty() && !sink.write(out.data(), out.size())) {
-          state->generation->Cancel();
-          return false;
-        }
-        if (finished) {
-          state->done = true;
-          log_done(state->client, state->path, state->last, state->start, "200 stream");
-          sink.done();
-          return true;
-        }
-        if (out.empty() && state->probe->ClientGone()) {
-          state->generation->Cancel();
-          return false;
-        }
-        return true;
-      },
-      [this, state](bool success) {
-        if (!success) state->generation->Cancel();
-        EndResponse();
-      });
+  while (progress.phase != Generation::Phase::kFinished) {
+    if (probe->ClientGone()) {
+      generation->Cancel();
+      return LogRequest(client, req.path, "the client went away");
+    }
+    progress = generation->Wait(kPoll);
+    text += progress.text;
+  }
+  if (!progress.status.ok()) return fail(ApiErrorFromStatus(progress.status));
+  CompletionOutcome outcome;
+  outcome.text = std::move(text);
+  outcome.finish_reason = progress.finish_reason;
+  outcome.prompt_tokens = progress.prompt_tokens;
+  outcome.completion_tokens = progress.completion_tokens;
+  SendJson(res, CompletionResponse(endpoint, header, outcome));
+  LogRequest(client, req.path, DescribeFinished(progress, start, "200"));
 }
 
 }  // namespace pinfer

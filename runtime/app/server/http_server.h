@@ -26,6 +26,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "runtime/app/server/openai_protocol.h"
 #include "runtime/app/server/slot_scheduler.h"
 #include "runtime/exec/executor.h"
 #include "runtime/text/chat_template.h"
@@ -88,8 +89,16 @@ class PiServer {
  private:
   PiServer(const Tokenizer& tokenizer, const ServerOptions& options, ChatTemplate chat_template);
   void Route();
+  class SseStream;
   void HandleCompletion(const httplib::Request& req, httplib::Response& res,
                         const httplib::ContentReader& reader, int endpoint);
+  // Reads the body, bounded by --max-body; false with the error to answer (413, 400).
+  bool ReadBody(const httplib::Request& req, httplib::Response& res,
+                const httplib::ContentReader& reader, std::string* body, ApiError* error) const;
+  void LogRequest(const std::string& client, const std::string& path,
+                  const std::string& outcome) const;
+  static std::string DescribeFinished(const Generation::Progress& progress, Clock::time_point start,
+                                      const char* status);
   void HandleModels(const httplib::Request& req, httplib::Response& res);
   void HandleHealth(const httplib::Request& req, httplib::Response& res);
   bool Authorized(const httplib::Request& req, httplib::Response& res) const;
