@@ -181,11 +181,16 @@ TEST(PiServerCliTest, ServesWithAKeyAndStopsGracefullyOnSigterm) {
   EXPECT_TRUE(absl::StrContains(final_log, "POST /v1/completions: 200 stream")) << final_log;
 }
 
-TEST(PiServerCliTest, SigintStopsAnIdleServer) {
+TEST(PiServerCliTest, APortInUseIsAnErrorAndSigintStopsAnIdleServer) {
   ServerProcess server({"-m", test::StoriesPath(), "--port", "0", "--quiet"});
   const int port = server.WaitForPort();
   ASSERT_GT(port, 0) << server.Log();
   EXPECT_EQ(test::Get(port, "/health").status, 200);
+  // A second server on the same port: one clear line (under `timeout`: a server that could bind
+  // would run until killed).
+  ExpectOneLineError(test::RunProgram("timeout", {"60", PI_SERVER_PATH, "-m", test::StoriesPath(),
+                                                  "--port", std::to_string(port)}),
+                     "cannot listen");
   server.Signal(SIGINT);
   EXPECT_EQ(server.WaitForExit(), 0) << server.Log();
   EXPECT_TRUE(absl::StrContains(server.Log(), "SIGINT: shutting down")) << server.Log();

@@ -11,7 +11,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "format/metadata.h"
 #include "gtest/gtest.h"
+#include "runtime/app/runtime_flags.h"
 #include "runtime/text/chat_template.h"
 #include "tests/runtime/test_models.h"
 #include "tests/server/server_harness.h"
@@ -213,6 +215,36 @@ TEST(ServerTest, ChatTemplateFlagOverridesTheDefault) {
   const Tokenizer& t = *test::StoriesRuntime().tokenizer;
   EXPECT_EQ(good.Json()["usage"]["prompt_tokens"],
             1 + static_cast<int64_t>(t.Encode("[INST] Hi [/INST]", false).size()));
+}
+
+TEST(ServerTest, TheModelsChatTemplateIsUsed) {
+  // stories260K with the Llama-2-chat template recorded, as pi-convert records a GGUF's
+  // tokenizer.chat_template or an HF tokenizer_config.json's chat_template.
+  const std::string path = test::ScratchDir() + "/stories-llama2-chat.pi";
+  ASSERT_TRUE(test::RewriteModel(test::StoriesPath(), path, [](Metadata& m) {
+                m.SetString("tokenizer.chat_template",
+                            "{% for message in messages %}{% if message['role'] == 'user' %}{{ "
+                            "bos_token + '[INST] ' + message['content'].strip() + ' [/INST]' }}"
+                            "{% endif %}{% endfor %}");
+              }).ok());
+  RuntimeFlags flags;
+  flags.model_path = path;
+  LoadedRuntime rt = *LoadRuntime(flags);
+  ServerOptions options;
+  options.port = 0;
+  options.log_requests = false;
+  std::unique_ptr<PiServer> server = *PiServer::Create(*rt.executor, *rt.tokenizer, {}, options);
+  ASSERT_TRUE(server->Start().ok());
+  EXPECT_EQ(server->model_name(), "stories-llama2-chat");
+  EXPECT_EQ(server->chat_template().format(), ChatFormat::kLlama2);
+  EXPECT_EQ(server->chat_template().origin(), ChatTemplate::Origin::kModel);
+  const HttpReply reply =
+      test::Post(server->port(), kChat,
+                 {{"messages", {{{"role", "user"}, {"content", "Hi"}}}}, {"max_tokens", 4}});
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  EXPECT_EQ(reply.Json()["usage"]["prompt_tokens"],
+            1 + static_cast<int64_t>(rt.tokenizer->Encode("[INST] Hi [/INST]", false).size()));
+  server->Shutdown(std::chrono::milliseconds(0));
 }
 
 TEST(ServerTest, StopSequencesSeedsAndLimits) {

@@ -1,5 +1,7 @@
 #include "runtime/app/server/http_server.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
@@ -86,13 +88,14 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
     return absl::InvalidArgumentError(
         absl::StrCat("--port must be in [0, 65535] (0: any free port), got ", options.port));
   }
-  if (options.scheduler.parallel < 1 || options.scheduler.parallel > 1024) {
+  // Every slot and every queued request holds an HTTP worker thread.
+  if (options.scheduler.parallel < 1 || options.scheduler.parallel > 256) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--parallel must be 1 to 1024 slots, got ", options.scheduler.parallel));
+        absl::StrCat("--parallel must be 1 to 256 slots, got ", options.scheduler.parallel));
   }
-  if (options.scheduler.queue_length < 0 || options.scheduler.queue_length > 65536) {
+  if (options.scheduler.queue_length < 0 || options.scheduler.queue_length > 1024) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--queue must be 0 to 65536 requests, got ", options.scheduler.queue_length));
+        absl::StrCat("--queue must be 0 to 1024 requests, got ", options.scheduler.queue_length));
   }
   if (options.max_body_bytes < 1024) {
     return absl::InvalidArgumentError(
@@ -102,13 +105,13 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
     return absl::InvalidArgumentError(
         absl::StrCat("--max-tokens must be 1 or more, got ", options.max_tokens));
   }
-  if (!(options.timeout_seconds > 0)) {
+  if (!(options.timeout_seconds > 0 && options.timeout_seconds <= 86400)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--timeout must be a positive number of seconds, got ", options.timeout_seconds));
+        "--timeout must be more than 0 and at most 86400 seconds, got ", options.timeout_seconds));
   }
-  if (!(options.shutdown_grace_seconds >= 0)) {
+  if (!(options.shutdown_grace_seconds >= 0 && options.shutdown_grace_seconds <= 3600)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--shutdown-grace must be 0 or more seconds, got ", options.shutdown_grace_seconds));
+        "--shutdown-grace must be 0 to 3600 seconds, got ", options.shutdown_grace_seconds));
   }
   if (!options.chat_template.empty()) {
     absl::StatusOr<ChatFormat> format = ParseChatFormat(options.chat_template);
@@ -155,6 +158,12 @@ absl::Status PiServer::Start() {
   http_->set_keep_alive_timeout(2);  // idle connections hold a worker thread and delay shutdown
   http_->set_read_timeout(30);
   http_->set_write_timeout(30);
+  // cpp-httplib sets SO_REUSEPORT by default, which lets a second server bind the same port and
+  // share its connections; SO_REUSEADDR only allows a restart over connections in TIME_WAIT.
+  http_->set_socket_options([](socket_t socket) {
+    int yes = 1;
+    setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   if (options_.port == 0) {
     port_ = http_->bind_to_any_port(options_.host);
   } else {
@@ -167,6 +176,9 @@ absl::Status PiServer::Start() {
   }
   created_ = static_cast<int64_t>(std::time(nullptr));
   listener_ = std::thread([this] { http_->listen_after_bind(); });
+  // stop() only stops a server that is running: wait for it, so that an immediate Shutdown() is
+  // not lost.
+  while (!http_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   return absl::OkStatus();
 }
 

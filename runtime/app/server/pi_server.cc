@@ -85,7 +85,8 @@ void AddServerFlags(CLI::App& app, ServerOptions& options) {
                  "tokens")
       ->capture_default_str();
   app.add_option("--queue", options.scheduler.queue_length,
-                 "requests that may wait for a free slot; more get HTTP 503")
+                 "requests that may wait for a free slot (each holds an HTTP thread); more get "
+                 "HTTP 503")
       ->capture_default_str();
   app.add_option("--api-key", options.api_key,
                  "require 'Authorization: Bearer KEY' (also from $PINFER_API_KEY)")
