@@ -157,7 +157,7 @@ class SlotScheduler {
   int64_t context_length_ = 0;
   uint64_t kv_cache_bytes_ = 0;
   int64_t batch_size_ = 1;
-  std::vector<Slot> slots_;  // touched by the scheduler thread only, apart from `busy`
+  std::vector<Slot> slots_;  // touched by the scheduler thread only (and Create)
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;  // new work, draining, stopping
