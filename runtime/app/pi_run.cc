@@ -2,8 +2,6 @@
 
 #include <unistd.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -11,17 +9,15 @@
 #include <random>
 #include <sstream>
 #include <string>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "runtime/app/cli_common.h"
-#include "runtime/cpu/kernels.h"
+#include "runtime/app/runtime_flags.h"
 #include "runtime/exec/executor.h"
 #include "runtime/exec/generator.h"
 #include "runtime/exec/perplexity.h"
 #include "runtime/exec/session.h"
-#include "runtime/model/model.h"
 #include "runtime/text/sampler.h"
 #include "runtime/text/tokenizer.h"
 
@@ -29,10 +25,6 @@ namespace pinfer {
 namespace {
 
 constexpr char kLog[] = "pi-run: ";
-
-double SecondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 // The whole file, minus one trailing newline (as llama.cpp reads -f).
 absl::StatusOr<std::string> ReadTextFile(const std::string& path, const char* flag) {
@@ -63,57 +55,25 @@ void LogPhase(const char* name, const ForwardStats& stats) {
                stats.EffectiveGBps());
 }
 
-// Everything a run needs, loaded once.
+// Everything a run needs: the shared runtime and this run's one session.
 struct Runtime {
-  std::unique_ptr<Model> model;
-  std::unique_ptr<Tokenizer> tokenizer;
-  std::unique_ptr<Executor> executor;
+  LoadedRuntime loaded;
   std::unique_ptr<Session> session;
+  const Tokenizer* tokenizer = nullptr;
 };
 
 absl::StatusOr<Runtime> Load(const PiRunOptions& options) {
   Runtime rt;
-  const auto start = std::chrono::steady_clock::now();
-  ModelLoadOptions load;
-  load.populate = options.populate;
-  absl::StatusOr<std::unique_ptr<Model>> model = Model::Load(options.model_path, load);
-  if (!model.ok()) return model.status();
-  rt.model = *std::move(model);
-  absl::StatusOr<Tokenizer> tokenizer = Tokenizer::Create(*rt.model->vocabulary());
-  if (!tokenizer.ok()) return rt.model->file().Annotate(tokenizer.status());
-  rt.tokenizer = std::make_unique<Tokenizer>(*std::move(tokenizer));
-  ExecutorOptions exec;
-  exec.batch_size = options.batch_size;
-  rt.executor = std::make_unique<Executor>(*rt.model, exec);
-  SessionOptions session;
-  session.context_length = options.context;
-  absl::StatusOr<std::unique_ptr<Session>> s = Session::Create(*rt.executor, session);
+  absl::StatusOr<LoadedRuntime> loaded = LoadRuntime(options.runtime);
+  if (!loaded.ok()) return loaded.status();
+  rt.loaded = *std::move(loaded);
+  rt.tokenizer = rt.loaded.tokenizer.get();
+  absl::StatusOr<std::unique_ptr<Session>> s =
+      Session::Create(*rt.loaded.executor, options.runtime.session_options());
   if (!s.ok()) return s.status();
   rt.session = *std::move(s);
-  const double load_seconds = SecondsSince(start);
-
-  const ModelConfig& c = rt.model->config();
-  std::fprintf(
-      stderr,
-      "%smodel %s: %s, %lld layers, dim %lld, %lld heads (%lld KV), n_ff %lld, vocab %lld, "
-      "ffn %s, norm %s, %s weights (%s)\n",
-      kLog, options.model_path.c_str(), c.architecture.c_str(), static_cast<long long>(c.n_layers),
-      static_cast<long long>(c.dim), static_cast<long long>(c.n_heads),
-      static_cast<long long>(c.n_kv_heads), static_cast<long long>(c.n_ff),
-      static_cast<long long>(c.vocab_size), c.ffn_act.ToString().c_str(),
-      c.norm_act.ToString().c_str(), rt.model->WeightDTypeSummary().c_str(),
-      FormatBytes(rt.model->WeightBytes()).c_str());
-  if (c.synthetic) {
-    std::fprintf(stderr, "%swarning: a synthetic model (random weights): its text is noise\n",
-                 kLog);
-  }
-  std::fprintf(stderr,
-               "%sloaded in %.1f ms; context %lld (trained %lld), KV cache %s, %d threads, "
-               "kernels %s\n",
-               kLog, load_seconds * 1e3, static_cast<long long>(rt.session->context_length()),
-               static_cast<long long>(c.context_length),
-               FormatBytes(rt.session->KvCacheBytes()).c_str(), cpu::Threads(),
-               cpu::SimdTargetName());
+  LogRuntimeSummary(kLog, options.runtime, rt.loaded, rt.session->context_length(),
+                    rt.session->KvCacheBytes());
   return rt;
 }
 
@@ -242,19 +202,7 @@ absl::Status RunGeneration(Runtime& rt, const PiRunOptions& options, std::string
 }  // namespace
 
 absl::Status ValidatePiRunOptions(const PiRunOptions& options) {
-  if (options.model_path.empty()) return absl::InvalidArgumentError("-m MODEL is required");
-  if (options.threads == 0 || options.threads < -1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("-t must be 1 or more threads (-1: all), got ", options.threads));
-  }
-  if (options.context < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "-c must be a positive context length (0: the model's), got ", options.context));
-  }
-  if (options.batch_size < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("-b must be 1 or more tokens, got ", options.batch_size));
-  }
+  if (absl::Status s = ValidateRuntimeFlags(options.runtime); !s.ok()) return s;
   if (options.n_predict < -1) {
     return absl::InvalidArgumentError(
         absl::StrCat("-n must be -1 (no limit) or a token count, got ", options.n_predict));
@@ -274,8 +222,6 @@ absl::Status ValidatePiRunOptions(const PiRunOptions& options) {
 
 absl::Status RunPiRun(const PiRunOptions& options) {
   if (absl::Status s = ValidatePiRunOptions(options); !s.ok()) return s;
-  const int hardware = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  cpu::SetThreads(options.threads > 0 ? options.threads : hardware);
   // Inputs are read before the model, so that a wrong path fails at once.
   std::string text = options.prompt;
   if (!options.perplexity_file.empty() || !options.prompt_file.empty()) {

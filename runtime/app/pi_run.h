@@ -7,25 +7,22 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "runtime/app/runtime_flags.h"
 #include "runtime/text/sampler.h"
 
 namespace pinfer {
 
 struct PiRunOptions {
-  std::string model_path;
+  RuntimeFlags runtime;     // the model and how it executes (shared with pi-server)
   std::string prompt;       // -p; empty: generate from BOS alone
   std::string prompt_file;  // -f: read the prompt from this file
   int64_t n_predict = -1;   // -1: until EOS or a full context
-  int threads = -1;         // -1: every hardware thread (0 is an error)
-  int64_t context = 0;      // 0: the model's training context
-  int64_t batch_size = 256;
   SamplerParams sampling;
   bool seed_given = false;  // else a random seed, logged
   bool interactive = false;
   bool truncate = false;
   std::string perplexity_file;
   int64_t chunks = -1;
-  bool populate = true;  // pre-fault the mapping, so timings do not include disk reads
 };
 
 // Checks flag values that do not depend on the model (names the flag in the message).

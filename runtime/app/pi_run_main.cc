@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "runtime/app/cli_common.h"
 #include "runtime/app/pi_run.h"
+#include "runtime/app/runtime_flags.h"
 
 namespace pinfer {
 namespace {
@@ -26,17 +27,11 @@ int Main(int argc, char** argv) {
   PiRunOptions options;
   SamplerParams& sampling = options.sampling;
   int64_t seed = -1;
-  bool no_populate = false;
-  app.add_option("-m,--model", options.model_path, "model file (.pi)")->required();
+  AddRuntimeFlags(app, options.runtime);
   app.add_option("-p,--prompt", options.prompt, "prompt; \"\" (the default) generates from BOS");
   app.add_option("-f,--file", options.prompt_file, "read the prompt from a file");
   app.add_option("-n,--n-predict", options.n_predict,
                  "tokens to generate (-1: until EOS or a full context)")
-      ->capture_default_str();
-  app.add_option("-t,--threads", options.threads, "CPU threads (-1: all)")->capture_default_str();
-  app.add_option("-c,--ctx-size", options.context, "context length (0: the model's)")
-      ->capture_default_str();
-  app.add_option("-b,--batch-size", options.batch_size, "prompt tokens per forward pass")
       ->capture_default_str();
   app.add_option("--temp", sampling.temperature, "temperature (0: greedy)")->capture_default_str();
   app.add_option("--top-k", sampling.top_k, "top-k sampling (0: off)")->capture_default_str();
@@ -56,9 +51,6 @@ int Main(int argc, char** argv) {
       "compute the perplexity of a text file (llama.cpp's method) instead of generating");
   app.add_option("--chunks", options.chunks, "perplexity: chunks to evaluate (-1: all)")
       ->capture_default_str();
-  app.add_flag("--no-populate", no_populate,
-               "do not pre-read the model into memory at load (first tokens then include disk "
-               "reads)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -70,7 +62,6 @@ int Main(int argc, char** argv) {
   }
   options.seed_given = seed >= 0;
   if (seed >= 0) sampling.seed = static_cast<uint64_t>(seed);
-  options.populate = !no_populate;
   if (absl::Status s = RunPiRun(options); !s.ok()) return ReportError(kProgram, s);
   return 0;
 }

@@ -1,0 +1,66 @@
+// The flags that say which model to run and how, shared by every program that executes a model
+// (pi-run, pi-server): registered on a CLI11 app by AddRuntimeFlags, turned into a Model, its
+// Tokenizer and an Executor by LoadRuntime. Whatever changes how a model executes (the sparse FFN
+// driven by a predictor, a GPU/CPU placement plan) is a flag here and a step of LoadRuntime, so
+// that both programs get it at once.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "runtime/exec/executor.h"
+#include "runtime/exec/session.h"
+#include "runtime/model/model.h"
+#include "runtime/text/tokenizer.h"
+
+namespace CLI {
+class App;
+}  // namespace CLI
+
+namespace pinfer {
+
+struct RuntimeFlags {
+  std::string model_path;    // -m
+  int threads = -1;          // -t; -1: every hardware thread (0 is an error)
+  int64_t context = 0;       // -c; positions per session, 0: the model's training context
+  int64_t batch_size = 256;  // -b; prompt tokens per forward pass
+  bool populate = true;      // pre-fault the mapping, so timings do not include disk reads
+
+  // What sessions over the executor get.
+  SessionOptions session_options() const {
+    SessionOptions options;
+    options.context_length = context;
+    return options;
+  }
+};
+
+// Registers -m/--model (required), -t, -c, -b and --no-populate.
+void AddRuntimeFlags(CLI::App& app, RuntimeFlags& flags);
+
+// Checks values that do not depend on the model; the message names the flag.
+absl::Status ValidateRuntimeFlags(const RuntimeFlags& flags);
+
+// Everything a program needs to run the model, loaded once and shared by its sessions.
+struct LoadedRuntime {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<Executor> executor;
+  double load_seconds = 0.0;
+};
+
+// Validates the flags, sets the kernels' thread count, maps the model, builds its tokenizer and an
+// executor configured by the flags. Errors name the file or the flag.
+absl::StatusOr<LoadedRuntime> LoadRuntime(const RuntimeFlags& flags);
+
+// Logs the model summary to stderr, each line starting with `log_prefix` ("pi-run: "): the
+// architecture and weights, the load time, the context of a session and the bytes of all the
+// sessions' KV caches, threads and kernels; a warning for synthetic models.
+void LogRuntimeSummary(std::string_view log_prefix, const RuntimeFlags& flags,
+                       const LoadedRuntime& runtime, int64_t context_length,
+                       uint64_t kv_cache_bytes);
+
+}  // namespace pinfer

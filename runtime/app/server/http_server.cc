@@ -1,0 +1,553 @@
+#include "runtime/app/server/http_server.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <random>
+#include <utility>
+#include <variant>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "httplib.h"
+#include "nlohmann/json.hpp"
+#include "runtime/app/cli_common.h"
+#include "runtime/app/server/connection_probe.h"
+#include "runtime/app/server/generation_plan.h"
+#include "runtime/app/server/openai_protocol.h"
+
+namespace pinfer {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kLog[] = "pi-server: ";
+// How often a waiting handler looks at its connection when no text comes.
+constexpr std::chrono::milliseconds kPoll(100);
+// HTTP worker threads beyond the requests the scheduler may hold: /health, /v1/models and the
+// immediate errors (401, 413, 503...) of requests that cannot be held.
+constexpr int kSpareHttpThreads = 8;
+// A body over --max-body sent in chunks is read and thrown away up to this size; beyond, the
+// connection is dropped.
+constexpr uint64_t kMaxDiscardedBody = uint64_t{64} << 20;
+
+void SendJson(httplib::Response& res, const json& body, int status = 200) {
+  res.status = status;
+  res.set_content(DumpJson(body), "application/json");
+}
+
+void SendError(httplib::Response& res, const ApiError& error) {
+  res.status = error.http_status;
+  res.set_content(error.Body(), "application/json");
+}
+
+ApiError InvalidRequest(std::string message, std::string code = "", std::string param = "") {
+  ApiError error;
+  error.http_status = 400;
+  error.message = std::move(message);
+  error.code = std::move(code);
+  error.param = std::move(param);
+  return error;
+}
+
+std::string ModelStem(const std::string& path) {
+  std::string name = std::filesystem::path(path).filename().string();
+  if (absl::EndsWith(name, ".pi")) name.resize(name.size() - 3);
+  return name;
+}
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Compares without returning early, so that the time taken does not tell how much of a guessed key
+// was right.
+bool SameSecret(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+uint64_t Mix(uint64_t x) {  // splitmix64's finaliser
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+absl::Status ValidateServerOptions(const ServerOptions& options) {
+  if (options.host.empty()) return absl::InvalidArgumentError("--host must not be empty");
+  if (options.port < 0 || options.port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--port must be in [0, 65535] (0: any free port), got ", options.port));
+  }
+  // Every slot and every queued request holds an HTTP worker thread.
+  if (options.scheduler.parallel < 1 || options.scheduler.parallel > 256) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--parallel must be 1 to 256 slots, got ", options.scheduler.parallel));
+  }
+  if (options.scheduler.queue_length < 0 || options.scheduler.queue_length > 1024) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--queue must be 0 to 1024 requests, got ", options.scheduler.queue_length));
+  }
+  if (options.max_body_bytes < 1024) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max-body must be at least 1K, got ", options.max_body_bytes, " bytes"));
+  }
+  if (options.max_tokens < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max-tokens must be 1 or more, got ", options.max_tokens));
+  }
+  if (!(options.timeout_seconds > 0 && options.timeout_seconds <= 86400)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--timeout must be more than 0 and at most 86400 seconds, got ", options.timeout_seconds));
+  }
+  if (!(options.shutdown_grace_seconds >= 0 && options.shutdown_grace_seconds <= 3600)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--shutdown-grace must be 0 to 3600 seconds, got ", options.shutdown_grace_seconds));
+  }
+  if (!options.chat_template.empty()) {
+    absl::StatusOr<ChatFormat> format = ParseChatFormat(options.chat_template);
+    if (!format.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--chat-template: ", format.status().message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+PiServer::PiServer(const Tokenizer& tokenizer, const ServerOptions& options,
+                   ChatTemplate chat_template)
+    : tokenizer_(tokenizer), options_(options), chat_template_(chat_template) {}
+
+absl::StatusOr<std::unique_ptr<PiServer>> PiServer::Create(Executor& executor,
+                                                           const Tokenizer& tokenizer,
+                                                           const SessionOptions& session_options,
+                                                           const ServerOptions& options) {
+  if (absl::Status s = ValidateServerOptions(options); !s.ok()) return s;
+  absl::StatusOr<ChatTemplate> chat_template =
+      ChatTemplate::ForVocabulary(tokenizer.vocabulary(), options.chat_template);
+  if (!chat_template.ok()) return chat_template.status();
+  std::unique_ptr<PiServer> server(new PiServer(tokenizer, options, *chat_template));
+  server->model_name_ =
+      options.model_name.empty() ? ModelStem(executor.model().path()) : options.model_name;
+  absl::StatusOr<std::unique_ptr<SlotScheduler>> scheduler =
+      SlotScheduler::Create(executor, tokenizer, session_options, options.scheduler);
+  if (!scheduler.ok()) return scheduler.status();
+  server->scheduler_ = *std::move(scheduler);
+  server->id_salt_ = std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32);
+  server->http_ = std::make_unique<httplib::Server>();
+  server->Route();
+  return server;
+}
+
+PiServer::~PiServer() { Shutdown(std::chrono::milliseconds(0)); }
+
+absl::Status PiServer::Start() {
+  const size_t threads = static_cast<size_t>(options_.scheduler.parallel) +
+                         static_cast<size_t>(options_.scheduler.queue_length) + kSpareHttpThreads;
+  http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http_->set_payload_max_length(options_.max_body_bytes);
+  http_->set_keep_alive_timeout(2);  // idle connections hold a worker thread and delay shutdown
+  http_->set_read_timeout(30);
+  http_->set_write_timeout(30);
+  // cpp-httplib sets SO_REUSEPORT by default, which lets a second server bind the same port and
+  // share its connections; SO_REUSEADDR only allows a restart over connections in TIME_WAIT.
+  http_->set_socket_options([](socket_t socket) {
+    int yes = 1;
+    setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
+  if (options_.port == 0) {
+    port_ = http_->bind_to_any_port(options_.host);
+  } else {
+    port_ = http_->bind_to_port(options_.host, options_.port) ? options_.port : -1;
+  }
+  if (port_ <= 0) {
+    return absl::UnavailableError(absl::StrCat("--host ", options_.host, " --port ", options_.port,
+                                               ": cannot listen there (address in use, or not "
+                                               "an address of this machine?)"));
+  }
+  created_ = static_cast<int64_t>(std::time(nullptr));
+  listener_ = std::thread([this] { http_->listen_after_bind(); });
+  // stop() only stops a server that is running: wait for it, so that an immediate Shutdown() is
+  // not lost.
+  while (!http_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return absl::OkStatus();
+}
+
+void PiServer::Shutdown(std::chrono::milliseconds grace) {
+  std::lock_guard<std::mutex> lock(shutdown_mutex_);
+  if (shut_down_) return;
+  shut_down_ = true;
+  shutting_down_ = true;
+  scheduler_->Drain(grace);
+  {
+    // Every generation is over; let the handlers write what they hold (bounded: a client that
+    // does not read is cut by the write timeout).
+    std::unique_lock<std::mutex> responses(responses_mutex_);
+    responses_done_.wait_for(responses, std::chrono::seconds(35),
+                             [this] { return responses_in_flight_ == 0; });
+  }
+  if (listener_.joinable()) {
+    http_->stop();
+    listener_.join();
+  }
+}
+
+void PiServer::BeginResponse() {
+  std::lock_guard<std::mutex> lock(responses_mutex_);
+  ++responses_in_flight_;
+}
+
+void PiServer::EndResponse() {
+  std::lock_guard<std::mutex> lock(responses_mutex_);
+  --responses_in_flight_;
+  responses_done_.notify_all();
+}
+
+std::string PiServer::NextId(const char* prefix) {
+  return absl::StrFormat("%s-%016x", prefix, Mix(id_salt_ + next_id_.fetch_add(1)));
+}
+
+bool PiServer::Authorized(const httplib::Request& req, httplib::Response& res) const {
+  if (options_.api_key.empty()) return true;
+  const std::string header = req.get_header_value("Authorization");
+  if (SameSecret(header, "Bearer " + options_.api_key)) return true;
+  ApiError error;
+  error.http_status = 401;
+  error.code = "invalid_api_key";
+  error.message = header.empty() ? "no API key: send the header 'Authorization: Bearer <key>'"
+                                 : "incorrect API key in the header 'Authorization: Bearer <key>'";
+  SendError(res, error);
+  res.set_header("WWW-Authenticate", "Bearer");
+  return false;
+}
+
+void PiServer::Route() {
+  http_->Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res,
+                                        const httplib::ContentReader& reader) {
+    HandleCompletion(req, res, reader, static_cast<int>(Endpoint::kCompletions));
+  });
+  http_->Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res,
+                                             const httplib::ContentReader& reader) {
+    HandleCompletion(req, res, reader, static_cast<int>(Endpoint::kChatCompletions));
+  });
+  http_->Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
+    HandleModels(req, res);
+  });
+  http_->Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+    HandleModels(req, res);
+  });
+  http_->Get("/health", [this](const httplib::Request& req, httplib::Response& res) {
+    HandleHealth(req, res);
+  });
+  // Whatever cpp-httplib answers by itself (unknown path, a body over the limit, a malformed
+  // request) gets an OpenAI-style body too.
+  http_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    ApiError error;
+    error.http_status = res.status;
+    if (res.status == 404) {
+      error.message = absl::StrCat("unknown endpoint ", req.method, " ", req.path);
+      error.code = "unknown_url";
+    } else if (res.status == 413) {
+      error.message = "the request body is larger than the server accepts (--max-body)";
+      error.code = "payload_too_large";
+    } else {
+      error.message = absl::StrCat("HTTP ", res.status, " for ", req.method, " ", req.path);
+      if (res.status >= 500) error.type = "server_error";
+    }
+    res.set_content(error.Body(), "application/json");
+  });
+  http_->set_exception_handler(
+      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr) {
+        ApiError error;
+        error.http_status = 500;
+        error.type = "server_error";
+        error.message = absl::StrCat("internal error while handling ", req.method, " ", req.path);
+        SendError(res, error);
+      });
+}
+
+void PiServer::HandleHealth(const httplib::Request&, httplib::Response& res) {
+  const SchedulerStats s = scheduler_->stats();
+  json body{{"status", shutting_down_ ? "shutting_down" : "ok"},
+            {"model", model_name_},
+            {"slots", s.slots},
+            {"slots_busy", s.busy_slots},
+            {"queued", s.queued},
+            {"finished", s.finished}};
+  SendJson(res, body, shutting_down_ ? 503 : 200);
+}
+
+void PiServer::HandleModels(const httplib::Request& req, httplib::Response& res) {
+  if (!Authorized(req, res)) return;
+  const json model{
+      {"id", model_name_}, {"object", "model"}, {"created", created_}, {"owned_by", "pinfer"}};
+  if (req.matches.size() > 1) {
+    if (req.matches[1].str() != model_name_) {
+      ApiError error;
+      error.http_status = 404;
+      error.code = "model_not_found";
+      error.message = absl::StrCat("the model '", req.matches[1].str(),
+                                   "' does not exist; this server runs '", model_name_, "'");
+      SendError(res, error);
+      return;
+    }
+    SendJson(res, model);
+    return;
+  }
+  SendJson(res, json{{"object", "list"}, {"data", json::array({model})}});
+}
+
+bool PiServer::ReadBody(const httplib::Request& req, httplib::Response& res,
+                        const httplib::ContentReader& reader, std::string* body,
+                        ApiError* error) const {
+  // The body is read even when it is too large (then discarded, up to a bound), so that the
+  // connection stays usable and a client still sending gets the error rather than a reset.
+  // (cpp-httplib discards a body whose Content-Length is over the limit itself.)
+  bool too_large = false;
+  uint64_t discarded = 0;
+  const bool read = reader([&](const char* data, size_t size) {
+    if (too_large || body->size() + size > options_.max_body_bytes) {
+      too_large = true;
+      discarded += size;
+      return discarded <= kMaxDiscardedBody;
+    }
+    body->append(data, size);
+    return true;
+  });
+  if (read && !too_large) return true;
+  if (!read) res.set_header("Connection", "close");  // the rest of the body was not read
+  if (too_large || res.status == 413) {
+    error->http_status = 413;
+    error->code = "payload_too_large";
+    error->message = absl::StrCat("the request body is larger than the server's limit of ",
+                                  FormatBytes(options_.max_body_bytes), " (--max-body)");
+  } else {
+    *error = InvalidRequest("could not read the request body");
+  }
+  return false;
+}
+
+void PiServer::LogRequest(const std::string& client, const std::string& path,
+                          const std::string& outcome) const {
+  if (!options_.log_requests) return;
+  std::fprintf(stderr, "%s%s POST %s: %s\n", kLog, client.c_str(), path.c_str(), outcome.c_str());
+}
+
+std::string PiServer::DescribeFinished(const Generation::Progress& p, Clock::time_point start,
+                                       const char* status) {
+  const double seconds = SecondsSince(start);
+  return absl::StrFormat("%s, %d prompt + %d generated tokens in %.2f s (%.1f tokens/s), finish %s",
+                         status, p.prompt_tokens, p.completion_tokens, seconds,
+                         seconds > 0 ? p.completion_tokens / seconds : 0.0,
+                         p.status.ok() ? std::string(FinishReasonName(p.finish_reason))
+                                       : std::string(p.status.message()));
+}
+
+// A streamed response after its handler has returned: cpp-httplib calls Next() until it calls
+// sink.done() or returns false (the client is gone, or the server stops).
+class PiServer::SseStream {
+ public:
+  SseStream(PiServer& server, std::shared_ptr<Generation> generation, Endpoint endpoint,
+            ResponseHeader header, bool include_usage, std::unique_ptr<ConnectionProbe> probe,
+            std::string text, Generation::Progress progress, Clock::time_point start,
+            std::string client, std::string path)
+      : server_(server),
+        generation_(std::move(generation)),
+        endpoint_(endpoint),
+        header_(std::move(header)),
+        include_usage_(include_usage),
+        probe_(std::move(probe)),
+        text_(std::move(text)),
+        last_(std::move(progress)),
+        start_(start),
+        client_(std::move(client)),
+        path_(std::move(path)) {}
+
+  bool Next(httplib::DataSink& sink) {
+    if (done_) return false;
+    std::string out;
+    if (endpoint_ == Endpoint::kChatCompletions && !role_sent_) {
+      out += SseEvent(StreamChunk(endpoint_, header_, "", std::nullopt, /*role=*/true));
+      role_sent_ = true;
+    }
+    if (text_.empty() && last_.phase != Generation::Phase::kFinished) {
+      last_ = generation_->Wait(kPoll);
+      text_ += last_.text;
+    }
+    if (!text_.empty()) {
+      out += SseEvent(StreamChunk(endpoint_, header_, text_, std::nullopt));
+      text_.clear();
+    }
+    const bool finished = last_.phase == Generation::Phase::kFinished;
+    if (finished) {
+      if (!last_.status.ok()) {
+        out += SseEvent(ApiErrorFromStatus(last_.status).ToJson());
+      } else {
+        out += SseEvent(StreamChunk(endpoint_, header_, "", last_.finish_reason));
+        if (include_usage_) {
+          out += SseEvent(
+              StreamUsageChunk(endpoint_, header_, last_.prompt_tokens, last_.completion_tokens));
+        }
+      }
+      out += kSseDone;
+    }
+    if (!out.empty() && !sink.write(out.data(), out.size())) {
+      generation_->Cancel();
+      return false;
+    }
+    if (finished) {
+      done_ = true;
+      server_.LogRequest(client_, path_, DescribeFinished(last_, start_, "200 stream"));
+      sink.done();
+      return true;
+    }
+    if (out.empty() && probe_->ClientGone()) {
+      generation_->Cancel();
+      return false;
+    }
+    return true;
+  }
+
+  // The response is over (written, or abandoned).
+  void Release(bool success) {
+    if (!success) generation_->Cancel();
+    server_.EndResponse();
+  }
+
+ private:
+  PiServer& server_;
+  const std::shared_ptr<Generation> generation_;
+  const Endpoint endpoint_;
+  const ResponseHeader header_;
+  const bool include_usage_;
+  const std::unique_ptr<ConnectionProbe> probe_;
+  std::string text_;  // received, not yet sent
+  Generation::Progress last_;
+  bool role_sent_ = false;
+  bool done_ = false;
+  const Clock::time_point start_;
+  const std::string client_;
+  const std::string path_;
+};
+
+void PiServer::HandleCompletion(const httplib::Request& req, httplib::Response& res,
+                                const httplib::ContentReader& reader, int endpoint_value) {
+  const Endpoint endpoint = static_cast<Endpoint>(endpoint_value);
+  const Clock::time_point start = Clock::now();
+  const std::string client = absl::StrCat(req.remote_addr, ":", req.remote_port);
+  BeginResponse();
+  // Ends the response when the handler returns, unless a stream takes it over.
+  struct ResponseGuard {
+    PiServer* server;
+    bool owned = true;
+    ~ResponseGuard() {
+      if (owned) server->EndResponse();
+    }
+  } guard{this};
+  auto fail = [&](const ApiError& error) {
+    SendError(res, error);
+    LogRequest(client, req.path, absl::StrCat(error.http_status, " ", error.message));
+  };
+
+  std::string body;
+  ApiError body_error;
+  const bool read = ReadBody(req, res, reader, &body, &body_error);
+  if (!Authorized(req, res)) {  // checked after reading, for the same reason
+    LogRequest(client, req.path, "401");
+    return;
+  }
+  if (!read) return fail(body_error);
+  if (shutting_down_) {
+    return fail(ApiErrorFromStatus(absl::UnavailableError("the server is shutting down")));
+  }
+  const json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) {
+    return fail(InvalidRequest("the request body is not valid JSON", "invalid_json"));
+  }
+  absl::StatusOr<CompletionRequest> request = ParseCompletionRequest(parsed, endpoint);
+  if (!request.ok()) return fail(InvalidRequest(std::string(request.status().message())));
+
+  GenerationLimits limits;
+  limits.model_name = model_name_;
+  limits.context_length = scheduler_->context_length();
+  limits.max_tokens = options_.max_tokens;
+  std::variant<GenerationRequest, ApiError> plan =
+      PlanGeneration(*request, tokenizer_, chat_template_, limits);
+  if (const ApiError* error = std::get_if<ApiError>(&plan)) return fail(*error);
+  GenerationRequest& generation_request = std::get<GenerationRequest>(plan);
+  if (!request->seed_given) {
+    generation_request.sampling.seed = Mix(id_salt_ ^ Mix(next_id_.fetch_add(1)));
+  }
+  generation_request.deadline =
+      start + std::chrono::duration_cast<Clock::duration>(
+                  std::chrono::duration<double>(options_.timeout_seconds));
+  absl::StatusOr<std::shared_ptr<Generation>> submitted =
+      scheduler_->Submit(std::move(generation_request));
+  if (!submitted.ok()) return fail(ApiErrorFromStatus(submitted.status()));
+  std::shared_ptr<Generation> generation = *std::move(submitted);
+
+  // Wait for a slot (or the end), watching the connection: errors until then are still HTTP
+  // errors, even for a stream.
+  auto probe = std::make_unique<ConnectionProbe>(req.local_addr, req.local_port, req.remote_addr,
+                                                 req.remote_port);
+  std::string text;
+  Generation::Progress progress;
+  do {
+    progress = generation->Wait(kPoll);
+    text += progress.text;
+    if (progress.phase == Generation::Phase::kQueued && probe->ClientGone()) {
+      generation->Cancel();
+      return LogRequest(client, req.path, "the client went away while queued");
+    }
+  } while (progress.phase == Generation::Phase::kQueued);
+  if (progress.phase == Generation::Phase::kFinished && !progress.status.ok()) {
+    return fail(ApiErrorFromStatus(progress.status));
+  }
+
+  ResponseHeader header;
+  header.id = NextId(endpoint == Endpoint::kCompletions ? "cmpl" : "chatcmpl");
+  header.created = static_cast<int64_t>(std::time(nullptr));
+  header.model = model_name_;
+  if (request->stream) {
+    auto stream = std::make_shared<SseStream>(*this, generation, endpoint, header,
+                                              request->include_usage, std::move(probe),
+                                              std::move(text), progress, start, client, req.path);
+    guard.owned = false;  // the stream ends the response
+    res.status = 200;
+    res.set_header("Cache-Control", "no-cache");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [stream](size_t, httplib::DataSink& sink) { return stream->Next(sink); },
+        [stream](bool success) { stream->Release(success); });
+    return;
+  }
+
+  while (progress.phase != Generation::Phase::kFinished) {
+    if (probe->ClientGone()) {
+      generation->Cancel();
+      return LogRequest(client, req.path, "the client went away");
+    }
+    progress = generation->Wait(kPoll);
+    text += progress.text;
+  }
+  if (!progress.status.ok()) return fail(ApiErrorFromStatus(progress.status));
+  CompletionOutcome outcome;
+  outcome.text = std::move(text);
+  outcome.finish_reason = progress.finish_reason;
+  outcome.prompt_tokens = progress.prompt_tokens;
+  outcome.completion_tokens = progress.completion_tokens;
+  SendJson(res, CompletionResponse(endpoint, header, outcome));
+  LogRequest(client, req.path, DescribeFinished(progress, start, "200"));
+}
+
+}  // namespace pinfer

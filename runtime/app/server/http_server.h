@@ -1,0 +1,129 @@
+// pi-server's HTTP side: cpp-httplib routes for OpenAI's API over a SlotScheduler.
+//
+//   POST /v1/completions, /v1/chat/completions   JSON or server-sent events ("stream": true)
+//   GET  /v1/models, /v1/models/{id}             the one model this server runs
+//   GET  /health                                 {"status": "ok", slots...}; 503 while shutting
+//   down
+//
+// Each request is handled on one of cpp-httplib's worker threads (parallel + queue + a few, so that
+// every request the scheduler may hold has a thread and the rest still get their 503 at once). The
+// handler checks the API key, reads the body (bounded), parses and checks the request, tokenizes
+// the prompt, submits it to the scheduler and waits: until its generation is admitted to a slot (so
+// that a request that times out in the queue, or meets a shutdown, still gets an HTTP error), then
+// until it is finished (JSON) or, streaming, passing on text as it comes. While it waits it watches
+// its connection (ConnectionProbe): a client that goes away cancels its generation and frees its
+// slot.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "runtime/app/server/openai_protocol.h"
+#include "runtime/app/server/slot_scheduler.h"
+#include "runtime/exec/executor.h"
+#include "runtime/text/chat_template.h"
+#include "runtime/text/tokenizer.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+class ContentReader;
+}  // namespace httplib
+
+namespace pinfer {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;  // 0: any free port (see PiServer::port())
+  SchedulerOptions scheduler;
+  std::string api_key;                // empty: no authentication
+  uint64_t max_body_bytes = 1 << 20;  // larger request bodies get 413
+  // The most tokens a request may generate, and what it generates when it does not say (or less,
+  // to fit the context).
+  int64_t max_tokens = 2048;
+  double timeout_seconds = 600;        // a request's deadline, queue wait included
+  double shutdown_grace_seconds = 10;  // running generations may finish within it
+  std::string chat_template;           // "llama2" or "chatml"; empty: the model's, else chatml
+  std::string model_name;              // the id clients use; empty: the model's file name stem
+  bool log_requests = true;            // one line per request on stderr
+};
+
+// Checks values that do not depend on the model; the message names the flag.
+absl::Status ValidateServerOptions(const ServerOptions& options);
+
+class PiServer {
+ public:
+  // The executor and tokenizer must outlive the server. Creates the slots (sessions with
+  // `session_options`).
+  static absl::StatusOr<std::unique_ptr<PiServer>> Create(Executor& executor,
+                                                          const Tokenizer& tokenizer,
+                                                          const SessionOptions& session_options,
+                                                          const ServerOptions& options);
+  ~PiServer();  // Shutdown() with no grace if still running
+  PiServer(const PiServer&) = delete;
+  PiServer& operator=(const PiServer&) = delete;
+
+  // Binds host:port and serves on a background thread. Fails when the address cannot be bound.
+  absl::Status Start();
+  int port() const { return port_; }
+  const std::string& model_name() const { return model_name_; }
+  const ChatTemplate& chat_template() const { return chat_template_; }
+  SchedulerStats stats() const { return scheduler_->stats(); }
+  int64_t context_length() const { return scheduler_->context_length(); }
+  uint64_t kv_cache_bytes() const { return scheduler_->kv_cache_bytes(); }
+
+  // Graceful stop: new requests get 503, queued ones too; running generations finish within
+  // `grace` (then they are cut, finish reason "length") and their responses are written; then the
+  // listening socket closes and the worker threads end. Idempotent.
+  void Shutdown(std::chrono::milliseconds grace);
+
+ private:
+  PiServer(const Tokenizer& tokenizer, const ServerOptions& options, ChatTemplate chat_template);
+  void Route();
+  class SseStream;
+  void HandleCompletion(const httplib::Request& req, httplib::Response& res,
+                        const httplib::ContentReader& reader, int endpoint);
+  // Reads the body, bounded by --max-body; false with the error to answer (413, 400).
+  bool ReadBody(const httplib::Request& req, httplib::Response& res,
+                const httplib::ContentReader& reader, std::string* body, ApiError* error) const;
+  void LogRequest(const std::string& client, const std::string& path,
+                  const std::string& outcome) const;
+  static std::string DescribeFinished(const Generation::Progress& progress, Clock::time_point start,
+                                      const char* status);
+  void HandleModels(const httplib::Request& req, httplib::Response& res);
+  void HandleHealth(const httplib::Request& req, httplib::Response& res);
+  bool Authorized(const httplib::Request& req, httplib::Response& res) const;
+  std::string NextId(const char* prefix);
+  // Counts responses still being written, so that Shutdown() lets them end.
+  void BeginResponse();
+  void EndResponse();
+
+  const Tokenizer& tokenizer_;
+  const ServerOptions options_;
+  const ChatTemplate chat_template_;
+  std::string model_name_;
+  int64_t created_ = 0;  // when the server started (the model's "created" in /v1/models)
+  std::unique_ptr<SlotScheduler> scheduler_;
+  std::unique_ptr<httplib::Server> http_;
+  std::thread listener_;
+  int port_ = -1;
+  std::atomic<bool> shutting_down_{false};
+  std::atomic<uint64_t> next_id_{0};
+  uint64_t id_salt_ = 0;
+  std::mutex responses_mutex_;
+  std::condition_variable responses_done_;
+  int responses_in_flight_ = 0;
+  std::mutex shutdown_mutex_;
+  bool shut_down_ = false;
+};
+
+}  // namespace pinfer

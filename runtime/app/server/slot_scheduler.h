@@ -1,0 +1,176 @@
+// Runs the server's generations: N slots, each a Session (its own KV cache) over the shared
+// Executor, and a bounded queue of generations waiting for a slot.
+//
+// Forward passes run one at a time per process (the kernels use every thread), so one scheduler
+// thread does all of them: in each round it admits queued generations into free slots (first come,
+// first served), then advances every busy slot by one forward pass (a batch of prompt tokens, or
+// one generated token) in turn. N clients thus progress together, each seeing its tokens as they
+// are produced, and a long prompt delays the others by one batch at a time only.
+//
+// The HTTP thread that submitted a generation waits on it (Generation::Wait) and takes its text as
+// it comes; when its client goes away it cancels it, and the slot is free at the next round.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "runtime/app/server/completion_text.h"
+#include "runtime/exec/executor.h"
+#include "runtime/exec/session.h"
+#include "runtime/text/sampler.h"
+#include "runtime/text/tokenizer.h"
+
+namespace pinfer {
+
+using Clock = std::chrono::steady_clock;
+
+// What to generate, resolved and checked by the caller (the prompt fits the context with room for
+// max_tokens).
+struct GenerationRequest {
+  std::vector<int32_t> prompt;  // not empty
+  SamplerParams sampling;
+  int64_t max_tokens = 16;          // >= 1
+  std::vector<std::string> stop;    // stop sequences (text)
+  std::vector<int32_t> end_tokens;  // tokens that end the generation besides EOS
+  Clock::time_point deadline = Clock::time_point::max();  // queued past it: fails; running: cut
+};
+
+enum class FinishReason {
+  kStop,    // EOS, an end token or a stop sequence
+  kLength,  // max_tokens, a full context, the request's deadline, or the server shutting down
+};
+const char* FinishReasonName(FinishReason reason);  // "stop", "length"
+
+// One generation, shared by the thread that waits for it and the scheduler thread that runs it.
+class Generation {
+ public:
+  enum class Phase { kQueued, kRunning, kFinished };
+
+  // What the waiting thread sees.
+  struct Progress {
+    Phase phase = Phase::kQueued;
+    std::string text;     // text released since the previous Wait
+    absl::Status status;  // when finished: OK, or why it never ran (queue timeout, shutdown)
+    FinishReason finish_reason = FinishReason::kStop;
+    int64_t prompt_tokens = 0;
+    int64_t completion_tokens = 0;  // generated, EOS or end token excluded
+  };
+
+  explicit Generation(GenerationRequest request) : request_(std::move(request)) {}
+  const GenerationRequest& request() const { return request_; }
+
+  // Returns as soon as there is new text or a new phase, or after `timeout` (then possibly with
+  // nothing new). Takes the new text.
+  Progress Wait(std::chrono::milliseconds timeout);
+  // The client is gone: the scheduler stops the generation at its next round.
+  void Cancel() { cancelled_ = true; }
+  bool cancelled() const { return cancelled_; }
+
+ private:
+  friend class SlotScheduler;
+  void SetRunning();
+  void AddText(std::string text, int64_t completion_tokens);
+  void Finish(absl::Status status, FinishReason reason, std::string rest,
+              int64_t completion_tokens);
+
+  const GenerationRequest request_;
+  std::atomic<bool> cancelled_{false};
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool has_news_ = false;
+  Progress progress_;
+};
+
+struct SchedulerOptions {
+  int parallel = 1;       // slots
+  int queue_length = 16;  // generations that may wait for a slot
+};
+
+struct SchedulerStats {
+  int slots = 0;
+  int busy_slots = 0;
+  int queued = 0;
+  int64_t finished = 0;          // generations over (completed, cut, cancelled or refused)
+  int64_t generated_tokens = 0;  // by the generations that left their slot
+  int64_t prompt_tokens = 0;     // evaluated
+};
+
+class SlotScheduler {
+ public:
+  // Creates the slots' sessions (each with `session_options`) and starts the scheduler thread.
+  static absl::StatusOr<std::unique_ptr<SlotScheduler>> Create(
+      Executor& executor, const Tokenizer& tokenizer, const SessionOptions& session_options,
+      const SchedulerOptions& options);
+  // Fails what is queued, stops what runs, joins the thread.
+  ~SlotScheduler();
+  SlotScheduler(const SlotScheduler&) = delete;
+  SlotScheduler& operator=(const SlotScheduler&) = delete;
+
+  // Queues a generation. ResourceExhausted when the queue is full, Unavailable once draining.
+  absl::StatusOr<std::shared_ptr<Generation>> Submit(GenerationRequest request);
+
+  // For shutdown: refuses new generations, fails the queued ones (Unavailable), lets the running
+  // ones finish for up to `grace`, then cuts them (finish reason "length"). Returns when every slot
+  // is free.
+  void Drain(std::chrono::milliseconds grace);
+
+  int64_t context_length() const { return context_length_; }
+  // Bytes of the KV caches of all slots.
+  uint64_t kv_cache_bytes() const { return kv_cache_bytes_; }
+  SchedulerStats stats() const;
+
+ private:
+  struct Slot {
+    std::unique_ptr<Session> session;
+    std::shared_ptr<Generation> generation;  // null: free
+    std::optional<Sampler> sampler;
+    std::optional<CompletionText> text;
+    size_t prompt_done = 0;  // prompt tokens evaluated
+    int64_t generated = 0;   // tokens generated
+    int32_t pending = -1;    // generated, not yet evaluated
+    Clock::time_point started;
+  };
+
+  SlotScheduler(const Tokenizer& tokenizer, const SchedulerOptions& options);
+  void Loop();
+  // Under mutex_: drops cancelled and expired queued generations, fills free slots.
+  void AdmitLocked();
+  // One forward pass for the slot's generation; frees the slot when it is over.
+  void Step(Slot& slot);
+  // Samples the next token from `logits` and decides whether the generation goes on.
+  void Advance(Slot& slot, std::span<const float> logits);
+  void Release(Slot& slot, absl::Status status, FinishReason reason);
+
+  const Tokenizer& tokenizer_;
+  const SchedulerOptions options_;
+  int64_t context_length_ = 0;
+  uint64_t kv_cache_bytes_ = 0;
+  int64_t batch_size_ = 1;
+  std::vector<Slot> slots_;  // touched by the scheduler thread only (and Create)
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;  // new work, draining, stopping
+  std::condition_variable slot_freed_;
+  std::deque<std::shared_ptr<Generation>> queue_;
+  int busy_slots_ = 0;
+  bool draining_ = false;
+  bool stopping_ = false;
+  Clock::time_point cut_after_ = Clock::time_point::max();  // draining: running generations end
+  int64_t finished_ = 0;
+  int64_t generated_tokens_ = 0;
+  int64_t prompt_tokens_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace pinfer

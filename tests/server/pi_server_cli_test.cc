@@ -1,0 +1,200 @@
+// The pi-server program: --help, one-line errors for bad flags, and a real run: it listens on a
+// free port, requires the API key, and on SIGTERM finishes the request in flight, stops listening
+// and exits 0.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "format/strings.h"
+#include "gtest/gtest.h"
+#include "tests/runtime/test_models.h"
+#include "tests/server/server_harness.h"
+
+namespace pinfer {
+namespace {
+
+using nlohmann::json;
+
+test::ProgramResult PiServer(const std::vector<std::string>& args) {
+  return test::RunProgram(PI_SERVER_PATH, args);
+}
+
+void ExpectOneLineError(const test::ProgramResult& r, const char* mention) {
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  ASSERT_TRUE(absl::EndsWith(r.err, "\n")) << r.err;
+  const std::string_view err = std::string_view(r.err).substr(0, r.err.size() - 1);
+  const std::string_view last = err.substr(err.rfind('\n') + 1);
+  EXPECT_TRUE(absl::StartsWith(Sv(last), "pi-server: error: ")) << r.err;
+  EXPECT_TRUE(absl::StrContains(Sv(last), mention)) << r.err << " lacks " << mention;
+}
+
+TEST(PiServerCliTest, HelpShowsExamplesAndDefaults) {
+  const test::ProgramResult r = PiServer({"--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* text :
+       {"pi-server -m stories260K.pi", "curl http://127.0.0.1:8080/v1/", "--parallel", "--api-key",
+        "--max-body", "--max-tokens", "--timeout", "--queue", "chatml when the model records none",
+        "-c,--ctx-size", "127.0.0.1", "8080"}) {
+    EXPECT_TRUE(absl::StrContains(r.out, text)) << "--help lacks " << text << "\n" << r.out;
+  }
+}
+
+TEST(PiServerCliTest, BadFlagsAreOneLine) {
+  const std::string model = test::StoriesPath();
+  ExpectOneLineError(PiServer({"--port", "8080"}), "--model");
+  ExpectOneLineError(PiServer({"-m", model, "--parallel", "0"}), "--parallel");
+  ExpectOneLineError(PiServer({"-m", model, "--port", "70000"}), "--port");
+  ExpectOneLineError(PiServer({"-m", model, "--chat-template", "zephyr"}), "--chat-template");
+  ExpectOneLineError(PiServer({"-m", model, "--max-body", "12Q"}), "--max-body");
+  ExpectOneLineError(PiServer({"-m", model, "--timeout", "0"}), "--timeout");
+  ExpectOneLineError(PiServer({"-m", model, "-t", "0"}), "-t");
+  ExpectOneLineError(PiServer({"-m", test::ScratchDir() + "/missing.pi"}), "missing.pi");
+}
+
+// pi-server running in the background, its stderr in a file.
+class ServerProcess {
+ public:
+  explicit ServerProcess(const std::vector<std::string>& args) {
+    static std::atomic<int> count{0};
+    log_ = test::ScratchDir() + "/pi-server-" + std::to_string(count++) + ".log";
+    pid_ = fork();
+    if (pid_ == 0) {
+      const int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(fd, STDERR_FILENO);
+      dup2(fd, STDOUT_FILENO);
+      std::vector<char*> argv = {const_cast<char*>(PI_SERVER_PATH)};
+      for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      execv(PI_SERVER_PATH, argv.data());
+      _exit(127);
+    }
+  }
+  ~ServerProcess() {
+    if (pid_ > 0 && !exited_) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  std::string Log() const {
+    std::ifstream in(log_);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  }
+  // The port from "listening on http://127.0.0.1:PORT", once logged (-1 after 30 s).
+  int WaitForPort() const {
+    constexpr char kListening[] = "listening on http://127.0.0.1:";
+    for (int i = 0; i < 3000; ++i) {
+      const std::string log = Log();
+      const size_t at = log.find(kListening);
+      if (at != std::string::npos) {
+        const size_t start = at + sizeof(kListening) - 1;
+        int port = -1;
+        if (absl::SimpleAtoi(log.substr(start, log.find(' ', start) - start), &port)) return port;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return -1;
+  }
+  void Signal(int signal_number) const { kill(pid_, signal_number); }
+  // The exit code (-1 when it does not exit within 30 s, or dies of a signal).
+  int WaitForExit() {
+    for (int i = 0; i < 3000; ++i) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        exited_ = true;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return -1;
+  }
+
+ private:
+  std::string log_;
+  pid_t pid_ = -1;
+  bool exited_ = false;
+};
+
+TEST(PiServerCliTest, ServesWithAKeyAndStopsGracefullyOnSigterm) {
+  ServerProcess server({"-m", test::StoriesPath(), "--port", "0", "--api-key", "k3y", "-c", "4096",
+                        "--max-tokens", "4000", "--shutdown-grace", "0.2", "-t", "1"});
+  const int port = server.WaitForPort();
+  ASSERT_GT(port, 0) << server.Log();
+  const std::string log = server.Log();
+  EXPECT_TRUE(absl::StrContains(log, "chat template chatml (default")) << log;
+  EXPECT_TRUE(absl::StrContains(log, "API key required")) << log;
+
+  const httplib::Headers key = {{"Authorization", "Bearer k3y"}};
+  EXPECT_EQ(test::Get(port, "/health").status, 200);
+  EXPECT_EQ(test::Get(port, "/v1/models").status, 401);
+  const test::HttpReply models = test::Get(port, "/v1/models", key);
+  ASSERT_EQ(models.status, 200);
+  const std::string name = models.Json()["data"][0]["id"];
+  const json greedy = {
+      {"prompt", "Once upon a time"}, {"max_tokens", 12}, {"temperature", 0}, {"model", name}};
+  const test::HttpReply reply = test::Post(port, "/v1/completions", greedy, key);
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  EXPECT_TRUE(absl::StartsWith(test::ReplyText(reply.Json()), ", there was a little girl"))
+      << reply.body;
+
+  // SIGTERM while a long generation streams: the stream ends properly (cut after the grace
+  // period), the port closes, the process exits 0.
+  std::atomic<bool> streaming{false};
+  test::StreamReply stream;
+  std::thread client([&] {
+    json request = greedy;
+    request["max_tokens"] = 3000;
+    request["stream"] = true;
+    stream = test::PostStream(
+        port, "/v1/completions", request,
+        [&](const json&) {
+          streaming = true;
+          return true;
+        },
+        key);
+  });
+  for (int i = 0; i < 3000 && !streaming; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(streaming);
+  server.Signal(SIGTERM);
+  client.join();
+  EXPECT_EQ(server.WaitForExit(), 0) << server.Log();
+  EXPECT_TRUE(stream.done) << stream.raw.size();
+  EXPECT_EQ(stream.FinishReason(), "length");
+  EXPECT_EQ(test::Get(port, "/health").status, -1);
+  const std::string final_log = server.Log();
+  EXPECT_TRUE(absl::StrContains(final_log, "SIGTERM: shutting down")) << final_log;
+  EXPECT_TRUE(absl::StrContains(final_log, "stopped after")) << final_log;
+  EXPECT_TRUE(absl::StrContains(final_log, "POST /v1/completions: 200 stream")) << final_log;
+}
+
+TEST(PiServerCliTest, APortInUseIsAnErrorAndSigintStopsAnIdleServer) {
+  ServerProcess server({"-m", test::StoriesPath(), "--port", "0", "--quiet"});
+  const int port = server.WaitForPort();
+  ASSERT_GT(port, 0) << server.Log();
+  EXPECT_EQ(test::Get(port, "/health").status, 200);
+  // A second server on the same port: one clear line (under `timeout`: a server that could bind
+  // would run until killed).
+  ExpectOneLineError(test::RunProgram("timeout", {"60", PI_SERVER_PATH, "-m", test::StoriesPath(),
+                                                  "--port", std::to_string(port)}),
+                     "cannot listen");
+  server.Signal(SIGINT);
+  EXPECT_EQ(server.WaitForExit(), 0) << server.Log();
+  EXPECT_TRUE(absl::StrContains(server.Log(), "SIGINT: shutting down")) << server.Log();
+}
+
+}  // namespace
+}  // namespace pinfer

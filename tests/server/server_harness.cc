@@ -1,0 +1,167 @@
+#include "tests/server/server_harness.h"
+
+#include <unistd.h>
+
+#include <fstream>
+#include <mutex>
+
+#include "gtest/gtest.h"
+#include "runtime/app/cli_common.h"
+#include "tests/runtime/test_models.h"
+
+namespace pinfer::test {
+
+std::string StoriesPath() { return ConvertedModel(BundledModel::kStories260K, DType::kF32); }
+
+LoadedRuntime& StoriesRuntime() {
+  static std::once_flag once;
+  static LoadedRuntime* runtime = nullptr;
+  std::call_once(once, [] {
+    RuntimeFlags flags;
+    flags.model_path = StoriesPath();
+    flags.populate = false;
+    absl::StatusOr<LoadedRuntime> loaded = LoadRuntime(flags);
+    if (!loaded.ok()) {
+      ADD_FAILURE() << loaded.status();
+      std::abort();
+    }
+    runtime = new LoadedRuntime(*std::move(loaded));  // lives until the process exits
+  });
+  return *runtime;
+}
+
+std::unique_ptr<PiServer> StartServer(ServerOptions options, int64_t context) {
+  LoadedRuntime& rt = StoriesRuntime();
+  options.host = "127.0.0.1";
+  options.port = 0;
+  options.log_requests = false;
+  SessionOptions session;
+  session.context_length = context;
+  absl::StatusOr<std::unique_ptr<PiServer>> server =
+      PiServer::Create(*rt.executor, *rt.tokenizer, session, options);
+  if (!server.ok()) {
+    ADD_FAILURE() << server.status();
+    return nullptr;
+  }
+  if (absl::Status s = (*server)->Start(); !s.ok()) {
+    ADD_FAILURE() << s;
+    return nullptr;
+  }
+  return *std::move(server);
+}
+
+json HttpReply::Json() const { return json::parse(body, nullptr, /*allow_exceptions=*/false); }
+
+namespace {
+
+httplib::Client MakeClient(int port) {
+  httplib::Client client("127.0.0.1", port);
+  client.set_read_timeout(60);
+  client.set_write_timeout(60);
+  return client;
+}
+
+HttpReply ToReply(const httplib::Result& result) {
+  HttpReply reply;
+  if (!result) return reply;
+  reply.status = result->status;
+  reply.body = result->body;
+  reply.content_type = result->get_header_value("Content-Type");
+  return reply;
+}
+
+}  // namespace
+
+HttpReply Get(int port, const std::string& path, const httplib::Headers& headers) {
+  httplib::Client client = MakeClient(port);
+  return ToReply(client.Get(path, headers));
+}
+
+HttpReply PostRaw(int port, const std::string& path, const std::string& body,
+                  const httplib::Headers& headers) {
+  httplib::Client client = MakeClient(port);
+  return ToReply(client.Post(path, headers, body, "application/json"));
+}
+
+HttpReply Post(int port, const std::string& path, const json& body,
+               const httplib::Headers& headers) {
+  return PostRaw(port, path, body.dump(), headers);
+}
+
+std::string StreamReply::Text() const {
+  std::string text;
+  for (const json& e : events) {
+    if (!e.contains("choices") || e["choices"].empty()) continue;
+    const json& choice = e["choices"][0];
+    if (choice.contains("text")) text += choice["text"].get<std::string>();
+    if (choice.contains("delta") && choice["delta"].contains("content")) {
+      text += choice["delta"]["content"].get<std::string>();
+    }
+  }
+  return text;
+}
+
+std::string StreamReply::FinishReason() const {
+  std::string reason;
+  for (const json& e : events) {
+    if (e.contains("choices") && !e["choices"].empty() &&
+        e["choices"][0]["finish_reason"].is_string()) {
+      reason = e["choices"][0]["finish_reason"].get<std::string>();
+    }
+  }
+  return reason;
+}
+
+StreamReply PostStream(int port, const std::string& path, const json& body,
+                       const std::function<bool(const json&)>& on_event,
+                       const httplib::Headers& headers) {
+  StreamReply reply;
+  httplib::Client client = MakeClient(port);
+  httplib::Request req;
+  req.method = "POST";
+  req.path = path;
+  req.headers = headers;
+  req.set_header("Content-Type", "application/json");
+  req.body = body.dump();
+  std::string pending;  // bytes of an event not yet complete
+  bool keep_going = true;
+  req.content_receiver = [&](const char* data, size_t size, uint64_t, uint64_t) {
+    reply.raw.append(data, size);
+    pending.append(data, size);
+    size_t end;
+    while ((end = pending.find("\n\n")) != std::string::npos) {
+      const std::string event = pending.substr(0, end);
+      pending.erase(0, end + 2);
+      if (event.rfind("data: ", 0) != 0) continue;  // comments, other fields
+      const std::string payload = event.substr(6);
+      if (payload == "[DONE]") {
+        reply.done = true;
+        continue;
+      }
+      reply.events.push_back(json::parse(payload, nullptr, false));
+      if (on_event && !on_event(reply.events.back())) keep_going = false;
+    }
+    return keep_going;
+  };
+  httplib::Response res;
+  httplib::Error error = httplib::Error::Success;
+  client.send(req, res, error);
+  reply.status = res.status;
+  reply.content_type = res.get_header_value("Content-Type");
+  return reply;
+}
+
+std::string ReplyText(const json& reply) {
+  const json& choice = reply.at("choices").at(0);
+  if (choice.contains("text")) return choice["text"].get<std::string>();
+  return choice.at("message").at("content").get<std::string>();
+}
+
+uint64_t ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  uint64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace pinfer::test

@@ -1,0 +1,66 @@
+// What the server tests share: the bundled stories260K model loaded once per process, a PiServer
+// started on a free loopback port, and a real HTTP client (cpp-httplib) that parses JSON replies
+// and server-sent-event streams.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "httplib.h"
+#include "nlohmann/json.hpp"
+#include "runtime/app/runtime_flags.h"
+#include "runtime/app/server/http_server.h"
+
+namespace pinfer::test {
+
+using nlohmann::json;
+
+// stories260K (f32), converted and loaded once per process.
+std::string StoriesPath();
+LoadedRuntime& StoriesRuntime();
+
+// A server over StoriesRuntime() on 127.0.0.1 and a free port, with request logs off; sessions of
+// `context` positions (0: the model's 512).
+std::unique_ptr<PiServer> StartServer(ServerOptions options = {}, int64_t context = 0);
+
+struct HttpReply {
+  int status = -1;  // -1: no reply (connection error)
+  std::string body;
+  std::string content_type;
+  json Json() const;  // the body parsed; discarded when it is not JSON
+};
+
+HttpReply Get(int port, const std::string& path, const httplib::Headers& headers = {});
+HttpReply PostRaw(int port, const std::string& path, const std::string& body,
+                  const httplib::Headers& headers = {});
+HttpReply Post(int port, const std::string& path, const json& body,
+               const httplib::Headers& headers = {});
+
+// A streamed reply: each "data:" event parsed as JSON, until "data: [DONE]".
+struct StreamReply {
+  int status = -1;
+  std::string content_type;
+  std::vector<json> events;
+  bool done = false;  // saw "data: [DONE]"
+  std::string raw;    // everything received
+  // Concatenated text deltas (completions: choices[0].text; chat: choices[0].delta.content).
+  std::string Text() const;
+  // The finish_reason of the last chunk that has one; "" when none.
+  std::string FinishReason() const;
+};
+// `on_event` sees each event as it arrives; returning false closes the connection (a client that
+// goes away).
+StreamReply PostStream(int port, const std::string& path, const json& body,
+                       const std::function<bool(const json&)>& on_event = {},
+                       const httplib::Headers& headers = {});
+
+// The text of a non-streaming reply's first choice (completion text or chat message content).
+std::string ReplyText(const json& reply);
+
+// Resident memory of this process, from /proc/self/statm.
+uint64_t ResidentBytes();
+
+}  // namespace pinfer::test

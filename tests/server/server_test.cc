@@ -1,0 +1,624 @@
+// pi-server end to end, in process: a PiServer on a loopback port, a real HTTP client on every
+// endpoint; greedy answers against pi-run's; parallel clients; the queue; clients that go away;
+// every kind of bad request; a bounded load test.
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "format/metadata.h"
+#include "gtest/gtest.h"
+#include "runtime/app/runtime_flags.h"
+#include "runtime/text/chat_template.h"
+#include "tests/runtime/test_models.h"
+#include "tests/server/server_harness.h"
+
+namespace pinfer {
+namespace {
+
+using nlohmann::json;
+using test::HttpReply;
+using test::StreamReply;
+
+constexpr char kCompletions[] = "/v1/completions";
+constexpr char kChat[] = "/v1/chat/completions";
+
+json Greedy(const std::string& prompt, int max_tokens) {
+  return json{{"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}};
+}
+
+// pi-run's greedy continuation of `prompt` (its stdout is the prompt, the generation and "\n").
+std::string PiRunGreedy(const std::string& prompt, int n) {
+  const test::ProgramResult r = test::RunProgram(
+      PI_RUN_PATH,
+      {"-m", test::StoriesPath(), "-p", prompt, "-n", std::to_string(n), "--temp", "0"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StartsWith(r.out, prompt)) << r.out;
+  EXPECT_TRUE(absl::EndsWith(r.out, "\n")) << r.out;
+  if (r.out.size() < prompt.size() + 1) return "";
+  return r.out.substr(prompt.size(), r.out.size() - prompt.size() - 1);
+}
+
+// The error body of an OpenAI-style reply: {"error": {"message", "type", "param", "code"}}.
+void ExpectApiError(const HttpReply& reply, int status, const std::string& code,
+                    const std::string& mention) {
+  EXPECT_EQ(reply.status, status) << reply.body;
+  EXPECT_EQ(reply.content_type, "application/json") << reply.body;
+  const json body = reply.Json();
+  ASSERT_TRUE(body.is_object()) << reply.body;
+  ASSERT_TRUE(body.contains("error")) << reply.body;
+  const json& error = body["error"];
+  EXPECT_TRUE(error["message"].is_string()) << reply.body;
+  EXPECT_TRUE(error["type"].is_string()) << reply.body;
+  EXPECT_TRUE(error.contains("param")) << reply.body;
+  if (code.empty()) {
+    EXPECT_TRUE(error["code"].is_null()) << reply.body;
+  } else {
+    EXPECT_EQ(error["code"], code) << reply.body;
+  }
+  EXPECT_TRUE(absl::StrContains(error["message"].get<std::string>(), mention))
+      << reply.body << " lacks " << mention;
+}
+
+// Waits (up to 20 s) until `condition` holds.
+template <typename Condition>
+bool Eventually(Condition condition) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < until) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return condition();
+}
+
+TEST(ServerTest, HealthAndModels) {
+  std::unique_ptr<PiServer> server = test::StartServer();
+  ASSERT_NE(server, nullptr);
+  const int port = server->port();
+  EXPECT_GT(port, 0);
+  const std::string name = server->model_name();
+  EXPECT_TRUE(absl::StartsWith(name, "stories260K")) << name;
+
+  const HttpReply health = test::Get(port, "/health");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(health.Json()["status"], "ok");
+  EXPECT_EQ(health.Json()["slots"], 1);
+  EXPECT_EQ(health.Json()["slots_busy"], 0);
+
+  const HttpReply models = test::Get(port, "/v1/models");
+  ASSERT_EQ(models.status, 200);
+  EXPECT_EQ(models.content_type, "application/json");
+  const json list = models.Json();
+  EXPECT_EQ(list["object"], "list");
+  ASSERT_EQ(list["data"].size(), 1u);
+  EXPECT_EQ(list["data"][0]["id"], name);
+  EXPECT_EQ(list["data"][0]["object"], "model");
+  EXPECT_TRUE(list["data"][0]["created"].is_number_integer());
+
+  const HttpReply one = test::Get(port, "/v1/models/" + name);
+  EXPECT_EQ(one.status, 200);
+  EXPECT_EQ(one.Json()["id"], name);
+  ExpectApiError(test::Get(port, "/v1/models/gpt-4"), 404, "model_not_found", "'gpt-4'");
+  ExpectApiError(test::Get(port, "/v1/nothing"), 404, "unknown_url", "/v1/nothing");
+}
+
+TEST(ServerTest, GreedyCompletionsEqualPiRun) {
+  std::unique_ptr<PiServer> server = test::StartServer();
+  ASSERT_NE(server, nullptr);
+  for (const std::string prompt : {"Once upon a time", "The little dog", "Tom and Lily went", ""}) {
+    SCOPED_TRACE(prompt);
+    const std::string expected = PiRunGreedy(prompt, 40);
+    ASSERT_FALSE(expected.empty());
+
+    const HttpReply reply = test::Post(server->port(), kCompletions, Greedy(prompt, 40));
+    ASSERT_EQ(reply.status, 200) << reply.body;
+    const json body = reply.Json();
+    EXPECT_EQ(body["object"], "text_completion");
+    EXPECT_TRUE(absl::StartsWith(body["id"].get<std::string>(), "cmpl-"));
+    EXPECT_EQ(body["model"], server->model_name());
+    EXPECT_EQ(test::ReplyText(body), expected);
+    EXPECT_EQ(body["choices"][0]["finish_reason"], "length");
+    EXPECT_EQ(body["usage"]["completion_tokens"], 40);
+    const int64_t prompt_tokens =
+        static_cast<int64_t>(test::StoriesRuntime().tokenizer->Encode(prompt).size());
+    EXPECT_EQ(body["usage"]["prompt_tokens"], prompt_tokens);
+    EXPECT_EQ(body["usage"]["total_tokens"], prompt_tokens + 40);
+
+    // The same, streamed: the deltas add up to the same text, then a finish chunk and [DONE].
+    json streamed_request = Greedy(prompt, 40);
+    streamed_request["stream"] = true;
+    streamed_request["stream_options"] = {{"include_usage", true}};
+    const StreamReply stream = test::PostStream(server->port(), kCompletions, streamed_request);
+    ASSERT_EQ(stream.status, 200) << stream.raw;
+    EXPECT_EQ(stream.content_type, "text/event-stream");
+    EXPECT_TRUE(stream.done) << stream.raw;
+    EXPECT_TRUE(absl::EndsWith(stream.raw, "data: [DONE]\n\n"));
+    EXPECT_EQ(stream.Text(), expected);
+    EXPECT_EQ(stream.FinishReason(), "length");
+    ASSERT_GE(stream.events.size(), 3u);
+    for (const json& e : stream.events) {
+      EXPECT_EQ(e["object"], "text_completion");
+      EXPECT_EQ(e["id"], stream.events[0]["id"]);
+    }
+    // (Chunks carry the text produced since the previous one: how many there are depends on how
+    // fast the client reads. SlotsInterleaveAndADisconnectFreesTheSlot shows text arriving while
+    // the generation runs.)
+    const json& usage = stream.events.back();
+    EXPECT_TRUE(usage["choices"].empty());
+    EXPECT_EQ(usage["usage"]["completion_tokens"], 40);
+  }
+}
+
+TEST(ServerTest, ChatAppliesTheTemplate) {
+  std::unique_ptr<PiServer> server = test::StartServer();
+  ASSERT_NE(server, nullptr);
+  // stories260K records no chat template: ChatML by default.
+  EXPECT_EQ(server->chat_template().format(), ChatFormat::kChatMl);
+  const std::vector<ChatMessage> messages = {{"system", "Tell stories."},
+                                             {"user", "Once upon a time"}};
+  const json chat_request = {{"messages",
+                              {{{"role", "system"}, {"content", "Tell stories."}},
+                               {{"role", "user"}, {"content", "Once upon a time"}}}},
+                             {"max_tokens", 24},
+                             {"temperature", 0},
+                             {"model", server->model_name()}};
+  // The chat answer is the completion of the rendered conversation's tokens.
+  const std::vector<int32_t> tokens =
+      *server->chat_template().Encode(messages, *test::StoriesRuntime().tokenizer);
+  const HttpReply completion = test::Post(
+      server->port(), kCompletions, {{"prompt", tokens}, {"max_tokens", 24}, {"temperature", 0}});
+  ASSERT_EQ(completion.status, 200) << completion.body;
+  const std::string expected = test::ReplyText(completion.Json());
+
+  const HttpReply reply = test::Post(server->port(), kChat, chat_request);
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  const json body = reply.Json();
+  EXPECT_EQ(body["object"], "chat.completion");
+  EXPECT_TRUE(absl::StartsWith(body["id"].get<std::string>(), "chatcmpl-"));
+  EXPECT_EQ(body["choices"][0]["message"]["role"], "assistant");
+  EXPECT_EQ(test::ReplyText(body), expected);
+  EXPECT_EQ(body["usage"]["prompt_tokens"], static_cast<int64_t>(tokens.size()));
+
+  json stream_request = chat_request;
+  stream_request["stream"] = true;
+  const StreamReply stream = test::PostStream(server->port(), kChat, stream_request);
+  ASSERT_EQ(stream.status, 200) << stream.raw;
+  EXPECT_TRUE(stream.done);
+  ASSERT_GE(stream.events.size(), 2u);
+  EXPECT_EQ(stream.events.front()["object"], "chat.completion.chunk");
+  EXPECT_EQ(stream.events.front()["choices"][0]["delta"]["role"], "assistant");
+  EXPECT_EQ(stream.Text(), expected);
+  EXPECT_EQ(stream.FinishReason(), body["choices"][0]["finish_reason"]);
+}
+
+TEST(ServerTest, ChatTemplateFlagOverridesTheDefault) {
+  ServerOptions options;
+  options.chat_template = "llama2";
+  std::unique_ptr<PiServer> server = test::StartServer(options);
+  ASSERT_NE(server, nullptr);
+  EXPECT_EQ(server->chat_template().format(), ChatFormat::kLlama2);
+  // llama2 needs alternating roles: its refusal is a 400 naming the problem.
+  const HttpReply bad =
+      test::Post(server->port(), kChat,
+                 {{"messages", {{{"role", "assistant"}, {"content", "Hi"}}}}, {"max_tokens", 4}});
+  ExpectApiError(bad, 400, "", "alternating");
+  const HttpReply good =
+      test::Post(server->port(), kChat,
+                 {{"messages", {{{"role", "user"}, {"content", "Hi"}}}}, {"max_tokens", 4}});
+  ASSERT_EQ(good.status, 200) << good.body;
+  // "<s>[INST] Hi [/INST]": BOS and 7 more tokens.
+  const Tokenizer& t = *test::StoriesRuntime().tokenizer;
+  EXPECT_EQ(good.Json()["usage"]["prompt_tokens"],
+            1 + static_cast<int64_t>(t.Encode("[INST] Hi [/INST]", false).size()));
+}
+
+TEST(ServerTest, TheModelsChatTemplateIsUsed) {
+  // stories260K with the Llama-2-chat template recorded, as pi-convert records a GGUF's
+  // tokenizer.chat_template or an HF tokenizer_config.json's chat_template.
+  const std::string path = test::ScratchDir() + "/stories-llama2-chat.pi";
+  ASSERT_TRUE(test::RewriteModel(test::StoriesPath(), path, [](Metadata& m) {
+                m.SetString("tokenizer.chat_template",
+                            "{% for message in messages %}{% if message['role'] == 'user' %}{{ "
+                            "bos_token + '[INST] ' + message['content'].strip() + ' [/INST]' }}"
+                            "{% endif %}{% endfor %}");
+              }).ok());
+  RuntimeFlags flags;
+  flags.model_path = path;
+  LoadedRuntime rt = *LoadRuntime(flags);
+  ServerOptions options;
+  options.port = 0;
+  options.log_requests = false;
+  std::unique_ptr<PiServer> server = *PiServer::Create(*rt.executor, *rt.tokenizer, {}, options);
+  ASSERT_TRUE(server->Start().ok());
+  EXPECT_EQ(server->model_name(), "stories-llama2-chat");
+  EXPECT_EQ(server->chat_template().format(), ChatFormat::kLlama2);
+  EXPECT_EQ(server->chat_template().origin(), ChatTemplate::Origin::kModel);
+  const HttpReply reply =
+      test::Post(server->port(), kChat,
+                 {{"messages", {{{"role", "user"}, {"content", "Hi"}}}}, {"max_tokens", 4}});
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  EXPECT_EQ(reply.Json()["usage"]["prompt_tokens"],
+            1 + static_cast<int64_t>(rt.tokenizer->Encode("[INST] Hi [/INST]", false).size()));
+  server->Shutdown(std::chrono::milliseconds(0));
+}
+
+TEST(ServerTest, StopSequencesSeedsAndLimits) {
+  std::unique_ptr<PiServer> server = test::StartServer();
+  ASSERT_NE(server, nullptr);
+  const int port = server->port();
+  const std::string full =
+      test::ReplyText(test::Post(port, kCompletions, Greedy("Once upon a time", 40)).Json());
+  // reference_outputs.md: ", there was a little girl named Lily. She loved to play outside..."
+  ASSERT_TRUE(absl::StartsWith(full, ", there was a little girl named Lily.")) << full;
+
+  json stopped = Greedy("Once upon a time", 40);
+  stopped["stop"] = {"girl", "zebra"};
+  const json a = test::Post(port, kCompletions, stopped).Json();
+  EXPECT_EQ(test::ReplyText(a), ", there was a little ");
+  EXPECT_EQ(a["choices"][0]["finish_reason"], "stop");
+  EXPECT_LT(a["usage"]["completion_tokens"].get<int>(), 40);
+  // The same, streamed: nothing of the stop sequence leaks into the chunks.
+  stopped["stream"] = true;
+  const StreamReply s = test::PostStream(port, kCompletions, stopped);
+  EXPECT_EQ(s.Text(), ", there was a little ");
+  EXPECT_EQ(s.FinishReason(), "stop");
+
+  // Sampling with a seed is reproducible; another seed gives another text.
+  json sampled = {{"prompt", "Tom"}, {"max_tokens", 32}, {"temperature", 1.0}, {"seed", 7}};
+  const std::string first = test::ReplyText(test::Post(port, kCompletions, sampled).Json());
+  const std::string again = test::ReplyText(test::Post(port, kCompletions, sampled).Json());
+  sampled["seed"] = 8;
+  const std::string other = test::ReplyText(test::Post(port, kCompletions, sampled).Json());
+  EXPECT_EQ(first, again);
+  EXPECT_NE(first, other);
+
+  // Without max_tokens a completion runs until EOS or the context is full (512 tokens here).
+  const json open = test::Post(port, kCompletions, {{"prompt", "Once"}, {"temperature", 0}}).Json();
+  const int64_t prompt_tokens = open["usage"]["prompt_tokens"];
+  const int64_t generated = open["usage"]["completion_tokens"];
+  if (open["choices"][0]["finish_reason"] == "length") {
+    EXPECT_EQ(prompt_tokens + generated, 512) << open.dump();
+  } else {
+    EXPECT_LT(prompt_tokens + generated, 512) << open.dump();
+  }
+}
+
+TEST(ServerTest, BadRequestsGetJsonErrors) {
+  ServerOptions options;
+  options.max_body_bytes = 4096;
+  options.max_tokens = 300;
+  std::unique_ptr<PiServer> server = test::StartServer(options, /*context=*/64);
+  ASSERT_NE(server, nullptr);
+  const int port = server->port();
+  ExpectApiError(test::PostRaw(port, kCompletions, "{\"prompt\": \"Once"), 400, "invalid_json",
+                 "not valid JSON");
+  ExpectApiError(test::PostRaw(port, kChat, "[1, 2,"), 400, "invalid_json", "not valid JSON");
+  // Over --max-body: with a Content-Length, and sent in chunks without one.
+  const std::string big = json{{"prompt", std::string(5000, 'a')}}.dump();
+  ExpectApiError(test::PostRaw(port, kCompletions, big), 413, "payload_too_large", "4.00 KiB");
+  {
+    httplib::Client client("127.0.0.1", port);
+    const httplib::Result r = client.Post(
+        kCompletions,
+        [&big](size_t offset, httplib::DataSink& sink) {
+          if (offset < big.size()) {
+            sink.write(big.data() + offset, std::min<size_t>(1000, big.size() - offset));
+          } else {
+            sink.done();
+          }
+          return true;
+        },
+        "application/json");
+    ASSERT_TRUE(r) << httplib::to_string(r.error());
+    HttpReply reply{r->status, r->body, r->get_header_value("Content-Type")};
+    ExpectApiError(reply, 413, "payload_too_large", "--max-body");
+  }
+  ExpectApiError(test::Post(port, kCompletions, {{"prompt", "Hi"}, {"model", "gpt-4o"}}), 404,
+                 "model_not_found", "'gpt-4o'");
+  ExpectApiError(test::Post(port, kCompletions, {{"prompt", "Hi"}, {"max_tokens", 100}}), 400,
+                 "context_length_exceeded", "beyond the context of 64");
+  ExpectApiError(
+      test::Post(port, kCompletions, {{"prompt", "Once upon a time"}, {"max_tokens", 60}}), 400,
+      "context_length_exceeded", "the prompt has 5");
+  const std::string long_prompt =
+      test::ReadRepoFile("tests/data/text/tinystories_valid_head.txt").substr(0, 2000);
+  ExpectApiError(test::Post(port, kCompletions, {{"prompt", long_prompt}}), 400,
+                 "context_length_exceeded", "leaves no room");
+  ExpectApiError(test::Post(port, kCompletions, {{"prompt", "Hi"}, {"temperature", 5}}), 400, "",
+                 "'temperature'");
+  ExpectApiError(test::Post(port, kCompletions, {{"prompt", {1, 100000}}}), 400, "",
+                 "outside the vocabulary");
+  ExpectApiError(test::Post(port, kChat, {{"prompt", "Hi"}}), 400, "", "'messages' is required");
+  // The server is still fine.
+  EXPECT_EQ(test::Post(port, kCompletions, Greedy("Hi", 4)).status, 200);
+}
+
+TEST(ServerTest, ApiKeyIsRequiredWhenSet) {
+  ServerOptions options;
+  options.api_key = "sekret-123";
+  std::unique_ptr<PiServer> server = test::StartServer(options);
+  ASSERT_NE(server, nullptr);
+  const int port = server->port();
+  const httplib::Headers good = {{"Authorization", "Bearer sekret-123"}};
+  const httplib::Headers wrong = {{"Authorization", "Bearer sekret-124"}};
+  ExpectApiError(test::Post(port, kCompletions, Greedy("Hi", 4)), 401, "invalid_api_key",
+                 "no API key");
+  ExpectApiError(test::Post(port, kCompletions, Greedy("Hi", 4), wrong), 401, "invalid_api_key",
+                 "incorrect API key");
+  ExpectApiError(test::Get(port, "/v1/models"), 401, "invalid_api_key", "no API key");
+  ExpectApiError(test::Get(port, "/v1/models", wrong), 401, "invalid_api_key", "incorrect");
+  json streamed = Greedy("Hi", 4);
+  streamed["stream"] = true;
+  const StreamReply refused = test::PostStream(port, kChat, streamed, {}, wrong);
+  EXPECT_EQ(refused.status, 401);
+  EXPECT_TRUE(refused.events.empty());
+
+  EXPECT_EQ(test::Post(port, kCompletions, Greedy("Hi", 4), good).status, 200);
+  EXPECT_EQ(test::Get(port, "/v1/models", good).status, 200);
+  EXPECT_EQ(test::Get(port, "/health").status, 200);  // probes need no key
+}
+
+// The sequential greedy answers of `prompts` on `server`.
+std::map<std::string, std::string> SequentialAnswers(int port,
+                                                     const std::vector<std::string>& prompts,
+                                                     int n) {
+  std::map<std::string, std::string> answers;
+  for (const std::string& p : prompts) {
+    answers[p] = test::ReplyText(test::Post(port, kCompletions, Greedy(p, n)).Json());
+  }
+  return answers;
+}
+
+TEST(ServerTest, ParallelClientsEachGetTheirAnswer) {
+  ServerOptions options;
+  options.scheduler.parallel = 4;
+  std::unique_ptr<PiServer> server = test::StartServer(options);
+  ASSERT_NE(server, nullptr);
+  const int port = server->port();
+  const std::vector<std::string> prompts = {"Once upon a time", "The little dog", "Tom had a",
+                                            "Lily saw a big",   "One day, Ben",   "The sun was",
+                                            "Mom said",         "A cat and a"};
+  const std::map<std::string, std::string> expected = SequentialAnswers(port, prompts, 32);
+  EXPECT_EQ(expected.at("Once upon a time"), PiRunGreedy("Once upon a time", 32));
+
+  std::vector<std::string> answers(prompts.size());
+  std::vector<std::thread> clients;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    clients.emplace_back([&, i] {
+      json request = Greedy(prompts[i], 32);
+      if (i % 2 == 1) {
+        request["stream"] = true;
+        answers[i] = test::PostStream(port, kCompletions, request).Text();
+      } else {
+        answers[i] = test::ReplyText(test::Post(port, kCompletions, request).Json());
+      }
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_EQ(answers[i], expected.at(prompts[i])) << prompts[i];
+  }
+}
+
+TEST(ServerTest, SlotsInterleaveAndADisconnectFreesTheSlot) {
+  ServerOptions options;
+  options.scheduler.parallel = 2;
+  options.max_tokens = 4000;
+  std::unique_ptr<PiServer> server = test::StartServer(options, /*context=*/4096);
+  ASSERT_NE(server, nullptr);
+  const int port = server->port();
+  const std::string short_expected =
+      test::ReplyText(test::Post(port, kCompletions, Greedy("The little dog", 16)).Json());
+
+  // A streams a long generation. Once it has started, B asks for a short one: B is answered while
+  // A is still generating (a server that ran requests one after the other would make B wait for
+  // A's 3000 tokens). Then A's client goes away, which frees its slot.
+  std::atomic<bool> b_done{false};
+  std::string b_text;
+  std::thread b;
+  json long_request = Greedy("Once upon a time", 3000);
+  long_request["stream"] = true;
+  const StreamReply a = test::PostStream(port, kCompletions, long_request, [&](const json&) {
+    if (!b.joinable()) {
+      b = std::thread([&] {
+        b_text =
+            test::ReplyText(test::Post(port, kCompletions, Greedy("The little dog", 16)).Json());
+        b_done = true;
+      });
+    }
+    return !b_done;  // disconnect once B has its answer
+  });
+  b.join();
+  EXPECT_EQ(b_text, short_expected);
+  EXPECT_FALSE(a.done);
+  EXPECT_EQ(a.FinishReason(), "");
+  EXPECT_GT(a.events.size(), 1u);
+  ASSERT_TRUE(Eventually([&] { return server->stats().busy_slots == 0; }));
+  const SchedulerStats stats = server->stats();
+  EXPECT_EQ(stats.finished, 3);
+  EXPECT_LT(stats.generated_tokens, 16 + 16 + 3000);  // A was cut short
+}
+
+TEST(ServerTest, TheQueueIsBoundedAndAQueuedClientCanLeave) {
+  ServerOptions options;
+  options.scheduler.parallel = 1;
+  options.scheduler.queue_length = 1;
+  options.max_tokens = 4000;
+  std::unique_ptr<PiServer> server = test::StartServer(options, /*context=*/4096);
+  ASSERT_NE(server, nullptr);
+  const int port = server->port();
+  const std::string expected =
+      test::ReplyText(test::Post(port, kCompletions, Greedy("Tom had a", 12)).Json());
+
+  // A holds the only slot; B waits in the queue; C finds the queue full: 503 at once. When A's
+  // client leaves, B runs and gets its answer.
+  std::atomic<bool> a_started{false}, release_a{false};
+  json long_request = Greedy("Once upon a time", 3000);
+  long_request["stream"] = true;
+  std::thread a([&] {
+    test::PostStream(port, kCompletions, long_request, [&](const json&) {
+      a_started = true;
+      return !release_a;
+    });
+  });
+  ASSERT_TRUE(Eventually([&] { return a_started.load(); }));
+  std::string b_text;
+  std::thread b([&] {
+    b_text = test::ReplyText(test::Post(port, kCompletions, Greedy("Tom had a", 12)).Json());
+  });
+  ASSERT_TRUE(Eventually([&] { return server->stats().queued == 1; }));
+  ExpectApiError(test::Post(port, kCompletions, Greedy("Hi", 4)), 503, "server_busy", "busy");
+  release_a = true;
+  a.join();
+  b.join();
+  EXPECT_EQ(b_text, expected);
+
+  // D: queued behind a long request, its client gives up after 300 ms; the server drops it.
+  release_a = false;
+  std::atomic<bool> holding{false};
+  std::thread holder([&] {
+    test::PostStream(port, kCompletions, long_request, [&](const json&) {
+      holding = true;
+      return !release_a;
+    });
+  });
+  ASSERT_TRUE(Eventually([&] { return holding.load(); }));
+  const int64_t finished_before = server->stats().finished;
+  {
+    httplib::Client impatient("127.0.0.1", port);
+    impatient.set_read_timeout(std::chrono::milliseconds(300));
+    const httplib::Result r =
+        impatient.Post(kCompletions, Greedy("Hi", 4).dump(), "application/json");
+    EXPECT_FALSE(r);  // timed out
+  }
+  EXPECT_TRUE(Eventually([&] {
+    const SchedulerStats s = server->stats();
+    return s.queued == 0 && s.finished == finished_before + 1;
+  }));
+  EXPECT_EQ(server->stats().busy_slots, 1);  // the holder still runs
+  release_a = true;
+  holder.join();
+}
+
+TEST(ServerTest, TheRequestTimeoutCutsAGeneration) {
+  ServerOptions options;
+  options.timeout_seconds = 0.3;
+  options.max_tokens = 4000;
+  std::unique_ptr<PiServer> server = test::StartServer(options, /*context=*/4096);
+  ASSERT_NE(server, nullptr);
+  const auto start = std::chrono::steady_clock::now();
+  const json reply =
+      test::Post(server->port(), kCompletions, Greedy("Once upon a time", 4000)).Json();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(reply["choices"][0]["finish_reason"], "length");
+  EXPECT_LT(reply["usage"]["completion_tokens"].get<int>(), 4000);
+  EXPECT_LT(seconds, 20.0);
+}
+
+TEST(ServerTest, ShutdownLetsRunningRequestsFinishAndRefusesNewOnes) {
+  ServerOptions options;
+  options.max_tokens = 4000;
+  std::unique_ptr<PiServer> server = test::StartServer(options, /*context=*/4096);
+  ASSERT_NE(server, nullptr);
+  const int port = server->port();
+  json long_request = Greedy("Once upon a time", 3000);
+  long_request["stream"] = true;
+  std::atomic<bool> started{false};
+  StreamReply running;
+  std::thread client([&] {
+    running = test::PostStream(port, kCompletions, long_request, [&](const json&) {
+      started = true;
+      return true;
+    });
+  });
+  ASSERT_TRUE(Eventually([&] { return started.load(); }));
+  std::thread stopper([&] { server->Shutdown(std::chrono::milliseconds(200)); });
+  client.join();
+  stopper.join();
+  // Cut after the grace period, and properly ended.
+  EXPECT_TRUE(running.done) << running.raw.substr(running.raw.size() -
+                                                  std::min<size_t>(300, running.raw.size()));
+  EXPECT_EQ(running.FinishReason(), "length");
+  EXPECT_LT(running.Text().size(), 3000u * 8);
+  // No longer listening.
+  EXPECT_EQ(test::Get(port, "/health").status, -1);
+}
+
+// Many requests over a few seconds from several clients: every one answered, no crash, and memory
+// stays bounded (KV caches and threads are allocated up front; nothing grows per request).
+TEST(ServerTest, BoundedLoad) {
+  ServerOptions options;
+  options.scheduler.parallel = 4;
+  options.scheduler.queue_length = 32;
+  std::unique_ptr<PiServer> server = test::StartServer(options);
+  ASSERT_NE(server, nullptr);
+  const int port = server->port();
+  constexpr int kClients = 8;
+  auto run_clients = [&](double seconds, std::atomic<int>& ok, std::atomic<int>& failed,
+                         std::atomic<int64_t>& tokens) {
+    const auto until = std::chrono::steady_clock::now() +
+                       std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                           std::chrono::duration<double>(seconds));
+    std::vector<std::thread> clients;
+    for (int c = 0; c < kClients; ++c) {
+      clients.emplace_back([&, c] {
+        for (int i = 0; std::chrono::steady_clock::now() < until; ++i) {
+          json request = {{"prompt", absl::StrCat("Story ", c, " part ", i)},
+                          {"max_tokens", 24},
+                          {"temperature", 0.8},
+                          {"seed", c * 1000 + i}};
+          if (i % 3 == 0) {
+            request["stream"] = true;
+            request["stream_options"] = {{"include_usage", true}};
+            const StreamReply r = test::PostStream(port, kCompletions, request);
+            if (r.status == 200 && r.done && !r.events.empty()) {
+              ++ok;
+              tokens += r.events.back()["usage"]["completion_tokens"].get<int64_t>();
+            } else {
+              ++failed;
+            }
+          } else {
+            const HttpReply r = test::Post(port, kCompletions, request);
+            if (r.status == 200) {
+              ++ok;
+              tokens += r.Json()["usage"]["completion_tokens"].get<int64_t>();
+            } else {
+              ++failed;
+            }
+          }
+        }
+      });
+    }
+    for (std::thread& t : clients) t.join();
+  };
+  std::atomic<int> ok{0}, failed{0};
+  std::atomic<int64_t> tokens{0};
+  run_clients(0.5, ok, failed, tokens);  // warm up: threads, allocator pools
+  const uint64_t rss_before = test::ResidentBytes();
+  ok = 0;
+  failed = 0;
+  tokens = 0;
+  const auto start = std::chrono::steady_clock::now();
+  run_clients(3.0, ok, failed, tokens);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const uint64_t rss_after = test::ResidentBytes();
+  std::fprintf(stderr,
+               "load: %d requests (%d failed) in %.2f s from %d clients: %.1f requests/s, %.0f "
+               "generated tokens/s; RSS %.1f -> %.1f MiB\n",
+               ok.load(), failed.load(), seconds, kClients, ok / seconds, tokens / seconds,
+               rss_before / 1048576.0, rss_after / 1048576.0);
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_GT(ok.load(), kClients);
+  EXPECT_LT(rss_after, rss_before + (16u << 20));
+  EXPECT_EQ(test::Get(port, "/health").Json()["slots_busy"], 0);
+}
+
+}  // namespace
+}  // namespace pinfer

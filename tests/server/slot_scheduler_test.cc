@@ -1,0 +1,188 @@
+// SlotScheduler over the real stories260K executor: generations equal Generate()'s, end tokens and
+// stop sequences end them, the queue is bounded, deadlines and cancellations apply in the queue
+// and in a slot, and Drain() refuses, lets finish, then cuts.
+#include "runtime/app/server/slot_scheduler.h"
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "runtime/exec/generator.h"
+#include "tests/server/server_harness.h"
+
+namespace pinfer {
+namespace {
+
+using std::chrono::milliseconds;
+
+class SlotSchedulerTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<SlotScheduler> Make(int parallel, int queue_length, int64_t context = 0) {
+    LoadedRuntime& rt = test::StoriesRuntime();
+    SessionOptions session;
+    session.context_length = context;
+    SchedulerOptions options;
+    options.parallel = parallel;
+    options.queue_length = queue_length;
+    return *SlotScheduler::Create(*rt.executor, *rt.tokenizer, session, options);
+  }
+  const Tokenizer& tokenizer() { return *test::StoriesRuntime().tokenizer; }
+
+  GenerationRequest Greedy(const std::string& prompt, int64_t max_tokens) {
+    GenerationRequest r;
+    r.prompt = tokenizer().Encode(prompt);
+    r.sampling.temperature = 0;
+    r.max_tokens = max_tokens;
+    return r;
+  }
+
+  // Waits for the end; returns the final progress with all the text.
+  static Generation::Progress Finish(Generation& g) {
+    std::string text;
+    Generation::Progress p;
+    do {
+      p = g.Wait(milliseconds(50));
+      text += p.text;
+    } while (p.phase != Generation::Phase::kFinished);
+    p.text = text;
+    return p;
+  }
+};
+
+TEST_F(SlotSchedulerTest, AGenerationEqualsGenerate) {
+  const GenerationRequest request = Greedy("Once upon a time", 40);
+  // The reference: Generate() on a session of its own.
+  LoadedRuntime& rt = test::StoriesRuntime();
+  std::unique_ptr<Session> session = *Session::Create(*rt.executor);
+  Sampler sampler(request.sampling);
+  GenerationOptions options;
+  options.max_tokens = 40;
+  const GenerationResult expected =
+      *Generate(*session, sampler, tokenizer(), request.prompt, options, nullptr);
+
+  std::unique_ptr<SlotScheduler> scheduler = Make(2, 4);
+  std::shared_ptr<Generation> g = *scheduler->Submit(request);
+  const Generation::Progress p = Finish(*g);
+  EXPECT_TRUE(p.status.ok()) << p.status;
+  EXPECT_EQ(p.text, tokenizer().Decode(expected.tokens));
+  EXPECT_EQ(p.finish_reason, FinishReason::kLength);
+  EXPECT_EQ(p.completion_tokens, 40);
+  EXPECT_EQ(p.prompt_tokens, static_cast<int64_t>(request.prompt.size()));
+  const SchedulerStats stats = scheduler->stats();
+  EXPECT_EQ(stats.finished, 1);
+  EXPECT_EQ(stats.generated_tokens, 40);
+  EXPECT_EQ(stats.prompt_tokens, static_cast<int64_t>(request.prompt.size()));
+  EXPECT_EQ(stats.busy_slots, 0);
+}
+
+TEST_F(SlotSchedulerTest, LongPromptsAreEvaluatedInBatches) {
+  // A prompt longer than the executor's batch (256), evaluated one batch per scheduler step,
+  // gives the same text as Generate() evaluating it in one call.
+  std::string words;
+  for (int i = 0; i < 40; ++i) words += "Lily and Tom played with a ball. ";
+  GenerationRequest request = Greedy(words, 8);
+  ASSERT_GT(request.prompt.size(), 256u);
+  ASSERT_LT(request.prompt.size(), 500u);
+  LoadedRuntime& rt = test::StoriesRuntime();
+  std::unique_ptr<Session> session = *Session::Create(*rt.executor);
+  Sampler sampler(request.sampling);
+  GenerationOptions options;
+  options.max_tokens = 8;
+  const GenerationResult expected =
+      *Generate(*session, sampler, tokenizer(), request.prompt, options, nullptr);
+  std::unique_ptr<SlotScheduler> scheduler = Make(1, 0);
+  const Generation::Progress p = Finish(**scheduler->Submit(request));
+  EXPECT_EQ(p.text, tokenizer().Decode(expected.tokens));
+}
+
+TEST_F(SlotSchedulerTest, EndTokensAndStopSequences) {
+  std::unique_ptr<SlotScheduler> scheduler = Make(1, 4);
+  const std::string full = Finish(**scheduler->Submit(Greedy("Once upon a time", 20))).text;
+  ASSERT_EQ(full.substr(0, 10), ", there wa");
+
+  GenerationRequest stop = Greedy("Once upon a time", 20);
+  stop.stop = {" was"};
+  const Generation::Progress stopped = Finish(**scheduler->Submit(stop));
+  EXPECT_EQ(stopped.text, ", there");
+  EXPECT_EQ(stopped.finish_reason, FinishReason::kStop);
+
+  // The first generated token as an end token: nothing is generated.
+  GenerationRequest end = Greedy("Once upon a time", 20);
+  LoadedRuntime& rt = test::StoriesRuntime();
+  std::unique_ptr<Session> session = *Session::Create(*rt.executor);
+  Sampler sampler(end.sampling);
+  GenerationOptions one;
+  one.max_tokens = 1;
+  end.end_tokens = Generate(*session, sampler, tokenizer(), end.prompt, one, nullptr)->tokens;
+  ASSERT_EQ(end.end_tokens.size(), 1u);
+  const Generation::Progress ended = Finish(**scheduler->Submit(end));
+  EXPECT_EQ(ended.text, "");
+  EXPECT_EQ(ended.completion_tokens, 0);
+  EXPECT_EQ(ended.finish_reason, FinishReason::kStop);
+}
+
+TEST_F(SlotSchedulerTest, TheQueueIsBoundedAndDeadlinesApply) {
+  std::unique_ptr<SlotScheduler> scheduler = Make(1, 1, /*context=*/4096);
+  std::shared_ptr<Generation> running = *scheduler->Submit(Greedy("Once upon a time", 4000));
+  // Wait until it holds the slot.
+  while (running->Wait(milliseconds(50)).phase == Generation::Phase::kQueued) {
+  }
+  GenerationRequest queued = Greedy("Tom", 4);
+  queued.deadline = Clock::now() + milliseconds(100);
+  std::shared_ptr<Generation> waiting = *scheduler->Submit(queued);
+  const absl::StatusOr<std::shared_ptr<Generation>> refused = scheduler->Submit(Greedy("Tom", 4));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
+  const Generation::Progress timed_out = Finish(*waiting);
+  EXPECT_EQ(timed_out.status.code(), absl::StatusCode::kDeadlineExceeded) << timed_out.status;
+  EXPECT_EQ(timed_out.completion_tokens, 0);
+
+  // A queued generation that is cancelled leaves the queue; then the running one is cancelled.
+  std::shared_ptr<Generation> leaving = *scheduler->Submit(Greedy("Tom", 4));
+  leaving->Cancel();
+  EXPECT_EQ(Finish(*leaving).status.code(), absl::StatusCode::kCancelled);
+  running->Cancel();
+  const Generation::Progress cancelled = Finish(*running);
+  EXPECT_EQ(cancelled.status.code(), absl::StatusCode::kCancelled);
+  EXPECT_LT(cancelled.completion_tokens, 4000);
+  EXPECT_EQ(scheduler->stats().busy_slots, 0);
+  EXPECT_EQ(scheduler->stats().queued, 0);
+}
+
+TEST_F(SlotSchedulerTest, ARunningGenerationIsCutAtItsDeadline) {
+  std::unique_ptr<SlotScheduler> scheduler = Make(1, 0, /*context=*/4096);
+  GenerationRequest request = Greedy("Once upon a time", 4000);
+  request.deadline = Clock::now() + milliseconds(200);
+  const Generation::Progress p = Finish(**scheduler->Submit(request));
+  EXPECT_TRUE(p.status.ok());
+  EXPECT_EQ(p.finish_reason, FinishReason::kLength);
+  EXPECT_LT(p.completion_tokens, 4000);
+}
+
+TEST_F(SlotSchedulerTest, DrainRefusesFailsTheQueueThenCuts) {
+  std::unique_ptr<SlotScheduler> scheduler = Make(1, 2, /*context=*/4096);
+  std::shared_ptr<Generation> running = *scheduler->Submit(Greedy("Once upon a time", 4000));
+  while (running->Wait(milliseconds(50)).phase == Generation::Phase::kQueued) {
+  }
+  std::shared_ptr<Generation> queued = *scheduler->Submit(Greedy("Tom", 4));
+  scheduler->Drain(milliseconds(100));
+  EXPECT_EQ(Finish(*queued).status.code(), absl::StatusCode::kUnavailable);
+  const Generation::Progress cut = Finish(*running);
+  EXPECT_TRUE(cut.status.ok());
+  EXPECT_EQ(cut.finish_reason, FinishReason::kLength);
+  EXPECT_LT(cut.completion_tokens, 4000);
+  EXPECT_EQ(scheduler->Submit(Greedy("Tom", 4)).status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(SlotSchedulerTest, RefusesBadOptions) {
+  LoadedRuntime& rt = test::StoriesRuntime();
+  SchedulerOptions none;
+  none.parallel = 0;
+  EXPECT_FALSE(SlotScheduler::Create(*rt.executor, *rt.tokenizer, {}, none).ok());
+  SchedulerOptions negative;
+  negative.queue_length = -1;
+  EXPECT_FALSE(SlotScheduler::Create(*rt.executor, *rt.tokenizer, {}, negative).ok());
+}
+
+}  // namespace
+}  // namespace pinfer
