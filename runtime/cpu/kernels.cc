@@ -11,6 +11,7 @@
 //     whole tokens round robin (later tokens attend to more keys).
 // Problems too small to pay for waking the threads run on the calling thread.
 #include "runtime/cpu/kernels.h"
+#include "runtime/cpu/reference_kernels.h"
 
 #include <omp.h>
 
@@ -177,6 +178,18 @@ void MatMulTransposedAccumulate(const MatrixView& w, const float* a, int64_t n, 
     return AccumulateSplitByRows(w, a, n, y, threads);
   }
   AccumulateSplitByColumns(w, a, n, y, threads);
+}
+
+// Interim: the scalar references, so that the sparse and hybrid FFN strategies build against the
+// final signatures while the Highway versions are written (issue 7 replaces these two bodies).
+void GatherMatMul(const MatrixView& w, const int32_t* rows, int64_t count, const float* x,
+                  int64_t n, float* y) {
+  reference::GatherMatMul(w, rows, count, x, n, y);
+}
+
+void GatherMatMulTransposedAccumulate(const MatrixView& w, const int32_t* rows, int64_t count,
+                                      const float* a, int64_t n, float* y) {
+  reference::GatherMatMulTransposedAccumulate(w, rows, count, a, n, y);
 }
 
 void DecodeRows(const MatrixView& w, int64_t row, int64_t count, float* out) {

@@ -45,6 +45,18 @@ void MatVecTransposedAccumulate(const MatrixView& w, const float* a, float* y);
 // Y[t,c] += Σ_r A[t,r] · W[r,c]           (A: [n, rows], Y: [n, cols])
 void MatMulTransposedAccumulate(const MatrixView& w, const float* a, int64_t n, float* y);
 
+// Neuron-sparse products over a list of rows of W (the active neurons of an FFN): the building
+// blocks of the sparse CPU FFN and of the CPU half of the hybrid GPU/CPU FFN. `rows` holds `count`
+// distinct row indices of W in any order; results follow the order of `rows`. Threads split the
+// list by blocks of rows.
+// Y[t,j] = W[rows[j],:] · X[t,:]          for t < n, j < count   (X: [n, cols], Y: [n, count])
+void GatherMatMul(const MatrixView& w, const int32_t* rows, int64_t count, const float* x,
+                  int64_t n, float* y);
+// Y[t,c] += Σ_j A[t,j] · W[rows[j],c]     (A: [n, count], Y: [n, cols]) — the down projection of
+// the listed neurons over the neuron-major ffn_down_t; entries A[t,j] == 0 contribute nothing.
+void GatherMatMulTransposedAccumulate(const MatrixView& w, const int32_t* rows, int64_t count,
+                                      const float* a, int64_t n, float* y);
+
 // Decodes rows [row, row + count) of W to f32 (embedding lookups, tests).
 void DecodeRows(const MatrixView& w, int64_t row, int64_t count, float* out);
 

@@ -49,6 +49,32 @@ void MatMulTransposedAccumulate(const MatrixView& w, const float* a, int64_t n, 
   for (int64_t i = 0; i < n * w.cols; ++i) y[i] += static_cast<float>(sums[i]);
 }
 
+void GatherMatMul(const MatrixView& w, const int32_t* rows, int64_t count, const float* x,
+                  int64_t n, float* y) {
+  for (int64_t j = 0; j < count; ++j) {
+    const std::vector<float> row = DecodeRow(w, rows[j]);
+    for (int64_t t = 0; t < n; ++t) {
+      double sum = 0.0;
+      for (int64_t c = 0; c < w.cols; ++c) sum += static_cast<double>(row[c]) * x[t * w.cols + c];
+      y[t * count + j] = static_cast<float>(sum);
+    }
+  }
+}
+
+void GatherMatMulTransposedAccumulate(const MatrixView& w, const int32_t* rows, int64_t count,
+                                      const float* a, int64_t n, float* y) {
+  std::vector<double> sums(static_cast<size_t>(n * w.cols), 0.0);
+  for (int64_t j = 0; j < count; ++j) {
+    const std::vector<float> row = DecodeRow(w, rows[j]);
+    for (int64_t t = 0; t < n; ++t) {
+      const double scale = a[t * count + j];
+      if (scale == 0.0) continue;
+      for (int64_t c = 0; c < w.cols; ++c) sums[t * w.cols + c] += scale * row[c];
+    }
+  }
+  for (int64_t i = 0; i < n * w.cols; ++i) y[i] += static_cast<float>(sums[i]);
+}
+
 void DecodeRows(const MatrixView& w, int64_t row, int64_t count, float* out) {
   for (int64_t r = 0; r < count; ++r) {
     (void)pinfer::DecodeRow(w.Row(row + r), static_cast<size_t>(w.cols), w.dtype, out + r * w.cols);

@@ -11,6 +11,10 @@ void MatVec(const MatrixView& w, const float* x, float* y);
 void MatMul(const MatrixView& w, const float* x, int64_t n, float* y);
 void MatVecTransposedAccumulate(const MatrixView& w, const float* a, float* y);
 void MatMulTransposedAccumulate(const MatrixView& w, const float* a, int64_t n, float* y);
+void GatherMatMul(const MatrixView& w, const int32_t* rows, int64_t count, const float* x,
+                  int64_t n, float* y);
+void GatherMatMulTransposedAccumulate(const MatrixView& w, const int32_t* rows, int64_t count,
+                                      const float* a, int64_t n, float* y);
 void DecodeRows(const MatrixView& w, int64_t row, int64_t count, float* out);
 void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* out);
 void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, double theta);
