@@ -127,7 +127,8 @@ double ReadPeakGBps() {
       const int64_t chunk = words / threads / 64 * 64;
       sums[id] = bench::SumWords(buffer.data() + id * chunk, chunk);
     }
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     for (uint64_t v : sums) sink += v;
     best = std::max(best, static_cast<double>(words / threads / 64 * 64 * threads * 8) / s / 1e9);
   }
@@ -135,8 +136,8 @@ double ReadPeakGBps() {
   return best;
 }
 
-absl::Status Main(const std::string& model_path, const std::string& predictor_path,
-                  double density, int64_t tokens, int repetitions, int threads) {
+absl::Status Main(const std::string& model_path, const std::string& predictor_path, double density,
+                  int64_t tokens, int repetitions, int threads) {
   const int hardware = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   cpu::SetThreads(threads > 0 ? threads : hardware);
   absl::StatusOr<std::unique_ptr<Model>> loaded = Model::Load(model_path);
@@ -167,9 +168,9 @@ absl::Status Main(const std::string& model_path, const std::string& predictor_pa
       selection = "planted firing probabilities";
     } else {
       if (!(density > 0.0 && density <= 1.0)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            model_path, ": no planted firing probabilities (", kPlantedTensor,
-            "); pass --density D in (0, 1]"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(model_path, ": no planted firing probabilities (", kPlantedTensor,
+                         "); pass --density D in (0, 1]"));
       }
       std::fill(probability.begin(), probability.end(), static_cast<float>(density));
       selection = absl::StrFormat("uniform density %.3f", density);
@@ -204,9 +205,9 @@ absl::Status Main(const std::string& model_path, const std::string& predictor_pa
   const double peak = ReadPeakGBps();
 
   std::printf("model %s: %s weights, dim %lld, n_ff %lld, %lld layers; %d threads, kernels %s\n",
-              model_path.c_str(), model.WeightDTypeSummary().c_str(),
-              static_cast<long long>(c.dim), static_cast<long long>(c.n_ff),
-              static_cast<long long>(c.n_layers), cpu::Threads(), cpu::SimdTargetName());
+              model_path.c_str(), model.WeightDTypeSummary().c_str(), static_cast<long long>(c.dim),
+              static_cast<long long>(c.n_ff), static_cast<long long>(c.n_layers), cpu::Threads(),
+              cpu::SimdTargetName());
   std::printf("selection: %s (mean selected density %.3f)\n", selection.c_str(), selected);
   std::printf("cost model: %s\n", measured->source.c_str());
   std::printf("%-8s %14s %16s %12s %14s\n", "ffn", "ms/token", "MB read/token", "GB/s",
@@ -236,8 +237,9 @@ int main(int argc, char** argv) {
   int repetitions = 3, threads = -1;
   app.add_option("-m,--model", model_path, "model file (.pi)")->required();
   app.add_option("--predictor", predictor_path, "select with this predictor (default: planted)");
-  app.add_option("--density", density, "uniform selection density for models without planted "
-                                       "firing probabilities");
+  app.add_option("--density", density,
+                 "uniform selection density for models without planted "
+                 "firing probabilities");
   app.add_option("-n,--tokens", tokens, "tokens per repetition")->capture_default_str();
   app.add_option("-r,--repetitions", repetitions, "repetitions (the fastest counts)")
       ->capture_default_str();

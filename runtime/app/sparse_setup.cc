@@ -53,8 +53,8 @@ absl::Status ValidateSparseFlags(const SparseFlags& flags) {
 namespace {
 
 // τ per layer for a model without exact zeros, from a calibrated profile of this model.
-absl::StatusOr<FiringThresholds> LoadFiring(const SparseFlags& flags,
-                                            const std::string& model_path, const Model& model) {
+absl::StatusOr<FiringThresholds> LoadFiring(const SparseFlags& flags, const std::string& model_path,
+                                            const Model& model) {
   FiringThresholds firing;
   firing.activation = model.config().ffn_act;
   if (firing.activation.HasExactZeros()) return firing;
@@ -71,14 +71,14 @@ absl::StatusOr<FiringThresholds> LoadFiring(const SparseFlags& flags,
   if (!profile.ok()) return profile.status();
   if (!profile->calibrated()) {
     return absl::FailedPreconditionError(
-        absl::StrCat(path, ": the profile has no calibrated thresholds (made without "
-                           "--target-sparsity), which a ",
+        absl::StrCat(path,
+                     ": the profile has no calibrated thresholds (made without "
+                     "--target-sparsity), which a ",
                      firing.activation.ToString(), " model needs for sparse execution"));
   }
   if (profile->n_layers != model.n_layers()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": ", profile->n_layers,
-                                                   " layers of thresholds, the model has ",
-                                                   model.n_layers()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": ", profile->n_layers, " layers of thresholds, the model has ", model.n_layers()));
   }
   firing.per_layer = profile->threshold;
   return firing;
@@ -106,10 +106,10 @@ absl::StatusOr<std::shared_ptr<NeuronSelector>> LoadPredictor(const std::string&
   if (!weights.ok()) return weights.status();
   const ModelConfig& c = model.config();
   if (weights->n_layers() != c.n_layers || weights->dim != c.dim || weights->n_ff != c.n_ff) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": a predictor for ", weights->n_layers(), " layers of dim ", weights->dim,
-        " and n_ff ", weights->n_ff, ", the model has ", c.n_layers, " layers of dim ", c.dim,
-        " and n_ff ", c.n_ff));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": a predictor for ", weights->n_layers(),
+                                                   " layers of dim ", weights->dim, " and n_ff ",
+                                                   weights->n_ff, ", the model has ", c.n_layers,
+                                                   " layers of dim ", c.dim, " and n_ff ", c.n_ff));
   }
   // A predictor trained on "nonzero" samples of a calibrated model (or the reverse) predicts the
   // wrong thing.
@@ -126,9 +126,9 @@ absl::StatusOr<std::shared_ptr<NeuronSelector>> LoadPredictor(const std::string&
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<SparseFfn>> SetUpSparseExecution(const SparseFlags& flags,
-                                                               const std::string& model_path,
-                                                               const Model& model,
-                                                               Executor& executor) {
+                                                                const std::string& model_path,
+                                                                const Model& model,
+                                                                Executor& executor) {
   if (absl::Status s = ValidateSparseFlags(flags); !s.ok()) return s;
   if (flags.dense) return nullptr;
   std::string predictor = flags.predictor_path;
@@ -187,7 +187,8 @@ void LogSparseSummary(std::string_view log_prefix, const SparseFfn* sparse, cons
     total.weight_bytes += s.weight_bytes;
   }
   // Every token passes every layer once.
-  const int64_t tokens = std::max<int64_t>(1, total.tokens / std::max<int64_t>(1, model.n_layers()));
+  const int64_t tokens =
+      std::max<int64_t>(1, total.tokens / std::max<int64_t>(1, model.n_layers()));
   std::fprintf(stderr,
                "%sffn: sparse (%.*s selection; %s): mean selected density %.3f, %lld/%lld layer "
                "calls fell back to dense, FFN %.3f MB read per token (dense %.3f MB)\n",

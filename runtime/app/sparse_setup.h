@@ -46,9 +46,9 @@ absl::Status ValidateSparseFlags(const SparseFlags& flags);
 // file or the flag: a predictor or profile made for another model, a calibrated model without
 // calibrated thresholds, --check without sparse execution.
 absl::StatusOr<std::shared_ptr<SparseFfn>> SetUpSparseExecution(const SparseFlags& flags,
-                                                               const std::string& model_path,
-                                                               const Model& model,
-                                                               Executor& executor);
+                                                                const std::string& model_path,
+                                                                const Model& model,
+                                                                Executor& executor);
 
 // stderr lines after a run, each starting with `log_prefix`: the FFN mode and, for sparse, the
 // mean selected density, FFN bytes per token, the dense-fallback count and (--check) the per-layer

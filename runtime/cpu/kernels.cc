@@ -93,8 +93,8 @@ namespace {
 
 // Y[t, slot(i)] = W[row(i), :] · X[t, :] for the `count` rows of `index` (null: rows 0..count) —
 // MatMul and GatherMatMul. Threads take contiguous blocks of the row list.
-void DotRows(const MatrixView& w, const int32_t* index, int64_t count, bool compact,
-             const float* x, int64_t n, float* y, int64_t y_stride) {
+void DotRows(const MatrixView& w, const int32_t* index, int64_t count, bool compact, const float* x,
+             int64_t n, float* y, int64_t y_stride) {
   if (n <= 0 || count <= 0) return;
   const int threads = ThreadsFor(count * w.cols * n);
   // Rows per thread in multiples of the row tile, so that no tile straddles two threads.
@@ -185,8 +185,7 @@ void AccumulateSplitByRows(const MatrixView& w, const TransposedRows& rows, cons
     const int id = omp_get_thread_num();
     const Range part = SplitRange(rows.count, parts, id, 1);
     float* out = id == 0 ? y : partial + (id - 1) * outputs;
-    simd::AccumulateRowsTransposed(w, rows.Part(part), a, rows.a_stride, n, 0, w.cols, out,
-                                   w.cols);
+    simd::AccumulateRowsTransposed(w, rows.Part(part), a, rows.a_stride, n, 0, w.cols, out, w.cols);
 #pragma omp barrier
     const Range slice = SplitRange(outputs, parts, id, 16);
     for (int other = 1; other < parts; ++other) {

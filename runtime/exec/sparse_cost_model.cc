@@ -101,7 +101,7 @@ double CrossoverDensity(const CrossoverMeasurement& m) {
   if (!(slope > 0.0)) {
     // Timing noise on tiny layers: no measurable growth with the density. Sparse wins where it
     // was measured to win.
-    return m.high_seconds < m.dense_seconds ? m.high_density
+    return m.high_seconds < m.dense_seconds  ? m.high_density
            : m.low_seconds < m.dense_seconds ? m.low_density
                                              : 0.0;
   }

@@ -20,12 +20,12 @@
 namespace pinfer {
 
 struct CrossoverMeasurement {
-  double dense_seconds = 0.0;      // gate + up + down over every neuron, one token
-  double low_density = 0.0;        // the two densities timed with the gathered kernels
+  double dense_seconds = 0.0;  // gate + up + down over every neuron, one token
+  double low_density = 0.0;    // the two densities timed with the gathered kernels
   double low_seconds = 0.0;
   double high_density = 0.0;
   double high_seconds = 0.0;
-  double crossover = 0.0;          // in [0, 1]
+  double crossover = 0.0;  // in [0, 1]
 };
 
 struct SparseCostModel {

@@ -29,8 +29,8 @@ void ComputeTrueActivations(const Model& model, const FiringThresholds& firing, 
   const LayerWeights& w = model.layer(layer);
   cpu::MatMul(w.ffn_gate, x, n, ws.gate.data());
   cpu::MatMul(w.ffn_up, x, n, ws.up.data());
-  cpu::FfnCombine(ToKernelActivation(c.ffn_act.kind), c.ffn_act.param, ws.gate.data(),
-                  ws.up.data(), n * c.n_ff, ws.activations.data());
+  cpu::FfnCombine(ToKernelActivation(c.ffn_act.kind), c.ffn_act.param, ws.gate.data(), ws.up.data(),
+                  n * c.n_ff, ws.activations.data());
   firing.Apply(layer, ws.gate.data(), n * c.n_ff, ws.activations.data());
 }
 
@@ -54,8 +54,7 @@ double SparseLayerStats::SelectedDensity(int64_t n_ff) const {
   return tokens > 0 ? static_cast<double>(selected) / (static_cast<double>(tokens) * n_ff) : 0.0;
 }
 double SparseLayerStats::TrueDensity(int64_t n_ff) const {
-  return tokens > 0 ? static_cast<double>(true_active) / (static_cast<double>(tokens) * n_ff)
-                    : 0.0;
+  return tokens > 0 ? static_cast<double>(true_active) / (static_cast<double>(tokens) * n_ff) : 0.0;
 }
 double SparseLayerStats::Recall() const {
   return true_active > 0 ? static_cast<double>(hits) / static_cast<double>(true_active) : 1.0;
@@ -130,8 +129,8 @@ uint64_t SparseFfn::ForwardSelected(const FfnCall& call, std::span<const int32_t
   // [n, k] products in the workspace's [capacity, n_ff] buffers.
   cpu::GatherMatMul(w.ffn_gate, neurons.data(), k, call.input, call.n, ws.gate.data());
   cpu::GatherMatMul(w.ffn_up, neurons.data(), k, call.input, call.n, ws.up.data());
-  cpu::FfnCombine(ToKernelActivation(c.ffn_act.kind), c.ffn_act.param, ws.gate.data(),
-                  ws.up.data(), call.n * k, ws.activations.data());
+  cpu::FfnCombine(ToKernelActivation(c.ffn_act.kind), c.ffn_act.param, ws.gate.data(), ws.up.data(),
+                  call.n * k, ws.activations.data());
   options_.firing.Apply(call.layer, ws.gate.data(), call.n * k, ws.activations.data());
   cpu::GatherMatMulTransposedAccumulate(w.ffn_down_t, neurons.data(), k, ws.activations.data(),
                                         call.n, call.output);
@@ -191,8 +190,7 @@ std::string FormatSparseReport(const SparseFfn& ffn, int64_t n_ff, bool with_che
                           static_cast<int>(l), s.SelectedDensity(n_ff),
                           static_cast<long long>(s.dense_calls), static_cast<long long>(s.calls));
     if (with_check) {
-      absl::StrAppendFormat(&out,
-                            ", actual density %.3f, recall %.4f, false-negative mass %.4f",
+      absl::StrAppendFormat(&out, ", actual density %.3f, recall %.4f, false-negative mass %.4f",
                             s.TrueDensity(n_ff), s.Recall(), s.FalseNegativeMass());
     }
     out += "\n";

@@ -103,17 +103,17 @@ void ComputeTrueActivations(const Model& model, const FiringThresholds& firing, 
 // Per-layer statistics, summed over calls.
 struct SparseLayerStats {
   int64_t calls = 0;
-  int64_t dense_calls = 0;      // calls the cost model (or an observer) sent to the dense kernels
-  int64_t tokens = 0;           // tokens through the layer
-  int64_t selected = 0;         // Σ over tokens of the token's selected neurons
-  int64_t computed = 0;         // Σ over calls of neurons computed (union, or n_ff when dense)
-  int64_t max_selected = 0;     // the largest selection (batch union) of one call
-  uint64_t weight_bytes = 0;    // FFN + selector weight bytes read
+  int64_t dense_calls = 0;    // calls the cost model (or an observer) sent to the dense kernels
+  int64_t tokens = 0;         // tokens through the layer
+  int64_t selected = 0;       // Σ over tokens of the token's selected neurons
+  int64_t computed = 0;       // Σ over calls of neurons computed (union, or n_ff when dense)
+  int64_t max_selected = 0;   // the largest selection (batch union) of one call
+  uint64_t weight_bytes = 0;  // FFN + selector weight bytes read
   // --check: against the true activations (calibrated models: the thresholded ones).
-  int64_t true_active = 0;      // Σ over tokens of neurons that truly fire
-  int64_t hits = 0;             // Σ over tokens of neurons selected and firing
-  double true_mass = 0.0;       // Σ |a_i| over the firing neurons
-  double missed_mass = 0.0;     // Σ |a_i| over the firing neurons not selected
+  int64_t true_active = 0;   // Σ over tokens of neurons that truly fire
+  int64_t hits = 0;          // Σ over tokens of neurons selected and firing
+  double true_mass = 0.0;    // Σ |a_i| over the firing neurons
+  double missed_mass = 0.0;  // Σ |a_i| over the firing neurons not selected
 
   double SelectedDensity(int64_t n_ff) const;
   double TrueDensity(int64_t n_ff) const;
@@ -129,8 +129,7 @@ struct SparseFfnOptions {
 
 class SparseFfn : public FfnStrategy {
  public:
-  SparseFfn(const Model& model, std::shared_ptr<NeuronSelector> selector,
-            SparseFfnOptions options);
+  SparseFfn(const Model& model, std::shared_ptr<NeuronSelector> selector, SparseFfnOptions options);
   std::string_view name() const override { return "sparse"; }
   absl::StatusOr<FfnCallStats> Forward(const FfnCall& call) override;
 

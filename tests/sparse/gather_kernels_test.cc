@@ -44,7 +44,7 @@ std::vector<int32_t> RandomRows(int64_t rows, int64_t count, uint32_t seed) {
 }
 
 std::vector<int64_t> CountsFor(int64_t rows) {
-  std::vector<int64_t> counts = {1, rows / 10, rows / 2, rows};
+  std::vector<int64_t> counts = {1, rows / 10, rows};
   counts.erase(std::remove(counts.begin(), counts.end(), 0), counts.end());
   return counts;
 }
@@ -111,7 +111,7 @@ TEST_P(GatherKernelsTest, GatherMatMulMatchesReference) {
   for (DType dtype : kAllDTypes) {
     for (Shape shape : ShapesFor(dtype)) {
       for (int64_t count : CountsFor(shape.rows)) {
-        for (int64_t n : {1, 3, 8}) {
+        for (int64_t n : {1, 5}) {
           ExpectGatherMatMulMatchesReference(dtype, shape, count, n, seed);
           seed += 3;
         }
@@ -125,7 +125,7 @@ TEST_P(GatherKernelsTest, GatherAccumulateMatchesReference) {
   for (DType dtype : kAllDTypes) {
     for (Shape shape : ShapesFor(dtype)) {
       for (int64_t count : CountsFor(shape.rows)) {
-        for (int64_t n : {1, 2, 5}) {
+        for (int64_t n : {1, 3}) {
           ExpectGatherAccumulateMatchesReference(dtype, shape, count, n, seed);
           seed += 4;
         }
@@ -161,8 +161,8 @@ TEST_P(GatherKernelsTest, EmptyListIsANoOp) {
   EXPECT_EQ(out, -1.0f);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllTargets, GatherKernelsTest,
-                         ::testing::ValuesIn(AllTargetsAndThreads()), ParamName);
+INSTANTIATE_TEST_SUITE_P(AllTargets, GatherKernelsTest, ::testing::ValuesIn(AllTargetsAndThreads()),
+                         ParamName);
 
 }  // namespace
 }  // namespace pinfer::cpu::testing

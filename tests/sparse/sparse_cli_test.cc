@@ -53,8 +53,8 @@ double FinalPpl(const test::ProgramResult& r) {
 }
 
 TEST(SparseCliTest, OracleSparsePerplexityEqualsDenseOnTheReluModel) {
-  const std::vector<std::string> common = {"-m", Relu(), "--perplexity", TinyStories(), "-c",
-                                           "128", "--chunks", "4", "-t", "2"};
+  const std::vector<std::string> common = {
+      "-m", Relu(), "--perplexity", TinyStories(), "-c", "128", "--chunks", "4", "-t", "1"};
   std::vector<std::string> dense_args = common;
   dense_args.push_back("--dense");
   const test::ProgramResult dense = PiRun(dense_args);
@@ -79,13 +79,12 @@ TEST(SparseCliTest, CalibratedSiluModelRunsWithItsProfilesThresholds) {
   // Without a calibrated profile, sparse execution of a SiLU model is refused.
   ExpectOneLineError(PiRun({"-m", model, "--oracle-sparse", "-p", "Once", "-n", "2"}),
                      "pi-profile --target-sparsity");
-  const test::ProgramResult profile =
-      test::RunProgram(PI_PROFILE_PATH, {"-m", model, "--dataset", TinyStories(),
-                                         "--target-sparsity", "0.5", "--max-tokens", "2048",
-                                         "-c", "128", "-q"});
+  const test::ProgramResult profile = test::RunProgram(
+      PI_PROFILE_PATH, {"-m", model, "--dataset", TinyStories(), "--target-sparsity", "0.5",
+                        "--max-tokens", "2048", "-c", "128", "-t", "1", "-q"});
   ASSERT_EQ(profile.exit_code, 0) << profile.err;
   const test::ProgramResult r = PiRun({"-m", model, "--oracle-sparse", "--check", "--perplexity",
-                                       TinyStories(), "-c", "128", "--chunks", "4"});
+                                       TinyStories(), "-c", "128", "--chunks", "4", "-t", "1"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_GT(FinalPpl(r), 1.0);
   EXPECT_TRUE(absl::StrContains(r.err, "recall 1.0000")) << r.err;
@@ -106,9 +105,10 @@ TEST(SparseCliTest, BadFlagsGiveOneLine) {
                      "/nonexistent/p.predictor.pi");
   // A profile made for another model.
   const std::string other = CopyModel(Relu(), "other_relu");
-  const test::ProgramResult profile = test::RunProgram(
-      PI_PROFILE_PATH, {"-m", other, "--dataset", TinyStories(), "--max-tokens", "256", "-c", "64",
-                        "-q", "-o", test::ScratchDir() + "/relu_for_stories.profile.pi"});
+  const test::ProgramResult profile =
+      test::RunProgram(PI_PROFILE_PATH, {"-m", other, "--dataset", TinyStories(), "--max-tokens",
+                                         "256", "-c", "64", "-t", "1", "-q", "-o",
+                                         test::ScratchDir() + "/relu_for_stories.profile.pi"});
   ASSERT_EQ(profile.exit_code, 0) << profile.err;
   const std::string stories =
       CopyModel(test::ConvertedModel(BundledModel::kStories260K), "stories_with_wrong_profile");

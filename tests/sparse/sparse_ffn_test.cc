@@ -5,6 +5,8 @@
 //   - the cost model's fallback: a crossover below the layer's density sends every call to the
 //     dense kernels, one above it none;
 //   - --check statistics: exact for the oracle, and a selector that misses neurons is caught.
+#include "runtime/exec/sparse_ffn.h"
+
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -14,7 +16,6 @@
 #include "runtime/exec/executor.h"
 #include "runtime/exec/session.h"
 #include "runtime/exec/sparse_cost_model.h"
-#include "runtime/exec/sparse_ffn.h"
 #include "runtime/model/model.h"
 #include "tests/runtime/runtime_harness.h"
 #include "tests/runtime/test_models.h"
@@ -24,7 +25,8 @@ namespace {
 
 using test::BundledModel;
 
-constexpr char kPrompt[] = "Once upon a time, there was a little girl named Lily. She loved to play";
+constexpr char kPrompt[] =
+    "Once upon a time, there was a little girl named Lily. She loved to play";
 
 FiringThresholds FiringOf(const Model& model) {
   FiringThresholds firing;
@@ -50,8 +52,8 @@ std::vector<float> AllLogits(test::Loaded& l, const std::vector<int32_t>& tokens
   std::vector<float> logits;
   for (size_t i = 0; i < tokens.size(); i += static_cast<size_t>(batch)) {
     const size_t end = std::min(tokens.size(), i + static_cast<size_t>(batch));
-    absl::StatusOr<std::span<const float>> out = l.session->Evaluate(
-        std::span<const int32_t>(tokens).subspan(i, end - i), Logits::kAll);
+    absl::StatusOr<std::span<const float>> out =
+        l.session->Evaluate(std::span<const int32_t>(tokens).subspan(i, end - i), Logits::kAll);
     EXPECT_TRUE(out.ok()) << out.status();
     if (!out.ok()) return {};
     logits.insert(logits.end(), out->begin(), out->end());
