@@ -140,7 +140,9 @@ absl::Status Main(const std::string& model_path, const std::string& predictor_pa
                   int64_t tokens, int repetitions, int threads) {
   const int hardware = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   cpu::SetThreads(threads > 0 ? threads : hardware);
-  absl::StatusOr<std::unique_ptr<Model>> loaded = Model::Load(model_path);
+  ModelLoadOptions load;
+  load.populate = true;  // as pi-run: timings without first touches
+  absl::StatusOr<std::unique_ptr<Model>> loaded = Model::Load(model_path, load);
   if (!loaded.ok()) return loaded.status();
   const Model& model = **loaded;
   const ModelConfig& c = model.config();
