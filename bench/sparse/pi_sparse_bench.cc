@@ -31,13 +31,11 @@
 #include "runtime/app/cli_common.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/exec/ffn.h"
+#include "runtime/exec/predictor_selector.h"
 #include "runtime/exec/sparse_cost_model.h"
 #include "runtime/exec/sparse_ffn.h"
 #include "runtime/model/model.h"
-#ifdef PINFER_HAS_PREDICTOR
-#include "runtime/exec/predictor_selector.h"
 #include "runtime/model/predictor_weights.h"
-#endif
 
 namespace pinfer {
 namespace {
@@ -150,15 +148,11 @@ absl::Status Main(const std::string& model_path, const std::string& predictor_pa
   std::shared_ptr<NeuronSelector> selector;
   std::string selection;
   if (!predictor_path.empty()) {
-#ifdef PINFER_HAS_PREDICTOR
     absl::StatusOr<PredictorWeights> weights =
         PredictorWeights::Read(predictor_path, model.file().ContentDigestHex());
     if (!weights.ok()) return weights.status();
     selector = std::make_shared<PredictorSelector>(*std::move(weights));
     selection = absl::StrCat("predictor ", predictor_path);
-#else
-    return absl::UnimplementedError("--predictor: this build has no predictor support");
-#endif
   } else {
     std::vector<float> probability(static_cast<size_t>(c.n_layers * c.n_ff));
     if (const TensorInfo* planted = model.file().Find(kPlantedTensor); planted != nullptr) {

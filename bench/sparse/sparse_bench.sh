@@ -66,8 +66,8 @@ fi
 
 if ((quality)); then
   text="$root/tests/data/text/tinystories_valid_head.txt"
-  ppl() {  # model, extra flags... -> the final PPL
-    "$bin/pi-run" -m "$1" --perplexity "$text" -c 256 -t "$threads" "${@:2}" 2>"$work/err" |
+  ppl() {  # model, context, extra flags... -> the final PPL
+    "$bin/pi-run" -m "$1" --perplexity "$text" -c "$2" -t "$threads" "${@:3}" 2>"$work/err" |
         sed -n 's/^Final estimate: PPL = \([0-9.]*\).*/\1/p'
   }
   density() { sed -n 's/.*mean selected density \([0-9.]*\).*/\1/p' "$work/err"; }
@@ -76,33 +76,33 @@ if ((quality)); then
       --ffn-act shifted_relu:0.25 --norm-act shifted_relu:1.0 -o "$work/relu.pi" >/dev/null 2>&1
   "$bin/pi-convert" "$root/models/stories260K/stories260K.bin" \
       --tokenizer "$root/models/stories260K/tok512.bin" -o "$work/stories.pi" >/dev/null 2>&1
-  printf '\n== quality: perplexity on tinystories_valid_head.txt (-c 256)\n'
+  printf '\n== quality: perplexity on tinystories_valid_head.txt (-c: the training context)\n'
   printf '%-44s %10s %16s\n' "model / FFN" "PPL" "selected density"
-  dense=$(ppl "$work/relu.pi" --dense)
+  dense=$(ppl "$work/relu.pi" 64 --dense)
   printf '%-44s %10s %16s\n' "relu-llama-260k dense" "$dense" "1"
-  oracle=$(ppl "$work/relu.pi" --oracle-sparse)
+  oracle=$(ppl "$work/relu.pi" 64 --oracle-sparse)
   printf '%-44s %10s %16s\n' "relu-llama-260k sparse (oracle)" "$oracle" "$(density)"
   have_trainer=0
   [[ -x "$bin/pi-train-predictor" ]] && have_trainer=1
   train() {  # model -> model.predictor.pi beside it (from its profile's samples)
-    "$bin/pi-profile" -m "$1" --dataset "$text" --dump-samples -c 256 -q "${@:2}" >/dev/null
+    "$bin/pi-profile" -m "$1" --dataset "$text" --dump-samples -c "$2" -q "${@:3}" >/dev/null
     "$bin/pi-train-predictor" -m "$1" -q >/dev/null 2>&1
   }
   if ((have_trainer)); then
-    train "$work/relu.pi"
-    predicted=$(ppl "$work/relu.pi")
+    train "$work/relu.pi" 64
+    predicted=$(ppl "$work/relu.pi" 64)
     printf '%-44s %10s %16s\n' "relu-llama-260k sparse (predictor)" "$predicted" "$(density)"
   fi
-  dense=$(ppl "$work/stories.pi" --dense)
+  dense=$(ppl "$work/stories.pi" 256 --dense)
   printf '%-44s %10s %16s\n' "stories260K dense" "$dense" "1"
   for sparsity in 0.4 0.6; do
     "$bin/pi-profile" -m "$work/stories.pi" --dataset "$text" --target-sparsity "$sparsity" \
         -c 256 -q >/dev/null
-    oracle=$(ppl "$work/stories.pi" --oracle-sparse)
+    oracle=$(ppl "$work/stories.pi" 256 --oracle-sparse)
     printf '%-44s %10s %16s\n' "stories260K calibrated $sparsity (oracle)" "$oracle" "$(density)"
     if ((have_trainer)); then
-      train "$work/stories.pi" --target-sparsity "$sparsity"
-      predicted=$(ppl "$work/stories.pi")
+      train "$work/stories.pi" 256 --target-sparsity "$sparsity"
+      predicted=$(ppl "$work/stories.pi" 256)
       printf '%-44s %10s %16s\n' "stories260K calibrated $sparsity (predictor)" "$predicted" \
           "$(density)"
       rm -f "$work/stories.predictor.pi"

@@ -8,11 +8,9 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "runtime/app/cli_common.h"
-#include "runtime/model/activation_profile.h"
-#ifdef PINFER_HAS_PREDICTOR
 #include "runtime/exec/predictor_selector.h"
+#include "runtime/model/activation_profile.h"
 #include "runtime/model/predictor_weights.h"
-#endif
 
 namespace pinfer {
 
@@ -84,23 +82,9 @@ absl::StatusOr<FiringThresholds> LoadFiring(const SparseFlags& flags, const std:
   return firing;
 }
 
-#ifndef PINFER_HAS_PREDICTOR
-std::string DefaultPredictorPath(const std::string& model_path) {
-  std::string base = model_path;
-  if (base.ends_with(".pi")) base.resize(base.size() - 3);
-  return base + ".predictor.pi";
-}
-#endif
-
 absl::StatusOr<std::shared_ptr<NeuronSelector>> LoadPredictor(const std::string& path,
                                                               const Model& model,
                                                               const FiringThresholds& firing) {
-#ifndef PINFER_HAS_PREDICTOR
-  (void)model;
-  (void)firing;
-  return absl::UnimplementedError(
-      absl::StrCat(path, ": this build has no activation predictor support yet"));
-#else
   absl::StatusOr<PredictorWeights> weights =
       PredictorWeights::Read(path, model.file().ContentDigestHex());
   if (!weights.ok()) return weights.status();
@@ -120,7 +104,6 @@ absl::StatusOr<std::shared_ptr<NeuronSelector>> LoadPredictor(const std::string&
                      "' firing rule, this model runs with '", expected_rule, "'"));
   }
   return std::make_shared<PredictorSelector>(*std::move(weights));
-#endif
 }
 
 }  // namespace

@@ -3,13 +3,19 @@
 // runs with its profile's thresholds, and bad inputs give one clear error line.
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "format/dtype.h"
+#include "format/pi_file.h"
+#include "format/quant.h"
 #include "format/strings.h"
 #include "gtest/gtest.h"
+#include "runtime/model/predictor_weights.h"
 #include "tests/runtime/test_models.h"
 
 namespace pinfer {
@@ -30,6 +36,57 @@ std::string CopyModel(const std::string& from, const std::string& name) {
   const std::string to = test::ScratchDir() + "/" + name + ".pi";
   std::filesystem::copy_file(from, to, std::filesystem::copy_options::overwrite_existing);
   return to;
+}
+
+// A predictor with random f16 weights (rank 32) for the model at `model_path`, written to `path`:
+// a real, loadable artifact for the plumbing (selection, checks, errors); not a trained one.
+void WriteRandomPredictor(const std::string& model_path, const std::string& path,
+                          const std::string& fire_rule) {
+  absl::StatusOr<std::unique_ptr<PiFile>> model = PiFile::Open(model_path);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const int64_t dim = *(*model)->GetInt("llama.dim");
+  const int64_t n_ff = *(*model)->GetInt("llama.n_ff");
+  const int64_t n_layers = *(*model)->GetInt("llama.n_layers");
+  struct Buffers {
+    std::vector<std::vector<uint8_t>> weights;
+    std::vector<std::vector<float>> biases;
+  };
+  auto buffers = std::make_shared<Buffers>();
+  buffers->weights.reserve(2 * n_layers);
+  buffers->biases.reserve(2 * n_layers);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 0.5f);
+  auto encode = [&](int64_t rows, int64_t cols) {
+    std::vector<float> values(static_cast<size_t>(rows * cols));
+    for (float& v : values) v = normal(rng);
+    std::vector<uint8_t> bytes(static_cast<size_t>(rows * cols * 2));
+    EXPECT_TRUE(EncodeRow(values.data(), values.size(), DType::kF16, bytes.data()).ok());
+    return bytes;
+  };
+  PredictorWeights p;
+  p.model_digest = (*model)->ContentDigestHex();
+  p.dim = dim;
+  p.n_ff = n_ff;
+  p.dtype = DType::kF16;
+  p.target_recall = 0.99;
+  p.fire_rule = fire_rule;
+  for (int64_t l = 0; l < n_layers; ++l) {
+    PredictorLayer layer;
+    layer.rank = 32;
+    layer.logit_threshold = 0.0f;
+    layer.threshold = SigmoidOf(0.0);
+    buffers->weights.push_back(encode(32, dim));
+    layer.w1 = buffers->weights.back();
+    buffers->biases.emplace_back(32, 0.1f);
+    layer.b1 = buffers->biases.back();
+    buffers->weights.push_back(encode(n_ff, 32));
+    layer.w2 = buffers->weights.back();
+    buffers->biases.emplace_back(static_cast<size_t>(n_ff), 0.0f);
+    layer.b2 = buffers->biases.back();
+    p.layers.push_back(layer);
+  }
+  p.storage = buffers;
+  ASSERT_TRUE(p.Write(path).ok());
 }
 
 void ExpectOneLineError(const test::ProgramResult& r, const char* mention) {
@@ -115,6 +172,34 @@ TEST(SparseCliTest, BadFlagsGiveOneLine) {
   ExpectOneLineError(PiRun({"-m", stories, "--oracle-sparse", "--profile",
                             test::ScratchDir() + "/relu_for_stories.profile.pi", "-p", "x"}),
                      "relu_for_stories.profile.pi");
+}
+
+TEST(SparseCliTest, PredictorBesideTheModelMakesExecutionSparse) {
+  const std::string model = CopyModel(Relu(), "relu_with_predictor");
+  const std::string beside = test::ScratchDir() + "/relu_with_predictor.predictor.pi";
+  WriteRandomPredictor(model, beside, "nonzero");
+  const test::ProgramResult r = PiRun(
+      {"-m", model, "-p", "Once upon a time", "-n", "8", "--temp", "0", "-t", "1", "--check"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(r.out.empty());
+  for (const char* line : {"ffn: sparse (predictor selection", "check: all layers", "recall "}) {
+    EXPECT_TRUE(absl::StrContains(r.err, line)) << r.err << " lacks " << line;
+  }
+  const test::ProgramResult dense = PiRun(
+      {"-m", model, "-p", "Once upon a time", "-n", "8", "--temp", "0", "-t", "1", "--dense"});
+  ASSERT_EQ(dense.exit_code, 0) << dense.err;
+  EXPECT_TRUE(absl::StrContains(dense.err, "ffn: dense")) << dense.err;
+}
+
+TEST(SparseCliTest, PredictorForAnotherModelIsRejected) {
+  const std::string stories = test::ConvertedModel(BundledModel::kStories260K);
+  const std::string other = test::ScratchDir() + "/stories.predictor.pi";
+  WriteRandomPredictor(stories, other, "nonzero");
+  ExpectOneLineError(PiRun({"-m", Relu(), "--predictor", other, "-p", "x"}), "another model");
+  // The right model, but trained on the calibrated firing rule while this model has exact zeros.
+  const std::string rule = test::ScratchDir() + "/relu_threshold.predictor.pi";
+  WriteRandomPredictor(Relu(), rule, "threshold");
+  ExpectOneLineError(PiRun({"-m", Relu(), "--predictor", rule, "-p", "x"}), "firing rule");
 }
 
 }  // namespace
