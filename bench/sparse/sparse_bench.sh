@@ -12,7 +12,8 @@
 #
 # Quality: perplexity on tests/data/text/tinystories_valid_head.txt of
 #   - relu-llama-260k dense, oracle sparse (true activations), and predictor sparse when
-#     pi-train-predictor is built (the predictor is trained here, on the profile's samples);
+#     pi-train-predictor is built (or TRAINER names it; the predictor is trained here, on the
+#     profile's samples of the first 16000 tokens of the same text: train and test overlap);
 #   - stories260K (SiLU) dense, and with thresholds calibrated to 40% and 60% sparsity (oracle:
 #     the thresholded model itself; predictor when built).
 #
@@ -82,11 +83,13 @@ if ((quality)); then
   printf '%-44s %10s %16s\n' "relu-llama-260k dense" "$dense" "1"
   oracle=$(ppl "$work/relu.pi" 64 --oracle-sparse)
   printf '%-44s %10s %16s\n' "relu-llama-260k sparse (oracle)" "$oracle" "$(density)"
+  trainer=${TRAINER:-"$bin/pi-train-predictor"}
   have_trainer=0
-  [[ -x "$bin/pi-train-predictor" ]] && have_trainer=1
+  [[ -x "$trainer" ]] && have_trainer=1
   train() {  # model -> model.predictor.pi beside it (from its profile's samples)
-    "$bin/pi-profile" -m "$1" --dataset "$text" --dump-samples -c "$2" -q "${@:3}" >/dev/null
-    "$bin/pi-train-predictor" -m "$1" -q >/dev/null 2>&1
+    "$bin/pi-profile" -m "$1" --dataset "$text" --dump-samples --max-tokens 16000 -c "$2" \
+        -t "$threads" -q "${@:3}" >/dev/null
+    "$trainer" -m "$1" -t "$threads" -q >/dev/null 2>&1
   }
   if ((have_trainer)); then
     train "$work/relu.pi" 64
@@ -97,7 +100,7 @@ if ((quality)); then
   printf '%-44s %10s %16s\n' "stories260K dense" "$dense" "1"
   for sparsity in 0.4 0.6; do
     "$bin/pi-profile" -m "$work/stories.pi" --dataset "$text" --target-sparsity "$sparsity" \
-        -c 256 -q >/dev/null
+        --max-tokens 16000 -c 256 -t "$threads" -q >/dev/null
     oracle=$(ppl "$work/stories.pi" 256 --oracle-sparse)
     printf '%-44s %10s %16s\n' "stories260K calibrated $sparsity (oracle)" "$oracle" "$(density)"
     if ((have_trainer)); then

@@ -161,26 +161,28 @@ void LogSparseSummary(std::string_view log_prefix, const SparseFfn* sparse, cons
   }
   const int64_t n_ff = model.config().n_ff;
   SparseLayerStats total;
-  for (const SparseLayerStats& s : sparse->stats()) {
+  // What the dense FFN would have read for the same passes (each layer's weights once per pass).
+  double dense_bytes = 0.0;
+  for (size_t l = 0; l < sparse->stats().size(); ++l) {
+    const SparseLayerStats& s = sparse->stats()[l];
     total.calls += s.calls;
     total.dense_calls += s.dense_calls;
     total.tokens += s.tokens;
     total.selected += s.selected;
-    total.computed += s.computed;
     total.weight_bytes += s.weight_bytes;
+    dense_bytes += static_cast<double>(model.layer(static_cast<int64_t>(l)).FfnBytes()) * s.calls;
   }
   // Every token passes every layer once.
-  const int64_t tokens =
-      std::max<int64_t>(1, total.tokens / std::max<int64_t>(1, model.n_layers()));
+  const double tokens = static_cast<double>(
+      std::max<int64_t>(1, total.tokens / std::max<int64_t>(1, model.n_layers())));
+  const std::string name(sparse->selector().name());
   std::fprintf(stderr,
-               "%sffn: sparse (%.*s selection; %s): mean selected density %.3f, %lld/%lld layer "
-               "calls fell back to dense, FFN %.3f MB read per token (dense %.3f MB)\n",
-               prefix.c_str(), static_cast<int>(sparse->selector().name().size()),
-               sparse->selector().name().data(), sparse->options().cost.source.c_str(),
+               "%sffn: sparse (%s selection; cost model %s): mean selected density %.3f, %lld/%lld "
+               "layer calls fell back to dense, FFN %.3f MB read per token (dense: %.3f MB)\n",
+               prefix.c_str(), name.c_str(), sparse->options().cost.source.c_str(),
                total.SelectedDensity(n_ff), static_cast<long long>(total.dense_calls),
                static_cast<long long>(total.calls),
-               static_cast<double>(total.weight_bytes) / tokens / 1e6,
-               static_cast<double>(model.layer(0).FfnBytes()) * model.n_layers() / 1e6);
+               static_cast<double>(total.weight_bytes) / tokens / 1e6, dense_bytes / tokens / 1e6);
   if (sparse->options().check) {
     const std::string report = FormatSparseReport(*sparse, n_ff, /*with_check=*/true);
     size_t begin = 0;
