@@ -16,6 +16,9 @@
 #     profile's samples of the first 16000 tokens of the same text: train and test overlap);
 #   - stories260K (SiLU) dense, and with thresholds calibrated to 40% and 60% sparsity (oracle:
 #     the thresholded model itself; predictor when built).
+# Perplexity evaluates batches of -b tokens (default 256) and a batch computes the union of its
+# tokens' predicted neurons, which hides most single-token misses; the "-b 1" rows evaluate one
+# token per pass, as decode does, so each token gets only its own predicted neurons.
 #
 # Options: -t THREADS (default: all cores)  --layers N (4)  --dtypes "q4_0 f16"  -n TOKENS (16)
 #          --skip-speed  --skip-quality  --build DIR (default build/)
@@ -95,6 +98,9 @@ if ((quality)); then
     train "$work/relu.pi" 64
     predicted=$(ppl "$work/relu.pi" 64)
     printf '%-44s %10s %16s\n' "relu-llama-260k sparse (predictor)" "$predicted" "$(density)"
+    predicted=$(ppl "$work/relu.pi" 64 -b 1)
+    printf '%-44s %10s %16s\n' "relu-llama-260k sparse (predictor, -b 1)" "$predicted" \
+        "$(density)"
   fi
   dense=$(ppl "$work/stories.pi" 256 --dense)
   printf '%-44s %10s %16s\n' "stories260K dense" "$dense" "1"
@@ -108,6 +114,9 @@ if ((quality)); then
       predicted=$(ppl "$work/stories.pi" 256)
       printf '%-44s %10s %16s\n' "stories260K calibrated $sparsity (predictor)" "$predicted" \
           "$(density)"
+      predicted=$(ppl "$work/stories.pi" 256 -b 1)
+      printf '%-44s %10s %16s\n' "stories260K calibrated $sparsity (predictor, -b 1)" \
+          "$predicted" "$(density)"
       rm -f "$work/stories.predictor.pi"
     fi
   done
