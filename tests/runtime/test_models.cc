@@ -172,4 +172,27 @@ ProgramResult RunProgram(const std::string& program, const std::vector<std::stri
   return result;
 }
 
+const ModelWithPredictor& ReluModelWithPredictor() {
+  static std::mutex mutex;
+  static std::optional<ModelWithPredictor> made;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (made) return *made;
+  const fs::path dir = GetScratch().path() / "relu_with_predictor";
+  fs::create_directories(dir);
+  made = ModelWithPredictor{(dir / "relu.pi").string(), (dir / "relu.profile.pi").string(),
+                            (dir / "relu.predictor.pi").string()};
+  std::error_code error;
+  fs::copy_file(ConvertedModel(BundledModel::kReluLlama260K), made->model,
+                fs::copy_options::overwrite_existing, error);
+  EXPECT_FALSE(error) << made->model << ": " << error.message();
+  const std::string bin = fs::canonical("/proc/self/exe").parent_path().string();
+  const ProgramResult r = RunProgram(
+      "env", {"PINFER_BIN=" + bin, "PROFILE_TOKENS=8000", "THREADS=1", "bash",
+              SourcePath("scripts/make_predictor.sh"), made->model,
+              SourcePath("tests/data/text/tinystories_valid_head.txt"), "--rank", "64",
+              "--epochs", "6"});
+  EXPECT_EQ(r.exit_code, 0) << "scripts/make_predictor.sh failed: " << r.err;
+  return *made;
+}
+
 }  // namespace pinfer::test

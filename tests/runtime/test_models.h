@@ -31,6 +31,20 @@ absl::Status RewriteModel(const std::string& from, const std::string& to,
                           const std::function<void(Metadata&)>& edit_metadata,
                           const std::function<void(std::vector<TensorSpec>&)>& edit_tensors = {});
 
+// relu-llama-260k with its activation predictor, for tests of the sparse runtime: the model and
+// the files scripts/make_predictor.sh writes beside it (profile, samples, predictor), made once
+// per process in a directory of ScratchDir() by running that script over TinyStories text with
+// PROFILE_TOKENS=8000 and `--rank 64 --epochs 6` (about 10 s on one core). It runs the
+// pi-profile and pi-train-predictor programs from the test binary's own directory (build/bin), so
+// a test target using it needs `add_dependencies(<target> pi-profile pi-train-predictor)`.
+// Failures are reported as test failures (the paths are returned anyway).
+struct ModelWithPredictor {
+  std::string model;      // relu.pi
+  std::string profile;    // relu.profile.pi
+  std::string predictor;  // relu.predictor.pi
+};
+const ModelWithPredictor& ReluModelWithPredictor();
+
 // Reads a text file of the repository.
 std::string ReadRepoFile(const std::string& relative);
 

@@ -1,0 +1,127 @@
+// pi-train-predictor: train one activation predictor per layer from pi-profile's samples and
+// write model.predictor.pi.
+#include <iostream>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "runtime/app/cli_common.h"
+#include "tools/train_predictor/train_predictor.h"
+
+namespace pinfer {
+namespace {
+
+constexpr char kProgram[] = "pi-train-predictor";
+
+int Main(int argc, char** argv) {
+  RemoveTemporaryFilesOnInterrupt();
+  CLI::App app{
+      "Train the per-layer activation predictors of a .pi model from pi-profile's samples "
+      "(model.samples.zst, from pi-profile --dump-samples) and write model.predictor.pi. Each "
+      "layer gets a small MLP x -> Linear(dim, rank) -> ReLU -> Linear(rank, n_ff) -> sigmoid, "
+      "trained with LibTorch (binary cross-entropy weighted for the rare fired class, Adam) on "
+      "shuffled samples; a held-out validation split chooses the decision threshold so that "
+      "recall >= --target-recall. The report goes to stdout, per-epoch progress to stderr.\n\n"
+      "Examples:\n"
+      "  pi-profile -m relu-llama-260k.pi --dataset tests/data/text/tinystories_valid_head.txt "
+      "--dump-samples\n"
+      "  pi-train-predictor -m relu-llama-260k.pi\n"
+      "  pi-train-predictor -m model.pi --samples model.samples.zst -o model.predictor.pi "
+      "--rank 128 --target-recall 0.995 --epochs 20 --seed 7 --dtype q8_0 --json",
+      kProgram};
+  TrainPredictorOptions options;
+  std::string rank = "auto", dtype = "f16", memory = "1G";
+  bool json = false, quiet = false;
+  app.add_option("-m,--model", options.model_path, "model file (.pi)")->required();
+  app.add_option("--samples", options.samples_path,
+                 "training samples (default: beside the model, model.samples.zst)");
+  app.add_option("-o,--output", options.output_path,
+                 "predictor to write (default: beside the model, model.predictor.pi)");
+  app.add_option("--rank", rank,
+                 "hidden width of every layer's predictor, or 'auto': per layer the smallest "
+                 "rank of 32, 64, ... 1024 (up to --max-rank and n_ff) whose predicted density "
+                 "at the target recall is within --density-margin of the true density (else the "
+                 "rank with the lowest predicted density)")
+      ->capture_default_str();
+  app.add_option("--max-rank", options.max_rank, "largest rank --rank auto tries")
+      ->capture_default_str();
+  app.add_option("--target-recall", options.target_recall,
+                 "validation recall each layer's threshold must reach")
+      ->capture_default_str();
+  app.add_option("--density-margin", options.density_margin,
+                 "--rank auto: accept a rank when predicted density <= (1 + margin) x true density")
+      ->capture_default_str();
+  app.add_option("--epochs", options.epochs, "passes over the training samples per rank")
+      ->capture_default_str();
+  app.add_option("--batch-size", options.batch_size, "samples per optimizer step")
+      ->capture_default_str();
+  app.add_option("--learning-rate", options.learning_rate, "Adam's learning rate")
+      ->capture_default_str();
+  app.add_option("--max-pos-weight", options.max_pos_weight,
+                 "cap of a neuron's positive weight (not fired / fired) in the loss")
+      ->capture_default_str();
+  app.add_option("--validation-fraction", options.validation_fraction,
+                 "fraction of the tokens (in blocks of 64) held out for validation")
+      ->capture_default_str();
+  app.add_option("--seed", options.seed,
+                 "seed of the split, the initial weights and the shuffling: the same seed (and "
+                 "-t) gives the same file")
+      ->capture_default_str();
+  app.add_option("--dtype", dtype, "dtype of the stored weights: f16, q8_0 or f32")
+      ->capture_default_str();
+  app.add_option("-t,--threads", options.threads, "CPU threads (-1: all)")->capture_default_str();
+  app.add_option("--device", options.device,
+                 "auto (CUDA when this LibTorch build has it), cpu or cuda")
+      ->capture_default_str();
+  app.add_option("--memory", memory,
+                 "decoded samples held in memory per layer (larger layers are streamed)")
+      ->capture_default_str();
+  app.add_flag("--json", json, "print the report as JSON");
+  app.add_flag("-q,--quiet", quiet, "no progress on stderr");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return ReportError(kProgram, absl::InvalidArgumentError(e.what()));
+  }
+  if (absl::AsciiStrToLower(rank) == "auto") {
+    options.rank = 0;
+  } else if (!absl::SimpleAtoi(rank, &options.rank) || options.rank <= 0) {
+    return ReportError(kProgram,
+                       absl::InvalidArgumentError(absl::StrCat(
+                           "--rank must be a positive integer or 'auto', got '", rank, "'")));
+  }
+  absl::StatusOr<DType> parsed_dtype = ParseDType(dtype);
+  if (!parsed_dtype.ok()) {
+    return ReportError(kProgram, absl::InvalidArgumentError(absl::StrCat(
+                                     "--dtype must be f16, q8_0 or f32, got '", dtype, "'")));
+  }
+  options.dtype = *parsed_dtype;
+  absl::StatusOr<uint64_t> memory_bytes = ParseByteSize(memory);
+  if (!memory_bytes.ok()) {
+    return ReportError(kProgram, absl::InvalidArgumentError(
+                                     absl::StrCat("--memory: ", memory_bytes.status().message())));
+  }
+  options.memory_bytes = *memory_bytes;
+  options.command_line = JoinCommandLine(argc, argv);
+  options.progress = !quiet;
+  absl::StatusOr<TrainReport> report = TrainPredictor(options);
+  if (!report.ok()) return ReportError(kProgram, report.status());
+  if (json) {
+    std::cout << report->ToJson().dump(2) << "\n";
+  } else {
+    std::cout << report->ToText();
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace pinfer
+
+int main(int argc, char** argv) { return pinfer::Main(argc, argv); }

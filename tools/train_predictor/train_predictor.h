@@ -1,0 +1,69 @@
+// What pi-train-predictor does once its flags are parsed:
+//   1. open the model (its digest and shape) and the sample file, rejecting samples of another
+//      model or of another shape;
+//   2. per layer: split the samples into training and validation (sample_stream.h), train the MLP
+//      (mlp_trainer.h) at a fixed rank or, with --rank auto, at each rank of the ladder from the
+//      smallest until one qualifies (below);
+//   3. round the weights to the stored dtype, evaluate the validation samples with the runtime's
+//      predictor kernel (runtime/cpu/predictor_kernel.h) on those rounded weights, and choose the
+//      highest logit threshold whose validation recall reaches the target (decision_threshold.h);
+//      the reported recall, precision and densities are exactly the runtime's on those samples;
+//   4. write model.predictor.pi (runtime/model/predictor_weights.h) atomically.
+//
+// --rank auto: what a predictor costs at run time is the neurons it predicts active, so a rank
+// qualifies when, at the threshold that gives the target recall on validation, its predicted
+// density is at most (1 + density_margin) times the true density. The ladder is climbed from the
+// smallest rank and stops at the first that qualifies; when none does, the rank with the lowest
+// predicted density is kept.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "format/dtype.h"
+#include "tools/train_predictor/train_report.h"
+
+namespace pinfer {
+
+// The ranks --rank auto tries, smallest first (each a multiple of 32, as q8_0 rows need).
+inline const std::vector<int64_t>& DefaultRankLadder() {
+  static const std::vector<int64_t> ladder = {32, 64, 128, 256, 512, 1024};
+  return ladder;
+}
+
+struct TrainPredictorOptions {
+  std::string model_path;
+  std::string samples_path;  // "": beside the model (model.pi -> model.samples.zst)
+  std::string output_path;   // "": beside the model (model.pi -> model.predictor.pi)
+  int64_t rank = 0;          // 0: auto
+  // --rank auto: the ladder's ranks up to max_rank and below n_ff (a wider hidden layer than the
+  // output is no longer low-rank); at least the smallest rung.
+  int64_t max_rank = 1024;
+  double target_recall = 0.99;
+  double density_margin = 0.25;  // --rank auto: see above
+  int64_t epochs = 12;
+  int64_t batch_size = 64;
+  double learning_rate = 1e-2;
+  double max_pos_weight = 20;
+  double validation_fraction = 0.1;
+  uint64_t seed = 0;
+  DType dtype = DType::kF16;
+  int threads = -1;                           // -1: all cores
+  std::string device = "auto";                // auto (CUDA when LibTorch has it), cpu, cuda
+  uint64_t memory_bytes = uint64_t{1} << 30;  // decoded samples held at once per layer
+  std::string command_line;                   // provenance
+  bool progress = true;                       // per-epoch lines on stderr
+};
+
+// Checks the flags that need neither the model nor the samples; errors name the flag.
+absl::Status ValidateTrainPredictorOptions(const TrainPredictorOptions& options);
+
+// The ranks --rank auto tries for a layer of n_ff neurons.
+std::vector<int64_t> RankLadder(int64_t max_rank, int64_t n_ff);
+
+absl::StatusOr<TrainReport> TrainPredictor(const TrainPredictorOptions& options);
+
+}  // namespace pinfer
