@@ -9,6 +9,10 @@
 //     reads its part of every active row; no per-thread partial sums or reduction are needed.
 //   - attention: decode splits the KV heads into one contiguous range per thread; prompts hand out
 //     whole tokens round robin (later tokens attend to more keys).
+//   - the Gather* products (neuron-sparse FFN) run the same SIMD bodies over a list of rows
+//     (simd::RowSet with an index, operands compact in list order), split the same way: blocks of
+//     the list per thread for dot products and for decode's transposed product (each thread
+//     streams whole, contiguous ffn_down_t rows into a partial sum), output columns for prompts.
 // Problems too small to pay for waking the threads run on the calling thread.
 #include "runtime/cpu/kernels.h"
 
