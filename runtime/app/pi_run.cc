@@ -14,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "runtime/app/cli_common.h"
 #include "runtime/app/runtime_flags.h"
+#include "runtime/app/sparse_setup.h"
 #include "runtime/exec/executor.h"
 #include "runtime/exec/generator.h"
 #include "runtime/exec/perplexity.h"
@@ -97,6 +98,7 @@ absl::Status RunPerplexity(Runtime& rt, const PiRunOptions& options, const std::
       static_cast<long long>(result->chunks), static_cast<long long>(rt.session->context_length()),
       static_cast<long long>(result->scored_tokens), static_cast<long long>(result->text_tokens));
   LogPhase("evaluation", result->stats);
+  LogSparseSummary(kLog, rt.loaded.sparse.get(), *rt.loaded.model);
   WriteOut(
       absl::StrFormat("Final estimate: PPL = %.4f +/- %.5f\n", result->ppl, result->ppl_error));
   return absl::OkStatus();
@@ -196,6 +198,7 @@ absl::Status RunGeneration(Runtime& rt, const PiRunOptions& options, std::string
   WriteOut("\n");
   LogPhase("prompt", prompt_stats);
   LogPhase("decode", decode_stats);
+  LogSparseSummary(kLog, rt.loaded.sparse.get(), *rt.loaded.model);
   return absl::OkStatus();
 }
 

@@ -23,6 +23,7 @@ void AddRuntimeFlags(CLI::App& app, RuntimeFlags& flags) {
   app.add_flag_callback(
       "--no-populate", [&flags] { flags.populate = false; },
       "do not pre-read the model into memory at load (first tokens then include disk reads)");
+  AddSparseFlags(app, flags.sparse);
 }
 
 absl::Status ValidateRuntimeFlags(const RuntimeFlags& flags) {
@@ -39,7 +40,7 @@ absl::Status ValidateRuntimeFlags(const RuntimeFlags& flags) {
     return absl::InvalidArgumentError(
         absl::StrCat("-b must be 1 or more tokens, got ", flags.batch_size));
   }
-  return absl::OkStatus();
+  return ValidateSparseFlags(flags.sparse);
 }
 
 absl::StatusOr<LoadedRuntime> LoadRuntime(const RuntimeFlags& flags) {
@@ -60,6 +61,10 @@ absl::StatusOr<LoadedRuntime> LoadRuntime(const RuntimeFlags& flags) {
   ExecutorOptions exec;
   exec.batch_size = flags.batch_size;
   rt.executor = std::make_unique<Executor>(*rt.model, exec);
+  absl::StatusOr<std::shared_ptr<SparseFfn>> sparse =
+      SetUpSparseExecution(flags.sparse, flags.model_path, *rt.model, *rt.executor);
+  if (!sparse.ok()) return sparse.status();
+  rt.sparse = *std::move(sparse);
   rt.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return rt;
 }

@@ -233,12 +233,16 @@ void AccumulateOneToken(const MatrixView& w, const RowSet& rows, const float* a,
   constexpr int64_t kScanBatch = 256;
   constexpr int64_t kPrefetchGroups = 2;
   int64_t active[kScanBatch];
+  float active_a[kScanBatch];
   for (int64_t begin = 0; begin < rows.size(); begin += kScanBatch) {
     const int64_t end = std::min(rows.size(), begin + kScanBatch);
     int64_t count = 0;
     for (int64_t i = begin; i < end; ++i) {
-      const int64_t r = rows.Row(i);
-      if (a[r] != 0.0f) active[count++] = r;
+      const float value = a[rows.Slot(i)];
+      if (value != 0.0f) {
+        active[count] = rows.Row(i);
+        active_a[count++] = value;
+      }
     }
     const uint8_t* group[kGroupRows];
     const uint8_t* ahead_rows[kGroupRows];
@@ -247,7 +251,7 @@ void AccumulateOneToken(const MatrixView& w, const RowSet& rows, const float* a,
     for (; g + kGroupRows <= count; g += kGroupRows) {
       for (int j = 0; j < kGroupRows; ++j) {
         group[j] = w.Row(active[g + j]);
-        scales[j] = a[active[g + j]];
+        scales[j] = active_a[g + j];
       }
       const int64_t next = g + kPrefetchGroups * kGroupRows;
       const bool prefetch = next + kGroupRows <= count;
@@ -259,7 +263,7 @@ void AccumulateOneToken(const MatrixView& w, const RowSet& rows, const float* a,
     const int64_t left = count - g;
     for (int j = 0; j < left; ++j) {
       group[j] = w.Row(active[g + j]);
-      scales[j] = a[active[g + j]];
+      scales[j] = active_a[g + j];
     }
     switch (left) {
       case 3:
@@ -296,10 +300,11 @@ HWY_INLINE void AccumulateTile(const MatrixView& w, const RowSet& rows, int64_t 
   }
   for (int64_t i = i0; i < i1; ++i) {
     const int64_t r = rows.Row(i);
+    const int64_t slot = rows.Slot(i);
     float act[kTokens];
     bool any = false;
     for (int t = 0; t < kTokens; ++t) {
-      act[t] = a[(t0 + t) * a_stride + r];
+      act[t] = a[(t0 + t) * a_stride + slot];
       any |= act[t] != 0.0f;
     }
     if (!any) continue;
@@ -348,9 +353,8 @@ HWY_INLINE void AccumulateTokens(const MatrixView& w, const RowSet& rows, int64_
       for (int t = 0; t < kTokens; ++t) {
         float sum = y[(t0 + t) * y_stride + c];
         for (int64_t i = i0; i < i1; ++i) {
-          const int64_t r = rows.Row(i);
-          const float act = a[(t0 + t) * a_stride + r];
-          if (act != 0.0f) sum += act * Dec::ScalarAt(w.Row(r), c);
+          const float act = a[(t0 + t) * a_stride + rows.Slot(i)];
+          if (act != 0.0f) sum += act * Dec::ScalarAt(w.Row(rows.Row(i)), c);
         }
         y[(t0 + t) * y_stride + c] = sum;
       }

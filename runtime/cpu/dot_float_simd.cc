@@ -70,10 +70,10 @@ template <typename T, int kRows, int kTokens>
 HWY_INLINE void RunFloatTile(const MatrixView& w, const RowSet& rows, int64_t i0, const float* x,
                              int64_t t0, int64_t c0, int64_t c1, float* y, int64_t y_stride) {
   const T* wr[kRows];
-  int64_t row_ids[kRows];
+  int64_t slots[kRows];
   for (int r = 0; r < kRows; ++r) {
-    row_ids[r] = rows.Row(i0 + r);
-    wr[r] = reinterpret_cast<const T*>(w.Row(row_ids[r]));
+    slots[r] = rows.Slot(i0 + r);
+    wr[r] = reinterpret_cast<const T*>(w.Row(rows.Row(i0 + r)));
   }
   const float* xt[kTokens];
   for (int t = 0; t < kTokens; ++t) xt[t] = x + (t0 + t) * w.cols;
@@ -91,7 +91,7 @@ HWY_INLINE void RunFloatTile(const MatrixView& w, const RowSet& rows, int64_t i0
   FloatTile<T, kRows, kTokens>(wr, ahead, xt, c0, c1, sums);
   for (int r = 0; r < kRows; ++r) {
     for (int t = 0; t < kTokens; ++t) {
-      float& out = y[(t0 + t) * y_stride + row_ids[r]];
+      float& out = y[(t0 + t) * y_stride + slots[r]];
       out = c0 == 0 ? sums[r][t] : out + sums[r][t];
     }
   }

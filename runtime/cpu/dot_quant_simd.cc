@@ -556,10 +556,10 @@ HWY_INLINE void RunQuantTile(const MatrixView& w, const RowSet& rows, int64_t i0
                              float* y, int64_t y_stride) {
   const int64_t blocks = x.cols / kBlock;
   const uint8_t* wr[kRows];
-  int64_t row_ids[kRows];
+  int64_t slots[kRows];
   for (int r = 0; r < kRows; ++r) {
-    row_ids[r] = rows.Row(i0 + r);
-    wr[r] = w.Row(row_ids[r]);
+    slots[r] = rows.Slot(i0 + r);
+    wr[r] = w.Row(rows.Row(i0 + r));
   }
   const int8_t* xq[kTokens];
   const float* xd[kTokens];
@@ -582,7 +582,7 @@ HWY_INLINE void RunQuantTile(const MatrixView& w, const RowSet& rows, int64_t i0
   QuantTile<kType, kRows, kTokens>(wr, ahead, xq, xd, b0, b1, sums);
   for (int r = 0; r < kRows; ++r) {
     for (int t = 0; t < kTokens; ++t) {
-      float& out = y[(t0 + t) * y_stride + row_ids[r]];
+      float& out = y[(t0 + t) * y_stride + slots[r]];
       out = b0 == 0 ? sums[r][t] : out + sums[r][t];
     }
   }

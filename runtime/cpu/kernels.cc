@@ -9,9 +9,12 @@
 //     reads its part of every active row; no per-thread partial sums or reduction are needed.
 //   - attention: decode splits the KV heads into one contiguous range per thread; prompts hand out
 //     whole tokens round robin (later tokens attend to more keys).
+//   - the Gather* products (neuron-sparse FFN) run the same SIMD bodies over a list of rows
+//     (simd::RowSet with an index, operands compact in list order), split the same way: blocks of
+//     the list per thread for dot products and for decode's transposed product (each thread
+//     streams whole, contiguous ffn_down_t rows into a partial sum), output columns for prompts.
 // Problems too small to pay for waking the threads run on the calling thread.
 #include "runtime/cpu/kernels.h"
-#include "runtime/cpu/reference_kernels.h"
 
 #include <omp.h>
 
@@ -90,29 +93,43 @@ int Threads() { return omp_get_max_threads(); }
 
 void MatVec(const MatrixView& w, const float* x, float* y) { MatMul(w, x, 1, y); }
 
-void MatMul(const MatrixView& w, const float* x, int64_t n, float* y) {
-  if (n <= 0 || w.rows <= 0) return;
-  const int threads = ThreadsFor(w.rows * w.cols * n);
+namespace {
+
+// Y[t, slot(i)] = W[row(i), :] · X[t, :] for the `count` rows of `index` (null: rows 0..count) —
+// MatMul and GatherMatMul. Threads take contiguous blocks of the row list.
+void DotRows(const MatrixView& w, const int32_t* index, int64_t count, bool compact, const float* x,
+             int64_t n, float* y, int64_t y_stride) {
+  if (n <= 0 || count <= 0) return;
+  const int threads = ThreadsFor(count * w.cols * n);
   // Rows per thread in multiples of the row tile, so that no tile straddles two threads.
   constexpr int64_t kRowAlign = 4;
   const int parts =
-      static_cast<int>(std::min<int64_t>(threads, (w.rows + kRowAlign - 1) / kRowAlign));
+      static_cast<int>(std::min<int64_t>(threads, (count + kRowAlign - 1) / kRowAlign));
+  auto rows_of = [&](int part) {
+    const Range r = SplitRange(count, parts, part, kRowAlign);
+    return simd::RowSet{index, r.begin, r.end, compact};
+  };
   if (IsQuantized(w.dtype)) {
     const simd::QuantizedActivations xq = QuantizeForWeights(x, n, w.cols, parts);
-    if (parts <= 1) return simd::DotRowsQuant(w, {nullptr, 0, w.rows}, xq, y, w.rows);
+    if (parts <= 1) return simd::DotRowsQuant(w, rows_of(0), xq, y, y_stride);
 #pragma omp parallel num_threads(parts)
-    {
-      const Range rows = SplitRange(w.rows, parts, omp_get_thread_num(), kRowAlign);
-      simd::DotRowsQuant(w, {nullptr, rows.begin, rows.end}, xq, y, w.rows);
-    }
+    simd::DotRowsQuant(w, rows_of(omp_get_thread_num()), xq, y, y_stride);
     return;
   }
-  if (parts <= 1) return simd::DotRowsFloat(w, {nullptr, 0, w.rows}, x, n, y, w.rows);
+  if (parts <= 1) return simd::DotRowsFloat(w, rows_of(0), x, n, y, y_stride);
 #pragma omp parallel num_threads(parts)
-  {
-    const Range rows = SplitRange(w.rows, parts, omp_get_thread_num(), kRowAlign);
-    simd::DotRowsFloat(w, {nullptr, rows.begin, rows.end}, x, n, y, w.rows);
-  }
+  simd::DotRowsFloat(w, rows_of(omp_get_thread_num()), x, n, y, y_stride);
+}
+
+}  // namespace
+
+void MatMul(const MatrixView& w, const float* x, int64_t n, float* y) {
+  DotRows(w, nullptr, w.rows, false, x, n, y, w.rows);
+}
+
+void GatherMatMul(const MatrixView& w, const int32_t* rows, int64_t count, const float* x,
+                  int64_t n, float* y) {
+  DotRows(w, rows, count, true, x, n, y, count);
 }
 
 void MatVecTransposedAccumulate(const MatrixView& w, const float* a, float* y) {
@@ -128,26 +145,39 @@ enum class TransposedSplit {
 };
 TransposedSplit g_transposed_split_for_decode = TransposedSplit::kRows;
 
-void AccumulateSplitByColumns(const MatrixView& w, const float* a, int64_t n, float* y, int parts) {
+// The rows of a transposed product: `count` rows of `index` (null: rows 0..count), their
+// activations at A[t, slot(i)] with a_stride floats per token.
+struct TransposedRows {
+  const int32_t* index = nullptr;
+  int64_t count = 0;
+  bool compact = false;
+  int64_t a_stride = 0;
+
+  simd::RowSet Part(Range r) const { return {index, r.begin, r.end, compact}; }
+};
+
+void AccumulateSplitByColumns(const MatrixView& w, const TransposedRows& rows, const float* a,
+                              int64_t n, float* y, int parts) {
   // Column boundaries: whole quantized blocks; for float rows, whole 64-byte lines of y.
   const int64_t align = IsQuantized(w.dtype) ? 32 : 16;
   parts = static_cast<int>(std::min<int64_t>(parts, (w.cols + align - 1) / align));
-  const simd::RowSet rows{nullptr, 0, w.rows};
+  const simd::RowSet all = rows.Part({0, rows.count});
   if (parts <= 1) {
-    return simd::AccumulateRowsTransposed(w, rows, a, w.rows, n, 0, w.cols, y, w.cols);
+    return simd::AccumulateRowsTransposed(w, all, a, rows.a_stride, n, 0, w.cols, y, w.cols);
   }
 #pragma omp parallel num_threads(parts)
   {
     const Range cols = SplitRange(w.cols, parts, omp_get_thread_num(), align);
-    simd::AccumulateRowsTransposed(w, rows, a, w.rows, n, cols.begin, cols.end, y, w.cols);
+    simd::AccumulateRowsTransposed(w, all, a, rows.a_stride, n, cols.begin, cols.end, y, w.cols);
   }
 }
 
-void AccumulateSplitByRows(const MatrixView& w, const float* a, int64_t n, float* y, int parts) {
-  parts = static_cast<int>(std::min<int64_t>(parts, w.rows));
+void AccumulateSplitByRows(const MatrixView& w, const TransposedRows& rows, const float* a,
+                           int64_t n, float* y, int parts) {
+  parts = static_cast<int>(std::min<int64_t>(parts, rows.count));
   if (parts <= 1) {
-    return simd::AccumulateRowsTransposed(w, {nullptr, 0, w.rows}, a, w.rows, n, 0, w.cols, y,
-                                          w.cols);
+    return simd::AccumulateRowsTransposed(w, rows.Part({0, rows.count}), a, rows.a_stride, n, 0,
+                                          w.cols, y, w.cols);
   }
   // Thread 0 accumulates into y itself, the others into zeroed partial outputs.
   thread_local std::vector<float> partials;
@@ -157,10 +187,9 @@ void AccumulateSplitByRows(const MatrixView& w, const float* a, int64_t n, float
 #pragma omp parallel num_threads(parts)
   {
     const int id = omp_get_thread_num();
-    const Range rows = SplitRange(w.rows, parts, id, 1);
+    const Range part = SplitRange(rows.count, parts, id, 1);
     float* out = id == 0 ? y : partial + (id - 1) * outputs;
-    simd::AccumulateRowsTransposed(w, {nullptr, rows.begin, rows.end}, a, w.rows, n, 0, w.cols, out,
-                                   w.cols);
+    simd::AccumulateRowsTransposed(w, rows.Part(part), a, rows.a_stride, n, 0, w.cols, out, w.cols);
 #pragma omp barrier
     const Range slice = SplitRange(outputs, parts, id, 16);
     for (int other = 1; other < parts; ++other) {
@@ -169,27 +198,28 @@ void AccumulateSplitByRows(const MatrixView& w, const float* a, int64_t n, float
   }
 }
 
+void AccumulateTransposed(const MatrixView& w, const TransposedRows& rows, const float* a,
+                          int64_t n, float* y) {
+  if (n <= 0 || w.cols <= 0 || rows.count <= 0) return;
+  const int threads = ThreadsFor(rows.count * w.cols * n);
+  if (n == 1 && g_transposed_split_for_decode == TransposedSplit::kRows) {
+    return AccumulateSplitByRows(w, rows, a, n, y, threads);
+  }
+  AccumulateSplitByColumns(w, rows, a, n, y, threads);
+}
+
 }  // namespace
 
 void MatMulTransposedAccumulate(const MatrixView& w, const float* a, int64_t n, float* y) {
-  if (n <= 0 || w.cols <= 0) return;
-  const int threads = ThreadsFor(w.rows * w.cols * n);
-  if (n == 1 && g_transposed_split_for_decode == TransposedSplit::kRows) {
-    return AccumulateSplitByRows(w, a, n, y, threads);
-  }
-  AccumulateSplitByColumns(w, a, n, y, threads);
+  AccumulateTransposed(w, {nullptr, w.rows, false, w.rows}, a, n, y);
 }
 
-// Interim: the scalar references, so that the sparse and hybrid FFN strategies build against the
-// final signatures while the Highway versions are written (issue 7 replaces these two bodies).
-void GatherMatMul(const MatrixView& w, const int32_t* rows, int64_t count, const float* x,
-                  int64_t n, float* y) {
-  reference::GatherMatMul(w, rows, count, x, n, y);
-}
-
+// Decode splits the listed neurons into one block per thread (each streams whole, contiguous
+// ffn_down_t rows into a private partial sum), prompts split the output columns, as the dense
+// product does.
 void GatherMatMulTransposedAccumulate(const MatrixView& w, const int32_t* rows, int64_t count,
                                       const float* a, int64_t n, float* y) {
-  reference::GatherMatMulTransposedAccumulate(w, rows, count, a, n, y);
+  AccumulateTransposed(w, {rows, count, true, count}, a, n, y);
 }
 
 void DecodeRows(const MatrixView& w, int64_t row, int64_t count, float* out) {

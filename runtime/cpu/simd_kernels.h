@@ -14,13 +14,19 @@ namespace pinfer::cpu::simd {
 // The rows a kernel visits: either the contiguous range [begin, end), or, when `index` is set,
 // the rows index[begin..end). The index form is what neuron-sparse execution passes (the
 // predicted-active neurons); dense execution uses ranges.
+// Each visited row has a per-row operand (the output of a dot product, the activation scaling it
+// in a transposed product). It lives at the row's id, or, when `compact` is set, at the row's
+// position in `index` (the Gather* kernels: operands [count] per token, in the order of `index`).
 struct RowSet {
   const int32_t* index = nullptr;
   int64_t begin = 0;
   int64_t end = 0;
+  bool compact = false;
 
   int64_t size() const { return end - begin; }
   int64_t Row(int64_t i) const { return index != nullptr ? index[begin + i] : begin + i; }
+  // Where the operand of the i-th visited row lives.
+  int64_t Slot(int64_t i) const { return compact ? begin + i : Row(i); }
 };
 
 // Activations quantized to q8_0 blocks, laid out for SIMD: the int8 values of token t at
@@ -38,7 +44,7 @@ struct QuantizedActivations {
 // Bit-identical to pinfer::QuantizeRowQ8_0 (round half away from zero).
 void QuantizeActivations(const float* x, int64_t cols, int64_t t0, int64_t t1, int8_t* q, float* d);
 
-// y[t * y_stride + r] = W[r,:] · X[t,:] for every row r of `rows` and token t < n.
+// y[t * y_stride + slot(r)] = W[r,:] · X[t,:] for every row r of `rows` and token t < n.
 // Float weights (f32, f16, bf16) against f32 activations.
 void DotRowsFloat(const MatrixView& w, RowSet rows, const float* x, int64_t n, float* y,
                   int64_t y_stride);
@@ -46,7 +52,7 @@ void DotRowsFloat(const MatrixView& w, RowSet rows, const float* x, int64_t n, f
 void DotRowsQuant(const MatrixView& w, RowSet rows, const QuantizedActivations& x, float* y,
                   int64_t y_stride);
 
-// Y[t, c] += Σ_{r in rows} A[t, r] · W[r, c] for columns c in [c0, c1) and tokens t < n
+// Y[t, c] += Σ_{r in rows} A[t, slot(r)] · W[r, c] for columns c in [c0, c1) and tokens t < n
 // (A: [n, a_stride], Y: [n, y_stride]). For quantized weights c0 and c1 are multiples of 32.
 // A row whose activations are all zero (for the tokens processed together) is skipped.
 void AccumulateRowsTransposed(const MatrixView& w, RowSet rows, const float* a, int64_t a_stride,

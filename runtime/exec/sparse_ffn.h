@@ -1,0 +1,164 @@
+// The neuron-sparse CPU FFN (issue 7): per layer, a NeuronSelector says which neurons the tokens of
+// a batch use (an activation predictor in production, the true activations in tests and --check);
+// only their gate and up rows are multiplied (cpu::GatherMatMul), and only their ffn_down_t rows
+// accumulated (cpu::GatherMatMulTransposedAccumulate). A measured cost model (sparse_cost_model.h)
+// sends a call to the dense kernels when the selected density is too high for sparse to win.
+//
+// Batches (prompts, perplexity): the batch computes the UNION of its tokens' selected neurons, for
+// every token of the batch. One gathered product over the union reads each selected row once for
+// the whole batch (what makes batched products cheap), and the union is a superset of each token's
+// selection, so a token gets its own neurons plus some exactly computed extra ones: never worse
+// than its own selection. When the union is dense (typical for long prompts on predicted models,
+// since different tokens fire different neurons), the cost model picks the dense kernels.
+//
+// Calibrated models (silu/gelu without exact zeros): a neuron fires when |act(gate_i·x)| exceeds
+// the layer's threshold τ (pi-profile's calibration, CATS-style). At run time the rule is applied
+// to every computed neuron: a_i = act(g_i)·u_i when |act(g_i)| > τ, else exactly 0. So a sparse
+// call computes "the thresholded model restricted to the selected neurons", the dense fallback
+// computes the thresholded model over all neurons, and the oracle selection reproduces the
+// thresholded model exactly. (--dense runs DenseFfn: the original, unthresholded model.)
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "runtime/exec/ffn.h"
+#include "runtime/exec/sparse_cost_model.h"
+#include "runtime/model/activation.h"
+#include "runtime/model/model.h"
+
+namespace pinfer {
+
+// The selected neurons of each token of a batch: token t's are ids[offsets[t], offsets[t + 1]),
+// ascending (the layout of cpu::PredictedActive).
+struct SelectedNeurons {
+  std::vector<int32_t> ids;
+  std::vector<int64_t> offsets;  // n + 1 entries
+
+  int64_t tokens() const { return offsets.empty() ? 0 : static_cast<int64_t>(offsets.size()) - 1; }
+  std::span<const int32_t> Token(int64_t t) const {
+    const auto begin = static_cast<size_t>(offsets[static_cast<size_t>(t)]);
+    const auto end = static_cast<size_t>(offsets[static_cast<size_t>(t) + 1]);
+    return std::span<const int32_t>(ids).subspan(begin, end - begin);
+  }
+  void Clear() {
+    ids.clear();
+    offsets.assign(1, 0);
+  }
+};
+
+// When a computed neuron counts as firing, and how calibrated models zero the others.
+struct FiringThresholds {
+  Activation activation;
+  // Empty: the activation has exact zeros (a_i != 0 fires). Else τ per layer, on |act(g_i)|.
+  std::vector<float> per_layer;
+
+  bool calibrated() const { return !per_layer.empty(); }
+  bool Fires(int64_t layer, float gate, float activation_value) const;
+  // Zeroes a[j] (computed from gate products g[j]) of the neurons that do not fire: the
+  // calibrated model's rule; nothing for exact-zero activations.
+  void Apply(int64_t layer, const float* gate, int64_t count, float* a) const;
+};
+
+// Where a layer's selection comes from.
+class NeuronSelector {
+ public:
+  virtual ~NeuronSelector() = default;
+  virtual std::string_view name() const = 0;
+  // Selects the neurons of `layer` for the n tokens x [n, dim] (the FFN inputs) into `out`.
+  // `workspace` may be used as scratch (its gate/up/activations buffers).
+  virtual absl::Status Select(int64_t layer, const float* x, int64_t n, FfnWorkspace& workspace,
+                              SelectedNeurons& out) = 0;
+  // Bytes of weights one Select call reads (the predictor's), for the accounting.
+  virtual uint64_t SelectBytes(int64_t layer) const = 0;
+};
+
+// The true activations: computes the layer densely and selects the neurons that fire. Exact by
+// construction; for tests (oracle sparse == dense) and --check. Costs a dense FFN.
+class OracleSelector : public NeuronSelector {
+ public:
+  OracleSelector(const Model& model, FiringThresholds firing)
+      : model_(model), firing_(std::move(firing)) {}
+  std::string_view name() const override { return "oracle"; }
+  absl::Status Select(int64_t layer, const float* x, int64_t n, FfnWorkspace& workspace,
+                      SelectedNeurons& out) override;
+  uint64_t SelectBytes(int64_t layer) const override { return model_.layer(layer).FfnBytes(); }
+
+ private:
+  const Model& model_;
+  FiringThresholds firing_;
+};
+
+// Fills gate/up/activations [n, n_ff] of the workspace with the dense FFN's values (thresholds
+// applied) without touching the output: what the oracle and --check compare against.
+void ComputeTrueActivations(const Model& model, const FiringThresholds& firing, int64_t layer,
+                            const float* x, int64_t n, FfnWorkspace& workspace);
+
+// Per-layer statistics, summed over calls.
+struct SparseLayerStats {
+  int64_t calls = 0;
+  int64_t dense_calls = 0;    // calls the cost model (or an observer) sent to the dense kernels
+  int64_t tokens = 0;         // tokens through the layer
+  int64_t selected = 0;       // Σ over tokens of the token's selected neurons
+  int64_t computed = 0;       // Σ over calls of neurons computed (union, or n_ff when dense)
+  int64_t max_selected = 0;   // the largest selection (batch union) of one call
+  uint64_t weight_bytes = 0;  // FFN + selector weight bytes read
+  // --check: against the true activations (calibrated models: the thresholded ones).
+  int64_t true_active = 0;   // Σ over tokens of neurons that truly fire
+  int64_t hits = 0;          // Σ over tokens of neurons selected and firing
+  double true_mass = 0.0;    // Σ |a_i| over the firing neurons
+  double missed_mass = 0.0;  // Σ |a_i| over the firing neurons not selected
+
+  double SelectedDensity(int64_t n_ff) const;
+  double TrueDensity(int64_t n_ff) const;
+  double Recall() const;
+  double FalseNegativeMass() const;
+};
+
+struct SparseFfnOptions {
+  FiringThresholds firing;
+  SparseCostModel cost;  // per-layer crossover densities (sparse_cost_model.h)
+  bool check = false;    // also compute the true activations and fill the check statistics
+};
+
+class SparseFfn : public FfnStrategy {
+ public:
+  SparseFfn(const Model& model, std::shared_ptr<NeuronSelector> selector, SparseFfnOptions options);
+  std::string_view name() const override { return "sparse"; }
+  absl::StatusOr<FfnCallStats> Forward(const FfnCall& call) override;
+
+  const NeuronSelector& selector() const { return *selector_; }
+  const SparseFfnOptions& options() const { return options_; }
+  const std::vector<SparseLayerStats>& stats() const { return stats_; }
+  void ResetStats();
+
+ private:
+  // The FFN over every neuron (thresholds applied), as DenseFfn plus the calibrated rule.
+  uint64_t ForwardDense(const FfnCall& call);
+  // The FFN over the listed neurons (ascending), for every token of the batch.
+  uint64_t ForwardSelected(const FfnCall& call, std::span<const int32_t> neurons);
+  // The union of the tokens' selections, ascending, into union_.
+  std::span<const int32_t> BatchUnion(const SelectedNeurons& selected);
+  // --check: compares the selection with the true activations (computed into the workspace).
+  void Check(const FfnCall& call, const SelectedNeurons& selected);
+
+  const Model& model_;
+  std::shared_ptr<NeuronSelector> selector_;
+  SparseFfnOptions options_;
+  std::vector<SparseLayerStats> stats_;
+  SelectedNeurons selected_;
+  std::vector<int32_t> union_;
+  std::vector<uint32_t> marks_;  // [n_ff]: the call number that last marked the neuron
+  uint32_t mark_ = 0;
+};
+
+// One line per layer (and a total) of the --check statistics and the selection, for stderr.
+std::string FormatSparseReport(const SparseFfn& ffn, int64_t n_ff, bool with_check);
+
+}  // namespace pinfer

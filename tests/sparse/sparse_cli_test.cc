@@ -1,0 +1,206 @@
+// pi-run's sparse flags end to end (the flags live in RuntimeFlags, so pi-server has them too):
+// oracle sparse perplexity equals dense on the ReLU model, --check reports, a calibrated SiLU model
+// runs with its profile's thresholds, and bad inputs give one clear error line.
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "format/dtype.h"
+#include "format/pi_file.h"
+#include "format/quant.h"
+#include "format/strings.h"
+#include "gtest/gtest.h"
+#include "runtime/model/predictor_weights.h"
+#include "tests/runtime/test_models.h"
+
+namespace pinfer {
+namespace {
+
+using test::BundledModel;
+
+test::ProgramResult PiRun(const std::vector<std::string>& args) {
+  return test::RunProgram(PI_RUN_PATH, args);
+}
+
+std::string Relu() { return test::ConvertedModel(BundledModel::kReluLlama260K); }
+std::string TinyStories() { return test::SourcePath("tests/data/text/tinystories_valid_head.txt"); }
+
+// A copy of a bundled model under its own name in the scratch directory, so that files beside it
+// (profile, predictor) belong to this test only.
+std::string CopyModel(const std::string& from, const std::string& name) {
+  const std::string to = test::ScratchDir() + "/" + name + ".pi";
+  std::filesystem::copy_file(from, to, std::filesystem::copy_options::overwrite_existing);
+  return to;
+}
+
+// A predictor with random f16 weights (rank 32) for the model at `model_path`, written to `path`:
+// a real, loadable artifact for the plumbing (selection, checks, errors); not a trained one.
+void WriteRandomPredictor(const std::string& model_path, const std::string& path,
+                          const std::string& fire_rule) {
+  absl::StatusOr<std::unique_ptr<PiFile>> model = PiFile::Open(model_path);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const int64_t dim = *(*model)->GetInt("llama.dim");
+  const int64_t n_ff = *(*model)->GetInt("llama.n_ff");
+  const int64_t n_layers = *(*model)->GetInt("llama.n_layers");
+  struct Buffers {
+    std::vector<std::vector<uint8_t>> weights;
+    std::vector<std::vector<float>> biases;
+  };
+  auto buffers = std::make_shared<Buffers>();
+  buffers->weights.reserve(2 * n_layers);
+  buffers->biases.reserve(2 * n_layers);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 0.5f);
+  auto encode = [&](int64_t rows, int64_t cols) {
+    std::vector<float> values(static_cast<size_t>(rows * cols));
+    for (float& v : values) v = normal(rng);
+    std::vector<uint8_t> bytes(static_cast<size_t>(rows * cols * 2));
+    EXPECT_TRUE(EncodeRow(values.data(), values.size(), DType::kF16, bytes.data()).ok());
+    return bytes;
+  };
+  PredictorWeights p;
+  p.model_digest = (*model)->ContentDigestHex();
+  p.dim = dim;
+  p.n_ff = n_ff;
+  p.dtype = DType::kF16;
+  p.target_recall = 0.99;
+  p.fire_rule = fire_rule;
+  for (int64_t l = 0; l < n_layers; ++l) {
+    PredictorLayer layer;
+    layer.rank = 32;
+    layer.logit_threshold = 0.0f;
+    layer.threshold = SigmoidOf(0.0);
+    buffers->weights.push_back(encode(32, dim));
+    layer.w1 = buffers->weights.back();
+    buffers->biases.emplace_back(32, 0.1f);
+    layer.b1 = buffers->biases.back();
+    buffers->weights.push_back(encode(n_ff, 32));
+    layer.w2 = buffers->weights.back();
+    buffers->biases.emplace_back(static_cast<size_t>(n_ff), 0.0f);
+    layer.b2 = buffers->biases.back();
+    p.layers.push_back(layer);
+  }
+  p.storage = buffers;
+  ASSERT_TRUE(p.Write(path).ok());
+}
+
+void ExpectOneLineError(const test::ProgramResult& r, const char* mention) {
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  ASSERT_TRUE(absl::EndsWith(r.err, "\n")) << r.err;
+  const std::string_view err = std::string_view(r.err).substr(0, r.err.size() - 1);
+  const std::string_view last = err.substr(err.rfind('\n') + 1);
+  EXPECT_TRUE(absl::StartsWith(Sv(last), "pi-run: error: ")) << r.err;
+  EXPECT_TRUE(absl::StrContains(Sv(last), mention)) << r.err << " lacks " << mention;
+}
+
+double FinalPpl(const test::ProgramResult& r) {
+  const std::string key = "Final estimate: PPL = ";
+  const size_t at = r.out.find(key);
+  if (at == std::string::npos) return -1.0;
+  double ppl = -1.0;
+  const std::string rest = r.out.substr(at + key.size());
+  EXPECT_TRUE(absl::SimpleAtod(rest.substr(0, rest.find(' ')), &ppl)) << r.out;
+  return ppl;
+}
+
+TEST(SparseCliTest, OracleSparsePerplexityEqualsDenseOnTheReluModel) {
+  const std::vector<std::string> common = {
+      "-m", Relu(), "--perplexity", TinyStories(), "-c", "128", "--chunks", "4", "-t", "1"};
+  std::vector<std::string> dense_args = common;
+  dense_args.push_back("--dense");
+  const test::ProgramResult dense = PiRun(dense_args);
+  ASSERT_EQ(dense.exit_code, 0) << dense.err;
+  EXPECT_TRUE(absl::StrContains(dense.err, "ffn: dense")) << dense.err;
+
+  std::vector<std::string> sparse_args = common;
+  for (const char* a : {"--oracle-sparse", "--check"}) sparse_args.push_back(a);
+  const test::ProgramResult sparse = PiRun(sparse_args);
+  ASSERT_EQ(sparse.exit_code, 0) << sparse.err;
+  EXPECT_NEAR(FinalPpl(sparse), FinalPpl(dense), 1e-4 * FinalPpl(dense));
+  for (const char* line : {"ffn: sparse (oracle selection", "mean selected density",
+                           "MB read per token", "check: layer  0: selected density",
+                           "check: all layers", "recall 1.0000, false-negative mass 0.0000"}) {
+    EXPECT_TRUE(absl::StrContains(sparse.err, line)) << sparse.err << " lacks " << line;
+  }
+}
+
+TEST(SparseCliTest, CalibratedSiluModelRunsWithItsProfilesThresholds) {
+  const std::string model =
+      CopyModel(test::ConvertedModel(BundledModel::kStories260K), "calibrated_stories");
+  // Without a calibrated profile, sparse execution of a SiLU model is refused.
+  ExpectOneLineError(PiRun({"-m", model, "--oracle-sparse", "-p", "Once", "-n", "2"}),
+                     "pi-profile --target-sparsity");
+  const test::ProgramResult profile = test::RunProgram(
+      PI_PROFILE_PATH, {"-m", model, "--dataset", TinyStories(), "--target-sparsity", "0.5",
+                        "--max-tokens", "2048", "-c", "128", "-t", "1", "-q"});
+  ASSERT_EQ(profile.exit_code, 0) << profile.err;
+  const test::ProgramResult r = PiRun({"-m", model, "--oracle-sparse", "--check", "--perplexity",
+                                       TinyStories(), "-c", "128", "--chunks", "4", "-t", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_GT(FinalPpl(r), 1.0);
+  EXPECT_TRUE(absl::StrContains(r.err, "recall 1.0000")) << r.err;
+  // The thresholds calibrated for 50% sparsity select about half of the neurons.
+  const size_t at = r.err.find("check: all layers: selected density ");
+  ASSERT_NE(at, std::string::npos) << r.err;
+  double density = 0.0;
+  ASSERT_TRUE(absl::SimpleAtod(r.err.substr(at + 36, 5), &density)) << r.err;
+  EXPECT_NEAR(density, 0.5, 0.1);
+}
+
+TEST(SparseCliTest, BadFlagsGiveOneLine) {
+  ExpectOneLineError(PiRun({"-m", Relu(), "--dense", "--check", "-p", "x"}), "--dense");
+  ExpectOneLineError(PiRun({"-m", Relu(), "--check", "-p", "x"}), "--check needs sparse");
+  ExpectOneLineError(PiRun({"-m", Relu(), "--oracle-sparse", "--sparse-crossover", "2", "-p", "x"}),
+                     "--sparse-crossover");
+  ExpectOneLineError(PiRun({"-m", Relu(), "--predictor", "/nonexistent/p.predictor.pi", "-p", "x"}),
+                     "/nonexistent/p.predictor.pi");
+  // A profile made for another model.
+  const std::string other = CopyModel(Relu(), "other_relu");
+  const test::ProgramResult profile =
+      test::RunProgram(PI_PROFILE_PATH, {"-m", other, "--dataset", TinyStories(), "--max-tokens",
+                                         "256", "-c", "64", "-t", "1", "-q", "-o",
+                                         test::ScratchDir() + "/relu_for_stories.profile.pi"});
+  ASSERT_EQ(profile.exit_code, 0) << profile.err;
+  const std::string stories =
+      CopyModel(test::ConvertedModel(BundledModel::kStories260K), "stories_with_wrong_profile");
+  ExpectOneLineError(PiRun({"-m", stories, "--oracle-sparse", "--profile",
+                            test::ScratchDir() + "/relu_for_stories.profile.pi", "-p", "x"}),
+                     "relu_for_stories.profile.pi");
+}
+
+TEST(SparseCliTest, PredictorBesideTheModelMakesExecutionSparse) {
+  const std::string model = CopyModel(Relu(), "relu_with_predictor");
+  const std::string beside = test::ScratchDir() + "/relu_with_predictor.predictor.pi";
+  WriteRandomPredictor(model, beside, "nonzero");
+  const test::ProgramResult r = PiRun(
+      {"-m", model, "-p", "Once upon a time", "-n", "8", "--temp", "0", "-t", "1", "--check"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(r.out.empty());
+  for (const char* line : {"ffn: sparse (predictor selection", "check: all layers", "recall "}) {
+    EXPECT_TRUE(absl::StrContains(r.err, line)) << r.err << " lacks " << line;
+  }
+  const test::ProgramResult dense = PiRun(
+      {"-m", model, "-p", "Once upon a time", "-n", "8", "--temp", "0", "-t", "1", "--dense"});
+  ASSERT_EQ(dense.exit_code, 0) << dense.err;
+  EXPECT_TRUE(absl::StrContains(dense.err, "ffn: dense")) << dense.err;
+}
+
+TEST(SparseCliTest, PredictorForAnotherModelIsRejected) {
+  const std::string stories = test::ConvertedModel(BundledModel::kStories260K);
+  const std::string other = test::ScratchDir() + "/stories.predictor.pi";
+  WriteRandomPredictor(stories, other, "nonzero");
+  ExpectOneLineError(PiRun({"-m", Relu(), "--predictor", other, "-p", "x"}), "another model");
+  // The right model, but trained on the calibrated firing rule while this model has exact zeros.
+  const std::string rule = test::ScratchDir() + "/relu_threshold.predictor.pi";
+  WriteRandomPredictor(Relu(), rule, "threshold");
+  ExpectOneLineError(PiRun({"-m", Relu(), "--predictor", rule, "-p", "x"}), "firing rule");
+}
+
+}  // namespace
+}  // namespace pinfer
