@@ -196,6 +196,10 @@ absl::Status RunGeneration(Runtime& rt, const PiRunOptions& options, std::string
   WriteOut("\n");
   LogPhase("prompt", prompt_stats);
   LogPhase("decode", decode_stats);
+  if (const HybridFfn* hybrid = rt.loaded.placement.hybrid.get(); hybrid != nullptr) {
+    std::fprintf(stderr, "%s%s\n", kLog,
+                 FormatHybridStats(hybrid->stats(), hybrid->gpu_backend()).c_str());
+  }
   return absl::OkStatus();
 }
 

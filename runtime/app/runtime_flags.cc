@@ -23,6 +23,7 @@ void AddRuntimeFlags(CLI::App& app, RuntimeFlags& flags) {
   app.add_flag_callback(
       "--no-populate", [&flags] { flags.populate = false; },
       "do not pre-read the model into memory at load (first tokens then include disk reads)");
+  AddPlacementFlags(app, flags.placement);
 }
 
 absl::Status ValidateRuntimeFlags(const RuntimeFlags& flags) {
@@ -39,7 +40,7 @@ absl::Status ValidateRuntimeFlags(const RuntimeFlags& flags) {
     return absl::InvalidArgumentError(
         absl::StrCat("-b must be 1 or more tokens, got ", flags.batch_size));
   }
-  return absl::OkStatus();
+  return ValidatePlacementFlags(flags.placement);
 }
 
 absl::StatusOr<LoadedRuntime> LoadRuntime(const RuntimeFlags& flags) {
@@ -60,6 +61,10 @@ absl::StatusOr<LoadedRuntime> LoadRuntime(const RuntimeFlags& flags) {
   ExecutorOptions exec;
   exec.batch_size = flags.batch_size;
   rt.executor = std::make_unique<Executor>(*rt.model, exec);
+  absl::StatusOr<PlacementSetup> placement =
+      SetUpPlacement(flags.placement, *rt.model, *rt.executor, /*selector=*/nullptr);
+  if (!placement.ok()) return placement.status();
+  rt.placement = *std::move(placement);
   rt.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return rt;
 }
@@ -88,6 +93,9 @@ void LogRuntimeSummary(std::string_view log_prefix, const RuntimeFlags& flags,
                prefix.c_str(), rt.load_seconds * 1e3, static_cast<long long>(context_length),
                static_cast<long long>(c.context_length), FormatBytes(kv_cache_bytes).c_str(),
                cpu::Threads(), cpu::SimdTargetName());
+  for (const std::string& note : rt.placement.notes) {
+    std::fprintf(stderr, "%s%s\n", prefix.c_str(), note.c_str());
+  }
 }
 
 }  // namespace pinfer

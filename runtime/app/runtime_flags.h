@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "runtime/app/placement_setup.h"
 #include "runtime/exec/executor.h"
 #include "runtime/exec/session.h"
 #include "runtime/model/model.h"
@@ -29,6 +30,7 @@ struct RuntimeFlags {
   int64_t context = 0;       // -c; positions per session, 0: the model's training context
   int64_t batch_size = 256;  // -b; prompt tokens per forward pass
   bool populate = true;      // pre-fault the mapping, so timings do not include disk reads
+  PlacementFlags placement;  // --plan, --vram-budget (placement_setup.h)
 
   // What sessions over the executor get.
   SessionOptions session_options() const {
@@ -38,7 +40,7 @@ struct RuntimeFlags {
   }
 };
 
-// Registers -m/--model (required), -t, -c, -b and --no-populate.
+// Registers -m/--model (required), -t, -c, -b, --no-populate and the placement flags.
 void AddRuntimeFlags(CLI::App& app, RuntimeFlags& flags);
 
 // Checks values that do not depend on the model; the message names the flag.
@@ -49,6 +51,7 @@ struct LoadedRuntime {
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<Executor> executor;
+  PlacementSetup placement;  // the hybrid GPU/CPU FFN when a plan applies
   double load_seconds = 0.0;
 };
 
