@@ -15,11 +15,13 @@
 #
 # If LLAMA_CPP_DIR points at a llama.cpp build with CUDA (its bin/ or build/bin/ holds llama-bench),
 # llama-bench decodes the GGUF with -ngl = the number of whole layers that fit the same budget
-# (budget / (file size / layers)), same threads and token count. Nothing is downloaded or built.
+# (budget / (file size / layers); layers + 1, the output too, at 100%), same threads and tokens. Nothing is downloaded or built.
 #
 # Options: --shapes "llama-7b llama-13b"  --dtypes "q4_0 f16"  --budgets "25 50 100" (percent)
-#          -n TOKENS (128)  -t THREADS (all cores)  --profile-tokens N (512)
+#          -n TOKENS (32)  -t THREADS (all cores)  --profile-tokens N (128)
 #          --dir DIR (models and results; default bench/hybrid/work)  --build DIR (default build/)
+#          --delete-after: remove each model (and its GGUF, profile, plans) once measured, for small
+#          disks (7B+13B at q4_0+f16 are ~51 GB, twice that with the GGUFs)
 # Output: a Markdown table on stdout; DIR/results.jsonl has one JSON object per row.
 # Examples:
 #   bench/hybrid/hybrid_bench.sh                                  # the GPU session's run
@@ -34,11 +36,12 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 shapes="llama-7b llama-13b"
 dtypes="q4_0 f16"
 budgets="25 50 100"
-generate=128
+generate=32
 threads=$(nproc)
-profile_tokens=512
+profile_tokens=128
 dir="$root/bench/hybrid/work"
 build="$root/build"
+delete_after=0
 while (($#)); do
   case "$1" in
     --shapes) shapes="$2"; shift 2 ;;
@@ -49,6 +52,7 @@ while (($#)); do
     --profile-tokens) profile_tokens="$2"; shift 2 ;;
     --dir) dir="$2"; shift 2 ;;
     --build) build="$2"; shift 2 ;;
+    --delete-after) delete_after=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "hybrid_bench.sh: error: unknown argument $1 (see --help)" >&2; exit 1 ;;
   esac
@@ -123,7 +127,7 @@ for shape in $shapes; do
           -q -t "$threads" >/dev/null
     fi
     size=$(stat -c %s "$model")
-    layers=$("$build/bin/pi-inspect" "$model" | grep -oE "llama.block_count +int[0-9]* +[0-9]+" \
+    layers=$("$build/bin/pi-inspect" "$model" | grep -oE "llama.n_layers +int[0-9]* +[0-9]+" \
              | grep -oE "[0-9]+$" || true)
     read -r tps gpu cpu coverage backend < <(run_pinfer "$model" --plan none)
     echo "| $name | $dtype | CPU only | 0 | $tps | - | - | - | - | - | - | - |"
@@ -134,13 +138,18 @@ for shape in $shapes; do
       ngl="-"; llama_tps="-"; ratio="-"
       if [[ -n "$llama_bench" && -n "$layers" && "$tps" != "error" ]]; then
         ngl=$((budget * layers / size))
+        ((budget >= size)) && ngl=$((layers + 1))  # every layer and the output layer
         llama_tps=$("$llama_bench" -m "$gguf" -ngl "$ngl" -p 0 -n "$generate" -t "$threads" -o csv \
-                    2>/dev/null | tail -1 | awk -F, '{gsub(/"/,"",$0); print $(NF-1)}')
+                    2>/dev/null | tr -d '"' | awk -F, 'NR == 1 { for (i = 1; i <= NF; ++i) if ($i == "avg_ts") c = i }
+                                                    NR > 1 && c { v = $c } END { print (v == "" ? "error" : v) }')
         ratio=$(awk -v a="$tps" -v b="$llama_tps" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')
       fi
       echo "| $name | $dtype | $percent% | $budget | $tps | $gpu | $cpu | $coverage% | $backend | $ngl | $llama_tps | $ratio |"
       json_tps="$tps"; [[ "$tps" == "error" ]] && json_tps=null
       echo "{\"model\":\"$name\",\"dtype\":\"$dtype\",\"budget_percent\":$percent,\"budget_bytes\":$budget,\"tokens_per_second\":$json_tps,\"gpu_ms_per_token\":\"$gpu\",\"cpu_ms_per_token\":\"$cpu\",\"hot_coverage_percent\":\"$coverage\",\"gpu_part\":\"$backend\",\"llama_cpp_ngl\":\"$ngl\",\"llama_cpp_tokens_per_second\":\"$llama_tps\"}" >>"$results"
     done
+    if ((delete_after)); then
+      rm -f "$model" "$gguf" "$dir/$name".profile.* "$dir/$name".plan*.pi "$dir/$name".samples.zst
+    fi
   done
 done
