@@ -58,9 +58,9 @@ std::string LastLine(const std::string& text) {
 absl::Status RunPiPlace(const std::string& pi_place, const std::string& model_path,
                         const std::string& profile_path, uint64_t budget_bytes,
                         const std::string& output) {
-  std::vector<std::string> args = {pi_place,     "-m", model_path, "--profile", profile_path,
-                                   "--vram",     absl::StrCat(budget_bytes),   "-o",
-                                   output,       "-q"};
+  std::vector<std::string> args = {
+      pi_place, "-m",   model_path, "--profile", profile_path, "--vram", absl::StrCat(budget_bytes),
+      "-o",     output, "-q"};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -97,8 +97,8 @@ absl::Status RunPiPlace(const std::string& pi_place, const std::string& model_pa
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     const std::string how = WIFEXITED(status) ? absl::StrCat("exit ", WEXITSTATUS(status))
                                               : absl::StrCat("signal ", WTERMSIG(status));
-    return absl::FailedPreconditionError(absl::StrCat("--vram-budget: ", pi_place, " failed (",
-                                                      how, "): ", LastLine(err)));
+    return absl::FailedPreconditionError(
+        absl::StrCat("--vram-budget: ", pi_place, " failed (", how, "): ", LastLine(err)));
   }
   return absl::OkStatus();
 }
@@ -147,17 +147,24 @@ void AddPlacementFlags(CLI::App& app, PlacementFlags& flags) {
   app.add_option("--vram-budget", flags.vram_budget,
                  "without --plan: use model.plan-<budget>.pi, solving it with pi-place from "
                  "model.profile.pi first if needed (e.g. 8G)");
+  app.add_option("--gpu-backend", flags.gpu_backend,
+                 "where the plan's GPU part runs: auto (CUDA if a GPU is present, else the CPU), "
+                 "cuda, or cpu")
+      ->capture_default_str();
 }
 
 absl::Status ValidatePlacementFlags(const PlacementFlags& flags) {
+  if (flags.gpu_backend != "auto" && flags.gpu_backend != "cuda" && flags.gpu_backend != "cpu") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--gpu-backend must be auto, cuda or cpu, not '", flags.gpu_backend, "'"));
+  }
   if (!flags.vram_budget.empty()) {
     if (!flags.plan_path.empty()) {
       return absl::InvalidArgumentError("--plan and --vram-budget cannot be combined");
     }
     absl::StatusOr<uint64_t> budget = ParseByteSize(flags.vram_budget);
     if (!budget.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--vram-budget: ", budget.status().message()));
+      return absl::InvalidArgumentError(absl::StrCat("--vram-budget: ", budget.status().message()));
     }
     if (*budget == 0) return absl::InvalidArgumentError("--vram-budget must be positive");
   }
@@ -166,8 +173,8 @@ absl::Status ValidatePlacementFlags(const PlacementFlags& flags) {
 
 std::string CachedPlanPath(const std::string& model_path, uint64_t budget_bytes) {
   std::string size = absl::StrCat(budget_bytes);
-  for (auto [shift, unit] : {std::pair{40, "T"}, std::pair{30, "G"}, std::pair{20, "M"},
-                             std::pair{10, "K"}}) {
+  for (auto [shift, unit] :
+       {std::pair{40, "T"}, std::pair{30, "G"}, std::pair{20, "M"}, std::pair{10, "K"}}) {
     const uint64_t scale = uint64_t{1} << shift;
     if (budget_bytes >= scale && budget_bytes % scale == 0) {
       size = absl::StrCat(budget_bytes / scale, unit);
@@ -226,7 +233,14 @@ absl::StatusOr<PlacementSetup> SetUpPlacement(const PlacementFlags& flags, const
   std::string gpu_side;
   const int64_t gpu_neurons = plan->GpuNeuronCount();
   if (gpu_neurons > 0) {
-    if (absl::Status cuda = CheckCudaAvailable(); cuda.ok()) {
+    const absl::Status cuda = flags.gpu_backend == "cpu" ? absl::OkStatus() : CheckCudaAvailable();
+    if (flags.gpu_backend == "cuda" && !cuda.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--gpu-backend cuda: no GPU for the plan's GPU part: ", cuda.message()));
+    }
+    if (flags.gpu_backend == "cpu") {
+      gpu_side = "the CPU (--gpu-backend cpu)";
+    } else if (cuda.ok()) {
       absl::StatusOr<std::shared_ptr<CudaFfnContext>> context = CreateCudaFfnContext(model);
       if (!context.ok()) return context.status();
       gpu_factory = [context = *context, &model](int64_t layer, std::vector<int32_t> neurons) {
@@ -263,9 +277,9 @@ std::string FormatHybridStats(const HybridFfnStats& stats, std::string_view gpu_
       "hybrid FFN over %d tokens: GPU part (%s) %.3f ms/token, CPU part %.3f ms/token, waited "
       "%.3f ms/token in %d synchronisations, selector %.3f ms/token; hot coverage %.1f%% of %d "
       "computed neurons",
-      stats.tokens, gpu_backend, stats.gpu_seconds * 1e3 / tokens,
-      stats.cpu_seconds * 1e3 / tokens, stats.wait_seconds * 1e3 / tokens,
-      stats.synchronisations, stats.select_seconds * 1e3 / tokens, 100.0 * stats.HotCoverage(),
+      stats.tokens, gpu_backend, stats.gpu_seconds * 1e3 / tokens, stats.cpu_seconds * 1e3 / tokens,
+      stats.wait_seconds * 1e3 / tokens, stats.synchronisations,
+      stats.select_seconds * 1e3 / tokens, 100.0 * stats.HotCoverage(),
       stats.gpu_neurons + stats.cpu_neurons);
 }
 

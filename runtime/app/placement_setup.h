@@ -1,6 +1,6 @@
 // The placement flags of every program that runs a model (pi-run, pi-server, through
-// runtime_flags.h): which plan splits each FFN layer between the GPU and the CPU, and the hybrid FFN
-// (runtime/exec/hybrid_ffn.h) that executes it.
+// runtime_flags.h): which plan splits each FFN layer between the GPU and the CPU, and the hybrid
+// FFN (runtime/exec/hybrid_ffn.h) that executes it.
 //
 //   --plan FILE          a plan written by pi-place (default: model.plan.pi beside the model, when
 //                        it exists; --plan none runs without one)
@@ -10,9 +10,11 @@
 //                        for another model. The runtime never links the solver (DESIGN.md: runtime/
 //                        never depends on tools/), so it runs it as a subprocess.
 //
-// A plan is checked against the model (digest, layers, FFN width). Its GPU parts run on CUDA when
-// this build has the backend and a device is present; otherwise both parts run on the CPU, and a
-// note says so.
+//   --gpu-backend auto   where the plan's GPU parts run: auto (CUDA when this build has the backend
+//                        and a device is present, else the CPU, with a note), cuda (an error
+//                        without a GPU), cpu (the CPU stands in: tests, comparisons)
+//
+// A plan is checked against the model (digest, layers, FFN width).
 #pragma once
 
 #include <cstdint>
@@ -35,11 +37,12 @@ class App;
 namespace pinfer {
 
 struct PlacementFlags {
-  std::string plan_path;    // --plan; "none": no plan
-  std::string vram_budget;  // --vram-budget
+  std::string plan_path;             // --plan; "none": no plan
+  std::string vram_budget;           // --vram-budget
+  std::string gpu_backend = "auto";  // --gpu-backend: auto | cuda | cpu
 };
 
-// Registers --plan and --vram-budget.
+// Registers --plan, --vram-budget and --gpu-backend.
 void AddPlacementFlags(CLI::App& app, PlacementFlags& flags);
 // Checks what does not depend on the model (the budget's syntax, the two flags together).
 absl::Status ValidatePlacementFlags(const PlacementFlags& flags);

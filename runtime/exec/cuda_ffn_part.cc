@@ -18,8 +18,7 @@ namespace pinfer {
 
 class CudaFfnContext {
  public:
-  CudaFfnContext(cuda::Stream stream, cuda::Event start, cuda::Event end, int64_t dim,
-                 int64_t n_ff)
+  CudaFfnContext(cuda::Stream stream, cuda::Event start, cuda::Event end, int64_t dim, int64_t n_ff)
       : stream(std::move(stream)),
         start(std::move(start)),
         end(std::move(end)),
@@ -40,8 +39,8 @@ class CudaFfnContext {
       absl::StatusOr<cuda::PinnedHostBuffer> m = cuda::PinnedHostBuffer::Allocate(mask);
       if (!m.ok()) return m.status();
       host_mask = *std::move(m);
-      for (auto [device, bytes] : {std::pair{&dev_x, vec}, std::pair{&dev_y, vec},
-                                   std::pair{&dev_mask, mask}}) {
+      for (auto [device, bytes] :
+           {std::pair{&dev_x, vec}, std::pair{&dev_y, vec}, std::pair{&dev_mask, mask}}) {
         absl::StatusOr<cuda::DeviceBuffer> b = cuda::DeviceBuffer::Allocate(bytes);
         if (!b.ok()) return b.status();
         *device = *std::move(b);
@@ -167,15 +166,15 @@ class CudaFfnPart : public FfnPart {
     const float param = c.ffn_act.param;
     float* x = ctx.dev_x.As<float>();
     float* y = ctx.dev_y.As<float>();
-    for (absl::Status s : {ctx.start.Record(stream),
-                           cuda::CopyToDevice(stream, x, ctx.host_x.data(), vec_bytes),
-                           cuda::ZeroDevice(stream, y, vec_bytes)}) {
+    for (absl::Status s :
+         {ctx.start.Record(stream), cuda::CopyToDevice(stream, x, ctx.host_x.data(), vec_bytes),
+          cuda::ZeroDevice(stream, y, vec_bytes)}) {
       if (!s.ok()) return s;
     }
     if (call.active != nullptr) {
       uint8_t* mask = ctx.dev_mask.As<uint8_t>();
-      if (absl::Status s = cuda::CopyToDevice(stream, mask, ctx.host_mask.data(),
-                                              static_cast<size_t>(n * n_ff));
+      if (absl::Status s =
+              cuda::CopyToDevice(stream, mask, ctx.host_mask.data(), static_cast<size_t>(n * n_ff));
           !s.ok()) {
         return s;
       }
@@ -203,8 +202,8 @@ class CudaFfnPart : public FfnPart {
         if (!s.ok()) return s;
       }
     }
-    for (absl::Status s : {ctx.end.Record(stream),
-                           cuda::CopyToHost(stream, ctx.host_y.data(), y, vec_bytes)}) {
+    for (absl::Status s :
+         {ctx.end.Record(stream), cuda::CopyToHost(stream, ctx.host_y.data(), y, vec_bytes)}) {
       if (!s.ok()) return s;
     }
     return absl::OkStatus();
@@ -267,8 +266,8 @@ absl::StatusOr<std::unique_ptr<FfnPart>> CreateCudaFfnPart(std::shared_ptr<CudaF
   if (neurons.empty()) return absl::InvalidArgumentError("a CUDA FFN part needs neurons");
   auto part = std::make_unique<CudaFfnPart>(std::move(context), model, layer, std::move(neurons));
   if (absl::Status s = part->Upload(); !s.ok()) {
-    return absl::Status(s.code(), absl::StrCat("uploading layer ", layer, "'s hot FFN rows: ",
-                                               s.message()));
+    return absl::Status(s.code(),
+                        absl::StrCat("uploading layer ", layer, "'s hot FFN rows: ", s.message()));
   }
   return part;
 }

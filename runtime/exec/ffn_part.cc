@@ -44,8 +44,8 @@ absl::Status CpuFfnPart::Begin(const FfnPartCall& call) {
   const auto start = std::chrono::steady_clock::now();
   FfnWorkspace& ws = *call.workspace;
   if (call.n > ws.capacity) {
-    return absl::InternalError(absl::StrCat("FFN batch of ", call.n,
-                                            " tokens exceeds the workspace capacity ", ws.capacity));
+    return absl::InternalError(absl::StrCat(
+        "FFN batch of ", call.n, " tokens exceeds the workspace capacity ", ws.capacity));
   }
   if (call.active != nullptr && call.active->tokens() != call.n) {
     return absl::InternalError(absl::StrCat("active sets for ", call.active->tokens(),

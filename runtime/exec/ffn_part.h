@@ -63,11 +63,11 @@ class ActiveNeuronSelector {
 
 struct FfnPartCall {
   int64_t layer = 0;
-  int64_t n = 0;                           // tokens
-  const float* input = nullptr;            // [n, dim] host memory
-  float* output = nullptr;                 // [n, dim] the residual stream: Finish adds here
-  const ActiveNeurons* active = nullptr;   // null: every neuron of the part
-  FfnWorkspace* workspace = nullptr;       // the session's scratch, for parts computing on the CPU
+  int64_t n = 0;                          // tokens
+  const float* input = nullptr;           // [n, dim] host memory
+  float* output = nullptr;                // [n, dim] the residual stream: Finish adds here
+  const ActiveNeurons* active = nullptr;  // null: every neuron of the part
+  FfnWorkspace* workspace = nullptr;      // the session's scratch, for parts computing on the CPU
 };
 
 struct FfnPartStats {
@@ -110,8 +110,8 @@ class CpuFfnPart : public FfnPart {
   std::vector<int32_t> neurons_;
   std::vector<uint8_t> member_;  // [n_ff]: 1 for the part's neurons
   bool separate_partial_;
-  std::vector<float> partial_;   // [n, dim] when separate_partial_
-  std::vector<int32_t> rows_;    // one token's active neurons of the part
+  std::vector<float> partial_;  // [n, dim] when separate_partial_
+  std::vector<int32_t> rows_;   // one token's active neurons of the part
   FfnPartStats pending_;
 };
 

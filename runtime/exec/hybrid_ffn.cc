@@ -109,9 +109,9 @@ absl::Status CheckPlanMatchesModel(const PlacementPlan& plan, const Model& model
                      ", ", model.path(), " is ", digest, ")"));
   }
   if (plan.n_layers != c.n_layers || plan.n_ff != c.n_ff) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        plan_path, ": the plan is for ", plan.n_layers, " layers x ", plan.n_ff, " neurons, ",
-        model.path(), " has ", c.n_layers, " x ", c.n_ff));
+    return absl::FailedPreconditionError(
+        absl::StrCat(plan_path, ": the plan is for ", plan.n_layers, " layers x ", plan.n_ff,
+                     " neurons, ", model.path(), " has ", c.n_layers, " x ", c.n_ff));
   }
   return absl::OkStatus();
 }
@@ -121,8 +121,8 @@ absl::StatusOr<std::shared_ptr<HybridFfn>> BuildHybridFfn(
     const GpuPartFactory& gpu_factory, std::shared_ptr<ActiveNeuronSelector> selector) {
   const ModelConfig& c = model.config();
   if (static_cast<int64_t>(gpu_neurons.size()) != c.n_layers) {
-    return absl::InvalidArgumentError(absl::StrCat("a partition of ", gpu_neurons.size(),
-                                                   " layers for a model of ", c.n_layers));
+    return absl::InvalidArgumentError(
+        absl::StrCat("a partition of ", gpu_neurons.size(), " layers for a model of ", c.n_layers));
   }
   std::vector<HybridLayerParts> layers(static_cast<size_t>(c.n_layers));
   for (int64_t l = 0; l < c.n_layers; ++l) {

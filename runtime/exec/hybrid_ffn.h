@@ -1,7 +1,7 @@
 // The hybrid FFN strategy: each layer's neurons split in two parts by the placement plan
-// (runtime/model/placement_plan.h: blk.N.ffn_gpu_neurons on the GPU, the rest on the CPU), each part
-// computed by its own backend (ffn_part.h), concurrently, and the two partial sums added to the
-// residual stream. Per layer and batch:
+// (runtime/model/placement_plan.h: blk.N.ffn_gpu_neurons on the GPU, the rest on the CPU), each
+// part computed by its own backend (ffn_part.h), concurrently, and the two partial sums added to
+// the residual stream. Per layer and batch:
 //   active = selector(x)            (optional: the predictor; without one every neuron is computed,
 //                                    and the result equals the dense FFN)
 //   gpu.Begin  — enqueues x's upload, the hot rows' FFN and the partial's download on its stream
@@ -31,14 +31,14 @@ namespace pinfer {
 
 // What the hybrid layers did, summed since the last ResetStats().
 struct HybridFfnStats {
-  int64_t tokens = 0;              // tokens through the model (counted at the first layer)
-  int64_t gpu_neurons = 0;         // Σ neurons computed by the GPU parts
-  int64_t cpu_neurons = 0;         // Σ neurons computed by the CPU parts
-  double gpu_seconds = 0;          // the GPU parts' own time
-  double cpu_seconds = 0;          // the CPU parts' time
-  double wait_seconds = 0;         // time the calling thread blocked on the GPU parts
-  double select_seconds = 0;       // the selector (predictor)
-  int64_t synchronisations = 0;    // layers that waited for a GPU part
+  int64_t tokens = 0;            // tokens through the model (counted at the first layer)
+  int64_t gpu_neurons = 0;       // Σ neurons computed by the GPU parts
+  int64_t cpu_neurons = 0;       // Σ neurons computed by the CPU parts
+  double gpu_seconds = 0;        // the GPU parts' own time
+  double cpu_seconds = 0;        // the CPU parts' time
+  double wait_seconds = 0;       // time the calling thread blocked on the GPU parts
+  double select_seconds = 0;     // the selector (predictor)
+  int64_t synchronisations = 0;  // layers that waited for a GPU part
 
   // Fraction of the computed neurons that the GPU parts computed (0 when none was computed).
   double HotCoverage() const;

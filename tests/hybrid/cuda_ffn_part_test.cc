@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "format/strings.h"
 #include "gtest/gtest.h"
 #include "runtime/exec/hybrid_ffn.h"
 #include "tests/hybrid/hybrid_test_util.h"
@@ -18,11 +20,11 @@ namespace {
 using test::BundledModel;
 using namespace hybrid_test;  // NOLINT
 
-#define SKIP_WITHOUT_GPU()                                            \
-  do {                                                                \
-    if (absl::Status s = CheckCudaAvailable(); !s.ok()) {             \
+#define SKIP_WITHOUT_GPU()                                             \
+  do {                                                                 \
+    if (absl::Status s = CheckCudaAvailable(); !s.ok()) {              \
       GTEST_SKIP() << "no GPU for the CUDA FFN part: " << s.message(); \
-    }                                                                 \
+    }                                                                  \
   } while (0)
 
 std::shared_ptr<HybridFfn> CudaHybrid(const Model& model,
@@ -79,7 +81,11 @@ INSTANTIATE_TEST_SUITE_P(
     BundledModels, CudaFfnPartModelTest,
     testing::Values(std::pair{BundledModel::kStories260K, std::optional<DType>(DType::kF32)},
                     std::pair{BundledModel::kStories260K, std::optional<DType>(DType::kF16)},
-                    std::pair{BundledModel::kReluLlama260K, std::optional<DType>()}));
+                    std::pair{BundledModel::kReluLlama260K, std::optional<DType>()}),
+    [](const auto& info) {
+      return absl::StrCat(info.param.first == BundledModel::kStories260K ? "stories" : "relu", "_",
+                          info.param.second ? Sv(DTypeName(*info.param.second)) : "native");
+    });
 
 TEST(CudaFfnPartTest, ActiveSetsOnTheGpuGiveTheDenseLogitsOfAReluModel) {
   SKIP_WITHOUT_GPU();

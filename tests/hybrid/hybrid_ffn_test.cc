@@ -105,7 +105,8 @@ INSTANTIATE_TEST_SUITE_P(
                           info.param.second ? Sv(DTypeName(*info.param.second)) : "native");
     });
 
-// A random half of the neurons per call; the same sequence of sets in every run over the same calls.
+// A random half of the neurons per call; the same sequence of sets in every run over the same
+// calls.
 class RandomSelector : public ActiveNeuronSelector {
  public:
   explicit RandomSelector(int64_t n_ff) : n_ff_(n_ff) {}
@@ -153,7 +154,8 @@ TEST(HybridSelectorTest, SplitEqualsOneBackendForTheSameActiveSets) {
       *model,
       Hybrid(*model, EveryLayer(*model, AllNeurons(n_ff)), std::make_shared<RandomSelector>(n_ff)));
   const std::vector<float> split = RunLogits(
-      *model, Hybrid(*model, RandomPartition(*model, 0.5, 5), std::make_shared<RandomSelector>(n_ff)));
+      *model,
+      Hybrid(*model, RandomPartition(*model, 0.5, 5), std::make_shared<RandomSelector>(n_ff)));
   ExpectSameLogits(one_backend, gpu_only, "all on the GPU part");
   ExpectSameLogits(one_backend, split, "random split");
   // Half the neurons left out is not the dense FFN: the comparison above is not vacuous.
@@ -177,9 +179,8 @@ TEST(HybridFfnTest, RejectsBadPartitions) {
   const std::unique_ptr<Model> model = LoadModel(BundledModel::kStories260K, DType::kF32);
   ASSERT_NE(model, nullptr);
   const int32_t n_ff = static_cast<int32_t>(model->config().n_ff);
-  for (const std::vector<int32_t>& bad :
-       {std::vector<int32_t>{3, 2}, std::vector<int32_t>{1, 1}, std::vector<int32_t>{n_ff},
-        std::vector<int32_t>{-1}}) {
+  for (const std::vector<int32_t>& bad : {std::vector<int32_t>{3, 2}, std::vector<int32_t>{1, 1},
+                                          std::vector<int32_t>{n_ff}, std::vector<int32_t>{-1}}) {
     absl::StatusOr<std::shared_ptr<HybridFfn>> hybrid =
         BuildHybridFfn(*model, EveryLayer(*model, bad), nullptr, nullptr);
     EXPECT_EQ(hybrid.status().code(), absl::StatusCode::kInvalidArgument);
@@ -215,10 +216,10 @@ TEST(HybridFfnTest, PlanForAnotherModelIsRejected) {
   const std::unique_ptr<Model> relu = LoadModel(BundledModel::kReluLlama260K);
   ASSERT_NE(stories, nullptr);
   ASSERT_NE(relu, nullptr);
-  EXPECT_TRUE(CheckPlanMatchesModel(PlanFor(*stories, EveryLayer(*stories, {})), *stories, "p.pi")
-                  .ok());
-  absl::Status other = CheckPlanMatchesModel(PlanFor(*relu, EveryLayer(*relu, {})), *stories,
-                                             "p.pi");
+  EXPECT_TRUE(
+      CheckPlanMatchesModel(PlanFor(*stories, EveryLayer(*stories, {})), *stories, "p.pi").ok());
+  absl::Status other =
+      CheckPlanMatchesModel(PlanFor(*relu, EveryLayer(*relu, {})), *stories, "p.pi");
   EXPECT_EQ(other.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(absl::StrContains(other.message(), "p.pi: was made for another model")) << other;
   PlacementPlan wrong_shape = PlanFor(*stories, EveryLayer(*stories, {}));

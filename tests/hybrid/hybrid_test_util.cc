@@ -21,7 +21,8 @@ std::vector<float> RunLogits(const Model& model, std::shared_ptr<FfnStrategy> ff
   if (ffn != nullptr) {
     EXPECT_TRUE(executor.SetFfnForAllLayers(ffn).ok());
   }
-  absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(executor, {.context_length = 32});
+  absl::StatusOr<std::unique_ptr<Session>> session =
+      Session::Create(executor, {.context_length = 32});
   EXPECT_TRUE(session.ok()) << session.status();
   if (!session.ok()) return {};
   const int64_t vocab = model.config().vocab_size;

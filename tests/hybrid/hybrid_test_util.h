@@ -9,15 +9,16 @@
 #include <vector>
 
 #include "format/dtype.h"
+#include "runtime/cpu/kernels.h"
 #include "runtime/exec/ffn.h"
 #include "runtime/exec/ffn_part.h"
-#include "runtime/cpu/kernels.h"
 #include "runtime/model/model.h"
 #include "tests/runtime/test_models.h"
 
 namespace pinfer::hybrid_test {
 
-std::unique_ptr<Model> LoadModel(test::BundledModel which, std::optional<DType> dtype = std::nullopt);
+std::unique_ptr<Model> LoadModel(test::BundledModel which,
+                                 std::optional<DType> dtype = std::nullopt);
 
 // The logits of a 12-token prompt (one batch: the MatMul paths) and of 4 decoded tokens (one at a
 // time: the mat-vec paths), all concatenated; `ffn` null: the dense FFN.
@@ -30,7 +31,8 @@ double MaxAbs(const std::vector<float>& a);
 void ExpectSameLogits(const std::vector<float>& expected, const std::vector<float>& actual,
                       const std::string& what, double relative = 2e-5);
 
-std::vector<std::vector<int32_t>> EveryLayer(const Model& model, const std::vector<int32_t>& neurons);
+std::vector<std::vector<int32_t>> EveryLayer(const Model& model,
+                                             const std::vector<int32_t>& neurons);
 std::vector<int32_t> AllNeurons(int64_t n_ff);
 // Each neuron on the GPU side with probability p, independently per layer.
 std::vector<std::vector<int32_t>> RandomPartition(const Model& model, double p, uint32_t seed);

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "format/strings.h"
 #include "gtest/gtest.h"
+#include "runtime/exec/cuda_ffn_part.h"
 #include "runtime/model/model.h"
 #include "runtime/model/placement_plan.h"
 #include "tests/runtime/test_models.h"
@@ -68,8 +69,10 @@ void WriteRandomPlan(const std::string& model_path, const std::string& plan_path
   ASSERT_TRUE(plan.Write(plan_path).ok());
 }
 
-const std::vector<std::string> kGenerate = {"-p", "Once upon a time", "-n", "24", "--temp", "0",
-                                            "-t", "1"};
+// The GPU part on the CPU: the text must then be the dense run's exactly (on a GPU the float
+// rounding differs, which greedy decoding may amplify; the auto test covers that path).
+const std::vector<std::string> kGenerate = {
+    "-p", "Once upon a time", "-n", "24", "--temp", "0", "-t", "1", "--gpu-backend", "cpu"};
 
 std::vector<std::string> Args(const std::string& model, std::vector<std::string> extra) {
   std::vector<std::string> args = {"-m", model};
@@ -106,9 +109,30 @@ TEST(PiRunPlanTest, ExplicitPlanGivesTheDenseTextAndReportsTheSplit) {
   const test::ProgramResult r = PiRun(Args(model, {"--plan", plan}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, DenseText());
-  for (const char* s : {"plan ", "in the GPU part", "the GPU part runs on the CPU (no GPU",
-                        "hybrid FFN over", "ms/token", "hot coverage", "decode: 23 tokens"}) {
+  for (const char* s :
+       {"plan ", "in the GPU part", "the GPU part runs on the CPU (--gpu-backend cpu)",
+        "hybrid FFN over", "ms/token", "hot coverage", "decode: 23 tokens"}) {
     EXPECT_TRUE(absl::StrContains(r.err, s)) << r.err << " lacks " << s;
+  }
+}
+
+TEST(PiRunPlanTest, AutoBackendUsesTheGpuWhenThereIsOne) {
+  const std::string model = ModelInOwnDirectory("auto");
+  const std::string plan = fs::path(model).parent_path() / "random.plan.pi";
+  WriteRandomPlan(model, plan, 0.5);
+  const test::ProgramResult r = PiRun({"-m", model, "--plan", plan, "-p", "Once upon a time", "-n",
+                                       "24", "--temp", "0", "-t", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  if (absl::Status gpu = CheckCudaAvailable(); gpu.ok()) {
+    EXPECT_TRUE(absl::StrContains(r.err, "the GPU part runs on CUDA on ")) << r.err;
+    EXPECT_TRUE(absl::StrContains(r.err, "GPU part (cuda)")) << r.err;
+    EXPECT_TRUE(absl::StartsWith(r.out, "Once upon a time")) << r.out;
+  } else {
+    EXPECT_TRUE(absl::StrContains(r.err, "the GPU part runs on the CPU (no GPU: ")) << r.err;
+    EXPECT_TRUE(absl::StrContains(r.err, "GPU part (cpu)")) << r.err;
+    EXPECT_EQ(r.out, DenseText());
+    ExpectOneLineError(PiRun({"-m", model, "--plan", plan, "--gpu-backend", "cuda", "-p", "x"}),
+                       "--gpu-backend cuda: no GPU for the plan's GPU part");
   }
 }
 
@@ -130,11 +154,10 @@ TEST(PiRunPlanTest, VramBudgetSolvesWithPiPlaceAndReusesTheCachedPlan) {
   const std::string model = ModelInOwnDirectory("budget");
   // No profile yet: one clear line saying what to run.
   ExpectOneLineError(PiRun(Args(model, {"--vram-budget", "3900K"})), "no activation profile");
-  const test::ProgramResult profiled =
-      test::RunProgram(PI_PROFILE_PATH, {"-m", model, "--dataset",
-                                         test::SourcePath(
-                                             "tests/data/text/tinystories_valid_head.txt"),
-                                         "--max-tokens", "256", "-q", "-t", "1"});
+  const test::ProgramResult profiled = test::RunProgram(
+      PI_PROFILE_PATH,
+      {"-m", model, "--dataset", test::SourcePath("tests/data/text/tinystories_valid_head.txt"),
+       "--max-tokens", "256", "-q", "-t", "1"});
   ASSERT_EQ(profiled.exit_code, 0) << profiled.err;
 
   const std::string cached = Beside(model, "plan-3900K");
@@ -181,11 +204,10 @@ TEST(PiRunPlanTest, MissingPiPlaceIsOneLine) {
   fs::copy_file(test::ConvertedModel(BundledModel::kReluLlama260K), model,
                 fs::copy_options::overwrite_existing);
   // A profile, so that only pi-place is missing.
-  const test::ProgramResult profiled =
-      test::RunProgram(PI_PROFILE_PATH, {"-m", model, "--dataset",
-                                         test::SourcePath(
-                                             "tests/data/text/tinystories_valid_head.txt"),
-                                         "--max-tokens", "64", "-q", "-t", "1"});
+  const test::ProgramResult profiled = test::RunProgram(
+      PI_PROFILE_PATH,
+      {"-m", model, "--dataset", test::SourcePath("tests/data/text/tinystories_valid_head.txt"),
+       "--max-tokens", "64", "-q", "-t", "1"});
   ASSERT_EQ(profiled.exit_code, 0) << profiled.err;
   // pi-run alone in a directory, with a PATH without pi-place.
   const fs::path lonely = fs::path(test::ScratchDir()) / "lonely";
@@ -208,6 +230,8 @@ TEST(PiRunPlanTest, BadPlansAndFlagsAreOneLine) {
   ExpectOneLineError(PiRun(Args(model, {"--plan", other, "--vram-budget", "8G"})),
                      "--plan and --vram-budget cannot be combined");
   ExpectOneLineError(PiRun(Args(model, {"--vram-budget", "lots"})), "--vram-budget");
+  ExpectOneLineError(PiRun({"-m", model, "--plan", other, "--gpu-backend", "tpu", "-p", "x"}),
+                     "--gpu-backend must be auto, cuda or cpu");
 }
 
 }  // namespace
