@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
-#include "format/strings.h"
 #include "format/half.h"
 #include "format/strings.h"
 
@@ -71,11 +71,61 @@ void DequantizeRowQ4_0(const BlockQ4_0* blocks, float* out, size_t n) {
   }
 }
 
-absl::Status EncodeRow(const float* x, size_t n, DType dtype, void* out) {
+void QuantizeRowQ4_0MinError(const float* x, BlockQ4_0* out, size_t n) {
+  constexpr int kHalf = kQuantBlockElements / 2;
+  for (size_t b = 0; b < n / kQuantBlockElements; ++b) {
+    const float* block = x + b * kQuantBlockElements;
+    float amax = 0.0f;
+    float max = 0.0f;
+    for (int j = 0; j < kQuantBlockElements; ++j) {
+      if (std::fabs(block[j]) > amax) {
+        amax = std::fabs(block[j]);
+        max = block[j];
+      }
+    }
+    int best_q[kQuantBlockElements] = {};
+    uint16_t best_d = F32ToF16(0.0f);
+    if (amax > 0.0f) {
+      // Candidate inverse scales map the extreme value to -8 + k/8 (k = 0 is ggml's choice, larger
+      // k clips it); for each rounding, the least-squares scale is refit and rounded to f16, and
+      // the candidate with the smallest error in the stored precision wins.
+      double best_err = std::numeric_limits<double>::infinity();
+      for (int k = 0; k <= 24; ++k) {
+        const float iscale = (-8.0f + k / 8.0f) / max;
+        int q[kQuantBlockElements];
+        double sum_xq = 0.0, sum_qq = 0.0;
+        for (int j = 0; j < kQuantBlockElements; ++j) {
+          q[j] = std::clamp(static_cast<int>(std::lround(block[j] * iscale)), -8, 7);
+          sum_xq += static_cast<double>(block[j]) * q[j];
+          sum_qq += static_cast<double>(q[j]) * q[j];
+        }
+        if (sum_qq == 0.0) continue;
+        const uint16_t d16 = F32ToF16(static_cast<float>(sum_xq / sum_qq));
+        const double d = F16ToF32(d16);
+        double err = 0.0;
+        for (int j = 0; j < kQuantBlockElements; ++j) {
+          const double e = block[j] - d * q[j];
+          err += e * e;
+        }
+        if (err < best_err) {
+          best_err = err;
+          best_d = d16;
+          std::copy(q, q + kQuantBlockElements, best_q);
+        }
+      }
+    }
+    out[b].d = best_d;
+    for (int j = 0; j < kHalf; ++j) {
+      out[b].qs[j] = static_cast<uint8_t>((best_q[j] + 8) | ((best_q[j + kHalf] + 8) << 4));
+    }
+  }
+}
+
+absl::Status EncodeRow(const float* x, size_t n, DType dtype, void* out, Q4Scales q4_scales) {
   if (GetDTypeInfo(dtype).quantized && n % kQuantBlockElements != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot quantize a row of ", n, " values to ", Sv(DTypeName(dtype)),
-                     ": not a multiple of ", kQuantBlockElements));
+    return absl::InvalidArgumentError(absl::StrCat("cannot quantize a row of ", n, " values to ",
+                                                   Sv(DTypeName(dtype)), ": not a multiple of ",
+                                                   kQuantBlockElements));
   }
   switch (dtype) {
     case DType::kF32:
@@ -91,7 +141,11 @@ absl::Status EncodeRow(const float* x, size_t n, DType dtype, void* out) {
       QuantizeRowQ8_0(x, static_cast<BlockQ8_0*>(out), n);
       return absl::OkStatus();
     case DType::kQ4_0:
-      QuantizeRowQ4_0(x, static_cast<BlockQ4_0*>(out), n);
+      if (q4_scales == Q4Scales::kMinError) {
+        QuantizeRowQ4_0MinError(x, static_cast<BlockQ4_0*>(out), n);
+      } else {
+        QuantizeRowQ4_0(x, static_cast<BlockQ4_0*>(out), n);
+      }
       return absl::OkStatus();
     default:
       return absl::InvalidArgumentError(
@@ -101,8 +155,8 @@ absl::Status EncodeRow(const float* x, size_t n, DType dtype, void* out) {
 
 absl::Status DecodeRow(const void* in, size_t n, DType dtype, float* out) {
   if (GetDTypeInfo(dtype).quantized && n % kQuantBlockElements != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot decode a row of ", n, " values of ",
-                                                   Sv(DTypeName(dtype))));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot decode a row of ", n, " values of ", Sv(DTypeName(dtype))));
   }
   switch (dtype) {
     case DType::kF32:
@@ -121,7 +175,8 @@ absl::Status DecodeRow(const void* in, size_t n, DType dtype, float* out) {
       DequantizeRowQ4_0(static_cast<const BlockQ4_0*>(in), out, n);
       return absl::OkStatus();
     default:
-      return absl::InvalidArgumentError(absl::StrCat("cannot decode ", Sv(DTypeName(dtype)), " as floats"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot decode ", Sv(DTypeName(dtype)), " as floats"));
   }
 }
 

@@ -16,9 +16,9 @@ std::string Converted() {
     std::filesystem::create_directories(dir);
     const std::string p = dir + "/stories.pi";
     const ToolResult r =
-        RunTool("pi-convert",
-                {RepoPath("models/stories260K/stories260K.bin"), "--tokenizer",
-                 RepoPath("models/stories260K/tok512.bin"), "--dtype", "q4_0", "-o", p, "-q"});
+        RunTool("pi-convert", {RepoPath("models/stories260K/stories260K.bin"), "--tokenizer",
+                               RepoPath("models/stories260K/tok512.bin"), "--dtype", "q4_0",
+                               "--pure", "-o", p, "-q"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return p;
   }();

@@ -56,12 +56,17 @@ const std::vector<RealModel>& Models() {
 
 // Converts with the library (the same code the tool runs) and opens the result.
 std::unique_ptr<PiFile> ConvertWithLibrary(const std::string& source, const SourceOptions& options,
-                                           std::optional<DType> dtype, const std::string& out) {
+                                           std::optional<DType> dtype, const std::string& out,
+                                           bool llama_cpp_q4_0 = false) {
   absl::StatusOr<SourceModel> model = ReadSource(source, options);
   EXPECT_TRUE(model.ok()) << model.status();
   if (!model.ok()) return nullptr;
   ConvertOptions convert;
   convert.dtype = dtype;
+  if (llama_cpp_q4_0) {  // llama-quantize --pure's blocks: ggml's scales, classifier at q4_0
+    convert.q4_scales = Q4Scales::kGgml;
+    convert.pure = true;
+  }
   convert.progress = false;
   convert.command_line = "test";
   absl::StatusOr<ConvertReport> report = ConvertModel(*model, out, convert);
@@ -111,8 +116,13 @@ TEST_P(RealModelTest, ConvertsAndVerifies) {
   EXPECT_EQ(config->norm_act.ToString(), m.norm_act);
   ASSERT_TRUE(Vocabulary::FromMetadata((*file)->metadata()).ok());
   const DType expected = dtype == "own" ? m.own_dtype : *ParseDType(dtype);
+  // The classifier of a q4_0 model stays at q8_0 (llama.cpp's Q4_0 keeps it at 6 bits).
+  const std::string classifier = (*file)->Find("output") ? "output" : "token_embd";
   for (const TensorInfo& t : (*file)->tensors()) {
-    EXPECT_EQ(t.dtype, t.shape.size() == 1 ? DType::kF32 : expected) << t.name;
+    const DType want = t.shape.size() == 1                         ? DType::kF32
+                       : (dtype == "q4_0" && t.name == classifier) ? DType::kQ8_0
+                                                                   : expected;
+    EXPECT_EQ(t.dtype, want) << t.name;
   }
 
   // Quantized outputs stay close to the model's own values.
@@ -199,6 +209,34 @@ TEST(RealModels, BinAndGgufOfStoriesAgree) {
   EXPECT_EQ(cg->context_length, 2048);           // what the GGUF's converter wrote
   EXPECT_TRUE(cb->tied_embeddings);
   EXPECT_FALSE(cg->tied_embeddings);
+}
+
+// --pure quantizes the classifier like every matrix; --ggml-q4-scales reproduces llama.cpp's
+// blocks, which the default error-minimising scales beat on every tensor.
+TEST(RealModels, Q4ClassifierAndScaleOptions) {
+  const RealModel& m = Models()[0];
+  const std::string dir = ScratchDir("q4options");
+  auto convert = [&](const std::string& name, std::vector<std::string> extra) {
+    std::vector<std::string> args = m.args;
+    args.insert(args.end(), {"-o", dir + "/" + name, "-q"});
+    args.insert(args.end(), extra.begin(), extra.end());
+    EXPECT_EQ(RunTool("pi-convert", args).exit_code, 0) << name;
+    auto file = PiFile::Open(dir + "/" + name);
+    EXPECT_TRUE(file.ok()) << file.status();
+    return file.ok() ? *std::move(file) : nullptr;
+  };
+  auto ref = convert("f32.pi", {"--dtype", "f32"});
+  auto pure = convert("pure.pi", {"--dtype", "q4_0", "--pure"});
+  auto ggml = convert("ggml.pi", {"--dtype", "q4_0", "--pure", "--ggml-q4-scales"});
+  ASSERT_TRUE(ref && pure && ggml);
+  for (const TensorInfo& t : pure->tensors()) {
+    if (t.shape.size() == 1) continue;
+    EXPECT_EQ(t.dtype, DType::kQ4_0) << t.name;
+    const std::vector<float> want = DecodeTensor(*ref, t.name);
+    EXPECT_LT(RelativeRmsError(DecodeTensor(*pure, t.name), want),
+              RelativeRmsError(DecodeTensor(*ggml, t.name), want))
+        << t.name;
+  }
 }
 
 TEST(RealModels, RepeatedConversionsAreByteIdentical) {
@@ -288,7 +326,8 @@ TEST_P(LlamaCppGgufTest, OurQuantizationEqualsLlamaCpp) {
   SourceOptions options = ReluOptions();
   options.tokenizer_path = RepoPath("models/relu-llama-260k/tok1024.bin");
   auto pi = ConvertWithLibrary(RepoPath("models/relu-llama-260k/model_q80.bin"), options,
-                               *ParseDType(type), ScratchDir("ours") + "/m.pi");
+                               *ParseDType(type), ScratchDir("ours") + "/m.pi",
+                               /*llama_cpp_q4_0=*/true);
   ASSERT_TRUE(pi);
   const std::vector<uint8_t> bytes = ReadFileBytes(path);
   absl::StatusOr<GgufFile> gguf = GgufFile::Parse(bytes, path);

@@ -65,13 +65,12 @@ INSTANTIATE_TEST_SUITE_P(Stories260K, LlamaCppPerplexityTest,
                                                info.param.context);
                          });
 
-// Quantized weights against the f32 reference, with the bounds we measured (f32 activations in the
-// scalar kernels; the SIMD kernels quantize activations to 8 bits, which costs a little more):
-//   stories260K, TinyStories n_ctx 256 × 40:  q8_0 +0.11%, q4_0 +13.5%
-//   stories260K, Shakespeare n_ctx 256 × 20:  q8_0 −0.02%, q4_0 +10.9%
-// q4_0 on these dim-64 models is over the 10% the issue hoped for: 32-element blocks of 64-wide
-// rows keep little precision, and every tensor contributes (the classifier at q8_0 alone gives
-// +10.1%).
+// Quantized weights against the f32 reference, with the bounds we measured (SIMD kernels, which
+// quantize activations to 8 bits). pi-convert's q4_0 picks each block's scale for the least error
+// and keeps the classifier at q8_0 (format/quant.h, tools/convert/converter.h); with llama.cpp's
+// rule for both (--pure --ggml-q4-scales) q4_0 costs +13.5% and +10.9%:
+//   stories260K, TinyStories n_ctx 256 × 40:  q8_0 +0.11%, q4_0 +8.7%
+//   stories260K, Shakespeare n_ctx 256 × 20:  q8_0 −0.02%, q4_0 +1.9%
 TEST(QuantizedPerplexityTest, Stories260KQ8_0WithinTwoPercent) {
   for (const PerplexityCase& c : {kLlamaCppPerplexities[0], kLlamaCppPerplexities[2]}) {
     const PerplexityResult r =
@@ -80,18 +79,19 @@ TEST(QuantizedPerplexityTest, Stories260KQ8_0WithinTwoPercent) {
   }
 }
 
-TEST(QuantizedPerplexityTest, Stories260KQ4_0WithinFifteenPercent) {
+TEST(QuantizedPerplexityTest, Stories260KQ4_0WithinTenPercent) {
   for (const PerplexityCase& c : {kLlamaCppPerplexities[0], kLlamaCppPerplexities[2]}) {
     const PerplexityResult r =
         Measure(test::ConvertedModel(BundledModel::kStories260K, DType::kQ4_0), c);
     EXPECT_GT(r.ppl, c.ppl) << c.text;  // 4 bits lose information: never better here
-    EXPECT_LT(r.ppl, 1.15 * c.ppl) << c.text;
+    EXPECT_LT(r.ppl, 1.10 * c.ppl) << c.text;
   }
 }
 
 // The ReLU model (native Q8_0 with group 64; its f32 conversion holds those values exactly). No
 // independent reference exists for its perplexity: 8.1423 is our own measurement, kept as a
-// regression value. TinyStories n_ctx 64 × 100 chunks: q8_0 8.1480 (+0.07%), q4_0 9.2331 (+13.4%).
+// regression value. TinyStories n_ctx 64 × 100 chunks: q8_0 8.1480 (+0.07%), q4_0 8.9145 (+9.5%;
+// +13.4% with llama.cpp's q4_0 rule).
 TEST(QuantizedPerplexityTest, ReluLlamaQuantizedAgainstF32) {
   const PerplexityCase c{"tinystories_valid_head.txt", 64, 100, 0, 0};
   const double f32 =
@@ -103,7 +103,7 @@ TEST(QuantizedPerplexityTest, ReluLlamaQuantizedAgainstF32) {
   EXPECT_NEAR(f32, 8.1423, 0.005 * 8.1423);
   EXPECT_NEAR(q8, f32, 0.02 * f32);
   EXPECT_GT(q4, f32);
-  EXPECT_LT(q4, 1.15 * f32);
+  EXPECT_LT(q4, 1.10 * f32);
 }
 
 }  // namespace

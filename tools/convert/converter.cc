@@ -11,6 +11,7 @@
 #include "format/quant.h"
 #include "format/strings.h"
 #include "runtime/app/cli_common.h"
+#include "runtime/model/tensor_names.h"
 
 namespace pinfer {
 
@@ -20,8 +21,9 @@ int64_t SourceTensor::rows() const {
   return rows;
 }
 
-DType OutputDType(const SourceTensor& tensor, const ConvertOptions& options) {
+DType OutputDType(const SourceTensor& tensor, bool classifier, const ConvertOptions& options) {
   if (tensor.shape.size() == 1) return DType::kF32;
+  if (classifier && options.dtype == DType::kQ4_0 && !options.pure) return DType::kQ8_0;
   return options.dtype.value_or(tensor.native_dtype);
 }
 
@@ -36,8 +38,8 @@ absl::StatusOr<std::string> DigestFile(const std::string& path) {
 // Rows per conversion chunk: about 8 MiB of f32, so memory stays bounded for any model.
 int64_t ChunkRows(int64_t cols) { return std::max<int64_t>(1, (int64_t{8} << 20) / (4 * cols)); }
 
-absl::Status WriteTensor(const SourceTensor& tensor, DType dtype, PiWriter& writer,
-                         ProgressBar& progress, uint64_t& done) {
+absl::Status WriteTensor(const SourceTensor& tensor, DType dtype, Q4Scales q4_scales,
+                         PiWriter& writer, ProgressBar& progress, uint64_t& done) {
   const int64_t rows = tensor.rows(), cols = tensor.cols();
   absl::StatusOr<uint64_t> row_bytes = RowBytes(dtype, static_cast<uint64_t>(cols));
   if (!row_bytes.ok()) {
@@ -66,7 +68,7 @@ absl::Status WriteTensor(const SourceTensor& tensor, DType dtype, PiWriter& writ
     if (absl::Status s = tensor.read_rows(first, count, values.data()); !s.ok()) return s;
     for (int64_t r = 0; r < count; ++r) {
       if (absl::Status s = EncodeRow(values.data() + r * cols, static_cast<size_t>(cols), dtype,
-                                     encoded.data() + r * *row_bytes);
+                                     encoded.data() + r * *row_bytes, q4_scales);
           !s.ok()) {
         return s;
       }
@@ -126,8 +128,13 @@ absl::StatusOr<ConvertReport> ConvertModel(SourceModel& source, const std::strin
 
   std::vector<TensorSpec> specs;
   std::vector<DType> dtypes;
+  const bool tied =
+      std::none_of(source.tensors.begin(), source.tensors.end(),
+                   [](const SourceTensor& t) { return t.name == tensor_names::kOutput; });
   for (const SourceTensor& t : source.tensors) {
-    dtypes.push_back(OutputDType(t, options));
+    const bool classifier =
+        t.name == tensor_names::kOutput || (tied && t.name == tensor_names::kTokenEmbedding);
+    dtypes.push_back(OutputDType(t, classifier, options));
     specs.push_back({t.name, dtypes.back(), t.shape});
   }
   absl::StatusOr<std::unique_ptr<PiWriter>> writer =
@@ -138,7 +145,8 @@ absl::StatusOr<ConvertReport> ConvertModel(SourceModel& source, const std::strin
   ProgressBar progress("converting", (*writer)->total_bytes(), "B");
   uint64_t done = 0;
   for (size_t i = 0; i < source.tensors.size(); ++i) {
-    if (absl::Status s = WriteTensor(source.tensors[i], dtypes[i], **writer, progress, done);
+    if (absl::Status s =
+            WriteTensor(source.tensors[i], dtypes[i], options.q4_scales, **writer, progress, done);
         !s.ok()) {
       return s;
     }

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "format/dtype.h"
+#include "format/quant.h"
 #include "tools/convert/source_model.h"
 
 namespace pinfer {
@@ -16,6 +17,12 @@ struct ConvertOptions {
   // Output dtype of the weight matrices; norms (1-D) always stay f32. Unset: each tensor keeps
   // its source dtype.
   std::optional<DType> dtype;
+  // q4_0 scales: the error-minimising search by default; kGgml reproduces llama.cpp's blocks.
+  Q4Scales q4_scales = Q4Scales::kMinError;
+  // With dtype q4_0 the classifier (`output`, or `token_embd` when tied) is stored as q8_0, as
+  // llama.cpp's Q4_0 keeps it at 6 bits: it decides every logit, and costs one matrix of many.
+  // `pure` stores it as q4_0 too (llama-quantize --pure).
+  bool pure = false;
   std::string command_line;  // provenance.arguments
   bool progress = true;
 };
@@ -29,7 +36,9 @@ struct ConvertReport {
 absl::StatusOr<ConvertReport> ConvertModel(SourceModel& source, const std::string& output_path,
                                            const ConvertOptions& options);
 
-// The dtype a tensor gets: f32 for 1-D tensors (norms), else options.dtype or its native dtype.
-DType OutputDType(const SourceTensor& tensor, const ConvertOptions& options);
+// The dtype a tensor gets: f32 for 1-D tensors (norms), q8_0 for the classifier of a q4_0 model
+// (unless options.pure), else options.dtype or its native dtype. `classifier`: the tensor computes
+// the logits (`output`, or `token_embd` of a model with tied embeddings).
+DType OutputDType(const SourceTensor& tensor, bool classifier, const ConvertOptions& options);
 
 }  // namespace pinfer

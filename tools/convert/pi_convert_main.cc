@@ -53,6 +53,14 @@ int Main(int argc, char** argv) {
   CLI::Option* norm_flag = app.add_option("--norm-act", norm_act,
                                           "activation after the norms: none|shifted_relu:S "
                                           "(default none)");
+  bool ggml_q4_scales = false;
+  app.add_flag("--ggml-q4-scales", ggml_q4_scales,
+               "q4_0: ggml's scale rule, blocks byte-identical to llama-quantize's (default: the "
+               "scale with the least error per block, same format, better quality)");
+  bool pure = false;
+  app.add_flag("--pure", pure,
+               "with --dtype q4_0, quantize the classifier to q4_0 too (default: q8_0, as "
+               "llama.cpp keeps it at higher precision)");
   app.add_flag("-q,--quiet", quiet, "no progress output");
   app.add_flag("--json", json, "print a JSON report on stdout");
   try {
@@ -64,6 +72,8 @@ int Main(int argc, char** argv) {
   ConvertOptions options;
   options.command_line = JoinCommandLine(argc, argv);
   options.progress = !quiet && !json;
+  if (ggml_q4_scales) options.q4_scales = Q4Scales::kGgml;
+  options.pure = pure;
   if (!dtype_name.empty()) {
     absl::StatusOr<DType> dtype = ParseDType(dtype_name);
     if (!dtype.ok()) return ReportError(kProgram, FlagError("--dtype", dtype.status()));
