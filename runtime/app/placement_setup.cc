@@ -202,7 +202,7 @@ absl::StatusOr<std::string> FindPiPlace() {
 
 absl::StatusOr<PlacementSetup> SetUpPlacement(const PlacementFlags& flags, const Model& model,
                                               Executor& executor,
-                                              std::shared_ptr<ActiveNeuronSelector> selector) {
+                                              std::shared_ptr<const PredictorWeights> predictor) {
   if (absl::Status s = ValidatePlacementFlags(flags); !s.ok()) return s;
   PlacementSetup setup;
   if (flags.plan_path == kNoPlan) return setup;
@@ -229,6 +229,18 @@ absl::StatusOr<PlacementSetup> SetUpPlacement(const PlacementFlags& flags, const
     return absl::Status(s.code(), absl::StrCat(flag, ": ", s.message()));
   }
 
+  std::shared_ptr<ActiveNeuronSelector> selector;
+  if (predictor != nullptr) {
+    const ModelConfig& c = model.config();
+    if (predictor->n_layers() != c.n_layers || predictor->dim != c.dim ||
+        predictor->n_ff != c.n_ff) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the predictor (", predictor->n_layers(), " layers, dim ", predictor->dim,
+                       ", n_ff ", predictor->n_ff, ") does not fit ", model.path()));
+    }
+    selector = std::make_shared<PredictorActiveSelector>(predictor);
+  }
+
   GpuPartFactory gpu_factory;
   std::string gpu_side;
   const int64_t gpu_neurons = plan->GpuNeuronCount();
@@ -243,8 +255,11 @@ absl::StatusOr<PlacementSetup> SetUpPlacement(const PlacementFlags& flags, const
     } else if (cuda.ok()) {
       absl::StatusOr<std::shared_ptr<CudaFfnContext>> context = CreateCudaFfnContext(model);
       if (!context.ok()) return context.status();
-      gpu_factory = [context = *context, &model](int64_t layer, std::vector<int32_t> neurons) {
-        return CreateCudaFfnPart(context, model, layer, std::move(neurons));
+      gpu_factory = [context = *context, &model, predictor, on_gpu = plan->predictor_on_gpu](
+                        int64_t layer, std::vector<int32_t> neurons) {
+        const bool here = on_gpu[static_cast<size_t>(layer)] != 0;
+        return CreateCudaFfnPart(context, model, layer, std::move(neurons),
+                                 here ? predictor : nullptr);
       };
       absl::StatusOr<std::string> device = DescribeCudaDevice();
       gpu_side = absl::StrCat("CUDA on ", device.ok() ? *device : "the current device");
@@ -264,9 +279,11 @@ absl::StatusOr<PlacementSetup> SetUpPlacement(const PlacementFlags& flags, const
       setup.plan_path, gpu_neurons, total, 100.0 * gpu_neurons / std::max<int64_t>(1, total),
       100.0 * plan->expected_coverage));
   if (gpu_neurons > 0) {
-    setup.notes.push_back(absl::StrCat("the GPU part runs on ", gpu_side,
-                                       "; attention, the predictor and the classifier run on the "
-                                       "CPU in this version"));
+    setup.notes.push_back(
+        absl::StrCat("the GPU part runs on ", gpu_side,
+                     "; attention and the classifier run on the CPU in this "
+                     "version",
+                     predictor == nullptr ? "; no predictor: every neuron is computed" : ""));
   }
   return setup;
 }

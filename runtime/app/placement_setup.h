@@ -55,11 +55,13 @@ struct PlacementSetup {
 };
 
 // Resolves the plan from the flags and, when there is one, installs a HybridFfn on every layer of
-// `executor`. `selector` (the predictor; may be null) chooses the active neurons. Errors name the
-// flag or the file and the reason, on one line.
+// `executor`. `predictor` (model.predictor.pi, checked against the model by its reader; may be
+// null: every neuron is computed) chooses the active neurons: on the CPU for the CPU parts, and on
+// the GPU for the CUDA parts of layers whose plan says predictor_on_gpu. Errors name the flag or
+// the file and the reason, on one line.
 absl::StatusOr<PlacementSetup> SetUpPlacement(const PlacementFlags& flags, const Model& model,
                                               Executor& executor,
-                                              std::shared_ptr<ActiveNeuronSelector> selector);
+                                              std::shared_ptr<const PredictorWeights> predictor);
 
 // "dir/model.pi" + 8 GiB -> "dir/model.plan-8G.pi" (the budget in the largest whole binary unit).
 std::string CachedPlanPath(const std::string& model_path, uint64_t budget_bytes);

@@ -62,7 +62,7 @@ absl::StatusOr<LoadedRuntime> LoadRuntime(const RuntimeFlags& flags) {
   exec.batch_size = flags.batch_size;
   rt.executor = std::make_unique<Executor>(*rt.model, exec);
   absl::StatusOr<PlacementSetup> placement =
-      SetUpPlacement(flags.placement, *rt.model, *rt.executor, /*selector=*/nullptr);
+      SetUpPlacement(flags.placement, *rt.model, *rt.executor, /*predictor=*/nullptr);
   if (!placement.ok()) return placement.status();
   rt.placement = *std::move(placement);
   rt.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -10,6 +10,7 @@
 #include "runtime/cuda/buffers.h"
 #include "runtime/cuda/device.h"
 #include "runtime/cuda/kernels.h"
+#include "runtime/cuda/predictor.h"
 #include "runtime/cuda/sparse_ffn.h"
 #include "runtime/cuda/stream.h"
 #include "runtime/exec/ffn.h"
@@ -36,11 +37,18 @@ class CudaFfnContext {
         if (!b.ok()) return b.status();
         *pinned = *std::move(b);
       }
-      absl::StatusOr<cuda::PinnedHostBuffer> m = cuda::PinnedHostBuffer::Allocate(mask);
-      if (!m.ok()) return m.status();
-      host_mask = *std::move(m);
+      const size_t counts = static_cast<size_t>(n) * sizeof(int32_t);
+      for (auto [pinned, bytes] :
+           {std::pair{&host_mask, mask}, std::pair{&host_computed, counts}}) {
+        absl::StatusOr<cuda::PinnedHostBuffer> b = cuda::PinnedHostBuffer::Allocate(bytes);
+        if (!b.ok()) return b.status();
+        *pinned = *std::move(b);
+      }
+      const size_t ids = static_cast<size_t>(n_ff) * sizeof(int32_t);
       for (auto [device, bytes] :
-           {std::pair{&dev_x, vec}, std::pair{&dev_y, vec}, std::pair{&dev_mask, mask}}) {
+           {std::pair{&dev_x, vec}, std::pair{&dev_y, vec}, std::pair{&dev_mask, mask},
+            std::pair{&dev_computed, counts}, std::pair{&dev_active_ids, ids},
+            std::pair{&dev_active_count, sizeof(int32_t)}}) {
         absl::StatusOr<cuda::DeviceBuffer> b = cuda::DeviceBuffer::Allocate(bytes);
         if (!b.ok()) return b.status();
         *device = *std::move(b);
@@ -65,7 +73,10 @@ class CudaFfnContext {
   int64_t dim, n_ff;
   uint64_t uploaded_bytes = 0;
   cuda::PinnedHostBuffer host_x, host_y, host_mask;
+  cuda::PinnedHostBuffer host_computed;  // [n] int32: hot neurons computed per token
   cuda::DeviceBuffer dev_x, dev_y, dev_mask, dev_gate, dev_up, dev_act;
+  cuda::DeviceBuffer dev_computed;                      // [n] int32
+  cuda::DeviceBuffer dev_active_ids, dev_active_count;  // the GPU predictor's compacted list
 
  private:
   int64_t tokens_ = 0;    // batch the I/O buffers hold
@@ -96,11 +107,12 @@ absl::StatusOr<cuda::DeviceBuffer> UploadRows(cuda::Stream& stream, const cpu::M
 class CudaFfnPart : public FfnPart {
  public:
   CudaFfnPart(std::shared_ptr<CudaFfnContext> context, const Model& model, int64_t layer,
-              std::vector<int32_t> neurons)
+              std::vector<int32_t> neurons, std::shared_ptr<const PredictorWeights> predictor)
       : context_(std::move(context)),
         model_(model),
         layer_(layer),
         neurons_(std::move(neurons)),
+        predictor_(std::move(predictor)),
         member_(static_cast<size_t>(model.config().n_ff), 0) {
     for (int32_t id : neurons_) member_[static_cast<size_t>(id)] = 1;
   }
@@ -132,6 +144,47 @@ class CudaFfnPart : public FfnPart {
     weights_.down = cuda::MakeDeviceMatrix(w.ffn_down_t.dtype, n_hot, dim, down_.data());
     weights_.neuron_ids = ids_.As<int32_t>();
     row_bytes_ = w.ffn_gate.row_bytes + w.ffn_up.row_bytes + w.ffn_down_t.row_bytes;
+    if (predictor_ != nullptr) return UploadPredictor();
+    return absl::OkStatus();
+  }
+
+  // The layer's predictor, as stored (output-major W1 [rank, dim], W2 [n_ff, rank], f32 biases).
+  absl::Status UploadPredictor() {
+    const PredictorWeights& p = *predictor_;
+    if (layer_ >= p.n_layers() || p.dim != model_.config().dim || p.n_ff != model_.config().n_ff) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the predictor (", p.n_layers(), " layers, dim ", p.dim, ", n_ff ", p.n_ff,
+                       ") does not fit layer ", layer_, " of the model"));
+    }
+    const PredictorLayer& layer = p.layers[static_cast<size_t>(layer_)];
+    cuda::Stream& stream = context_->stream;
+    struct Piece {
+      cuda::DeviceBuffer* buffer;
+      const void* data;
+      size_t bytes;
+    };
+    for (const Piece& piece : {Piece{&predictor_w1_, layer.w1.data(), layer.w1.size()},
+                               Piece{&predictor_w2_, layer.w2.data(), layer.w2.size()},
+                               Piece{&predictor_b1_, layer.b1.data(), layer.b1.size_bytes()},
+                               Piece{&predictor_b2_, layer.b2.data(), layer.b2.size_bytes()}}) {
+      absl::StatusOr<cuda::DeviceBuffer> b = cuda::DeviceBuffer::Allocate(piece.bytes);
+      if (!b.ok()) return b.status();
+      *piece.buffer = *std::move(b);
+      if (absl::Status s =
+              cuda::CopyToDevice(stream, piece.buffer->data(), piece.data, piece.bytes);
+          !s.ok()) {
+        return s;
+      }
+      context_->uploaded_bytes += piece.bytes;
+    }
+    if (absl::Status s = stream.Synchronize(); !s.ok()) return s;
+    const int64_t dim = model_.config().dim, n_ff = model_.config().n_ff;
+    gpu_predictor_.w1 = cuda::MakeDeviceMatrix(p.dtype, layer.rank, dim, predictor_w1_.data());
+    gpu_predictor_.w2 = cuda::MakeDeviceMatrix(p.dtype, n_ff, layer.rank, predictor_w2_.data());
+    gpu_predictor_.b1 = predictor_b1_.As<float>();
+    gpu_predictor_.b2 = predictor_b2_.As<float>();
+    gpu_predictor_.layout = cuda::PredictorLayout::kOutputMajor;
+    threshold_ = layer.threshold;
     return absl::OkStatus();
   }
 
@@ -148,7 +201,12 @@ class CudaFfnPart : public FfnPart {
     const size_t vec_bytes = static_cast<size_t>(n * dim) * sizeof(float);
     std::memcpy(ctx.host_x.data(), call.input, vec_bytes);
     pending_ = {};
-    if (call.active != nullptr) {
+    // The GPU predictor decides for the hot rows; the call's active sets are the CPU part's.
+    const bool gpu_predictor = predictor_ != nullptr;
+    const bool host_mask = !gpu_predictor && call.active != nullptr;
+    if (gpu_predictor) {
+      // Counted on the device; Finish adds them up.
+    } else if (host_mask) {
       uint8_t* mask = ctx.host_mask.As<uint8_t>();
       std::memset(mask, 0, static_cast<size_t>(n * n_ff));
       for (int64_t t = 0; t < n; ++t) {
@@ -171,7 +229,28 @@ class CudaFfnPart : public FfnPart {
           cuda::ZeroDevice(stream, y, vec_bytes)}) {
       if (!s.ok()) return s;
     }
-    if (call.active != nullptr) {
+    if (gpu_predictor) {
+      uint8_t* mask = ctx.dev_mask.As<uint8_t>();
+      int32_t* computed = ctx.dev_computed.As<int32_t>();
+      for (int64_t t = 0; t < n; ++t) {
+        if (absl::Status s = cuda::PredictActiveNeurons(
+                stream, gpu_predictor_, x + t * dim, threshold_, ctx.dev_active_ids.As<int32_t>(),
+                ctx.dev_active_count.As<int32_t>(), mask + t * n_ff);
+            !s.ok()) {
+          return s;
+        }
+        if (absl::Status s = cuda::HotSparseFfn(stream, weights_, act, param, x + t * dim,
+                                                mask + t * n_ff, y + t * dim, computed + t);
+            !s.ok()) {
+          return s;
+        }
+      }
+      if (absl::Status s = cuda::CopyToHost(stream, ctx.host_computed.data(), computed,
+                                            static_cast<size_t>(n) * sizeof(int32_t));
+          !s.ok()) {
+        return s;
+      }
+    } else if (host_mask) {
       uint8_t* mask = ctx.dev_mask.As<uint8_t>();
       if (absl::Status s =
               cuda::CopyToDevice(stream, mask, ctx.host_mask.data(), static_cast<size_t>(n * n_ff));
@@ -215,6 +294,13 @@ class CudaFfnPart : public FfnPart {
       return absl::Status(s.code(), absl::StrCat("layer ", layer_, " GPU FFN: ", s.message()));
     }
     cpu::Add(ctx.host_y.As<float>(), call.n * model_.config().dim, call.output);
+    if (predictor_ != nullptr) {
+      const int32_t* computed = ctx.host_computed.As<int32_t>();
+      for (int64_t t = 0; t < call.n; ++t) pending_.computed_neurons += computed[t];
+      pending_.weight_bytes =
+          static_cast<uint64_t>(pending_.computed_neurons) * row_bytes_ +
+          static_cast<uint64_t>(call.n) * (predictor_w1_.size() + predictor_w2_.size());
+    }
     absl::StatusOr<float> ms = cuda::Event::ElapsedMilliseconds(ctx.start, ctx.end);
     if (!ms.ok()) return ms.status();
     pending_.seconds = *ms / 1e3;
@@ -227,8 +313,12 @@ class CudaFfnPart : public FfnPart {
   int64_t layer_;
   std::vector<int32_t> neurons_;
   std::vector<uint8_t> member_;
+  std::shared_ptr<const PredictorWeights> predictor_;  // null: the call's active sets, if any
   cuda::DeviceBuffer gate_, up_, down_, ids_;
   cuda::HotFfnWeights weights_;
+  cuda::DeviceBuffer predictor_w1_, predictor_w2_, predictor_b1_, predictor_b2_;
+  cuda::PredictorWeights gpu_predictor_;
+  float threshold_ = 0.5f;
   uint64_t row_bytes_ = 0;
   FfnPartStats pending_;
 };
@@ -259,12 +349,13 @@ absl::StatusOr<std::shared_ptr<CudaFfnContext>> CreateCudaFfnContext(const Model
                                           model.config().dim, model.config().n_ff);
 }
 
-absl::StatusOr<std::unique_ptr<FfnPart>> CreateCudaFfnPart(std::shared_ptr<CudaFfnContext> context,
-                                                           const Model& model, int64_t layer,
-                                                           std::vector<int32_t> neurons) {
+absl::StatusOr<std::unique_ptr<FfnPart>> CreateCudaFfnPart(
+    std::shared_ptr<CudaFfnContext> context, const Model& model, int64_t layer,
+    std::vector<int32_t> neurons, std::shared_ptr<const PredictorWeights> predictor) {
   if (context == nullptr) return absl::InvalidArgumentError("no CUDA FFN context");
   if (neurons.empty()) return absl::InvalidArgumentError("a CUDA FFN part needs neurons");
-  auto part = std::make_unique<CudaFfnPart>(std::move(context), model, layer, std::move(neurons));
+  auto part = std::make_unique<CudaFfnPart>(std::move(context), model, layer, std::move(neurons),
+                                            std::move(predictor));
   if (absl::Status s = part->Upload(); !s.ok()) {
     return absl::Status(s.code(),
                         absl::StrCat("uploading layer ", layer, "'s hot FFN rows: ", s.message()));

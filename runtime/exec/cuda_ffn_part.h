@@ -35,10 +35,14 @@ absl::StatusOr<std::string> DescribeCudaDevice();
 class CudaFfnContext;
 absl::StatusOr<std::shared_ptr<CudaFfnContext>> CreateCudaFfnContext(const Model& model);
 
-// Uploads layer `layer`'s rows of `neurons` (ascending, non-empty) and returns the part.
-absl::StatusOr<std::unique_ptr<FfnPart>> CreateCudaFfnPart(std::shared_ptr<CudaFfnContext> context,
-                                                           const Model& model, int64_t layer,
-                                                           std::vector<int32_t> neurons);
+// Uploads layer `layer`'s rows of `neurons` (ascending, non-empty) and returns the part. With a
+// `predictor`, its layer is uploaded too and runs on the GPU (cuda::PredictActiveNeurons → the
+// mask HotSparseFfn reads): the part then uses its own prediction for the hot rows instead of the
+// call's active sets, so only hidden states cross the bus (the plan's predictor_on_gpu). Without
+// one, the call's active sets (the CPU predictor's) are uploaded as an n_ff-byte mask per token.
+absl::StatusOr<std::unique_ptr<FfnPart>> CreateCudaFfnPart(
+    std::shared_ptr<CudaFfnContext> context, const Model& model, int64_t layer,
+    std::vector<int32_t> neurons, std::shared_ptr<const PredictorWeights> predictor = nullptr);
 
 // Device bytes of the weights uploaded so far through `context`.
 uint64_t CudaFfnUploadedBytes(const CudaFfnContext& context);

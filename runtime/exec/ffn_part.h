@@ -22,8 +22,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "runtime/cpu/predictor_kernel.h"
 #include "runtime/exec/ffn.h"
 #include "runtime/model/model.h"
+#include "runtime/model/predictor_weights.h"
 
 namespace pinfer {
 
@@ -59,6 +61,20 @@ class ActiveNeuronSelector {
   // Fills `active` (replacing its content) with the n tokens' active sets for the FFN input
   // x [n, dim] of `layer`.
   virtual absl::Status Select(int64_t layer, const float* x, int64_t n, ActiveNeurons& active) = 0;
+};
+
+// The activation predictor (model.predictor.pi) on the CPU: neuron i of a token is active when its
+// logit reaches the layer's threshold (runtime/cpu/predictor_kernel.h).
+class PredictorActiveSelector : public ActiveNeuronSelector {
+ public:
+  explicit PredictorActiveSelector(std::shared_ptr<const PredictorWeights> predictor)
+      : predictor_(std::move(predictor)) {}
+  absl::Status Select(int64_t layer, const float* x, int64_t n, ActiveNeurons& active) override;
+
+ private:
+  std::shared_ptr<const PredictorWeights> predictor_;
+  cpu::PredictorScratch scratch_;
+  cpu::PredictedActive predicted_;
 };
 
 struct FfnPartCall {

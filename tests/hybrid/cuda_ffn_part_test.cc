@@ -101,5 +101,35 @@ TEST(CudaFfnPartTest, ActiveSetsOnTheGpuGiveTheDenseLogitsOfAReluModel) {
   EXPECT_GT(stats.HotCoverage(), 0.0);
 }
 
+TEST(CudaFfnPartTest, PredictorOnTheGpuSelectsLikeTheCpuOne) {
+  SKIP_WITHOUT_GPU();
+  const std::unique_ptr<Model> model = LoadModel(BundledModel::kStories260K, DType::kF16);
+  ASSERT_NE(model, nullptr);
+  std::shared_ptr<const PredictorWeights> predictor = RandomPredictor(*model, 21);
+  const std::vector<std::vector<int32_t>> partition = RandomPartition(*model, 0.5, 3);
+  // Reference: both parts on the CPU, the predictor on the CPU.
+  absl::StatusOr<std::shared_ptr<HybridFfn>> cpu = BuildHybridFfn(
+      *model, partition, nullptr, std::make_shared<PredictorActiveSelector>(predictor));
+  ASSERT_TRUE(cpu.ok());
+  // The GPU part runs its own copy of the predictor (the plan's predictor_on_gpu).
+  absl::StatusOr<std::shared_ptr<CudaFfnContext>> context = CreateCudaFfnContext(*model);
+  ASSERT_TRUE(context.ok()) << context.status();
+  GpuPartFactory factory = [context = *context, &model, predictor](int64_t layer,
+                                                                   std::vector<int32_t> neurons) {
+    return CreateCudaFfnPart(context, *model, layer, std::move(neurons), predictor);
+  };
+  absl::StatusOr<std::shared_ptr<HybridFfn>> gpu = BuildHybridFfn(
+      *model, partition, factory, std::make_shared<PredictorActiveSelector>(predictor));
+  ASSERT_TRUE(gpu.ok()) << gpu.status();
+  // Neurons at the threshold may fall either way with the GPU's rounding: a loose tolerance.
+  ExpectSameLogits(RunLogits(*model, *cpu), RunLogits(*model, *gpu), "GPU predictor", 5e-2);
+  const double cpu_hot = static_cast<double>((*cpu)->stats().gpu_neurons);
+  const double gpu_hot = static_cast<double>((*gpu)->stats().gpu_neurons);
+  EXPECT_NEAR(gpu_hot, cpu_hot, 0.05 * cpu_hot);
+  // The CPU part predicts on the CPU in both runs, from residuals that differ by that rounding.
+  const double cpu_cold = static_cast<double>((*cpu)->stats().cpu_neurons);
+  EXPECT_NEAR(static_cast<double>((*gpu)->stats().cpu_neurons), cpu_cold, 0.05 * cpu_cold);
+}
+
 }  // namespace
 }  // namespace pinfer

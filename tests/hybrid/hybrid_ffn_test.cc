@@ -163,6 +163,25 @@ TEST(HybridSelectorTest, SplitEqualsOneBackendForTheSameActiveSets) {
   EXPECT_GT(MaxAbsDiff(dense, one_backend), 1e-2);
 }
 
+TEST(HybridSelectorTest, PredictorSelectionIsSplitExactly) {
+  const std::unique_ptr<Model> model = LoadModel(BundledModel::kStories260K, DType::kF32);
+  ASSERT_NE(model, nullptr);
+  std::shared_ptr<const PredictorWeights> predictor = RandomPredictor(*model, 9);
+  std::shared_ptr<HybridFfn> one =
+      Hybrid(*model, EveryLayer(*model, {}), std::make_shared<PredictorActiveSelector>(predictor));
+  std::shared_ptr<HybridFfn> split = Hybrid(*model, RandomPartition(*model, 0.5, 6),
+                                            std::make_shared<PredictorActiveSelector>(predictor));
+  const std::vector<float> one_logits = RunLogits(*model, one);
+  ExpectSameLogits(one_logits, RunLogits(*model, split), "predictor, random split");
+  // The predictor chose a real subset, the same in both runs.
+  const int64_t all = 16 * model->n_layers() * model->config().n_ff;
+  const int64_t computed = one->stats().cpu_neurons;
+  EXPECT_GT(computed, all / 10);
+  EXPECT_LT(computed, all * 9 / 10);
+  EXPECT_EQ(split->stats().gpu_neurons + split->stats().cpu_neurons, computed);
+  EXPECT_GT(MaxAbsDiff(RunLogits(*model, nullptr), one_logits), 1e-2);
+}
+
 TEST(HybridFfnTest, DoesNotExposeActivations) {
   const std::unique_ptr<Model> model = LoadModel(BundledModel::kStories260K, DType::kF32);
   ASSERT_NE(model, nullptr);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <random>
 
+#include "format/quant.h"
 #include "gtest/gtest.h"
 #include "runtime/exec/executor.h"
 #include "runtime/exec/session.h"
@@ -86,6 +87,57 @@ std::vector<std::vector<int32_t>> RandomPartition(const Model& model, double p, 
     }
   }
   return layers;
+}
+
+std::shared_ptr<const PredictorWeights> RandomPredictor(const Model& model, uint32_t seed) {
+  struct Buffers {
+    std::vector<std::vector<uint8_t>> matrices;
+    std::vector<std::vector<float>> biases;
+  };
+  auto buffers = std::make_shared<Buffers>();
+  const ModelConfig& c = model.config();
+  constexpr int64_t kRank = 16;
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  auto encode = [&](int64_t rows, int64_t cols) {
+    std::vector<float> values(static_cast<size_t>(rows * cols));
+    for (float& v : values) v = normal(rng);
+    const uint64_t row_bytes = *RowBytes(DType::kF16, static_cast<uint64_t>(cols));
+    std::vector<uint8_t> bytes(row_bytes * static_cast<uint64_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) {
+      EXPECT_TRUE(EncodeRow(values.data() + r * cols, static_cast<size_t>(cols), DType::kF16,
+                            bytes.data() + static_cast<uint64_t>(r) * row_bytes)
+                      .ok());
+    }
+    return bytes;
+  };
+  auto p = std::make_shared<PredictorWeights>();
+  p->model_digest = model.file().ContentDigestHex();
+  p->dim = c.dim;
+  p->n_ff = c.n_ff;
+  p->dtype = DType::kF16;
+  p->target_recall = 0.99;
+  p->fire_rule = "nonzero";
+  buffers->matrices.reserve(static_cast<size_t>(2 * c.n_layers));
+  buffers->biases.reserve(static_cast<size_t>(2 * c.n_layers));
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    PredictorLayer layer;
+    layer.rank = kRank;
+    layer.logit_threshold = 0.0f;  // W2 and b2 symmetric around 0: about half the neurons
+    layer.threshold = SigmoidOf(0.0);
+    buffers->matrices.push_back(encode(kRank, c.dim));
+    layer.w1 = buffers->matrices.back();
+    buffers->biases.push_back(std::vector<float>(kRank, 0.5f));
+    layer.b1 = buffers->biases.back();
+    buffers->matrices.push_back(encode(c.n_ff, kRank));
+    layer.w2 = buffers->matrices.back();
+    buffers->biases.push_back(std::vector<float>(static_cast<size_t>(c.n_ff), 0.0f));
+    layer.b2 = buffers->biases.back();
+    p->layers.push_back(layer);
+  }
+  p->storage = buffers;
+  EXPECT_TRUE(p->Validate().ok()) << p->Validate();
+  return p;
 }
 
 }  // namespace pinfer::hybrid_test

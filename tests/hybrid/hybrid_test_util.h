@@ -13,6 +13,7 @@
 #include "runtime/exec/ffn.h"
 #include "runtime/exec/ffn_part.h"
 #include "runtime/model/model.h"
+#include "runtime/model/predictor_weights.h"
 #include "tests/runtime/test_models.h"
 
 namespace pinfer::hybrid_test {
@@ -36,6 +37,10 @@ std::vector<std::vector<int32_t>> EveryLayer(const Model& model,
 std::vector<int32_t> AllNeurons(int64_t n_ff);
 // Each neuron on the GPU side with probability p, independently per layer.
 std::vector<std::vector<int32_t>> RandomPartition(const Model& model, double p, uint32_t seed);
+
+// A predictor for `model` with random f16 weights of rank 16 selecting about half the neurons: a
+// real predictor's shape and code path, not its accuracy.
+std::shared_ptr<const PredictorWeights> RandomPredictor(const Model& model, uint32_t seed);
 
 // The neurons whose activation is exactly non-zero, from a dense evaluation: what a perfect
 // predictor of a ReLU model selects.
