@@ -21,6 +21,7 @@
 #include "runtime/exec/cuda_ffn_part.h"
 #include "runtime/model/activation_profile.h"
 #include "runtime/model/placement_plan.h"
+#include "runtime/model/predictor_weights.h"
 
 extern char** environ;
 
@@ -229,6 +230,18 @@ absl::StatusOr<PlacementSetup> SetUpPlacement(const PlacementFlags& flags, const
     return absl::Status(s.code(), absl::StrCat(flag, ": ", s.message()));
   }
 
+  if (predictor == nullptr) {
+    // The predictor beside the model, as every stage finds its inputs (DESIGN.md).
+    const std::string path = DefaultPredictorPath(model.path());
+    std::error_code ec;
+    if (fs::exists(path, ec)) {
+      absl::StatusOr<PredictorWeights> read =
+          PredictorWeights::Read(path, model.file().ContentDigestHex());
+      if (!read.ok()) return read.status();
+      predictor = std::make_shared<const PredictorWeights>(*std::move(read));
+      setup.notes.push_back(absl::StrCat("predictor ", path, ": active neurons only"));
+    }
+  }
   std::shared_ptr<ActiveNeuronSelector> selector;
   if (predictor != nullptr) {
     const ModelConfig& c = model.config();

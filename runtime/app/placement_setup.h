@@ -55,10 +55,10 @@ struct PlacementSetup {
 };
 
 // Resolves the plan from the flags and, when there is one, installs a HybridFfn on every layer of
-// `executor`. `predictor` (model.predictor.pi, checked against the model by its reader; may be
-// null: every neuron is computed) chooses the active neurons: on the CPU for the CPU parts, and on
-// the GPU for the CUDA parts of layers whose plan says predictor_on_gpu. Errors name the flag or
-// the file and the reason, on one line.
+// `executor`. `predictor` (checked against the model by its reader; null: model.predictor.pi
+// beside the model if it exists, else none and every neuron is computed) chooses the active
+// neurons: on the CPU for the CPU parts, and on the GPU for the CUDA parts of layers whose plan
+// says predictor_on_gpu. Errors name the flag or the file and the reason, on one line.
 absl::StatusOr<PlacementSetup> SetUpPlacement(const PlacementFlags& flags, const Model& model,
                                               Executor& executor,
                                               std::shared_ptr<const PredictorWeights> predictor);

@@ -13,6 +13,7 @@
 #include "runtime/exec/cuda_ffn_part.h"
 #include "runtime/model/model.h"
 #include "runtime/model/placement_plan.h"
+#include "tests/hybrid/hybrid_test_util.h"
 #include "tests/runtime/test_models.h"
 
 namespace pinfer {
@@ -134,6 +135,28 @@ TEST(PiRunPlanTest, AutoBackendUsesTheGpuWhenThereIsOne) {
     ExpectOneLineError(PiRun({"-m", model, "--plan", plan, "--gpu-backend", "cuda", "-p", "x"}),
                        "--gpu-backend cuda: no GPU for the plan's GPU part");
   }
+}
+
+TEST(PiRunPlanTest, PredictorBesideTheModelSelectsTheActiveNeurons) {
+  const std::string model = ModelInOwnDirectory("predictor");
+  WriteRandomPlan(model, Beside(model, "plan"), 0.5);
+  absl::StatusOr<std::unique_ptr<Model>> loaded = Model::Load(model);
+  ASSERT_TRUE(loaded.ok());
+  ASSERT_TRUE(hybrid_test::RandomPredictor(**loaded, 4)->Write(Beside(model, "predictor")).ok());
+  const test::ProgramResult r = PiRun(Args(model, {}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StartsWith(r.out, "Once upon a time")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.err, "predictor " + Beside(model, "predictor"))) << r.err;
+  EXPECT_FALSE(absl::StrContains(r.err, "no predictor")) << r.err;
+  // 4 layers x 192 neurons for each of the ~29 tokens when dense; the predictor keeps about half.
+  const size_t at = r.err.find(" computed neurons");
+  ASSERT_NE(at, std::string::npos) << r.err;
+  const size_t begin = r.err.rfind(' ', at - 1) + 1;
+  const int64_t computed = std::stoll(r.err.substr(begin, at - begin));
+  const size_t tokens_at = r.err.find("hybrid FFN over ") + 16;
+  const int64_t tokens = std::stoll(r.err.substr(tokens_at));
+  EXPECT_GT(computed, 0);
+  EXPECT_LT(computed, tokens * 4 * 192 * 9 / 10) << r.err;
 }
 
 TEST(PiRunPlanTest, PlanBesideTheModelIsTheDefaultAndNoneTurnsItOff) {
