@@ -63,6 +63,14 @@ struct Runtime {
   const Tokenizer* tokenizer = nullptr;
 };
 
+// The hybrid FFN's split (GPU/CPU time per token, hot coverage) when a placement plan ran.
+void LogHybrid(const Runtime& rt) {
+  if (const HybridFfn* hybrid = rt.loaded.placement.hybrid.get(); hybrid != nullptr) {
+    std::fprintf(stderr, "%s%s\n", kLog,
+                 FormatHybridStats(hybrid->stats(), hybrid->gpu_backend()).c_str());
+  }
+}
+
 absl::StatusOr<Runtime> Load(const PiRunOptions& options) {
   Runtime rt;
   absl::StatusOr<LoadedRuntime> loaded = LoadRuntime(options.runtime);
@@ -98,7 +106,11 @@ absl::Status RunPerplexity(Runtime& rt, const PiRunOptions& options, const std::
       static_cast<long long>(result->chunks), static_cast<long long>(rt.session->context_length()),
       static_cast<long long>(result->scored_tokens), static_cast<long long>(result->text_tokens));
   LogPhase("evaluation", result->stats);
-  LogSparseSummary(kLog, rt.loaded.sparse.get(), *rt.loaded.model);
+  if (rt.loaded.placement.hybrid != nullptr) {
+    LogHybrid(rt);
+  } else {
+    LogSparseSummary(kLog, rt.loaded.sparse.get(), *rt.loaded.model);
+  }
   WriteOut(
       absl::StrFormat("Final estimate: PPL = %.4f +/- %.5f\n", result->ppl, result->ppl_error));
   return absl::OkStatus();
@@ -198,7 +210,11 @@ absl::Status RunGeneration(Runtime& rt, const PiRunOptions& options, std::string
   WriteOut("\n");
   LogPhase("prompt", prompt_stats);
   LogPhase("decode", decode_stats);
-  LogSparseSummary(kLog, rt.loaded.sparse.get(), *rt.loaded.model);
+  if (rt.loaded.placement.hybrid != nullptr) {
+    LogHybrid(rt);
+  } else {
+    LogSparseSummary(kLog, rt.loaded.sparse.get(), *rt.loaded.model);
+  }
   return absl::OkStatus();
 }
 

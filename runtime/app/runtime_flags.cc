@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "runtime/app/cli_common.h"
 #include "runtime/cpu/kernels.h"
+#include "runtime/model/predictor_weights.h"
 
 namespace pinfer {
 
@@ -24,7 +25,24 @@ void AddRuntimeFlags(CLI::App& app, RuntimeFlags& flags) {
       "--no-populate", [&flags] { flags.populate = false; },
       "do not pre-read the model into memory at load (first tokens then include disk reads)");
   AddSparseFlags(app, flags.sparse);
+  AddPlacementFlags(app, flags.placement);
 }
+
+namespace {
+
+// --dense means every neuron on the CPU, which a plan contradicts.
+absl::Status ValidateSparseWithPlacement(const RuntimeFlags& flags) {
+  const bool plan_asked =
+      (!flags.placement.plan_path.empty() && flags.placement.plan_path != "none") ||
+      !flags.placement.vram_budget.empty();
+  if (flags.sparse.dense && plan_asked) {
+    return absl::InvalidArgumentError(
+        "--dense runs every neuron on the CPU: it cannot be combined with --plan or --vram-budget");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::Status ValidateRuntimeFlags(const RuntimeFlags& flags) {
   if (flags.model_path.empty()) return absl::InvalidArgumentError("-m MODEL is required");
@@ -40,7 +58,9 @@ absl::Status ValidateRuntimeFlags(const RuntimeFlags& flags) {
     return absl::InvalidArgumentError(
         absl::StrCat("-b must be 1 or more tokens, got ", flags.batch_size));
   }
-  return ValidateSparseFlags(flags.sparse);
+  if (absl::Status s = ValidateSparseFlags(flags.sparse); !s.ok()) return s;
+  if (absl::Status s = ValidatePlacementFlags(flags.placement); !s.ok()) return s;
+  return ValidateSparseWithPlacement(flags);
 }
 
 absl::StatusOr<LoadedRuntime> LoadRuntime(const RuntimeFlags& flags) {
@@ -65,6 +85,30 @@ absl::StatusOr<LoadedRuntime> LoadRuntime(const RuntimeFlags& flags) {
       SetUpSparseExecution(flags.sparse, flags.model_path, *rt.model, *rt.executor);
   if (!sparse.ok()) return sparse.status();
   rt.sparse = *std::move(sparse);
+  // A plan replaces the sparse CPU FFN with the hybrid one on every layer; the hybrid FFN selects
+  // its active neurons with the same predictor (--predictor, else the one beside the model).
+  if (!flags.sparse.dense) {
+    std::shared_ptr<const PredictorWeights> predictor;
+    if (!flags.sparse.predictor_path.empty()) {
+      absl::StatusOr<PredictorWeights> read =
+          PredictorWeights::Read(flags.sparse.predictor_path, rt.model->file().ContentDigestHex());
+      if (!read.ok()) return read.status();
+      predictor = std::make_shared<const PredictorWeights>(*std::move(read));
+    }
+    absl::StatusOr<PlacementSetup> placement =
+        SetUpPlacement(flags.placement, *rt.model, *rt.executor, std::move(predictor));
+    if (!placement.ok()) return placement.status();
+    rt.placement = *std::move(placement);
+    if (rt.placement.hybrid != nullptr) {
+      if (flags.sparse.check || flags.sparse.oracle) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(flags.sparse.check ? "--check" : "--oracle-sparse",
+                         " applies to the sparse CPU FFN, not to the hybrid FFN of the plan ",
+                         rt.placement.plan_path, " (add --plan none)"));
+      }
+      rt.sparse = nullptr;
+    }
+  }
   rt.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return rt;
 }
@@ -93,6 +137,9 @@ void LogRuntimeSummary(std::string_view log_prefix, const RuntimeFlags& flags,
                prefix.c_str(), rt.load_seconds * 1e3, static_cast<long long>(context_length),
                static_cast<long long>(c.context_length), FormatBytes(kv_cache_bytes).c_str(),
                cpu::Threads(), cpu::SimdTargetName());
+  for (const std::string& note : rt.placement.notes) {
+    std::fprintf(stderr, "%s%s\n", prefix.c_str(), note.c_str());
+  }
 }
 
 }  // namespace pinfer

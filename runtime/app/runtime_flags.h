@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "runtime/app/placement_setup.h"
 #include "runtime/app/sparse_setup.h"
 #include "runtime/exec/executor.h"
 #include "runtime/exec/session.h"
@@ -31,6 +32,7 @@ struct RuntimeFlags {
   int64_t batch_size = 256;  // -b; prompt tokens per forward pass
   bool populate = true;      // pre-fault the mapping, so timings do not include disk reads
   SparseFlags sparse;        // --predictor, --dense, --check ... (sparse_setup.h)
+  PlacementFlags placement;  // --plan, --vram-budget (placement_setup.h)
 
   // What sessions over the executor get.
   SessionOptions session_options() const {
@@ -40,7 +42,7 @@ struct RuntimeFlags {
   }
 };
 
-// Registers -m/--model (required), -t, -c, -b, --no-populate and the sparse flags.
+// Registers -m/--model (required), -t, -c, -b, --no-populate, the sparse and the placement flags.
 void AddRuntimeFlags(CLI::App& app, RuntimeFlags& flags);
 
 // Checks values that do not depend on the model; the message names the flag.
@@ -52,6 +54,7 @@ struct LoadedRuntime {
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<Executor> executor;
   std::shared_ptr<SparseFfn> sparse;  // null: dense FFN execution
+  PlacementSetup placement;           // the hybrid GPU/CPU FFN when a plan applies
   double load_seconds = 0.0;
 };
 

@@ -1,0 +1,316 @@
+#include "runtime/app/placement_setup.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <utility>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "runtime/app/cli_common.h"
+#include "runtime/exec/cuda_ffn_part.h"
+#include "runtime/model/activation_profile.h"
+#include "runtime/model/placement_plan.h"
+#include "runtime/model/predictor_weights.h"
+
+extern char** environ;
+
+namespace pinfer {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kNoPlan[] = "none";
+
+// "dir/model.pi" -> "dir/model.<suffix>.pi".
+std::string Beside(const std::string& model_path, const std::string& suffix) {
+  std::string base = model_path;
+  if (base.ends_with(".pi")) base.resize(base.size() - 3);
+  return absl::StrCat(base, ".", suffix, ".pi");
+}
+
+bool IsExecutable(const fs::path& path) {
+  std::error_code ec;
+  return fs::is_regular_file(path, ec) && access(path.c_str(), X_OK) == 0;
+}
+
+// The last non-empty line of a program's stderr, without the "pi-place: error: " prefix.
+std::string LastLine(const std::string& text) {
+  std::string last;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (!absl::StripAsciiWhitespace(line).empty()) last = std::string(line);
+  }
+  absl::string_view trimmed = last;
+  absl::ConsumePrefix(&trimmed, "pi-place: error: ");
+  return std::string(trimmed);
+}
+
+// Runs pi-place to write `output`; its report goes nowhere, its error line into the status.
+absl::Status RunPiPlace(const std::string& pi_place, const std::string& model_path,
+                        const std::string& profile_path, uint64_t budget_bytes,
+                        const std::string& output) {
+  std::vector<std::string> args = {
+      pi_place, "-m",   model_path, "--profile", profile_path, "--vram", absl::StrCat(budget_bytes),
+      "-o",     output, "-q"};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    return absl::InternalError(absl::StrCat("--vram-budget: cannot create a pipe for ", pi_place));
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
+  pid_t pid = 0;
+  const int spawned = posix_spawn(&pid, pi_place.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(pipe_fds[1]);
+  if (spawned != 0) {
+    close(pipe_fds[0]);
+    return absl::InternalError(
+        absl::StrCat("--vram-budget: cannot run ", pi_place, ": ", std::strerror(spawned)));
+  }
+  std::string err;
+  char buffer[4096];
+  for (ssize_t got; (got = read(pipe_fds[0], buffer, sizeof(buffer))) != 0;) {
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    err.append(buffer, static_cast<size_t>(got));
+  }
+  close(pipe_fds[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    const std::string how = WIFEXITED(status) ? absl::StrCat("exit ", WEXITSTATUS(status))
+                                              : absl::StrCat("signal ", WTERMSIG(status));
+    return absl::FailedPreconditionError(
+        absl::StrCat("--vram-budget: ", pi_place, " failed (", how, "): ", LastLine(err)));
+  }
+  return absl::OkStatus();
+}
+
+// The plan for --vram-budget: the cached one beside the model when it fits this model, else a new
+// one solved by pi-place.
+absl::StatusOr<std::string> PlanForBudget(const std::string& budget_text, const Model& model,
+                                          std::vector<std::string>& notes) {
+  absl::StatusOr<uint64_t> budget = ParseByteSize(budget_text);
+  if (!budget.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--vram-budget: ", budget.status().message()));
+  }
+  const std::string path = CachedPlanPath(model.path(), *budget);
+  std::error_code ec;
+  if (fs::exists(path, ec)) {
+    absl::StatusOr<PlacementPlan> cached = PlacementPlan::Read(path);
+    if (cached.ok() && CheckPlanMatchesModel(*cached, model, path).ok()) {
+      notes.push_back(absl::StrCat("--vram-budget ", budget_text, ": reusing the plan ", path));
+      return path;
+    }
+    notes.push_back(absl::StrCat("--vram-budget ", budget_text, ": ", path,
+                                 " does not fit this model, solving it again"));
+  }
+  const std::string profile = DefaultProfilePath(model.path());
+  if (!fs::exists(profile, ec)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--vram-budget: no activation profile ", profile, " beside the model (run pi-profile -m ",
+        model.path(), " --dataset TEXT first)"));
+  }
+  absl::StatusOr<std::string> pi_place = FindPiPlace();
+  if (!pi_place.ok()) return pi_place.status();
+  if (absl::Status s = RunPiPlace(*pi_place, model.path(), profile, *budget, path); !s.ok()) {
+    return s;
+  }
+  notes.push_back(absl::StrCat("--vram-budget ", budget_text, ": solved the placement with ",
+                               *pi_place, " into ", path));
+  return path;
+}
+
+}  // namespace
+
+void AddPlacementFlags(CLI::App& app, PlacementFlags& flags) {
+  app.add_option("--plan", flags.plan_path,
+                 "placement plan from pi-place (default: model.plan.pi beside the model if it "
+                 "exists; 'none': no plan)");
+  app.add_option("--vram-budget", flags.vram_budget,
+                 "without --plan: use model.plan-<budget>.pi, solving it with pi-place from "
+                 "model.profile.pi first if needed (e.g. 8G)");
+  app.add_option("--gpu-backend", flags.gpu_backend,
+                 "where the plan's GPU part runs: auto (CUDA if a GPU is present, else the CPU), "
+                 "cuda, or cpu")
+      ->capture_default_str();
+}
+
+absl::Status ValidatePlacementFlags(const PlacementFlags& flags) {
+  if (flags.gpu_backend != "auto" && flags.gpu_backend != "cuda" && flags.gpu_backend != "cpu") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--gpu-backend must be auto, cuda or cpu, not '", flags.gpu_backend, "'"));
+  }
+  if (!flags.vram_budget.empty()) {
+    if (!flags.plan_path.empty()) {
+      return absl::InvalidArgumentError("--plan and --vram-budget cannot be combined");
+    }
+    absl::StatusOr<uint64_t> budget = ParseByteSize(flags.vram_budget);
+    if (!budget.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--vram-budget: ", budget.status().message()));
+    }
+    if (*budget == 0) return absl::InvalidArgumentError("--vram-budget must be positive");
+  }
+  return absl::OkStatus();
+}
+
+std::string CachedPlanPath(const std::string& model_path, uint64_t budget_bytes) {
+  std::string size = absl::StrCat(budget_bytes);
+  for (auto [shift, unit] :
+       {std::pair{40, "T"}, std::pair{30, "G"}, std::pair{20, "M"}, std::pair{10, "K"}}) {
+    const uint64_t scale = uint64_t{1} << shift;
+    if (budget_bytes >= scale && budget_bytes % scale == 0) {
+      size = absl::StrCat(budget_bytes / scale, unit);
+      break;
+    }
+  }
+  return Beside(model_path, absl::StrCat("plan-", size));
+}
+
+absl::StatusOr<std::string> FindPiPlace() {
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec && IsExecutable(self.parent_path() / "pi-place")) {
+    return (self.parent_path() / "pi-place").string();
+  }
+  if (const char* path = std::getenv("PATH"); path != nullptr) {
+    for (absl::string_view dir : absl::StrSplit(path, ':', absl::SkipEmpty())) {
+      const fs::path candidate = fs::path(std::string(dir)) / "pi-place";
+      if (IsExecutable(candidate)) return candidate.string();
+    }
+  }
+  return absl::NotFoundError(
+      "--vram-budget: the pi-place program is neither beside this program nor on PATH");
+}
+
+absl::StatusOr<PlacementSetup> SetUpPlacement(const PlacementFlags& flags, const Model& model,
+                                              Executor& executor,
+                                              std::shared_ptr<const PredictorWeights> predictor) {
+  if (absl::Status s = ValidatePlacementFlags(flags); !s.ok()) return s;
+  PlacementSetup setup;
+  if (flags.plan_path == kNoPlan) return setup;
+  std::string flag = "--plan";
+  if (!flags.vram_budget.empty()) {
+    absl::StatusOr<std::string> path = PlanForBudget(flags.vram_budget, model, setup.notes);
+    if (!path.ok()) return path.status();
+    setup.plan_path = *path;
+    flag = "--vram-budget";
+  } else if (!flags.plan_path.empty()) {
+    setup.plan_path = flags.plan_path;
+  } else {
+    const std::string beside = Beside(model.path(), "plan");
+    std::error_code ec;
+    if (!fs::exists(beside, ec)) return setup;
+    setup.plan_path = beside;
+  }
+
+  absl::StatusOr<PlacementPlan> plan = PlacementPlan::Read(setup.plan_path);
+  if (!plan.ok()) {
+    return absl::Status(plan.status().code(), absl::StrCat(flag, ": ", plan.status().message()));
+  }
+  if (absl::Status s = CheckPlanMatchesModel(*plan, model, setup.plan_path); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat(flag, ": ", s.message()));
+  }
+
+  if (predictor == nullptr) {
+    // The predictor beside the model, as every stage finds its inputs (DESIGN.md).
+    const std::string path = DefaultPredictorPath(model.path());
+    std::error_code ec;
+    if (fs::exists(path, ec)) {
+      absl::StatusOr<PredictorWeights> read =
+          PredictorWeights::Read(path, model.file().ContentDigestHex());
+      if (!read.ok()) return read.status();
+      predictor = std::make_shared<const PredictorWeights>(*std::move(read));
+      setup.notes.push_back(absl::StrCat("predictor ", path, ": active neurons only"));
+    }
+  }
+  std::shared_ptr<ActiveNeuronSelector> selector;
+  if (predictor != nullptr) {
+    const ModelConfig& c = model.config();
+    if (predictor->n_layers() != c.n_layers || predictor->dim != c.dim ||
+        predictor->n_ff != c.n_ff) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the predictor (", predictor->n_layers(), " layers, dim ", predictor->dim,
+                       ", n_ff ", predictor->n_ff, ") does not fit ", model.path()));
+    }
+    selector = std::make_shared<PredictorActiveSelector>(predictor);
+  }
+
+  GpuPartFactory gpu_factory;
+  std::string gpu_side;
+  const int64_t gpu_neurons = plan->GpuNeuronCount();
+  if (gpu_neurons > 0) {
+    const absl::Status cuda = flags.gpu_backend == "cpu" ? absl::OkStatus() : CheckCudaAvailable();
+    if (flags.gpu_backend == "cuda" && !cuda.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--gpu-backend cuda: no GPU for the plan's GPU part: ", cuda.message()));
+    }
+    if (flags.gpu_backend == "cpu") {
+      gpu_side = "the CPU (--gpu-backend cpu)";
+    } else if (cuda.ok()) {
+      absl::StatusOr<std::shared_ptr<CudaFfnContext>> context = CreateCudaFfnContext(model);
+      if (!context.ok()) return context.status();
+      gpu_factory = [context = *context, &model, predictor, on_gpu = plan->predictor_on_gpu](
+                        int64_t layer, std::vector<int32_t> neurons) {
+        const bool here = on_gpu[static_cast<size_t>(layer)] != 0;
+        return CreateCudaFfnPart(context, model, layer, std::move(neurons),
+                                 here ? predictor : nullptr);
+      };
+      absl::StatusOr<std::string> device = DescribeCudaDevice();
+      gpu_side = absl::StrCat("CUDA on ", device.ok() ? *device : "the current device");
+    } else {
+      gpu_side = absl::StrCat("the CPU (no GPU: ", cuda.message(), ")");
+    }
+  }
+  absl::StatusOr<std::shared_ptr<HybridFfn>> hybrid =
+      BuildHybridFfn(model, plan->ffn_gpu_neurons, gpu_factory, std::move(selector));
+  if (!hybrid.ok()) return hybrid.status();
+  if (absl::Status s = executor.SetFfnForAllLayers(*hybrid); !s.ok()) return s;
+  setup.hybrid = *std::move(hybrid);
+
+  const int64_t total = model.config().n_layers * model.config().n_ff;
+  setup.notes.push_back(absl::StrFormat(
+      "plan %s: %d of %d FFN neurons (%.1f%%) in the GPU part, expected hot coverage %.1f%%",
+      setup.plan_path, gpu_neurons, total, 100.0 * gpu_neurons / std::max<int64_t>(1, total),
+      100.0 * plan->expected_coverage));
+  if (gpu_neurons > 0) {
+    setup.notes.push_back(
+        absl::StrCat("the GPU part runs on ", gpu_side,
+                     "; attention and the classifier run on the CPU in this "
+                     "version",
+                     predictor == nullptr ? "; no predictor: every neuron is computed" : ""));
+  }
+  return setup;
+}
+
+std::string FormatHybridStats(const HybridFfnStats& stats, std::string_view gpu_backend) {
+  const double tokens = static_cast<double>(std::max<int64_t>(1, stats.tokens));
+  return absl::StrFormat(
+      "hybrid FFN over %d tokens: GPU part (%s) %.3f ms/token, CPU part %.3f ms/token, waited "
+      "%.3f ms/token in %d synchronisations, selector %.3f ms/token; hot coverage %.1f%% of %d "
+      "computed neurons",
+      stats.tokens, gpu_backend, stats.gpu_seconds * 1e3 / tokens, stats.cpu_seconds * 1e3 / tokens,
+      stats.wait_seconds * 1e3 / tokens, stats.synchronisations,
+      stats.select_seconds * 1e3 / tokens, 100.0 * stats.HotCoverage(),
+      stats.gpu_neurons + stats.cpu_neurons);
+}
+
+}  // namespace pinfer

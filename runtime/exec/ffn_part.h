@@ -1,0 +1,138 @@
+// One part of a layer's FFN: a fixed subset of its neurons (a "part" of the placement plan's
+// partition, e.g. the GPU's hot neurons or the CPU's rest) computed by one backend, and the active
+// sets that say which neurons of a token to compute at all.
+//
+// For the part's neurons P and a token's active set A (every neuron when there is no selector):
+//   partial(x) = Σ_{i ∈ P ∩ A} act(gate_i·x, up_i·x) · down_i
+// Parts whose neuron sets partition [0, n_ff) add up to the FFN over A; with A = everything, to the
+// dense FFN (up to the order of the float additions).
+//
+// A part works in two steps so that two backends overlap without extra threads: Begin starts the
+// work (a CPU part does all of it on the calling thread's OpenMP kernels; a GPU part only enqueues
+// it on its stream) and Finish completes it, adding the part's partial sum to the residual stream.
+// HybridFfn (hybrid_ffn.h) calls gpu.Begin, cpu.Begin, gpu.Finish, cpu.Finish: the CPU computes
+// while the GPU does, and the layer waits once, for the GPU.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "runtime/cpu/predictor_kernel.h"
+#include "runtime/exec/ffn.h"
+#include "runtime/model/model.h"
+#include "runtime/model/predictor_weights.h"
+
+namespace pinfer {
+
+// The active neurons of a batch: token t's are ids[offsets[t], offsets[t + 1]), ascending (the
+// layout of the predictor's output, runtime/cpu/predictor_kernel.h).
+struct ActiveNeurons {
+  std::vector<int32_t> ids;
+  std::vector<int64_t> offsets;  // tokens + 1 entries
+
+  int64_t tokens() const { return offsets.empty() ? 0 : static_cast<int64_t>(offsets.size()) - 1; }
+  std::span<const int32_t> Token(int64_t t) const {
+    const size_t begin = static_cast<size_t>(offsets[static_cast<size_t>(t)]);
+    const size_t end = static_cast<size_t>(offsets[static_cast<size_t>(t) + 1]);
+    return std::span<const int32_t>(ids).subspan(begin, end - begin);
+  }
+  void Clear() {
+    ids.clear();
+    offsets.assign(1, 0);
+  }
+  // Appends one token's ascending ids.
+  void AddToken(std::span<const int32_t> token_ids) {
+    if (offsets.empty()) offsets.push_back(0);
+    ids.insert(ids.end(), token_ids.begin(), token_ids.end());
+    offsets.push_back(static_cast<int64_t>(ids.size()));
+  }
+};
+
+// Decides, per layer and token, which neurons to compute: the activation predictor, or in tests an
+// oracle. One call at a time.
+class ActiveNeuronSelector {
+ public:
+  virtual ~ActiveNeuronSelector() = default;
+  // Fills `active` (replacing its content) with the n tokens' active sets for the FFN input
+  // x [n, dim] of `layer`.
+  virtual absl::Status Select(int64_t layer, const float* x, int64_t n, ActiveNeurons& active) = 0;
+};
+
+// The activation predictor (model.predictor.pi) on the CPU: neuron i of a token is active when its
+// logit reaches the layer's threshold (runtime/cpu/predictor_kernel.h).
+class PredictorActiveSelector : public ActiveNeuronSelector {
+ public:
+  explicit PredictorActiveSelector(std::shared_ptr<const PredictorWeights> predictor)
+      : predictor_(std::move(predictor)) {}
+  absl::Status Select(int64_t layer, const float* x, int64_t n, ActiveNeurons& active) override;
+
+ private:
+  std::shared_ptr<const PredictorWeights> predictor_;
+  cpu::PredictorScratch scratch_;
+  cpu::PredictedActive predicted_;
+};
+
+struct FfnPartCall {
+  int64_t layer = 0;
+  int64_t n = 0;                          // tokens
+  const float* input = nullptr;           // [n, dim] host memory
+  float* output = nullptr;                // [n, dim] the residual stream: Finish adds here
+  const ActiveNeurons* active = nullptr;  // null: every neuron of the part
+  FfnWorkspace* workspace = nullptr;      // the session's scratch, for parts computing on the CPU
+};
+
+struct FfnPartStats {
+  int64_t computed_neurons = 0;  // Σ over tokens of the part's neurons computed
+  uint64_t weight_bytes = 0;     // weight bytes read
+  double seconds = 0;            // time of the part's own work (GPU: between its events)
+};
+
+class FfnPart {
+ public:
+  virtual ~FfnPart() = default;
+  virtual std::string_view backend() const = 0;  // "cpu", "cuda"
+  // The part's neurons, ascending.
+  virtual std::span<const int32_t> neurons() const = 0;
+  virtual absl::Status Begin(const FfnPartCall& call) = 0;
+  // Completes the call begun last (same `call`): output += the part's partial sum.
+  virtual absl::StatusOr<FfnPartStats> Finish(const FfnPartCall& call) = 0;
+};
+
+// The part on the CPU over the mapped weights, with the gather kernels (cpu::GatherMatMul...).
+// Begin computes everything. `separate_partial` false: it accumulates straight into the residual
+// (the CPU part of a hybrid layer); true: into a buffer of its own that Finish adds (a CPU stand-in
+// for the GPU part, which exercises the merge exactly as the GPU part does).
+class CpuFfnPart : public FfnPart {
+ public:
+  CpuFfnPart(const Model& model, int64_t layer, std::vector<int32_t> neurons,
+             bool separate_partial);
+  std::string_view backend() const override { return "cpu"; }
+  std::span<const int32_t> neurons() const override { return neurons_; }
+  absl::Status Begin(const FfnPartCall& call) override;
+  absl::StatusOr<FfnPartStats> Finish(const FfnPartCall& call) override;
+
+ private:
+  // Runs the FFN over `rows` (count neuron ids) for the n tokens of x, adding into y.
+  void Compute(const int32_t* rows, int64_t count, const float* x, int64_t n, float* y,
+               FfnWorkspace& ws);
+
+  const Model& model_;
+  int64_t layer_;
+  std::vector<int32_t> neurons_;
+  std::vector<uint8_t> member_;  // [n_ff]: 1 for the part's neurons
+  bool separate_partial_;
+  std::vector<float> partial_;  // [n, dim] when separate_partial_
+  std::vector<int32_t> rows_;   // one token's active neurons of the part
+  FfnPartStats pending_;
+};
+
+// Intersects a token's ascending active ids with a part's membership mask, into `rows`.
+void ActiveRowsOfPart(std::span<const int32_t> active, const std::vector<uint8_t>& member,
+                      std::vector<int32_t>& rows);
+
+}  // namespace pinfer

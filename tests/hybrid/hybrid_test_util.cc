@@ -1,0 +1,143 @@
+#include "tests/hybrid/hybrid_test_util.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "format/quant.h"
+#include "gtest/gtest.h"
+#include "runtime/exec/executor.h"
+#include "runtime/exec/session.h"
+
+namespace pinfer::hybrid_test {
+
+std::unique_ptr<Model> LoadModel(test::BundledModel which, std::optional<DType> dtype) {
+  absl::StatusOr<std::unique_ptr<Model>> model = Model::Load(test::ConvertedModel(which, dtype));
+  EXPECT_TRUE(model.ok()) << model.status();
+  return model.ok() ? *std::move(model) : nullptr;
+}
+
+std::vector<float> RunLogits(const Model& model, std::shared_ptr<FfnStrategy> ffn) {
+  Executor executor(model, {.batch_size = 16});
+  if (ffn != nullptr) {
+    EXPECT_TRUE(executor.SetFfnForAllLayers(ffn).ok());
+  }
+  absl::StatusOr<std::unique_ptr<Session>> session =
+      Session::Create(executor, {.context_length = 32});
+  EXPECT_TRUE(session.ok()) << session.status();
+  if (!session.ok()) return {};
+  const int64_t vocab = model.config().vocab_size;
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 12; ++i) prompt.push_back(static_cast<int32_t>((i * 37 + 1) % vocab));
+  std::vector<float> all;
+  absl::StatusOr<std::span<const float>> logits = (*session)->Evaluate(prompt, Logits::kAll);
+  EXPECT_TRUE(logits.ok()) << logits.status();
+  if (!logits.ok()) return {};
+  all.assign(logits->begin(), logits->end());
+  for (int i = 0; i < 4; ++i) {
+    const int32_t token = static_cast<int32_t>((i * 53 + 7) % vocab);
+    logits = (*session)->Evaluate(std::span<const int32_t>(&token, 1), Logits::kLast);
+    EXPECT_TRUE(logits.ok()) << logits.status();
+    if (!logits.ok()) return {};
+    all.insert(all.end(), logits->begin(), logits->end());
+  }
+  return all;
+}
+
+double MaxAbsDiff(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    worst = std::max(worst, std::abs(static_cast<double>(a[i]) - b[i]));
+  }
+  return worst;
+}
+
+double MaxAbs(const std::vector<float>& a) {
+  double m = 0;
+  for (float v : a) m = std::max(m, std::abs(static_cast<double>(v)));
+  return m;
+}
+
+void ExpectSameLogits(const std::vector<float>& expected, const std::vector<float>& actual,
+                      const std::string& what, double relative) {
+  ASSERT_FALSE(expected.empty());
+  const double tolerance = relative * std::max(1.0, MaxAbs(expected));
+  EXPECT_LE(MaxAbsDiff(expected, actual), tolerance) << what;
+}
+
+std::vector<std::vector<int32_t>> EveryLayer(const Model& model,
+                                             const std::vector<int32_t>& neurons) {
+  return std::vector<std::vector<int32_t>>(static_cast<size_t>(model.n_layers()), neurons);
+}
+
+std::vector<int32_t> AllNeurons(int64_t n_ff) {
+  std::vector<int32_t> ids(static_cast<size_t>(n_ff));
+  for (int64_t i = 0; i < n_ff; ++i) ids[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+  return ids;
+}
+
+std::vector<std::vector<int32_t>> RandomPartition(const Model& model, double p, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::bernoulli_distribution pick(p);
+  std::vector<std::vector<int32_t>> layers(static_cast<size_t>(model.n_layers()));
+  for (auto& layer : layers) {
+    for (int32_t i = 0; i < model.config().n_ff; ++i) {
+      if (pick(rng)) layer.push_back(i);
+    }
+  }
+  return layers;
+}
+
+std::shared_ptr<const PredictorWeights> RandomPredictor(const Model& model, uint32_t seed) {
+  struct Buffers {
+    std::vector<std::vector<uint8_t>> matrices;
+    std::vector<std::vector<float>> biases;
+  };
+  auto buffers = std::make_shared<Buffers>();
+  const ModelConfig& c = model.config();
+  constexpr int64_t kRank = 16;
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  auto encode = [&](int64_t rows, int64_t cols) {
+    std::vector<float> values(static_cast<size_t>(rows * cols));
+    for (float& v : values) v = normal(rng);
+    const uint64_t row_bytes = *RowBytes(DType::kF16, static_cast<uint64_t>(cols));
+    std::vector<uint8_t> bytes(row_bytes * static_cast<uint64_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) {
+      EXPECT_TRUE(EncodeRow(values.data() + r * cols, static_cast<size_t>(cols), DType::kF16,
+                            bytes.data() + static_cast<uint64_t>(r) * row_bytes)
+                      .ok());
+    }
+    return bytes;
+  };
+  auto p = std::make_shared<PredictorWeights>();
+  p->model_digest = model.file().ContentDigestHex();
+  p->dim = c.dim;
+  p->n_ff = c.n_ff;
+  p->dtype = DType::kF16;
+  p->target_recall = 0.99;
+  p->fire_rule = "nonzero";
+  buffers->matrices.reserve(static_cast<size_t>(2 * c.n_layers));
+  buffers->biases.reserve(static_cast<size_t>(2 * c.n_layers));
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    PredictorLayer layer;
+    layer.rank = kRank;
+    layer.logit_threshold = 0.0f;  // W2 and b2 symmetric around 0: about half the neurons
+    layer.threshold = SigmoidOf(0.0);
+    buffers->matrices.push_back(encode(kRank, c.dim));
+    layer.w1 = buffers->matrices.back();
+    buffers->biases.push_back(std::vector<float>(kRank, 0.5f));
+    layer.b1 = buffers->biases.back();
+    buffers->matrices.push_back(encode(c.n_ff, kRank));
+    layer.w2 = buffers->matrices.back();
+    buffers->biases.push_back(std::vector<float>(static_cast<size_t>(c.n_ff), 0.0f));
+    layer.b2 = buffers->biases.back();
+    p->layers.push_back(layer);
+  }
+  p->storage = buffers;
+  EXPECT_TRUE(p->Validate().ok()) << p->Validate();
+  return p;
+}
+
+}  // namespace pinfer::hybrid_test

@@ -1,0 +1,261 @@
+// pi-run with a placement plan, end to end on the real relu-llama-260k model: --plan (explicit and
+// beside the model), --vram-budget solving the plan with the real pi-place from a pi-profile
+// profile and reusing the cached plan, and one clear line for every bad input.
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "format/strings.h"
+#include "gtest/gtest.h"
+#include "runtime/exec/cuda_ffn_part.h"
+#include "runtime/model/model.h"
+#include "runtime/model/placement_plan.h"
+#include "tests/hybrid/hybrid_test_util.h"
+#include "tests/runtime/test_models.h"
+
+namespace pinfer {
+namespace {
+
+namespace fs = std::filesystem;
+using test::BundledModel;
+
+test::ProgramResult PiRun(const std::vector<std::string>& args) {
+  return test::RunProgram(PI_RUN_PATH, args);
+}
+
+// A copy of a bundled model in a directory of its own, so that files beside it are this test's.
+std::string ModelInOwnDirectory(const std::string& dir_name,
+                                BundledModel which = BundledModel::kReluLlama260K) {
+  const fs::path dir = fs::path(test::ScratchDir()) / dir_name;
+  fs::create_directories(dir);
+  const fs::path model = dir / "model.pi";
+  fs::copy_file(test::ConvertedModel(which), model, fs::copy_options::overwrite_existing);
+  return model.string();
+}
+
+std::string Beside(const std::string& model, const std::string& suffix) {
+  return model.substr(0, model.size() - 3) + "." + suffix + ".pi";
+}
+
+// A valid plan for `model_path` with a random share of each layer's neurons on the GPU.
+void WriteRandomPlan(const std::string& model_path, const std::string& plan_path, double share) {
+  absl::StatusOr<std::unique_ptr<Model>> model = Model::Load(model_path);
+  ASSERT_TRUE(model.ok()) << model.status();
+  PlacementPlan plan;
+  plan.model_digest = (*model)->file().ContentDigestHex();
+  plan.n_layers = (*model)->n_layers();
+  plan.n_ff = (*model)->config().n_ff;
+  plan.budget_bytes = 1 << 20;
+  plan.group_size = 1;
+  plan.objective = "coverage";
+  plan.hardware = "test";
+  plan.solver = "random";
+  std::mt19937 rng(3);
+  std::bernoulli_distribution pick(share);
+  const size_t L = static_cast<size_t>(plan.n_layers);
+  plan.ffn_gpu_neurons.resize(L);
+  plan.attention_on_gpu.assign(L, 0);
+  plan.min_share_neurons.assign(L, 1);
+  plan.ffn_gpu_coverage.assign(L, static_cast<float>(share));
+  plan.predictor_on_gpu.assign(L, 0);
+  for (size_t l = 0; l < L; ++l) {
+    for (int32_t i = 0; i < plan.n_ff; ++i) {
+      if (pick(rng)) plan.ffn_gpu_neurons[l].push_back(i);
+    }
+    plan.predictor_on_gpu[l] = !plan.ffn_gpu_neurons[l].empty();
+  }
+  ASSERT_TRUE(plan.Write(plan_path).ok());
+}
+
+// The GPU part on the CPU: the text must then be the dense run's exactly (on a GPU the float
+// rounding differs, which greedy decoding may amplify; the auto test covers that path).
+const std::vector<std::string> kGenerate = {
+    "-p", "Once upon a time", "-n", "24", "--temp", "0", "-t", "1", "--gpu-backend", "cpu"};
+
+std::vector<std::string> Args(const std::string& model, std::vector<std::string> extra) {
+  std::vector<std::string> args = {"-m", model};
+  args.insert(args.end(), kGenerate.begin(), kGenerate.end());
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+// The dense run's text (no plan beside the model).
+const std::string& DenseText() {
+  static const std::string text = [] {
+    const test::ProgramResult r = PiRun(Args(ModelInOwnDirectory("dense"), {}));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_FALSE(absl::StrContains(r.err, "hybrid")) << r.err;
+    return r.out;
+  }();
+  return text;
+}
+
+void ExpectOneLineError(const test::ProgramResult& r, const std::string& mention) {
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  ASSERT_TRUE(absl::EndsWith(r.err, "\n")) << r.err;
+  const std::string err = r.err.substr(0, r.err.size() - 1);
+  const std::string last = err.substr(err.rfind('\n') + 1);
+  EXPECT_TRUE(absl::StartsWith(last, "pi-run: error: ")) << r.err;
+  EXPECT_TRUE(absl::StrContains(last, mention)) << r.err << " lacks " << mention;
+}
+
+TEST(PiRunPlanTest, ExplicitPlanGivesTheDenseTextAndReportsTheSplit) {
+  const std::string model = ModelInOwnDirectory("explicit");
+  const std::string plan = fs::path(model).parent_path() / "random.plan.pi";
+  WriteRandomPlan(model, plan, 0.5);
+  const test::ProgramResult r = PiRun(Args(model, {"--plan", plan}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, DenseText());
+  for (const char* s :
+       {"plan ", "in the GPU part", "the GPU part runs on the CPU (--gpu-backend cpu)",
+        "hybrid FFN over", "ms/token", "hot coverage", "decode: 23 tokens"}) {
+    EXPECT_TRUE(absl::StrContains(r.err, s)) << r.err << " lacks " << s;
+  }
+}
+
+TEST(PiRunPlanTest, AutoBackendUsesTheGpuWhenThereIsOne) {
+  const std::string model = ModelInOwnDirectory("auto");
+  const std::string plan = fs::path(model).parent_path() / "random.plan.pi";
+  WriteRandomPlan(model, plan, 0.5);
+  const test::ProgramResult r = PiRun({"-m", model, "--plan", plan, "-p", "Once upon a time", "-n",
+                                       "24", "--temp", "0", "-t", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  if (absl::Status gpu = CheckCudaAvailable(); gpu.ok()) {
+    EXPECT_TRUE(absl::StrContains(r.err, "the GPU part runs on CUDA on ")) << r.err;
+    EXPECT_TRUE(absl::StrContains(r.err, "GPU part (cuda)")) << r.err;
+    EXPECT_TRUE(absl::StartsWith(r.out, "Once upon a time")) << r.out;
+  } else {
+    EXPECT_TRUE(absl::StrContains(r.err, "the GPU part runs on the CPU (no GPU: ")) << r.err;
+    EXPECT_TRUE(absl::StrContains(r.err, "GPU part (cpu)")) << r.err;
+    EXPECT_EQ(r.out, DenseText());
+    ExpectOneLineError(PiRun({"-m", model, "--plan", plan, "--gpu-backend", "cuda", "-p", "x"}),
+                       "--gpu-backend cuda: no GPU for the plan's GPU part");
+  }
+}
+
+TEST(PiRunPlanTest, PredictorBesideTheModelSelectsTheActiveNeurons) {
+  const std::string model = ModelInOwnDirectory("predictor");
+  WriteRandomPlan(model, Beside(model, "plan"), 0.5);
+  absl::StatusOr<std::unique_ptr<Model>> loaded = Model::Load(model);
+  ASSERT_TRUE(loaded.ok());
+  ASSERT_TRUE(hybrid_test::RandomPredictor(**loaded, 4)->Write(Beside(model, "predictor")).ok());
+  const test::ProgramResult r = PiRun(Args(model, {}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StartsWith(r.out, "Once upon a time")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.err, "predictor " + Beside(model, "predictor"))) << r.err;
+  EXPECT_FALSE(absl::StrContains(r.err, "no predictor")) << r.err;
+  // 4 layers x 192 neurons for each of the ~29 tokens when dense; the predictor keeps about half.
+  const size_t at = r.err.find(" computed neurons");
+  ASSERT_NE(at, std::string::npos) << r.err;
+  const size_t begin = r.err.rfind(' ', at - 1) + 1;
+  const int64_t computed = std::stoll(r.err.substr(begin, at - begin));
+  const size_t tokens_at = r.err.find("hybrid FFN over ") + 16;
+  const int64_t tokens = std::stoll(r.err.substr(tokens_at));
+  EXPECT_GT(computed, 0);
+  EXPECT_LT(computed, tokens * 4 * 192 * 9 / 10) << r.err;
+}
+
+TEST(PiRunPlanTest, PlanBesideTheModelIsTheDefaultAndNoneTurnsItOff) {
+  const std::string model = ModelInOwnDirectory("beside");
+  WriteRandomPlan(model, Beside(model, "plan"), 0.3);
+  const test::ProgramResult with = PiRun(Args(model, {}));
+  ASSERT_EQ(with.exit_code, 0) << with.err;
+  EXPECT_EQ(with.out, DenseText());
+  EXPECT_TRUE(absl::StrContains(with.err, Beside(model, "plan"))) << with.err;
+  EXPECT_TRUE(absl::StrContains(with.err, "hybrid FFN over")) << with.err;
+  const test::ProgramResult without = PiRun(Args(model, {"--plan", "none"}));
+  ASSERT_EQ(without.exit_code, 0) << without.err;
+  EXPECT_EQ(without.out, DenseText());
+  EXPECT_FALSE(absl::StrContains(without.err, "hybrid FFN")) << without.err;
+}
+
+TEST(PiRunPlanTest, VramBudgetSolvesWithPiPlaceAndReusesTheCachedPlan) {
+  const std::string model = ModelInOwnDirectory("budget");
+  // No profile yet: one clear line saying what to run.
+  ExpectOneLineError(PiRun(Args(model, {"--vram-budget", "3900K"})), "no activation profile");
+  const test::ProgramResult profiled = test::RunProgram(
+      PI_PROFILE_PATH,
+      {"-m", model, "--dataset", test::SourcePath("tests/data/text/tinystories_valid_head.txt"),
+       "--max-tokens", "256", "-q", "-t", "1"});
+  ASSERT_EQ(profiled.exit_code, 0) << profiled.err;
+
+  const std::string cached = Beside(model, "plan-3900K");
+  const test::ProgramResult first = PiRun(Args(model, {"--vram-budget", "3900K"}));
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_EQ(first.out, DenseText());
+  EXPECT_TRUE(absl::StrContains(first.err, "solved the placement with")) << first.err;
+  EXPECT_TRUE(absl::StrContains(first.err, cached)) << first.err;
+  ASSERT_TRUE(fs::exists(cached));
+  absl::StatusOr<PlacementPlan> plan = PlacementPlan::Read(cached);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->budget_bytes, 3900u << 10);
+  // The budget holds the minimum working set and part of the FFN: a real split.
+  EXPECT_GT(plan->GpuNeuronCount(), 0);
+  EXPECT_LT(plan->GpuNeuronCount(), plan->n_layers * plan->n_ff);
+  const auto written = fs::last_write_time(cached);
+
+  const test::ProgramResult second = PiRun(Args(model, {"--vram-budget", "3900K"}));
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_EQ(second.out, DenseText());
+  EXPECT_TRUE(absl::StrContains(second.err, "reusing the plan " + cached)) << second.err;
+  EXPECT_EQ(fs::last_write_time(cached), written);
+
+  // A cached plan made for another model is solved again.
+  const std::string stories = ModelInOwnDirectory("budget_other", BundledModel::kStories260K);
+  WriteRandomPlan(stories, cached, 0.5);
+  const test::ProgramResult stale = PiRun(Args(model, {"--vram-budget", "3900K"}));
+  ASSERT_EQ(stale.exit_code, 0) << stale.err;
+  EXPECT_TRUE(absl::StrContains(stale.err, "does not fit this model, solving it again"))
+      << stale.err;
+  plan = PlacementPlan::Read(cached);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  absl::StatusOr<std::unique_ptr<Model>> loaded = Model::Load(model);
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_EQ(plan->model_digest, (*loaded)->file().ContentDigestHex());
+
+  // pi-place's own errors come back on one line (a budget below the minimum working set: 3.6 MiB).
+  ExpectOneLineError(PiRun(Args(model, {"--vram-budget", "1K"})), "pi-place");
+  EXPECT_FALSE(fs::exists(Beside(model, "plan-1K")));
+}
+
+TEST(PiRunPlanTest, MissingPiPlaceIsOneLine) {
+  const std::string model = ModelInOwnDirectory("no_pi_place");
+  fs::copy_file(test::ConvertedModel(BundledModel::kReluLlama260K), model,
+                fs::copy_options::overwrite_existing);
+  // A profile, so that only pi-place is missing.
+  const test::ProgramResult profiled = test::RunProgram(
+      PI_PROFILE_PATH,
+      {"-m", model, "--dataset", test::SourcePath("tests/data/text/tinystories_valid_head.txt"),
+       "--max-tokens", "64", "-q", "-t", "1"});
+  ASSERT_EQ(profiled.exit_code, 0) << profiled.err;
+  // pi-run alone in a directory, with a PATH without pi-place.
+  const fs::path lonely = fs::path(test::ScratchDir()) / "lonely";
+  fs::create_directories(lonely);
+  fs::copy_file(PI_RUN_PATH, lonely / "pi-run", fs::copy_options::overwrite_existing);
+  std::vector<std::string> args = {"PATH=/nonexistent", (lonely / "pi-run").string()};
+  for (const std::string& a : Args(model, {"--vram-budget", "3900K"})) args.push_back(a);
+  ExpectOneLineError(test::RunProgram("/usr/bin/env", args),
+                     "pi-place program is neither beside this program nor on PATH");
+}
+
+TEST(PiRunPlanTest, BadPlansAndFlagsAreOneLine) {
+  const std::string model = ModelInOwnDirectory("bad");
+  const std::string stories = ModelInOwnDirectory("bad_stories", BundledModel::kStories260K);
+  const std::string other = fs::path(stories).parent_path() / "other.plan.pi";
+  WriteRandomPlan(stories, other, 0.5);
+  ExpectOneLineError(PiRun(Args(model, {"--plan", other})), "was made for another model");
+  ExpectOneLineError(PiRun(Args(model, {"--plan", "/no/such.plan.pi"})), "/no/such.plan.pi");
+  ExpectOneLineError(PiRun(Args(model, {"--plan", model})), "--plan");  // a model, not a plan
+  ExpectOneLineError(PiRun(Args(model, {"--plan", other, "--vram-budget", "8G"})),
+                     "--plan and --vram-budget cannot be combined");
+  ExpectOneLineError(PiRun(Args(model, {"--vram-budget", "lots"})), "--vram-budget");
+  ExpectOneLineError(PiRun({"-m", model, "--plan", other, "--gpu-backend", "tpu", "-p", "x"}),
+                     "--gpu-backend must be auto, cuda or cpu");
+}
+
+}  // namespace
+}  // namespace pinfer
