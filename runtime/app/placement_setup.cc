@@ -242,7 +242,7 @@ absl::StatusOr<PlacementSetup> SetUpPlacement(const PlacementFlags& flags, const
       setup.notes.push_back(absl::StrCat("predictor ", path, ": active neurons only"));
     }
   }
-  std::shared_ptr<ActiveNeuronSelector> selector;
+  std::shared_ptr<NeuronSelector> selector;
   if (predictor != nullptr) {
     const ModelConfig& c = model.config();
     if (predictor->n_layers() != c.n_layers || predictor->dim != c.dim ||
@@ -251,7 +251,7 @@ absl::StatusOr<PlacementSetup> SetUpPlacement(const PlacementFlags& flags, const
           absl::StrCat("the predictor (", predictor->n_layers(), " layers, dim ", predictor->dim,
                        ", n_ff ", predictor->n_ff, ") does not fit ", model.path()));
     }
-    selector = std::make_shared<PredictorActiveSelector>(predictor);
+    selector = std::make_shared<PredictorSelector>(predictor);
   }
 
   GpuPartFactory gpu_factory;

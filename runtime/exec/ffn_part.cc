@@ -18,18 +18,6 @@ void ActiveRowsOfPart(std::span<const int32_t> active, const std::vector<uint8_t
   }
 }
 
-absl::Status PredictorActiveSelector::Select(int64_t layer, const float* x, int64_t n,
-                                             ActiveNeurons& active) {
-  if (layer < 0 || layer >= predictor_->n_layers()) {
-    return absl::InternalError(absl::StrCat("the predictor has no layer ", layer));
-  }
-  cpu::PredictActive(predictor_->View(layer), x, n, scratch_, predicted_);
-  // The same layout: hand the vectors over (they come back, grown, at the next call).
-  std::swap(active.ids, predicted_.ids);
-  std::swap(active.offsets, predicted_.offsets);
-  return absl::OkStatus();
-}
-
 CpuFfnPart::CpuFfnPart(const Model& model, int64_t layer, std::vector<int32_t> neurons,
                        bool separate_partial)
     : model_(model),

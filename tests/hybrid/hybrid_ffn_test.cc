@@ -29,7 +29,7 @@ using namespace hybrid_test;  // NOLINT
 
 std::shared_ptr<HybridFfn> Hybrid(const Model& model,
                                   const std::vector<std::vector<int32_t>>& gpu_neurons,
-                                  std::shared_ptr<ActiveNeuronSelector> selector = nullptr) {
+                                  std::shared_ptr<NeuronSelector> selector = nullptr) {
   absl::StatusOr<std::shared_ptr<HybridFfn>> hybrid =
       BuildHybridFfn(model, gpu_neurons, /*gpu_factory=*/nullptr, std::move(selector));
   EXPECT_TRUE(hybrid.ok()) << hybrid.status();
@@ -107,10 +107,13 @@ INSTANTIATE_TEST_SUITE_P(
 
 // A random half of the neurons per call; the same sequence of sets in every run over the same
 // calls.
-class RandomSelector : public ActiveNeuronSelector {
+class RandomSelector : public NeuronSelector {
  public:
   explicit RandomSelector(int64_t n_ff) : n_ff_(n_ff) {}
-  absl::Status Select(int64_t, const float*, int64_t n, ActiveNeurons& active) override {
+  std::string_view name() const override { return "random"; }
+  uint64_t SelectBytes(int64_t) const override { return 0; }
+  absl::Status Select(int64_t, const float*, int64_t n, FfnWorkspace&,
+                      SelectedNeurons& active) override {
     active.Clear();
     std::vector<int32_t> ids;
     for (int64_t t = 0; t < n; ++t) {
@@ -133,7 +136,7 @@ TEST(HybridSelectorTest, ExactActiveSetsOfAReluModelGiveTheDenseLogits) {
   const std::unique_ptr<Model> model = LoadModel(BundledModel::kReluLlama260K, DType::kF16);
   ASSERT_NE(model, nullptr);
   const std::vector<float> dense = RunLogits(*model, nullptr);
-  auto oracle = std::make_shared<OracleSelector>(*model);
+  auto oracle = CountingOracle(*model);
   std::shared_ptr<HybridFfn> hybrid = Hybrid(*model, RandomPartition(*model, 0.4, 11), oracle);
   ExpectSameLogits(dense, RunLogits(*model, hybrid), "oracle active sets");
   const HybridFfnStats& stats = hybrid->stats();
@@ -168,9 +171,9 @@ TEST(HybridSelectorTest, PredictorSelectionIsSplitExactly) {
   ASSERT_NE(model, nullptr);
   std::shared_ptr<const PredictorWeights> predictor = RandomPredictor(*model, 9);
   std::shared_ptr<HybridFfn> one =
-      Hybrid(*model, EveryLayer(*model, {}), std::make_shared<PredictorActiveSelector>(predictor));
+      Hybrid(*model, EveryLayer(*model, {}), std::make_shared<PredictorSelector>(predictor));
   std::shared_ptr<HybridFfn> split = Hybrid(*model, RandomPartition(*model, 0.5, 6),
-                                            std::make_shared<PredictorActiveSelector>(predictor));
+                                            std::make_shared<PredictorSelector>(predictor));
   const std::vector<float> one_logits = RunLogits(*model, one);
   ExpectSameLogits(one_logits, RunLogits(*model, split), "predictor, random split");
   // The predictor chose a real subset, the same in both runs.
