@@ -203,7 +203,8 @@ absl::StatusOr<std::string> FindPiPlace() {
 
 absl::StatusOr<PlacementSetup> SetUpPlacement(const PlacementFlags& flags, const Model& model,
                                               Executor& executor,
-                                              std::shared_ptr<const PredictorWeights> predictor) {
+                                              std::shared_ptr<const PredictorWeights> predictor,
+                                              std::shared_ptr<const FiringThresholds> firing) {
   if (absl::Status s = ValidatePlacementFlags(flags); !s.ok()) return s;
   PlacementSetup setup;
   if (flags.plan_path == kNoPlan) return setup;
@@ -280,8 +281,8 @@ absl::StatusOr<PlacementSetup> SetUpPlacement(const PlacementFlags& flags, const
       gpu_side = absl::StrCat("the CPU (no GPU: ", cuda.message(), ")");
     }
   }
-  absl::StatusOr<std::shared_ptr<HybridFfn>> hybrid =
-      BuildHybridFfn(model, plan->ffn_gpu_neurons, gpu_factory, std::move(selector));
+  absl::StatusOr<std::shared_ptr<HybridFfn>> hybrid = BuildHybridFfn(
+      model, plan->ffn_gpu_neurons, gpu_factory, std::move(selector), std::move(firing));
   if (!hybrid.ok()) return hybrid.status();
   if (absl::Status s = executor.SetFfnForAllLayers(*hybrid); !s.ok()) return s;
   setup.hybrid = *std::move(hybrid);

@@ -19,12 +19,13 @@ void ActiveRowsOfPart(std::span<const int32_t> active, const std::vector<uint8_t
 }
 
 CpuFfnPart::CpuFfnPart(const Model& model, int64_t layer, std::vector<int32_t> neurons,
-                       bool separate_partial)
+                       bool separate_partial, std::shared_ptr<const FiringThresholds> firing)
     : model_(model),
       layer_(layer),
       neurons_(std::move(neurons)),
       member_(static_cast<size_t>(model.config().n_ff), 0),
-      separate_partial_(separate_partial) {
+      separate_partial_(separate_partial),
+      firing_(std::move(firing)) {
   for (int32_t id : neurons_) member_[static_cast<size_t>(id)] = 1;
 }
 
@@ -37,6 +38,7 @@ void CpuFfnPart::Compute(const int32_t* rows, int64_t count, const float* x, int
   cpu::GatherMatMul(w.ffn_up, rows, count, x, n, ws.up.data());
   cpu::FfnCombine(ToKernelActivation(config.ffn_act.kind), config.ffn_act.param, ws.gate.data(),
                   ws.up.data(), n * count, ws.activations.data());
+  if (firing_ != nullptr) firing_->Apply(layer_, ws.gate.data(), n * count, ws.activations.data());
   cpu::GatherMatMulTransposedAccumulate(w.ffn_down_t, rows, count, ws.activations.data(), n, y);
 }
 

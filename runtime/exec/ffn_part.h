@@ -57,11 +57,13 @@ class FfnPart {
 // The part on the CPU over the mapped weights, with the gather kernels (cpu::GatherMatMul...).
 // Begin computes everything. `separate_partial` false: it accumulates straight into the residual
 // (the CPU part of a hybrid layer); true: into a buffer of its own that Finish adds (a CPU stand-in
-// for the GPU part, which exercises the merge exactly as the GPU part does).
+// for the GPU part, which exercises the merge exactly as the GPU part does). With `firing`
+// calibrated (silu/gelu models), the computed neurons that do not fire are zeroed as SparseFfn
+// does (FiringThresholds::Apply); null or exact-zero thresholds: the activations as computed.
 class CpuFfnPart : public FfnPart {
  public:
-  CpuFfnPart(const Model& model, int64_t layer, std::vector<int32_t> neurons,
-             bool separate_partial);
+  CpuFfnPart(const Model& model, int64_t layer, std::vector<int32_t> neurons, bool separate_partial,
+             std::shared_ptr<const FiringThresholds> firing = nullptr);
   std::string_view backend() const override { return "cpu"; }
   std::span<const int32_t> neurons() const override { return neurons_; }
   absl::Status Begin(const FfnPartCall& call) override;
@@ -77,8 +79,9 @@ class CpuFfnPart : public FfnPart {
   std::vector<int32_t> neurons_;
   std::vector<uint8_t> member_;  // [n_ff]: 1 for the part's neurons
   bool separate_partial_;
-  std::vector<float> partial_;  // [n, dim] when separate_partial_
-  std::vector<int32_t> rows_;   // one token's active neurons of the part
+  std::shared_ptr<const FiringThresholds> firing_;  // null: no thresholds
+  std::vector<float> partial_;                      // [n, dim] when separate_partial_
+  std::vector<int32_t> rows_;                       // one token's active neurons of the part
   FfnPartStats pending_;
 };
 

@@ -120,7 +120,8 @@ absl::Status CheckPlanMatchesModel(const PlacementPlan& plan, const Model& model
 
 absl::StatusOr<std::shared_ptr<HybridFfn>> BuildHybridFfn(
     const Model& model, const std::vector<std::vector<int32_t>>& gpu_neurons,
-    const GpuPartFactory& gpu_factory, std::shared_ptr<NeuronSelector> selector) {
+    const GpuPartFactory& gpu_factory, std::shared_ptr<NeuronSelector> selector,
+    std::shared_ptr<const FiringThresholds> firing) {
   const ModelConfig& c = model.config();
   if (static_cast<int64_t>(gpu_neurons.size()) != c.n_layers) {
     return absl::InvalidArgumentError(
@@ -142,13 +143,13 @@ absl::StatusOr<std::shared_ptr<HybridFfn>> BuildHybridFfn(
         if (!part.ok()) return part.status();
         parts.gpu = *std::move(part);
       } else {
-        parts.gpu = std::make_unique<CpuFfnPart>(model, l, hot, /*separate_partial=*/true);
+        parts.gpu = std::make_unique<CpuFfnPart>(model, l, hot, /*separate_partial=*/true, firing);
       }
     }
     std::vector<int32_t> cold = ComplementNeurons(hot, c.n_ff);
     if (!cold.empty()) {
-      parts.cpu =
-          std::make_unique<CpuFfnPart>(model, l, std::move(cold), /*separate_partial=*/false);
+      parts.cpu = std::make_unique<CpuFfnPart>(model, l, std::move(cold),
+                                               /*separate_partial=*/false, firing);
     }
   }
   return std::make_shared<HybridFfn>(model, std::move(layers), std::move(selector));
