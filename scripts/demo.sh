@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Builds pinfer, converts the two bundled models and lets them tell a story (greedy decoding), then
-# measures a perplexity. The converted models go to demo/ (.pi files are ignored by git).
+# Builds pinfer, converts the two bundled models and lets them tell a story (greedy decoding),
+# measures a perplexity, then runs the activation-locality pipeline on the ReLU model: profile and
+# predictor (pi-profile + pi-train-predictor), neuron-sparse CPU execution checked against the true
+# activations, dense against sparse perplexity, a placement plan for a VRAM budget (pi-place) and
+# the hybrid run of that plan. Everything is written to demo/ (ignored by git).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,3 +40,24 @@ run -m demo/stories260K.pi -p "The little dog" -n 48 --temp 0.8 --top-p 0.9 --se
 echo
 echo "== perplexity of stories260K on TinyStories (llama.cpp's method; llama.cpp: 3.8233)"
 run -m demo/stories260K.pi --perplexity tests/data/text/tinystories_valid_head.txt -c 256 --chunks 40
+
+relu=demo/relu-llama-260k.pi
+echo
+echo "== activation locality: profile relu-llama-260k on TinyStories and train its predictor"
+echo "\$ scripts/make_predictor.sh $relu tests/data/text/tinystories_valid_head.txt"
+PINFER_BIN="$bin" scripts/make_predictor.sh "$relu" tests/data/text/tinystories_valid_head.txt
+
+echo
+echo "== sparse CPU execution: only the predicted-active FFN neurons, checked against the true ones"
+run -m "$relu" -n 60 --temp 0 --check
+
+echo
+echo "== quality cost of sparsity: perplexity dense, then sparse (the predictor beside the model)"
+run -m "$relu" --dense --perplexity tests/data/text/tinystories_valid_head.txt -c 64 --chunks 100 -b 1
+run -m "$relu" --perplexity tests/data/text/tinystories_valid_head.txt -c 64 --chunks 100 -b 1
+
+echo
+echo "== placement for a VRAM budget (pi-place), then the hybrid run of the plan"
+echo "\$ $bin/pi-place -m $relu --vram 3900K -o demo/relu-llama-260k.plan.pi"
+"$bin/pi-place" -m "$relu" --vram 3900K -o demo/relu-llama-260k.plan.pi
+run -m "$relu" -n 60 --temp 0 --plan demo/relu-llama-260k.plan.pi

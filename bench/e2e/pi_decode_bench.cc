@@ -14,6 +14,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "runtime/app/cli_common.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/exec/executor.h"
@@ -125,6 +126,8 @@ int Main(int argc, char** argv) {
   std::uniform_int_distribution<int32_t> token(
       0, static_cast<int32_t>((*model)->config().vocab_size) - 1);
   const std::string dtype = (*model)->WeightDTypeSummary();
+  // "mixed (q4_0, q8_0)" would split the CSV field.
+  const std::string csv_dtype = absl::StrReplaceAll(dtype, {{", ", "+"}});
   if (csv) std::printf("model,dtype,test,threads,tokens_per_s,stddev,gb_per_s,mb_per_token\n");
   for (const auto& [name, count, one_by_one] :
        {std::tuple{"pp", prompt, false}, std::tuple{"tg", generate, true}}) {
@@ -135,7 +138,7 @@ int Main(int argc, char** argv) {
     if (!m.ok()) return ReportError(kProgram, m.status());
     const std::string test = absl::StrCat(name, count);
     if (csv) {
-      std::printf("%s,%s,%s,%d,%.2f,%.2f,%.3f,%.4f\n", model_path.c_str(), dtype.c_str(),
+      std::printf("%s,%s,%s,%d,%.2f,%.2f,%.3f,%.4f\n", model_path.c_str(), csv_dtype.c_str(),
                   test.c_str(), cpu::Threads(), Measurement::Mean(m->tokens_per_second),
                   Measurement::StdDev(m->tokens_per_second), Measurement::Mean(m->gbps),
                   m->bytes_per_token / 1e6);

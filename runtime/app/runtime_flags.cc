@@ -137,6 +137,16 @@ void LogRuntimeSummary(std::string_view log_prefix, const RuntimeFlags& flags,
                prefix.c_str(), rt.load_seconds * 1e3, static_cast<long long>(context_length),
                static_cast<long long>(c.context_length), FormatBytes(kv_cache_bytes).c_str(),
                cpu::Threads(), cpu::SimdTargetName());
+  if (rt.sparse != nullptr) {
+    // SetUpSparseExecution only goes sparse with --oracle-sparse, --predictor or the predictor
+    // beside the model.
+    const std::string source =
+        flags.sparse.oracle ? std::string("the true activations (--oracle-sparse)")
+        : !flags.sparse.predictor_path.empty() ? flags.sparse.predictor_path
+                                               : DefaultPredictorPath(flags.model_path);
+    std::fprintf(stderr, "%sffn: sparse CPU execution, active neurons from %s\n", prefix.c_str(),
+                 source.c_str());
+  }
   for (const std::string& note : rt.placement.notes) {
     std::fprintf(stderr, "%s%s\n", prefix.c_str(), note.c_str());
   }

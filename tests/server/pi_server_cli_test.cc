@@ -181,6 +181,38 @@ TEST(PiServerCliTest, ServesWithAKeyAndStopsGracefullyOnSigterm) {
   EXPECT_TRUE(absl::StrContains(final_log, "POST /v1/completions: 200 stream")) << final_log;
 }
 
+// pi-server runs the model as pi-run does with the same flags: sparse with the predictor beside the
+// model, hybrid with a plan solved for a VRAM budget (the GPU part on the CPU without a GPU).
+TEST(PiServerCliTest, SparseAndHybridExecutionAnswerAsPiRun) {
+  const test::ModelWithPredictor& relu = test::ReluModelWithPredictor();
+  for (const std::vector<std::string>& mode :
+       {std::vector<std::string>{}, std::vector<std::string>{"--vram-budget", "3900K"}}) {
+    SCOPED_TRACE(mode.empty() ? "sparse" : "hybrid");
+    std::vector<std::string> run_args = {
+        "-m", relu.model, "-p", "Once upon a time", "-n", "24", "--temp", "0", "-t", "1"};
+    run_args.insert(run_args.end(), mode.begin(), mode.end());
+    const test::ProgramResult run = test::RunProgram(PI_RUN_PATH, run_args);
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+    ASSERT_TRUE(absl::StartsWith(run.out, "Once upon a time")) << run.out;
+    const std::string expected = run.out.substr(16, run.out.size() - 17);  // minus the prompt, \n
+
+    std::vector<std::string> args = {"-m", relu.model, "--port", "0", "-t", "1"};
+    args.insert(args.end(), mode.begin(), mode.end());
+    ServerProcess server(args);
+    const int port = server.WaitForPort();
+    ASSERT_GT(port, 0) << server.Log();
+    const std::string log = server.Log();
+    EXPECT_TRUE(absl::StrContains(log, relu.predictor)) << log;
+    if (!mode.empty()) EXPECT_TRUE(absl::StrContains(log, "relu.plan-3900K.pi")) << log;
+    const json greedy = {{"prompt", "Once upon a time"}, {"max_tokens", 24}, {"temperature", 0}};
+    const test::HttpReply reply = test::Post(port, "/v1/completions", greedy);
+    ASSERT_EQ(reply.status, 200) << reply.body;
+    EXPECT_EQ(test::ReplyText(reply.Json()), expected);
+    server.Signal(SIGTERM);
+    EXPECT_EQ(server.WaitForExit(), 0) << server.Log();
+  }
+}
+
 TEST(PiServerCliTest, APortInUseIsAnErrorAndSigintStopsAnIdleServer) {
   ServerProcess server({"-m", test::StoriesPath(), "--port", "0", "--quiet"});
   const int port = server.WaitForPort();
