@@ -31,7 +31,7 @@
 #include "runtime/app/cli_common.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/exec/ffn.h"
-#include "runtime/exec/predictor_selector.h"
+#include "runtime/exec/neuron_selector.h"
 #include "runtime/exec/sparse_cost_model.h"
 #include "runtime/exec/sparse_ffn.h"
 #include "runtime/model/model.h"
@@ -151,7 +151,8 @@ absl::Status Main(const std::string& model_path, const std::string& predictor_pa
     absl::StatusOr<PredictorWeights> weights =
         PredictorWeights::Read(predictor_path, model.file().ContentDigestHex());
     if (!weights.ok()) return weights.status();
-    selector = std::make_shared<PredictorSelector>(*std::move(weights));
+    selector = std::make_shared<PredictorSelector>(
+        std::make_shared<const PredictorWeights>(*std::move(weights)));
     selection = absl::StrCat("predictor ", predictor_path);
   } else {
     std::vector<float> probability(static_cast<size_t>(c.n_layers * c.n_ff));

@@ -203,7 +203,8 @@ absl::StatusOr<std::string> FindPiPlace() {
 
 absl::StatusOr<PlacementSetup> SetUpPlacement(const PlacementFlags& flags, const Model& model,
                                               Executor& executor,
-                                              std::shared_ptr<const PredictorWeights> predictor) {
+                                              std::shared_ptr<const PredictorWeights> predictor,
+                                              std::shared_ptr<const FiringThresholds> firing) {
   if (absl::Status s = ValidatePlacementFlags(flags); !s.ok()) return s;
   PlacementSetup setup;
   if (flags.plan_path == kNoPlan) return setup;
@@ -242,7 +243,7 @@ absl::StatusOr<PlacementSetup> SetUpPlacement(const PlacementFlags& flags, const
       setup.notes.push_back(absl::StrCat("predictor ", path, ": active neurons only"));
     }
   }
-  std::shared_ptr<ActiveNeuronSelector> selector;
+  std::shared_ptr<NeuronSelector> selector;
   if (predictor != nullptr) {
     const ModelConfig& c = model.config();
     if (predictor->n_layers() != c.n_layers || predictor->dim != c.dim ||
@@ -251,7 +252,7 @@ absl::StatusOr<PlacementSetup> SetUpPlacement(const PlacementFlags& flags, const
           absl::StrCat("the predictor (", predictor->n_layers(), " layers, dim ", predictor->dim,
                        ", n_ff ", predictor->n_ff, ") does not fit ", model.path()));
     }
-    selector = std::make_shared<PredictorActiveSelector>(predictor);
+    selector = std::make_shared<PredictorSelector>(predictor);
   }
 
   GpuPartFactory gpu_factory;
@@ -280,8 +281,8 @@ absl::StatusOr<PlacementSetup> SetUpPlacement(const PlacementFlags& flags, const
       gpu_side = absl::StrCat("the CPU (no GPU: ", cuda.message(), ")");
     }
   }
-  absl::StatusOr<std::shared_ptr<HybridFfn>> hybrid =
-      BuildHybridFfn(model, plan->ffn_gpu_neurons, gpu_factory, std::move(selector));
+  absl::StatusOr<std::shared_ptr<HybridFfn>> hybrid = BuildHybridFfn(
+      model, plan->ffn_gpu_neurons, gpu_factory, std::move(selector), std::move(firing));
   if (!hybrid.ok()) return hybrid.status();
   if (absl::Status s = executor.SetFfnForAllLayers(*hybrid); !s.ok()) return s;
   setup.hybrid = *std::move(hybrid);

@@ -58,10 +58,13 @@ struct PlacementSetup {
 // `executor`. `predictor` (checked against the model by its reader; null: model.predictor.pi
 // beside the model if it exists, else none and every neuron is computed) chooses the active
 // neurons: on the CPU for the CPU parts, and on the GPU for the CUDA parts of layers whose plan
-// says predictor_on_gpu. Errors name the flag or the file and the reason, on one line.
-absl::StatusOr<PlacementSetup> SetUpPlacement(const PlacementFlags& flags, const Model& model,
-                                              Executor& executor,
-                                              std::shared_ptr<const PredictorWeights> predictor);
+// says predictor_on_gpu. `firing` (null: none): a calibrated model's thresholds (as loaded for the
+// sparse FFN), which the CPU parts apply as the sparse FFN does; the CUDA parts do not. Errors name
+// the flag or the file and the reason, on one line.
+absl::StatusOr<PlacementSetup> SetUpPlacement(
+    const PlacementFlags& flags, const Model& model, Executor& executor,
+    std::shared_ptr<const PredictorWeights> predictor,
+    std::shared_ptr<const FiringThresholds> firing = nullptr);
 
 // "dir/model.pi" + 8 GiB -> "dir/model.plan-8G.pi" (the budget in the largest whole binary unit).
 std::string CachedPlanPath(const std::string& model_path, uint64_t budget_bytes);

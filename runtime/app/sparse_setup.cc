@@ -8,7 +8,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "runtime/app/cli_common.h"
-#include "runtime/exec/predictor_selector.h"
+#include "runtime/exec/neuron_selector.h"
 #include "runtime/model/activation_profile.h"
 #include "runtime/model/predictor_weights.h"
 
@@ -103,7 +103,8 @@ absl::StatusOr<std::shared_ptr<NeuronSelector>> LoadPredictor(const std::string&
         absl::StrCat(path, ": the predictor was trained for the '", weights->fire_rule,
                      "' firing rule, this model runs with '", expected_rule, "'"));
   }
-  return std::make_shared<PredictorSelector>(*std::move(weights));
+  return std::make_shared<PredictorSelector>(
+      std::make_shared<const PredictorWeights>(*std::move(weights)));
 }
 
 }  // namespace

@@ -18,25 +18,14 @@ void ActiveRowsOfPart(std::span<const int32_t> active, const std::vector<uint8_t
   }
 }
 
-absl::Status PredictorActiveSelector::Select(int64_t layer, const float* x, int64_t n,
-                                             ActiveNeurons& active) {
-  if (layer < 0 || layer >= predictor_->n_layers()) {
-    return absl::InternalError(absl::StrCat("the predictor has no layer ", layer));
-  }
-  cpu::PredictActive(predictor_->View(layer), x, n, scratch_, predicted_);
-  // The same layout: hand the vectors over (they come back, grown, at the next call).
-  std::swap(active.ids, predicted_.ids);
-  std::swap(active.offsets, predicted_.offsets);
-  return absl::OkStatus();
-}
-
 CpuFfnPart::CpuFfnPart(const Model& model, int64_t layer, std::vector<int32_t> neurons,
-                       bool separate_partial)
+                       bool separate_partial, std::shared_ptr<const FiringThresholds> firing)
     : model_(model),
       layer_(layer),
       neurons_(std::move(neurons)),
       member_(static_cast<size_t>(model.config().n_ff), 0),
-      separate_partial_(separate_partial) {
+      separate_partial_(separate_partial),
+      firing_(std::move(firing)) {
   for (int32_t id : neurons_) member_[static_cast<size_t>(id)] = 1;
 }
 
@@ -49,6 +38,7 @@ void CpuFfnPart::Compute(const int32_t* rows, int64_t count, const float* x, int
   cpu::GatherMatMul(w.ffn_up, rows, count, x, n, ws.up.data());
   cpu::FfnCombine(ToKernelActivation(config.ffn_act.kind), config.ffn_act.param, ws.gate.data(),
                   ws.up.data(), n * count, ws.activations.data());
+  if (firing_ != nullptr) firing_->Apply(layer_, ws.gate.data(), n * count, ws.activations.data());
   cpu::GatherMatMulTransposedAccumulate(w.ffn_down_t, rows, count, ws.activations.data(), n, y);
 }
 

@@ -1,6 +1,6 @@
 // One part of a layer's FFN: a fixed subset of its neurons (a "part" of the placement plan's
 // partition, e.g. the GPU's hot neurons or the CPU's rest) computed by one backend, and the active
-// sets that say which neurons of a token to compute at all.
+// sets (neuron_selector.h) that say which neurons of a token to compute at all.
 //
 // For the part's neurons P and a token's active set A (every neuron when there is no selector):
 //   partial(x) = Σ_{i ∈ P ∩ A} act(gate_i·x, up_i·x) · down_i
@@ -22,68 +22,19 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "runtime/cpu/predictor_kernel.h"
 #include "runtime/exec/ffn.h"
+#include "runtime/exec/neuron_selector.h"
 #include "runtime/model/model.h"
-#include "runtime/model/predictor_weights.h"
 
 namespace pinfer {
 
-// The active neurons of a batch: token t's are ids[offsets[t], offsets[t + 1]), ascending (the
-// layout of the predictor's output, runtime/cpu/predictor_kernel.h).
-struct ActiveNeurons {
-  std::vector<int32_t> ids;
-  std::vector<int64_t> offsets;  // tokens + 1 entries
-
-  int64_t tokens() const { return offsets.empty() ? 0 : static_cast<int64_t>(offsets.size()) - 1; }
-  std::span<const int32_t> Token(int64_t t) const {
-    const size_t begin = static_cast<size_t>(offsets[static_cast<size_t>(t)]);
-    const size_t end = static_cast<size_t>(offsets[static_cast<size_t>(t) + 1]);
-    return std::span<const int32_t>(ids).subspan(begin, end - begin);
-  }
-  void Clear() {
-    ids.clear();
-    offsets.assign(1, 0);
-  }
-  // Appends one token's ascending ids.
-  void AddToken(std::span<const int32_t> token_ids) {
-    if (offsets.empty()) offsets.push_back(0);
-    ids.insert(ids.end(), token_ids.begin(), token_ids.end());
-    offsets.push_back(static_cast<int64_t>(ids.size()));
-  }
-};
-
-// Decides, per layer and token, which neurons to compute: the activation predictor, or in tests an
-// oracle. One call at a time.
-class ActiveNeuronSelector {
- public:
-  virtual ~ActiveNeuronSelector() = default;
-  // Fills `active` (replacing its content) with the n tokens' active sets for the FFN input
-  // x [n, dim] of `layer`.
-  virtual absl::Status Select(int64_t layer, const float* x, int64_t n, ActiveNeurons& active) = 0;
-};
-
-// The activation predictor (model.predictor.pi) on the CPU: neuron i of a token is active when its
-// logit reaches the layer's threshold (runtime/cpu/predictor_kernel.h).
-class PredictorActiveSelector : public ActiveNeuronSelector {
- public:
-  explicit PredictorActiveSelector(std::shared_ptr<const PredictorWeights> predictor)
-      : predictor_(std::move(predictor)) {}
-  absl::Status Select(int64_t layer, const float* x, int64_t n, ActiveNeurons& active) override;
-
- private:
-  std::shared_ptr<const PredictorWeights> predictor_;
-  cpu::PredictorScratch scratch_;
-  cpu::PredictedActive predicted_;
-};
-
 struct FfnPartCall {
   int64_t layer = 0;
-  int64_t n = 0;                          // tokens
-  const float* input = nullptr;           // [n, dim] host memory
-  float* output = nullptr;                // [n, dim] the residual stream: Finish adds here
-  const ActiveNeurons* active = nullptr;  // null: every neuron of the part
-  FfnWorkspace* workspace = nullptr;      // the session's scratch, for parts computing on the CPU
+  int64_t n = 0;                            // tokens
+  const float* input = nullptr;             // [n, dim] host memory
+  float* output = nullptr;                  // [n, dim] the residual stream: Finish adds here
+  const SelectedNeurons* active = nullptr;  // null: every neuron of the part
+  FfnWorkspace* workspace = nullptr;        // the session's scratch, for parts computing on the CPU
 };
 
 struct FfnPartStats {
@@ -106,11 +57,13 @@ class FfnPart {
 // The part on the CPU over the mapped weights, with the gather kernels (cpu::GatherMatMul...).
 // Begin computes everything. `separate_partial` false: it accumulates straight into the residual
 // (the CPU part of a hybrid layer); true: into a buffer of its own that Finish adds (a CPU stand-in
-// for the GPU part, which exercises the merge exactly as the GPU part does).
+// for the GPU part, which exercises the merge exactly as the GPU part does). With `firing`
+// calibrated (silu/gelu models), the computed neurons that do not fire are zeroed as SparseFfn
+// does (FiringThresholds::Apply); null or exact-zero thresholds: the activations as computed.
 class CpuFfnPart : public FfnPart {
  public:
-  CpuFfnPart(const Model& model, int64_t layer, std::vector<int32_t> neurons,
-             bool separate_partial);
+  CpuFfnPart(const Model& model, int64_t layer, std::vector<int32_t> neurons, bool separate_partial,
+             std::shared_ptr<const FiringThresholds> firing = nullptr);
   std::string_view backend() const override { return "cpu"; }
   std::span<const int32_t> neurons() const override { return neurons_; }
   absl::Status Begin(const FfnPartCall& call) override;
@@ -126,8 +79,9 @@ class CpuFfnPart : public FfnPart {
   std::vector<int32_t> neurons_;
   std::vector<uint8_t> member_;  // [n_ff]: 1 for the part's neurons
   bool separate_partial_;
-  std::vector<float> partial_;  // [n, dim] when separate_partial_
-  std::vector<int32_t> rows_;   // one token's active neurons of the part
+  std::shared_ptr<const FiringThresholds> firing_;  // null: no thresholds
+  std::vector<float> partial_;                      // [n, dim] when separate_partial_
+  std::vector<int32_t> rows_;                       // one token's active neurons of the part
   FfnPartStats pending_;
 };
 

@@ -21,7 +21,7 @@ double HybridFfnStats::HotCoverage() const {
 }
 
 HybridFfn::HybridFfn(const Model& model, std::vector<HybridLayerParts> layers,
-                     std::shared_ptr<ActiveNeuronSelector> selector)
+                     std::shared_ptr<NeuronSelector> selector)
     : model_(model), layers_(std::move(layers)), selector_(std::move(selector)) {}
 
 std::string_view HybridFfn::gpu_backend() const {
@@ -50,7 +50,9 @@ absl::StatusOr<FfnCallStats> HybridFfn::Forward(const FfnCall& call) {
   part_call.workspace = call.workspace;
   if (selector_ != nullptr) {
     const auto start = std::chrono::steady_clock::now();
-    if (absl::Status s = selector_->Select(call.layer, call.input, call.n, active_); !s.ok()) {
+    if (absl::Status s =
+            selector_->Select(call.layer, call.input, call.n, *call.workspace, active_);
+        !s.ok()) {
       return s;
     }
     stats_.select_seconds += SecondsSince(start);
@@ -118,7 +120,8 @@ absl::Status CheckPlanMatchesModel(const PlacementPlan& plan, const Model& model
 
 absl::StatusOr<std::shared_ptr<HybridFfn>> BuildHybridFfn(
     const Model& model, const std::vector<std::vector<int32_t>>& gpu_neurons,
-    const GpuPartFactory& gpu_factory, std::shared_ptr<ActiveNeuronSelector> selector) {
+    const GpuPartFactory& gpu_factory, std::shared_ptr<NeuronSelector> selector,
+    std::shared_ptr<const FiringThresholds> firing) {
   const ModelConfig& c = model.config();
   if (static_cast<int64_t>(gpu_neurons.size()) != c.n_layers) {
     return absl::InvalidArgumentError(
@@ -140,13 +143,13 @@ absl::StatusOr<std::shared_ptr<HybridFfn>> BuildHybridFfn(
         if (!part.ok()) return part.status();
         parts.gpu = *std::move(part);
       } else {
-        parts.gpu = std::make_unique<CpuFfnPart>(model, l, hot, /*separate_partial=*/true);
+        parts.gpu = std::make_unique<CpuFfnPart>(model, l, hot, /*separate_partial=*/true, firing);
       }
     }
     std::vector<int32_t> cold = ComplementNeurons(hot, c.n_ff);
     if (!cold.empty()) {
-      parts.cpu =
-          std::make_unique<CpuFfnPart>(model, l, std::move(cold), /*separate_partial=*/false);
+      parts.cpu = std::make_unique<CpuFfnPart>(model, l, std::move(cold),
+                                               /*separate_partial=*/false, firing);
     }
   }
   return std::make_shared<HybridFfn>(model, std::move(layers), std::move(selector));

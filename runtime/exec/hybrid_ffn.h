@@ -54,7 +54,7 @@ class HybridFfn : public FfnStrategy {
  public:
   // `layers` has one entry per model layer; `selector` may be null (every neuron).
   HybridFfn(const Model& model, std::vector<HybridLayerParts> layers,
-            std::shared_ptr<ActiveNeuronSelector> selector);
+            std::shared_ptr<NeuronSelector> selector);
 
   std::string_view name() const override { return "hybrid"; }
   absl::StatusOr<FfnCallStats> Forward(const FfnCall& call) override;
@@ -68,8 +68,8 @@ class HybridFfn : public FfnStrategy {
  private:
   const Model& model_;
   std::vector<HybridLayerParts> layers_;
-  std::shared_ptr<ActiveNeuronSelector> selector_;
-  ActiveNeurons active_;
+  std::shared_ptr<NeuronSelector> selector_;
+  SelectedNeurons active_;
   HybridFfnStats stats_;
 };
 
@@ -86,9 +86,12 @@ absl::Status CheckPlanMatchesModel(const PlacementPlan& plan, const Model& model
                                    const std::string& plan_path);
 
 // A HybridFfn over a per-layer partition: gpu_neurons[l] (ascending) to the GPU part built by
-// `gpu_factory` (null: a CpuFfnPart standing in for the GPU), the rest to a CpuFfnPart.
+// `gpu_factory` (null: a CpuFfnPart standing in for the GPU), the rest to a CpuFfnPart. `firing`
+// (null: none) is the calibrated thresholds the CpuFfnParts apply; the CUDA part does not apply
+// them (yet).
 absl::StatusOr<std::shared_ptr<HybridFfn>> BuildHybridFfn(
     const Model& model, const std::vector<std::vector<int32_t>>& gpu_neurons,
-    const GpuPartFactory& gpu_factory, std::shared_ptr<ActiveNeuronSelector> selector);
+    const GpuPartFactory& gpu_factory, std::shared_ptr<NeuronSelector> selector,
+    std::shared_ptr<const FiringThresholds> firing = nullptr);
 
 }  // namespace pinfer

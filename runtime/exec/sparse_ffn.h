@@ -1,8 +1,9 @@
 // The neuron-sparse CPU FFN (issue 7): per layer, a NeuronSelector says which neurons the tokens of
-// a batch use (an activation predictor in production, the true activations in tests and --check);
-// only their gate and up rows are multiplied (cpu::GatherMatMul), and only their ffn_down_t rows
-// accumulated (cpu::GatherMatMulTransposedAccumulate). A measured cost model (sparse_cost_model.h)
-// sends a call to the dense kernels when the selected density is too high for sparse to win.
+// a batch use (neuron_selector.h: an activation predictor in production, the true activations in
+// tests and --check); only their gate and up rows are multiplied (cpu::GatherMatMul), and only
+// their ffn_down_t rows accumulated (cpu::GatherMatMulTransposedAccumulate). A measured cost model
+// (sparse_cost_model.h) sends a call to the dense kernels when the selected density is too high for
+// sparse to win.
 //
 // Batches (prompts, perplexity): the batch computes the UNION of its tokens' selected neurons, for
 // every token of the batch. One gathered product over the union reads each selected row once for
@@ -11,8 +12,8 @@
 // than its own selection. When the union is dense (typical for long prompts on predicted models,
 // since different tokens fire different neurons), the cost model picks the dense kernels.
 //
-// Calibrated models (silu/gelu without exact zeros): a neuron fires when |act(gate_i·x)| exceeds
-// the layer's threshold τ (pi-profile's calibration, CATS-style). At run time the rule is applied
+// Calibrated models (silu/gelu without exact zeros, neuron_selector.h's FiringThresholds): at run
+// time the rule is applied
 // to every computed neuron: a_i = act(g_i)·u_i when |act(g_i)| > τ, else exactly 0. So a sparse
 // call computes "the thresholded model restricted to the selected neurons", the dense fallback
 // computes the thresholded model over all neurons, and the oracle selection reproduces the
@@ -29,76 +30,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "runtime/exec/ffn.h"
+#include "runtime/exec/neuron_selector.h"
 #include "runtime/exec/sparse_cost_model.h"
-#include "runtime/model/activation.h"
 #include "runtime/model/model.h"
 
 namespace pinfer {
-
-// The selected neurons of each token of a batch: token t's are ids[offsets[t], offsets[t + 1]),
-// ascending (the layout of cpu::PredictedActive).
-struct SelectedNeurons {
-  std::vector<int32_t> ids;
-  std::vector<int64_t> offsets;  // n + 1 entries
-
-  int64_t tokens() const { return offsets.empty() ? 0 : static_cast<int64_t>(offsets.size()) - 1; }
-  std::span<const int32_t> Token(int64_t t) const {
-    const auto begin = static_cast<size_t>(offsets[static_cast<size_t>(t)]);
-    const auto end = static_cast<size_t>(offsets[static_cast<size_t>(t) + 1]);
-    return std::span<const int32_t>(ids).subspan(begin, end - begin);
-  }
-  void Clear() {
-    ids.clear();
-    offsets.assign(1, 0);
-  }
-};
-
-// When a computed neuron counts as firing, and how calibrated models zero the others.
-struct FiringThresholds {
-  Activation activation;
-  // Empty: the activation has exact zeros (a_i != 0 fires). Else τ per layer, on |act(g_i)|.
-  std::vector<float> per_layer;
-
-  bool calibrated() const { return !per_layer.empty(); }
-  bool Fires(int64_t layer, float gate, float activation_value) const;
-  // Zeroes a[j] (computed from gate products g[j]) of the neurons that do not fire: the
-  // calibrated model's rule; nothing for exact-zero activations.
-  void Apply(int64_t layer, const float* gate, int64_t count, float* a) const;
-};
-
-// Where a layer's selection comes from.
-class NeuronSelector {
- public:
-  virtual ~NeuronSelector() = default;
-  virtual std::string_view name() const = 0;
-  // Selects the neurons of `layer` for the n tokens x [n, dim] (the FFN inputs) into `out`.
-  // `workspace` may be used as scratch (its gate/up/activations buffers).
-  virtual absl::Status Select(int64_t layer, const float* x, int64_t n, FfnWorkspace& workspace,
-                              SelectedNeurons& out) = 0;
-  // Bytes of weights one Select call reads (the predictor's), for the accounting.
-  virtual uint64_t SelectBytes(int64_t layer) const = 0;
-};
-
-// The true activations: computes the layer densely and selects the neurons that fire. Exact by
-// construction; for tests (oracle sparse == dense) and --check. Costs a dense FFN.
-class OracleSelector : public NeuronSelector {
- public:
-  OracleSelector(const Model& model, FiringThresholds firing)
-      : model_(model), firing_(std::move(firing)) {}
-  std::string_view name() const override { return "oracle"; }
-  absl::Status Select(int64_t layer, const float* x, int64_t n, FfnWorkspace& workspace,
-                      SelectedNeurons& out) override;
-  uint64_t SelectBytes(int64_t layer) const override { return model_.layer(layer).FfnBytes(); }
-
- private:
-  const Model& model_;
-  FiringThresholds firing_;
-};
-
-// Fills gate/up/activations [n, n_ff] of the workspace with the dense FFN's values (thresholds
-// applied) without touching the output: what the oracle and --check compare against.
-void ComputeTrueActivations(const Model& model, const FiringThresholds& firing, int64_t layer,
-                            const float* x, int64_t n, FfnWorkspace& workspace);
 
 // Per-layer statistics, summed over calls.
 struct SparseLayerStats {

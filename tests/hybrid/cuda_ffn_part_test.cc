@@ -29,7 +29,7 @@ using namespace hybrid_test;  // NOLINT
 
 std::shared_ptr<HybridFfn> CudaHybrid(const Model& model,
                                       const std::vector<std::vector<int32_t>>& gpu_neurons,
-                                      std::shared_ptr<ActiveNeuronSelector> selector = nullptr) {
+                                      std::shared_ptr<NeuronSelector> selector = nullptr) {
   absl::StatusOr<std::shared_ptr<CudaFfnContext>> context = CreateCudaFfnContext(model);
   EXPECT_TRUE(context.ok()) << context.status();
   if (!context.ok()) return nullptr;
@@ -92,7 +92,7 @@ TEST(CudaFfnPartTest, ActiveSetsOnTheGpuGiveTheDenseLogitsOfAReluModel) {
   const std::unique_ptr<Model> model = LoadModel(BundledModel::kReluLlama260K);
   ASSERT_NE(model, nullptr);
   const std::vector<float> dense = RunLogits(*model, nullptr);
-  auto oracle = std::make_shared<OracleSelector>(*model);
+  auto oracle = CountingOracle(*model);
   std::shared_ptr<HybridFfn> hybrid = CudaHybrid(*model, RandomPartition(*model, 0.6, 4), oracle);
   ASSERT_NE(hybrid, nullptr);
   ExpectSameLogits(dense, RunLogits(*model, hybrid), "oracle active sets", 2e-2);
@@ -108,8 +108,8 @@ TEST(CudaFfnPartTest, PredictorOnTheGpuSelectsLikeTheCpuOne) {
   std::shared_ptr<const PredictorWeights> predictor = RandomPredictor(*model, 21);
   const std::vector<std::vector<int32_t>> partition = RandomPartition(*model, 0.5, 3);
   // Reference: both parts on the CPU, the predictor on the CPU.
-  absl::StatusOr<std::shared_ptr<HybridFfn>> cpu = BuildHybridFfn(
-      *model, partition, nullptr, std::make_shared<PredictorActiveSelector>(predictor));
+  absl::StatusOr<std::shared_ptr<HybridFfn>> cpu =
+      BuildHybridFfn(*model, partition, nullptr, std::make_shared<PredictorSelector>(predictor));
   ASSERT_TRUE(cpu.ok());
   // The GPU part runs its own copy of the predictor (the plan's predictor_on_gpu).
   absl::StatusOr<std::shared_ptr<CudaFfnContext>> context = CreateCudaFfnContext(*model);
@@ -118,8 +118,8 @@ TEST(CudaFfnPartTest, PredictorOnTheGpuSelectsLikeTheCpuOne) {
                                                                    std::vector<int32_t> neurons) {
     return CreateCudaFfnPart(context, *model, layer, std::move(neurons), predictor);
   };
-  absl::StatusOr<std::shared_ptr<HybridFfn>> gpu = BuildHybridFfn(
-      *model, partition, factory, std::make_shared<PredictorActiveSelector>(predictor));
+  absl::StatusOr<std::shared_ptr<HybridFfn>> gpu =
+      BuildHybridFfn(*model, partition, factory, std::make_shared<PredictorSelector>(predictor));
   ASSERT_TRUE(gpu.ok()) << gpu.status();
   // Neurons at the threshold may fall either way with the GPU's rounding: a loose tolerance.
   ExpectSameLogits(RunLogits(*model, *cpu), RunLogits(*model, *gpu), "GPU predictor", 5e-2);

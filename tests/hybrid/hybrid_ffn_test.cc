@@ -17,6 +17,8 @@
 #include "runtime/cpu/kernels.h"
 #include "runtime/exec/executor.h"
 #include "runtime/exec/session.h"
+#include "runtime/exec/sparse_cost_model.h"
+#include "runtime/exec/sparse_ffn.h"
 #include "runtime/model/model.h"
 #include "tests/hybrid/hybrid_test_util.h"
 #include "tests/runtime/test_models.h"
@@ -29,9 +31,10 @@ using namespace hybrid_test;  // NOLINT
 
 std::shared_ptr<HybridFfn> Hybrid(const Model& model,
                                   const std::vector<std::vector<int32_t>>& gpu_neurons,
-                                  std::shared_ptr<ActiveNeuronSelector> selector = nullptr) {
-  absl::StatusOr<std::shared_ptr<HybridFfn>> hybrid =
-      BuildHybridFfn(model, gpu_neurons, /*gpu_factory=*/nullptr, std::move(selector));
+                                  std::shared_ptr<NeuronSelector> selector = nullptr,
+                                  std::shared_ptr<const FiringThresholds> firing = nullptr) {
+  absl::StatusOr<std::shared_ptr<HybridFfn>> hybrid = BuildHybridFfn(
+      model, gpu_neurons, /*gpu_factory=*/nullptr, std::move(selector), std::move(firing));
   EXPECT_TRUE(hybrid.ok()) << hybrid.status();
   return hybrid.ok() ? *hybrid : nullptr;
 }
@@ -107,10 +110,13 @@ INSTANTIATE_TEST_SUITE_P(
 
 // A random half of the neurons per call; the same sequence of sets in every run over the same
 // calls.
-class RandomSelector : public ActiveNeuronSelector {
+class RandomSelector : public NeuronSelector {
  public:
   explicit RandomSelector(int64_t n_ff) : n_ff_(n_ff) {}
-  absl::Status Select(int64_t, const float*, int64_t n, ActiveNeurons& active) override {
+  std::string_view name() const override { return "random"; }
+  uint64_t SelectBytes(int64_t) const override { return 0; }
+  absl::Status Select(int64_t, const float*, int64_t n, FfnWorkspace&,
+                      SelectedNeurons& active) override {
     active.Clear();
     std::vector<int32_t> ids;
     for (int64_t t = 0; t < n; ++t) {
@@ -133,7 +139,7 @@ TEST(HybridSelectorTest, ExactActiveSetsOfAReluModelGiveTheDenseLogits) {
   const std::unique_ptr<Model> model = LoadModel(BundledModel::kReluLlama260K, DType::kF16);
   ASSERT_NE(model, nullptr);
   const std::vector<float> dense = RunLogits(*model, nullptr);
-  auto oracle = std::make_shared<OracleSelector>(*model);
+  auto oracle = CountingOracle(*model);
   std::shared_ptr<HybridFfn> hybrid = Hybrid(*model, RandomPartition(*model, 0.4, 11), oracle);
   ExpectSameLogits(dense, RunLogits(*model, hybrid), "oracle active sets");
   const HybridFfnStats& stats = hybrid->stats();
@@ -168,9 +174,9 @@ TEST(HybridSelectorTest, PredictorSelectionIsSplitExactly) {
   ASSERT_NE(model, nullptr);
   std::shared_ptr<const PredictorWeights> predictor = RandomPredictor(*model, 9);
   std::shared_ptr<HybridFfn> one =
-      Hybrid(*model, EveryLayer(*model, {}), std::make_shared<PredictorActiveSelector>(predictor));
+      Hybrid(*model, EveryLayer(*model, {}), std::make_shared<PredictorSelector>(predictor));
   std::shared_ptr<HybridFfn> split = Hybrid(*model, RandomPartition(*model, 0.5, 6),
-                                            std::make_shared<PredictorActiveSelector>(predictor));
+                                            std::make_shared<PredictorSelector>(predictor));
   const std::vector<float> one_logits = RunLogits(*model, one);
   ExpectSameLogits(one_logits, RunLogits(*model, split), "predictor, random split");
   // The predictor chose a real subset, the same in both runs.
@@ -180,6 +186,37 @@ TEST(HybridSelectorTest, PredictorSelectionIsSplitExactly) {
   EXPECT_LT(computed, all * 9 / 10);
   EXPECT_EQ(split->stats().gpu_neurons + split->stats().cpu_neurons, computed);
   EXPECT_GT(MaxAbsDiff(RunLogits(*model, nullptr), one_logits), 1e-2);
+}
+
+TEST(HybridFfnTest, CalibratedThresholdsGiveTheSparseFfnsThresholdedModel) {
+  const std::unique_ptr<Model> model = LoadModel(BundledModel::kStories260K, DType::kF32);
+  ASSERT_NE(model, nullptr);
+  ASSERT_FALSE(model->config().ffn_act.HasExactZeros());
+  auto firing = std::make_shared<FiringThresholds>();
+  firing->activation = model->config().ffn_act;
+  firing->per_layer.assign(static_cast<size_t>(model->n_layers()), 0.05f);
+  // The sparse FFN with every call on its dense fallback: the thresholded model over all neurons.
+  SparseFfnOptions options;
+  options.firing = *firing;
+  options.cost = SparseCostModel::Fixed(model->n_layers(), 0.0);
+  const std::vector<float> thresholded =
+      RunLogits(*model, std::make_shared<SparseFfn>(
+                            *model, std::make_shared<OracleSelector>(*model, *firing), options));
+
+  // Every neuron, split in two CPU parts that both apply the thresholds.
+  const std::vector<std::vector<int32_t>> partition = RandomPartition(*model, 0.5, 5);
+  ExpectSameLogits(thresholded, RunLogits(*model, Hybrid(*model, partition, nullptr, firing)),
+                   "every neuron, thresholded");
+  // The oracle's selection of the thresholded model: the same model, fewer neurons computed.
+  auto oracle =
+      std::make_shared<CountingSelector>(std::make_shared<OracleSelector>(*model, *firing));
+  std::shared_ptr<HybridFfn> selected = Hybrid(*model, partition, oracle, firing);
+  ExpectSameLogits(thresholded, RunLogits(*model, selected), "oracle selection, thresholded");
+  EXPECT_EQ(selected->stats().gpu_neurons + selected->stats().cpu_neurons, oracle->selected);
+  EXPECT_LT(oracle->selected, 16 * model->n_layers() * model->config().n_ff * 95 / 100);
+
+  // The thresholds matter: without them the split is the original model.
+  EXPECT_GT(MaxAbsDiff(RunLogits(*model, Hybrid(*model, partition)), thresholded), 1e-3);
 }
 
 TEST(HybridFfnTest, DoesNotExposeActivations) {

@@ -140,4 +140,11 @@ std::shared_ptr<const PredictorWeights> RandomPredictor(const Model& model, uint
   return p;
 }
 
+std::shared_ptr<CountingSelector> CountingOracle(const Model& model) {
+  FiringThresholds exact_zeros;
+  exact_zeros.activation = model.config().ffn_act;
+  return std::make_shared<CountingSelector>(
+      std::make_shared<OracleSelector>(model, std::move(exact_zeros)));
+}
+
 }  // namespace pinfer::hybrid_test

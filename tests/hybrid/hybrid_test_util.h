@@ -1,17 +1,18 @@
-// Helpers of the hybrid FFN tests: models, logits of a fixed token sequence, partitions, and an
-// oracle selector.
+// Helpers of the hybrid FFN tests: models, logits of a fixed token sequence, partitions, and a
+// counting oracle selector.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "format/dtype.h"
-#include "runtime/cpu/kernels.h"
 #include "runtime/exec/ffn.h"
 #include "runtime/exec/ffn_part.h"
+#include "runtime/exec/neuron_selector.h"
 #include "runtime/model/model.h"
 #include "runtime/model/predictor_weights.h"
 #include "tests/runtime/test_models.h"
@@ -42,38 +43,26 @@ std::vector<std::vector<int32_t>> RandomPartition(const Model& model, double p, 
 // real predictor's shape and code path, not its accuracy.
 std::shared_ptr<const PredictorWeights> RandomPredictor(const Model& model, uint32_t seed);
 
-// The neurons whose activation is exactly non-zero, from a dense evaluation: what a perfect
-// predictor of a ReLU model selects.
-class OracleSelector : public ActiveNeuronSelector {
+// Counts the neurons its inner selector selects (what the parts must compute in all).
+class CountingSelector : public NeuronSelector {
  public:
-  explicit OracleSelector(const Model& model) : model_(model) {}
-  absl::Status Select(int64_t layer, const float* x, int64_t n, ActiveNeurons& active) override {
-    const ModelConfig& c = model_.config();
-    const LayerWeights& w = model_.layer(layer);
-    gate_.resize(static_cast<size_t>(n * c.n_ff));
-    up_.resize(gate_.size());
-    a_.resize(gate_.size());
-    cpu::MatMul(w.ffn_gate, x, n, gate_.data());
-    cpu::MatMul(w.ffn_up, x, n, up_.data());
-    cpu::FfnCombine(ToKernelActivation(c.ffn_act.kind), c.ffn_act.param, gate_.data(), up_.data(),
-                    n * c.n_ff, a_.data());
-    active.Clear();
-    std::vector<int32_t> ids;
-    for (int64_t t = 0; t < n; ++t) {
-      ids.clear();
-      for (int32_t i = 0; i < c.n_ff; ++i) {
-        if (a_[static_cast<size_t>(t * c.n_ff + i)] != 0.0f) ids.push_back(i);
-      }
-      active.AddToken(ids);
-      selected += static_cast<int64_t>(ids.size());
-    }
-    return absl::OkStatus();
+  explicit CountingSelector(std::shared_ptr<NeuronSelector> inner) : inner_(std::move(inner)) {}
+  std::string_view name() const override { return inner_->name(); }
+  absl::Status Select(int64_t layer, const float* x, int64_t n, FfnWorkspace& workspace,
+                      SelectedNeurons& out) override {
+    absl::Status s = inner_->Select(layer, x, n, workspace, out);
+    selected += static_cast<int64_t>(out.ids.size());
+    return s;
   }
+  uint64_t SelectBytes(int64_t layer) const override { return inner_->SelectBytes(layer); }
   int64_t selected = 0;
 
  private:
-  const Model& model_;
-  std::vector<float> gate_, up_, a_;
+  std::shared_ptr<NeuronSelector> inner_;
 };
+
+// The oracle of an exact-zero model (the neurons whose activation is non-zero, from a dense
+// evaluation: what a perfect predictor of a ReLU model selects), counting its selections.
+std::shared_ptr<CountingSelector> CountingOracle(const Model& model);
 
 }  // namespace pinfer::hybrid_test

@@ -59,8 +59,8 @@ TEST(PlacementSetupTest, InstallsTheHybridFfnWithThePredictor) {
   EXPECT_FALSE(absl::StrContains(setup->notes[1], "no predictor")) << setup->notes[1];
 
   // The same as a hybrid FFN built directly over the partition with the predictor's selection.
-  absl::StatusOr<std::shared_ptr<HybridFfn>> direct = BuildHybridFfn(
-      *model, partition, nullptr, std::make_shared<PredictorActiveSelector>(predictor));
+  absl::StatusOr<std::shared_ptr<HybridFfn>> direct =
+      BuildHybridFfn(*model, partition, nullptr, std::make_shared<PredictorSelector>(predictor));
   ASSERT_TRUE(direct.ok());
   ExpectSameLogits(RunLogits(*model, *direct), RunLogits(*model, setup->hybrid), "setup");
   EXPECT_EQ(setup->hybrid->stats().gpu_neurons, (*direct)->stats().gpu_neurons);
