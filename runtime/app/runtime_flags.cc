@@ -95,8 +95,21 @@ absl::StatusOr<LoadedRuntime> LoadRuntime(const RuntimeFlags& flags) {
       if (!read.ok()) return read.status();
       predictor = std::make_shared<const PredictorWeights>(*std::move(read));
     }
-    absl::StatusOr<PlacementSetup> placement =
-        SetUpPlacement(flags.placement, *rt.model, *rt.executor, std::move(predictor));
+    // A calibrated silu/gelu model runs its hybrid CPU parts with the same thresholds as the sparse
+    // FFN. Without a calibrated profile it runs exactly (every selected neuron kept), unless
+    // --profile named one, which must then be valid.
+    std::shared_ptr<const FiringThresholds> firing;
+    if (!rt.model->config().ffn_act.HasExactZeros()) {
+      absl::StatusOr<FiringThresholds> loaded =
+          LoadFiringThresholds(flags.sparse, flags.model_path, *rt.model);
+      if (loaded.ok()) {
+        firing = std::make_shared<const FiringThresholds>(*std::move(loaded));
+      } else if (!flags.sparse.profile_path.empty()) {
+        return loaded.status();
+      }
+    }
+    absl::StatusOr<PlacementSetup> placement = SetUpPlacement(
+        flags.placement, *rt.model, *rt.executor, std::move(predictor), std::move(firing));
     if (!placement.ok()) return placement.status();
     rt.placement = *std::move(placement);
     if (rt.placement.hybrid != nullptr) {

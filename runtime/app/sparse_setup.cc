@@ -50,9 +50,36 @@ absl::Status ValidateSparseFlags(const SparseFlags& flags) {
 
 namespace {
 
-// τ per layer for a model without exact zeros, from a calibrated profile of this model.
-absl::StatusOr<FiringThresholds> LoadFiring(const SparseFlags& flags, const std::string& model_path,
-                                            const Model& model) {
+absl::StatusOr<std::shared_ptr<NeuronSelector>> LoadPredictor(const std::string& path,
+                                                              const Model& model,
+                                                              const FiringThresholds& firing) {
+  absl::StatusOr<PredictorWeights> weights =
+      PredictorWeights::Read(path, model.file().ContentDigestHex());
+  if (!weights.ok()) return weights.status();
+  const ModelConfig& c = model.config();
+  if (weights->n_layers() != c.n_layers || weights->dim != c.dim || weights->n_ff != c.n_ff) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": a predictor for ", weights->n_layers(),
+                                                   " layers of dim ", weights->dim, " and n_ff ",
+                                                   weights->n_ff, ", the model has ", c.n_layers,
+                                                   " layers of dim ", c.dim, " and n_ff ", c.n_ff));
+  }
+  // A predictor trained on "nonzero" samples of a calibrated model (or the reverse) predicts the
+  // wrong thing.
+  const std::string expected_rule = firing.calibrated() ? "threshold" : "nonzero";
+  if (!weights->fire_rule.empty() && weights->fire_rule != expected_rule) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": the predictor was trained for the '", weights->fire_rule,
+                     "' firing rule, this model runs with '", expected_rule, "'"));
+  }
+  return std::make_shared<PredictorSelector>(
+      std::make_shared<const PredictorWeights>(*std::move(weights)));
+}
+
+}  // namespace
+
+absl::StatusOr<FiringThresholds> LoadFiringThresholds(const SparseFlags& flags,
+                                                      const std::string& model_path,
+                                                      const Model& model) {
   FiringThresholds firing;
   firing.activation = model.config().ffn_act;
   if (firing.activation.HasExactZeros()) return firing;
@@ -82,33 +109,6 @@ absl::StatusOr<FiringThresholds> LoadFiring(const SparseFlags& flags, const std:
   return firing;
 }
 
-absl::StatusOr<std::shared_ptr<NeuronSelector>> LoadPredictor(const std::string& path,
-                                                              const Model& model,
-                                                              const FiringThresholds& firing) {
-  absl::StatusOr<PredictorWeights> weights =
-      PredictorWeights::Read(path, model.file().ContentDigestHex());
-  if (!weights.ok()) return weights.status();
-  const ModelConfig& c = model.config();
-  if (weights->n_layers() != c.n_layers || weights->dim != c.dim || weights->n_ff != c.n_ff) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": a predictor for ", weights->n_layers(),
-                                                   " layers of dim ", weights->dim, " and n_ff ",
-                                                   weights->n_ff, ", the model has ", c.n_layers,
-                                                   " layers of dim ", c.dim, " and n_ff ", c.n_ff));
-  }
-  // A predictor trained on "nonzero" samples of a calibrated model (or the reverse) predicts the
-  // wrong thing.
-  const std::string expected_rule = firing.calibrated() ? "threshold" : "nonzero";
-  if (!weights->fire_rule.empty() && weights->fire_rule != expected_rule) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": the predictor was trained for the '", weights->fire_rule,
-                     "' firing rule, this model runs with '", expected_rule, "'"));
-  }
-  return std::make_shared<PredictorSelector>(
-      std::make_shared<const PredictorWeights>(*std::move(weights)));
-}
-
-}  // namespace
-
 absl::StatusOr<std::shared_ptr<SparseFfn>> SetUpSparseExecution(const SparseFlags& flags,
                                                                 const std::string& model_path,
                                                                 const Model& model,
@@ -128,7 +128,7 @@ absl::StatusOr<std::shared_ptr<SparseFfn>> SetUpSparseExecution(const SparseFlag
     }
     return nullptr;  // dense
   }
-  absl::StatusOr<FiringThresholds> firing = LoadFiring(flags, model_path, model);
+  absl::StatusOr<FiringThresholds> firing = LoadFiringThresholds(flags, model_path, model);
   if (!firing.ok()) return firing.status();
   std::shared_ptr<NeuronSelector> selector;
   if (flags.oracle) {

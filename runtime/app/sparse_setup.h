@@ -41,6 +41,13 @@ struct SparseFlags {
 void AddSparseFlags(CLI::App& app, SparseFlags& flags);
 absl::Status ValidateSparseFlags(const SparseFlags& flags);
 
+// When a neuron fires: for the ReLU family, exactly when it is nonzero (no thresholds); for a
+// silu/gelu model, when |act(gate·x)| exceeds its layer's τ from the calibrated profile (--profile,
+// else the one beside the model). Errors name the profile and what is missing.
+absl::StatusOr<FiringThresholds> LoadFiringThresholds(const SparseFlags& flags,
+                                                      const std::string& model_path,
+                                                      const Model& model);
+
 // Decides between dense and sparse execution for the model at `model_path` and, for sparse,
 // installs a SparseFfn in every layer of `executor` and returns it (null: dense). Errors name the
 // file or the flag: a predictor or profile made for another model, a calibrated model without

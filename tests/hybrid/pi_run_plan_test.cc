@@ -222,6 +222,30 @@ TEST(PiRunPlanTest, VramBudgetSolvesWithPiPlaceAndReusesTheCachedPlan) {
   EXPECT_FALSE(fs::exists(Beside(model, "plan-1K")));
 }
 
+// A calibrated SiLU model runs the plan with its thresholds: the same text as the sparse FFN's
+// thresholded model (--oracle-sparse), not the dense text.
+TEST(PiRunPlanTest, CalibratedModelRunsThePlanWithItsThresholds) {
+  const std::string model = ModelInOwnDirectory("calibrated", BundledModel::kStories260K);
+  const test::ProgramResult profiled = test::RunProgram(
+      PI_PROFILE_PATH,
+      {"-m", model, "--dataset", test::SourcePath("tests/data/text/tinystories_valid_head.txt"),
+       "--max-tokens", "2048", "--target-sparsity", "0.5", "-q", "-t", "1"});
+  ASSERT_EQ(profiled.exit_code, 0) << profiled.err;
+  auto run = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"-m", model, "-p", "Once upon a time", "-n", "40", "--temp",
+                                     "0",  "-t",  "1",  "--gpu-backend",    "cpu"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const test::ProgramResult r = PiRun(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out;
+  };
+  const std::string thresholded = run({"--oracle-sparse"});
+  ASSERT_NE(thresholded, run({"--dense"}));  // the thresholds change this text
+  const std::string plan = Beside(model, "plan");
+  WriteRandomPlan(model, plan, 0.5);
+  EXPECT_EQ(run({"--plan", plan}), thresholded);
+}
+
 TEST(PiRunPlanTest, MissingPiPlaceIsOneLine) {
   const std::string model = ModelInOwnDirectory("no_pi_place");
   fs::copy_file(test::ConvertedModel(BundledModel::kReluLlama260K), model,
