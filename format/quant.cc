@@ -24,19 +24,29 @@ void QuantizeRowQ8_0(const float* x, BlockQ8_0* out, size_t n) {
   }
 }
 
+namespace {
+
+// The value of largest magnitude in a block, with its sign (the first one on ties, as ggml).
+float SignedMaxMagnitude(const float* block) {
+  float amax = 0.0f;
+  float max = 0.0f;
+  for (int j = 0; j < kQuantBlockElements; ++j) {
+    if (std::fabs(block[j]) > amax) {
+      amax = std::fabs(block[j]);
+      max = block[j];
+    }
+  }
+  return max;
+}
+
+}  // namespace
+
 void QuantizeRowQ4_0(const float* x, BlockQ4_0* out, size_t n) {
   constexpr int kHalf = kQuantBlockElements / 2;
   for (size_t b = 0; b < n / kQuantBlockElements; ++b) {
     const float* block = x + b * kQuantBlockElements;
     // The signed value of largest magnitude maps to -8, so the full [-8, 7] range is used.
-    float amax = 0.0f;
-    float max = 0.0f;
-    for (int j = 0; j < kQuantBlockElements; ++j) {
-      if (std::fabs(block[j]) > amax) {
-        amax = std::fabs(block[j]);
-        max = block[j];
-      }
-    }
+    const float max = SignedMaxMagnitude(block);
     const float d = max / -8.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     out[b].d = F32ToF16(d);
@@ -75,17 +85,10 @@ void QuantizeRowQ4_0MinError(const float* x, BlockQ4_0* out, size_t n) {
   constexpr int kHalf = kQuantBlockElements / 2;
   for (size_t b = 0; b < n / kQuantBlockElements; ++b) {
     const float* block = x + b * kQuantBlockElements;
-    float amax = 0.0f;
-    float max = 0.0f;
-    for (int j = 0; j < kQuantBlockElements; ++j) {
-      if (std::fabs(block[j]) > amax) {
-        amax = std::fabs(block[j]);
-        max = block[j];
-      }
-    }
+    const float max = SignedMaxMagnitude(block);
     int best_q[kQuantBlockElements] = {};
     uint16_t best_d = F32ToF16(0.0f);
-    if (amax > 0.0f) {
+    if (max != 0.0f) {
       // Candidate inverse scales map the extreme value to -8 + k/8 (k = 0 is ggml's choice, larger
       // k clips it); for each rounding, the least-squares scale is refit and rounded to f16, and
       // the candidate with the smallest error in the stored precision wins.
