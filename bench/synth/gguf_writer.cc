@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "format/byte_io.h"
 #include "format/strings.h"
+#include "tools/convert/gguf_file.h"  // GgufValueType: the wire values the reader checks
 
 namespace pinfer::synth {
 namespace {
@@ -18,7 +19,7 @@ void PutString(ByteWriter& out, std::string_view s) {
 
 // A value's bytes, starting with its type. (The reserve also keeps GCC 12 from a false
 // -Wstringop-overflow on inserting into an empty vector.)
-ByteWriter Typed(GgufType type) {
+ByteWriter Typed(GgufValueType type) {
   ByteWriter out;
   out.bytes().reserve(64);
   out.Put(static_cast<uint32_t>(type));
@@ -26,15 +27,15 @@ ByteWriter Typed(GgufType type) {
 }
 
 template <typename T>
-std::vector<uint8_t> Scalar(GgufType type, T value) {
+std::vector<uint8_t> Scalar(GgufValueType type, T value) {
   ByteWriter out = Typed(type);
   out.Put(value);
   return std::move(out.bytes());
 }
 
 template <typename T>
-std::vector<uint8_t> Array(GgufType element_type, std::span<const T> values) {
-  ByteWriter out = Typed(GgufType::kArray);
+std::vector<uint8_t> Array(GgufValueType element_type, std::span<const T> values) {
+  ByteWriter out = Typed(GgufValueType::kArray);
   out.Put(static_cast<uint32_t>(element_type));
   out.Put<uint64_t>(values.size());
   out.PutBytes(values.data(), values.size_bytes());
@@ -62,37 +63,38 @@ absl::StatusOr<GgmlType> GgmlTypeFor(DType dtype) {
 }
 
 void GgufMetadata::SetUint32(std::string_view key, uint32_t value) {
-  entries_.insert_or_assign(std::string(key), Scalar(GgufType::kUint32, value));
+  entries_.insert_or_assign(std::string(key), Scalar(GgufValueType::kUint32, value));
 }
 void GgufMetadata::SetInt32(std::string_view key, int32_t value) {
-  entries_.insert_or_assign(std::string(key), Scalar(GgufType::kInt32, value));
+  entries_.insert_or_assign(std::string(key), Scalar(GgufValueType::kInt32, value));
 }
 void GgufMetadata::SetUint64(std::string_view key, uint64_t value) {
-  entries_.insert_or_assign(std::string(key), Scalar(GgufType::kUint64, value));
+  entries_.insert_or_assign(std::string(key), Scalar(GgufValueType::kUint64, value));
 }
 void GgufMetadata::SetFloat32(std::string_view key, float value) {
-  entries_.insert_or_assign(std::string(key), Scalar(GgufType::kFloat32, value));
+  entries_.insert_or_assign(std::string(key), Scalar(GgufValueType::kFloat32, value));
 }
 void GgufMetadata::SetBool(std::string_view key, bool value) {
-  entries_.insert_or_assign(std::string(key), Scalar(GgufType::kBool, static_cast<uint8_t>(value)));
+  entries_.insert_or_assign(std::string(key),
+                            Scalar(GgufValueType::kBool, static_cast<uint8_t>(value)));
 }
 void GgufMetadata::SetString(std::string_view key, std::string_view value) {
-  ByteWriter out = Typed(GgufType::kString);
+  ByteWriter out = Typed(GgufValueType::kString);
   PutString(out, value);
   entries_.insert_or_assign(std::string(key), std::move(out.bytes()));
 }
 void GgufMetadata::SetStringArray(std::string_view key, std::span<const std::string> values) {
-  ByteWriter out = Typed(GgufType::kArray);
-  out.Put(static_cast<uint32_t>(GgufType::kString));
+  ByteWriter out = Typed(GgufValueType::kArray);
+  out.Put(static_cast<uint32_t>(GgufValueType::kString));
   out.Put<uint64_t>(values.size());
   for (const std::string& v : values) PutString(out, v);
   entries_.insert_or_assign(std::string(key), std::move(out.bytes()));
 }
 void GgufMetadata::SetFloat32Array(std::string_view key, std::span<const float> values) {
-  entries_.insert_or_assign(std::string(key), Array(GgufType::kFloat32, values));
+  entries_.insert_or_assign(std::string(key), Array(GgufValueType::kFloat32, values));
 }
 void GgufMetadata::SetInt32Array(std::string_view key, std::span<const int32_t> values) {
-  entries_.insert_or_assign(std::string(key), Array(GgufType::kInt32, values));
+  entries_.insert_or_assign(std::string(key), Array(GgufValueType::kInt32, values));
 }
 
 void GgufMetadata::Serialize(std::vector<uint8_t>& out) const {

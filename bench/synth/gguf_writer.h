@@ -39,23 +39,6 @@ inline constexpr uint64_t kGgufAlignment = 32;
 enum class GgmlType : uint32_t { kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ8_0 = 8, kBF16 = 30 };
 absl::StatusOr<GgmlType> GgmlTypeFor(DType dtype);
 
-// GGUF's metadata value types (gguf_type).
-enum class GgufType : uint32_t {
-  kUint8 = 0,
-  kInt8 = 1,
-  kUint16 = 2,
-  kInt16 = 3,
-  kUint32 = 4,
-  kInt32 = 5,
-  kFloat32 = 6,
-  kBool = 7,
-  kString = 8,
-  kArray = 9,
-  kUint64 = 10,
-  kInt64 = 11,
-  kFloat64 = 12,
-};
-
 // Key/value metadata, each value serialized as it is set. Keys are unique (a second Set replaces).
 class GgufMetadata {
  public:
