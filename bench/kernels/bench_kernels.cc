@@ -38,7 +38,6 @@
 #include "bench/kernels/read_peak.h"
 #include "benchmark/benchmark.h"
 #include "format/dtype.h"
-#include "format/half.h"
 #include "format/quant.h"
 #include "format/strings.h"
 #include "runtime/cpu/kernels.h"
@@ -339,15 +338,15 @@ void BM_TransposedAccumulate(benchmark::State& state, DType dtype, int64_t rows,
                 2.0 * active_rows * cols * n);
 }
 
-// Decode attention at a context length: the K and V rows of every head are read once. `f16`
-// selects the f16 KV cache variant (half the bytes).
+// Decode attention at a context length over the runtime's f32 KV cache: the K and V rows of every
+// head are read once.
 void BM_AttentionDecode(benchmark::State& state, int64_t n_heads, int64_t n_kv_heads,
-                        int64_t head_dim, int64_t context, bool f16) {
+                        int64_t head_dim, int64_t context) {
   const int threads = static_cast<int>(state.range(0));
   SetThreads(threads);
   AttentionShape shape{n_heads, n_kv_heads, head_dim, n_kv_heads * head_dim};
   const int64_t cache_floats = context * shape.kv_stride;
-  const int64_t element_bytes = f16 ? 2 : 4;
+  const int64_t element_bytes = sizeof(float);
   // Several layers' caches, so that the reads come from DRAM.
   const int64_t layers =
       std::clamp<int64_t>(PoolBytes() / (2 * element_bytes * cache_floats) + 1, 1, 256);
@@ -355,33 +354,18 @@ void BM_AttentionDecode(benchmark::State& state, int64_t n_heads, int64_t n_kv_h
   // function several times while it sizes the iteration count).
   struct Caches {
     bool filled = false;
-    std::tuple<int64_t, int64_t, bool> key;
+    std::tuple<int64_t, int64_t> key;
     std::vector<float> k, v;
-    std::vector<uint16_t> k16, v16;
   };
   static Caches caches;
-  if (!caches.filled || caches.key != std::make_tuple(cache_floats, layers, f16)) {
+  if (!caches.filled || caches.key != std::make_tuple(cache_floats, layers)) {
     caches.filled = true;
-    caches.key = std::make_tuple(cache_floats, layers, f16);
+    caches.key = std::make_tuple(cache_floats, layers);
     caches.k = RandomActivations(layers * cache_floats, 4);
     caches.v = RandomActivations(layers * cache_floats, 5);
-    caches.k16.clear();
-    caches.v16.clear();
-    if (f16) {
-      caches.k16.resize(caches.k.size());
-      caches.v16.resize(caches.v.size());
-      for (size_t i = 0; i < caches.k.size(); ++i) {
-        caches.k16[i] = F32ToF16(caches.k[i]);
-        caches.v16[i] = F32ToF16(caches.v[i]);
-      }
-      caches.k = {};  // only the f16 copies are read
-      caches.v = {};
-    }
   }
   const std::vector<float>& k = caches.k;
   const std::vector<float>& v = caches.v;
-  const std::vector<uint16_t>& k16 = caches.k16;
-  const std::vector<uint16_t>& v16 = caches.v16;
   const std::vector<float> q = RandomActivations(n_heads * head_dim, 6);
   std::vector<float> out(n_heads * head_dim);
   int64_t i = 0;
@@ -389,12 +373,7 @@ void BM_AttentionDecode(benchmark::State& state, int64_t n_heads, int64_t n_kv_h
   for (auto _ : state) {
     timer.Start();
     const int64_t offset = (i++ % layers) * cache_floats;
-    if (f16) {
-      AttentionF16Cache(shape, q.data(), k16.data() + offset, v16.data() + offset, context - 1, 1,
-                        out.data());
-    } else {
-      Attention(shape, q.data(), k.data() + offset, v.data() + offset, context - 1, 1, out.data());
-    }
+    Attention(shape, q.data(), k.data() + offset, v.data() + offset, context - 1, 1, out.data());
     benchmark::ClobberMemory();
     timer.Stop();
   }
@@ -525,18 +504,16 @@ void RegisterAll() {
         BM_TransposedAccumulate, dtype, 11008, 4096, 32, 1.0)
         ->Apply(AddThreads);
   }
-  for (bool f16 : {false, true}) {
-    const char* cache = f16 ? "f16" : "f32";
-    for (int64_t context : {512, 2048}) {
-      benchmark::RegisterBenchmark(
-          absl::StrCat("AttentionDecode/", cache, "_cache/7b/ctx:", context).c_str(),
-          BM_AttentionDecode, 32, 32, 128, context, f16)
-          ->Apply(AddThreads);
-      benchmark::RegisterBenchmark(
-          absl::StrCat("AttentionDecode/", cache, "_cache/gqa8/ctx:", context).c_str(),
-          BM_AttentionDecode, 32, 8, 128, context, f16)
-          ->Apply(AddThreads);
-    }
+  // The names keep the cache's element type ("f32_cache"), so that they stay comparable with
+  // earlier runs.
+  for (int64_t context : {512, 2048}) {
+    benchmark::RegisterBenchmark(absl::StrCat("AttentionDecode/f32_cache/7b/ctx:", context).c_str(),
+                                 BM_AttentionDecode, 32, 32, 128, context)
+        ->Apply(AddThreads);
+    benchmark::RegisterBenchmark(
+        absl::StrCat("AttentionDecode/f32_cache/gqa8/ctx:", context).c_str(), BM_AttentionDecode,
+        32, 8, 128, context)
+        ->Apply(AddThreads);
   }
   benchmark::RegisterBenchmark("AttentionPrefill/7b/n:128", BM_AttentionPrefill, 32, 32, 128, 128)
       ->Apply(AddThreads);

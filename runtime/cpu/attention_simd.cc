@@ -1,6 +1,8 @@
-// Causal GQA attention of one token's query heads for a range of KV heads, over an f32 or f16 KV
-// cache. Compiled once per Highway target and dispatched at run time; kernels.cc hands each thread
-// a token and a contiguous range of KV heads.
+// Causal GQA attention of one token's query heads for a range of KV heads, over the f32 KV cache.
+// Compiled once per Highway target and dispatched at run time; kernels.cc hands each thread a
+// token and a contiguous range of KV heads. The loops take the cache's element type as a template
+// parameter (loaded through FloatElement, as the float dot products do), so that a half-precision
+// cache needs only its entry point.
 //
 // Memory traffic is what matters in decode: every K and V element is read exactly once per token,
 // shared by all the query heads of its GQA group, and in address order. The loops are
@@ -26,8 +28,8 @@ namespace pinfer::cpu::simd {
 namespace HWY_NAMESPACE {
 
 constexpr int kPositionTile = 4;  // SumOfLanes4 reduces four at once
-// Query heads of a GQA group handled together, so that each K/V vector is loaded (and, for the
-// f16 cache, converted) once for all of them: kGroupTile x kPositionTile accumulators.
+// Query heads of a GQA group handled together, so that each K/V vector is loaded once for all of
+// them: kGroupTile x kPositionTile accumulators.
 constexpr int kGroupTile = HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL ? 4 : 2;
 
 // Scores of query heads [g0, g0 + kHeads) of KV head kv for positions p .. p + 3.
@@ -164,15 +166,9 @@ HWY_INLINE void AttentionRangeT(const AttentionShape& shape, const float* q, con
   AttentionRangeD(hn::CappedTag<float, 1>(), shape, q, k, v, kv0, kv1, n_keys, out, scratch);
 }
 
-void AttentionRange(const AttentionShape& shape, const float* q, const void* k, const void* v,
-                    KvType kv_type, int64_t kv0, int64_t kv1, int64_t n_keys, float* out,
-                    float* scratch) {
-  if (kv_type == KvType::kF16) {
-    return AttentionRangeT(shape, q, static_cast<const hwy::float16_t*>(k),
-                           static_cast<const hwy::float16_t*>(v), kv0, kv1, n_keys, out, scratch);
-  }
-  AttentionRangeT(shape, q, static_cast<const float*>(k), static_cast<const float*>(v), kv0, kv1,
-                  n_keys, out, scratch);
+void AttentionRange(const AttentionShape& shape, const float* q, const float* k, const float* v,
+                    int64_t kv0, int64_t kv1, int64_t n_keys, float* out, float* scratch) {
+  AttentionRangeT(shape, q, k, v, kv0, kv1, n_keys, out, scratch);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -184,10 +180,9 @@ namespace pinfer::cpu::simd {
 
 HWY_EXPORT(AttentionRange);
 
-void AttentionRange(const AttentionShape& shape, const float* q, const void* k, const void* v,
-                    KvType kv_type, int64_t kv0, int64_t kv1, int64_t n_keys, float* out,
-                    float* scratch) {
-  HWY_DYNAMIC_DISPATCH(AttentionRange)(shape, q, k, v, kv_type, kv0, kv1, n_keys, out, scratch);
+void AttentionRange(const AttentionShape& shape, const float* q, const float* k, const float* v,
+                    int64_t kv0, int64_t kv1, int64_t n_keys, float* out, float* scratch) {
+  HWY_DYNAMIC_DISPATCH(AttentionRange)(shape, q, k, v, kv0, kv1, n_keys, out, scratch);
 }
 
 int64_t AttentionScratchFloats(const AttentionShape& shape, int64_t n_keys) {

@@ -5,14 +5,16 @@
 // Work split, chosen by measurement (bench/kernels):
 //   - dot products (MatVec/MatMul): rows are split into one contiguous range per thread; every
 //     thread reads the (shared, small) activations.
-//   - transposed products: the output columns are split, so every thread owns its outputs and
-//     reads its part of every active row; no per-thread partial sums or reduction are needed.
+//   - transposed products: decode (one token) splits the rows into one block per thread, each
+//     streaming whole, contiguous rows into a private partial output that is summed at the end;
+//     prompts split the output columns, so every thread owns its outputs and reads its part of
+//     every row, with no partial sums or reduction.
 //   - attention: decode splits the KV heads into one contiguous range per thread; prompts hand out
 //     whole tokens round robin (later tokens attend to more keys).
 //   - the Gather* products (neuron-sparse FFN) run the same SIMD bodies over a list of rows
 //     (simd::RowSet with an index, operands compact in list order), split the same way: blocks of
-//     the list per thread for dot products and for decode's transposed product (each thread
-//     streams whole, contiguous ffn_down_t rows into a partial sum), output columns for prompts.
+//     the list per thread for dot products and for decode's transposed product, output columns
+//     for prompts.
 // Problems too small to pay for waking the threads run on the calling thread.
 #include "runtime/cpu/kernels.h"
 
@@ -138,13 +140,6 @@ void MatVecTransposedAccumulate(const MatrixView& w, const float* a, float* y) {
 
 namespace {
 
-// How a transposed product is shared between threads (see the file comment).
-enum class TransposedSplit {
-  kColumns,  // each thread owns a range of output columns and reads that part of every row
-  kRows,     // each thread reads whole rows into its own partial output; the partials are summed
-};
-TransposedSplit g_transposed_split_for_decode = TransposedSplit::kRows;
-
 // The rows of a transposed product: `count` rows of `index` (null: rows 0..count), their
 // activations at A[t, slot(i)] with a_stride floats per token.
 struct TransposedRows {
@@ -156,6 +151,7 @@ struct TransposedRows {
   simd::RowSet Part(Range r) const { return {index, r.begin, r.end, compact}; }
 };
 
+// Each thread owns a range of output columns and reads that part of every row.
 void AccumulateSplitByColumns(const MatrixView& w, const TransposedRows& rows, const float* a,
                               int64_t n, float* y, int parts) {
   // Column boundaries: whole quantized blocks; for float rows, whole 64-byte lines of y.
@@ -172,6 +168,7 @@ void AccumulateSplitByColumns(const MatrixView& w, const TransposedRows& rows, c
   }
 }
 
+// Each thread reads whole rows into its own partial output; the partials are summed.
 void AccumulateSplitByRows(const MatrixView& w, const TransposedRows& rows, const float* a,
                            int64_t n, float* y, int parts) {
   parts = static_cast<int>(std::min<int64_t>(parts, rows.count));
@@ -202,9 +199,9 @@ void AccumulateTransposed(const MatrixView& w, const TransposedRows& rows, const
                           int64_t n, float* y) {
   if (n <= 0 || w.cols <= 0 || rows.count <= 0) return;
   const int threads = ThreadsFor(rows.count * w.cols * n);
-  if (n == 1 && g_transposed_split_for_decode == TransposedSplit::kRows) {
-    return AccumulateSplitByRows(w, rows, a, n, y, threads);
-  }
+  // Decode: whole rows per thread (each streams contiguous memory); prompts: the column split,
+  // which needs no partial output of n · cols floats per thread.
+  if (n == 1) return AccumulateSplitByRows(w, rows, a, n, y, threads);
   AccumulateSplitByColumns(w, rows, a, n, y, threads);
 }
 
@@ -252,10 +249,8 @@ void ShiftedRelu(float* x, int64_t n, float shift) { simd::ShiftedRelu(x, n, shi
 
 void Add(const float* x, int64_t n, float* y) { simd::Add(x, n, y); }
 
-namespace {
-
-void AttentionAnyCache(const AttentionShape& shape, const float* q, const void* k, const void* v,
-                       simd::KvType kv_type, int64_t pos0, int64_t n, float* out) {
+void Attention(const AttentionShape& shape, const float* q, const float* k, const float* v,
+               int64_t pos0, int64_t n, float* out) {
   if (n <= 0) return;
   const int64_t max_keys = pos0 + n;
   // Work ~ 2 · heads · keys · head_dim per token.
@@ -270,8 +265,8 @@ void AttentionAnyCache(const AttentionShape& shape, const float* q, const void* 
   auto run = [&](int64_t item, std::vector<float>& scratch) {
     const int64_t t = item / ranges;
     const Range heads = SplitRange(shape.n_kv_heads, ranges, item % ranges, 1);
-    simd::AttentionRange(shape, q + t * token_floats, k, v, kv_type, heads.begin, heads.end,
-                         pos0 + t + 1, out + t * token_floats, scratch.data());
+    simd::AttentionRange(shape, q + t * token_floats, k, v, heads.begin, heads.end, pos0 + t + 1,
+                         out + t * token_floats, scratch.data());
   };
   const int parts = static_cast<int>(std::min<int64_t>(threads, items));
   if (parts <= 1) {
@@ -287,18 +282,6 @@ void AttentionAnyCache(const AttentionShape& shape, const float* q, const void* 
 #pragma omp for schedule(static, 1)
     for (int64_t item = 0; item < items; ++item) run(item, scratch);
   }
-}
-
-}  // namespace
-
-void Attention(const AttentionShape& shape, const float* q, const float* k, const float* v,
-               int64_t pos0, int64_t n, float* out) {
-  AttentionAnyCache(shape, q, k, v, simd::KvType::kF32, pos0, n, out);
-}
-
-void AttentionF16Cache(const AttentionShape& shape, const float* q, const uint16_t* k,
-                       const uint16_t* v, int64_t pos0, int64_t n, float* out) {
-  AttentionAnyCache(shape, q, k, v, simd::KvType::kF16, pos0, n, out);
 }
 
 const char* SimdTargetName() { return simd::ChosenTargetName(); }

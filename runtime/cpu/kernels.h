@@ -91,10 +91,6 @@ struct AttentionShape {
 };
 void Attention(const AttentionShape& shape, const float* q, const float* k, const float* v,
                int64_t pos0, int64_t n, float* out);
-// The same over a KV cache of IEEE f16 values (bits as uint16_t, e.g. written with
-// pinfer::F32ToF16): half the bytes per token read in decode, as llama.cpp's default f16 cache.
-void AttentionF16Cache(const AttentionShape& shape, const float* q, const uint16_t* k,
-                       const uint16_t* v, int64_t pos0, int64_t n, float* out);
 
 // Name of the SIMD target chosen at run time ("AVX3", "AVX2", "NEON", "EMU128", ...).
 const char* SimdTargetName();

@@ -5,7 +5,6 @@
 #include <limits>
 #include <vector>
 
-#include "format/half.h"
 #include "format/quant.h"
 
 namespace pinfer::cpu::reference {
@@ -187,18 +186,6 @@ void Attention(const AttentionShape& s, const float* q, const float* k, const fl
       }
     }
   }
-}
-
-void AttentionF16Cache(const AttentionShape& s, const float* q, const uint16_t* k,
-                       const uint16_t* v, int64_t pos0, int64_t n, float* out) {
-  // Decodes the cache rows in use and defers to the f32 reference.
-  const size_t floats = static_cast<size_t>((pos0 + n) * s.kv_stride);
-  std::vector<float> k32(floats), v32(floats);
-  for (size_t i = 0; i < floats; ++i) {
-    k32[i] = F16ToF32(k[i]);
-    v32[i] = F16ToF32(v[i]);
-  }
-  reference::Attention(s, q, k32.data(), v32.data(), pos0, n, out);
 }
 
 }  // namespace pinfer::cpu::reference

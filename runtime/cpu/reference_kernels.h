@@ -25,7 +25,5 @@ void ShiftedRelu(float* x, int64_t n, float shift);
 void Add(const float* x, int64_t n, float* y);
 void Attention(const AttentionShape& shape, const float* q, const float* k, const float* v,
                int64_t pos0, int64_t n, float* out);
-void AttentionF16Cache(const AttentionShape& shape, const float* q, const uint16_t* k,
-                       const uint16_t* v, int64_t pos0, int64_t n, float* out);
 
 }  // namespace pinfer::cpu::reference

@@ -10,7 +10,6 @@
 #include <cmath>
 #include <vector>
 
-#include "format/half.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/cpu/reference_kernels.h"
 #include "tests/cpu/kernel_test_util.h"
@@ -56,32 +55,6 @@ TEST_P(AttentionTest, MatchesReference) {
     Attention(c.shape, q.data(), k.data(), v.data(), c.pos0, c.n, actual.data());
     float max_v = 0.0f;
     for (float x : v) max_v = std::max(max_v, std::fabs(x));
-    for (size_t i = 0; i < q.size(); ++i) ASSERT_NEAR(actual[i], expected[i], 1e-5 * max_v) << i;
-  }
-}
-
-// The f16 cache is decoded exactly (both sides see the same f16 values), so the tolerance is the
-// f32 one above.
-TEST_P(AttentionTest, F16CacheMatchesReference) {
-  uint32_t seed = 1000;
-  for (const Case& c : AllCases()) {
-    SCOPED_TRACE(::testing::Message() << "head_dim " << c.shape.head_dim << " kv_heads "
-                                      << c.shape.n_kv_heads << " pos0 " << c.pos0 << " n " << c.n);
-    const int64_t positions = c.pos0 + c.n;
-    const std::vector<float> q = RandomVector(c.n * c.shape.n_heads * c.shape.head_dim, seed++);
-    std::vector<uint16_t> k(positions * c.shape.kv_stride), v(k.size());
-    float max_v = 0.0f;
-    const std::vector<float> k32 = RandomVector(k.size(), seed++);
-    const std::vector<float> v32 = RandomVector(v.size(), seed++);
-    for (size_t i = 0; i < k.size(); ++i) {
-      k[i] = F32ToF16(k32[i]);
-      v[i] = F32ToF16(v32[i]);
-      max_v = std::max(max_v, std::fabs(F16ToF32(v[i])));
-    }
-    std::vector<float> expected(q.size()), actual(q.size(), -7.0f);
-    reference::AttentionF16Cache(c.shape, q.data(), k.data(), v.data(), c.pos0, c.n,
-                                 expected.data());
-    AttentionF16Cache(c.shape, q.data(), k.data(), v.data(), c.pos0, c.n, actual.data());
     for (size_t i = 0; i < q.size(); ++i) ASSERT_NEAR(actual[i], expected[i], 1e-5 * max_v) << i;
   }
 }
