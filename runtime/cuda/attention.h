@@ -1,4 +1,8 @@
 // Causal self-attention with the KV cache in device memory (decode n = 1, prefill n > 1, GQA).
+//
+// The runtime does not call these yet: the executor runs attention on the CPU. They are the
+// kernels of the plan's attention on the GPU (a layer's attention weights, norms, RoPE and an f16
+// KV cache on the device), tested against cpu::Attention and benchmarked until that step uses them.
 #pragma once
 
 #include <cstdint>

@@ -65,6 +65,11 @@ absl::Status DecodeRows(Stream& stream, const DeviceMatrix& w, int64_t row, int6
 absl::Status GatherRows(Stream& stream, const DeviceMatrix& w, const int32_t* row_ids,
                         int64_t count, float* out);
 
+// RmsNorm, RopeInterleaved, ShiftedRelu and Add are not called by the runtime yet (the executor
+// runs norms, RoPE and the residual adds on the CPU): they are for the plan's attention on the GPU
+// (a layer's attention weights, norms, RoPE and f16 KV cache on the device, attention.h), and
+// only tests and benches call them until then.
+
 // For each of `rows` rows of n: out = x / sqrt(mean(x²) + eps) · weight  (out may alias x).
 absl::Status RmsNorm(Stream& stream, const float* x, const float* weight, int64_t rows, int64_t n,
                      float eps, float* out);
