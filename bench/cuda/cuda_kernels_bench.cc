@@ -15,7 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "bench/cuda/bench_util.h"
 #include "nlohmann/json.hpp"
-#include "runtime/app/cli_common.h"
+#include "runtime/common/cli_common.h"
 #include "runtime/cuda/attention.h"
 #include "runtime/cuda/device.h"
 #include "runtime/cuda/predictor.h"

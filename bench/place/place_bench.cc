@@ -11,7 +11,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "runtime/app/cli_common.h"
+#include "runtime/common/cli_common.h"
 #include "tools/solve_placement/greedy_placement.h"
 #include "tools/solve_placement/model_problem.h"
 #include "tools/solve_placement/solve_placement.h"

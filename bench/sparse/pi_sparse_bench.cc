@@ -28,7 +28,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "bench/kernels/read_peak.h"
-#include "runtime/app/cli_common.h"
+#include "runtime/common/cli_common.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/exec/ffn.h"
 #include "runtime/exec/neuron_selector.h"

@@ -9,7 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "bench/synth/synth_model.h"
 #include "nlohmann/json.hpp"
-#include "runtime/app/cli_common.h"
+#include "runtime/common/cli_common.h"
 
 namespace pinfer::synth {
 namespace {

@@ -12,9 +12,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "runtime/app/cli_common.h"
 #include "runtime/app/runtime_flags.h"
 #include "runtime/app/sparse_setup.h"
+#include "runtime/common/cli_common.h"
 #include "runtime/exec/executor.h"
 #include "runtime/exec/generator.h"
 #include "runtime/exec/perplexity.h"

@@ -4,9 +4,9 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
-#include "runtime/app/cli_common.h"
 #include "runtime/app/pi_run.h"
 #include "runtime/app/runtime_flags.h"
+#include "runtime/common/cli_common.h"
 
 namespace pinfer {
 namespace {

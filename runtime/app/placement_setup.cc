@@ -17,7 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "runtime/app/cli_common.h"
+#include "runtime/common/cli_common.h"
 #include "runtime/exec/cuda_ffn_part.h"
 #include "runtime/model/activation_profile.h"
 #include "runtime/model/placement_plan.h"

@@ -8,7 +8,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
-#include "runtime/app/cli_common.h"
+#include "runtime/common/cli_common.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/model/predictor_weights.h"
 

@@ -7,7 +7,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
-#include "runtime/app/cli_common.h"
+#include "runtime/common/cli_common.h"
 #include "runtime/exec/neuron_selector.h"
 #include "runtime/model/activation_profile.h"
 #include "runtime/model/predictor_weights.h"

@@ -11,7 +11,7 @@
 #include "format/sample_file.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "runtime/app/cli_common.h"
+#include "runtime/common/cli_common.h"
 #include "runtime/model/predictor_weights.h"
 #include "tests/runtime/test_models.h"
 #include "tools/profile/profiler.h"

@@ -16,7 +16,7 @@
 #include "format/pi_file.h"
 #include "format/sample_file.h"
 #include "gtest/gtest.h"
-#include "runtime/app/cli_common.h"
+#include "runtime/common/cli_common.h"
 #include "runtime/cpu/predictor_kernel.h"
 #include "runtime/model/predictor_weights.h"
 #include "tests/predictor/trainer_test_env.h"

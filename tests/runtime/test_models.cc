@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "format/pi_file.h"
 #include "gtest/gtest.h"
-#include "runtime/app/cli_common.h"
+#include "runtime/common/cli_common.h"
 #include "tools/convert/converter.h"
 #include "tools/convert/llama2c_source.h"
 

@@ -6,7 +6,7 @@
 #include <mutex>
 
 #include "gtest/gtest.h"
-#include "runtime/app/cli_common.h"
+#include "runtime/common/cli_common.h"
 #include "tests/runtime/test_models.h"
 
 namespace pinfer::test {

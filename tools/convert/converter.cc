@@ -10,7 +10,7 @@
 #include "format/pi_writer.h"
 #include "format/quant.h"
 #include "format/strings.h"
-#include "runtime/app/cli_common.h"
+#include "runtime/common/cli_common.h"
 #include "runtime/model/tensor_names.h"
 
 namespace pinfer {

@@ -10,7 +10,7 @@
 #include "format/pi_file.h"
 #include "format/strings.h"
 #include "nlohmann/json.hpp"
-#include "runtime/app/cli_common.h"
+#include "runtime/common/cli_common.h"
 
 namespace pinfer {
 namespace {

@@ -5,7 +5,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
-#include "runtime/app/cli_common.h"
+#include "runtime/common/cli_common.h"
 #include "tools/convert/inspect.h"
 
 namespace pinfer {

@@ -12,7 +12,7 @@
 #include "format/atomic_file.h"
 #include "format/sample_file.h"
 #include "format/strings.h"
-#include "runtime/app/cli_common.h"
+#include "runtime/common/cli_common.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/exec/executor.h"
 #include "runtime/exec/session.h"

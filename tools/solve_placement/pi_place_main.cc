@@ -7,7 +7,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "runtime/app/cli_common.h"
+#include "runtime/common/cli_common.h"
 #include "runtime/model/activation_profile.h"
 #include "runtime/model/model_config.h"
 #include "tools/solve_placement/calibrate.h"

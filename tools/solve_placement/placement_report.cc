@@ -3,7 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
-#include "runtime/app/cli_common.h"
+#include "runtime/common/cli_common.h"
 
 namespace pinfer {
 namespace {

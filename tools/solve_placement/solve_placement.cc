@@ -3,7 +3,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
-#include "runtime/app/cli_common.h"
+#include "runtime/common/cli_common.h"
 #include "tools/solve_placement/greedy_placement.h"
 
 namespace pinfer {

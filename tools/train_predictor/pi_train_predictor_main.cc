@@ -8,7 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "runtime/app/cli_common.h"
+#include "runtime/common/cli_common.h"
 #include "tools/train_predictor/train_predictor.h"
 
 namespace pinfer {

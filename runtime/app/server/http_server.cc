@@ -15,10 +15,10 @@
 #include "absl/strings/str_format.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
-#include "runtime/app/cli_common.h"
 #include "runtime/app/server/connection_probe.h"
 #include "runtime/app/server/generation_plan.h"
 #include "runtime/app/server/openai_protocol.h"
+#include "runtime/common/cli_common.h"
 
 namespace pinfer {
 namespace {

@@ -1,9 +1,9 @@
 // pi-server: an OpenAI-compatible HTTP API over a .pi model.
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
-#include "runtime/app/cli_common.h"
 #include "runtime/app/runtime_flags.h"
 #include "runtime/app/server/pi_server.h"
+#include "runtime/common/cli_common.h"
 
 namespace pinfer {
 namespace {

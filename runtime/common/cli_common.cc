@@ -1,4 +1,4 @@
-#include "runtime/app/cli_common.h"
+#include "runtime/common/cli_common.h"
 
 #include <unistd.h>
 
