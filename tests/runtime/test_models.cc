@@ -14,7 +14,6 @@
 #include "absl/strings/str_cat.h"
 #include "format/pi_file.h"
 #include "gtest/gtest.h"
-#include "runtime/common/cli_common.h"
 #include "tools/convert/converter.h"
 #include "tools/convert/llama2c_source.h"
 
