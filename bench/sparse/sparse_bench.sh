@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Speed and quality of the neuron-sparse CPU FFN (issue 7), every ratio measured in one run.
+# Speed and quality of the neuron-sparse CPU FFN, every ratio measured in one run.
 #
 #   bench/sparse/sparse_bench.sh [options]
 #

@@ -33,7 +33,8 @@
 namespace pinfer {
 
 // "dir/model.pi" -> "dir/model.profile.pi": where pi-profile writes, and later stages look, by
-// default (DESIGN.md: stages find their inputs beside the model by name).
+// default (every stage finds its inputs beside the model by name, so that a flag is needed only
+// to use another file).
 std::string DefaultProfilePath(const std::string& model_path);
 
 struct ActivationProfile {
