@@ -1,51 +1,144 @@
 #include "runtime/exec/generator.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 
 namespace pinfer {
+
+Generator::Generator(Session& session, Sampler& sampler, const Tokenizer& tokenizer,
+                     GenerationOptions options)
+    : session_(session), sampler_(sampler), tokenizer_(tokenizer), options_(std::move(options)) {}
+
+absl::Status Generator::Start(std::span<const int32_t> prompt) {
+  if (running()) return absl::FailedPreconditionError("a generation is already running");
+  if (prompt.empty()) {
+    return absl::InvalidArgumentError(
+        "nothing to generate from: the prompt is empty and the model adds no BOS token");
+  }
+  const int64_t n = static_cast<int64_t>(prompt.size());
+  if (session_.position() + n > session_.context_length()) {
+    return absl::OutOfRangeError(absl::StrCat(
+        "the context is full: a prompt of ", n, " tokens at position ", session_.position(),
+        " exceeds the context length ", session_.context_length()));
+  }
+  prompt_.assign(prompt.begin(), prompt.end());
+  prompt_done_ = 0;
+  generated_ = 0;
+  pending_ = -1;
+  prompt_stats_ = {};
+  decode_stats_ = {};
+  end_ = GenerationEnd::kRunning;
+  started_ = true;
+  return absl::OkStatus();
+}
+
+size_t Generator::NextChunk() const {
+  const size_t left = prompt_.size() - prompt_done_;
+  if (options_.prompt_batch <= 0) return left;
+  return std::min(left, static_cast<size_t>(options_.prompt_batch));
+}
+
+Generator::Pass Generator::NextPass() const {
+  if (!running()) return {};
+  if (prompt_done_ < prompt_.size()) {
+    const size_t n = NextChunk();
+    const bool last = prompt_done_ + n == prompt_.size();
+    return {std::span<const int32_t>(prompt_).subspan(prompt_done_, n),
+            last ? Logits::kLast : Logits::kNone};
+  }
+  return {std::span<const int32_t>(&pending_, 1), Logits::kLast};
+}
+
+absl::StatusOr<GenerationStep> Generator::Step() {
+  if (!running()) return absl::FailedPreconditionError("no generation is running");
+  const Pass pass = NextPass();
+  const ForwardStats before = session_.stats();
+  absl::StatusOr<std::span<const float>> logits = session_.Evaluate(pass.tokens, pass.logits);
+  if (!logits.ok()) return logits.status();
+  return Consume(*logits, session_.stats() - before);
+}
+
+GenerationStep Generator::Consume(std::span<const float> logits, const ForwardStats& cost) {
+  GenerationStep step;
+  if (!running()) return step;
+  if (prompt_done_ < prompt_.size()) {
+    const size_t n = NextChunk();
+    // The sampler's repetition penalty counts the prompt too.
+    for (size_t i = prompt_done_; i < prompt_done_ + n; ++i) sampler_.Accept(prompt_[i]);
+    prompt_done_ += n;
+    step.prompt_tokens = static_cast<int64_t>(n);
+    prompt_stats_ += cost;
+    if (prompt_done_ < prompt_.size()) return step;
+  } else {
+    pending_ = -1;
+    decode_stats_ += cost;
+  }
+  Choose(logits, step);
+  return step;
+}
+
+bool Generator::IsEndToken(int32_t token) const {
+  if (options_.stop_at_eos && tokenizer_.IsEndOfGeneration(token)) return true;
+  return std::find(options_.end_tokens.begin(), options_.end_tokens.end(), token) !=
+         options_.end_tokens.end();
+}
+
+void Generator::Choose(std::span<const float> logits, GenerationStep& step) {
+  const bool budget_spent = options_.max_tokens >= 0 && generated_ >= options_.max_tokens;
+  if (!budget_spent) {
+    const int32_t token = sampler_.Sample(logits);
+    if (IsEndToken(token)) {
+      end_ = GenerationEnd::kEndToken;
+      step.end = end_;
+      return;
+    }
+    sampler_.Accept(token);
+    ++generated_;
+    pending_ = token;
+    step.token = token;
+  }
+  // The last token is not evaluated: nothing would read its logits.
+  if (options_.max_tokens >= 0 && generated_ >= options_.max_tokens) {
+    end_ = GenerationEnd::kMaxTokens;
+  } else if (session_.position() >= session_.context_length()) {
+    end_ = GenerationEnd::kContextFull;
+  }
+  step.end = end_;
+}
+
+void Generator::Stop() {
+  if (running()) end_ = GenerationEnd::kStoppedByCaller;
+}
 
 absl::StatusOr<GenerationResult> Generate(Session& session, Sampler& sampler,
                                           const Tokenizer& tokenizer,
                                           std::span<const int32_t> prompt,
                                           const GenerationOptions& options,
                                           const std::function<bool(int32_t)>& on_token) {
-  if (prompt.empty()) {
-    return absl::InvalidArgumentError(
-        "nothing to generate from: the prompt is empty and the model adds no BOS token");
-  }
+  Generator generator(session, sampler, tokenizer, options);
+  if (absl::Status s = generator.Start(prompt); !s.ok()) return s;
   GenerationResult result;
-  const ForwardStats before_prompt = session.stats();
-  absl::StatusOr<std::span<const float>> logits = session.Evaluate(prompt, Logits::kLast);
-  if (!logits.ok()) return logits.status();
-  result.prompt = session.stats() - before_prompt;
-  for (int32_t token : prompt) sampler.Accept(token);
-
-  const ForwardStats before_decode = session.stats();
-  for (int64_t i = 0; options.max_tokens < 0 || i < options.max_tokens; ++i) {
-    const int32_t token = sampler.Sample(*logits);
-    if (options.stop_at_eos && tokenizer.IsEndOfGeneration(token)) {
-      result.hit_eos = true;
-      break;
-    }
-    result.tokens.push_back(token);
-    sampler.Accept(token);
-    result.pending_token = token;
-    if (on_token && !on_token(token)) {
+  while (generator.running()) {
+    absl::StatusOr<GenerationStep> step = generator.Step();
+    if (!step.ok()) return step.status();
+    if (step->token < 0) continue;
+    result.tokens.push_back(step->token);
+    // The caller's word comes first, even on the step that ends the generation anyway.
+    if (on_token && !on_token(step->token)) {
+      generator.Stop();
       result.stopped_by_caller = true;
       break;
     }
-    if (options.max_tokens >= 0 && i + 1 == options.max_tokens) break;  // no need to evaluate it
-    if (session.position() >= session.context_length()) {
-      result.context_full = true;
-      break;
-    }
-    logits = session.Evaluate(std::span<const int32_t>(&token, 1), Logits::kLast);
-    if (!logits.ok()) return logits.status();
-    result.pending_token = -1;
   }
-  result.decode = session.stats() - before_decode;
+  if (!result.stopped_by_caller) {
+    result.hit_eos = generator.end() == GenerationEnd::kEndToken;
+    result.context_full = generator.end() == GenerationEnd::kContextFull;
+  }
+  result.pending_token = generator.pending_token();
+  result.prompt = generator.prompt_stats();
+  result.decode = generator.decode_stats();
   return result;
 }
 

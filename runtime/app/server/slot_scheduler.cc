@@ -1,7 +1,6 @@
 #include "runtime/app/server/slot_scheduler.h"
 
 #include <algorithm>
-#include <span>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -144,21 +143,11 @@ void SlotScheduler::AdmitLocked() {
     it = queue_.erase(it);
   }
   for (Slot& slot : slots_) {
-    if (queue_.empty()) break;
-    if (slot.generation) continue;
-    slot.generation = std::move(queue_.front());
-    queue_.pop_front();
-    const GenerationRequest& request = slot.generation->request();
-    slot.session->Reset();
-    slot.sampler.emplace(request.sampling);
-    for (int32_t token : request.prompt) slot.sampler->Accept(token);
-    slot.text.emplace(request.stop);
-    slot.prompt_done = 0;
-    slot.generated = 0;
-    slot.pending = -1;
-    slot.started = now;
-    ++busy_slots_;
-    slot.generation->SetRunning();
+    while (!slot.generation && !queue_.empty()) {
+      std::shared_ptr<Generation> generation = std::move(queue_.front());
+      queue_.pop_front();
+      StartLocked(slot, std::move(generation));
+    }
   }
   slot_freed_.notify_all();  // Drain() waits for the queue to empty too
 }
@@ -188,72 +177,76 @@ void SlotScheduler::Loop() {
   }
 }
 
-void SlotScheduler::Step(Slot& slot) {
-  const std::vector<int32_t>& prompt = slot.generation->request().prompt;
-  if (slot.prompt_done < prompt.size()) {
-    const size_t n =
-        std::min<size_t>(static_cast<size_t>(batch_size_), prompt.size() - slot.prompt_done);
-    const bool last = slot.prompt_done + n == prompt.size();
-    absl::StatusOr<std::span<const float>> logits =
-        slot.session->Evaluate(std::span<const int32_t>(prompt).subspan(slot.prompt_done, n),
-                               last ? Logits::kLast : Logits::kNone);
-    if (!logits.ok()) {
-      Release(slot, logits.status(), FinishReason::kStop);
-      return;
-    }
-    slot.prompt_done += n;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      prompt_tokens_ += static_cast<int64_t>(n);
-    }
-    if (last) Advance(slot, *logits);
+void SlotScheduler::StartLocked(Slot& slot, std::shared_ptr<Generation> generation) {
+  const GenerationRequest& request = generation->request();
+  GenerationOptions options;
+  options.max_tokens = request.max_tokens;
+  options.end_tokens = request.end_tokens;
+  // One batch per round, so that a long prompt delays the other slots by one batch at a time.
+  options.prompt_batch = batch_size_;
+  slot.session->Reset();
+  slot.sampler.emplace(request.sampling);
+  slot.generator.emplace(*slot.session, *slot.sampler, tokenizer_, std::move(options));
+  if (absl::Status started = slot.generator->Start(request.prompt); !started.ok()) {
+    // The caller checks requests, so this is a bug there; the client gets the reason anyway.
+    slot.generator.reset();
+    slot.sampler.reset();
+    generation->Finish(std::move(started), FinishReason::kStop, "", 0);
+    ++finished_;
     return;
   }
-  absl::StatusOr<std::span<const float>> logits =
-      slot.session->Evaluate(std::span<const int32_t>(&slot.pending, 1), Logits::kLast);
-  if (!logits.ok()) {
-    Release(slot, logits.status(), FinishReason::kStop);
-    return;
-  }
-  slot.pending = -1;
-  Advance(slot, *logits);
+  slot.text.emplace(request.stop);
+  slot.generation = std::move(generation);
+  ++busy_slots_;
+  slot.generation->SetRunning();
 }
 
-void SlotScheduler::Advance(Slot& slot, std::span<const float> logits) {
-  const GenerationRequest& request = slot.generation->request();
-  const int32_t token = slot.sampler->Sample(logits);
-  if (tokenizer_.IsEndOfGeneration(token) ||
-      std::find(request.end_tokens.begin(), request.end_tokens.end(), token) !=
-          request.end_tokens.end()) {
-    Release(slot, absl::OkStatus(), FinishReason::kStop);
+void SlotScheduler::Step(Slot& slot) {
+  absl::StatusOr<GenerationStep> step = slot.generator->Step();
+  if (!step.ok()) {
+    Release(slot, step.status(), FinishReason::kStop);
     return;
   }
-  slot.sampler->Accept(token);
-  ++slot.generated;
-  const bool stopped = slot.text->Append(tokenizer_.TokenToPiece(token));
-  slot.generation->AddText(slot.text->TakeReady(), slot.generated);
-  if (stopped) {
-    Release(slot, absl::OkStatus(), FinishReason::kStop);
-  } else if (slot.generated >= request.max_tokens ||
-             slot.session->position() >= slot.session->context_length()) {
-    Release(slot, absl::OkStatus(), FinishReason::kLength);
-  } else {
-    slot.pending = token;  // evaluated at the slot's next step
+  if (step->prompt_tokens > 0) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    prompt_tokens_ += step->prompt_tokens;
+  }
+  if (step->token >= 0) {
+    const bool stopped = slot.text->Append(tokenizer_.TokenToPiece(step->token));
+    slot.generation->AddText(slot.text->TakeReady(), slot.generator->generated());
+    if (stopped) {
+      Release(slot, absl::OkStatus(), FinishReason::kStop);
+      return;
+    }
+  }
+  switch (step->end) {
+    case GenerationEnd::kRunning:
+      return;  // the token just chosen is evaluated at the slot's next step
+    case GenerationEnd::kMaxTokens:
+    case GenerationEnd::kContextFull:
+      Release(slot, absl::OkStatus(), FinishReason::kLength);
+      return;
+    case GenerationEnd::kEndToken:
+    case GenerationEnd::kStoppedByCaller:
+      Release(slot, absl::OkStatus(), FinishReason::kStop);
+      return;
   }
 }
 
 void SlotScheduler::Release(Slot& slot, absl::Status status, FinishReason reason) {
+  const int64_t generated = slot.generator ? slot.generator->generated() : 0;
   // The counters first: a client that has its answer sees them up to date.
   {
     std::lock_guard<std::mutex> lock(mutex_);
     --busy_slots_;
     ++finished_;
-    generated_tokens_ += slot.generated;
+    generated_tokens_ += generated;
   }
   slot.generation->Finish(std::move(status), reason, slot.text ? slot.text->TakeRest() : "",
-                          slot.generated);
+                          generated);
   slot.generation.reset();
   slot.text.reset();
+  slot.generator.reset();
   slot.sampler.reset();
   slot_freed_.notify_all();
 }

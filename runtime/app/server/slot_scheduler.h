@@ -27,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "runtime/app/server/completion_text.h"
 #include "runtime/exec/executor.h"
+#include "runtime/exec/generator.h"
 #include "runtime/exec/session.h"
 #include "runtime/text/sampler.h"
 #include "runtime/text/tokenizer.h"
@@ -135,21 +136,19 @@ class SlotScheduler {
     std::unique_ptr<Session> session;
     std::shared_ptr<Generation> generation;  // null: free
     std::optional<Sampler> sampler;
+    std::optional<Generator> generator;  // over session and sampler
     std::optional<CompletionText> text;
-    size_t prompt_done = 0;  // prompt tokens evaluated
-    int64_t generated = 0;   // tokens generated
-    int32_t pending = -1;    // generated, not yet evaluated
-    Clock::time_point started;
   };
 
   SlotScheduler(const Tokenizer& tokenizer, const SchedulerOptions& options);
   void Loop();
   // Under mutex_: drops cancelled and expired queued generations, fills free slots.
   void AdmitLocked();
+  // Under mutex_: starts `generation` in the free `slot`, or finishes it with the error when its
+  // request cannot start (the slot stays free).
+  void StartLocked(Slot& slot, std::shared_ptr<Generation> generation);
   // One forward pass for the slot's generation; frees the slot when it is over.
   void Step(Slot& slot);
-  // Samples the next token from `logits` and decides whether the generation goes on.
-  void Advance(Slot& slot, std::span<const float> logits);
   void Release(Slot& slot, absl::Status status, FinishReason reason);
 
   const Tokenizer& tokenizer_;
