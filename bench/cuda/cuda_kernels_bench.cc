@@ -179,7 +179,7 @@ absl::Status BenchSparseFfn(Runner& runner, const ModelShape& m, double density)
         {"ffn dense", name, shape, 0, layer_bytes, 0, "gate, up, silu, down: 4 kernels"}, [&] {
           if (absl::Status s = MatVec(stream, gate->matrix, x->As<float>(), g); !s.ok()) return s;
           if (absl::Status s = MatVec(stream, up->matrix, x->As<float>(), u); !s.ok()) return s;
-          if (absl::Status s = FfnCombine(stream, FfnActivation::kSilu, 0.0f, g, u, m.n_ff, a);
+          if (absl::Status s = FfnCombine(stream, ActivationKind::kSilu, 0.0f, g, u, m.n_ff, a);
               !s.ok()) {
             return s;
           }
@@ -195,7 +195,7 @@ absl::Status BenchSparseFfn(Runner& runner, const ModelShape& m, double density)
     absl::StatusOr<double> all = runner.Run(
         {"ffn sparse, all active", name, shape, 0, layer_bytes, 0, "HotSparseFfn without a mask"},
         [&] {
-          return HotSparseFfn(stream, hot, FfnActivation::kSilu, 0.0f, x->As<float>(), nullptr,
+          return HotSparseFfn(stream, hot, ActivationKind::kSilu, 0.0f, x->As<float>(), nullptr,
                               y->As<float>());
         });
     if (!all.ok()) return all.status();
@@ -204,7 +204,7 @@ absl::Status BenchSparseFfn(Runner& runner, const ModelShape& m, double density)
         runner.Run({absl::StrFormat("ffn sparse, %.0f%% active", 100 * density), name, shape, 0,
                     active_bytes, 0, ""},
                    [&] {
-                     return HotSparseFfn(stream, hot, FfnActivation::kSilu, 0.0f, x->As<float>(),
+                     return HotSparseFfn(stream, hot, ActivationKind::kSilu, 0.0f, x->As<float>(),
                                          d_mask->As<uint8_t>(), y->As<float>());
                    });
     if (!sparse.ok()) return sparse.status();
@@ -228,7 +228,7 @@ absl::Status BenchPredictor(Runner& runner, const ModelShape& m) {
     if (!x.ok()) return x.status();
     absl::StatusOr<DeviceBuffer> out = DeviceBuffer::Allocate(m.n_ff * 5 + 64);
     if (!out.ok()) return out.status();
-    PredictorWeights weights;
+    DevicePredictor weights;
     weights.w1 = w1->matrix;
     weights.w2 = w2->matrix;
     int32_t* ids = out->As<int32_t>();

@@ -430,7 +430,7 @@ void BM_FfnCombineSilu(benchmark::State& state) {
   const std::vector<float> g = RandomActivations(n, 10), u = RandomActivations(n, 11);
   std::vector<float> out(n);
   for (auto _ : state) {
-    FfnCombine(FfnActivation::kSilu, 0.0f, g.data(), u.data(), n, out.data());
+    FfnCombine(ActivationKind::kSilu, 0.0f, g.data(), u.data(), n, out.data());
     benchmark::ClobberMemory();
   }
 }

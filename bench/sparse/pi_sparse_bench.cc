@@ -2,7 +2,8 @@
 // one model, both measured in the same run (same weights, same threads, same token inputs).
 //
 // Every layer's FFN runs for each of -n tokens, one token per pass as in decode, through the real
-// strategies (DenseFfn; SparseFfn with the gather kernels). The selection comes from the planted
+// FFN engine (runtime/exec/layer_ffn.h: one CPU part computing every neuron, or one selecting part
+// over the gather kernels). The selection comes from the planted
 // firing probabilities of a pi-synth model (the synth.firing_probability tensor: each neuron of
 // each token fires with its planted probability, drawn afresh per token): a perfect, free
 // predictor, so the ratio is that of the FFN kernels themselves; with --predictor FILE the
@@ -30,10 +31,10 @@
 #include "bench/kernels/read_peak.h"
 #include "runtime/common/cli_common.h"
 #include "runtime/cpu/kernels.h"
-#include "runtime/exec/ffn.h"
+#include "runtime/exec/ffn_builder.h"
+#include "runtime/exec/ffn_cost_model.h"
+#include "runtime/exec/layer_ffn.h"
 #include "runtime/exec/neuron_selector.h"
-#include "runtime/exec/sparse_cost_model.h"
-#include "runtime/exec/sparse_ffn.h"
 #include "runtime/model/model.h"
 #include "runtime/model/predictor_weights.h"
 
@@ -75,7 +76,9 @@ struct Timing {
   uint64_t bytes = 0;    // per token
 };
 
-absl::StatusOr<Timing> Run(FfnStrategy& ffn, const Model& model, const std::vector<float>& inputs,
+using FfnLayers = std::vector<std::unique_ptr<LayerFfn>>;
+
+absl::StatusOr<Timing> Run(FfnLayers& ffn, const Model& model, const std::vector<float>& inputs,
                            int64_t tokens, int repetitions) {
   const ModelConfig& c = model.config();
   FfnWorkspace ws;
@@ -94,13 +97,12 @@ absl::StatusOr<Timing> Run(FfnStrategy& ffn, const Model& model, const std::vect
         FfnCall call;
         call.layer = l;
         call.n = 1;
-        call.pos0 = t;
         call.input = inputs.data() + (t * c.n_layers + l) * c.dim;
         call.output = output.data();
         call.workspace = &ws;
-        absl::StatusOr<FfnCallStats> stats = ffn.Forward(call);
-        if (!stats.ok()) return stats.status();
-        bytes += stats->weight_bytes;
+        absl::StatusOr<uint64_t> read = ffn[static_cast<size_t>(l)]->Forward(call);
+        if (!read.ok()) return read.status();
+        bytes += *read;
       }
     }
     const double seconds =
@@ -148,8 +150,7 @@ absl::Status Main(const std::string& model_path, const std::string& predictor_pa
   std::shared_ptr<NeuronSelector> selector;
   std::string selection;
   if (!predictor_path.empty()) {
-    absl::StatusOr<PredictorWeights> weights =
-        PredictorWeights::Read(predictor_path, model.file().ContentDigestHex());
+    absl::StatusOr<PredictorWeights> weights = PredictorWeights::ReadFor(predictor_path, model);
     if (!weights.ok()) return weights.status();
     selector = std::make_shared<PredictorSelector>(
         std::make_shared<const PredictorWeights>(*std::move(weights)));
@@ -181,23 +182,25 @@ absl::Status Main(const std::string& model_path, const std::string& predictor_pa
   std::normal_distribution<float> normal;
   for (float& v : inputs) v = normal(rng);
 
-  absl::StatusOr<SparseCostModel> measured = MeasureSparseCostModel(model);
+  absl::StatusOr<FfnCostModel> measured = MeasureFfnCostModel(model);
   if (!measured.ok()) return measured.status();
-  DenseFfn dense(model);
-  SparseFfnOptions options;
-  options.firing.activation = c.ffn_act;
+  absl::StatusOr<FfnLayers> dense = BuildFfnLayers(model, {});
+  if (!dense.ok()) return dense.status();
+  FfnSetup setup;
+  setup.selector = selector;
+  setup.firing = std::make_shared<const FiringThresholds>(FiringThresholds{c.ffn_act, {}});
   // Always sparse, to measure it; the measured crossover is printed for reference.
-  options.cost = SparseCostModel::Fixed(c.n_layers, 1.01);
-  SparseFfn sparse(model, selector, options);
+  setup.cost = std::make_shared<const FfnCostModel>(FfnCostModel::Fixed(1.01));
+  absl::StatusOr<FfnLayers> sparse = BuildFfnLayers(model, setup);
+  if (!sparse.ok()) return sparse.status();
 
-  // Interleaved repetitions would compete for the same caches; each strategy runs its own.
-  absl::StatusOr<Timing> d = Run(dense, model, inputs, tokens, repetitions);
+  // Interleaved repetitions would compete for the same caches; each FFN runs its own.
+  absl::StatusOr<Timing> d = Run(*dense, model, inputs, tokens, repetitions);
   if (!d.ok()) return d.status();
-  sparse.ResetStats();
-  absl::StatusOr<Timing> s = Run(sparse, model, inputs, tokens, repetitions);
+  absl::StatusOr<Timing> s = Run(*sparse, model, inputs, tokens, repetitions);
   if (!s.ok()) return s.status();
   double selected = 0.0;
-  for (const SparseLayerStats& st : sparse.stats()) selected += st.SelectedDensity(c.n_ff);
+  for (const auto& layer : *sparse) selected += layer->Totals().SelectedDensity(c.n_ff);
   selected /= static_cast<double>(c.n_layers);
   const double peak = ReadPeakGBps();
 

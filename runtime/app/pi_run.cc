@@ -13,7 +13,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "runtime/app/runtime_flags.h"
-#include "runtime/app/sparse_setup.h"
 #include "runtime/common/cli_common.h"
 #include "runtime/exec/executor.h"
 #include "runtime/exec/generator.h"
@@ -63,14 +62,6 @@ struct Runtime {
   const Tokenizer* tokenizer = nullptr;
 };
 
-// The hybrid FFN's split (GPU/CPU time per token, hot coverage) when a placement plan ran.
-void LogHybrid(const Runtime& rt) {
-  if (const HybridFfn* hybrid = rt.loaded.placement.hybrid.get(); hybrid != nullptr) {
-    std::fprintf(stderr, "%s%s\n", kLog,
-                 FormatHybridStats(hybrid->stats(), hybrid->gpu_backend()).c_str());
-  }
-}
-
 absl::StatusOr<Runtime> Load(const PiRunOptions& options) {
   Runtime rt;
   absl::StatusOr<LoadedRuntime> loaded = LoadRuntime(options.runtime);
@@ -106,11 +97,7 @@ absl::Status RunPerplexity(Runtime& rt, const PiRunOptions& options, const std::
       static_cast<long long>(result->chunks), static_cast<long long>(rt.session->context_length()),
       static_cast<long long>(result->scored_tokens), static_cast<long long>(result->text_tokens));
   LogPhase("evaluation", result->stats);
-  if (rt.loaded.placement.hybrid != nullptr) {
-    LogHybrid(rt);
-  } else {
-    LogSparseSummary(kLog, rt.loaded.sparse.get(), *rt.loaded.model);
-  }
+  LogFfnReport(kLog, *rt.loaded.executor);
   WriteOut(
       absl::StrFormat("Final estimate: PPL = %.4f +/- %.5f\n", result->ppl, result->ppl_error));
   return absl::OkStatus();
@@ -210,11 +197,7 @@ absl::Status RunGeneration(Runtime& rt, const PiRunOptions& options, std::string
   WriteOut("\n");
   LogPhase("prompt", prompt_stats);
   LogPhase("decode", decode_stats);
-  if (rt.loaded.placement.hybrid != nullptr) {
-    LogHybrid(rt);
-  } else {
-    LogSparseSummary(kLog, rt.loaded.sparse.get(), *rt.loaded.model);
-  }
+  LogFfnReport(kLog, *rt.loaded.executor);
   return absl::OkStatus();
 }
 

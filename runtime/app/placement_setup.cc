@@ -20,6 +20,7 @@
 #include "runtime/common/cli_common.h"
 #include "runtime/exec/cuda_ffn_part.h"
 #include "runtime/model/activation_profile.h"
+#include "runtime/model/firing_thresholds.h"
 #include "runtime/model/placement_plan.h"
 #include "runtime/model/predictor_weights.h"
 
@@ -115,8 +116,7 @@ absl::StatusOr<std::string> PlanForBudget(const std::string& budget_text, const 
   const std::string path = CachedPlanPath(model.path(), *budget);
   std::error_code ec;
   if (fs::exists(path, ec)) {
-    absl::StatusOr<PlacementPlan> cached = PlacementPlan::Read(path);
-    if (cached.ok() && CheckPlanMatchesModel(*cached, model, path).ok()) {
+    if (PlacementPlan::ReadFor(path, model).ok()) {
       notes.push_back(absl::StrCat("--vram-budget ", budget_text, ": reusing the plan ", path));
       return path;
     }
@@ -201,117 +201,66 @@ absl::StatusOr<std::string> FindPiPlace() {
       "--vram-budget: the pi-place program is neither beside this program nor on PATH");
 }
 
-absl::StatusOr<PlacementSetup> SetUpPlacement(const PlacementFlags& flags, const Model& model,
-                                              Executor& executor,
-                                              std::shared_ptr<const PredictorWeights> predictor,
-                                              std::shared_ptr<const FiringThresholds> firing) {
+absl::StatusOr<std::optional<std::string>> ResolvePlanPath(const PlacementFlags& flags,
+                                                           const Model& model,
+                                                           std::vector<std::string>& notes) {
   if (absl::Status s = ValidatePlacementFlags(flags); !s.ok()) return s;
-  PlacementSetup setup;
-  if (flags.plan_path == kNoPlan) return setup;
-  std::string flag = "--plan";
+  if (flags.plan_path == kNoPlan) return std::nullopt;
   if (!flags.vram_budget.empty()) {
-    absl::StatusOr<std::string> path = PlanForBudget(flags.vram_budget, model, setup.notes);
+    absl::StatusOr<std::string> path = PlanForBudget(flags.vram_budget, model, notes);
     if (!path.ok()) return path.status();
-    setup.plan_path = *path;
-    flag = "--vram-budget";
-  } else if (!flags.plan_path.empty()) {
-    setup.plan_path = flags.plan_path;
-  } else {
-    const std::string beside = Beside(model.path(), "plan");
-    std::error_code ec;
-    if (!fs::exists(beside, ec)) return setup;
-    setup.plan_path = beside;
+    return *path;
   }
-
-  absl::StatusOr<PlacementPlan> plan = PlacementPlan::Read(setup.plan_path);
-  if (!plan.ok()) {
-    return absl::Status(plan.status().code(), absl::StrCat(flag, ": ", plan.status().message()));
-  }
-  if (absl::Status s = CheckPlanMatchesModel(*plan, model, setup.plan_path); !s.ok()) {
-    return absl::Status(s.code(), absl::StrCat(flag, ": ", s.message()));
-  }
-
-  if (predictor == nullptr) {
-    // The predictor beside the model, as every stage finds its inputs (DESIGN.md).
-    const std::string path = DefaultPredictorPath(model.path());
-    std::error_code ec;
-    if (fs::exists(path, ec)) {
-      absl::StatusOr<PredictorWeights> read =
-          PredictorWeights::Read(path, model.file().ContentDigestHex());
-      if (!read.ok()) return read.status();
-      predictor = std::make_shared<const PredictorWeights>(*std::move(read));
-      setup.notes.push_back(absl::StrCat("predictor ", path, ": active neurons only"));
-    }
-  }
-  std::shared_ptr<NeuronSelector> selector;
-  if (predictor != nullptr) {
-    const ModelConfig& c = model.config();
-    if (predictor->n_layers() != c.n_layers || predictor->dim != c.dim ||
-        predictor->n_ff != c.n_ff) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("the predictor (", predictor->n_layers(), " layers, dim ", predictor->dim,
-                       ", n_ff ", predictor->n_ff, ") does not fit ", model.path()));
-    }
-    selector = std::make_shared<PredictorSelector>(predictor);
-  }
-
-  GpuPartFactory gpu_factory;
-  std::string gpu_side;
-  const int64_t gpu_neurons = plan->GpuNeuronCount();
-  if (gpu_neurons > 0) {
-    const absl::Status cuda = flags.gpu_backend == "cpu" ? absl::OkStatus() : CheckCudaAvailable();
-    if (flags.gpu_backend == "cuda" && !cuda.ok()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("--gpu-backend cuda: no GPU for the plan's GPU part: ", cuda.message()));
-    }
-    if (flags.gpu_backend == "cpu") {
-      gpu_side = "the CPU (--gpu-backend cpu)";
-    } else if (cuda.ok()) {
-      absl::StatusOr<std::shared_ptr<CudaFfnContext>> context = CreateCudaFfnContext(model);
-      if (!context.ok()) return context.status();
-      gpu_factory = [context = *context, &model, predictor, on_gpu = plan->predictor_on_gpu](
-                        int64_t layer, std::vector<int32_t> neurons) {
-        const bool here = on_gpu[static_cast<size_t>(layer)] != 0;
-        return CreateCudaFfnPart(context, model, layer, std::move(neurons),
-                                 here ? predictor : nullptr);
-      };
-      absl::StatusOr<std::string> device = DescribeCudaDevice();
-      gpu_side = absl::StrCat("CUDA on ", device.ok() ? *device : "the current device");
-    } else {
-      gpu_side = absl::StrCat("the CPU (no GPU: ", cuda.message(), ")");
-    }
-  }
-  absl::StatusOr<std::shared_ptr<HybridFfn>> hybrid = BuildHybridFfn(
-      model, plan->ffn_gpu_neurons, gpu_factory, std::move(selector), std::move(firing));
-  if (!hybrid.ok()) return hybrid.status();
-  if (absl::Status s = executor.SetFfnForAllLayers(*hybrid); !s.ok()) return s;
-  setup.hybrid = *std::move(hybrid);
-
-  const int64_t total = model.config().n_layers * model.config().n_ff;
-  setup.notes.push_back(absl::StrFormat(
-      "plan %s: %d of %d FFN neurons (%.1f%%) in the GPU part, expected hot coverage %.1f%%",
-      setup.plan_path, gpu_neurons, total, 100.0 * gpu_neurons / std::max<int64_t>(1, total),
-      100.0 * plan->expected_coverage));
-  if (gpu_neurons > 0) {
-    setup.notes.push_back(
-        absl::StrCat("the GPU part runs on ", gpu_side,
-                     "; attention and the classifier run on the CPU in this "
-                     "version",
-                     predictor == nullptr ? "; no predictor: every neuron is computed" : ""));
-  }
-  return setup;
+  if (!flags.plan_path.empty()) return flags.plan_path;
+  const std::string beside = Beside(model.path(), "plan");
+  std::error_code ec;
+  if (!fs::exists(beside, ec)) return std::nullopt;
+  return beside;
 }
 
-std::string FormatHybridStats(const HybridFfnStats& stats, std::string_view gpu_backend) {
-  const double tokens = static_cast<double>(std::max<int64_t>(1, stats.tokens));
-  return absl::StrFormat(
-      "hybrid FFN over %d tokens: GPU part (%s) %.3f ms/token, CPU part %.3f ms/token, waited "
-      "%.3f ms/token in %d synchronisations, selector %.3f ms/token; hot coverage %.1f%% of %d "
-      "computed neurons",
-      stats.tokens, gpu_backend, stats.gpu_seconds * 1e3 / tokens, stats.cpu_seconds * 1e3 / tokens,
-      stats.wait_seconds * 1e3 / tokens, stats.synchronisations,
-      stats.select_seconds * 1e3 / tokens, 100.0 * stats.HotCoverage(),
-      stats.gpu_neurons + stats.cpu_neurons);
+absl::StatusOr<GpuSide> SetUpGpuSide(const PlacementFlags& flags, const Model& model,
+                                     const PlacementPlan& plan, const std::string& plan_path,
+                                     std::shared_ptr<const PredictorWeights> predictor,
+                                     std::shared_ptr<const FiringThresholds> firing) {
+  GpuSide side;
+  const int64_t gpu_neurons = plan.GpuNeuronCount();
+  const int64_t total = model.config().n_layers * model.config().n_ff;
+  side.notes.push_back(absl::StrFormat(
+      "plan %s: %d of %d FFN neurons (%.1f%%) in the GPU part, expected hot coverage %.1f%%",
+      plan_path, gpu_neurons, total, 100.0 * gpu_neurons / std::max<int64_t>(1, total),
+      100.0 * plan.expected_coverage));
+  if (gpu_neurons == 0) return side;
+  const absl::Status cuda = flags.gpu_backend == "cpu" ? absl::OkStatus() : CheckCudaAvailable();
+  if (flags.gpu_backend == "cuda" && !cuda.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--gpu-backend cuda: no GPU for the plan's GPU part: ", cuda.message()));
+  }
+  std::string where;
+  if (flags.gpu_backend == "cpu") {
+    where = "the CPU (--gpu-backend cpu)";
+  } else if (cuda.ok()) {
+    absl::StatusOr<std::shared_ptr<CudaFfnContext>> context = CreateCudaFfnContext(model);
+    if (!context.ok()) return context.status();
+    side.factory = [context = *context, &model, predictor, firing, on_gpu = plan.predictor_on_gpu](
+                       int64_t layer, std::vector<int32_t> neurons) {
+      const bool here = on_gpu[static_cast<size_t>(layer)] != 0;
+      const float threshold = firing != nullptr && firing->calibrated()
+                                  ? firing->per_layer[static_cast<size_t>(layer)]
+                                  : -1.0f;
+      return CreateCudaPartBackend(context, model, layer, std::move(neurons),
+                                   here ? predictor : nullptr, threshold);
+    };
+    absl::StatusOr<std::string> device = DescribeCudaDevice();
+    where = absl::StrCat("CUDA on ", device.ok() ? *device : "the current device");
+  } else {
+    where = absl::StrCat("the CPU (no GPU: ", cuda.message(), ")");
+  }
+  side.notes.push_back(
+      absl::StrCat("the GPU part runs on ", where,
+                   "; attention and the classifier run on the CPU in this "
+                   "version",
+                   predictor == nullptr ? "; no predictor: every neuron is computed" : ""));
+  return side;
 }
 
 }  // namespace pinfer

@@ -1,14 +1,14 @@
 // The placement flags of every program that runs a model (pi-run, pi-server, through
-// runtime_flags.h): which plan splits each FFN layer between the GPU and the CPU, and the hybrid
-// FFN (runtime/exec/hybrid_ffn.h) that executes it.
+// runtime_flags.h): which plan splits each FFN layer between the GPU and the CPU, and where the
+// plan's GPU parts run (the hybrid layers are built by runtime/exec/ffn_builder.h).
 //
 //   --plan FILE          a plan written by pi-place (default: model.plan.pi beside the model, when
 //                        it exists; --plan none runs without one)
 //   --vram-budget 8G     no plan given: use model.plan-8G.pi beside the model, solving it first
 //                        with the pi-place program (found beside this program, or on PATH) from the
 //                        profile beside the model (model.profile.pi) when it is missing or was made
-//                        for another model. The runtime never links the solver (DESIGN.md: runtime/
-//                        never depends on tools/), so it runs it as a subprocess.
+//                        for another model. The runtime never links the solver (runtime/ never
+//                        depends on tools/), so it runs it as a subprocess.
 //
 //   --gpu-backend auto   where the plan's GPU parts run: auto (CUDA when this build has the backend
 //                        and a device is present, else the CPU, with a note), cuda (an error
@@ -19,16 +19,18 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "runtime/exec/executor.h"
-#include "runtime/exec/ffn_part.h"
-#include "runtime/exec/hybrid_ffn.h"
+#include "runtime/exec/ffn_builder.h"
+#include "runtime/model/firing_thresholds.h"
 #include "runtime/model/model.h"
+#include "runtime/model/placement_plan.h"
+#include "runtime/model/predictor_weights.h"
 
 namespace CLI {
 class App;
@@ -47,32 +49,29 @@ void AddPlacementFlags(CLI::App& app, PlacementFlags& flags);
 // Checks what does not depend on the model (the budget's syntax, the two flags together).
 absl::Status ValidatePlacementFlags(const PlacementFlags& flags);
 
-// What SetUpPlacement installed.
-struct PlacementSetup {
-  std::shared_ptr<HybridFfn> hybrid;  // null: no plan applies, the executor is unchanged
-  std::string plan_path;
+// The plan's path from the flags: --plan, the cached plan of --vram-budget (solved first when
+// missing or made for another model; `notes` says which), else model.plan.pi beside the model
+// when it exists. Nothing with --plan none or when no plan applies.
+absl::StatusOr<std::optional<std::string>> ResolvePlanPath(const PlacementFlags& flags,
+                                                           const Model& model,
+                                                           std::vector<std::string>& notes);
+
+// Where the plan's GPU parts run (--gpu-backend): a factory of CUDA part backends, or none (the
+// CPU stands in). The CUDA parts of layers whose plan says predictor_on_gpu select with
+// `predictor` on the device; a calibrated model's thresholds (`firing`) apply on the GPU too.
+struct GpuSide {
+  GpuBackendFactory factory;       // null: the CPU stands in for the GPU
   std::vector<std::string> notes;  // lines for the program's log (no prefix, no newline)
 };
-
-// Resolves the plan from the flags and, when there is one, installs a HybridFfn on every layer of
-// `executor`. `predictor` (checked against the model by its reader; null: model.predictor.pi
-// beside the model if it exists, else none and every neuron is computed) chooses the active
-// neurons: on the CPU for the CPU parts, and on the GPU for the CUDA parts of layers whose plan
-// says predictor_on_gpu. `firing` (null: none): a calibrated model's thresholds (as loaded for the
-// sparse FFN), which the CPU parts apply as the sparse FFN does; the CUDA parts do not. Errors name
-// the flag or the file and the reason, on one line.
-absl::StatusOr<PlacementSetup> SetUpPlacement(
-    const PlacementFlags& flags, const Model& model, Executor& executor,
-    std::shared_ptr<const PredictorWeights> predictor,
-    std::shared_ptr<const FiringThresholds> firing = nullptr);
+absl::StatusOr<GpuSide> SetUpGpuSide(const PlacementFlags& flags, const Model& model,
+                                     const PlacementPlan& plan, const std::string& plan_path,
+                                     std::shared_ptr<const PredictorWeights> predictor,
+                                     std::shared_ptr<const FiringThresholds> firing);
 
 // "dir/model.pi" + 8 GiB -> "dir/model.plan-8G.pi" (the budget in the largest whole binary unit).
 std::string CachedPlanPath(const std::string& model_path, uint64_t budget_bytes);
 
 // The pi-place program: beside the running executable (/proc/self/exe), else on PATH.
 absl::StatusOr<std::string> FindPiPlace();
-
-// One line: GPU and CPU time per token, the wait, the selector, the hot coverage achieved.
-std::string FormatHybridStats(const HybridFfnStats& stats, std::string_view gpu_backend);
 
 }  // namespace pinfer

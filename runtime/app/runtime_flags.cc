@@ -8,9 +8,13 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "runtime/app/artifacts.h"
 #include "runtime/common/cli_common.h"
 #include "runtime/cpu/kernels.h"
-#include "runtime/model/predictor_weights.h"
+#include "runtime/exec/ffn_builder.h"
+#include "runtime/exec/ffn_cost_model.h"
+#include "runtime/exec/ffn_report.h"
+#include "runtime/exec/neuron_selector.h"
 
 namespace pinfer {
 
@@ -40,6 +44,43 @@ absl::Status ValidateSparseWithPlacement(const RuntimeFlags& flags) {
         "--dense runs every neuron on the CPU: it cannot be combined with --plan or --vram-budget");
   }
   return absl::OkStatus();
+}
+
+// The FFN the artifacts call for: the selector, the thresholds, the cost model (measured once,
+// when a CPU part selects) and the plan's GPU side. `notes` says how it will execute.
+absl::StatusOr<FfnSetup> MakeFfnSetup(const RuntimeFlags& flags, const Model& model,
+                                      const RuntimeArtifacts& a, std::vector<std::string>& notes) {
+  FfnSetup setup;
+  setup.firing = a.firing;
+  setup.check = flags.sparse.check;
+  for (const std::string& note : a.notes) notes.push_back(note);
+  if (a.oracle) {
+    const FiringThresholds exact{model.config().ffn_act, {}};
+    setup.selector = std::make_shared<OracleSelector>(model, a.firing ? *a.firing : exact);
+    notes.push_back("ffn: active neurons from the true activations (--oracle-sparse)");
+  } else if (a.predictor != nullptr) {
+    setup.selector = std::make_shared<PredictorSelector>(a.predictor);
+    notes.push_back(absl::StrCat("ffn: active neurons from the predictor ", a.predictor_path));
+  }
+  if (setup.selector != nullptr) {
+    if (flags.sparse.crossover >= 0.0) {
+      setup.cost =
+          std::make_shared<const FfnCostModel>(FfnCostModel::Fixed(flags.sparse.crossover));
+    } else {
+      absl::StatusOr<FfnCostModel> cost = MeasureFfnCostModel(model);
+      if (!cost.ok()) return cost.status();
+      setup.cost = std::make_shared<const FfnCostModel>(*std::move(cost));
+    }
+  }
+  if (a.plan) {
+    absl::StatusOr<GpuSide> gpu =
+        SetUpGpuSide(flags.placement, model, *a.plan, a.plan_path, a.predictor, a.firing);
+    if (!gpu.ok()) return gpu.status();
+    setup.gpu_backend = std::move(gpu->factory);
+    setup.gpu_neurons = a.plan->ffn_gpu_neurons;
+    for (const std::string& note : gpu->notes) notes.push_back(note);
+  }
+  return setup;
 }
 
 }  // namespace
@@ -81,47 +122,14 @@ absl::StatusOr<LoadedRuntime> LoadRuntime(const RuntimeFlags& flags) {
   ExecutorOptions exec;
   exec.batch_size = flags.batch_size;
   rt.executor = std::make_unique<Executor>(*rt.model, exec);
-  absl::StatusOr<std::shared_ptr<SparseFfn>> sparse =
-      SetUpSparseExecution(flags.sparse, flags.model_path, *rt.model, *rt.executor);
-  if (!sparse.ok()) return sparse.status();
-  rt.sparse = *std::move(sparse);
-  // A plan replaces the sparse CPU FFN with the hybrid one on every layer; the hybrid FFN selects
-  // its active neurons with the same predictor (--predictor, else the one beside the model).
-  if (!flags.sparse.dense) {
-    std::shared_ptr<const PredictorWeights> predictor;
-    if (!flags.sparse.predictor_path.empty()) {
-      absl::StatusOr<PredictorWeights> read =
-          PredictorWeights::Read(flags.sparse.predictor_path, rt.model->file().ContentDigestHex());
-      if (!read.ok()) return read.status();
-      predictor = std::make_shared<const PredictorWeights>(*std::move(read));
-    }
-    // A calibrated silu/gelu model runs its hybrid CPU parts with the same thresholds as the sparse
-    // FFN. Without a calibrated profile it runs exactly (every selected neuron kept), unless
-    // --profile named one, which must then be valid.
-    std::shared_ptr<const FiringThresholds> firing;
-    if (!rt.model->config().ffn_act.HasExactZeros()) {
-      absl::StatusOr<FiringThresholds> loaded =
-          LoadFiringThresholds(flags.sparse, flags.model_path, *rt.model);
-      if (loaded.ok()) {
-        firing = std::make_shared<const FiringThresholds>(*std::move(loaded));
-      } else if (!flags.sparse.profile_path.empty()) {
-        return loaded.status();
-      }
-    }
-    absl::StatusOr<PlacementSetup> placement = SetUpPlacement(
-        flags.placement, *rt.model, *rt.executor, std::move(predictor), std::move(firing));
-    if (!placement.ok()) return placement.status();
-    rt.placement = *std::move(placement);
-    if (rt.placement.hybrid != nullptr) {
-      if (flags.sparse.check || flags.sparse.oracle) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(flags.sparse.check ? "--check" : "--oracle-sparse",
-                         " applies to the sparse CPU FFN, not to the hybrid FFN of the plan ",
-                         rt.placement.plan_path, " (add --plan none)"));
-      }
-      rt.sparse = nullptr;
-    }
-  }
+  absl::StatusOr<RuntimeArtifacts> artifacts =
+      ResolveArtifacts(flags.sparse, flags.placement, flags.model_path, *rt.model);
+  if (!artifacts.ok()) return artifacts.status();
+  absl::StatusOr<FfnSetup> setup = MakeFfnSetup(flags, *rt.model, *artifacts, rt.notes);
+  if (!setup.ok()) return setup.status();
+  absl::StatusOr<std::vector<std::unique_ptr<LayerFfn>>> layers = BuildFfnLayers(*rt.model, *setup);
+  if (!layers.ok()) return layers.status();
+  if (absl::Status s = rt.executor->SetFfnLayers(*std::move(layers)); !s.ok()) return s;
   rt.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return rt;
 }
@@ -150,18 +158,15 @@ void LogRuntimeSummary(std::string_view log_prefix, const RuntimeFlags& flags,
                prefix.c_str(), rt.load_seconds * 1e3, static_cast<long long>(context_length),
                static_cast<long long>(c.context_length), FormatBytes(kv_cache_bytes).c_str(),
                cpu::Threads(), cpu::SimdTargetName());
-  if (rt.sparse != nullptr) {
-    // SetUpSparseExecution only goes sparse with --oracle-sparse, --predictor or the predictor
-    // beside the model.
-    const std::string source =
-        flags.sparse.oracle ? std::string("the true activations (--oracle-sparse)")
-        : !flags.sparse.predictor_path.empty() ? flags.sparse.predictor_path
-                                               : DefaultPredictorPath(flags.model_path);
-    std::fprintf(stderr, "%sffn: sparse CPU execution, active neurons from %s\n", prefix.c_str(),
-                 source.c_str());
-  }
-  for (const std::string& note : rt.placement.notes) {
+  for (const std::string& note : rt.notes) {
     std::fprintf(stderr, "%s%s\n", prefix.c_str(), note.c_str());
+  }
+}
+
+void LogFfnReport(std::string_view log_prefix, const Executor& executor) {
+  for (const std::string& line : FfnReportLines(executor)) {
+    std::fprintf(stderr, "%.*s%s\n", static_cast<int>(log_prefix.size()), log_prefix.data(),
+                 line.c_str());
   }
 }
 

@@ -1,14 +1,15 @@
 // The flags that say which model to run and how, shared by every program that executes a model
 // (pi-run, pi-server): registered on a CLI11 app by AddRuntimeFlags, turned into a Model, its
-// Tokenizer and an Executor by LoadRuntime. Whatever changes how a model executes (the sparse FFN
-// driven by a predictor, a GPU/CPU placement plan) is a flag here and a step of LoadRuntime, so
-// that both programs get it at once.
+// Tokenizer and an Executor by LoadRuntime. Whatever changes how a model executes (a predictor, a
+// GPU/CPU placement plan) is a flag here and an artifact of LoadRuntime, so that both programs get
+// it at once.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -53,20 +54,24 @@ struct LoadedRuntime {
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<Executor> executor;
-  std::shared_ptr<SparseFfn> sparse;  // null: dense FFN execution
-  PlacementSetup placement;           // the hybrid GPU/CPU FFN when a plan applies
+  std::vector<std::string> notes;  // how the FFN executes, for the load log
   double load_seconds = 0.0;
 };
 
-// Validates the flags, sets the kernels' thread count, maps the model, builds its tokenizer and an
-// executor configured by the flags. Errors name the file or the flag.
+// Decides once at load: validates the flags, sets the kernels' thread count, maps the model,
+// builds its tokenizer, resolves the artifacts (artifacts.h), then builds one FFN per layer
+// (runtime/exec/ffn_builder.h: dense, sparse or hybrid) into the executor. Errors name the file or
+// the flag.
 absl::StatusOr<LoadedRuntime> LoadRuntime(const RuntimeFlags& flags);
 
 // Logs the model summary to stderr, each line starting with `log_prefix` ("pi-run: "): the
 // architecture and weights, the load time, the context of a session and the bytes of all the
-// sessions' KV caches, threads and kernels; a warning for synthetic models.
+// sessions' KV caches, threads and kernels, how the FFN executes; a warning for synthetic models.
 void LogRuntimeSummary(std::string_view log_prefix, const RuntimeFlags& flags,
                        const LoadedRuntime& runtime, int64_t context_length,
                        uint64_t kv_cache_bytes);
+
+// After a run: what the FFN did (runtime/exec/ffn_report.h), each line after `log_prefix`.
+void LogFfnReport(std::string_view log_prefix, const Executor& executor);
 
 }  // namespace pinfer

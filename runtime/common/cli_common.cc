@@ -3,8 +3,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <csignal>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 
 #include "absl/strings/ascii.h"
@@ -67,11 +67,20 @@ absl::StatusOr<uint64_t> ParseByteSize(std::string_view text) {
   double multiplier = 1;
   if (!s.empty()) {
     switch (s.back()) {
-      case 'K': multiplier = 1024.0; break;
-      case 'M': multiplier = 1024.0 * 1024; break;
-      case 'G': multiplier = 1024.0 * 1024 * 1024; break;
-      case 'T': multiplier = 1024.0 * 1024 * 1024 * 1024; break;
-      default: break;
+      case 'K':
+        multiplier = 1024.0;
+        break;
+      case 'M':
+        multiplier = 1024.0 * 1024;
+        break;
+      case 'G':
+        multiplier = 1024.0 * 1024 * 1024;
+        break;
+      case 'T':
+        multiplier = 1024.0 * 1024 * 1024 * 1024;
+        break;
+      default:
+        break;
     }
     if (multiplier != 1) s.pop_back();
   }
@@ -81,7 +90,8 @@ absl::StatusOr<uint64_t> ParseByteSize(std::string_view text) {
         absl::StrCat("'", original, "' is not a size (examples: 24G, 512M, 1.5G, 4096)"));
   }
   const double bytes = value * multiplier;
-  if (bytes >= 1.8e19) return absl::InvalidArgumentError(absl::StrCat("'", original, "' is too large"));
+  if (bytes >= 1.8e19)
+    return absl::InvalidArgumentError(absl::StrCat("'", original, "' is too large"));
   return static_cast<uint64_t>(std::llround(bytes));
 }
 

@@ -97,17 +97,17 @@ void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, d
 
 void Softmax(float* x, int64_t n) { SoftmaxInPlace(x, n); }
 
-void FfnCombine(FfnActivation act, float param, const float* gate, const float* up, int64_t n,
+void FfnCombine(ActivationKind act, float param, const float* gate, const float* up, int64_t n,
                 float* out) {
   const VF vparam = hn::Set(DF(), param);
   switch (act) {
-    case FfnActivation::kSilu:
+    case ActivationKind::kSilu:
       // g / (1 + e^-g); the exponent is clamped below Exp's overflow (the quotient is ~0 there).
       return Transform2(gate, up, n, out, [](DF df, VF g, VF u) HWY_ATTR {
         const VF e = hn::Exp(df, hn::Min(hn::Neg(g), hn::Set(df, 88.0f)));
         return hn::Mul(hn::Div(g, hn::Add(hn::Set(df, 1.0f), e)), u);
       });
-    case FfnActivation::kGelu:
+    case ActivationKind::kGelu:
       return Transform2(gate, up, n, out, [](DF df, VF g, VF u) HWY_ATTR {
         const VF inner =
             hn::Mul(hn::Mul(hn::Set(df, 0.7978845608028654f), g),
@@ -115,29 +115,31 @@ void FfnCombine(FfnActivation act, float param, const float* gate, const float* 
         const VF half_g = hn::Mul(hn::Set(df, 0.5f), g);
         return hn::Mul(hn::MulAdd(half_g, hn::Tanh(df, inner), half_g), u);
       });
-    case FfnActivation::kRelu:
+    case ActivationKind::kRelu:
       return Transform2(gate, up, n, out, [](DF df, VF g, VF u) HWY_ATTR {
         return hn::Mul(hn::Max(g, hn::Zero(df)), u);
       });
-    case FfnActivation::kRelu2:
+    case ActivationKind::kRelu2:
       return Transform2(gate, up, n, out, [](DF df, VF g, VF u) HWY_ATTR {
         const VF r = hn::Max(g, hn::Zero(df));
         return hn::Mul(hn::Mul(r, r), u);
       });
-    case FfnActivation::kDRelu:
+    case ActivationKind::kDRelu:
       return Transform2(gate, up, n, out, [](DF df, VF g, VF u) HWY_ATTR {
         return hn::Mul(hn::Max(g, hn::Zero(df)), hn::Max(u, hn::Zero(df)));
       });
-    case FfnActivation::kFatRelu:
+    case ActivationKind::kFatRelu:
       return Transform2(gate, up, n, out, [vparam](DF, VF g, VF u) HWY_ATTR {
         return hn::IfThenElseZero(hn::Gt(g, vparam), hn::Mul(g, u));
       });
-    case FfnActivation::kShiftedRelu:
+    case ActivationKind::kShiftedRelu:
       return Transform2(gate, up, n, out, [vparam](DF, VF g, VF u) HWY_ATTR {
         return hn::IfThenElseZero(hn::Gt(g, vparam), hn::Mul(hn::Sub(g, vparam), u));
       });
+    case ActivationKind::kNone:  // the identity, as the reference
+      return Transform2(gate, up, n, out, [](DF, VF g, VF u) HWY_ATTR { return hn::Mul(g, u); });
   }
-  for (int64_t i = 0; i < n; ++i) out[i] = 0.0f;  // unknown kind: as the reference
+  for (int64_t i = 0; i < n; ++i) out[i] = 0.0f;  // not a kind
 }
 
 void ShiftedRelu(float* x, int64_t n, float shift) {
@@ -172,7 +174,7 @@ void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, d
   HWY_DYNAMIC_DISPATCH(RopeInterleaved)(v, n_heads, head_dim, pos, theta);
 }
 void Softmax(float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(Softmax)(x, n); }
-void FfnCombine(FfnActivation act, float param, const float* gate, const float* up, int64_t n,
+void FfnCombine(ActivationKind act, float param, const float* gate, const float* up, int64_t n,
                 float* out) {
   HWY_DYNAMIC_DISPATCH(FfnCombine)(act, param, gate, up, n, out);
 }

@@ -240,7 +240,7 @@ void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, d
 
 void Softmax(float* x, int64_t n) { simd::Softmax(x, n); }
 
-void FfnCombine(FfnActivation act, float param, const float* gate, const float* up, int64_t n,
+void FfnCombine(ActivationKind act, float param, const float* gate, const float* up, int64_t n,
                 float* out) {
   simd::FfnCombine(act, param, gate, up, n, out);
 }

@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "format/dtype.h"
+#include "runtime/cpu/activation_kind.h"
 
 namespace pinfer::cpu {
 
@@ -69,8 +70,7 @@ void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, d
 void Softmax(float* x, int64_t n);
 // out[i] = act(gate[i], up[i]) for the FFN activation (see runtime/model/activation.h); the
 // activation is passed by kind/param to keep this layer free of the model library.
-enum class FfnActivation { kSilu, kGelu, kRelu, kRelu2, kDRelu, kFatRelu, kShiftedRelu };
-void FfnCombine(FfnActivation act, float param, const float* gate, const float* up, int64_t n,
+void FfnCombine(ActivationKind act, float param, const float* gate, const float* up, int64_t n,
                 float* out);
 // x[i] = max(x[i] - shift, 0)
 void ShiftedRelu(float* x, int64_t n, float shift);

@@ -112,42 +112,9 @@ void Softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(x[i] / sum);
 }
 
-void FfnCombine(FfnActivation act, float param, const float* gate, const float* up, int64_t n,
+void FfnCombine(ActivationKind act, float param, const float* gate, const float* up, int64_t n,
                 float* out) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    float u = up[i];
-    float a;
-    switch (act) {
-      case FfnActivation::kSilu:
-        a = g / (1.0f + std::exp(-g));
-        break;
-      case FfnActivation::kGelu: {
-        constexpr float kSqrt2OverPi = 0.7978845608028654f;
-        a = 0.5f * g * (1.0f + std::tanh(kSqrt2OverPi * g * (1.0f + 0.044715f * g * g)));
-        break;
-      }
-      case FfnActivation::kRelu:
-        a = g > 0.0f ? g : 0.0f;
-        break;
-      case FfnActivation::kRelu2:
-        a = g > 0.0f ? g * g : 0.0f;
-        break;
-      case FfnActivation::kDRelu:
-        a = g > 0.0f ? g : 0.0f;
-        u = u > 0.0f ? u : 0.0f;
-        break;
-      case FfnActivation::kFatRelu:
-        a = g > param ? g : 0.0f;
-        break;
-      case FfnActivation::kShiftedRelu:
-        a = g > param ? g - param : 0.0f;
-        break;
-      default:
-        a = 0.0f;
-    }
-    out[i] = a * u;
-  }
+  for (int64_t i = 0; i < n; ++i) out[i] = ActivationCombine(act, param, gate[i], up[i]);
 }
 
 void ShiftedRelu(float* x, int64_t n, float shift) {

@@ -19,7 +19,7 @@ void DecodeRows(const MatrixView& w, int64_t row, int64_t count, float* out);
 void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* out);
 void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, double theta);
 void Softmax(float* x, int64_t n);
-void FfnCombine(FfnActivation act, float param, const float* gate, const float* up, int64_t n,
+void FfnCombine(ActivationKind act, float param, const float* gate, const float* up, int64_t n,
                 float* out);
 void ShiftedRelu(float* x, int64_t n, float shift);
 void Add(const float* x, int64_t n, float* y);

@@ -8,18 +8,6 @@
 namespace pinfer::cuda {
 namespace internal {
 
-// The kernels take the activation as a plain int in cpu::FfnActivation's order.
-static_assert(static_cast<int>(FfnActivation::kSilu) == static_cast<int>(ActKind::kSilu));
-static_assert(static_cast<int>(FfnActivation::kGelu) == static_cast<int>(ActKind::kGelu));
-static_assert(static_cast<int>(FfnActivation::kRelu) == static_cast<int>(ActKind::kRelu));
-static_assert(static_cast<int>(FfnActivation::kRelu2) == static_cast<int>(ActKind::kRelu2));
-static_assert(static_cast<int>(FfnActivation::kDRelu) == static_cast<int>(ActKind::kDRelu));
-static_assert(static_cast<int>(FfnActivation::kFatRelu) == static_cast<int>(ActKind::kFatRelu));
-static_assert(static_cast<int>(FfnActivation::kShiftedRelu) ==
-              static_cast<int>(ActKind::kShiftedRelu));
-
-ActKind ToActKind(FfnActivation act) { return static_cast<ActKind>(static_cast<int>(act)); }
-
 absl::StatusOr<WeightsArg> CheckWeights(const DeviceMatrix& w, std::string_view op) {
   WeightsArg arg;
   size_t alignment = 2;

@@ -21,8 +21,6 @@ absl::Status CheckActivationAlignment(const WeightsArg& w, const float* x, std::
 // InvalidArgument when n is negative.
 absl::Status CheckCount(int64_t n, std::string_view op, std::string_view what);
 
-ActKind ToActKind(FfnActivation act);
-
 // Splits along the rows for the transposed kernels (see transposed.cu).
 int ChooseTransposedSplits(const WeightsArg& w, int64_t max_count, int sm_count);
 

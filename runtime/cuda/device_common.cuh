@@ -192,37 +192,12 @@ __device__ __forceinline__ float BlockMax(float v, float* scratch) {
 
 // ---- activations (runtime/model/activation.h; scalar reference in runtime/cpu) ----
 
-__device__ __forceinline__ float CombineActivation(ActKind act, float param, float g, float u) {
-  float a;
-  switch (act) {
-    case ActKind::kSilu:
-      a = g / (1.0f + expf(-g));
-      break;
-    case ActKind::kGelu: {
-      constexpr float kSqrt2OverPi = 0.7978845608028654f;
-      a = 0.5f * g * (1.0f + tanhf(kSqrt2OverPi * g * (1.0f + 0.044715f * g * g)));
-      break;
-    }
-    case ActKind::kRelu:
-      a = g > 0.0f ? g : 0.0f;
-      break;
-    case ActKind::kRelu2:
-      a = g > 0.0f ? g * g : 0.0f;
-      break;
-    case ActKind::kDRelu:
-      a = g > 0.0f ? g : 0.0f;
-      u = u > 0.0f ? u : 0.0f;
-      break;
-    case ActKind::kFatRelu:
-      a = g > param ? g : 0.0f;
-      break;
-    case ActKind::kShiftedRelu:
-      a = g > param ? g - param : 0.0f;
-      break;
-    default:
-      a = 0.0f;
-  }
-  return a * u;
+// With `threshold` >= 0 (a calibrated silu/gelu model) the neuron fires only when
+// |act(g)| > threshold, and gives exactly 0 otherwise (runtime/model/firing_thresholds.h).
+__device__ __forceinline__ float CombineActivation(ActivationKind act, float param, float g,
+                                                   float u, float threshold) {
+  if (threshold >= 0.0f && !(fabsf(ActivationGate(act, param, g)) > threshold)) return 0.0f;
+  return ActivationCombine(act, param, g, u);
 }
 
 // Threads and blocks for a simple element-wise kernel over n items (grid-stride loops cover the

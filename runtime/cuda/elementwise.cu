@@ -60,11 +60,11 @@ __global__ void __launch_bounds__(kRowThreads) SoftmaxKernel(float* x, int64_t n
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) row[i] *= inverse;
 }
 
-__global__ void FfnCombineKernel(ActKind act, float param, const float* gate, const float* up,
-                                 int64_t n, float* out) {
+__global__ void FfnCombineKernel(ActivationKind act, float param, float threshold,
+                                 const float* gate, const float* up, int64_t n, float* out) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    out[i] = CombineActivation(act, param, gate[i], up[i]);
+    out[i] = CombineActivation(act, param, gate[i], up[i], threshold);
   }
 }
 
@@ -115,11 +115,11 @@ cudaError_t LaunchSoftmax(float* x, int64_t rows, int64_t n, cudaStream_t stream
   return cudaGetLastError();
 }
 
-cudaError_t LaunchFfnCombine(ActKind act, float param, const float* gate, const float* up,
-                             int64_t n, float* out, cudaStream_t stream) {
+cudaError_t LaunchFfnCombine(ActivationKind act, float param, float threshold, const float* gate,
+                             const float* up, int64_t n, float* out, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  FfnCombineKernel<<<ElementwiseBlocks(n), kElementwiseThreads, 0, stream>>>(act, param, gate, up,
-                                                                             n, out);
+  FfnCombineKernel<<<ElementwiseBlocks(n), kElementwiseThreads, 0, stream>>>(act, param, threshold,
+                                                                             gate, up, n, out);
   return cudaGetLastError();
 }
 

@@ -159,8 +159,8 @@ absl::Status Softmax(Stream& stream, float* x, int64_t rows, int64_t n) {
   return LaunchStatus(internal::LaunchSoftmax(x, rows, n, NativeStream(stream)), kOp);
 }
 
-absl::Status FfnCombine(Stream& stream, FfnActivation act, float param, const float* gate,
-                        const float* up, int64_t n, float* out) {
+absl::Status FfnCombine(Stream& stream, ActivationKind act, float param, const float* gate,
+                        const float* up, int64_t n, float* out, float threshold) {
   constexpr std::string_view kOp = "FfnCombine";
   if (absl::Status s = CheckCount(n, kOp, "length"); !s.ok()) return s;
   if (n == 0) return absl::OkStatus();
@@ -168,9 +168,9 @@ absl::Status FfnCombine(Stream& stream, FfnActivation act, float param, const fl
                         static_cast<const void*>(out)}) {
     if (absl::Status s = CheckNotNull(p, kOp, "a buffer"); !s.ok()) return s;
   }
-  return LaunchStatus(internal::LaunchFfnCombine(internal::ToActKind(act), param, gate, up, n, out,
-                                                 NativeStream(stream)),
-                      kOp);
+  return LaunchStatus(
+      internal::LaunchFfnCombine(act, param, threshold, gate, up, n, out, NativeStream(stream)),
+      kOp);
 }
 
 absl::Status ShiftedRelu(Stream& stream, float* x, int64_t n, float shift) {

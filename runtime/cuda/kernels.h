@@ -25,8 +25,6 @@
 
 namespace pinfer::cuda {
 
-using cpu::FfnActivation;
-
 // A weight matrix in device memory.
 struct DeviceMatrix {
   DType dtype = DType::kF32;
@@ -79,9 +77,10 @@ absl::Status RopeInterleaved(Stream& stream, float* v, int64_t n_tokens, int64_t
                              int64_t head_dim, int64_t pos0, double theta);
 // Each of `rows` rows of n, in place, numerically stable.
 absl::Status Softmax(Stream& stream, float* x, int64_t rows, int64_t n);
-// out[i] = act(gate[i], up[i]) (runtime/model/activation.h).
-absl::Status FfnCombine(Stream& stream, FfnActivation act, float param, const float* gate,
-                        const float* up, int64_t n, float* out);
+// out[i] = act(gate[i], up[i]) (runtime/model/activation.h); with threshold >= 0 (a calibrated
+// model), 0 unless |act(gate[i])| > threshold (runtime/model/firing_thresholds.h).
+absl::Status FfnCombine(Stream& stream, ActivationKind act, float param, const float* gate,
+                        const float* up, int64_t n, float* out, float threshold = -1.0f);
 // x[i] = max(x[i] - shift, 0): the norm's shifted ReLU.
 absl::Status ShiftedRelu(Stream& stream, float* x, int64_t n, float shift);
 // y[i] += x[i]

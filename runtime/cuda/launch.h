@@ -9,13 +9,16 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "runtime/cpu/activation_kind.h"
+
 namespace pinfer::cuda::internal {
 
 // The weight dtypes the kernels read (the subset of pinfer::DType that holds weights).
 enum class WeightType : int { kF32, kF16, kBF16, kQ8_0, kQ4_0 };
 
-// FFN activations, in the order of pinfer::cpu::FfnActivation (kernels.cc checks it).
-enum class ActKind : int { kSilu, kGelu, kRelu, kRelu2, kDRelu, kFatRelu, kShiftedRelu };
+// The FFN activations are pinfer::ActivationKind (runtime/cpu/activation_kind.h, shared with the
+// model and the CPU kernels).
+using ::pinfer::ActivationKind;
 
 // A row-major [rows, cols] weight matrix in device memory; quantized blocks run along cols.
 struct WeightsArg {
@@ -83,8 +86,9 @@ cudaError_t LaunchRmsNorm(const float* x, const float* weight, int64_t rows, int
 cudaError_t LaunchRope(float* v, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t pos0,
                        double theta, cudaStream_t stream);
 cudaError_t LaunchSoftmax(float* x, int64_t rows, int64_t n, cudaStream_t stream);
-cudaError_t LaunchFfnCombine(ActKind act, float param, const float* gate, const float* up,
-                             int64_t n, float* out, cudaStream_t stream);
+// threshold >= 0: a calibrated model's rule (device_common.cuh CombineActivation); < 0: none.
+cudaError_t LaunchFfnCombine(ActivationKind act, float param, float threshold, const float* gate,
+                             const float* up, int64_t n, float* out, cudaStream_t stream);
 cudaError_t LaunchShiftedRelu(float* x, int64_t n, float shift, cudaStream_t stream);
 cudaError_t LaunchAdd(const float* x, int64_t n, float* y, cudaStream_t stream);
 // x[i] = x[i] + bias[i] (bias may be null), then max(x, 0) when `relu`.
@@ -128,7 +132,8 @@ cudaError_t LaunchCompactPredicted(const float* logits, const float* bias, int64
 // For k < *count with j = slots[k]: a[k] = act(gate[j,:] · x, up[j,:] · x). `max_count` bounds
 // *count (it sizes the grid). gate and up share dtype and shape.
 cudaError_t LaunchGateUp(const WeightsArg& gate, const WeightsArg& up, const int32_t* slots,
-                         const int32_t* count, int64_t max_count, const float* x, ActKind act,
-                         float param, float* a, int sm_count, cudaStream_t stream);
+                         const int32_t* count, int64_t max_count, const float* x,
+                         ActivationKind act, float param, float threshold, float* a, int sm_count,
+                         cudaStream_t stream);
 
 }  // namespace pinfer::cuda::internal

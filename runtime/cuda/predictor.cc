@@ -11,13 +11,13 @@
 
 namespace pinfer::cuda {
 
-int64_t PredictorWeights::dim() const {
+int64_t DevicePredictor::dim() const {
   return layout == PredictorLayout::kOutputMajor ? w1.cols : w1.rows;
 }
-int64_t PredictorWeights::rank() const {
+int64_t DevicePredictor::rank() const {
   return layout == PredictorLayout::kOutputMajor ? w1.rows : w1.cols;
 }
-int64_t PredictorWeights::n_ff() const {
+int64_t DevicePredictor::n_ff() const {
   return layout == PredictorLayout::kOutputMajor ? w2.rows : w2.cols;
 }
 
@@ -36,7 +36,7 @@ absl::Status Project(Stream& stream, const DeviceMatrix& w, PredictorLayout layo
 
 }  // namespace
 
-absl::Status PredictActiveNeurons(Stream& stream, const PredictorWeights& weights, const float* x,
+absl::Status PredictActiveNeurons(Stream& stream, const DevicePredictor& weights, const float* x,
                                   float threshold, int32_t* active_ids, int32_t* active_count,
                                   uint8_t* active_mask) {
   constexpr std::string_view kOp = "PredictActiveNeurons";

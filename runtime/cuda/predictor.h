@@ -20,7 +20,7 @@ enum class PredictorLayout {
                  // accumulations, so no copy is needed)
 };
 
-struct PredictorWeights {
+struct DevicePredictor {
   DeviceMatrix w1;  // any weight dtype (f16 in practice)
   DeviceMatrix w2;
   const float* b1 = nullptr;  // [rank] or null
@@ -36,7 +36,7 @@ struct PredictorWeights {
 // (active_ids has room for n_ff) and, when active_mask is not null, active_mask[i] = 1 for active
 // neurons and 0 for the others (n_ff bytes). All outputs are device memory. threshold in [0, 1].
 // For q8_0/q4_0 W1 (output-major), x must be 16-byte aligned.
-absl::Status PredictActiveNeurons(Stream& stream, const PredictorWeights& weights, const float* x,
+absl::Status PredictActiveNeurons(Stream& stream, const DevicePredictor& weights, const float* x,
                                   float threshold, int32_t* active_ids, int32_t* active_count,
                                   uint8_t* active_mask);
 

@@ -94,8 +94,8 @@ struct PredictedFlag {
 template <class Decoder>
 __global__ void __launch_bounds__(kRowDotThreads)
     GateUpKernel(const uint8_t* gate, const uint8_t* up, size_t row_bytes, int64_t n_chunks,
-                 const int32_t* slots, const int32_t* count, const float* x, ActKind act,
-                 float param, float* a) {
+                 const int32_t* slots, const int32_t* count, const float* x, ActivationKind act,
+                 float param, float threshold, float* a) {
   __shared__ float scratch[2 * kRowDotThreads / kWarpSize];
   const int64_t n = *count;
   for (int64_t k = blockIdx.x; k < n; k += gridDim.x) {
@@ -103,7 +103,7 @@ __global__ void __launch_bounds__(kRowDotThreads)
     const uint8_t* rows[2] = {gate + offset, up + offset};
     float dots[2];
     BlockRowDots<Decoder, 2>(rows, n_chunks, x, scratch, dots);
-    if (threadIdx.x == 0) a[k] = CombineActivation(act, param, dots[0], dots[1]);
+    if (threadIdx.x == 0) a[k] = CombineActivation(act, param, dots[0], dots[1], threshold);
   }
 }
 
@@ -126,8 +126,9 @@ cudaError_t LaunchCompactPredicted(const float* logits, const float* bias, int64
 }
 
 cudaError_t LaunchGateUp(const WeightsArg& gate, const WeightsArg& up, const int32_t* slots,
-                         const int32_t* count, int64_t max_count, const float* x, ActKind act,
-                         float param, float* a, int sm_count, cudaStream_t stream) {
+                         const int32_t* count, int64_t max_count, const float* x,
+                         ActivationKind act, float param, float threshold, float* a, int sm_count,
+                         cudaStream_t stream) {
   if (max_count == 0) return cudaSuccess;
   // Enough blocks to fill the GPU at any density; blocks past the real count exit at once.
   const int64_t cap = int64_t{sm_count} * 16;
@@ -136,9 +137,9 @@ cudaError_t LaunchGateUp(const WeightsArg& gate, const WeightsArg& up, const int
   const WeightsArg& dispatch_on = UseVectorPath(up, x) ? gate : up;
   return DispatchDecoder(dispatch_on, x, [&](auto decoder) {
     using Decoder = decltype(decoder);
-    GateUpKernel<Decoder><<<blocks, kRowDotThreads, 0, stream>>>(gate.data, up.data, gate.row_bytes,
-                                                                 gate.cols / Decoder::kChunk, slots,
-                                                                 count, x, act, param, a);
+    GateUpKernel<Decoder><<<blocks, kRowDotThreads, 0, stream>>>(
+        gate.data, up.data, gate.row_bytes, gate.cols / Decoder::kChunk, slots, count, x, act,
+        param, threshold, a);
     return cudaGetLastError();
   });
 }

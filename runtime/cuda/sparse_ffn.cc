@@ -8,9 +8,9 @@
 
 namespace pinfer::cuda {
 
-absl::Status HotSparseFfn(Stream& stream, const HotFfnWeights& weights, FfnActivation act,
+absl::Status HotSparseFfn(Stream& stream, const HotFfnWeights& weights, ActivationKind act,
                           float param, const float* x, const uint8_t* active_mask, float* y,
-                          int32_t* computed_count) {
+                          int32_t* computed_count, float threshold) {
   constexpr std::string_view kOp = "HotSparseFfn";
   absl::StatusOr<internal::WeightsArg> gate =
       internal::CheckWeights(weights.gate, "HotSparseFfn gate");
@@ -58,8 +58,8 @@ absl::Status HotSparseFfn(Stream& stream, const HotFfnWeights& weights, FfnActiv
     return s;
   }
   if (absl::Status s = internal::LaunchStatus(
-          internal::LaunchGateUp(*gate, *up, *slots, *count, n_hot, x, internal::ToActKind(act),
-                                 param, *a, internal::SmCount(stream), native),
+          internal::LaunchGateUp(*gate, *up, *slots, *count, n_hot, x, act, param, threshold, *a,
+                                 internal::SmCount(stream), native),
           "HotSparseFfn (gate/up)");
       !s.ok()) {
     return s;
@@ -73,6 +73,44 @@ absl::Status HotSparseFfn(Stream& stream, const HotFfnWeights& weights, FfnActiv
   return internal::CudaStatus(
       cudaMemcpyAsync(computed_count, *count, sizeof(int32_t), cudaMemcpyDeviceToDevice, native),
       "cudaMemcpyAsync (HotSparseFfn count)");
+}
+
+absl::Status HotFfn(Stream& stream, const HotFfnWeights& weights, const HotFfnRule& rule,
+                    const float* x, int64_t n, const uint8_t* masks, int64_t mask_stride, float* y,
+                    int32_t* computed) {
+  constexpr std::string_view kOp = "HotFfn";
+  if (absl::Status s = internal::CheckCount(n, kOp, "tokens"); !s.ok()) return s;
+  const int64_t dim = weights.gate.cols, n_hot = weights.gate.rows;
+  if (masks != nullptr || n == 1) {
+    for (int64_t t = 0; t < n; ++t) {
+      if (absl::Status s =
+              HotSparseFfn(stream, weights, rule.act, rule.param, x + t * dim,
+                           masks == nullptr ? nullptr : masks + t * mask_stride, y + t * dim,
+                           computed == nullptr ? nullptr : computed + t, rule.threshold);
+          !s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  }
+  // A batch over every hot neuron: dense products over the gathered rows, which read each row
+  // once for the whole batch.
+  internal::ScratchArena::Scope scratch(internal::Scratch(stream));
+  const size_t products = static_cast<size_t>(n * n_hot);
+  absl::StatusOr<float*> gate = scratch.Allocate<float>(products);
+  if (!gate.ok()) return gate.status();
+  absl::StatusOr<float*> up = scratch.Allocate<float>(products);
+  if (!up.ok()) return up.status();
+  absl::StatusOr<float*> a = scratch.Allocate<float>(products);
+  if (!a.ok()) return a.status();
+  for (absl::Status s :
+       {MatMul(stream, weights.gate, x, n, *gate), MatMul(stream, weights.up, x, n, *up),
+        FfnCombine(stream, rule.act, rule.param, *gate, *up, static_cast<int64_t>(products), *a,
+                   rule.threshold),
+        MatMulTransposedAccumulate(stream, weights.down, *a, n, y)}) {
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace pinfer::cuda

@@ -28,9 +28,25 @@ struct HotFfnWeights {
 // device array of n_ff bytes indexed by neuron id (nonzero = active), e.g. from
 // PredictActiveNeurons; null computes every hot neuron. `computed_count`, when not null, receives
 // (on the device) how many hot neurons were computed. For q8_0/q4_0 gate/up, x must be 16-byte
-// aligned.
-absl::Status HotSparseFfn(Stream& stream, const HotFfnWeights& weights, FfnActivation act,
+// aligned. `threshold` >= 0: a calibrated model's rule (kernels.h FfnCombine).
+absl::Status HotSparseFfn(Stream& stream, const HotFfnWeights& weights, ActivationKind act,
                           float param, const float* x, const uint8_t* active_mask, float* y,
-                          int32_t* computed_count = nullptr);
+                          int32_t* computed_count = nullptr, float threshold = -1.0f);
+
+// The FFN rule of a layer: activation, its parameter, and the calibrated threshold (< 0: none).
+struct HotFfnRule {
+  ActivationKind act = ActivationKind::kSilu;
+  float param = 0.0f;
+  float threshold = -1.0f;
+};
+
+// The hot neurons' FFN for n tokens: y[t] += Σ_j a_j(x_t)·down_j over x [n, dim] and y [n, dim].
+// The GPU's one routine for "these neurons of this layer", as ffn_rows.h is the CPU's.
+//   masks null: every hot neuron (n > 1: dense products over the gathered rows);
+//   else token t computes the hot neurons marked in masks[t * mask_stride, + n_ff).
+// computed (device, [n], may be null) receives each token's computed count (masks only).
+absl::Status HotFfn(Stream& stream, const HotFfnWeights& weights, const HotFfnRule& rule,
+                    const float* x, int64_t n, const uint8_t* masks, int64_t mask_stride, float* y,
+                    int32_t* computed = nullptr);
 
 }  // namespace pinfer::cuda

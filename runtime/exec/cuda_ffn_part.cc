@@ -13,7 +13,6 @@
 #include "runtime/cuda/predictor.h"
 #include "runtime/cuda/sparse_ffn.h"
 #include "runtime/cuda/stream.h"
-#include "runtime/exec/ffn.h"
 
 namespace pinfer {
 
@@ -26,9 +25,9 @@ class CudaFfnContext {
         dim(dim),
         n_ff(n_ff) {}
 
-  // Grows the buffers for n tokens and parts of up to n_hot neurons. Only called between layers,
+  // Grows the buffers for n tokens. Only called between layers,
   // after the previous layer's synchronisation, so no enqueued work uses what is freed.
-  absl::Status Reserve(int64_t n, int64_t n_hot) {
+  absl::Status Reserve(int64_t n) {
     if (n > tokens_) {
       const size_t vec = static_cast<size_t>(n * dim) * sizeof(float);
       const size_t mask = static_cast<size_t>(n * n_ff);
@@ -54,16 +53,6 @@ class CudaFfnContext {
         *device = *std::move(b);
       }
       tokens_ = n;
-      products_ = 0;  // sized for the old batch
-    }
-    if (n > 1 && n * n_hot > products_) {
-      const size_t bytes = static_cast<size_t>(n * n_hot) * sizeof(float);
-      for (auto* device : {&dev_gate, &dev_up, &dev_act}) {
-        absl::StatusOr<cuda::DeviceBuffer> b = cuda::DeviceBuffer::Allocate(bytes);
-        if (!b.ok()) return b.status();
-        *device = *std::move(b);
-      }
-      products_ = n * n_hot;
     }
     return absl::OkStatus();
   }
@@ -74,13 +63,12 @@ class CudaFfnContext {
   uint64_t uploaded_bytes = 0;
   cuda::PinnedHostBuffer host_x, host_y, host_mask;
   cuda::PinnedHostBuffer host_computed;  // [n] int32: hot neurons computed per token
-  cuda::DeviceBuffer dev_x, dev_y, dev_mask, dev_gate, dev_up, dev_act;
+  cuda::DeviceBuffer dev_x, dev_y, dev_mask;
   cuda::DeviceBuffer dev_computed;                      // [n] int32
   cuda::DeviceBuffer dev_active_ids, dev_active_count;  // the GPU predictor's compacted list
 
  private:
-  int64_t tokens_ = 0;    // batch the I/O buffers hold
-  int64_t products_ = 0;  // floats of each of dev_gate/up/act
+  int64_t tokens_ = 0;  // batch the I/O buffers hold
 };
 
 namespace {
@@ -104,17 +92,18 @@ absl::StatusOr<cuda::DeviceBuffer> UploadRows(cuda::Stream& stream, const cpu::M
   return buffer;
 }
 
-class CudaFfnPart : public FfnPart {
+class CudaPartBackend : public PartBackend {
  public:
-  CudaFfnPart(std::shared_ptr<CudaFfnContext> context, const Model& model, int64_t layer,
-              std::vector<int32_t> neurons, std::shared_ptr<const PredictorWeights> predictor)
+  CudaPartBackend(std::shared_ptr<CudaFfnContext> context, const Model& model, int64_t layer,
+                  std::vector<int32_t> neurons, std::shared_ptr<const PredictorWeights> predictor,
+                  float threshold)
       : context_(std::move(context)),
         model_(model),
         layer_(layer),
         neurons_(std::move(neurons)),
-        predictor_(std::move(predictor)),
-        member_(static_cast<size_t>(model.config().n_ff), 0) {
-    for (int32_t id : neurons_) member_[static_cast<size_t>(id)] = 1;
+        predictor_(std::move(predictor)) {
+    const Activation& act = model.config().ffn_act;
+    rule_ = {act.kind, act.param, threshold};
   }
 
   absl::Status Upload() {
@@ -150,12 +139,8 @@ class CudaFfnPart : public FfnPart {
 
   // The layer's predictor, as stored (output-major W1 [rank, dim], W2 [n_ff, rank], f32 biases).
   absl::Status UploadPredictor() {
+    // Its shape was checked against the model when it was read (PredictorWeights::Read).
     const PredictorWeights& p = *predictor_;
-    if (layer_ >= p.n_layers() || p.dim != model_.config().dim || p.n_ff != model_.config().n_ff) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("the predictor (", p.n_layers(), " layers, dim ", p.dim, ", n_ff ", p.n_ff,
-                       ") does not fit layer ", layer_, " of the model"));
-    }
     const PredictorLayer& layer = p.layers[static_cast<size_t>(layer_)];
     cuda::Stream& stream = context_->stream;
     struct Piece {
@@ -188,50 +173,31 @@ class CudaFfnPart : public FfnPart {
     return absl::OkStatus();
   }
 
-  std::string_view backend() const override { return "cuda"; }
-  std::span<const int32_t> neurons() const override { return neurons_; }
+  std::string_view device() const override { return "cuda"; }
+  bool asynchronous() const override { return true; }
+  bool selects_on_device() const override { return predictor_ != nullptr; }
 
-  absl::Status Begin(const FfnPartCall& call) override {
+  absl::Status Begin(const PartCall& call) override {
     CudaFfnContext& ctx = *context_;
-    const ModelConfig& c = model_.config();
-    const int64_t n = call.n, dim = c.dim, n_ff = c.n_ff;
-    const int64_t n_hot = static_cast<int64_t>(neurons_.size());
-    if (absl::Status s = ctx.Reserve(n, n_hot); !s.ok()) return s;
+    const int64_t n = call.n, dim = model_.config().dim, n_ff = model_.config().n_ff;
+    if (absl::Status s = ctx.Reserve(n); !s.ok()) return s;
     cuda::Stream& stream = ctx.stream;
     const size_t vec_bytes = static_cast<size_t>(n * dim) * sizeof(float);
     std::memcpy(ctx.host_x.data(), call.input, vec_bytes);
     pending_ = {};
-    // The GPU predictor decides for the hot rows; the call's active sets are the CPU part's.
-    const bool gpu_predictor = predictor_ != nullptr;
-    const bool host_mask = !gpu_predictor && call.active != nullptr;
-    if (gpu_predictor) {
-      // Counted on the device; Finish adds them up.
-    } else if (host_mask) {
-      uint8_t* mask = ctx.host_mask.As<uint8_t>();
-      std::memset(mask, 0, static_cast<size_t>(n * n_ff));
-      for (int64_t t = 0; t < n; ++t) {
-        for (int32_t id : call.active->Token(t)) {
-          mask[t * n_ff + id] = 1;
-          pending_.computed_neurons += member_[static_cast<size_t>(id)];
-        }
-      }
-    } else {
-      pending_.computed_neurons = n * n_hot;
-    }
-    pending_.weight_bytes = static_cast<uint64_t>(pending_.computed_neurons) * row_bytes_;
-
-    const cuda::FfnActivation act = ToKernelActivation(c.ffn_act.kind);
-    const float param = c.ffn_act.param;
     float* x = ctx.dev_x.As<float>();
     float* y = ctx.dev_y.As<float>();
+    uint8_t* mask = ctx.dev_mask.As<uint8_t>();
     for (absl::Status s :
          {ctx.start.Record(stream), cuda::CopyToDevice(stream, x, ctx.host_x.data(), vec_bytes),
           cuda::ZeroDevice(stream, y, vec_bytes)}) {
       if (!s.ok()) return s;
     }
-    if (gpu_predictor) {
-      uint8_t* mask = ctx.dev_mask.As<uint8_t>();
-      int32_t* computed = ctx.dev_computed.As<int32_t>();
+    const uint8_t* masks = nullptr;
+    int32_t* computed = nullptr;
+    if (predictor_ != nullptr) {
+      // The layer's predictor on the GPU decides for the hot rows: only hidden states cross the
+      // bus. Counted on the device; Finish adds the counts up.
       for (int64_t t = 0; t < n; ++t) {
         if (absl::Status s = cuda::PredictActiveNeurons(
                 stream, gpu_predictor_, x + t * dim, threshold_, ctx.dev_active_ids.As<int32_t>(),
@@ -239,48 +205,40 @@ class CudaFfnPart : public FfnPart {
             !s.ok()) {
           return s;
         }
-        if (absl::Status s = cuda::HotSparseFfn(stream, weights_, act, param, x + t * dim,
-                                                mask + t * n_ff, y + t * dim, computed + t);
-            !s.ok()) {
-          return s;
-        }
       }
+      masks = mask;
+      computed = ctx.dev_computed.As<int32_t>();
+    } else if (call.rows.kind != NeuronRows::Kind::kAll) {
+      // The rows LayerFfn chose (the host predictor's), as an n_ff-byte mask per token.
+      uint8_t* host = ctx.host_mask.As<uint8_t>();
+      std::memset(host, 0, static_cast<size_t>(n * n_ff));
+      for (int64_t t = 0; t < n; ++t) {
+        const std::span<const int32_t> ids = call.rows.kind == NeuronRows::Kind::kBatch
+                                                 ? call.rows.batch
+                                                 : call.rows.per_token->Token(t);
+        for (int32_t id : ids) host[t * n_ff + id] = 1;
+      }
+      pending_.computed = call.rows.Computed(n, n_ff);
+      if (absl::Status s = cuda::CopyToDevice(stream, mask, host, static_cast<size_t>(n * n_ff));
+          !s.ok()) {
+        return s;
+      }
+      masks = mask;
+    } else {
+      pending_.computed = n * static_cast<int64_t>(neurons_.size());
+    }
+    if (absl::Status s = cuda::HotFfn(stream, weights_, rule_, x, n, masks, n_ff, y, computed);
+        !s.ok()) {
+      return s;
+    }
+    if (computed != nullptr) {
       if (absl::Status s = cuda::CopyToHost(stream, ctx.host_computed.data(), computed,
                                             static_cast<size_t>(n) * sizeof(int32_t));
           !s.ok()) {
         return s;
       }
-    } else if (host_mask) {
-      uint8_t* mask = ctx.dev_mask.As<uint8_t>();
-      if (absl::Status s =
-              cuda::CopyToDevice(stream, mask, ctx.host_mask.data(), static_cast<size_t>(n * n_ff));
-          !s.ok()) {
-        return s;
-      }
-      for (int64_t t = 0; t < n; ++t) {
-        if (absl::Status s = cuda::HotSparseFfn(stream, weights_, act, param, x + t * dim,
-                                                mask + t * n_ff, y + t * dim);
-            !s.ok()) {
-          return s;
-        }
-      }
-    } else if (n == 1) {
-      if (absl::Status s = cuda::HotSparseFfn(stream, weights_, act, param, x, nullptr, y);
-          !s.ok()) {
-        return s;
-      }
-    } else {
-      // A prompt batch over every hot neuron: dense products over the gathered rows.
-      float* gate = ctx.dev_gate.As<float>();
-      float* up = ctx.dev_up.As<float>();
-      float* a = ctx.dev_act.As<float>();
-      for (absl::Status s : {cuda::MatMul(stream, weights_.gate, x, n, gate),
-                             cuda::MatMul(stream, weights_.up, x, n, up),
-                             cuda::FfnCombine(stream, act, param, gate, up, n * n_hot, a),
-                             cuda::MatMulTransposedAccumulate(stream, weights_.down, a, n, y)}) {
-        if (!s.ok()) return s;
-      }
     }
+    pending_.weight_bytes = static_cast<uint64_t>(pending_.computed) * row_bytes_;
     for (absl::Status s :
          {ctx.end.Record(stream), cuda::CopyToHost(stream, ctx.host_y.data(), y, vec_bytes)}) {
       if (!s.ok()) return s;
@@ -288,7 +246,7 @@ class CudaFfnPart : public FfnPart {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<FfnPartStats> Finish(const FfnPartCall& call) override {
+  absl::StatusOr<FfnStats> Finish(const PartCall& call) override {
     CudaFfnContext& ctx = *context_;
     if (absl::Status s = ctx.stream.Synchronize(); !s.ok()) {
       return absl::Status(s.code(), absl::StrCat("layer ", layer_, " GPU FFN: ", s.message()));
@@ -296,9 +254,9 @@ class CudaFfnPart : public FfnPart {
     cpu::Add(ctx.host_y.As<float>(), call.n * model_.config().dim, call.output);
     if (predictor_ != nullptr) {
       const int32_t* computed = ctx.host_computed.As<int32_t>();
-      for (int64_t t = 0; t < call.n; ++t) pending_.computed_neurons += computed[t];
+      for (int64_t t = 0; t < call.n; ++t) pending_.computed += computed[t];
       pending_.weight_bytes =
-          static_cast<uint64_t>(pending_.computed_neurons) * row_bytes_ +
+          static_cast<uint64_t>(pending_.computed) * row_bytes_ +
           static_cast<uint64_t>(call.n) * (predictor_w1_.size() + predictor_w2_.size());
     }
     absl::StatusOr<float> ms = cuda::Event::ElapsedMilliseconds(ctx.start, ctx.end);
@@ -312,15 +270,15 @@ class CudaFfnPart : public FfnPart {
   const Model& model_;
   int64_t layer_;
   std::vector<int32_t> neurons_;
-  std::vector<uint8_t> member_;
-  std::shared_ptr<const PredictorWeights> predictor_;  // null: the call's active sets, if any
+  std::shared_ptr<const PredictorWeights> predictor_;  // null: the rows the call names
   cuda::DeviceBuffer gate_, up_, down_, ids_;
   cuda::HotFfnWeights weights_;
   cuda::DeviceBuffer predictor_w1_, predictor_w2_, predictor_b1_, predictor_b2_;
-  cuda::PredictorWeights gpu_predictor_;
+  cuda::DevicePredictor gpu_predictor_;
   float threshold_ = 0.5f;
   uint64_t row_bytes_ = 0;
-  FfnPartStats pending_;
+  cuda::HotFfnRule rule_;
+  FfnStats pending_;
 };
 
 }  // namespace
@@ -349,13 +307,14 @@ absl::StatusOr<std::shared_ptr<CudaFfnContext>> CreateCudaFfnContext(const Model
                                           model.config().dim, model.config().n_ff);
 }
 
-absl::StatusOr<std::unique_ptr<FfnPart>> CreateCudaFfnPart(
+absl::StatusOr<std::unique_ptr<PartBackend>> CreateCudaPartBackend(
     std::shared_ptr<CudaFfnContext> context, const Model& model, int64_t layer,
-    std::vector<int32_t> neurons, std::shared_ptr<const PredictorWeights> predictor) {
+    std::vector<int32_t> neurons, std::shared_ptr<const PredictorWeights> predictor,
+    float threshold) {
   if (context == nullptr) return absl::InvalidArgumentError("no CUDA FFN context");
   if (neurons.empty()) return absl::InvalidArgumentError("a CUDA FFN part needs neurons");
-  auto part = std::make_unique<CudaFfnPart>(std::move(context), model, layer, std::move(neurons),
-                                            std::move(predictor));
+  auto part = std::make_unique<CudaPartBackend>(
+      std::move(context), model, layer, std::move(neurons), std::move(predictor), threshold);
   if (absl::Status s = part->Upload(); !s.ok()) {
     return absl::Status(s.code(),
                         absl::StrCat("uploading layer ", layer, "'s hot FFN rows: ", s.message()));

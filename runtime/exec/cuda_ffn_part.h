@@ -1,14 +1,14 @@
-// The GPU part of a hybrid FFN layer (ffn_part.h) on CUDA: at load, the plan's hot rows of
-// ffn_gate, ffn_up and ffn_down_t are gathered from the mapped model into device matrices (slot j
-// holds neuron neurons[j]); per batch, the FFN input goes up through a pinned buffer, the hot rows'
-// FFN runs on the context's stream (cuda::HotSparseFfn per token with the active mask, or dense
-// gathered products for a prompt batch without a selector), and the partial sum comes back into a
-// pinned buffer. Finish synchronises once and adds it to the residual stream.
+// The CUDA backend of an FFN part (ffn_part.h): at load, the part's rows of ffn_gate, ffn_up and
+// ffn_down_t are gathered from the mapped model into device matrices (slot j holds neuron
+// neurons[j]); per call, the FFN input goes up through a pinned buffer, cuda::HotFfn (the GPU's
+// one row routine, applying a calibrated model's threshold) runs on the context's stream over the
+// rows LayerFfn chose (every neuron of the part, or an n_ff-byte mask per token), and the partial
+// sum comes back into a pinned buffer. Finish synchronises once and adds it to the residual.
 //
-// It lives in runtime/exec, not runtime/cuda: it is an executor part (it knows the Model, the
-// FfnPart interface and the plan's partition), while runtime/cuda stays a kernel library over
-// device memory with no dependency on the model or the executor (DESIGN.md layering). This header
-// has no CUDA types; in a build without the CUDA backend the functions return Unavailable.
+// It lives in runtime/exec, not runtime/cuda: it is an executor part (it knows the Model and the
+// PartBackend interface), while runtime/cuda stays a kernel library over device memory with no
+// dependency on the model or the executor. This header has no CUDA types; in a build without the
+// CUDA backend the functions return Unavailable.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "runtime/exec/ffn_part.h"
 #include "runtime/model/model.h"
+#include "runtime/model/predictor_weights.h"
 
 namespace pinfer {
 
@@ -35,14 +36,15 @@ absl::StatusOr<std::string> DescribeCudaDevice();
 class CudaFfnContext;
 absl::StatusOr<std::shared_ptr<CudaFfnContext>> CreateCudaFfnContext(const Model& model);
 
-// Uploads layer `layer`'s rows of `neurons` (ascending, non-empty) and returns the part. With a
-// `predictor`, its layer is uploaded too and runs on the GPU (cuda::PredictActiveNeurons → the
-// mask HotSparseFfn reads): the part then uses its own prediction for the hot rows instead of the
-// call's active sets, so only hidden states cross the bus (the plan's predictor_on_gpu). Without
-// one, the call's active sets (the CPU predictor's) are uploaded as an n_ff-byte mask per token.
-absl::StatusOr<std::unique_ptr<FfnPart>> CreateCudaFfnPart(
+// Uploads layer `layer`'s rows of `neurons` (ascending, non-empty) and returns the backend. With
+// a `predictor` (read and checked against the model), its layer is uploaded too and runs on the
+// GPU (cuda::PredictActiveNeurons → the masks HotFfn reads): the backend then selects on the
+// device (selects_on_device()), so only hidden states cross the bus (the plan's
+// predictor_on_gpu). `threshold` >= 0: the layer's calibrated τ; < 0: none.
+absl::StatusOr<std::unique_ptr<PartBackend>> CreateCudaPartBackend(
     std::shared_ptr<CudaFfnContext> context, const Model& model, int64_t layer,
-    std::vector<int32_t> neurons, std::shared_ptr<const PredictorWeights> predictor = nullptr);
+    std::vector<int32_t> neurons, std::shared_ptr<const PredictorWeights> predictor,
+    float threshold);
 
 // Device bytes of the weights uploaded so far through `context`.
 uint64_t CudaFfnUploadedBytes(const CudaFfnContext& context);

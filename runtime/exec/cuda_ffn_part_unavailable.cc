@@ -19,9 +19,9 @@ absl::StatusOr<std::string> DescribeCudaDevice() { return NotBuilt(); }
 absl::StatusOr<std::shared_ptr<CudaFfnContext>> CreateCudaFfnContext(const Model&) {
   return NotBuilt();
 }
-absl::StatusOr<std::unique_ptr<FfnPart>> CreateCudaFfnPart(
+absl::StatusOr<std::unique_ptr<PartBackend>> CreateCudaPartBackend(
     std::shared_ptr<CudaFfnContext>, const Model&, int64_t, std::vector<int32_t>,
-    std::shared_ptr<const PredictorWeights>) {
+    std::shared_ptr<const PredictorWeights>, float) {
   return NotBuilt();
 }
 uint64_t CudaFfnUploadedBytes(const CudaFfnContext&) { return 0; }

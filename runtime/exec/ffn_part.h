@@ -1,17 +1,14 @@
-// One part of a layer's FFN: a fixed subset of its neurons (a "part" of the placement plan's
-// partition, e.g. the GPU's hot neurons or the CPU's rest) computed by one backend, and the active
-// sets (neuron_selector.h) that say which neurons of a token to compute at all.
+// The device side of one part of a layer's FFN: "compute these neurons of this layer" on one
+// backend. A part (layer_ffn.h) is a fixed subset of the layer's neurons (all of them for dense
+// and sparse CPU execution; the plan's hot neurons on the GPU and the rest on the CPU for a hybrid
+// layer); LayerFfn decides, per call, which of them to compute and hands the backend NeuronRows
+// over the model's neuron ids.
 //
-// For the part's neurons P and a token's active set A (every neuron when there is no selector):
-//   partial(x) = Σ_{i ∈ P ∩ A} act(gate_i·x, up_i·x) · down_i
-// Parts whose neuron sets partition [0, n_ff) add up to the FFN over A; with A = everything, to the
-// dense FFN (up to the order of the float additions).
-//
-// A part works in two steps so that two backends overlap without extra threads: Begin starts the
-// work (a CPU part does all of it on the calling thread's OpenMP kernels; a GPU part only enqueues
-// it on its stream) and Finish completes it, adding the part's partial sum to the residual stream.
-// HybridFfn (hybrid_ffn.h) calls gpu.Begin, cpu.Begin, gpu.Finish, cpu.Finish: the CPU computes
-// while the GPU does, and the layer waits once, for the GPU.
+// A backend works in two steps so that two backends overlap without extra threads: Begin starts
+// the work (the CPU backend does all of it on the calling thread's OpenMP kernels; the CUDA one
+// only enqueues it on its stream) and Finish completes it, adding the partial sum to the residual
+// stream. LayerFfn begins every part, then finishes them: the CPU computes while the GPU does, and
+// the layer waits once, for the GPU.
 #pragma once
 
 #include <cstdint>
@@ -22,71 +19,60 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "runtime/exec/ffn.h"
-#include "runtime/exec/neuron_selector.h"
+#include "runtime/exec/ffn_rows.h"
+#include "runtime/exec/ffn_stats.h"
 #include "runtime/model/model.h"
 
 namespace pinfer {
 
-struct FfnPartCall {
+struct PartCall {
   int64_t layer = 0;
-  int64_t n = 0;                            // tokens
-  const float* input = nullptr;             // [n, dim] host memory
-  float* output = nullptr;                  // [n, dim] the residual stream: Finish adds here
-  const SelectedNeurons* active = nullptr;  // null: every neuron of the part
-  FfnWorkspace* workspace = nullptr;        // the session's scratch, for parts computing on the CPU
+  int64_t n = 0;                 // tokens
+  const float* input = nullptr;  // [n, dim] host memory
+  float* output = nullptr;       // [n, dim] the residual stream: the partial sum is added here
+  // The neurons to compute. kAll: every neuron of the PART (not of the layer).
+  NeuronRows rows;
+  FfnWorkspace* workspace = nullptr;  // the session's scratch, for backends computing on the CPU
 };
 
-struct FfnPartStats {
-  int64_t computed_neurons = 0;  // Σ over tokens of the part's neurons computed
-  uint64_t weight_bytes = 0;     // weight bytes read
-  double seconds = 0;            // time of the part's own work (GPU: between its events)
-};
-
-class FfnPart {
+class PartBackend {
  public:
-  virtual ~FfnPart() = default;
-  virtual std::string_view backend() const = 0;  // "cpu", "cuda"
-  // The part's neurons, ascending.
-  virtual std::span<const int32_t> neurons() const = 0;
-  virtual absl::Status Begin(const FfnPartCall& call) = 0;
-  // Completes the call begun last (same `call`): output += the part's partial sum.
-  virtual absl::StatusOr<FfnPartStats> Finish(const FfnPartCall& call) = 0;
+  virtual ~PartBackend() = default;
+  virtual std::string_view device() const = 0;  // "cpu", "cuda"
+  // Whether Begin only enqueues work (a device with its own stream): such parts begin first.
+  virtual bool asynchronous() const = 0;
+  // Whether the backend selects the part's active neurons itself (a predictor on the device);
+  // LayerFfn then passes kAll and the backend applies its own selection.
+  virtual bool selects_on_device() const { return false; }
+  virtual absl::Status Begin(const PartCall& call) = 0;
+  // Completes the call begun last (same `call`): output += the part's partial sum. Returns the
+  // call's computed neurons (Σ over tokens), weight bytes (a device predictor's included) and the
+  // backend's own time (GPU: between its events).
+  virtual absl::StatusOr<FfnStats> Finish(const PartCall& call) = 0;
 };
 
-// The part on the CPU over the mapped weights, with the gather kernels (cpu::GatherMatMul...).
-// Begin computes everything. `separate_partial` false: it accumulates straight into the residual
-// (the CPU part of a hybrid layer); true: into a buffer of its own that Finish adds (a CPU stand-in
-// for the GPU part, which exercises the merge exactly as the GPU part does). With `firing`
-// calibrated (silu/gelu models), the computed neurons that do not fire are zeroed as SparseFfn
-// does (FiringThresholds::Apply); null or exact-zero thresholds: the activations as computed.
-class CpuFfnPart : public FfnPart {
+// The CPU backend over the mapped weights: the row routine (ffn_rows.h). `separate_partial`
+// false: it accumulates straight into the residual (the CPU part of a layer); true: into a buffer
+// of its own that Finish adds, asynchronous() true: a CPU stand-in for the GPU part, which
+// exercises the split and the merge exactly as the GPU part does, on any machine.
+class CpuPartBackend : public PartBackend {
  public:
-  CpuFfnPart(const Model& model, int64_t layer, std::vector<int32_t> neurons, bool separate_partial,
-             std::shared_ptr<const FiringThresholds> firing = nullptr);
-  std::string_view backend() const override { return "cpu"; }
-  std::span<const int32_t> neurons() const override { return neurons_; }
-  absl::Status Begin(const FfnPartCall& call) override;
-  absl::StatusOr<FfnPartStats> Finish(const FfnPartCall& call) override;
+  CpuPartBackend(const Model& model, int64_t layer, std::vector<int32_t> neurons,
+                 bool separate_partial, std::shared_ptr<const FiringThresholds> firing);
+  std::string_view device() const override { return "cpu"; }
+  bool asynchronous() const override { return separate_partial_; }
+  absl::Status Begin(const PartCall& call) override;
+  absl::StatusOr<FfnStats> Finish(const PartCall& call) override;
 
  private:
-  // Runs the FFN over `rows` (count neuron ids) for the n tokens of x, adding into y.
-  void Compute(const int32_t* rows, int64_t count, const float* x, int64_t n, float* y,
-               FfnWorkspace& ws);
-
   const Model& model_;
   int64_t layer_;
-  std::vector<int32_t> neurons_;
-  std::vector<uint8_t> member_;  // [n_ff]: 1 for the part's neurons
+  std::vector<int32_t> neurons_;  // the part's, ascending
+  bool whole_layer_;              // the part holds every neuron: kAll runs the dense kernels
   bool separate_partial_;
   std::shared_ptr<const FiringThresholds> firing_;  // null: no thresholds
   std::vector<float> partial_;                      // [n, dim] when separate_partial_
-  std::vector<int32_t> rows_;                       // one token's active neurons of the part
-  FfnPartStats pending_;
+  FfnStats pending_;
 };
-
-// Intersects a token's ascending active ids with a part's membership mask, into `rows`.
-void ActiveRowsOfPart(std::span<const int32_t> active, const std::vector<uint8_t>& member,
-                      std::vector<int32_t>& rows);
 
 }  // namespace pinfer

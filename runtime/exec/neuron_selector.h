@@ -1,11 +1,6 @@
-// Which neurons of a layer's FFN a batch computes: the active-set type, the selector interface
-// that fills it, and the two selectors (the activation predictor in production, the true
-// activations in tests and --check). Shared by the sparse CPU FFN (sparse_ffn.h) and the hybrid
-// GPU/CPU FFN (hybrid_ffn.h, ffn_part.h).
-//
-// Calibrated models (silu/gelu without exact zeros): a neuron fires when |act(gate_i·x)| exceeds
-// the layer's threshold τ (pi-profile's calibration, CATS-style); FiringThresholds holds the rule
-// and applies it to computed activations.
+// Which neurons of a layer's FFN a batch computes: the selector interface that fills the active
+// sets (SelectedNeurons, ffn_rows.h), and its two implementations: the activation predictor in
+// production, the true activations in tests. A layer's parts (layer_ffn.h) share one selector.
 #pragma once
 
 #include <cstdint>
@@ -16,54 +11,12 @@
 
 #include "absl/status/status.h"
 #include "runtime/cpu/predictor_kernel.h"
-#include "runtime/exec/ffn.h"
-#include "runtime/model/activation.h"
+#include "runtime/exec/ffn_rows.h"
+#include "runtime/model/firing_thresholds.h"
 #include "runtime/model/model.h"
 #include "runtime/model/predictor_weights.h"
 
 namespace pinfer {
-
-// The selected (active) neurons of each token of a batch: token t's are
-// ids[offsets[t], offsets[t + 1]), ascending (the layout of cpu::PredictedActive).
-struct SelectedNeurons {
-  std::vector<int32_t> ids;
-  std::vector<int64_t> offsets;  // n + 1 entries
-
-  int64_t tokens() const { return offsets.empty() ? 0 : static_cast<int64_t>(offsets.size()) - 1; }
-  std::span<const int32_t> Token(int64_t t) const {
-    const auto begin = static_cast<size_t>(offsets[static_cast<size_t>(t)]);
-    const auto end = static_cast<size_t>(offsets[static_cast<size_t>(t) + 1]);
-    return std::span<const int32_t>(ids).subspan(begin, end - begin);
-  }
-  void Clear() {
-    ids.clear();
-    offsets.assign(1, 0);
-  }
-  // Appends one token's ascending ids.
-  void AddToken(std::span<const int32_t> token_ids) {
-    if (offsets.empty()) offsets.push_back(0);
-    ids.insert(ids.end(), token_ids.begin(), token_ids.end());
-    offsets.push_back(static_cast<int64_t>(ids.size()));
-  }
-};
-
-// When a computed neuron counts as firing, and how calibrated models zero the others.
-struct FiringThresholds {
-  Activation activation;
-  // Empty: the activation has exact zeros (a_i != 0 fires). Else τ per layer, on |act(g_i)|.
-  std::vector<float> per_layer;
-
-  bool calibrated() const { return !per_layer.empty(); }
-  bool Fires(int64_t layer, float gate, float activation_value) const;
-  // Zeroes a[j] (computed from gate products g[j]) of the neurons that do not fire: the
-  // calibrated model's rule; nothing for exact-zero activations.
-  void Apply(int64_t layer, const float* gate, int64_t count, float* a) const;
-};
-
-// Fills gate/up/activations [n, n_ff] of the workspace with the dense FFN's values (thresholds
-// applied) without touching the output: what the oracle and --check compare against.
-void ComputeTrueActivations(const Model& model, const FiringThresholds& firing, int64_t layer,
-                            const float* x, int64_t n, FfnWorkspace& workspace);
 
 // Decides, per layer and token, which neurons to compute. One call at a time.
 class NeuronSelector {

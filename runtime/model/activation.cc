@@ -16,10 +16,14 @@ struct NamedKind {
 };
 
 constexpr NamedKind kKinds[] = {
-    {"none", ActivationKind::kNone, false},     {"silu", ActivationKind::kSilu, false},
-    {"gelu", ActivationKind::kGelu, false},     {"relu", ActivationKind::kRelu, false},
-    {"relu2", ActivationKind::kRelu2, false},   {"drelu", ActivationKind::kDRelu, false},
-    {"fatrelu", ActivationKind::kFatRelu, true}, {"shifted_relu", ActivationKind::kShiftedRelu, true},
+    {"none", ActivationKind::kNone, false},
+    {"silu", ActivationKind::kSilu, false},
+    {"gelu", ActivationKind::kGelu, false},
+    {"relu", ActivationKind::kRelu, false},
+    {"relu2", ActivationKind::kRelu2, false},
+    {"drelu", ActivationKind::kDRelu, false},
+    {"fatrelu", ActivationKind::kFatRelu, true},
+    {"shifted_relu", ActivationKind::kShiftedRelu, true},
 };
 
 }  // namespace
@@ -31,15 +35,15 @@ absl::StatusOr<Activation> Activation::Parse(std::string_view text, bool for_nor
                                   : "silu, gelu, relu, relu2, drelu, fatrelu:T or shifted_relu:S";
   for (const NamedKind& k : kKinds) {
     if (k.name != name) continue;
-    const bool allowed = for_norm ? (k.kind == ActivationKind::kNone ||
-                                     k.kind == ActivationKind::kShiftedRelu)
-                                  : k.kind != ActivationKind::kNone;
+    const bool allowed =
+        for_norm ? (k.kind == ActivationKind::kNone || k.kind == ActivationKind::kShiftedRelu)
+                 : k.kind != ActivationKind::kNone;
     if (!allowed) break;
     Activation act{k.kind, 0.0f};
     if (k.has_param) {
       if (colon == std::string_view::npos) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("activation '", Sv(text), "' needs a parameter, as in ", Sv(name), ":0.25"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "activation '", Sv(text), "' needs a parameter, as in ", Sv(name), ":0.25"));
       }
       if (!absl::SimpleAtof(Sv(text.substr(colon + 1)), &act.param) || !std::isfinite(act.param)) {
         return absl::InvalidArgumentError(
@@ -57,7 +61,8 @@ absl::StatusOr<Activation> Activation::Parse(std::string_view text, bool for_nor
 
 std::string Activation::ToString() const {
   for (const NamedKind& k : kKinds) {
-    if (k.kind == kind) return k.has_param ? absl::StrCat(Sv(k.name), ":", param) : std::string(k.name);
+    if (k.kind == kind)
+      return k.has_param ? absl::StrCat(Sv(k.name), ":", param) : std::string(k.name);
   }
   return "unknown";
 }
@@ -67,27 +72,9 @@ bool Activation::HasExactZeros() const {
          kind != ActivationKind::kNone;
 }
 
-float Activation::Gate(float g) const {
-  switch (kind) {
-    case ActivationKind::kNone: return g;
-    case ActivationKind::kSilu: return g / (1.0f + std::exp(-g));
-    case ActivationKind::kGelu: {
-      constexpr float kSqrt2OverPi = 0.7978845608028654f;
-      return 0.5f * g * (1.0f + std::tanh(kSqrt2OverPi * g * (1.0f + 0.044715f * g * g)));
-    }
-    case ActivationKind::kRelu:
-    case ActivationKind::kDRelu: return g > 0.0f ? g : 0.0f;
-    case ActivationKind::kRelu2: return g > 0.0f ? g * g : 0.0f;
-    case ActivationKind::kFatRelu: return g > param ? g : 0.0f;
-    case ActivationKind::kShiftedRelu: return g > param ? g - param : 0.0f;
-  }
-  return g;
-}
+float Activation::Gate(float g) const { return ActivationGate(kind, param, g); }
 
-float Activation::Combine(float g, float u) const {
-  if (kind == ActivationKind::kDRelu) u = u > 0.0f ? u : 0.0f;
-  return Gate(g) * u;
-}
+float Activation::Combine(float g, float u) const { return ActivationCombine(kind, param, g, u); }
 
 float Activation::ApplyToNorm(float h) const {
   if (kind == ActivationKind::kShiftedRelu) return h > param ? h - param : 0.0f;

@@ -17,19 +17,9 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "runtime/cpu/activation_kind.h"
 
 namespace pinfer {
-
-enum class ActivationKind {
-  kNone,
-  kSilu,
-  kGelu,
-  kRelu,
-  kRelu2,
-  kDRelu,
-  kFatRelu,
-  kShiftedRelu,
-};
 
 struct Activation {
   ActivationKind kind = ActivationKind::kSilu;

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "format/pi_file.h"
 #include "format/pi_writer.h"
+#include "runtime/model/model.h"
 #include "runtime/model/model_config.h"
 
 namespace pinfer {
@@ -69,15 +70,16 @@ absl::StatusOr<ActivationProfile> ActivationProfile::Read(
   if (!digest.ok()) return digest.status();
   p.model_digest = *digest;
   if (expected_model_digest && *expected_model_digest != p.model_digest) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path, ": was made for another model (model digest ", p.model_digest, ", this model is ",
-        *expected_model_digest, ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": was made for another model (model digest ", p.model_digest,
+                     ", this model is ", *expected_model_digest, ")"));
   }
   absl::StatusOr<int64_t> tokens = file.GetInt("profile.tokens");
   if (!tokens.ok()) return tokens.status();
   p.tokens = *tokens;
   p.context = file.GetInt("profile.context").value_or(0);
-  p.datasets = file.metadata().GetStringArray("profile.datasets").value_or(std::vector<std::string>{});
+  p.datasets =
+      file.metadata().GetStringArray("profile.datasets").value_or(std::vector<std::string>{});
   p.target_sparsity = file.GetFloat("profile.target_sparsity").value_or(-1.0);
 
   absl::StatusOr<const TensorInfo*> counts = file.Get("ffn.fire_count");
@@ -104,6 +106,17 @@ absl::StatusOr<ActivationProfile> ActivationProfile::Read(
   std::memcpy(p.mean_abs.data(), file.Data(**mean_abs).data(), cells * 4);
   std::memcpy(p.threshold.data(), file.Data(**threshold).data(), p.threshold.size() * 4);
   if (absl::Status s = p.Validate(); !s.ok()) return file.Annotate(s);
+  return p;
+}
+
+absl::StatusOr<ActivationProfile> ActivationProfile::ReadFor(const std::string& path,
+                                                             const Model& model) {
+  absl::StatusOr<ActivationProfile> p = Read(path, model.file().ContentDigestHex());
+  if (!p.ok()) return p.status();
+  if (p->n_layers != model.n_layers()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": a profile of ", p->n_layers,
+                                                   " layers, the model has ", model.n_layers()));
+  }
   return p;
 }
 

@@ -32,6 +32,8 @@
 
 namespace pinfer {
 
+class Model;
+
 // "dir/model.pi" -> "dir/model.profile.pi": where pi-profile writes, and later stages look, by
 // default (every stage finds its inputs beside the model by name, so that a flag is needed only
 // to use another file).
@@ -44,7 +46,7 @@ struct ActivationProfile {
   int64_t tokens = 0;
   int64_t context = 0;
   std::vector<std::string> datasets;
-  double target_sparsity = -1.0;  // < 0: not calibrated
+  double target_sparsity = -1.0;    // < 0: not calibrated
   std::vector<int32_t> fire_count;  // [n_layers * n_ff]
   std::vector<float> mean_abs;      // [n_layers * n_ff]
   std::vector<float> threshold;     // [n_layers]
@@ -64,6 +66,8 @@ struct ActivationProfile {
   // is rejected with an error naming both files' digests.
   static absl::StatusOr<ActivationProfile> Read(
       const std::string& path, std::optional<std::string> expected_model_digest = std::nullopt);
+  // Read() for `model`: also rejects a profile of another model (digest) or layer count.
+  static absl::StatusOr<ActivationProfile> ReadFor(const std::string& path, const Model& model);
 };
 
 }  // namespace pinfer

@@ -7,6 +7,7 @@
 #include "format/pi_file.h"
 #include "format/pi_writer.h"
 #include "format/strings.h"
+#include "runtime/model/model.h"
 #include "runtime/model/model_config.h"
 #include "runtime/model/tensor_names.h"
 
@@ -252,6 +253,24 @@ absl::StatusOr<PlacementPlan> PlacementPlan::Read(
   }
   if (absl::Status s = p.Validate(); !s.ok()) return file.Annotate(s);
   return p;
+}
+
+absl::StatusOr<PlacementPlan> PlacementPlan::ReadFor(const std::string& path, const Model& model) {
+  absl::StatusOr<PlacementPlan> plan = Read(path);
+  if (!plan.ok()) return plan.status();
+  const ModelConfig& c = model.config();
+  const std::string digest = model.file().ContentDigestHex();
+  if (plan->model_digest != digest) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": was made for another model (model digest ", plan->model_digest, ", ",
+                     model.path(), " is ", digest, ")"));
+  }
+  if (plan->n_layers != c.n_layers || plan->n_ff != c.n_ff) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": the plan is for ", plan->n_layers, " layers x ", plan->n_ff,
+                     " neurons, ", model.path(), " has ", c.n_layers, " x ", c.n_ff));
+  }
+  return plan;
 }
 
 }  // namespace pinfer

@@ -56,6 +56,8 @@
 
 namespace pinfer {
 
+class Model;
+
 // GPU bytes per part of the working set.
 struct PlanBytes {
   uint64_t workspace = 0;
@@ -108,6 +110,9 @@ struct PlacementPlan {
   // rejected with an error naming both digests.
   static absl::StatusOr<PlacementPlan> Read(
       const std::string& path, std::optional<std::string> expected_model_digest = std::nullopt);
+  // Read() for `model`: also rejects a plan of another model (digest), layer count or FFN width.
+  // The one place a plan is checked against the model.
+  static absl::StatusOr<PlacementPlan> ReadFor(const std::string& path, const Model& model);
 };
 
 }  // namespace pinfer

@@ -7,6 +7,7 @@
 #include "format/pi_file.h"
 #include "format/pi_writer.h"
 #include "format/strings.h"
+#include "runtime/model/model.h"
 #include "runtime/model/model_config.h"
 
 namespace pinfer {
@@ -307,6 +308,19 @@ absl::StatusOr<PredictorWeights> PredictorWeights::Read(
   }
   p.dtype = *dtype;
   if (absl::Status s = p.Validate(); !s.ok()) return file->Annotate(s);
+  return p;
+}
+
+absl::StatusOr<PredictorWeights> PredictorWeights::ReadFor(const std::string& path,
+                                                           const Model& model) {
+  absl::StatusOr<PredictorWeights> p = Read(path, model.file().ContentDigestHex());
+  if (!p.ok()) return p.status();
+  const ModelConfig& c = model.config();
+  if (p->n_layers() != c.n_layers || p->dim != c.dim || p->n_ff != c.n_ff) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": a predictor for ", p->n_layers(), " layers of dim ", p->dim, " and n_ff ", p->n_ff,
+        ", the model has ", c.n_layers, " layers of dim ", c.dim, " and n_ff ", c.n_ff));
+  }
   return p;
 }
 

@@ -51,6 +51,8 @@
 
 namespace pinfer {
 
+class Model;
+
 // "dir/model.pi" -> "dir/model.predictor.pi".
 std::string DefaultPredictorPath(const std::string& model_path);
 
@@ -107,6 +109,9 @@ struct PredictorWeights {
   // another model is rejected with an error naming both digests.
   static absl::StatusOr<PredictorWeights> Read(
       const std::string& path, std::optional<std::string> expected_model_digest = std::nullopt);
+  // Read() for `model`: also rejects a predictor of another model (digest) or of another shape
+  // (layers, dim, n_ff). The one place the predictor is checked against the model.
+  static absl::StatusOr<PredictorWeights> ReadFor(const std::string& path, const Model& model);
 };
 
 }  // namespace pinfer

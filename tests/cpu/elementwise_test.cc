@@ -80,12 +80,12 @@ TEST_P(ElementwiseTest, Softmax) {
 // (a few ulps of 1) inside 0.5·g·(1 + tanh): near tanh = -1 the cancellation makes the error
 // absolute, up to ~ulp(1)·|g·u|. Hence |actual - expected| <= 1e-6·(|expected| + |g·u|).
 TEST_P(ElementwiseTest, FfnCombineAllActivations) {
-  const FfnActivation kAll[] = {FfnActivation::kSilu,       FfnActivation::kGelu,
-                                FfnActivation::kRelu,       FfnActivation::kRelu2,
-                                FfnActivation::kDRelu,      FfnActivation::kFatRelu,
-                                FfnActivation::kShiftedRelu};
+  const ActivationKind kAll[] = {ActivationKind::kSilu,       ActivationKind::kGelu,
+                                 ActivationKind::kRelu,       ActivationKind::kRelu2,
+                                 ActivationKind::kDRelu,      ActivationKind::kFatRelu,
+                                 ActivationKind::kShiftedRelu};
   uint32_t seed = 200;
-  for (FfnActivation act : kAll) {
+  for (ActivationKind act : kAll) {
     for (int64_t n : kLengths) {
       SCOPED_TRACE(::testing::Message() << static_cast<int>(act) << " n=" << n);
       std::vector<float> gate = RandomVector(n, seed++, 4.0f);

@@ -81,9 +81,9 @@ TEST_F(OpsTest, FfnCombineMatchesReferenceForEveryActivation) {
   DeviceBuffer dgate = ToDevice(gate);
   DeviceBuffer dup = ToDevice(up);
   DeviceBuffer dout = Allocate(n * sizeof(float));
-  for (FfnActivation act :
-       {FfnActivation::kSilu, FfnActivation::kGelu, FfnActivation::kRelu, FfnActivation::kRelu2,
-        FfnActivation::kDRelu, FfnActivation::kFatRelu, FfnActivation::kShiftedRelu}) {
+  for (ActivationKind act :
+       {ActivationKind::kSilu, ActivationKind::kGelu, ActivationKind::kRelu, ActivationKind::kRelu2,
+        ActivationKind::kDRelu, ActivationKind::kFatRelu, ActivationKind::kShiftedRelu}) {
     const float param = 0.25f;
     std::vector<float> want(n);
     cpu::reference::FfnCombine(act, param, gate.data(), up.data(), n, want.data());

@@ -25,10 +25,10 @@ using testing::kWeightDTypes;
 using testing::RandomMatrix;
 using testing::RandomVector;
 
-constexpr FfnActivation kActivations[] = {FfnActivation::kSilu,       FfnActivation::kGelu,
-                                          FfnActivation::kRelu,       FfnActivation::kRelu2,
-                                          FfnActivation::kDRelu,      FfnActivation::kFatRelu,
-                                          FfnActivation::kShiftedRelu};
+constexpr ActivationKind kActivations[] = {ActivationKind::kSilu,       ActivationKind::kGelu,
+                                           ActivationKind::kRelu,       ActivationKind::kRelu2,
+                                           ActivationKind::kDRelu,      ActivationKind::kFatRelu,
+                                           ActivationKind::kShiftedRelu};
 
 struct FfnCase {
   int64_t n_ff;
@@ -42,7 +42,7 @@ class SparseFfnTest : public CudaTest {
   // Runs HotSparseFfn on random hot rows and compares y and the computed count with the reference:
   // gate/up products of the hot rows, the activation, zero for inactive slots, then the
   // transposed accumulation of the down rows.
-  void Check(DType dtype, const FfnCase& c, FfnActivation act, bool with_mask, uint32_t seed) {
+  void Check(DType dtype, const FfnCase& c, ActivationKind act, bool with_mask, uint32_t seed) {
     const std::string what =
         absl::StrFormat("HotSparseFfn %s n_ff %d hot %d dim %d act %d%s", DTypeName(dtype), c.n_ff,
                         c.n_hot, c.dim, static_cast<int>(act), with_mask ? "" : " (no mask)");
@@ -103,8 +103,8 @@ TEST_F(SparseFfnTest, EveryDTypeAndActivationAtOddSizes) {
   uint32_t seed = 1000;
   for (DType dtype : kWeightDTypes) {
     const FfnCase c{173, 61, IsQuantized(dtype) ? 96 : 67, 0.3};
-    for (FfnActivation act : kActivations) Check(dtype, c, act, /*with_mask=*/true, seed += 10);
-    Check(dtype, c, FfnActivation::kRelu, /*with_mask=*/false, seed += 10);
+    for (ActivationKind act : kActivations) Check(dtype, c, act, /*with_mask=*/true, seed += 10);
+    Check(dtype, c, ActivationKind::kRelu, /*with_mask=*/false, seed += 10);
   }
 }
 
@@ -112,8 +112,8 @@ TEST_F(SparseFfnTest, EveryDTypeAndActivationAtOddSizes) {
 TEST_F(SparseFfnTest, SevenBillionShapeAtTenPercentDensity) {
   uint32_t seed = 2000;
   for (DType dtype : kWeightDTypes) {
-    Check(dtype, {11008, 4096, 4096, 0.1}, FfnActivation::kSilu, true, seed += 10);
-    Check(dtype, {11008, 4096, 4096, 0.1}, FfnActivation::kRelu, true, seed += 10);
+    Check(dtype, {11008, 4096, 4096, 0.1}, ActivationKind::kSilu, true, seed += 10);
+    Check(dtype, {11008, 4096, 4096, 0.1}, ActivationKind::kRelu, true, seed += 10);
   }
 }
 
@@ -126,12 +126,12 @@ TEST_F(SparseFfnTest, EmptyHotSetAndNothingActive) {
   empty.gate = MakeDeviceMatrix(DType::kF16, 0, 64, nullptr);
   empty.up = empty.gate;
   empty.down = empty.gate;
-  PINFER_ASSERT_OK(HotSparseFfn(stream(), empty, FfnActivation::kRelu, 0.0f, dx.As<float>(),
+  PINFER_ASSERT_OK(HotSparseFfn(stream(), empty, ActivationKind::kRelu, 0.0f, dx.As<float>(),
                                 nullptr, dy.As<float>(), dcount.As<int32_t>()));
   EXPECT_EQ(ToHost<int32_t>(dcount.data(), 1)[0], 0);
   EXPECT_EQ(ToHost<float>(dy.data(), 64), y0);
 
-  Check(DType::kF16, {500, 100, 64, 0.0}, FfnActivation::kRelu, true, 3000);
+  Check(DType::kF16, {500, 100, 64, 0.0}, ActivationKind::kRelu, true, 3000);
 }
 
 TEST_F(SparseFfnTest, RejectsMismatchedMatrices) {
@@ -141,7 +141,7 @@ TEST_F(SparseFfnTest, RejectsMismatchedMatrices) {
   w.up = MakeDeviceMatrix(DType::kQ8_0, 10, 64, storage.data());
   w.down = w.gate;
   w.neuron_ids = storage.As<int32_t>();
-  const absl::Status s = HotSparseFfn(stream(), w, FfnActivation::kRelu, 0.0f, storage.As<float>(),
+  const absl::Status s = HotSparseFfn(stream(), w, ActivationKind::kRelu, 0.0f, storage.As<float>(),
                                       nullptr, storage.As<float>());
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
 }
@@ -185,7 +185,7 @@ class PredictorTest : public CudaTest {
     }
 
     DeviceBuffer w1_storage, w2_storage;
-    PredictorWeights weights;
+    DevicePredictor weights;
     weights.w1 = ToDevice(w1, w1_storage);
     weights.w2 = ToDevice(w2, w2_storage);
     DeviceBuffer db1 = ToDevice(b1);
@@ -250,7 +250,7 @@ TEST_F(PredictorTest, ThresholdsAtTheEnds) {
 
 TEST_F(PredictorTest, RejectsBadArguments) {
   DeviceBuffer storage = Allocate(1 << 16);
-  PredictorWeights w;
+  DevicePredictor w;
   w.w1 = MakeDeviceMatrix(DType::kF16, 16, 64, storage.data());
   w.w2 = MakeDeviceMatrix(DType::kF16, 100, 15, storage.data());  // rank 15 != 16
   int32_t* ids = storage.As<int32_t>();

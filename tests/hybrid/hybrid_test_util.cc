@@ -17,31 +17,67 @@ std::unique_ptr<Model> LoadModel(test::BundledModel which, std::optional<DType> 
   return model.ok() ? *std::move(model) : nullptr;
 }
 
-std::vector<float> RunLogits(const Model& model, std::shared_ptr<FfnStrategy> ffn) {
+double SplitStats::HotCoverage() const {
+  const int64_t total = gpu_neurons + cpu_neurons;
+  return total > 0 ? static_cast<double>(gpu_neurons) / static_cast<double>(total) : 0.0;
+}
+
+FfnSetup Hybrid(std::vector<std::vector<int32_t>> gpu_neurons,
+                std::shared_ptr<NeuronSelector> selector,
+                std::shared_ptr<const FiringThresholds> firing, GpuBackendFactory gpu_backend) {
+  FfnSetup setup;
+  setup.gpu_neurons = std::move(gpu_neurons);
+  setup.selector = std::move(selector);
+  setup.firing = std::move(firing);
+  setup.gpu_backend = std::move(gpu_backend);
+  setup.cost =
+      std::make_shared<const FfnCostModel>(FfnCostModel::Fixed(1.01, RowChoice::kPerToken));
+  return setup;
+}
+
+RunResult RunFfn(const Model& model, const FfnSetup& setup) {
+  RunResult result;
   Executor executor(model, {.batch_size = 16});
-  if (ffn != nullptr) {
-    EXPECT_TRUE(executor.SetFfnForAllLayers(ffn).ok());
-  }
+  absl::StatusOr<std::vector<std::unique_ptr<LayerFfn>>> layers = BuildFfnLayers(model, setup);
+  EXPECT_TRUE(layers.ok()) << layers.status();
+  if (!layers.ok()) return result;
+  EXPECT_TRUE(executor.SetFfnLayers(*std::move(layers)).ok());
   absl::StatusOr<std::unique_ptr<Session>> session =
       Session::Create(executor, {.context_length = 32});
   EXPECT_TRUE(session.ok()) << session.status();
-  if (!session.ok()) return {};
+  if (!session.ok()) return result;
   const int64_t vocab = model.config().vocab_size;
   std::vector<int32_t> prompt;
   for (int i = 0; i < 12; ++i) prompt.push_back(static_cast<int32_t>((i * 37 + 1) % vocab));
-  std::vector<float> all;
+  std::vector<float>& all = result.logits;
   absl::StatusOr<std::span<const float>> logits = (*session)->Evaluate(prompt, Logits::kAll);
   EXPECT_TRUE(logits.ok()) << logits.status();
-  if (!logits.ok()) return {};
+  if (!logits.ok()) return result;
   all.assign(logits->begin(), logits->end());
   for (int i = 0; i < 4; ++i) {
     const int32_t token = static_cast<int32_t>((i * 53 + 7) % vocab);
     logits = (*session)->Evaluate(std::span<const int32_t>(&token, 1), Logits::kLast);
     EXPECT_TRUE(logits.ok()) << logits.status();
-    if (!logits.ok()) return {};
+    if (!logits.ok()) return result;
     all.insert(all.end(), logits->begin(), logits->end());
   }
-  return all;
+  SplitStats& s = result.stats;
+  for (int64_t l = 0; l < executor.n_layers(); ++l) {
+    const LayerFfn& layer = executor.ffn(l);
+    s.layers.push_back(layer.Totals());
+    if (l == 0) s.tokens = s.layers.back().tokens;
+    for (const FfnPart& part : layer.parts()) {
+      if (part.backend->asynchronous()) {
+        s.gpu_neurons += part.stats.computed;
+        s.synchronisations += part.stats.synchronisations;
+        s.gpu_seconds += part.stats.seconds;
+        s.gpu_backend = std::string(part.backend->device());
+      } else {
+        s.cpu_neurons += part.stats.computed;
+      }
+    }
+  }
+  return result;
 }
 
 double MaxAbsDiff(const std::vector<float>& a, const std::vector<float>& b) {

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "format/dtype.h"
-#include "runtime/exec/ffn.h"
-#include "runtime/exec/ffn_part.h"
+#include "runtime/exec/ffn_builder.h"
+#include "runtime/exec/layer_ffn.h"
 #include "runtime/exec/neuron_selector.h"
 #include "runtime/model/model.h"
 #include "runtime/model/predictor_weights.h"
@@ -22,9 +22,39 @@ namespace pinfer::hybrid_test {
 std::unique_ptr<Model> LoadModel(test::BundledModel which,
                                  std::optional<DType> dtype = std::nullopt);
 
+// What the FFN of a run did, summed over layers: the asynchronous parts are the GPU side (a CPU
+// stand-in without a GPU backend), the others the CPU side.
+struct SplitStats {
+  int64_t tokens = 0;  // through the first layer
+  int64_t gpu_neurons = 0;
+  int64_t cpu_neurons = 0;
+  int64_t synchronisations = 0;
+  double gpu_seconds = 0.0;
+  std::string gpu_backend = "none";
+  std::vector<FfnStats> layers;  // each layer's parts and selector, summed
+
+  double HotCoverage() const;
+};
+
+struct RunResult {
+  std::vector<float> logits;
+  SplitStats stats;
+};
+
 // The logits of a 12-token prompt (one batch: the MatMul paths) and of 4 decoded tokens (one at a
-// time: the mat-vec paths), all concatenated; `ffn` null: the dense FFN.
-std::vector<float> RunLogits(const Model& model, std::shared_ptr<FfnStrategy> ffn);
+// time: the mat-vec paths), all concatenated, with the FFN `setup` builds (dense: FfnSetup{}).
+RunResult RunFfn(const Model& model, const FfnSetup& setup);
+inline std::vector<float> RunLogits(const Model& model, const FfnSetup& setup = {}) {
+  return RunFfn(model, setup).logits;
+}
+
+// A plan's split: `gpu_neurons` in a GPU part standing in on the CPU (or `gpu_backend`'s), the rest
+// on the CPU; each token's own active set when there is a selector (no cost model: the selection
+// always).
+FfnSetup Hybrid(std::vector<std::vector<int32_t>> gpu_neurons,
+                std::shared_ptr<NeuronSelector> selector = nullptr,
+                std::shared_ptr<const FiringThresholds> firing = nullptr,
+                GpuBackendFactory gpu_backend = nullptr);
 
 double MaxAbsDiff(const std::vector<float>& a, const std::vector<float>& b);
 double MaxAbs(const std::vector<float>& a);

@@ -117,6 +117,35 @@ TEST(PiRunPlanTest, ExplicitPlanGivesTheDenseTextAndReportsTheSplit) {
   }
 }
 
+// The unified FFN gives a hybrid run what a sparse one has: the oracle's selection, --check on
+// both parts and the dense fallback.
+TEST(PiRunPlanTest, CheckAndTheOracleRunOnBothParts) {
+  const std::string model = ModelInOwnDirectory("check");
+  const std::string plan = fs::path(model).parent_path() / "random.plan.pi";
+  WriteRandomPlan(model, plan, 0.5);
+  const test::ProgramResult r = PiRun(Args(model, {"--plan", plan, "--oracle-sparse", "--check"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, DenseText());
+  for (const char* s :
+       {"hybrid FFN over", "ffn: hybrid, sparse parts (oracle selection",
+        "check: layer  0: ", "check: all layers: ", "recall 1.0000, false-negative mass 0.0000"}) {
+    EXPECT_TRUE(absl::StrContains(r.err, s)) << r.err << " lacks " << s;
+  }
+  // A crossover of 0: every call of both parts falls back to all of its neurons.
+  const test::ProgramResult all =
+      PiRun(Args(model, {"--plan", plan, "--oracle-sparse", "--sparse-crossover", "0"}));
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  EXPECT_EQ(all.out, DenseText());
+  const size_t at = all.err.find(" layer calls fell back to dense");
+  ASSERT_NE(at, std::string::npos) << all.err;
+  const std::string counts =
+      all.err.substr(all.err.rfind(' ', at - 1) + 1, at - all.err.rfind(' ', at - 1) - 1);
+  const size_t slash = counts.find('/');
+  ASSERT_NE(slash, std::string::npos) << counts;
+  EXPECT_EQ(counts.substr(0, slash), counts.substr(slash + 1)) << all.err;
+  EXPECT_NE(counts.substr(0, slash), "0") << all.err;
+}
+
 TEST(PiRunPlanTest, AutoBackendUsesTheGpuWhenThereIsOne) {
   const std::string model = ModelInOwnDirectory("auto");
   const std::string plan = fs::path(model).parent_path() / "random.plan.pi";

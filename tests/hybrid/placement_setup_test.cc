@@ -1,5 +1,6 @@
-// SetUpPlacement in process: a plan and a predictor installed on an executor (the predictor's
-// selection on the CPU part, and on the CUDA part where there is a GPU), and its errors.
+// The load step in process: a plan and a predictor beside the model resolved once
+// (ResolveArtifacts), the GPU side chosen (SetUpGpuSide) and the hybrid layers built from them,
+// and its errors.
 #include "runtime/app/placement_setup.h"
 
 #include <filesystem>
@@ -9,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "gtest/gtest.h"
+#include "runtime/app/artifacts.h"
 #include "runtime/exec/executor.h"
 #include "tests/hybrid/hybrid_test_util.h"
 
@@ -40,55 +42,73 @@ std::string WritePlan(const Model& model, const std::vector<std::vector<int32_t>
   return path;
 }
 
-TEST(PlacementSetupTest, InstallsTheHybridFfnWithThePredictor) {
-  const std::unique_ptr<Model> model = LoadModel(BundledModel::kStories260K, DType::kF32);
+TEST(PlacementSetupTest, ResolvesThePlanAndThePredictorOnce) {
+  // A ReLU model: its predictor needs no calibrated thresholds.
+  const std::unique_ptr<Model> model = LoadModel(BundledModel::kReluLlama260K, DType::kF32);
   ASSERT_NE(model, nullptr);
   std::shared_ptr<const PredictorWeights> predictor = RandomPredictor(*model, 12);
+  const std::string predictor_path = test::ScratchDir() + "/setup.predictor.pi";
+  ASSERT_TRUE(predictor->Write(predictor_path).ok());
   const std::vector<std::vector<int32_t>> partition = RandomPartition(*model, 0.5, 8);
-  PlacementFlags flags;
-  flags.plan_path = WritePlan(*model, partition, "setup.plan.pi");
-  flags.gpu_backend = "cpu";
-  Executor executor(*model);
-  absl::StatusOr<PlacementSetup> setup = SetUpPlacement(flags, *model, executor, predictor);
-  ASSERT_TRUE(setup.ok()) << setup.status();
-  ASSERT_NE(setup->hybrid, nullptr);
-  EXPECT_EQ(executor.ffn(0).name(), "hybrid");
-  EXPECT_EQ(setup->plan_path, flags.plan_path);
-  ASSERT_EQ(setup->notes.size(), 2u);
-  EXPECT_TRUE(absl::StrContains(setup->notes[1], "the CPU (--gpu-backend cpu)")) << setup->notes[1];
-  EXPECT_FALSE(absl::StrContains(setup->notes[1], "no predictor")) << setup->notes[1];
+  PlacementFlags placement;
+  placement.plan_path = WritePlan(*model, partition, "setup.plan.pi");
+  placement.gpu_backend = "cpu";
+  SparseFlags sparse;
+  sparse.predictor_path = predictor_path;
+  absl::StatusOr<RuntimeArtifacts> a = ResolveArtifacts(sparse, placement, model->path(), *model);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(a->plan.has_value());
+  EXPECT_EQ(a->plan_path, placement.plan_path);
+  ASSERT_NE(a->predictor, nullptr);
+  EXPECT_EQ(a->predictor_path, predictor_path);
+  EXPECT_TRUE(a->selects());
+  absl::StatusOr<GpuSide> gpu =
+      SetUpGpuSide(placement, *model, *a->plan, a->plan_path, a->predictor, a->firing);
+  ASSERT_TRUE(gpu.ok()) << gpu.status();
+  EXPECT_EQ(gpu->factory, nullptr);  // --gpu-backend cpu: the CPU stands in
+  ASSERT_EQ(gpu->notes.size(), 2u);
+  EXPECT_TRUE(absl::StrContains(gpu->notes[0], placement.plan_path)) << gpu->notes[0];
+  EXPECT_TRUE(absl::StrContains(gpu->notes[1], "the CPU (--gpu-backend cpu)")) << gpu->notes[1];
+  EXPECT_FALSE(absl::StrContains(gpu->notes[1], "no predictor")) << gpu->notes[1];
 
-  // The same as a hybrid FFN built directly over the partition with the predictor's selection.
-  absl::StatusOr<std::shared_ptr<HybridFfn>> direct =
-      BuildHybridFfn(*model, partition, nullptr, std::make_shared<PredictorSelector>(predictor));
-  ASSERT_TRUE(direct.ok());
-  ExpectSameLogits(RunLogits(*model, *direct), RunLogits(*model, setup->hybrid), "setup");
-  EXPECT_EQ(setup->hybrid->stats().gpu_neurons, (*direct)->stats().gpu_neurons);
+  // The plan's split with the predictor read from the file selects as the one built in memory.
+  const RunResult from_files = RunFfn(
+      *model, Hybrid(a->plan->ffn_gpu_neurons, std::make_shared<PredictorSelector>(a->predictor)));
+  const RunResult direct =
+      RunFfn(*model, Hybrid(partition, std::make_shared<PredictorSelector>(predictor)));
+  ExpectSameLogits(direct.logits, from_files.logits, "setup");
+  EXPECT_EQ(from_files.stats.gpu_neurons, direct.stats.gpu_neurons);
+  EXPECT_GT(from_files.stats.gpu_neurons, 0);
 }
 
-TEST(PlacementSetupTest, RejectsAPredictorOfAnotherShape) {
+TEST(PlacementSetupTest, RejectsAPredictorOfAnotherModel) {
   const std::unique_ptr<Model> stories = LoadModel(BundledModel::kStories260K, DType::kF32);
   const std::unique_ptr<Model> relu = LoadModel(BundledModel::kReluLlama260K);
   ASSERT_NE(stories, nullptr);
   ASSERT_NE(relu, nullptr);
-  PlacementFlags flags;
-  flags.plan_path = WritePlan(*stories, EveryLayer(*stories, {0, 1}), "shape.plan.pi");
-  Executor executor(*stories);
-  absl::StatusOr<PlacementSetup> setup =
-      SetUpPlacement(flags, *stories, executor, RandomPredictor(*relu, 1));
-  EXPECT_EQ(setup.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_TRUE(absl::StrContains(setup.status().message(), "does not fit")) << setup.status();
-  EXPECT_EQ(executor.ffn(0).name(), "dense");
+  const std::string path = test::ScratchDir() + "/stories_for_relu.predictor.pi";
+  ASSERT_TRUE(RandomPredictor(*stories, 1)->Write(path).ok());
+  PlacementFlags placement;
+  placement.plan_path = WritePlan(*relu, EveryLayer(*relu, {0, 1}), "shape.plan.pi");
+  SparseFlags sparse;
+  sparse.predictor_path = path;
+  absl::StatusOr<RuntimeArtifacts> a = ResolveArtifacts(sparse, placement, relu->path(), *relu);
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(a.status().message(), path)) << a.status();
+  EXPECT_TRUE(absl::StrContains(a.status().message(), "another model")) << a.status();
 }
 
-TEST(PlacementSetupTest, NoPlanLeavesTheExecutorDense) {
+TEST(PlacementSetupTest, NoPlanResolvesNone) {
   const std::unique_ptr<Model> model = LoadModel(BundledModel::kStories260K, DType::kF32);
   ASSERT_NE(model, nullptr);
-  Executor executor(*model);
-  absl::StatusOr<PlacementSetup> setup = SetUpPlacement({}, *model, executor, nullptr);
-  ASSERT_TRUE(setup.ok()) << setup.status();
-  EXPECT_EQ(setup->hybrid, nullptr);
-  EXPECT_EQ(executor.ffn(0).name(), "dense");
+  std::vector<std::string> notes;
+  absl::StatusOr<std::optional<std::string>> path = ResolvePlanPath({}, *model, notes);
+  ASSERT_TRUE(path.ok()) << path.status();
+  EXPECT_FALSE(path->has_value());
+  absl::StatusOr<RuntimeArtifacts> a = ResolveArtifacts({}, {}, model->path(), *model);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_FALSE(a->plan.has_value());
+  EXPECT_FALSE(a->selects());
 }
 
 TEST(PlacementSetupTest, CachedPlanNamesTheBudget) {

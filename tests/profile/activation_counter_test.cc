@@ -54,7 +54,8 @@ Batch MakeBatch(int n, int first_token, float (*value)(int t, int i)) {
 float Pattern(int t, int i) { return (t + i) % 3 == 0 ? (i % 2 ? -1.0f : 1.0f) * (i + 1) : 0.0f; }
 
 TEST(ActivationCounterTest, CountsExactZerosAndSumsMagnitudes) {
-  ActivationCounter counter(SmallConfig(), FiringRule{Activation{ActivationKind::kRelu, 0}, {}});
+  ActivationCounter counter(SmallConfig(),
+                            FiringThresholds{Activation{ActivationKind::kRelu, 0}, {}});
   const Batch first = MakeBatch(4, 0, Pattern), second = MakeBatch(3, 4, Pattern);
   for (const Batch* b : {&first, &second}) {
     counter.OnFfn(b->Trace(0));
@@ -77,7 +78,7 @@ TEST(ActivationCounterTest, CountsExactZerosAndSumsMagnitudes) {
 
 TEST(ActivationCounterTest, CalibratedModelsFireAboveTheLayerThreshold) {
   // silu(g) for g = ±(i+1) where the pattern fires: |silu(-k)| is small, |silu(k)| ≈ k.
-  FiringRule rule{Activation{ActivationKind::kSilu, 0}, {0.5f, 3.5f}};
+  FiringThresholds rule{Activation{ActivationKind::kSilu, 0}, {0.5f, 3.5f}};
   ActivationCounter counter(SmallConfig(), rule);
   const Batch b = MakeBatch(6, 0, Pattern);
   counter.OnFfn(b.Trace(0));
@@ -93,7 +94,7 @@ TEST(ActivationCounterTest, CalibratedModelsFireAboveTheLayerThreshold) {
     EXPECT_EQ(counter.fire_count(0, i), fired0) << i;
     EXPECT_EQ(counter.fire_count(1, i), fired1) << i;
   }
-  EXPECT_EQ(counter.ToProfile()->threshold, rule.thresholds);
+  EXPECT_EQ(counter.ToProfile()->threshold, rule.per_layer);
 }
 
 TEST(ActivationCounterTest, SamplesEveryKthTokenAcrossBatches) {
@@ -106,8 +107,8 @@ TEST(ActivationCounterTest, SamplesEveryKthTokenAcrossBatches) {
   spec.input_dtype = DType::kF32;
   auto writer = SampleFileWriter::Create(path, spec);
   ASSERT_TRUE(writer.ok());
-  ActivationCounter counter(SmallConfig(), FiringRule{Activation{ActivationKind::kRelu, 0}, {}},
-                            writer->get(), 3);
+  ActivationCounter counter(
+      SmallConfig(), FiringThresholds{Activation{ActivationKind::kRelu, 0}, {}}, writer->get(), 3);
   const Batch first = MakeBatch(4, 0, Pattern), second = MakeBatch(5, 4, Pattern);
   for (const Batch* b : {&first, &second}) {
     counter.OnFfn(b->Trace(0));

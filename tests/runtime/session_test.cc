@@ -7,8 +7,9 @@
 #include "absl/strings/match.h"
 #include "format/quant.h"
 #include "gtest/gtest.h"
-#include "runtime/exec/ffn.h"
+#include "runtime/exec/ffn_builder.h"
 #include "runtime/exec/forward_observer.h"
+#include "runtime/exec/layer_ffn.h"
 #include "tests/runtime/runtime_harness.h"
 #include "tests/runtime/test_models.h"
 
@@ -113,52 +114,39 @@ TEST(SessionTest, SessionsOverOneExecutorAreIndependent) {
   EXPECT_EQ(a_alone, a_interleaved);
 }
 
-// Delegates to the dense FFN and counts the calls.
-class CountingFfn : public FfnStrategy {
- public:
-  explicit CountingFfn(const Model& model) : dense_(model) {}
-  std::string_view name() const override { return "counting"; }
-  absl::StatusOr<FfnCallStats> Forward(const FfnCall& call) override {
-    ++calls;
-    tokens += call.n;
-    return dense_.Forward(call);
-  }
-  int calls = 0;
-  int64_t tokens = 0;
-
- private:
-  DenseFfn dense_;
-};
-
-// Adds nothing: a model without FFNs.
-class NoFfn : public FfnStrategy {
- public:
-  std::string_view name() const override { return "none"; }
-  absl::StatusOr<FfnCallStats> Forward(const FfnCall&) override { return FfnCallStats{}; }
-};
-
-TEST(SessionTest, FfnStrategiesReplaceTheDenseFfnPerLayer) {
+TEST(SessionTest, OneFfnPerLayerIsInstalledAndCounted) {
   test::Loaded l = test::LoadForTest(test::ConvertedModel(BundledModel::kStories260K, DType::kF32));
   ASSERT_NE(l.session, nullptr);
   const std::vector<int32_t> tokens = l.tokenizer->Encode("Tim and Sue played");
   const std::vector<float> dense = EvaluateAll(*l.session, tokens);
+  // The default FFN is the dense one: one CPU part per layer computing every neuron, which saw
+  // each token once in one call.
+  for (int64_t i = 0; i < l.model->n_layers(); ++i) {
+    const LayerFfn& ffn = l.executor->ffn(i);
+    ASSERT_EQ(ffn.parts().size(), 1u);
+    EXPECT_EQ(ffn.parts()[0].selection, Selection::kAll);
+    EXPECT_EQ(ffn.parts()[0].neurons.size(), static_cast<size_t>(l.model->config().n_ff));
+    EXPECT_EQ(ffn.Totals().calls, 1);
+    EXPECT_EQ(ffn.Totals().tokens, static_cast<int64_t>(tokens.size()));
+    EXPECT_EQ(ffn.Totals().weight_bytes, l.model->layer(i).FfnBytes());
+  }
 
-  auto counting = std::make_shared<CountingFfn>(*l.model);
-  ASSERT_TRUE(l.executor->SetFfnForAllLayers(counting).ok());
+  // Built again by the one builder: the same logits, bit for bit.
+  absl::StatusOr<std::vector<std::unique_ptr<LayerFfn>>> again = BuildFfnLayers(*l.model, {});
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_TRUE(l.executor->SetFfnLayers(*std::move(again)).ok());
   l.session->Reset();
   EXPECT_EQ(EvaluateAll(*l.session, tokens), dense);
-  EXPECT_EQ(counting->calls, l.model->n_layers());
-  EXPECT_EQ(counting->tokens, l.model->n_layers() * static_cast<int64_t>(tokens.size()));
 
-  ASSERT_TRUE(l.executor->SetFfn(2, std::make_shared<NoFfn>()).ok());
-  l.session->Reset();
-  const std::vector<float> without_layer2 = EvaluateAll(*l.session, tokens);
-  EXPECT_NE(without_layer2, dense);
-  EXPECT_EQ(counting->calls, 2 * l.model->n_layers() - 1);
-  EXPECT_EQ(l.executor->ffn(2).name(), "none");
-  EXPECT_EQ(l.executor->SetFfn(5, counting).code(), absl::StatusCode::kOutOfRange);
-  EXPECT_FALSE(l.executor->SetFfn(0, nullptr).ok());
-  EXPECT_FALSE(l.executor->SetFfnForAllLayers(nullptr).ok());
+  // One FFN per layer, in order.
+  absl::StatusOr<std::vector<std::unique_ptr<LayerFfn>>> short_list = BuildFfnLayers(*l.model, {});
+  ASSERT_TRUE(short_list.ok());
+  short_list->pop_back();
+  EXPECT_FALSE(l.executor->SetFfnLayers(*std::move(short_list)).ok());
+  absl::StatusOr<std::vector<std::unique_ptr<LayerFfn>>> swapped = BuildFfnLayers(*l.model, {});
+  ASSERT_TRUE(swapped.ok());
+  std::swap((*swapped)[0], (*swapped)[1]);
+  EXPECT_FALSE(l.executor->SetFfnLayers(*std::move(swapped)).ok());
 }
 
 // Records what the observer sees, and checks it against a recomputation from the weights.

@@ -185,11 +185,11 @@ const ModelWithPredictor& ReluModelWithPredictor() {
                 fs::copy_options::overwrite_existing, error);
   EXPECT_FALSE(error) << made->model << ": " << error.message();
   const std::string bin = fs::canonical("/proc/self/exe").parent_path().string();
-  const ProgramResult r = RunProgram(
-      "env", {"PINFER_BIN=" + bin, "PROFILE_TOKENS=8000", "THREADS=1", "bash",
-              SourcePath("scripts/make_predictor.sh"), made->model,
-              SourcePath("tests/data/text/tinystories_valid_head.txt"), "--rank", "64",
-              "--epochs", "6"});
+  const ProgramResult r =
+      RunProgram("env", {"PINFER_BIN=" + bin, "PROFILE_TOKENS=8000", "THREADS=1", "bash",
+                         SourcePath("scripts/make_predictor.sh"), made->model,
+                         SourcePath("tests/data/text/tinystories_valid_head.txt"), "--rank", "64",
+                         "--epochs", "6"});
   EXPECT_EQ(r.exit_code, 0) << "scripts/make_predictor.sh failed: " << r.err;
   return *made;
 }

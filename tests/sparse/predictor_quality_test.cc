@@ -1,4 +1,4 @@
-// The quality bar of issue 7 with a TRAINED predictor: relu-llama-260k's perplexity on the
+// The sparse quality bar with a TRAINED predictor: relu-llama-260k's perplexity on the
 // TinyStories text in sparse mode is within 1% of dense. Evaluated one token per pass (-b 1), as
 // decode runs, so every token gets only its own predicted neurons (a batch would compute the union
 // of its tokens' predictions, which hides most misses).

@@ -1,12 +1,11 @@
-// SparseFfn against the dense FFN on the bundled real models:
+// Sparse execution (one CPU part selecting, layer_ffn.h) against the dense FFN on the bundled real
+// models:
 //   - ReLU model, oracle selection (the true activations): exact zeros skipped give the same
 //     logits as dense execution, for decode (one token per pass) and prompts (batch union);
 //   - calibrated SiLU model: the oracle reproduces the thresholded model exactly;
 //   - the cost model's fallback: a crossover below the layer's density sends every call to the
 //     dense kernels, one above it none;
 //   - --check statistics: exact for the oracle, and a selector that misses neurons is caught.
-#include "runtime/exec/sparse_ffn.h"
-
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -14,8 +13,11 @@
 
 #include "gtest/gtest.h"
 #include "runtime/exec/executor.h"
+#include "runtime/exec/ffn_builder.h"
+#include "runtime/exec/ffn_cost_model.h"
+#include "runtime/exec/ffn_report.h"
+#include "runtime/exec/layer_ffn.h"
 #include "runtime/exec/session.h"
-#include "runtime/exec/sparse_cost_model.h"
 #include "runtime/model/model.h"
 #include "tests/runtime/runtime_harness.h"
 #include "tests/runtime/test_models.h"
@@ -34,16 +36,36 @@ FiringThresholds FiringOf(const Model& model) {
   return firing;
 }
 
-std::shared_ptr<SparseFfn> InstallOracle(test::Loaded& l, FiringThresholds firing,
-                                         double crossover = 1.01, bool check = false) {
-  SparseFfnOptions options;
-  options.firing = firing;
-  options.cost = SparseCostModel::Fixed(l.model->n_layers(), crossover);
-  options.check = check;
-  auto sparse = std::make_shared<SparseFfn>(
-      *l.model, std::make_shared<OracleSelector>(*l.model, firing), options);
-  EXPECT_TRUE(l.executor->SetFfnForAllLayers(sparse).ok());
-  return sparse;
+// Installs one CPU part per layer selecting with `selector`; returns the layers' stats source.
+void Install(test::Loaded& l, std::shared_ptr<NeuronSelector> selector, FiringThresholds firing,
+             std::shared_ptr<const FfnCostModel> cost, bool check) {
+  FfnSetup setup;
+  setup.selector = std::move(selector);
+  setup.firing = std::make_shared<const FiringThresholds>(std::move(firing));
+  setup.cost = std::move(cost);
+  setup.check = check;
+  absl::StatusOr<std::vector<std::unique_ptr<LayerFfn>>> layers = BuildFfnLayers(*l.model, setup);
+  ASSERT_TRUE(layers.ok()) << layers.status();
+  ASSERT_TRUE(l.executor->SetFfnLayers(*std::move(layers)).ok());
+}
+
+void InstallOracle(test::Loaded& l, FiringThresholds firing, double crossover = 1.01,
+                   bool check = false) {
+  Install(l, std::make_shared<OracleSelector>(*l.model, firing), firing,
+          std::make_shared<const FfnCostModel>(FfnCostModel::Fixed(crossover)), check);
+}
+
+void InstallDense(test::Loaded& l) {
+  absl::StatusOr<std::vector<std::unique_ptr<LayerFfn>>> layers = BuildFfnLayers(*l.model, {});
+  ASSERT_TRUE(layers.ok()) << layers.status();
+  ASSERT_TRUE(l.executor->SetFfnLayers(*std::move(layers)).ok());
+}
+
+// Each layer's statistics (its one part's).
+std::vector<FfnStats> Stats(const test::Loaded& l) {
+  std::vector<FfnStats> stats;
+  for (int64_t i = 0; i < l.executor->n_layers(); ++i) stats.push_back(l.executor->ffn(i).Totals());
+  return stats;
 }
 
 // Logits of every position: the prompt in batches of `batch` tokens.
@@ -81,14 +103,14 @@ TEST(SparseFfnTest, OracleSparseEqualsDenseOnTheReluModel) {
   const std::vector<float> dense_decode = AllLogits(l, tokens, 1);
   const std::vector<float> dense_batch = AllLogits(l, tokens, 64);
 
-  std::shared_ptr<SparseFfn> sparse = InstallOracle(l, FiringOf(*l.model));
+  InstallOracle(l, FiringOf(*l.model));
   // Only the order of the float sums in the down projection differs from dense: 1e-5 of the
   // logits' scale.
   ExpectSameLogits(AllLogits(l, tokens, 1), dense_decode, 1e-5);
   ExpectSameLogits(AllLogits(l, tokens, 64), dense_batch, 1e-5);
   // And it really ran sparse: every call, at the model's (low) density.
   const int64_t n_ff = l.model->config().n_ff;
-  for (const SparseLayerStats& s : sparse->stats()) {
+  for (const FfnStats& s : Stats(l)) {
     EXPECT_EQ(s.dense_calls, 0);
     EXPECT_GT(s.calls, 0);
     EXPECT_LT(s.SelectedDensity(n_ff), 0.9);
@@ -104,23 +126,23 @@ TEST(SparseFfnTest, OracleReproducesTheThresholdedSiluModel) {
   const std::vector<int32_t> tokens = l.tokenizer->Encode(kPrompt);
 
   // Crossover 0: every call takes the dense fallback, which applies the thresholds to all neurons.
-  std::shared_ptr<SparseFfn> dense = InstallOracle(l, firing, 0.0);
+  InstallOracle(l, firing, 0.0);
   const std::vector<float> thresholded = AllLogits(l, tokens, 1);
-  for (const SparseLayerStats& s : dense->stats()) EXPECT_EQ(s.dense_calls, s.calls);
+  for (const FfnStats& s : Stats(l)) EXPECT_EQ(s.dense_calls, s.calls);
 
-  std::shared_ptr<SparseFfn> sparse = InstallOracle(l, firing);
+  InstallOracle(l, firing);
   ExpectSameLogits(AllLogits(l, tokens, 1), thresholded, 1e-5);
   const int64_t n_ff = l.model->config().n_ff;
   double density = 0.0;
-  for (const SparseLayerStats& s : sparse->stats()) {
+  for (const FfnStats& s : Stats(l)) {
     EXPECT_EQ(s.dense_calls, 0);
-    density += s.SelectedDensity(n_ff) / static_cast<double>(sparse->stats().size());
+    density += s.SelectedDensity(n_ff) / static_cast<double>(l.model->n_layers());
   }
   EXPECT_GT(density, 0.05);
   EXPECT_LT(density, 0.95);  // the threshold did zero neurons out
 
   // ... and the thresholded model is not the original one.
-  ASSERT_TRUE(l.executor->SetFfnForAllLayers(std::make_shared<DenseFfn>(*l.model)).ok());
+  InstallDense(l);
   const std::vector<float> original = AllLogits(l, tokens, 1);
   double max_diff = 0.0;
   for (size_t i = 0; i < original.size(); ++i) {
@@ -136,85 +158,106 @@ TEST(SparseFfnTest, DenseFallbackTriggersAboveTheCrossover) {
   const int64_t n_ff = l.model->config().n_ff;
 
   // The densities the oracle selects, per layer, on one token at a time.
-  std::shared_ptr<SparseFfn> probe = InstallOracle(l, FiringOf(*l.model));
+  InstallOracle(l, FiringOf(*l.model));
   AllLogits(l, tokens, 1);
   const int64_t layers = l.model->n_layers();
   std::vector<double> mean(layers), max(layers);
+  const std::vector<FfnStats> probe = Stats(l);
   for (int64_t i = 0; i < layers; ++i) {
-    const SparseLayerStats& s = probe->stats()[i];
+    const FfnStats& s = probe[i];
     mean[i] = s.SelectedDensity(n_ff);
     max[i] = static_cast<double>(s.max_selected) / n_ff;
     ASSERT_LT(max[i], 0.95);
   }
 
   // Every selection at least as dense as the crossover: all calls dense.
-  std::shared_ptr<SparseFfn> low = InstallOracle(l, FiringOf(*l.model), 0.0);
+  InstallOracle(l, FiringOf(*l.model), 0.0);
   AllLogits(l, tokens, 1);
-  for (const SparseLayerStats& s : low->stats()) EXPECT_EQ(s.dense_calls, s.calls);
+  for (const FfnStats& s : Stats(l)) EXPECT_EQ(s.dense_calls, s.calls);
 
   // Every selection sparser than the crossover: none.
-  SparseFfnOptions options;
-  options.firing = FiringOf(*l.model);
-  options.cost = SparseCostModel::Fixed(layers, 0.0);
-  for (int64_t i = 0; i < layers; ++i) options.cost.crossover[i] = max[i] + 0.5 / n_ff;
-  auto high = std::make_shared<SparseFfn>(
-      *l.model, std::make_shared<OracleSelector>(*l.model, FiringOf(*l.model)), options);
-  ASSERT_TRUE(l.executor->SetFfnForAllLayers(high).ok());
+  double highest = 0.0;
+  for (int64_t i = 0; i < layers; ++i) highest = std::max(highest, max[i]);
+  InstallOracle(l, FiringOf(*l.model), highest + 0.5 / n_ff);
   AllLogits(l, tokens, 1);
-  for (const SparseLayerStats& s : high->stats()) EXPECT_EQ(s.dense_calls, 0);
+  for (const FfnStats& s : Stats(l)) EXPECT_EQ(s.dense_calls, 0);
 
-  // Crossover at each layer's mean density: the calls above it fall back, those below do not
-  // (the decision is per layer and per call); the output is the same either way.
-  for (int64_t i = 0; i < layers; ++i) options.cost.crossover[i] = mean[i];
-  auto mixed = std::make_shared<SparseFfn>(
-      *l.model, std::make_shared<OracleSelector>(*l.model, FiringOf(*l.model)), options);
-  ASSERT_TRUE(l.executor->SetFfnForAllLayers(mixed).ok());
+  // Crossover at the layers' mean density: the calls above it fall back, those below do not
+  // (the decision is per part and per call); the output is the same either way.
+  double mean_density = 0.0;
+  for (int64_t i = 0; i < layers; ++i) mean_density += mean[i] / static_cast<double>(layers);
+  InstallOracle(l, FiringOf(*l.model), mean_density);
   const std::vector<float> mixed_logits = AllLogits(l, tokens, 1);
   int64_t dense_calls = 0, calls = 0;
-  for (const SparseLayerStats& s : mixed->stats()) {
+  for (const FfnStats& s : Stats(l)) {
     dense_calls += s.dense_calls;
     calls += s.calls;
   }
   EXPECT_GT(dense_calls, 0);
   EXPECT_LT(dense_calls, calls);
-  ASSERT_TRUE(l.executor->SetFfnForAllLayers(std::make_shared<DenseFfn>(*l.model)).ok());
+  InstallDense(l);
   ExpectSameLogits(mixed_logits, AllLogits(l, tokens, 1), 1e-5);
 }
 
-TEST(SparseFfnTest, CrossoverFromMeasurements) {
-  CrossoverMeasurement m;
-  m.dense_seconds = 10e-3;
-  m.low_density = 0.1;
-  m.low_seconds = 2e-3;
-  m.high_density = 0.4;
-  m.high_seconds = 5e-3;  // 1 ms + 10 ms x density
-  EXPECT_NEAR(CrossoverDensity(m), 0.9, 1e-9);
-  m.dense_seconds = 20e-3;  // sparse always wins: clamped
-  EXPECT_EQ(CrossoverDensity(m), 1.0);
-  m.dense_seconds = 0.5e-3;  // sparse never wins
-  EXPECT_EQ(CrossoverDensity(m), 0.0);
-  m.dense_seconds = 10e-3;  // noise: no growth with the density, sparse measured to win at 40%
-  m.high_seconds = 1e-3;
-  EXPECT_EQ(CrossoverDensity(m), 0.4);
+TEST(SparseFfnTest, CostModelChoosesTheCheapestRows) {
+  // 1 ms + 10 ms x density for one token, and 1 ms more per token and unit density in a batch;
+  // the dense kernels: 10 ms, 0.5 ms more per token.
+  FfnCostModel cost;
+  FfnCostCurve c;
+  c.dense_seconds = 10e-3;
+  c.dense_per_token = 0.5e-3;
+  c.sparse_base = 1e-3;
+  c.sparse_slope = 10e-3;
+  c.sparse_per_token = 1e-3;
+  cost.curves.assign(2, c);
+  EXPECT_NEAR(c.Sparse(0.5, 1), 6e-3, 1e-12);
+  EXPECT_NEAR(c.Dense(3), 11e-3, 1e-12);
+  // One token: sparse below the crossover (0.9), dense above it.
+  EXPECT_EQ(cost.Choose(1, 100, 100, 1, 50, 50), RowChoice::kUnion);
+  EXPECT_EQ(cost.Choose(1, 100, 100, 1, 95, 95), RowChoice::kAll);
+  // A batch whose tokens share their neurons: the union reads them once.
+  EXPECT_EQ(cost.Choose(1, 100, 100, 4, 20, 80), RowChoice::kUnion);
+  // Tokens with disjoint 1% sets in a long batch, on a machine where the gathered rows cost
+  // little to start and much per token of a batch: the union's compute costs more than each
+  // token's own rows (0.64 x (10 + 63) ms against 64 x 0.01 + 0.64 x 10 ms).
+  FfnCostModel compute_bound = cost;
+  compute_bound.curves[1].sparse_base = 0.01e-3;
+  compute_bound.curves[1].dense_per_token = 2e-3;
+  EXPECT_EQ(compute_bound.Choose(1, 6400, 6400, 64, 4096, 4096), RowChoice::kPerToken);
+  // A part of a quarter of the layer: "every neuron" is its quarter through the gathered rows,
+  // as cheap as the selection when the selection is the whole part.
+  EXPECT_EQ(cost.Choose(0, 100, 25, 1, 25, 25), RowChoice::kAll);
+  EXPECT_EQ(cost.Choose(0, 100, 25, 1, 5, 5), RowChoice::kUnion);
 
-  const SparseCostModel fixed = SparseCostModel::Fixed(3, 0.5);
-  EXPECT_TRUE(fixed.UseSparse(2, 0.49));
-  EXPECT_FALSE(fixed.UseSparse(2, 0.5));
+  // Without curves: the fixed crossover on the union's density within the part.
+  const FfnCostModel fixed = FfnCostModel::Fixed(0.5);
+  EXPECT_EQ(fixed.Choose(0, 100, 100, 1, 49, 49), RowChoice::kUnion);
+  EXPECT_EQ(fixed.Choose(0, 100, 100, 1, 50, 50), RowChoice::kAll);
+  EXPECT_EQ(fixed.Choose(0, 100, 20, 3, 9, 12), RowChoice::kUnion);
+  EXPECT_EQ(FfnCostModel::Fixed(0.5, RowChoice::kPerToken).Choose(0, 100, 20, 3, 9, 12),
+            RowChoice::kPerToken);
 }
 
 TEST(SparseFfnTest, MeasuredCostModelCoversEveryLayer) {
   test::Loaded l = test::LoadForTest(test::ConvertedModel(BundledModel::kReluLlama260K), 64);
   ASSERT_NE(l.model, nullptr);
-  absl::StatusOr<SparseCostModel> cost = MeasureSparseCostModel(*l.model);
+  absl::StatusOr<FfnCostModel> cost = MeasureFfnCostModel(*l.model);
   ASSERT_TRUE(cost.ok()) << cost.status();
-  ASSERT_EQ(cost->crossover.size(), static_cast<size_t>(l.model->n_layers()));
-  for (double c : cost->crossover) {
-    EXPECT_GE(c, 0.0);
-    EXPECT_LE(c, 1.0);
-    EXPECT_FALSE(cost->UseSparse(0, 1.0));  // a full selection never runs sparse
+  ASSERT_EQ(cost->curves.size(), static_cast<size_t>(l.model->n_layers()));
+  const int64_t n_ff = l.model->config().n_ff;
+  for (const FfnCostCurve& c : cost->curves) {
+    EXPECT_GE(c.crossover, 0.0);
+    EXPECT_LE(c.crossover, 1.0);
+    EXPECT_GT(c.dense_seconds, 0.0);
+    EXPECT_GE(c.dense_per_token, 0.0);
+    EXPECT_GE(c.sparse_per_token, 0.0);
   }
-  ASSERT_FALSE(cost->measurements.empty());
-  EXPECT_GT(cost->measurements[0].dense_seconds, 0.0);
+  // Selecting every neuron never beats the dense kernels by more than timing noise allows: the
+  // full selection picks the dense rows unless the model says gathered rows cost nothing extra.
+  const FfnCostCurve& c0 = cost->curves[0];
+  if (c0.Sparse(1.0, 1) > c0.Dense(1)) {
+    EXPECT_EQ(cost->Choose(0, n_ff, n_ff, 1, n_ff, n_ff), RowChoice::kAll);
+  }
   EXPECT_NE(cost->source.find("measured at load"), std::string::npos);
 }
 
@@ -247,25 +290,23 @@ TEST(SparseFfnTest, CheckStatisticsMeasureTheSelection) {
   const std::vector<int32_t> tokens = l.tokenizer->Encode(kPrompt);
   const int64_t n_ff = l.model->config().n_ff;
 
-  std::shared_ptr<SparseFfn> exact = InstallOracle(l, FiringOf(*l.model), 1.01, true);
+  InstallOracle(l, FiringOf(*l.model), 1.01, true);
   AllLogits(l, tokens, 1);
-  for (const SparseLayerStats& s : exact->stats()) {
+  for (const FfnStats& s : Stats(l)) {
     EXPECT_EQ(s.Recall(), 1.0);
     EXPECT_EQ(s.FalseNegativeMass(), 0.0);
     EXPECT_EQ(s.TrueDensity(n_ff), s.SelectedDensity(n_ff));
     EXPECT_GT(s.true_active, 0);
   }
-  EXPECT_NE(FormatSparseReport(*exact, n_ff, true).find("recall 1.0000"), std::string::npos);
+  const std::vector<std::string> report = FfnReportLines(*l.executor);
+  ASSERT_FALSE(report.empty());
+  EXPECT_NE(report.back().find("check: all layers: "), std::string::npos) << report.back();
+  EXPECT_NE(report.back().find("recall 1.0000"), std::string::npos) << report.back();
 
-  SparseFfnOptions options;
-  options.firing = FiringOf(*l.model);
-  options.cost = SparseCostModel::Fixed(l.model->n_layers(), 1.01);
-  options.check = true;
-  auto half = std::make_shared<SparseFfn>(
-      *l.model, std::make_shared<HalfOracle>(*l.model, FiringOf(*l.model)), options);
-  ASSERT_TRUE(l.executor->SetFfnForAllLayers(half).ok());
+  Install(l, std::make_shared<HalfOracle>(*l.model, FiringOf(*l.model)), FiringOf(*l.model),
+          std::make_shared<const FfnCostModel>(FfnCostModel::Fixed(1.01)), true);
   AllLogits(l, tokens, 1);
-  for (const SparseLayerStats& s : half->stats()) {
+  for (const FfnStats& s : Stats(l)) {
     EXPECT_NEAR(s.Recall(), 0.5, 0.05);
     EXPECT_GT(s.FalseNegativeMass(), 0.1);
     EXPECT_LT(s.FalseNegativeMass(), 0.9);

@@ -7,7 +7,7 @@
 
 namespace pinfer {
 
-ActivationCounter::ActivationCounter(const ModelConfig& config, FiringRule rule,
+ActivationCounter::ActivationCounter(const ModelConfig& config, FiringThresholds rule,
                                      SampleFileWriter* samples, int64_t sample_every)
     : n_layers_(config.n_layers),
       n_ff_(config.n_ff),
@@ -43,7 +43,7 @@ void ActivationCounter::OnFfn(const FfnTrace& trace) {
         }
       }
     } else {
-      const float tau = rule_.thresholds[static_cast<size_t>(layer)];
+      const float tau = rule_.per_layer[static_cast<size_t>(layer)];
       for (int64_t i = 0; i < n_ff_; ++i) {
         if (std::fabs(rule_.activation.Gate(g[i])) > tau) {
           ++counts[i];
@@ -75,7 +75,7 @@ absl::StatusOr<ActivationProfile> ActivationCounter::ToProfile() const {
     p.fire_count[i] = static_cast<int32_t>(fire_count_[i]);
     p.mean_abs[i] = tokens_ > 0 ? static_cast<float>(sum_abs_[i] / tokens_) : 0.0f;
   }
-  p.threshold = rule_.calibrated() ? rule_.thresholds
+  p.threshold = rule_.calibrated() ? rule_.per_layer
                                    : std::vector<float>(static_cast<size_t>(n_layers_), 0.0f);
   return p;
 }

@@ -10,8 +10,8 @@
 #include "format/sample_file.h"
 #include "runtime/exec/forward_observer.h"
 #include "runtime/model/activation_profile.h"
+#include "runtime/model/firing_thresholds.h"
 #include "runtime/model/model_config.h"
-#include "tools/profile/firing_rule.h"
 
 namespace pinfer {
 
@@ -19,8 +19,8 @@ class ActivationCounter : public ForwardObserver {
  public:
   // `samples` (not owned, may be null) receives the pairs of every `sample_every`-th token, the
   // tokens numbered from 0 in the order they are observed.
-  ActivationCounter(const ModelConfig& config, FiringRule rule, SampleFileWriter* samples = nullptr,
-                    int64_t sample_every = 1);
+  ActivationCounter(const ModelConfig& config, FiringThresholds rule,
+                    SampleFileWriter* samples = nullptr, int64_t sample_every = 1);
 
   void OnFfn(const FfnTrace& trace) override;
 
@@ -40,7 +40,7 @@ class ActivationCounter : public ForwardObserver {
 
  private:
   int64_t n_layers_, n_ff_, dim_;
-  FiringRule rule_;
+  FiringThresholds rule_;
   SampleFileWriter* samples_;
   int64_t sample_every_;
   std::vector<int64_t> fire_count_;  // [n_layers, n_ff]

@@ -260,9 +260,9 @@ absl::StatusOr<ProfileReport> RunProfile(const ProfileOptions& options) {
   report.context = context;
   report.calibrated = calibrate;
 
-  FiringRule rule;
+  FiringThresholds rule;
   rule.activation = config.ffn_act;
-  rule.thresholds = thresholds_from;
+  rule.per_layer = thresholds_from;
   if (!options.thresholds_from.empty()) {
     report.target_sparsity = target_sparsity;
     report.thresholds_from = options.thresholds_from;
@@ -284,7 +284,7 @@ absl::StatusOr<ProfileReport> RunProfile(const ProfileOptions& options) {
     }
     bar.Finish();
     session.SetObserver(nullptr);
-    rule.thresholds = calibrator.Thresholds(options.target_sparsity);
+    rule.per_layer = calibrator.Thresholds(options.target_sparsity);
     report.target_sparsity = options.target_sparsity;
     report.calibration_tokens = tokens;
     report.calibration_seconds = SecondsSince(start);
@@ -308,7 +308,7 @@ absl::StatusOr<ProfileReport> RunProfile(const ProfileOptions& options) {
     spec.input_dtype = options.sample_dtype;
     spec.extra = provenance;
     spec.extra.SetString("samples.fire_rule", calibrate ? "threshold" : "nonzero");
-    if (calibrate) spec.extra.SetFloatArray("samples.thresholds", rule.thresholds);
+    if (calibrate) spec.extra.SetFloatArray("samples.thresholds", rule.per_layer);
     spec.extra.SetInt("samples.sample_every", options.sample_every);
     absl::StatusOr<std::unique_ptr<SampleFileWriter>> writer =
         SampleFileWriter::Create(samples_path, std::move(spec));

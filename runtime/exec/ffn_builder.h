@@ -1,0 +1,47 @@
+// The one builder of the executor's FFN: from what the load step resolved (selector, thresholds,
+// cost model, a placement plan's per-layer GPU neurons), exactly one LayerFfn per layer.
+//   no plan, no selector   dense: one CPU part computing every neuron (no thresholds: the original
+//                          model, what --dense runs)
+//   no plan, a selector    sparse CPU execution: one CPU part selecting the predicted neurons,
+//                          with the thresholds and the cost model
+//   a plan                 hybrid: the plan's GPU neurons in a GPU part (or a CPU stand-in), the
+//                          rest in a CPU part; both select when there is a selector (a CUDA part
+//                          may select with its own device predictor)
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "runtime/exec/ffn_cost_model.h"
+#include "runtime/exec/ffn_part.h"
+#include "runtime/exec/layer_ffn.h"
+#include "runtime/exec/neuron_selector.h"
+#include "runtime/model/firing_thresholds.h"
+#include "runtime/model/model.h"
+
+namespace pinfer {
+
+// Builds a layer's GPU backend over its plan neurons (ascending, non-empty).
+using GpuBackendFactory = std::function<absl::StatusOr<std::unique_ptr<PartBackend>>(
+    int64_t layer, std::vector<int32_t> neurons)>;
+
+struct FfnSetup {
+  std::shared_ptr<NeuronSelector> selector;        // null: every neuron
+  std::shared_ptr<const FiringThresholds> firing;  // null: none
+  std::shared_ptr<const FfnCostModel> cost;        // the CPU parts'; null: the selection always
+  bool check = false;                              // --check on every part
+  // A plan: per layer, the GPU part's neurons (ascending; empty for a layer all on the CPU).
+  // Empty vector: no plan.
+  std::vector<std::vector<int32_t>> gpu_neurons;
+  // null: a CPU stand-in computes the GPU part (with a partial sum of its own, merged as the
+  // GPU's).
+  GpuBackendFactory gpu_backend;
+};
+
+absl::StatusOr<std::vector<std::unique_ptr<LayerFfn>>> BuildFfnLayers(const Model& model,
+                                                                      const FfnSetup& setup);
+
+}  // namespace pinfer
