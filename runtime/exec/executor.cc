@@ -1,6 +1,7 @@
 #include "runtime/exec/executor.h"
 
 #include <algorithm>
+#include <functional>
 #include <new>
 
 #include "absl/strings/str_cat.h"
@@ -9,23 +10,23 @@
 
 namespace pinfer {
 
+namespace {
+
+// Applies `op` field by field: one list of the fields for both operators.
+template <typename Op>
+ForwardStats FieldWise(const ForwardStats& a, const ForwardStats& b, Op op) {
+  return {op(a.tokens, b.tokens), op(a.passes, b.passes), op(a.weight_bytes, b.weight_bytes),
+          op(a.kv_bytes, b.kv_bytes), op(a.seconds, b.seconds)};
+}
+
+}  // namespace
+
 ForwardStats& ForwardStats::operator+=(const ForwardStats& other) {
-  tokens += other.tokens;
-  passes += other.passes;
-  weight_bytes += other.weight_bytes;
-  kv_bytes += other.kv_bytes;
-  seconds += other.seconds;
-  return *this;
+  return *this = FieldWise(*this, other, std::plus<>());
 }
 
 ForwardStats ForwardStats::operator-(const ForwardStats& other) const {
-  ForwardStats d;
-  d.tokens = tokens - other.tokens;
-  d.passes = passes - other.passes;
-  d.weight_bytes = weight_bytes - other.weight_bytes;
-  d.kv_bytes = kv_bytes - other.kv_bytes;
-  d.seconds = seconds - other.seconds;
-  return d;
+  return FieldWise(*this, other, std::minus<>());
 }
 
 double ForwardStats::EffectiveGBps() const {

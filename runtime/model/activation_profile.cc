@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "format/pi_file.h"
 #include "format/pi_writer.h"
+#include "runtime/model/artifact_file.h"
 #include "runtime/model/model.h"
 #include "runtime/model/model_config.h"
 
@@ -61,19 +62,12 @@ absl::Status ActivationProfile::Write(const std::string& path, const Metadata& e
 
 absl::StatusOr<ActivationProfile> ActivationProfile::Read(
     const std::string& path, std::optional<std::string> expected_model_digest) {
-  absl::StatusOr<std::unique_ptr<PiFile>> opened =
-      PiFile::Open(path, {.expected_kind = ArtifactKind::kProfile});
+  absl::StatusOr<OpenedArtifact> opened =
+      OpenArtifact(path, ArtifactKind::kProfile, expected_model_digest, "was made for");
   if (!opened.ok()) return opened.status();
-  const PiFile& file = **opened;
+  const PiFile& file = *opened->file;
   ActivationProfile p;
-  absl::StatusOr<std::string> digest = file.GetString(keys::kModelDigest);
-  if (!digest.ok()) return digest.status();
-  p.model_digest = *digest;
-  if (expected_model_digest && *expected_model_digest != p.model_digest) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path, ": was made for another model (model digest ", p.model_digest,
-                     ", this model is ", *expected_model_digest, ")"));
-  }
+  p.model_digest = opened->model_digest;
   absl::StatusOr<int64_t> tokens = file.GetInt("profile.tokens");
   if (!tokens.ok()) return tokens.status();
   p.tokens = *tokens;

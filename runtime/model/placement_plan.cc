@@ -7,6 +7,7 @@
 #include "format/pi_file.h"
 #include "format/pi_writer.h"
 #include "format/strings.h"
+#include "runtime/model/artifact_file.h"
 #include "runtime/model/model.h"
 #include "runtime/model/model_config.h"
 #include "runtime/model/tensor_names.h"
@@ -172,19 +173,12 @@ absl::Status PlacementPlan::Write(const std::string& path, const Metadata& extra
 
 absl::StatusOr<PlacementPlan> PlacementPlan::Read(
     const std::string& path, std::optional<std::string> expected_model_digest) {
-  absl::StatusOr<std::unique_ptr<PiFile>> opened =
-      PiFile::Open(path, {.expected_kind = ArtifactKind::kPlan});
+  absl::StatusOr<OpenedArtifact> opened =
+      OpenArtifact(path, ArtifactKind::kPlan, expected_model_digest, "was made for");
   if (!opened.ok()) return opened.status();
-  const PiFile& file = **opened;
+  const PiFile& file = *opened->file;
   PlacementPlan p;
-  absl::StatusOr<std::string> digest = file.GetString(keys::kModelDigest);
-  if (!digest.ok()) return digest.status();
-  p.model_digest = *digest;
-  if (expected_model_digest && *expected_model_digest != p.model_digest) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path, ": was made for another model (model digest ", p.model_digest,
-                     ", this model is ", *expected_model_digest, ")"));
-  }
+  p.model_digest = opened->model_digest;
   auto get_int = [&](const char* key, int64_t& out) -> absl::Status {
     absl::StatusOr<int64_t> v = file.GetInt(key);
     if (!v.ok()) return v.status();

@@ -7,6 +7,7 @@
 #include "format/pi_file.h"
 #include "format/pi_writer.h"
 #include "format/strings.h"
+#include "runtime/model/artifact_file.h"
 #include "runtime/model/model.h"
 #include "runtime/model/model_config.h"
 
@@ -182,20 +183,13 @@ absl::Status PredictorWeights::Write(const std::string& path, const Metadata& ex
 
 absl::StatusOr<PredictorWeights> PredictorWeights::Read(
     const std::string& path, std::optional<std::string> expected_model_digest) {
-  absl::StatusOr<std::unique_ptr<PiFile>> opened =
-      PiFile::Open(path, {.expected_kind = ArtifactKind::kPredictor});
+  absl::StatusOr<OpenedArtifact> opened = OpenArtifact(
+      path, ArtifactKind::kPredictor, expected_model_digest, "the predictor was trained for");
   if (!opened.ok()) return opened.status();
-  std::shared_ptr<const PiFile> file = std::move(*opened);
+  std::shared_ptr<const PiFile> file = std::move(opened->file);
   PredictorWeights p;
   p.storage = file;
-  absl::StatusOr<std::string> digest = file->GetString(keys::kModelDigest);
-  if (!digest.ok()) return digest.status();
-  p.model_digest = *digest;
-  if (expected_model_digest && *expected_model_digest != p.model_digest) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path, ": the predictor was trained for another model (model digest ",
-                     p.model_digest, ", this model is ", *expected_model_digest, ")"));
-  }
+  p.model_digest = opened->model_digest;
   absl::StatusOr<int64_t> n_layers = file->GetInt(kNLayers);
   if (!n_layers.ok()) return n_layers.status();
   absl::StatusOr<int64_t> dim = file->GetInt(kDim);

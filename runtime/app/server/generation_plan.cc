@@ -7,19 +7,6 @@
 #include "absl/strings/str_cat.h"
 
 namespace pinfer {
-namespace {
-
-ApiError InvalidRequest(std::string message, std::string code, std::string param) {
-  ApiError error;
-  error.http_status = 400;
-  error.message = std::move(message);
-  error.code = std::move(code);
-  error.param = std::move(param);
-  return error;
-}
-
-}  // namespace
-
 std::variant<GenerationRequest, ApiError> PlanGeneration(const CompletionRequest& request,
                                                          const Tokenizer& tokenizer,
                                                          const ChatTemplate& chat_template,

@@ -45,15 +45,6 @@ void SendError(httplib::Response& res, const ApiError& error) {
   res.set_content(error.Body(), "application/json");
 }
 
-ApiError InvalidRequest(std::string message, std::string code = "", std::string param = "") {
-  ApiError error;
-  error.http_status = 400;
-  error.message = std::move(message);
-  error.code = std::move(code);
-  error.param = std::move(param);
-  return error;
-}
-
 std::string ModelStem(const std::string& path) {
   std::string name = std::filesystem::path(path).filename().string();
   if (absl::EndsWith(name, ".pi")) name.resize(name.size() - 3);

@@ -184,6 +184,15 @@ json ApiError::ToJson() const {
 
 std::string ApiError::Body() const { return DumpJson(ToJson()); }
 
+ApiError InvalidRequest(std::string message, std::string code, std::string param) {
+  ApiError error;
+  error.http_status = 400;
+  error.message = std::move(message);
+  error.code = std::move(code);
+  error.param = std::move(param);
+  return error;
+}
+
 ApiError ApiErrorFromStatus(const absl::Status& status) {
   ApiError error;
   error.message = std::string(status.message());

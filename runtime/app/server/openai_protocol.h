@@ -40,6 +40,9 @@ struct ApiError {
   std::string Body() const;
 };
 
+// A 400 invalid_request_error; `code` and `param` empty: null.
+ApiError InvalidRequest(std::string message, std::string code = "", std::string param = "");
+
 // Maps a Status from the layers below: InvalidArgument/OutOfRange → 400, NotFound → 404,
 // ResourceExhausted/Unavailable/DeadlineExceeded → 503, anything else → 500.
 ApiError ApiErrorFromStatus(const absl::Status& status);
