@@ -51,6 +51,7 @@ absl::StatusOr<RuntimeArtifacts> ResolveArtifacts(const SparseFlags& sparse,
   RuntimeArtifacts a;
   if (sparse.dense) return a;
   a.oracle = sparse.oracle;
+  a.exact = sparse.mode == "exact";
 
   absl::StatusOr<std::optional<std::string>> plan_path = ResolvePlanPath(placement, model, a.notes);
   if (!plan_path.ok()) return plan_path.status();
@@ -65,17 +66,23 @@ absl::StatusOr<RuntimeArtifacts> ResolveArtifacts(const SparseFlags& sparse,
   }
 
   std::string predictor = sparse.predictor_path;
-  if (predictor.empty() && !sparse.oracle && Exists(DefaultPredictorPath(model_path))) {
+  if (predictor.empty() && !sparse.oracle && !a.exact && Exists(DefaultPredictorPath(model_path))) {
     predictor = DefaultPredictorPath(model_path);
   }
-  if (predictor.empty() && !sparse.oracle && sparse.check && !a.plan) {
+  if (predictor.empty() && sparse.mode == "predictor") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--sparse-mode predictor needs a predictor: ", DefaultPredictorPath(model_path),
+        " does not exist (make one with scripts/make_predictor.sh ", model_path,
+        " TEXT, or pass --predictor FILE)"));
+  }
+  if (predictor.empty() && !sparse.oracle && !a.exact && sparse.check && !a.plan) {
     return absl::FailedPreconditionError(absl::StrCat(
         "--check needs sparse execution: no predictor (", DefaultPredictorPath(model_path),
         " does not exist; pass --predictor FILE or --oracle-sparse)"));
   }
   // Sparse execution of a calibrated model needs its thresholds; a plan applies them when they
   // exist (or --profile names them, which must then be valid), else runs the model exactly.
-  const bool selects = !predictor.empty() || sparse.oracle;
+  const bool selects = !predictor.empty() || sparse.oracle || a.exact;
   if (selects || a.plan) {
     absl::StatusOr<std::shared_ptr<const FiringThresholds>> firing =
         LoadThresholds(sparse, model_path, model, selects || !sparse.profile_path.empty());

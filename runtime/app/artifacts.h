@@ -32,10 +32,11 @@ struct RuntimeArtifacts {
   std::optional<PlacementPlan> plan;
   std::string plan_path;
   bool oracle = false;             // --oracle-sparse: the true activations select
+  bool exact = false;              // --sparse-mode exact: gate-first selection
   std::vector<std::string> notes;  // lines for the program's log (no prefix, no newline)
 
-  // Whether some part selects its neurons (a predictor, or the oracle).
-  bool selects() const { return predictor != nullptr || oracle; }
+  // Whether some part selects its neurons (a predictor, the oracle, or gate-first).
+  bool selects() const { return predictor != nullptr || oracle || exact; }
 };
 
 absl::StatusOr<RuntimeArtifacts> ResolveArtifacts(const SparseFlags& sparse,

@@ -62,6 +62,12 @@ absl::StatusOr<FfnSetup> MakeFfnSetup(const RuntimeFlags& flags, const Model& mo
     setup.selector = std::make_shared<PredictorSelector>(a.predictor);
     notes.push_back(absl::StrCat("ffn: active neurons from the predictor ", a.predictor_path));
   }
+  if (a.exact) {
+    setup.exact = true;
+    notes.push_back(
+        "ffn: exact gate-first selection (every gate row, then the up and down rows of the "
+        "neurons that fire)");
+  }
   if (setup.selector != nullptr) {
     if (flags.sparse.crossover >= 0.0) {
       setup.cost =

@@ -9,6 +9,10 @@ void AddSparseFlags(CLI::App& app, SparseFlags& flags) {
   app.add_option("--predictor", flags.predictor_path,
                  "activation predictor for sparse FFN execution (default: MODEL.predictor.pi "
                  "beside the model; when it exists, execution is sparse)");
+  app.add_option("--sparse-mode", flags.mode,
+                 "exact: gate-first selection without a predictor (the dense output, fewer bytes "
+                 "read); predictor: the predictor's selection (default: the predictor when there "
+                 "is one, else dense)");
   app.add_flag("--dense", flags.dense, "force dense FFN execution, even with a predictor");
   app.add_flag("--check", flags.check,
                "sparse execution also computes the true activations and reports per layer the "
@@ -28,6 +32,19 @@ absl::Status ValidateSparseFlags(const SparseFlags& flags) {
   if (flags.dense && (flags.oracle || !flags.predictor_path.empty() || flags.check)) {
     return absl::InvalidArgumentError(
         "--dense cannot be combined with --predictor, --oracle-sparse or --check");
+  }
+  if (!flags.mode.empty() && flags.mode != "exact" && flags.mode != "predictor") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--sparse-mode must be exact or predictor, not '", flags.mode, "'"));
+  }
+  if (flags.mode == "exact" && (flags.dense || flags.oracle || !flags.predictor_path.empty())) {
+    return absl::InvalidArgumentError(
+        "--sparse-mode exact selects without a predictor: it cannot be combined with --dense, "
+        "--oracle-sparse or --predictor");
+  }
+  if (flags.mode == "predictor" && (flags.dense || flags.oracle)) {
+    return absl::InvalidArgumentError(
+        "--sparse-mode predictor cannot be combined with --dense or --oracle-sparse");
   }
   if (flags.oracle && !flags.predictor_path.empty()) {
     return absl::InvalidArgumentError("--oracle-sparse and --predictor cannot be combined");

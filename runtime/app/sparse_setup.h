@@ -1,5 +1,9 @@
 // The flags of neuron-sparse execution, shared by pi-run and pi-server through
 // RuntimeFlags/LoadRuntime (artifacts.h resolves the files they name):
+//   --sparse-mode M    exact: gate-first selection, no predictor (every gate row, then the up and
+//                      down rows of the neurons that fire; the dense output); predictor: the
+//                      predictor's selection, which must exist (default: the predictor when there
+//                      is one, else dense)
 //   --predictor FILE   the activation predictor (default: model.predictor.pi beside the model;
 //                      when that file exists, execution is sparse without any flag)
 //   --dense            force dense execution (for comparison)
@@ -26,6 +30,7 @@ namespace pinfer {
 struct SparseFlags {
   std::string predictor_path;  // empty: the default path, if the file exists
   std::string profile_path;    // empty: the default path
+  std::string mode;            // --sparse-mode: "", "exact" or "predictor"
   bool dense = false;
   bool check = false;
   bool oracle = false;

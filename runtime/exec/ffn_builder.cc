@@ -23,7 +23,12 @@ absl::StatusOr<std::vector<std::unique_ptr<LayerFfn>>> BuildFfnLayers(const Mode
     return absl::InvalidArgumentError(absl::StrCat("a partition of ", setup.gpu_neurons.size(),
                                                    " layers for a model of ", c.n_layers));
   }
-  const Selection selection = setup.selector != nullptr ? Selection::kPredicted : Selection::kAll;
+  const Selection selection = setup.selector != nullptr ? Selection::kPredicted
+                              : setup.exact             ? Selection::kExact
+                                                        : Selection::kAll;
+  if (setup.exact && setup.selector != nullptr) {
+    return absl::InvalidArgumentError("exact selection and a selector cannot be combined");
+  }
   // A device part runs one token at a time over its masks: each token's own set, not the union.
   const auto device_cost =
       std::make_shared<const FfnCostModel>(FfnCostModel::Fixed(1.01, RowChoice::kPerToken));
@@ -53,7 +58,10 @@ absl::StatusOr<std::vector<std::unique_ptr<LayerFfn>>> BuildFfnLayers(const Mode
                                                        setup.firing);
         gpu.cost = setup.cost;
       }
-      gpu.selection = gpu.backend->selects_on_device() ? Selection::kPredicted : selection;
+      // The CUDA backend has no gate-first path: an exact run computes all of its neurons.
+      gpu.selection = gpu.backend->selects_on_device()                      ? Selection::kPredicted
+                      : selection == Selection::kExact && setup.gpu_backend ? Selection::kAll
+                                                                            : selection;
       parts.push_back(std::move(gpu));
       cold = ComplementNeurons(hot, c.n_ff);
     }

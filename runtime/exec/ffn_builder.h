@@ -2,6 +2,7 @@
 // cost model, a placement plan's per-layer GPU neurons), exactly one LayerFfn per layer.
 //   no plan, no selector   dense: one CPU part computing every neuron (no thresholds: the original
 //                          model, what --dense runs)
+//   no plan, exact         one CPU part selecting gate-first (no predictor; the dense output)
 //   no plan, a selector    sparse CPU execution: one CPU part selecting the predicted neurons,
 //                          with the thresholds and the cost model
 //   a plan                 hybrid: the plan's GPU neurons in a GPU part (or a CPU stand-in), the
@@ -33,6 +34,9 @@ struct FfnSetup {
   std::shared_ptr<const FiringThresholds> firing;  // null: none
   std::shared_ptr<const FfnCostModel> cost;        // the CPU parts'; null: the selection always
   bool check = false;                              // --check on every part
+  // No selector: the CPU parts select exactly, gate-first (a CUDA part computes all of its
+  // neurons).
+  bool exact = false;
   // A plan: per layer, the GPU part's neurons (ascending; empty for a layer all on the CPU).
   // Empty vector: no plan.
   std::vector<std::vector<int32_t>> gpu_neurons;

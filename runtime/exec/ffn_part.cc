@@ -30,14 +30,21 @@ absl::Status CpuPartBackend::Begin(const PartCall& call) {
     partial_.assign(static_cast<size_t>(call.n * dim), 0.0f);
     y = partial_.data();
   }
-  // kAll is the part's neurons: the dense kernels when the part is the whole layer.
-  const NeuronRows rows = call.rows.kind == NeuronRows::Kind::kAll && !whole_layer_
-                              ? NeuronRows::Batch(neurons_)
-                              : call.rows;
+  // kAll and an empty kGateFirst are the part's neurons: the dense kernels when the part is the
+  // whole layer.
+  NeuronRows rows = call.rows;
+  if (!whole_layer_ && rows.kind == NeuronRows::Kind::kAll) rows = NeuronRows::Batch(neurons_);
+  if (!whole_layer_ && rows.kind == NeuronRows::Kind::kGateFirst && rows.batch.empty()) {
+    rows = NeuronRows::GateFirst(neurons_);
+  }
   pending_ = {};
+  int64_t fired = 0;
   pending_.weight_bytes =
-      ComputeFfnRows({&model_, layer_, firing_.get()}, call.input, call.n, rows, ws, y);
-  pending_.computed = rows.Computed(call.n, model_.config().n_ff);
+      ComputeFfnRows({&model_, layer_, firing_.get()}, call.input, call.n, rows, ws, y, &fired);
+  // Gate-first: the neurons it went on to compute are the ones that fired.
+  pending_.computed = rows.kind == NeuronRows::Kind::kGateFirst
+                          ? fired
+                          : rows.Computed(call.n, model_.config().n_ff);
   pending_.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return absl::OkStatus();

@@ -45,6 +45,10 @@ Summary Summarize(const Executor& executor) {
         if (!s.selects && part.cost != nullptr) s.cost_source = part.cost->source;
         s.selects = true;
       }
+      if (part.selection == Selection::kExact) {
+        s.selects = true;
+        s.selector = "exact gate-first";
+      }
     }
     s.device.select_seconds += layer.selector_stats().select_seconds;
   }

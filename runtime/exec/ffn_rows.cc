@@ -1,5 +1,8 @@
 #include "runtime/exec/ffn_rows.h"
 
+#include <cmath>
+#include <vector>
+
 #include "runtime/cpu/kernels.h"
 
 namespace pinfer {
@@ -35,6 +38,70 @@ void ComputeList(const FfnRowsLayer& layer, const int32_t* ids, int64_t count, c
   }
 }
 
+// Gate-first: every gate row of `ids` (null: all `count` neurons), then up and down for the
+// neurons that fire for some token (the union: a neuron computed for a token where it does not
+// fire is zeroed, so the output is exact). Returns the bytes read; `fired` gets Σ over tokens.
+uint64_t ComputeGateFirst(const FfnRowsLayer& layer, const int32_t* ids, int64_t count,
+                          const float* x, int64_t n, FfnWorkspace& ws, float* y, int64_t* fired) {
+  const Activation& act = layer.model->config().ffn_act;
+  const LayerWeights& w = layer.model->layer(layer.layer);
+  float* gate = ws.gate.data();
+  if (ids == nullptr) {
+    cpu::MatMul(w.ffn_gate, x, n, gate);
+  } else {
+    cpu::GatherMatMul(w.ffn_gate, ids, count, x, n, gate);
+  }
+  const FiringThresholds* firing = layer.firing;
+  const float tau = firing != nullptr && firing->calibrated()
+                        ? firing->per_layer[static_cast<size_t>(layer.layer)]
+                        : -1.0f;
+  // Which neurons fire for which token, and the union of those that fire for any (in slot order,
+  // so ascending rows).
+  ws.fires.resize(static_cast<size_t>(n * count));
+  thread_local std::vector<int32_t> slots;
+  slots.clear();
+  ws.fired.clear();
+  int64_t fired_sum = 0;
+  for (int64_t j = 0; j < count; ++j) {
+    bool any = false;
+    for (int64_t t = 0; t < n; ++t) {
+      const float v = ActivationGate(act.kind, act.param, gate[t * count + j]);
+      const bool fires = tau >= 0.0f ? std::fabs(v) > tau : v != 0.0f;
+      ws.fires[static_cast<size_t>(t * count + j)] = fires;
+      any = any || fires;
+      fired_sum += fires;
+    }
+    if (any) {
+      slots.push_back(static_cast<int32_t>(j));
+      ws.fired.push_back(ids == nullptr ? static_cast<int32_t>(j) : ids[j]);
+    }
+  }
+  if (fired != nullptr) *fired = fired_sum;
+  const int64_t k = static_cast<int64_t>(ws.fired.size());
+  const uint64_t gate_bytes = static_cast<uint64_t>(count) * w.ffn_gate.row_bytes;
+  if (k == 0) return gate_bytes;
+  // The fired neurons' gate products, compacted [n, k], become their activations in place.
+  float* a = ws.activations.data();
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t m = 0; m < k; ++m) a[t * k + m] = gate[t * count + slots[static_cast<size_t>(m)]];
+  }
+  cpu::GatherMatMul(w.ffn_up, ws.fired.data(), k, x, n, ws.up.data());
+  cpu::FfnCombine(act.kind, act.param, a, ws.up.data(), n * k, a);
+  if (n > 1 || tau >= 0.0f) {
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t m = 0; m < k; ++m) {
+        if (!ws.fires[static_cast<size_t>(t * count + slots[static_cast<size_t>(m)])]) {
+          a[t * k + m] = 0.0f;
+        }
+      }
+    }
+  }
+  if (y != nullptr) {
+    cpu::GatherMatMulTransposedAccumulate(w.ffn_down_t, ws.fired.data(), k, a, n, y);
+  }
+  return gate_bytes + static_cast<uint64_t>(k) * (w.ffn_up.row_bytes + w.ffn_down_t.row_bytes);
+}
+
 }  // namespace
 
 int64_t NeuronRows::Computed(int64_t n, int64_t n_ff) const {
@@ -45,12 +112,14 @@ int64_t NeuronRows::Computed(int64_t n, int64_t n_ff) const {
       return n * static_cast<int64_t>(batch.size());
     case Kind::kPerToken:
       return static_cast<int64_t>(per_token->ids.size());
+    case Kind::kGateFirst:
+      return n * (batch.empty() ? n_ff : static_cast<int64_t>(batch.size()));
   }
   return 0;
 }
 
 uint64_t ComputeFfnRows(const FfnRowsLayer& layer, const float* x, int64_t n,
-                        const NeuronRows& rows, FfnWorkspace& ws, float* y) {
+                        const NeuronRows& rows, FfnWorkspace& ws, float* y, int64_t* fired) {
   const ModelConfig& c = layer.model->config();
   const uint64_t row_bytes = RowBytes(layer.model->layer(layer.layer));
   switch (rows.kind) {
@@ -73,6 +142,11 @@ uint64_t ComputeFfnRows(const FfnRowsLayer& layer, const float* x, int64_t n,
       }
       return bytes;
     }
+    case NeuronRows::Kind::kGateFirst:
+      return rows.batch.empty()
+                 ? ComputeGateFirst(layer, nullptr, c.n_ff, x, n, ws, y, fired)
+                 : ComputeGateFirst(layer, rows.batch.data(),
+                                    static_cast<int64_t>(rows.batch.size()), x, n, ws, y, fired);
   }
   return 0;
 }

@@ -25,6 +25,8 @@ struct FfnWorkspace {
   std::vector<float> gate;         // [capacity, n_ff]: gate_i·x, before the activation
   std::vector<float> up;           // [capacity, n_ff]: up_i·x
   std::vector<float> activations;  // [capacity, n_ff]: a[t, i] = act(gate_i·x_t)·(up_i·x_t)
+  std::vector<int32_t> fired;      // gate-first selection: the neurons that fire for some token
+  std::vector<uint8_t> fires;      // gate-first selection: [n, count], token t's neuron j fires
 };
 
 // The selected (active) neurons of each token of a batch: token t's are
@@ -57,6 +59,11 @@ struct NeuronRows {
     kAll,       // every neuron of the layer (the dense kernels)
     kBatch,     // `batch` (ascending) for every token of the call
     kPerToken,  // per_token->Token(t) for token t
+    // Exact gate-first selection over `batch` (empty: every neuron): every gate row first, then
+    // the up and down rows of only the neurons that fire for some token of the call (ReLU family:
+    // act(g) != 0; calibrated: |act(g)| > τ). Its output is the output over every listed neuron:
+    // the neurons left out contribute exactly 0.
+    kGateFirst,
   };
   Kind kind = Kind::kAll;
   std::span<const int32_t> batch;
@@ -65,7 +72,10 @@ struct NeuronRows {
   static NeuronRows All() { return {}; }
   static NeuronRows Batch(std::span<const int32_t> ids) { return {Kind::kBatch, ids, nullptr}; }
   static NeuronRows PerToken(const SelectedNeurons& sets) { return {Kind::kPerToken, {}, &sets}; }
-  // Σ over the n tokens of the neurons computed for each.
+  static NeuronRows GateFirst(std::span<const int32_t> ids = {}) {
+    return {Kind::kGateFirst, ids, nullptr};
+  }
+  // Σ over the n tokens of the neurons computed for each (for kGateFirst: of the gate rows).
   int64_t Computed(int64_t n, int64_t n_ff) const;
 };
 
@@ -79,9 +89,12 @@ struct FfnRowsLayer {
 // y[t] += Σ_{i ∈ rows(t)} a_i(x_t)·down_i for the n tokens of x [n, dim]. y null: the
 // activations only. Leaves the products in the workspace: for kAll (and a one-token call of any
 // kind) gate/activations hold [n, count] with count = n_ff or the list's size; for kPerToken of
-// several tokens, only the last token's. Returns the weight bytes read (each row once per call).
+// several tokens, only the last token's; for kGateFirst, nothing usable. Returns the weight bytes
+// read (each row once per call). `fired` (kGateFirst only, may be null) receives Σ over tokens of
+// the neurons that fired.
 uint64_t ComputeFfnRows(const FfnRowsLayer& layer, const float* x, int64_t n,
-                        const NeuronRows& rows, FfnWorkspace& ws, float* y);
+                        const NeuronRows& rows, FfnWorkspace& ws, float* y,
+                        int64_t* fired = nullptr);
 
 // The dense FFN's gate/up/activations [n, n_ff] in the workspace (thresholds applied), without
 // touching any output: what the oracle, --check and observers compare against.

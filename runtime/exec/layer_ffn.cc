@@ -79,6 +79,7 @@ void LayerFfn::Union(const SelectedNeurons& sets, std::vector<int32_t>& out) {
 NeuronRows LayerFfn::ChooseRows(size_t p, int64_t n) {
   FfnPart& part = parts_[p];
   const int64_t size = static_cast<int64_t>(part.neurons.size());
+  if (part.selection == Selection::kExact) return NeuronRows::GateFirst();
   if (part.selection == Selection::kAll || part.backend->selects_on_device()) {
     if (part.selection == Selection::kAll) part.stats.selected += n * size;
     return NeuronRows::All();
@@ -163,7 +164,10 @@ absl::StatusOr<uint64_t> LayerFfn::Forward(const FfnCall& call) {
       part.stats.wait_seconds += SecondsSince(start);
       part.stats.synchronisations += 1;
     }
-    if (part.backend->selects_on_device()) part.stats.selected += result->computed;
+    // These parts learn their selection while computing: what they computed is what they chose.
+    if (part.backend->selects_on_device() || part.selection == Selection::kExact) {
+      part.stats.selected += result->computed;
+    }
     part.stats.calls += 1;
     part.stats.tokens += call.n;
     part.stats.computed += result->computed;
@@ -206,8 +210,9 @@ void LayerFfn::Check(const FfnCall& call) {
       FfnPart& part = parts_[static_cast<size_t>(owner_[static_cast<size_t>(i)])];
       // A part selecting on its device is not seen from here: not checked.
       if (part.backend->selects_on_device()) continue;
+      // An exact part computes every neuron that fires.
       const bool selected =
-          part.selection == Selection::kAll || marks_[static_cast<size_t>(i)] == mark_;
+          part.selection != Selection::kPredicted || marks_[static_cast<size_t>(i)] == mark_;
       const double mass = std::fabs(a[i]);
       part.stats.true_active += 1;
       part.stats.true_mass += mass;

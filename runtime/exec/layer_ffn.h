@@ -3,8 +3,9 @@
 //   - a backend (ffn_part.h: the CPU, or the GPU when built) that computes "these neurons of this
 //     layer";
 //   - a neuron set;
-//   - a selection: every neuron of the part, or the neurons the layer's selector (the activation
-//     predictor) predicts active;
+//   - a selection: every neuron of the part, the neurons the layer's selector (the activation
+//     predictor) predicts active, or the exact set found gate-first (no predictor: every gate row,
+//     then the up and down rows of the neurons that fire; the output is the dense one);
 //   - a cost model (ffn_cost_model.h) that picks, per call, how a selecting part computes: its
 //     tokens' union for the whole batch, each token's own set, or every neuron of the part (the
 //     dense fallback, when the selection is too dense to win).
@@ -53,6 +54,7 @@ struct FfnCall {
 enum class Selection {
   kAll,        // every neuron of the part
   kPredicted,  // the layer's selector (or the backend's own on-device predictor)
+  kExact,      // gate-first: every gate row, then up and down for the neurons that fire (CPU)
 };
 
 struct FfnPart {

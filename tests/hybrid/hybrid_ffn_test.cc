@@ -303,6 +303,20 @@ TEST(HybridFfnTest, CheckAndTheDenseFallbackWorkOnEveryPart) {
   EXPECT_EQ(all.stats.gpu_neurons + all.stats.cpu_neurons, 16 * model->n_layers() * n_ff);
 }
 
+TEST(HybridFfnTest, ExactCpuPartsSkipTheColdNeuronsThatDoNotFire) {
+  const std::unique_ptr<Model> model = LoadModel(BundledModel::kReluLlama260K, DType::kF16);
+  ASSERT_NE(model, nullptr);
+  FfnSetup exact = Hybrid(RandomPartition(*model, 0.5, 4));
+  exact.exact = true;
+  const RunResult run = RunFfn(*model, exact);
+  ExpectSameLogits(RunLogits(*model), run.logits, "gate-first parts");
+  // Both parts (the GPU one stands in on the CPU) computed only the neurons that fire.
+  EXPECT_GT(run.stats.gpu_neurons, 0);
+  EXPECT_LT(run.stats.gpu_neurons + run.stats.cpu_neurons,
+            16 * model->n_layers() * model->config().n_ff * 3 / 4);
+  EXPECT_EQ(run.stats.synchronisations, 5 * model->n_layers());
+}
+
 TEST(HybridFfnTest, RejectsBadPartitions) {
   const std::unique_ptr<Model> model = LoadModel(BundledModel::kStories260K, DType::kF32);
   ASSERT_NE(model, nullptr);

@@ -153,6 +153,47 @@ TEST(SparseCliTest, CalibratedSiluModelRunsWithItsProfilesThresholds) {
   EXPECT_NEAR(density, 0.5, 0.1);
 }
 
+TEST(SparseCliTest, ExactModeGivesTheDenseTextAndPerplexity) {
+  const std::vector<std::string> generate = {"-m", Relu(), "-p", "Once upon a time", "-n",
+                                             "200", "--temp", "0", "-t", "1"};
+  std::vector<std::string> dense_args = generate, exact_args = generate;
+  dense_args.push_back("--dense");
+  for (const char* a : {"--sparse-mode", "exact"}) exact_args.push_back(a);
+  const test::ProgramResult dense = PiRun(dense_args);
+  const test::ProgramResult exact = PiRun(exact_args);
+  ASSERT_EQ(dense.exit_code, 0) << dense.err;
+  ASSERT_EQ(exact.exit_code, 0) << exact.err;
+  EXPECT_GT(dense.out.size(), 100u);
+  EXPECT_EQ(exact.out, dense.out);
+  EXPECT_TRUE(absl::StrContains(exact.err, "ffn: sparse (exact gate-first selection")) << exact.err;
+
+  const std::vector<std::string> ppl = {"-m", Relu(), "--perplexity", TinyStories(), "-c", "128",
+                                        "--chunks", "4", "-t", "1"};
+  std::vector<std::string> dense_ppl = ppl, exact_ppl = ppl;
+  dense_ppl.push_back("--dense");
+  for (const char* a : {"--sparse-mode", "exact", "--check"}) exact_ppl.push_back(a);
+  const test::ProgramResult d = PiRun(dense_ppl);
+  const test::ProgramResult e = PiRun(exact_ppl);
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  EXPECT_NEAR(FinalPpl(e), FinalPpl(d), 1e-4 * FinalPpl(d));
+  EXPECT_TRUE(absl::StrContains(e.err, "recall 1.0000, false-negative mass 0.0000")) << e.err;
+}
+
+TEST(SparseCliTest, SparseModesNameWhatIsMissing) {
+  const std::string stories =
+      CopyModel(test::ConvertedModel(BundledModel::kStories260K), "exact_without_profile");
+  ExpectOneLineError(PiRun({"-m", stories, "--sparse-mode", "exact", "-p", "x"}),
+                     "pi-profile --target-sparsity");
+  const std::string relu = CopyModel(Relu(), "predictor_mode_without_predictor");
+  ExpectOneLineError(PiRun({"-m", relu, "--sparse-mode", "predictor", "-p", "x"}),
+                     "scripts/make_predictor.sh");
+  ExpectOneLineError(PiRun({"-m", relu, "--sparse-mode", "fast", "-p", "x"}),
+                     "--sparse-mode must be exact or predictor");
+  ExpectOneLineError(PiRun({"-m", relu, "--sparse-mode", "exact", "--dense", "-p", "x"}),
+                     "--sparse-mode exact");
+}
+
 TEST(SparseCliTest, BadFlagsGiveOneLine) {
   ExpectOneLineError(PiRun({"-m", Relu(), "--dense", "--check", "-p", "x"}), "--dense");
   ExpectOneLineError(PiRun({"-m", Relu(), "--check", "-p", "x"}), "--check needs sparse");

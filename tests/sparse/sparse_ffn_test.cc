@@ -117,6 +117,71 @@ TEST(SparseFfnTest, OracleSparseEqualsDenseOnTheReluModel) {
   }
 }
 
+// Gate-first selection: every gate row, then only the neurons that fire. No predictor, and the
+// dense output.
+void InstallExact(test::Loaded& l, FiringThresholds firing) {
+  FfnSetup setup;
+  setup.exact = true;
+  setup.firing = std::make_shared<const FiringThresholds>(std::move(firing));
+  absl::StatusOr<std::vector<std::unique_ptr<LayerFfn>>> layers = BuildFfnLayers(*l.model, setup);
+  ASSERT_TRUE(layers.ok()) << layers.status();
+  ASSERT_TRUE(l.executor->SetFfnLayers(*std::move(layers)).ok());
+}
+
+TEST(SparseFfnTest, ExactGateFirstEqualsDenseOnTheReluModel) {
+  test::Loaded l = test::LoadForTest(test::ConvertedModel(BundledModel::kReluLlama260K), 128);
+  ASSERT_NE(l.session, nullptr);
+  const std::vector<int32_t> tokens = l.tokenizer->Encode(kPrompt);
+  const std::vector<float> dense_decode = AllLogits(l, tokens, 1);
+  const std::vector<float> dense_batch = AllLogits(l, tokens, 64);
+  uint64_t dense_bytes = 0;
+  for (const FfnStats& s : Stats(l)) dense_bytes += s.weight_bytes;
+
+  InstallExact(l, FiringOf(*l.model));
+  ExpectSameLogits(AllLogits(l, tokens, 1), dense_decode, 1e-5);
+  const std::vector<FfnStats> decode = Stats(l);
+  ExpectSameLogits(AllLogits(l, tokens, 64), dense_batch, 1e-5);
+  const int64_t n_ff = l.model->config().n_ff;
+  uint64_t exact_bytes = 0;
+  for (int64_t i = 0; i < l.model->n_layers(); ++i) {
+    const FfnStats& s = decode[static_cast<size_t>(i)];
+    EXPECT_GT(s.calls, 0);
+    EXPECT_EQ(s.dense_calls, 0);
+    // It computed the neurons that fire: the model's (low) density.
+    EXPECT_GT(s.SelectedDensity(n_ff), 0.01);
+    EXPECT_LT(s.SelectedDensity(n_ff), 0.9);
+    EXPECT_EQ(s.computed, s.selected);
+    // Gate rows for all, up and down for the selected: 1/3 + 2/3 x density of the dense bytes
+    // (the layer's three matrices share a dtype and shape here).
+    const double expected = (1.0 + 2.0 * s.SelectedDensity(n_ff)) / 3.0;
+    const double dense = static_cast<double>(l.model->layer(i).FfnBytes()) * s.calls;
+    EXPECT_NEAR(static_cast<double>(s.weight_bytes) / dense, expected, 0.02) << "layer " << i;
+    exact_bytes += s.weight_bytes;
+  }
+  EXPECT_LT(exact_bytes, dense_bytes);
+}
+
+TEST(SparseFfnTest, ExactGateFirstGivesTheThresholdedSiluModel) {
+  test::Loaded l = test::LoadForTest(test::ConvertedModel(BundledModel::kStories260K), 128);
+  ASSERT_NE(l.session, nullptr);
+  FiringThresholds firing = FiringOf(*l.model);
+  firing.per_layer.assign(static_cast<size_t>(l.model->n_layers()), 0.05f);
+  const std::vector<int32_t> tokens = l.tokenizer->Encode(kPrompt);
+  // The thresholded model over all neurons: the oracle with every call on its dense fallback.
+  InstallOracle(l, firing, 0.0);
+  const std::vector<float> decode = AllLogits(l, tokens, 1);
+  const std::vector<float> batch = AllLogits(l, tokens, 64);
+  InstallExact(l, firing);
+  ExpectSameLogits(AllLogits(l, tokens, 1), decode, 1e-5);
+  ExpectSameLogits(AllLogits(l, tokens, 64), batch, 1e-5);
+  double density = 0.0;
+  for (const FfnStats& s : Stats(l)) {
+    density += s.SelectedDensity(l.model->config().n_ff) / static_cast<double>(l.model->n_layers());
+  }
+  EXPECT_GT(density, 0.05);
+  EXPECT_LT(density, 0.95);
+}
+
 TEST(SparseFfnTest, OracleReproducesTheThresholdedSiluModel) {
   test::Loaded l = test::LoadForTest(test::ConvertedModel(BundledModel::kStories260K), 128);
   ASSERT_NE(l.session, nullptr);
