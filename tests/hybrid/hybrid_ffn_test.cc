@@ -22,6 +22,7 @@
 #include "runtime/model/model.h"
 #include "runtime/model/placement_plan.h"
 #include "tests/hybrid/hybrid_test_util.h"
+#include "tests/runtime/half_selector.h"
 #include "tests/runtime/test_models.h"
 
 namespace pinfer {
@@ -262,29 +263,8 @@ TEST(HybridFfnTest, CheckAndTheDenseFallbackWorkOnEveryPart) {
     EXPECT_EQ(s.TrueDensity(n_ff), s.SelectedDensity(n_ff));
   }
   // A selector that misses half of the firing neurons: caught, in both parts.
-  class Halves : public NeuronSelector {
-   public:
-    explicit Halves(std::shared_ptr<NeuronSelector> inner) : inner_(std::move(inner)) {}
-    std::string_view name() const override { return "half"; }
-    uint64_t SelectBytes(int64_t) const override { return 0; }
-    absl::Status Select(int64_t layer, const float* x, int64_t n, FfnWorkspace& ws,
-                        SelectedNeurons& out) override {
-      SelectedNeurons all;
-      if (absl::Status s = inner_->Select(layer, x, n, ws, all); !s.ok()) return s;
-      out.Clear();
-      for (int64_t t = 0; t < n; ++t) {
-        const std::span<const int32_t> ids = all.Token(t);
-        for (size_t i = 0; i < ids.size(); i += 2) out.ids.push_back(ids[i]);
-        out.offsets.push_back(static_cast<int64_t>(out.ids.size()));
-      }
-      return absl::OkStatus();
-    }
-
-   private:
-    std::shared_ptr<NeuronSelector> inner_;
-  };
-  FfnSetup half =
-      Hybrid(RandomPartition(*model, 0.5, 3), std::make_shared<Halves>(CountingOracle(*model)));
+  FfnSetup half = Hybrid(RandomPartition(*model, 0.5, 3),
+                         std::make_shared<test::HalfSelector>(CountingOracle(*model)));
   half.check = true;
   for (const FfnStats& s : RunFfn(*model, half).stats.layers) {
     EXPECT_NEAR(s.Recall(), 0.5, 0.08);

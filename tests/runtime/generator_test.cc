@@ -51,6 +51,16 @@ class GeneratorTest : public ::testing::Test {
     return at;
   }
 
+  // The greedy 8-token continuation of `prompt` (`free_run`) and the index of its first token that
+  // the run has not produced before (`at`): a token to end on, or to name as EOS.
+  static void FreeRun(test::Loaded& l, const std::vector<int32_t>& prompt,
+                      std::vector<int32_t>& free_run, size_t& at) {
+    free_run = GreedyTokens(l, prompt, 8);
+    ASSERT_EQ(free_run.size(), 8u);
+    at = FirstNewToken(free_run);
+    ASSERT_LT(at, free_run.size());
+  }
+
   // Steps `generator` to its end; returns the reported tokens, and the steps taken in `steps`.
   static std::vector<int32_t> RunToEnd(Generator& generator, int64_t* steps = nullptr) {
     std::vector<int32_t> tokens;
@@ -160,10 +170,9 @@ TEST_F(GeneratorTest, EndTokensEndItUnreported) {
   test::Loaded l = test::LoadForTest(Path());
   ASSERT_NE(l.session, nullptr);
   const std::vector<int32_t> prompt = l.tokenizer->Encode("Once upon a time");
-  const std::vector<int32_t> free_run = GreedyTokens(l, prompt, 8);
-  ASSERT_EQ(free_run.size(), 8u);
-  const size_t at = FirstNewToken(free_run);
-  ASSERT_LT(at, free_run.size());
+  std::vector<int32_t> free_run;
+  size_t at = 0;
+  ASSERT_NO_FATAL_FAILURE(FreeRun(l, prompt, free_run, at));
 
   l.session->Reset();
   Sampler sampler(Greedy());
@@ -186,10 +195,9 @@ TEST_F(GeneratorTest, EosEndsItUnlessTold) {
   test::Loaded original = test::LoadForTest(Path());
   ASSERT_NE(original.session, nullptr);
   const std::vector<int32_t> prompt = original.tokenizer->Encode("Once upon a time");
-  const std::vector<int32_t> free_run = GreedyTokens(original, prompt, 8);
-  ASSERT_EQ(free_run.size(), 8u);
-  const size_t at = FirstNewToken(free_run);
-  ASSERT_LT(at, free_run.size());
+  std::vector<int32_t> free_run;
+  size_t at = 0;
+  ASSERT_NO_FATAL_FAILURE(FreeRun(original, prompt, free_run, at));
   const std::string path = test::ScratchDir() + "/generator_eos.pi";
   ASSERT_TRUE(test::RewriteModel(Path(), path, [&](Metadata& m) {
                 m.SetInt("tokenizer.eos_id", free_run[at]);

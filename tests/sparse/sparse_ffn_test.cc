@@ -19,6 +19,7 @@
 #include "runtime/exec/layer_ffn.h"
 #include "runtime/exec/session.h"
 #include "runtime/model/model.h"
+#include "tests/runtime/half_selector.h"
 #include "tests/runtime/runtime_harness.h"
 #include "tests/runtime/test_models.h"
 
@@ -326,29 +327,6 @@ TEST(SparseFfnTest, MeasuredCostModelCoversEveryLayer) {
   EXPECT_NE(cost->source.find("measured at load"), std::string::npos);
 }
 
-// Selects the oracle's neurons minus every other one: half the recall.
-class HalfOracle : public NeuronSelector {
- public:
-  HalfOracle(const Model& model, FiringThresholds firing) : oracle_(model, std::move(firing)) {}
-  std::string_view name() const override { return "half-oracle"; }
-  absl::Status Select(int64_t layer, const float* x, int64_t n, FfnWorkspace& ws,
-                      SelectedNeurons& out) override {
-    SelectedNeurons all;
-    if (absl::Status s = oracle_.Select(layer, x, n, ws, all); !s.ok()) return s;
-    out.Clear();
-    for (int64_t t = 0; t < n; ++t) {
-      const std::span<const int32_t> ids = all.Token(t);
-      for (size_t i = 0; i < ids.size(); i += 2) out.ids.push_back(ids[i]);
-      out.offsets.push_back(static_cast<int64_t>(out.ids.size()));
-    }
-    return absl::OkStatus();
-  }
-  uint64_t SelectBytes(int64_t) const override { return 0; }
-
- private:
-  OracleSelector oracle_;
-};
-
 TEST(SparseFfnTest, CheckStatisticsMeasureTheSelection) {
   test::Loaded l = test::LoadForTest(test::ConvertedModel(BundledModel::kReluLlama260K), 128);
   ASSERT_NE(l.session, nullptr);
@@ -368,8 +346,11 @@ TEST(SparseFfnTest, CheckStatisticsMeasureTheSelection) {
   EXPECT_NE(report.back().find("check: all layers: "), std::string::npos) << report.back();
   EXPECT_NE(report.back().find("recall 1.0000"), std::string::npos) << report.back();
 
-  Install(l, std::make_shared<HalfOracle>(*l.model, FiringOf(*l.model)), FiringOf(*l.model),
-          std::make_shared<const FfnCostModel>(FfnCostModel::Fixed(1.01)), true);
+  Install(l,
+          std::make_shared<test::HalfSelector>(
+              std::make_shared<OracleSelector>(*l.model, FiringOf(*l.model))),
+          FiringOf(*l.model), std::make_shared<const FfnCostModel>(FfnCostModel::Fixed(1.01)),
+          true);
   AllLogits(l, tokens, 1);
   for (const FfnStats& s : Stats(l)) {
     EXPECT_NEAR(s.Recall(), 0.5, 0.05);
