@@ -1,6 +1,7 @@
 #include "format/atomic_file.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,6 +38,30 @@ void UnregisterPending(int slot) {
   free(const_cast<char*>(path));
 }
 
+// The temporary files of `path`'s earlier writers that no live process holds: a writer keeps an
+// exclusive flock on its temporary file until it commits or gives up, so a temporary file whose
+// lock can be taken belongs to a writer that was killed (SIGKILL, power loss) before its
+// destructor or signal handler could remove it. Only names of our own pattern are touched.
+void RemoveStaleTemporaryFiles(const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path target(path);
+  const std::string prefix = target.filename().string() + ".tmp.";
+  std::error_code ec;
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    // mkstemp's suffix: exactly six characters after the prefix.
+    if (name.size() != prefix.size() + 6 || !name.starts_with(prefix)) continue;
+    const int fd = open(it->path().c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) continue;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      unlink(it->path().c_str());
+    }
+    close(fd);
+  }
+}
+
 }  // namespace
 
 void RemovePendingTemporaryFiles() {
@@ -56,12 +81,16 @@ absl::StatusOr<std::unique_ptr<AtomicFile>> AtomicFile::Create(const std::string
   if (std::filesystem::is_directory(path, ec)) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": is a directory, expected a file path"));
   }
+  RemoveStaleTemporaryFiles(path);
   std::string temp = absl::StrCat(path, ".tmp.XXXXXX");
-  int fd = mkstemp(temp.data());
+  int fd = mkostemp(temp.data(), O_CLOEXEC);
   if (fd < 0) {
     return absl::PermissionDeniedError(
         absl::StrCat(path, ": cannot create output file: ", std::strerror(errno)));
   }
+  // Held until the descriptor closes: marks the temporary file as live for other writers'
+  // RemoveStaleTemporaryFiles. A new file cannot be locked by anyone else yet.
+  flock(fd, LOCK_EX | LOCK_NB);
   fchmod(fd, 0644);
   auto file = std::unique_ptr<AtomicFile>(new AtomicFile(path, std::move(temp), fd));
   file->pending_slot_ = RegisterPending(file->temp_path_);
@@ -99,13 +128,13 @@ absl::Status AtomicFile::Truncate(uint64_t size) {
 absl::Status AtomicFile::Commit() {
   if (committed_) return absl::FailedPreconditionError(absl::StrCat(path_, ": already committed"));
   if (fsync(fd_) != 0) return Error("fsync failed");
-  if (close(fd_) != 0) {
-    fd_ = -1;
-    return Error("close failed");
-  }
-  fd_ = -1;
+  // Renamed before the descriptor (and with it the flock) is released, so that no other writer
+  // takes this temporary file for a stale one in between.
   if (rename(temp_path_.c_str(), path_.c_str()) != 0) return Error("cannot rename into place");
   committed_ = true;
+  const int close_result = close(fd_);
+  fd_ = -1;
+  if (close_result != 0) return Error("close failed");
   UnregisterPending(pending_slot_);
   pending_slot_ = -1;
   // Make the rename itself durable.

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "format/file_access.h"
 #include "runtime/app/runtime_flags.h"
 #include "runtime/common/cli_common.h"
 #include "runtime/exec/executor.h"
@@ -28,12 +29,9 @@ constexpr char kLog[] = "pi-run: ";
 
 // The whole file, minus one trailing newline (as llama.cpp reads -f).
 absl::StatusOr<std::string> ReadTextFile(const std::string& path, const char* flag) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(flag, " ", path, ": cannot open the file"));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return absl::DataLossError(absl::StrCat(flag, " ", path, ": read error"));
-  std::string s = std::move(text).str();
+  absl::StatusOr<std::string> read = ReadRegularFile(path);
+  if (!read.ok()) return absl::Status(read.status().code(), absl::StrCat(flag, " ", read.status().message()));
+  std::string s = *std::move(read);
   if (!s.empty() && s.back() == '\n') s.pop_back();
   return s;
 }

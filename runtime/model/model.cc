@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "format/strings.h"
+#include "runtime/model/tensor_counts.h"
 #include "runtime/model/tensor_names.h"
 
 namespace pinfer {
@@ -49,6 +50,10 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& path,
   absl::StatusOr<ModelConfig> config = ModelConfig::FromMetadata(pi.metadata());
   if (!config.ok()) return pi.Annotate(config.status());
   model->config_ = *std::move(config);
+  // Before anything is sized by the header's counts (per layer, per token).
+  TensorTableCounts counts;
+  for (const TensorInfo& t : pi.tensors()) counts.Add(t.name, t.shape);
+  if (absl::Status s = counts.Check(model->config_); !s.ok()) return pi.Annotate(s);
 
   absl::StatusOr<Vocabulary> vocabulary = Vocabulary::FromMetadata(pi.metadata());
   if (vocabulary.ok()) {

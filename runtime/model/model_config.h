@@ -18,6 +18,11 @@
 
 namespace pinfer {
 
+// The largest count (dim, layers, heads, n_ff, vocabulary, context) a header may declare: 2^24,
+// above every released model (256k vocabularies, 10M contexts), and small enough that a product
+// of two counts fits in 64 bits.
+inline constexpr int64_t kMaxModelCount = int64_t{1} << 24;
+
 struct ModelConfig {
   std::string architecture = "llama";  // the only one for now
   std::string name;

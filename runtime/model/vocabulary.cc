@@ -70,6 +70,11 @@ absl::StatusOr<Vocabulary> Vocabulary::FromMetadata(const Metadata& m) {
   for (const auto& id : ids) {
     absl::StatusOr<int64_t> value = m.GetInt(id.key);
     if (!value.ok()) return value.status();
+    // Checked before narrowing: 2^32 + 1 must not pass as token 1.
+    if (*value < -1 || *value >= static_cast<int64_t>(v.pieces.size())) {
+      return absl::InvalidArgumentError(absl::StrCat("'", id.key, "' ", *value, " is outside the ",
+                                                     v.pieces.size(), "-token vocabulary"));
+    }
     *id.field = static_cast<int32_t>(*value);
   }
   v.add_bos = m.GetBool("tokenizer.add_bos").value_or(true);

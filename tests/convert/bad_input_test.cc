@@ -2,6 +2,8 @@
 // unknown-architecture and inconsistent-shape inputs for every source format (llama2.c, GGUF,
 // HF safetensors) and for .pi files. Each must give exit status 1 and exactly one stderr line
 // that names the file and the reason, and a failed conversion must leave no file behind.
+#include <sys/stat.h>
+
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -35,6 +37,7 @@ struct TinyGguf {
   uint32_t q_type = 0;
   std::vector<uint64_t> q_ne = {32, 32};
   bool drop_up = false;
+  uint32_t block_count = 1;
   std::function<void(GgufBuilder&)> extra;
 };
 
@@ -45,7 +48,7 @@ std::vector<uint8_t> Build(const TinyGguf& t) {
   b.AddUint32(a + ".context_length", 64);
   b.AddUint32(a + ".embedding_length", 32);
   b.AddUint32(a + ".feed_forward_length", 64);
-  b.AddUint32(a + ".block_count", 1);
+  b.AddUint32(a + ".block_count", t.block_count);
   b.AddUint32(a + ".attention.head_count", 2);
   b.AddUint32(a + ".attention.head_count_kv", 2);
   b.AddFloat32(a + ".attention.layer_norm_rms_epsilon", 1e-5f);
@@ -299,7 +302,66 @@ std::vector<Case> Cases() {
          return Args{{p}, p};
        },
        "RoPE scaling 'yarn' is not supported"},
+      {"GgufBlockCountBeyondTheTensors",
+       [](const std::string& d) {
+         TinyGguf t;
+         t.block_count = 1u << 24;
+         const std::string p = Put(d + "/s.gguf", Build(t));
+         return Args{{p}, p};
+       },
+       "the header declares 16777216 layers but the tensors are those of 1 layer"},
+      {"GgufBlockCountImplausible",
+       [](const std::string& d) {
+         TinyGguf t;
+         t.block_count = 0xFFFFFFF0u;
+         const std::string p = Put(d + "/s.gguf", Build(t));
+         return Args{{p}, p};
+       },
+       "'llama.block_count' has an implausible value 4294967280"},
+      {"SourceIsAFifo",
+       [](const std::string& d) {
+         const std::string p = d + "/model.gguf";
+         EXPECT_EQ(mkfifo(p.c_str(), 0644), 0);
+         return Args{{p}, p};
+       },
+       "not a regular file (it is a FIFO)"},
+      {"LlamaTokenizerIsAFifo",
+       [](const std::string& d) {
+         const std::string p = d + "/tok.bin";
+         EXPECT_EQ(mkfifo(p.c_str(), 0644), 0);
+         return Args{{RepoPath("models/stories260K/stories260K.bin"), "--tokenizer", p}, p};
+       },
+       "not a regular file (it is a FIFO)"},
       // ---- HF safetensors
+      {"HfLayerCountBeyondTheTensors",
+       [](const std::string& d) {
+         const std::string hf = Hf(d);
+         EditConfig(hf, "num_hidden_layers", 1 << 24);
+         return Args{{hf}, hf};
+       },
+       "the header declares 16777216 layers but the tensors are those of 2 layers"},
+      {"HfVocabularyBeyondTheEmbedding",
+       [](const std::string& d) {
+         const std::string hf = Hf(d);
+         EditConfig(hf, "vocab_size", 1 << 24);
+         return Args{{hf}, hf};
+       },
+       "the header declares a vocabulary of 16777216 tokens but the token embedding has"},
+      {"HfVocabularyImplausible",
+       [](const std::string& d) {
+         const std::string hf = Hf(d);
+         EditConfig(hf, "vocab_size", (int64_t{1} << 32) - 7);
+         return Args{{hf}, hf + "/config.json"};
+       },
+       "'vocab_size' has an implausible value 4294967289"},
+      {"HfConfigIsAFifo",
+       [](const std::string& d) {
+         const std::string hf = Hf(d);
+         fs::remove(hf + "/config.json");
+         EXPECT_EQ(mkfifo((hf + "/config.json").c_str(), 0644), 0);
+         return Args{{hf}, hf + "/config.json"};
+       },
+       "not a regular file (it is a FIFO)"},
       {"HfNoConfig",
        [](const std::string& d) {
          const std::string hf = Hf(d);

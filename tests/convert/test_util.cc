@@ -75,7 +75,11 @@ std::string Slurp(const std::string& path) {
 ToolResult RunTool(const std::string& tool, const std::vector<std::string>& args) {
   const std::string dir = ScratchDir("tool_" + tool + "_" + std::to_string(std::rand()));
   const std::string out_path = dir + "/stdout", err_path = dir + "/stderr";
-  std::string command = Quote((fs::path(PINFER_BINARY_DIR) / tool).string());
+  // A tool that hangs (a FIFO opened for reading) or allocates without bound (a header count
+  // trusted before it is checked) fails its test, instead of stalling the suite or bringing the
+  // machine to the OOM killer: 60 s and 8 GiB of address space at most.
+  std::string command = absl::StrCat("ulimit -v 8388608; exec timeout -s KILL 60 ",
+                                     Quote((fs::path(PINFER_BINARY_DIR) / tool).string()));
   // (StrAppend, not "literal" + std::string: GCC 12 warns falsely about the latter.)
   for (const std::string& a : args) absl::StrAppend(&command, " ", Quote(a));
   absl::StrAppend(&command, " >", Quote(out_path), " 2>", Quote(err_path));

@@ -25,7 +25,8 @@ struct ToolResult {
   std::string out;
   std::string err;
 };
-// Runs build/bin/<tool> with `args` (each passed as one argument).
+// Runs build/bin/<tool> with `args` (each passed as one argument), killed after 60 s and limited
+// to 8 GiB of address space (exit code 137 or an abort then).
 ToolResult RunTool(const std::string& tool, const std::vector<std::string>& args);
 
 // The f32 values of a tensor of a .pi file (any floating or quantized dtype).

@@ -298,29 +298,3 @@ TEST_F(PiFileTest, OpenReportsMissingFiles) {
 
 }  // namespace
 }  // namespace pinfer
-
-namespace pinfer {
-namespace {
-
-// What an interrupt handler does: every unfinished atomic write loses its temporary file, and a
-// committed one keeps its result.
-TEST(AtomicFileTest, PendingTemporaryFilesCanBeRemovedFromASignalHandler) {
-  const std::filesystem::path dir =
-      std::filesystem::path(testing::TempDir()) / absl::StrCat("atomic_", getpid());
-  std::filesystem::create_directories(dir);
-  auto done = AtomicFile::Create((dir / "done.bin").string());
-  auto pending = AtomicFile::Create((dir / "pending.bin").string());
-  ASSERT_TRUE(done.ok() && pending.ok());
-  ASSERT_TRUE((*done)->Append("kept").ok());
-  ASSERT_TRUE((*done)->Commit().ok());
-  ASSERT_TRUE((*pending)->Append("lost").ok());
-  ASSERT_TRUE(std::filesystem::exists((*pending)->temp_path()));
-  RemovePendingTemporaryFiles();
-  EXPECT_FALSE(std::filesystem::exists((*pending)->temp_path()));
-  EXPECT_TRUE(std::filesystem::exists(dir / "done.bin"));
-  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), {}), 1);
-  std::filesystem::remove_all(dir);
-}
-
-}  // namespace
-}  // namespace pinfer

@@ -53,7 +53,7 @@ struct Reader {
   absl::StatusOr<int64_t> Count(std::string_view suffix) const {
     absl::StatusOr<uint64_t> v = gguf.GetUint(Key(suffix));
     if (!v.ok()) return v.status();
-    if (*v == 0 || *v > (uint64_t{1} << 32)) {
+    if (*v == 0 || *v > static_cast<uint64_t>(kMaxModelCount)) {
       return absl::InvalidArgumentError(
           absl::StrCat(path, ": metadata '", Key(suffix), "' has an implausible value ", *v));
     }

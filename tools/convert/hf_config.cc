@@ -67,7 +67,7 @@ absl::StatusOr<HfConfig> ParseHfConfig(const nlohmann::json& json, const std::st
   for (const auto& r : required) {
     absl::StatusOr<int64_t> v = f.Int(r.key);
     if (!v.ok()) return v.status();
-    if (*v <= 0 || *v > (int64_t{1} << 32)) {
+    if (*v <= 0 || *v > kMaxModelCount) {
       return absl::InvalidArgumentError(
           absl::StrCat(path, ": '", r.key, "' has an implausible value ", *v));
     }
@@ -77,7 +77,7 @@ absl::StatusOr<HfConfig> ParseHfConfig(const nlohmann::json& json, const std::st
     absl::StatusOr<std::optional<int64_t>> v = f.OptionalInt(key);
     if (!v.ok()) return v.status();
     *field = v->value_or(fallback);
-    if (*field <= 0 || *field > (int64_t{1} << 32)) {
+    if (*field <= 0 || *field > kMaxModelCount) {
       return absl::InvalidArgumentError(
           absl::StrCat(path, ": '", key, "' has an implausible value ", *field));
     }

@@ -240,6 +240,8 @@ absl::StatusOr<SourceModel> ReadHfDirectory(const std::string& dir_name,
         dir_name, ": lm_head.weight is missing and config.json does not tie the embeddings"));
   }
 
+  // The tokenizer is padded up to vocab_size: the count is checked against the embedding first.
+  if (absl::Status s = CheckCountsAgainstTensors(c, tensors, dir_name); !s.ok()) return s;
   absl::StatusOr<Vocabulary> vocabulary =
       ReadHfTokenizer(dir_name, tokenizer_path, *hf, c.vocab_size, model.notes);
   if (!vocabulary.ok()) return vocabulary.status();

@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "format/file_access.h"
 #include "tools/convert/json_fields.h"
 #include "tools/convert/sentencepiece_model.h"
 
@@ -174,8 +175,10 @@ absl::Status ApplyTokenizerConfig(const std::string& path, Vocabulary& v) {
 }  // namespace
 
 absl::StatusOr<Vocabulary> ReadSentencePieceTokenizer(const std::string& path) {
+  absl::StatusOr<std::string> serialized = ReadRegularFile(path);
+  if (!serialized.ok()) return serialized.status();
   SentencePieceVocab sp;
-  if (std::string error = LoadSentencePieceModel(path, &sp); !error.empty()) {
+  if (std::string error = LoadSentencePieceModel(*serialized, &sp); !error.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", error));
   }
   Vocabulary v;

@@ -11,6 +11,7 @@
 #include "format/strings.h"
 #include "nlohmann/json.hpp"
 #include "runtime/common/cli_common.h"
+#include "runtime/model/model.h"
 
 namespace pinfer {
 namespace {
@@ -67,6 +68,12 @@ absl::StatusOr<InspectReport> InspectPiFile(const std::string& path,
       progress.Update(done);
     }
     progress.Finish();
+    if (file.kind() == ArtifactKind::kModel) {
+      ModelLoadOptions load;
+      load.require_vocabulary = false;  // token-id-only models (pi-synth) are sound too
+      absl::StatusOr<std::unique_ptr<Model>> model = Model::Load(path, load);
+      if (!model.ok()) report.model_error = std::string(model.status().message());
+    }
   }
 
   if (options.json) {
@@ -104,6 +111,7 @@ absl::StatusOr<InspectReport> InspectPiFile(const std::string& path,
     if (options.verify) {
       out["verify"] = {
           {"checked", report.verified}, {"failed", report.failed}, {"sound", report.sound()}};
+      if (!report.model_error.empty()) out["verify"]["model_error"] = report.model_error;
     }
     // Tokenizer pieces need not be valid UTF-8 (byte pieces): replace, never throw.
     report.text = out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
@@ -142,7 +150,10 @@ absl::StatusOr<InspectReport> InspectPiFile(const std::string& path,
                           ChecksumHex(t.checksum));
   }
   if (options.verify) {
-    if (report.sound()) {
+    if (!report.model_error.empty()) {
+      absl::StrAppendFormat(&s, "\nverify    the runtime cannot load this model: %s\n",
+                            report.model_error);
+    } else if (report.sound()) {
       absl::StrAppendFormat(&s, "\nverify    all %d tensor checksums match: the file is sound\n",
                             report.verified);
     } else {

@@ -1,6 +1,6 @@
 // pi-inspect's work: a readable (or JSON) account of a .pi artifact — header, metadata (long
 // arrays abbreviated), tensor table, content digest — and, on request, a check of every tensor's
-// checksum. Opening the file already validates its whole structure (PiFile::Open), so a file that
+// checksum and, for a model, of its header values as the runtime loads them. Opening the file already validates its whole structure (PiFile::Open), so a file that
 // opens and verifies is sound.
 #pragma once
 
@@ -21,7 +21,11 @@ struct InspectReport {
   std::string text;                 // what to print on stdout
   std::vector<std::string> failed;  // tensors whose checksum does not match
   int verified = 0;                 // tensors checked
-  bool sound() const { return failed.empty(); }
+  // For a model, what the runtime's loader says of the header against the tensors (plausible
+  // ranges, counts, shapes, token ids): empty when it loads. Checksums alone cannot see a header
+  // value that was wrong when the file was written.
+  std::string model_error;
+  bool sound() const { return failed.empty() && model_error.empty(); }
   std::string first_error;  // the first mismatch, one line
 };
 

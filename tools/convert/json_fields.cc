@@ -1,20 +1,15 @@
 #include "tools/convert/json_fields.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/str_cat.h"
+#include "format/file_access.h"
 #include "format/strings.h"
 
 namespace pinfer {
 
 absl::StatusOr<nlohmann::json> ReadJsonFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot be opened"));
-  std::stringstream text;
-  text << in.rdbuf();
-  if (!in.good() && !in.eof()) return absl::DataLossError(absl::StrCat(path, ": read error"));
-  const std::string contents = text.str();
+  absl::StatusOr<std::string> read = ReadRegularFile(path);
+  if (!read.ok()) return read.status();
+  const std::string& contents = *read;
   // The SAX parser is used only to learn where a syntax error is; the DOM parse is non-throwing.
   nlohmann::json json = nlohmann::json::parse(contents, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded()) {

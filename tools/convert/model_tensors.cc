@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "runtime/model/tensor_counts.h"
 #include "runtime/model/tensor_names.h"
 
 namespace pinfer {
@@ -31,9 +32,21 @@ std::vector<ExpectedTensor> ExpectedTensors(const ModelConfig& c) {
   return out;
 }
 
+absl::Status CheckCountsAgainstTensors(const ModelConfig& config,
+                                       const std::map<std::string, SourceTensor>& tensors,
+                                       const std::string& source) {
+  TensorTableCounts counts;
+  for (const auto& [name, tensor] : tensors) counts.Add(name, tensor.shape);
+  if (absl::Status s = counts.Check(config); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat(source, ": ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<SourceTensor>> AssembleTensors(
     const ModelConfig& config, std::map<std::string, SourceTensor> tensors,
     const std::string& source) {
+  if (absl::Status s = CheckCountsAgainstTensors(config, tensors, source); !s.ok()) return s;
   std::vector<SourceTensor> out;
   for (const ExpectedTensor& e : ExpectedTensors(config)) {
     auto it = tensors.find(e.name);

@@ -25,7 +25,13 @@ struct ExpectedTensor {
 // ffn_up, ffn_down_t, then output_norm and (unless tied) output.
 std::vector<ExpectedTensor> ExpectedTensors(const ModelConfig& config);
 
-// Checks that `tensors` (by our name) are exactly the expected ones with the expected shapes and
+// Checks the header's layer and vocabulary counts against the tensors present (see
+// runtime/model/tensor_counts.h), before anything is allocated per layer or per token.
+absl::Status CheckCountsAgainstTensors(const ModelConfig& config,
+                                       const std::map<std::string, SourceTensor>& tensors,
+                                       const std::string& source);
+
+// Checks CheckCountsAgainstTensors, then that `tensors` (by our name) are exactly the expected ones with the expected shapes and
 // returns them in canonical order. `source` names the input in errors.
 absl::StatusOr<std::vector<SourceTensor>> AssembleTensors(
     const ModelConfig& config, std::map<std::string, SourceTensor> tensors,

@@ -16,8 +16,9 @@ constexpr char kProgram[] = "pi-inspect";
 int Main(int argc, char** argv) {
   CLI::App app{
       "Show a .pi artifact: header, metadata (long arrays abbreviated), tensor table.\n"
-      "With --verify, check every tensor's checksum; the exit status is 0 only for a sound "
-      "file.\n\n"
+      "With --verify, check every tensor's checksum and, for a model, that the runtime can load "
+      "it (every header value against the tensors and plausible ranges); the exit status is 0 "
+      "only for a sound file.\n\n"
       "Examples:\n"
       "  pi-inspect stories260K.pi\n"
       "  pi-inspect --verify stories260K.pi\n"
@@ -39,6 +40,9 @@ int Main(int argc, char** argv) {
   absl::StatusOr<InspectReport> report = InspectPiFile(path, options);
   if (!report.ok()) return ReportError(kProgram, report.status());
   std::fputs(report->text.c_str(), stdout);
+  if (!report->model_error.empty()) {
+    return ReportError(kProgram, absl::InvalidArgumentError(report->model_error));
+  }
   if (!report->sound()) {
     return ReportError(
         kProgram, absl::DataLossError(

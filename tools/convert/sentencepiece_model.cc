@@ -4,9 +4,9 @@
 
 namespace pinfer {
 
-std::string LoadSentencePieceModel(const std::string& path, SentencePieceVocab* out) {
+std::string LoadSentencePieceModel(const std::string& serialized, SentencePieceVocab* out) {
   sentencepiece::SentencePieceProcessor processor;
-  const sentencepiece::util::Status status = processor.Load(path);
+  const sentencepiece::util::Status status = processor.LoadFromSerializedProto(serialized);
   if (!status.ok()) return "not a SentencePiece model (" + status.ToString() + ")";
   const int n = processor.GetPieceSize();
   if (n <= 0) return "the SentencePiece model has no pieces";

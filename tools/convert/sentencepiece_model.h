@@ -22,7 +22,8 @@ struct SentencePieceVocab {
   bool add_dummy_prefix = true;
 };
 
+// Parses the bytes of a tokenizer.model (the caller reads the file, through format/file_access.h).
 // Empty string on success, else the reason (without the path).
-std::string LoadSentencePieceModel(const std::string& path, SentencePieceVocab* out);
+std::string LoadSentencePieceModel(const std::string& serialized, SentencePieceVocab* out);
 
 }  // namespace pinfer

@@ -2,9 +2,9 @@
 
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "format/file_access.h"
 #include "format/pi_format.h"
 #include "tools/convert/gguf_file.h"
 #include "tools/convert/gguf_source.h"
@@ -29,17 +29,18 @@ absl::StatusOr<SourceModel> ReadSource(const std::string& source, const SourceOp
     return ReadHfDirectory(fs::path(source).parent_path().string(), options.tokenizer_path,
                            options.activations);
   }
-  uint8_t head[8] = {};
-  std::ifstream in(source, std::ios::binary);
-  in.read(reinterpret_cast<char*>(head), sizeof(head));
-  if (LooksLikeGguf({head, static_cast<size_t>(in.gcount())})) {
+  // Unreadable files and FIFOs are refused here with the reason, not as an unknown format.
+  absl::StatusOr<std::string> head_read = ReadRegularFile(source, 8);
+  if (!head_read.ok()) return head_read.status();
+  const std::string& head = *head_read;
+  if (LooksLikeGguf({reinterpret_cast<const uint8_t*>(head.data()), head.size()})) {
     if (!options.tokenizer_path.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("--tokenizer ", options.tokenizer_path,
                                                      ": a GGUF file carries its own tokenizer"));
     }
     return ReadGguf(source, options.activations);
   }
-  if (in.gcount() == sizeof(head) && std::memcmp(head, kPiMagic, sizeof(head)) == 0) {
+  if (head.size() == 8 && std::memcmp(head.data(), kPiMagic, 8) == 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": is already a .pi file (see pi-inspect)"));
   }

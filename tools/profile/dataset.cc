@@ -1,6 +1,7 @@
 #include "tools/profile/dataset.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -9,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "format/file_access.h"
 #include "format/strings.h"
 #include "nlohmann/json.hpp"
 
@@ -69,23 +71,12 @@ DatasetFormat DatasetFormatOf(std::string_view path) {
 absl::Status CheckDatasetFiles(const std::vector<std::string>& paths) {
   if (paths.empty()) return absl::InvalidArgumentError("--dataset: no dataset files given");
   for (const std::string& path : paths) {
+    absl::StatusOr<int> fd = OpenRegularFile(path);
+    if (!fd.ok()) return fd.status();
     struct stat st;
-    if (stat(path.c_str(), &st) != 0) {
-      if (errno == ENOENT) return absl::NotFoundError(absl::StrCat(path, ": no such file"));
-      return absl::PermissionDeniedError(
-          absl::StrCat(path, ": cannot access: ", std::strerror(errno)));
-    }
-    if (!S_ISREG(st.st_mode)) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
-    }
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (f == nullptr) {
-      return absl::PermissionDeniedError(
-          absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
-    }
-    std::fclose(f);
-    if (st.st_size == 0)
-      return absl::InvalidArgumentError(absl::StrCat(path, ": the file is empty"));
+    const bool empty = fstat(*fd, &st) == 0 && st.st_size == 0;
+    close(*fd);
+    if (empty) return absl::InvalidArgumentError(absl::StrCat(path, ": the file is empty"));
   }
   return absl::OkStatus();
 }
@@ -94,10 +85,12 @@ absl::Status CheckDatasetFiles(const std::vector<std::string>& paths) {
 
 absl::StatusOr<std::unique_ptr<DatasetReader>> DatasetReader::Open(const std::string& path,
                                                                    size_t piece_bytes) {
-  std::FILE* file = std::fopen(path.c_str(), "rb");
+  absl::StatusOr<int> fd = OpenRegularFile(path);
+  if (!fd.ok()) return fd.status();
+  std::FILE* file = fdopen(*fd, "rb");
   if (file == nullptr) {
-    if (errno == ENOENT) return absl::NotFoundError(absl::StrCat(path, ": no such file"));
-    return absl::PermissionDeniedError(absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
+    close(*fd);
+    return absl::InternalError(absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
   }
   return std::unique_ptr<DatasetReader>(
       new DatasetReader(path, file, DatasetFormatOf(path), std::max<size_t>(piece_bytes, 16)));

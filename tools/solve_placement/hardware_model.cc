@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "format/atomic_file.h"
+#include "format/file_access.h"
 #include "format/strings.h"
 #include "nlohmann/json.hpp"
 
@@ -165,11 +166,9 @@ absl::StatusOr<HardwareModel> GpuPreset(std::string_view gpu) {
 }
 
 absl::StatusOr<HardwareModel> ReadHardwareFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open the hardware file"));
-  std::stringstream text;
-  text << in.rdbuf();
-  json root = json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  absl::StatusOr<std::string> text = ReadRegularFile(path);
+  if (!text.ok()) return text.status();
+  json root = json::parse(*text, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": not valid JSON"));
   }
