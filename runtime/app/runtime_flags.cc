@@ -164,6 +164,13 @@ void LogRuntimeSummary(std::string_view log_prefix, const RuntimeFlags& flags,
                prefix.c_str(), rt.load_seconds * 1e3, static_cast<long long>(context_length),
                static_cast<long long>(c.context_length), FormatBytes(kv_cache_bytes).c_str(),
                cpu::Threads(), cpu::SimdTargetName());
+  if (flags.context == 0 && context_length < c.context_length) {
+    std::fprintf(stderr,
+                 "%snote: the model's context of %lld tokens does not fit in the memory "
+                 "available; using %lld (-c sets it)\n",
+                 prefix.c_str(), static_cast<long long>(c.context_length),
+                 static_cast<long long>(context_length));
+  }
   for (const std::string& note : rt.notes) {
     std::fprintf(stderr, "%s%s\n", prefix.c_str(), note.c_str());
   }

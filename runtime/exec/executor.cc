@@ -34,6 +34,14 @@ double ForwardStats::EffectiveGBps() const {
   return static_cast<double>(weight_bytes + kv_bytes) / seconds / 1e9;
 }
 
+uint64_t SequenceState::Bytes(const ModelConfig& c, int64_t context, int64_t capacity) {
+  const uint64_t kv = 2 * static_cast<uint64_t>(c.n_layers) * static_cast<uint64_t>(context) *
+                      static_cast<uint64_t>(c.kv_dim());
+  const uint64_t scratch =
+      static_cast<uint64_t>(capacity) * static_cast<uint64_t>(3 * c.dim + 2 * c.q_dim() + 3 * c.n_ff);
+  return (kv + scratch) * sizeof(float);
+}
+
 absl::StatusOr<SequenceState> SequenceState::Create(const ModelConfig& c, int64_t context,
                                                     int64_t capacity) {
   SequenceState s;
@@ -43,8 +51,8 @@ absl::StatusOr<SequenceState> SequenceState::Create(const ModelConfig& c, int64_
   try {
     const size_t cache = static_cast<size_t>(c.n_layers) * static_cast<size_t>(context) *
                          static_cast<size_t>(c.kv_dim());
-    s.key_cache.resize(cache);
-    s.value_cache.resize(cache);
+    s.key_cache = ZeroPages<float>(cache);
+    s.value_cache = ZeroPages<float>(cache);
     s.x.resize(b * c.dim);
     s.normed.resize(b * c.dim);
     s.q.resize(b * c.q_dim());

@@ -30,6 +30,7 @@
 #include "runtime/exec/ffn_rows.h"
 #include "runtime/exec/forward_observer.h"
 #include "runtime/exec/layer_ffn.h"
+#include "runtime/exec/memory_budget.h"
 #include "runtime/model/model.h"
 
 namespace pinfer {
@@ -63,8 +64,9 @@ struct ForwardStats {
 struct SequenceState {
   int64_t context = 0;             // positions the KV cache holds
   int64_t capacity = 0;            // tokens per pass
-  std::vector<float> key_cache;    // [n_layers, context, kv_dim]
-  std::vector<float> value_cache;  // [n_layers, context, kv_dim]
+  // [n_layers, context, kv_dim]; pages are touched only as positions are reached.
+  ZeroPages<float> key_cache;
+  ZeroPages<float> value_cache;
   std::vector<float> x;            // [capacity, dim]    the residual stream
   std::vector<float> normed;       // [capacity, dim]
   std::vector<float> q;            // [capacity, q_dim]
@@ -75,6 +77,8 @@ struct SequenceState {
   // Sized for `config`; ResourceExhausted (naming the KV bytes) when memory runs out.
   static absl::StatusOr<SequenceState> Create(const ModelConfig& config, int64_t context,
                                               int64_t capacity);
+  // The bytes Create allocates (KV cache and scratch), once every position is used.
+  static uint64_t Bytes(const ModelConfig& config, int64_t context, int64_t capacity);
 };
 
 class Executor {

@@ -5,8 +5,45 @@
 #include <new>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/common/cli_common.h"
 
 namespace pinfer {
+
+absl::StatusOr<int64_t> ContextThatFits(const ModelConfig& c, int64_t requested,
+                                        int64_t batch_size, int64_t sequences,
+                                        std::optional<uint64_t> available_bytes) {
+  const int64_t wanted = requested > 0 ? requested : c.context_length;
+  sequences = std::max<int64_t>(1, sequences);
+  // Per position beyond the scratch: the KV cache and the token and logit bookkeeping.
+  auto bytes_for = [&](int64_t context) {
+    return static_cast<uint64_t>(sequences) *
+           (SequenceState::Bytes(c, context, std::min(batch_size, context)) +
+            static_cast<uint64_t>(context) * sizeof(int32_t) +
+            static_cast<uint64_t>(c.vocab_size) * sizeof(float));
+  };
+  if (!available_bytes || bytes_for(wanted) <= *available_bytes) return wanted;
+  // The largest context that fits: bytes_for grows with the context.
+  int64_t low = 0, high = wanted;
+  while (low < high) {
+    const int64_t mid = low + (high - low + 1) / 2;
+    if (bytes_for(mid) <= *available_bytes) {
+      low = mid;
+    } else {
+      high = mid - 1;
+    }
+  }
+  constexpr int64_t kSmallestUsefulContext = 16;
+  if (requested == 0 && low >= kSmallestUsefulContext) return low;
+  const std::string who = sequences > 1
+                              ? absl::StrCat(sequences, " sequences of ", wanted, " tokens need ")
+                              : absl::StrCat("a context of ", wanted, " tokens needs ");
+  return absl::ResourceExhaustedError(absl::StrCat(
+      who, FormatBytes(bytes_for(wanted)),
+      " (KV cache and scratch), but only ", FormatBytes(*available_bytes),
+      " of memory is available; ",
+      low >= 1 ? absl::StrCat("the largest context that fits is -c ", low)
+               : std::string("not even one position fits")));
+}
 
 Session::Session(Executor& executor, SequenceState state)
     : executor_(executor), state_(std::move(state)) {}
@@ -18,7 +55,10 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(Executor& executor,
     return absl::InvalidArgumentError(
         absl::StrCat("the context length must be positive, got ", options.context_length));
   }
-  const int64_t context = options.context_length > 0 ? options.context_length : c.context_length;
+  absl::StatusOr<int64_t> fitted = ContextThatFits(
+      c, options.context_length, executor.batch_size(), options.sequences, AvailableMemoryBytes());
+  if (!fitted.ok()) return fitted.status();
+  const int64_t context = *fitted;
   absl::StatusOr<SequenceState> state =
       SequenceState::Create(c, context, std::min(executor.batch_size(), context));
   if (!state.ok()) return state.status();

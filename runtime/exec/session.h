@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -16,7 +17,18 @@ namespace pinfer {
 
 struct SessionOptions {
   int64_t context_length = 0;  // positions the KV cache holds; 0: the model's training context
+  // How many sessions of this size the caller will hold at once (a server's slots): the memory
+  // check counts all of them.
+  int64_t sequences = 1;
 };
+
+// The context a session gets: `requested`, or the model's training context when 0. Refused with
+// the numbers (bytes needed, bytes available, the largest context that fits) when `sequences`
+// sessions of that context would not fit in the memory available; the model's own context is
+// shortened to what fits instead, since the user did not ask for it.
+absl::StatusOr<int64_t> ContextThatFits(const ModelConfig& config, int64_t requested,
+                                        int64_t batch_size, int64_t sequences,
+                                        std::optional<uint64_t> available_bytes);
 
 class Session {
  public:

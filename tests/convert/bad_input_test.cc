@@ -637,6 +637,15 @@ TEST_P(BadPiTest, PiInspectSaysWhyInOneLine) {
 INSTANTIATE_TEST_SUITE_P(Table, BadPiTest, ::testing::ValuesIn(PiCases()),
                          [](const auto& info) { return std::string(info.param.name); });
 
+// A FIFO would block open() forever; it is refused at once, by what it is.
+TEST(BadPi, AFifoIsRefusedAtOnce) {
+  const std::string fifo = ScratchDir("fifo") + "/model.pi";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0644), 0);
+  const ToolResult r = RunTool("pi-inspect", {fifo});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.err, "pi-inspect: error: " + fifo + ": not a regular file (it is a FIFO)\n");
+}
+
 // Damaged tensor data is found only by --verify: without it the structure is sound.
 TEST(BadPi, DataDamageNeedsVerify) {
   const std::string path = ScratchDir("pi") + "/bad.pi";

@@ -1,4 +1,7 @@
 // pi-run end to end: what goes to stdout and stderr, and one clear line for each kind of bad input.
+#include <sys/resource.h>
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <fstream>
 #include <string>
@@ -165,6 +168,44 @@ TEST(PiRunCliTest, ModelProblemsAreOneLine) {
                 m.SetString("llama.ffn_act", "swish");
               }).ok());
   ExpectOneLineError(PiRun({"-m", swish}), "unknown activation 'swish'");
+}
+
+// A context the machine cannot hold is refused at once with the numbers, not killed by the OOM
+// killer: 2e9 positions of stories260K need 2.4 TiB of KV cache.
+TEST(PiRunCliTest, AContextTooLargeForMemoryIsRefusedWithTheLargestThatFits) {
+  ExpectOneLineError(PiRun({"-m", Stories(), "-c", "2000000000", "-p", "Once", "-n", "2"}),
+                     "of memory is available; the largest context that fits is -c ");
+}
+
+// The KV cache is not touched before positions are used: a 5-token run with a million positions
+// (1.2 GiB of KV cache if it were zero-filled) costs no more memory than one with 512.
+TEST(PiRunCliTest, AnUnusedContextCostsNoMemory) {
+  auto peak_child_rss_mb = [] {
+    struct rusage usage;
+    getrusage(RUSAGE_CHILDREN, &usage);
+    return usage.ru_maxrss / 1024.0;
+  };
+  const test::ProgramResult small =
+      PiRun({"-m", Stories(), "-c", "512", "-p", "Once", "-n", "4", "--temp", "0", "-t", "1"});
+  ASSERT_EQ(small.exit_code, 0) << small.err;
+  const double small_mb = peak_child_rss_mb();
+  const test::ProgramResult large =
+      PiRun({"-m", Stories(), "-c", "1000000", "-p", "Once", "-n", "4", "--temp", "0", "-t", "1"});
+  ASSERT_EQ(large.exit_code, 0) << large.err;
+  EXPECT_EQ(large.out, small.out);
+  EXPECT_LT(peak_child_rss_mb(), small_mb + 200) << "with 512 positions: " << small_mb << " MB";
+}
+
+// Inputs that are not regular files: a FIFO would block open() forever, a directory as -f used
+// to give an empty prompt.
+TEST(PiRunCliTest, AFifoOrADirectoryIsRefusedAtOnce) {
+  const std::string fifo = test::ScratchDir() + "/model_fifo.pi";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0644), 0);
+  const test::ProgramResult r =
+      test::RunProgram("timeout", {"-s", "KILL", "20", PI_RUN_PATH, "-m", fifo, "-p", "x"});
+  ExpectOneLineError(r, "model_fifo.pi: not a regular file (it is a FIFO)");
+  ExpectOneLineError(PiRun({"-m", Stories(), "-f", test::ScratchDir(), "-n", "2"}),
+                     "not a regular file (it is a directory)");
 }
 
 }  // namespace

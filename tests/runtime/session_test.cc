@@ -281,3 +281,50 @@ TEST(FitPromptTest, KeepsBosAndTheEndOrFails) {
 
 }  // namespace
 }  // namespace pinfer
+
+namespace pinfer {
+namespace {
+
+// ContextThatFits against a given amount of memory: what fits is kept, a requested context that
+// does not fit is refused with the numbers and the largest that fits, the model's own context is
+// shortened, and a server's slots count together.
+TEST(ContextThatFitsTest, RefusesOrShortensByTheMemoryAvailable) {
+  ModelConfig c;
+  c.n_layers = 4;
+  c.dim = 64;
+  c.n_heads = 4;
+  c.n_kv_heads = 4;
+  c.head_dim = 16;
+  c.n_ff = 128;
+  c.vocab_size = 100;
+  c.context_length = 1 << 20;
+  // Per position: K and V of 4 layers x 64 floats = 2 KiB, plus the token id.
+  const uint64_t per_position = 2 * 4 * 64 * 4 + 4;
+  const uint64_t available = 4096 * per_position + (1 << 20);
+
+  EXPECT_EQ(*ContextThatFits(c, 1000, 8, 1, available), 1000);
+  EXPECT_EQ(*ContextThatFits(c, 1000, 8, 1, std::nullopt), 1000);  // unknown: no check
+
+  absl::StatusOr<int64_t> refused = ContextThatFits(c, 100000, 8, 1, available);
+  ASSERT_TRUE(absl::IsResourceExhausted(refused.status())) << refused.status();
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), "a context of 100000 tokens needs "))
+      << refused.status();
+  const std::string message(refused.status().message());
+  const size_t at = message.find("the largest context that fits is -c ");
+  ASSERT_NE(at, std::string::npos) << message;
+  const int64_t largest = std::stoll(message.substr(at + 36));
+  EXPECT_GT(largest, 4096);
+  EXPECT_LT(largest, 4096 + 1024);
+  EXPECT_EQ(*ContextThatFits(c, largest, 8, 1, available), largest);
+  EXPECT_FALSE(ContextThatFits(c, largest + 1, 8, 1, available).ok());
+
+  EXPECT_EQ(*ContextThatFits(c, 0, 8, 1, available), largest);  // the model's 1M: shortened
+
+  absl::StatusOr<int64_t> slots = ContextThatFits(c, largest, 8, 4, available);
+  ASSERT_FALSE(slots.ok());
+  EXPECT_TRUE(absl::StrContains(slots.status().message(), "4 sequences of ")) << slots.status();
+  EXPECT_FALSE(ContextThatFits(c, 100, 8, 1, 1000).ok());  // not even the scratch fits
+}
+
+}  // namespace
+}  // namespace pinfer
