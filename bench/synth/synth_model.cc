@@ -18,6 +18,7 @@
 #include "bench/synth/synth_design.h"
 #include "bench/synth/synth_random.h"
 #include "bench/synth/synth_vocabulary.h"
+#include "format/output_check.h"
 #include "format/pi_writer.h"
 #include "format/quant.h"
 #include "format/strings.h"
@@ -481,10 +482,11 @@ absl::StatusOr<SynthReport> WriteSyntheticModel(const SynthOptions& options) {
                                                      "or q4_0)"));
   }
   if (options.output_path.empty()) return absl::InvalidArgumentError("no output path (-o)");
-  if (!options.gguf_path.empty() && std::filesystem::weakly_canonical(options.gguf_path) ==
-                                        std::filesystem::weakly_canonical(options.output_path)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(options.gguf_path, ": --gguf names the same file as -o"));
+  {
+    std::vector<OutputFile> outputs = {{"-o", options.output_path, ArtifactKind::kModel}};
+    if (!options.gguf_path.empty()) outputs.push_back({"--gguf", options.gguf_path, std::nullopt});
+    const InputFile inputs[] = {{"the tokenizer", options.tokenizer_path}};
+    if (absl::Status s = CheckOutputs(outputs, inputs); !s.ok()) return s;
   }
   absl::StatusOr<FiringLaw> law = FiringLaw::Solve(options.locality, options.shape.n_ff);
   if (!law.ok()) return law.status();

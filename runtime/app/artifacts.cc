@@ -80,6 +80,13 @@ absl::StatusOr<RuntimeArtifacts> ResolveArtifacts(const SparseFlags& sparse,
         "--check needs sparse execution: no predictor (", DefaultPredictorPath(model_path),
         " does not exist; pass --predictor FILE or --oracle-sparse)"));
   }
+  // The predictor is read first: one made for another model is that, whatever else is missing.
+  if (!predictor.empty()) {
+    absl::StatusOr<PredictorWeights> weights = PredictorWeights::ReadFor(predictor, model);
+    if (!weights.ok()) return weights.status();
+    a.predictor = std::make_shared<const PredictorWeights>(*std::move(weights));
+    a.predictor_path = predictor;
+  }
   // Sparse execution of a calibrated model needs its thresholds; a plan applies them when they
   // exist (or --profile names them, which must then be valid), else runs the model exactly.
   const bool selects = !predictor.empty() || sparse.oracle || a.exact;
@@ -89,9 +96,8 @@ absl::StatusOr<RuntimeArtifacts> ResolveArtifacts(const SparseFlags& sparse,
     if (!firing.ok()) return firing.status();
     a.firing = *std::move(firing);
   }
-  if (!predictor.empty()) {
-    absl::StatusOr<PredictorWeights> weights = PredictorWeights::ReadFor(predictor, model);
-    if (!weights.ok()) return weights.status();
+  if (a.predictor != nullptr) {
+    const PredictorWeights* weights = a.predictor.get();
     // A predictor trained on "nonzero" samples of a calibrated model (or the reverse) predicts
     // the wrong thing.
     const bool calibrated = a.firing != nullptr && a.firing->calibrated();
@@ -101,8 +107,6 @@ absl::StatusOr<RuntimeArtifacts> ResolveArtifacts(const SparseFlags& sparse,
           absl::StrCat(predictor, ": the predictor was trained for the '", weights->fire_rule,
                        "' firing rule, this model runs with '", expected_rule, "'"));
     }
-    a.predictor = std::make_shared<const PredictorWeights>(*std::move(weights));
-    a.predictor_path = predictor;
   }
   return a;
 }

@@ -1,5 +1,6 @@
 // pi-run: generate text with a .pi model, or measure its perplexity (flags as in llama.cpp).
 #include <cstdint>
+#include <limits>
 #include <string>
 
 #include "CLI/CLI.hpp"
@@ -7,6 +8,7 @@
 #include "runtime/app/pi_run.h"
 #include "runtime/app/runtime_flags.h"
 #include "runtime/common/cli_common.h"
+#include "runtime/common/cli_flags.h"
 
 namespace pinfer {
 namespace {
@@ -41,7 +43,9 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--repeat-last-n", sampling.repeat_last_n, "tokens the penalty looks back over")
       ->capture_default_str();
-  app.add_option("--seed", seed, "random seed (-1: random)")->capture_default_str();
+  app.add_option("--seed", seed, "random seed (-1: random)")
+      ->check(IntegerIn(0, std::numeric_limits<int64_t>::max(), -1))
+      ->capture_default_str();
   app.add_flag("-i,--interactive", options.interactive,
                "after the prompt, read lines from stdin and continue the text");
   app.add_flag("--truncate", options.truncate,
@@ -53,12 +57,8 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   try {
     app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    return ReportError(kProgram, absl::InvalidArgumentError(e.what()));
+    return ReportParseError(kProgram, app, e);
   }
   options.seed_given = seed >= 0;
   if (seed >= 0) sampling.seed = static_cast<uint64_t>(seed);

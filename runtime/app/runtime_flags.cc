@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <thread>
 #include <utility>
 
 #include "CLI/CLI.hpp"
@@ -20,8 +19,11 @@ namespace pinfer {
 
 void AddRuntimeFlags(CLI::App& app, RuntimeFlags& flags) {
   app.add_option("-m,--model", flags.model_path, "model file (.pi)")->required();
-  app.add_option("-t,--threads", flags.threads, "CPU threads (-1: all)")->capture_default_str();
-  app.add_option("-c,--ctx-size", flags.context, "context length (0: the model's)")
+  app.add_option("-t,--threads", flags.threads,
+                 "CPU threads (-1: all; at most the hardware's thread count)")
+      ->capture_default_str();
+  app.add_option("-c,--ctx-size", flags.context,
+                 "context length (0: the model's, shortened to the memory available)")
       ->capture_default_str();
   app.add_option("-b,--batch-size", flags.batch_size, "prompt tokens per forward pass")
       ->capture_default_str();
@@ -112,10 +114,11 @@ absl::Status ValidateRuntimeFlags(const RuntimeFlags& flags) {
 
 absl::StatusOr<LoadedRuntime> LoadRuntime(const RuntimeFlags& flags) {
   if (absl::Status s = ValidateRuntimeFlags(flags); !s.ok()) return s;
-  const int hardware = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  cpu::SetThreads(flags.threads > 0 ? flags.threads : hardware);
-
   LoadedRuntime rt;
+  std::string threads_warning;
+  cpu::SetThreads(ThreadsToUse(flags.threads, &threads_warning));
+  if (!threads_warning.empty()) rt.notes.push_back(threads_warning);
+
   const auto start = std::chrono::steady_clock::now();
   ModelLoadOptions load;
   load.populate = flags.populate;

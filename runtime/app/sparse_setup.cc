@@ -2,6 +2,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "runtime/common/cli_flags.h"
 
 namespace pinfer {
 
@@ -22,7 +23,8 @@ void AddSparseFlags(CLI::App& app, SparseFlags& flags) {
                "(exact; for tests, not faster)");
   app.add_option("--sparse-crossover", flags.crossover,
                  "run a layer sparse when its selected density is below this (default: the "
-                 "crossover measured at load)");
+                 "crossover measured at load)")
+      ->check(FiniteIn(0.0, 1.0));
   app.add_option("--profile", flags.profile_path,
                  "profile with the calibrated thresholds of a silu/gelu model (default: "
                  "MODEL.profile.pi beside the model)");

@@ -2,10 +2,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -46,14 +48,43 @@ void RemoveTemporaryFilesOnInterrupt() {
 }
 
 int ReportError(std::string_view program, const absl::Status& status) {
-  std::string message(status.message());
-  // One line: newlines inside a message would break log parsers and the "one clear line" rule.
-  for (char& c : message) {
-    if (c == '\n') c = ' ';
-  }
   std::fprintf(stderr, "%.*s: error: %s\n", static_cast<int>(program.size()), program.data(),
-               message.c_str());
+               PrintableLine(StdSv(status.message())).c_str());
   return 1;
+}
+
+std::string PrintableLine(std::string_view text) {
+  // One line: newlines inside a message would break log parsers and the "one clear line" rule.
+  // Other control bytes come from files (a name, a metadata string) and could drive the terminal:
+  // they are shown as \xNN. Bytes >= 0x80 stay, so that UTF-8 reads as text.
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (c == '\n' || c == '\r' || c == '\t') {
+      out.push_back(' ');
+    } else if (u < 0x20 || u == 0x7f) {
+      absl::StrAppend(&out, "\\x", absl::Hex(u, absl::kZeroPad2));
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+int ThreadsToUse(int requested, std::string* warning) {
+  const int hardware = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  if (requested <= 0) return hardware;
+  if (requested > hardware) {
+    // More threads than the hardware runs at once only adds contention: at -t 1000 decode ran
+    // 260x slower. The user asked for it, so say what happens instead.
+    if (warning != nullptr) {
+      *warning = absl::StrCat("warning: -t ", requested, " exceeds the ", hardware,
+                              " hardware threads; using ", hardware);
+    }
+    return hardware;
+  }
+  return requested;
 }
 
 absl::StatusOr<uint64_t> ParseByteSize(std::string_view text) {

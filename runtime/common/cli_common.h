@@ -15,6 +15,13 @@ namespace pinfer {
 // Prints "<program>: error: <message>" on one line to stderr and returns the exit code 1.
 int ReportError(std::string_view program, const absl::Status& status);
 
+// `text` as one printable line: newlines and tabs become spaces, other control bytes \xNN.
+std::string PrintableLine(std::string_view text);
+
+// The CPU threads to use for a -t/--threads value: all hardware threads for -1 (or 0), else the
+// value, capped at the hardware's thread count; `warning` then says so, for the caller to print.
+int ThreadsToUse(int requested, std::string* warning);
+
 // "24G", "512M", "1.5G", "4096" (bytes), "64K"; binary units (G = 2^30). Case-insensitive, an
 // optional trailing "B" or "iB" is accepted.
 absl::StatusOr<uint64_t> ParseByteSize(std::string_view text);

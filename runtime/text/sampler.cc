@@ -22,6 +22,9 @@ absl::Status SamplerParams::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrCat("--repeat-penalty must be a positive number, got ", repeat_penalty));
   }
+  if (top_k < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--top-k must be 0 (off) or more, got ", top_k));
+  }
   if (repeat_last_n < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("--repeat-last-n must be 0 or more, got ", repeat_last_n));

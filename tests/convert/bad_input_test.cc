@@ -3,6 +3,7 @@
 // HF safetensors) and for .pi files. Each must give exit status 1 and exactly one stderr line
 // that names the file and the reason, and a failed conversion must leave no file behind.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
@@ -195,6 +196,21 @@ std::vector<Case> Cases() {
          return Args{{RepoPath("models/stories260K/stories260K.bin"), "--tokenizer", p}, p};
        },
        "another model"},
+      {"Llama2cTokenizerOfASmallerVocabulary",
+       [](const std::string& d) {
+         return Args{{RepoPath("models/relu-llama-260k/model_q80.bin"), "--tokenizer", kTok512},
+                     kTok512};
+       },
+       "holds only 512 tokens but the model's vocabulary is 1024: is it the tokenizer of another "
+       "model?"},
+      {"GgufArchitectureWithControlBytes",
+       [](const std::string& d) {
+         TinyGguf t;
+         t.arch = "\x1b[31mfalcon\x07";
+         const std::string p = Put(d + "/s.gguf", Build(t));
+         return Args{{p}, p};
+       },
+       "unknown architecture '\\x1b[31mfalcon\\x07'"},
       {"Llama2cTruncatedTokenizer",
        [](const std::string& d) {
          const std::string p = Put(d + "/tok.bin", Cut(ReadFileBytes(kTok512), 3000));
@@ -517,6 +533,17 @@ TEST(BadOutput, OverwritingTheSource) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("would overwrite the source file " + source), std::string::npos) << r.err;
   EXPECT_EQ(ReadFileBytes(source), ReadFileBytes(RepoPath("models/stories260K/stories260K.gguf")));
+}
+
+// A file the user may not read says so, not "unrecognised model format".
+TEST(BadSource, AnUnreadableFileSaysPermissionDenied) {
+  if (geteuid() == 0) GTEST_SKIP() << "root may read every file: no permission to deny";
+  const std::string p = ScratchDir("unreadable") + "/model.gguf";
+  WriteFileBytes(p, ReadFileBytes(RepoPath("models/stories260K/stories260K.gguf")));
+  ASSERT_EQ(chmod(p.c_str(), 0), 0);
+  const ToolResult r = RunTool("pi-convert", {p, "-o", ScratchDir("unreadable_out") + "/m.pi"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "pi-convert: error: " + p + ": permission denied\n");
 }
 
 // A conversion that fails while writing (an output directory that does not exist) also leaves

@@ -262,15 +262,65 @@ TEST(ModelPlaceTest, CliRejectsBadFlagsWithOneLine) {
       {"--vram 1M --hardware /nonexistent.json", "/nonexistent.json"},
       {"--vram 1M --gpu tpu", "unknown GPU 'tpu'"},
       {"--vram 1M --predictor /nonexistent.pi", "/nonexistent.pi"},
+      // Values that used to be replaced by defaults or passed to CBC as they were.
+      {"--vram 1M --time-limit nan", "--time-limit: expected a finite number, got 'nan'"},
+      {"--vram 1M --time-limit -5", "--time-limit: must lie in (0, 1e+07], got -5"},
+      {"--vram 1M --time-limit inf", "--time-limit: expected a finite number, got 'inf'"},
+      {"--vram 1M --gap nan", "--gap: expected a finite number"},
+      {"--vram 1M --gap 2", "--gap: must lie in [0, 1], got 2"},
+      {"--vram 1M --ctx 0", "--ctx: must lie in [1, "},
+      {"--vram 1M --ctx -1", "--ctx: must lie in [1, "},
+      {"--vram 1M --predictor-rank -5", "--predictor-rank: must lie in [1, "},
+      {"--vram 1M --batch 0", "--batch: must lie in [1, "},
   };
   for (const auto& [args, message] : cases) {
     const CliRun run = PiPlace(absl::StrCat("-m ", ReluLlamaModel(), " ", args));
     EXPECT_EQ(run.exit_code, 1) << args;
     EXPECT_NE(run.err.find(message), std::string::npos) << args << ": " << run.err;
+    EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << args << ": " << run.err;
   }
   const CliRun missing = PiPlace("--vram 1M");
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.err.find("--model"), std::string::npos);
+}
+
+// -o naming one of pi-place's inputs (or, with --calibrate, any .pi artifact) is refused before
+// anything is written: the input stays as it was.
+TEST(ModelPlaceTest, CliNeverOverwritesItsInputs) {
+  ReluProfile();
+  const std::string dir = TempPath("overwrite");
+  std::filesystem::create_directories(dir);
+  const std::string model = dir + "/m.pi", profile = dir + "/m.profile.pi",
+                    predictor = dir + "/m.predictor.pi";
+  std::filesystem::copy_file(ReluLlamaModel(), model);
+  std::string beside = ReluLlamaModel();
+  beside.replace(beside.size() - 3, 3, ".profile.pi");
+  std::filesystem::copy_file(beside, profile);
+  std::filesystem::copy_file(beside, predictor);  // any file: the check comes before it is read
+  auto bytes = [](const std::string& path) {
+    std::stringstream text;
+    text << std::ifstream(path, std::ios::binary).rdbuf();
+    return text.str();
+  };
+  const std::string model_bytes = bytes(model), profile_bytes = bytes(profile);
+  const std::pair<std::string, std::string> cases[] = {
+      {"-o " + model, "would overwrite the model " + model},
+      {"-o " + profile, "would overwrite the profile " + profile},
+      {"--predictor " + predictor + " -o " + predictor,
+       "would overwrite the predictor " + predictor},
+      {"-o " + dir + "/../overwrite/m.pi", "would overwrite the model " + model},
+  };
+  for (const auto& [args, message] : cases) {
+    const CliRun run = PiPlace(absl::StrCat("-m ", model, " --vram 1M ", args));
+    EXPECT_EQ(run.exit_code, 1) << args;
+    EXPECT_NE(run.err.find(message), std::string::npos) << args << ": " << run.err;
+  }
+  const CliRun calibrate = PiPlace(absl::StrCat("--calibrate -o ", model));
+  EXPECT_EQ(calibrate.exit_code, 1) << calibrate.err;
+  EXPECT_NE(calibrate.err.find("would overwrite a model artifact"), std::string::npos)
+      << calibrate.err;
+  EXPECT_EQ(bytes(model), model_bytes);
+  EXPECT_EQ(bytes(profile), profile_bytes);
 }
 
 TEST(ModelPlaceTest, PredictorFileSizesAreCountedPerLayer) {

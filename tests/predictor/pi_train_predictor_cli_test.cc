@@ -144,8 +144,8 @@ TEST_F(PiTrainPredictorCliTest, BadFlagsAndInputsGetOneLine) {
       {{"--rank", "32"}, "--model"},
       {{"-m", *model_ + ".missing"}, ".missing"},
       {{"-m", *model_, "--samples", Base() + ".nothing.zst"}, ".nothing.zst"},
-      {{"-m", *model_, "-o", *model_}, "is the model"},
-      {{"-m", *model_, "-o", Base() + ".samples.zst"}, "is the sample file"},
+      {{"-m", *model_, "-o", *model_}, "would overwrite the model"},
+      {{"-m", *model_, "-o", Base() + ".samples.zst"}, "would overwrite the sample file"},
       {{"-m", *model_, "--samples", truncated}, truncated},
       {{"-m", *model_, "--samples", text}, text},
       // Wrong kinds: a profile given as the model, a model given as the samples.

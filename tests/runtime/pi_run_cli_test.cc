@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -140,6 +141,14 @@ TEST(PiRunCliTest, BadFlagsAndInputs) {
   ExpectOneLineError(PiRun({"-m", Stories(), "--perplexity", test::ScratchDir() + "/none.txt"}),
                      "none.txt");
   ExpectOneLineError(PiRun({"-p", "hello"}), "-m");
+  // Values that used to be replaced by defaults.
+  ExpectOneLineError(PiRun({"-m", Stories(), "--sparse-crossover", "-1"}),
+                     "--sparse-crossover: must lie in [0, 1], got -1");
+  ExpectOneLineError(PiRun({"-m", Stories(), "--sparse-crossover", "nan"}),
+                     "--sparse-crossover: expected a finite number");
+  ExpectOneLineError(PiRun({"-m", Stories(), "--seed", "-5"}), "--seed: must lie in [0, ");
+  ExpectOneLineError(PiRun({"-m", Stories(), "--top-k", "-3", "-n", "2"}),
+                     "--top-k must be 0 (off) or more, got -3");
   // Too little text for two chunks.
   const std::string short_text = test::ScratchDir() + "/short.txt";
   {
@@ -206,6 +215,28 @@ TEST(PiRunCliTest, AFifoOrADirectoryIsRefusedAtOnce) {
   ExpectOneLineError(r, "model_fifo.pi: not a regular file (it is a FIFO)");
   ExpectOneLineError(PiRun({"-m", Stories(), "-f", test::ScratchDir(), "-n", "2"}),
                      "not a regular file (it is a directory)");
+}
+
+// Another model's predictor beside a model is named as such, before what else the model would
+// need (stories260K is silu: sparse execution would also need calibrated thresholds).
+TEST(PiRunCliTest, AnotherModelsPredictorIsNamedAsSuch) {
+  const std::string dir = test::ScratchDir();
+  const std::string model = dir + "/s.pi", predictor = dir + "/s.predictor.pi";
+  std::filesystem::copy_file(Stories(), model);
+  std::filesystem::copy_file(test::ReluModelWithPredictor().predictor, predictor);
+  ExpectOneLineError(PiRun({"-m", model, "-p", "Once", "-n", "2"}),
+                     (predictor + ": ").c_str());
+  ExpectOneLineError(PiRun({"-m", model, "-p", "Once", "-n", "2"}),
+                     "the predictor was trained for another model");
+}
+
+// More threads than the hardware has are capped, with a warning: -t 1000 made decode 260x slower.
+TEST(PiRunCliTest, ThreadsBeyondTheHardwareAreCappedWithAWarning) {
+  const test::ProgramResult r = test::RunProgram(
+      "timeout", {"-s", "KILL", "60", PI_RUN_PATH, "-m", Stories(), "-p", "Once", "-n", "8",
+                  "--temp", "0", "-t", "100000"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "pi-run: warning: -t 100000 exceeds the ")) << r.err;
 }
 
 }  // namespace

@@ -303,7 +303,7 @@ TEST(SynthModelTest, FailuresLeaveNoFile) {
   options = SmallModelOptions(kSmallShape, DType::kQ4_0, scratch.Path("no/such/dir/m.pi"), gguf);
   expect_error(options, "no/such/dir/m.pi");
   options = SmallModelOptions(kSmallShape, DType::kQ4_0, pi, pi);
-  expect_error(options, "--gguf names the same file as -o");
+  expect_error(options, "is also the path of -o");
   options = SmallModelOptions(kSmallShape, DType::kI32, pi);
   expect_error(options, "--dtype i32 is not a weight dtype");
   options = SmallModelOptions(kSmallShape, DType::kQ4_0, pi);

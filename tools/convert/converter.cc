@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "format/checksum.h"
+#include "format/output_check.h"
 #include "format/pi_writer.h"
 #include "format/quant.h"
 #include "format/strings.h"
@@ -100,13 +101,11 @@ absl::StatusOr<ConvertReport> ConvertModel(SourceModel& source, const std::strin
                      " tokens but the model's vocabulary is ", source.config.vocab_size)));
   }
   // Writing over an input would destroy it (the rename replaces the file being read).
-  std::error_code error;
-  for (const std::string& file : source.source_files) {
-    if (std::filesystem::exists(output_path, error) &&
-        std::filesystem::equivalent(output_path, file, error)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("-o ", output_path, ": would overwrite the source file ", file));
-    }
+  {
+    std::vector<InputFile> inputs;
+    for (const std::string& file : source.source_files) inputs.push_back({"the source file", file});
+    const OutputFile outputs[] = {{"-o", output_path, ArtifactKind::kModel}};
+    if (absl::Status s = CheckOutputs(outputs, inputs); !s.ok()) return s;
   }
 
   Metadata metadata;

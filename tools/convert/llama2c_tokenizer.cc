@@ -36,6 +36,12 @@ absl::StatusOr<Vocabulary> ReadLlama2cTokenizer(const std::string& path, int64_t
     float score;
     int32_t length;
     std::string piece;
+    if (reader.remaining() == 0) {
+      // Ended cleanly between two tokens: a whole tokenizer, of a smaller vocabulary.
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": holds only ", i, " tokens but the model's vocabulary is ",
+                       vocab_size, ": is it the tokenizer of another model?"));
+    }
     if (!reader.Get(&score) || !reader.Get(&length)) {
       return absl::DataLossError(
           absl::StrCat(path, ": truncated at token ", i, " of ", vocab_size));

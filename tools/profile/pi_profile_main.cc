@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/common/cli_common.h"
+#include "runtime/common/cli_flags.h"
 #include "tools/profile/profiler.h"
 
 namespace pinfer {
@@ -54,7 +55,10 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("-b,--batch-size", options.batch_size, "prompt tokens per forward pass")
       ->capture_default_str();
-  app.add_option("-t,--threads", options.threads, "CPU threads (-1: all)")->capture_default_str();
+  app.add_option("-t,--threads", options.threads,
+                 "CPU threads (-1: all; at most the hardware's thread count)")
+      ->check(ThreadCount())
+      ->capture_default_str();
   CLI::Option* target = app.add_option(
       "--target-sparsity", target_sparsity,
       "silu/gelu models: fraction S of |act(gate.x)| per layer to put at or below the threshold "
@@ -81,13 +85,12 @@ int Main(int argc, char** argv) {
   app.add_flag("-q,--quiet", quiet, "no progress on stderr");
   try {
     app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    return ReportError(kProgram, absl::InvalidArgumentError(e.what()));
+    return ReportParseError(kProgram, app, e);
   }
+  std::string threads_warning;
+  options.threads = ThreadsToUse(options.threads, &threads_warning);
+  if (!threads_warning.empty()) std::fprintf(stderr, "%s: %s\n", kProgram, threads_warning.c_str());
   if (*target) {
     if (!(target_sparsity > 0 && target_sparsity < 1)) {
       return ReportError(kProgram, absl::InvalidArgumentError(absl::StrCat(

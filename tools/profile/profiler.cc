@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "format/atomic_file.h"
+#include "format/output_check.h"
 #include "format/sample_file.h"
 #include "format/strings.h"
 #include "runtime/common/cli_common.h"
@@ -39,15 +40,6 @@ std::string PlotPathFor(const std::string& profile_path) {
   std::string base = profile_path;
   if (base.ends_with(".pi")) base.resize(base.size() - 3);
   return base + ".svg";
-}
-
-bool SameFile(const std::string& a, const std::string& b) {
-  std::error_code ec;
-  const fs::path ca = fs::weakly_canonical(a, ec);
-  if (ec) return a == b;
-  const fs::path cb = fs::weakly_canonical(b, ec);
-  if (ec) return a == b;
-  return ca == cb;
 }
 
 // Evaluates every chunk of `chunker` from an empty cache, in batches, without logits, advancing
@@ -179,20 +171,13 @@ absl::StatusOr<ProfileReport> RunProfile(const ProfileOptions& options) {
   const std::string samples_path = options.samples_path.empty()
                                        ? DefaultSampleFilePath(options.model_path)
                                        : options.samples_path;
-  std::vector<std::pair<std::string, std::string>> outputs = {{"-o", profile_path},
-                                                              {"--plot", plot_path}};
-  if (options.dump_samples) outputs.push_back({"--samples", samples_path});
-  for (size_t i = 0; i < outputs.size(); ++i) {
-    std::vector<std::string> inputs = options.datasets;
-    inputs.push_back(options.model_path);
-    for (size_t j = 0; j < i; ++j) inputs.push_back(outputs[j].second);
-    for (const std::string& input : inputs) {
-      if (SameFile(outputs[i].second, input)) {
-        return absl::InvalidArgumentError(absl::StrCat(outputs[i].first, " ", outputs[i].second,
-                                                       " would overwrite an input or another "
-                                                       "output"));
-      }
-    }
+  {
+    std::vector<OutputFile> outputs = {{"-o", profile_path, ArtifactKind::kProfile},
+                                       {"--plot", plot_path, std::nullopt}};
+    if (options.dump_samples) outputs.push_back({"--samples", samples_path, std::nullopt});
+    std::vector<InputFile> inputs = {{"the model", options.model_path}};
+    for (const std::string& dataset : options.datasets) inputs.push_back({"a dataset", dataset});
+    if (absl::Status s = CheckOutputs(outputs, inputs); !s.ok()) return s;
   }
 
   const std::string digest = model.file().ContentDigestHex();

@@ -2,12 +2,15 @@
 // and writes model.plan.pi. `--calibrate` measures this machine's CPU for the cost model.
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <string>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "format/output_check.h"
 #include "runtime/common/cli_common.h"
+#include "runtime/common/cli_flags.h"
 #include "runtime/model/activation_profile.h"
 #include "runtime/model/model_config.h"
 #include "tools/solve_placement/calibrate.h"
@@ -38,6 +41,8 @@ int Calibrate(const std::string& gpu, std::string output, bool quiet) {
   absl::StatusOr<HardwareModel> base = LoadHardware("", gpu);
   if (!base.ok()) return ReportError(kProgram, base.status());
   if (output.empty()) output = "hardware.json";
+  const OutputFile outputs[] = {{"-o", output, std::nullopt}};
+  if (absl::Status s = CheckOutputs(outputs, {}); !s.ok()) return ReportError(kProgram, s);
   if (!quiet) std::fprintf(stderr, "%s: measuring the CPU (a few seconds)...\n", kProgram);
   absl::StatusOr<CpuMeasurement> m = MeasureCpu({});
   if (!m.ok()) return ReportError(kProgram, m.status());
@@ -73,14 +78,18 @@ int Main(int argc, char** argv) {
                  "an estimate)");
   app.add_option("--vram", vram, "VRAM budget: 24G, 512M, 1.5G or bytes");
   app.add_option("--ctx", options.context,
-                 "context length of the GPU KV cache (default: min(4096, training context))");
+                 "context length of the GPU KV cache (default: min(4096, training context))")
+      ->check(IntegerIn(1, std::numeric_limits<int32_t>::max()));
   app.add_option("--group", options.group_size, "neurons per placement group")
+      ->check(IntegerIn(1, 1 << 24))
       ->capture_default_str();
   app.add_option("--batch", options.batch, "tokens per forward pass the workspace is sized for")
+      ->check(IntegerIn(1, 1 << 16))
       ->capture_default_str();
   app.add_option("--workspace", workspace, "GPU workspace bytes (overrides the estimate)");
   app.add_option("--predictor-rank", options.predictor_rank,
-                 "rank of the estimated predictor when there is no predictor file");
+                 "rank of the estimated predictor when there is no predictor file")
+      ->check(IntegerIn(1, 1 << 20));
   app.add_option("--objective", objective_name, "coverage or latency")->capture_default_str();
   auto* hardware_option =
       app.add_option("--hardware", hardware_file, "hardware file (JSON, see --calibrate)");
@@ -90,8 +99,10 @@ int Main(int argc, char** argv) {
       ->capture_default_str()
       ->excludes(hardware_option);
   app.add_option("--time-limit", solve.mip.time_limit_s, "CBC time limit in seconds")
+      ->check(FiniteIn(0.0, 1e7, /*low_open=*/true))
       ->capture_default_str();
   app.add_option("--gap", solve.mip.relative_gap, "relative optimality gap at which CBC stops")
+      ->check(FiniteIn(0.0, 1.0))
       ->capture_default_str();
   app.add_flag("--greedy", greedy_only, "skip CBC: use the greedy baseline");
   app.add_option("-o,--output", output,
@@ -103,7 +114,7 @@ int Main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return ReportParseError(kProgram, app, e);
   }
   if (calibrate) return Calibrate(gpu, output, quiet);
   if (model_path.empty()) {
@@ -123,9 +134,6 @@ int Main(int argc, char** argv) {
                                        absl::StrCat("--workspace: ", bytes.status().message())));
     }
     options.workspace_bytes = *bytes;
-  }
-  if (options.group_size <= 0) {
-    return ReportError(kProgram, absl::InvalidArgumentError("--group must be positive"));
   }
   absl::StatusOr<Objective> objective = ParseObjective(objective_name);
   if (!objective.ok()) {
@@ -149,6 +157,15 @@ int Main(int argc, char** argv) {
     predictor_path = Beside(model_path, "predictor");
   }
   options.predictor_path = predictor_path;
+  if (output.empty()) output = Beside(model_path, "plan");
+  {
+    const OutputFile outputs[] = {{"-o", output, ArtifactKind::kPlan}};
+    const InputFile inputs[] = {{"the model", model_path},
+                                {"the profile", profile_path},
+                                {"the predictor", predictor_path},
+                                {"the hardware file", hardware_file}};
+    if (absl::Status s = CheckOutputs(outputs, inputs); !s.ok()) return ReportError(kProgram, s);
+  }
 
   absl::StatusOr<ModelProblem> problem = BuildModelProblem(**model, *profile, options);
   if (!problem.ok()) return ReportError(kProgram, problem.status());
@@ -169,7 +186,6 @@ int Main(int argc, char** argv) {
                                     absl::StrCat(model_path, ": ", result.status().message())));
   }
   const PlacementPlan plan = MakePlan(*problem, *result);
-  if (output.empty()) output = Beside(model_path, "plan");
   Metadata provenance;
   provenance.SetString(keys::kProvenanceTool, kProgram);
   provenance.SetString(keys::kProvenanceArguments, JoinCommandLine(argc, argv));

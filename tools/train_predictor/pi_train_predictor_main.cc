@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/common/cli_common.h"
+#include "runtime/common/cli_flags.h"
 #include "tools/train_predictor/train_predictor.h"
 
 namespace pinfer {
@@ -72,7 +73,10 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--dtype", dtype, "dtype of the stored weights: f16, q8_0 or f32")
       ->capture_default_str();
-  app.add_option("-t,--threads", options.threads, "CPU threads (-1: all)")->capture_default_str();
+  app.add_option("-t,--threads", options.threads,
+                 "CPU threads (-1: all; at most the hardware's thread count)")
+      ->check(ThreadCount())
+      ->capture_default_str();
   app.add_option("--device", options.device,
                  "auto (CUDA when this LibTorch build has it), cpu or cuda")
       ->capture_default_str();
@@ -83,13 +87,12 @@ int Main(int argc, char** argv) {
   app.add_flag("-q,--quiet", quiet, "no progress on stderr");
   try {
     app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    return ReportError(kProgram, absl::InvalidArgumentError(e.what()));
+    return ReportParseError(kProgram, app, e);
   }
+  std::string threads_warning;
+  options.threads = ThreadsToUse(options.threads, &threads_warning);
+  if (!threads_warning.empty()) std::fprintf(stderr, "%s: %s\n", kProgram, threads_warning.c_str());
   if (absl::AsciiStrToLower(rank) == "auto") {
     options.rank = 0;
   } else if (!absl::SimpleAtoi(rank, &options.rank) || options.rank <= 0) {

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "format/output_check.h"
 #include "format/quant.h"
 #include "format/sample_file.h"
 #include "format/strings.h"
@@ -135,16 +136,6 @@ absl::StatusOr<TrainedRank> TrainRank(const LayerSampleStream& data, int64_t ran
   return result;
 }
 
-absl::Status CheckNotAnInput(const std::string& output, const std::string& input,
-                             const char* what) {
-  std::error_code ignored;
-  if (output == input || std::filesystem::equivalent(output, input, ignored)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("-o ", output, ": is the ", what, "; choose another output path"));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 std::vector<int64_t> RankLadder(int64_t max_rank, int64_t n_ff) {
@@ -220,8 +211,12 @@ absl::StatusOr<TrainReport> TrainPredictor(const TrainPredictorOptions& options)
       options.samples_path.empty() ? DefaultSamples(options.model_path) : options.samples_path;
   const std::string output_path =
       options.output_path.empty() ? DefaultPredictorPath(options.model_path) : options.output_path;
-  if (absl::Status s = CheckNotAnInput(output_path, options.model_path, "model"); !s.ok()) return s;
-  if (absl::Status s = CheckNotAnInput(output_path, samples_path, "sample file"); !s.ok()) return s;
+  {
+    const OutputFile outputs[] = {{"-o", output_path, ArtifactKind::kPredictor}};
+    const InputFile inputs[] = {{"the model", options.model_path},
+                                {"the sample file", samples_path}};
+    if (absl::Status s = CheckOutputs(outputs, inputs); !s.ok()) return s;
+  }
 
   ModelLoadOptions load;
   load.require_vocabulary = false;
