@@ -45,7 +45,7 @@ TEST(PiServerCliTest, HelpShowsExamplesAndDefaults) {
   for (const char* text :
        {"pi-server -m stories260K.pi", "curl http://127.0.0.1:8080/v1/", "--parallel", "--api-key",
         "--max-body", "--max-tokens", "--timeout", "--queue", "chatml when the model records none",
-        "-c,--ctx-size", "127.0.0.1", "8080"}) {
+        "-c,--ctx-size", "127.0.0.1", "8080", "$PINFER_API_KEY", "keeps the key out of ps"}) {
     EXPECT_TRUE(absl::StrContains(r.out, text)) << "--help lacks " << text << "\n" << r.out;
   }
 }
@@ -60,12 +60,23 @@ TEST(PiServerCliTest, BadFlagsAreOneLine) {
   ExpectOneLineError(PiServer({"-m", model, "--timeout", "0"}), "--timeout");
   ExpectOneLineError(PiServer({"-m", model, "-t", "0"}), "-t");
   ExpectOneLineError(PiServer({"-m", test::ScratchDir() + "/missing.pi"}), "missing.pi");
+  // An empty key would turn authentication off: from the flag and from the environment alike.
+  // (Under `timeout`: a server that took them would run until killed.)
+  ExpectOneLineError(
+      test::RunProgram("timeout", {"20", PI_SERVER_PATH, "-m", model, "--api-key", ""}),
+      "--api-key");
+  ExpectOneLineError(test::RunProgram("timeout", {"20", "env", "PINFER_API_KEY=", PI_SERVER_PATH,
+                                                  "-m", model}),
+                     "PINFER_API_KEY");
+  ExpectOneLineError(PiServer({"-m", model, "--api-key", "two words"}), "--api-key");
 }
 
-// pi-server running in the background, its stderr in a file.
+// pi-server running in the background, its stderr in a file; `env` ("NAME=value") added to its
+// environment.
 class ServerProcess {
  public:
-  explicit ServerProcess(const std::vector<std::string>& args) {
+  explicit ServerProcess(const std::vector<std::string>& args,
+                         const std::vector<std::string>& env = {}) {
     static std::atomic<int> count{0};
     log_ = test::ScratchDir() + "/pi-server-" + std::to_string(count++) + ".log";
     pid_ = fork();
@@ -73,6 +84,7 @@ class ServerProcess {
       const int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       dup2(fd, STDERR_FILENO);
       dup2(fd, STDOUT_FILENO);
+      for (const std::string& e : env) putenv(const_cast<char*>(e.c_str()));
       std::vector<char*> argv = {const_cast<char*>(PI_SERVER_PATH)};
       for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
       argv.push_back(nullptr);
@@ -128,8 +140,10 @@ class ServerProcess {
 };
 
 TEST(PiServerCliTest, ServesWithAKeyAndStopsGracefullyOnSigterm) {
-  ServerProcess server({"-m", test::StoriesPath(), "--port", "0", "--api-key", "k3y", "-c", "4096",
-                        "--max-tokens", "4000", "--shutdown-grace", "0.2", "-t", "1"});
+  // The key from the environment, as --help advises.
+  ServerProcess server({"-m", test::StoriesPath(), "--port", "0", "-c", "4096", "--max-tokens",
+                        "4000", "--shutdown-grace", "0.2", "-t", "1"},
+                       {"PINFER_API_KEY=k3y"});
   const int port = server.WaitForPort();
   ASSERT_GT(port, 0) << server.Log();
   const std::string log = server.Log();
@@ -203,7 +217,9 @@ TEST(PiServerCliTest, SparseAndHybridExecutionAnswerAsPiRun) {
     ASSERT_GT(port, 0) << server.Log();
     const std::string log = server.Log();
     EXPECT_TRUE(absl::StrContains(log, relu.predictor)) << log;
-    if (!mode.empty()) EXPECT_TRUE(absl::StrContains(log, "relu.plan-3900K.pi")) << log;
+    if (!mode.empty()) {
+      EXPECT_TRUE(absl::StrContains(log, "relu.plan-3900K.pi")) << log;
+    }
     const json greedy = {{"prompt", "Once upon a time"}, {"max_tokens", 24}, {"temperature", 0}};
     const test::HttpReply reply = test::Post(port, "/v1/completions", greedy);
     ASSERT_EQ(reply.status, 200) << reply.body;

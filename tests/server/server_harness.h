@@ -3,6 +3,7 @@
 // and server-sent-event streams.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -22,9 +23,37 @@ using nlohmann::json;
 std::string StoriesPath();
 LoadedRuntime& StoriesRuntime();
 
-// A server over StoriesRuntime() on 127.0.0.1 and a free port, with request logs off; sessions of
-// `context` positions (0: the model's 512).
+// A server over StoriesRuntime() on 127.0.0.1 and a free port, with request logs off; sessions of `context` positions (0: the model's 512).
 std::unique_ptr<PiServer> StartServer(ServerOptions options = {}, int64_t context = 0);
+
+// A TCP connection to 127.0.0.1:port, for what cpp-httplib's client cannot do: send a request a
+// few bytes at a time, frame it wrong, or put a NUL in a header.
+class RawConnection {
+ public:
+  explicit RawConnection(int port);  // a test failure when it cannot connect
+  ~RawConnection();
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+
+  bool Send(const std::string& bytes);
+  // What the server sends until it closes, a whole response (headers and Content-Length bytes)
+  // has arrived, or `timeout` passes.
+  std::string ReadResponse(std::chrono::milliseconds timeout);
+  // Whether the server closes the connection within `timeout` (what it sends first is dropped).
+  bool ClosedWithin(std::chrono::milliseconds timeout);
+
+ private:
+  int fd_ = -1;
+  std::string pending_;  // received beyond the last response
+};
+
+// A raw response's status code (-1 when there is none), body, and a header's value ("" if none).
+int RawStatus(const std::string& response);
+std::string RawBody(const std::string& response);
+std::string RawHeader(const std::string& response, const std::string& name);
+
+// Seconds since `start`.
+double SecondsSince(std::chrono::steady_clock::time_point start);
 
 struct HttpReply {
   int status = -1;  // -1: no reply (connection error)

@@ -18,6 +18,7 @@
 #include "runtime/app/server/connection_probe.h"
 #include "runtime/app/server/generation_plan.h"
 #include "runtime/app/server/openai_protocol.h"
+#include "runtime/app/server/request_checks.h"
 #include "runtime/common/cli_common.h"
 
 namespace pinfer {
@@ -55,15 +56,6 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// Compares without returning early, so that the time taken does not tell how much of a guessed key
-// was right.
-bool SameSecret(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
-
 uint64_t Mix(uint64_t x) {  // splitmix64's finaliser
   x += 0x9e3779b97f4a7c15ull;
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -87,6 +79,13 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
   if (options.scheduler.queue_length < 0 || options.scheduler.queue_length > 1024) {
     return absl::InvalidArgumentError(
         absl::StrCat("--queue must be 0 to 1024 requests, got ", options.scheduler.queue_length));
+  }
+  for (const char c : options.api_key) {
+    if (c <= ' ' || c > '~' || c == '%') {
+      return absl::InvalidArgumentError(
+          "--api-key must be printable ASCII without spaces or '%' (it is sent as 'Authorization: "
+          "Bearer <key>')");
+    }
   }
   if (options.max_body_bytes < 1024) {
     return absl::InvalidArgumentError(
@@ -209,13 +208,14 @@ std::string PiServer::NextId(const char* prefix) {
 
 bool PiServer::Authorized(const httplib::Request& req, httplib::Response& res) const {
   if (options_.api_key.empty()) return true;
-  const std::string header = req.get_header_value("Authorization");
-  if (SameSecret(header, "Bearer " + options_.api_key)) return true;
+  const KeyCheck check = CheckApiKey(req.headers, options_.api_key);
+  if (check == KeyCheck::kAccepted) return true;
   ApiError error;
   error.http_status = 401;
   error.code = "invalid_api_key";
-  error.message = header.empty() ? "no API key: send the header 'Authorization: Bearer <key>'"
-                                 : "incorrect API key in the header 'Authorization: Bearer <key>'";
+  error.message = check == KeyCheck::kMissing
+                      ? "no API key: send the header 'Authorization: Bearer <key>'"
+                      : "incorrect API key in the header 'Authorization: Bearer <key>'";
   SendError(res, error);
   res.set_header("WWW-Authenticate", "Bearer");
   return false;

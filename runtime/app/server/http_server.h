@@ -45,7 +45,9 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;  // 0: any free port (see PiServer::port())
   SchedulerOptions scheduler;
-  std::string api_key;                // empty: no authentication
+  // Required as "Authorization: Bearer <key>"; empty: no authentication. Printable ASCII without
+  // spaces or '%' (cpp-httplib percent-decodes header values: a key with '%' could never match).
+  std::string api_key;
   uint64_t max_body_bytes = 1 << 20;  // larger request bodies get 413
   // The most tokens a request may generate, and what it generates when it does not say (or less,
   // to fit the context).

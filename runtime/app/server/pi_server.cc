@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -88,9 +89,26 @@ void AddServerFlags(CLI::App& app, ServerOptions& options) {
                  "requests that may wait for a free slot (each holds an HTTP thread); more get "
                  "HTTP 503")
       ->capture_default_str();
-  app.add_option("--api-key", options.api_key,
-                 "require 'Authorization: Bearer KEY' (also from $PINFER_API_KEY)")
-      ->envname("PINFER_API_KEY");
+  // An empty key would mean no authentication: refused, from the flag and from the environment
+  // (CLI11 skips an empty environment variable, hence the check after parsing).
+  CLI::Option* api_key = app.add_option_function<std::string>(
+                                "--api-key",
+                                [&options](const std::string& key) {
+                                  if (key.empty()) {
+                                    throw CLI::ValidationError(
+                                        "--api-key", "must not be empty (omit it for no key)");
+                                  }
+                                  options.api_key = key;
+                                },
+                                "require 'Authorization: Bearer KEY'; better set $PINFER_API_KEY "
+                                "instead, which keeps the key out of ps and /proc/PID/cmdline")
+                             ->envname("PINFER_API_KEY");
+  app.parse_complete_callback([api_key] {
+    const char* env = std::getenv("PINFER_API_KEY");
+    if (api_key->count() == 0 && env != nullptr && *env == '\0') {
+      throw CLI::ValidationError("PINFER_API_KEY", "is set but empty (unset it for no key)");
+    }
+  });
   app.add_option_function<std::string>(
          "--max-body",
          [&options](const std::string& text) {
