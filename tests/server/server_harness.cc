@@ -42,7 +42,7 @@ std::unique_ptr<PiServer> StartServer(ServerOptions options, int64_t context) {
   LoadedRuntime& rt = StoriesRuntime();
   options.host = "127.0.0.1";
   options.port = 0;
-  options.log_requests = false;
+  if (!options.log) options.log_requests = false;
   SessionOptions session;
   session.context_length = context;
   absl::StatusOr<std::unique_ptr<PiServer>> server =
@@ -56,6 +56,26 @@ std::unique_ptr<PiServer> StartServer(ServerOptions options, int64_t context) {
     return nullptr;
   }
   return *std::move(server);
+}
+
+std::function<void(const std::string&)> LogCapture::Sink() {
+  return [this](const std::string& line) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    lines_.push_back(line);
+  };
+}
+
+std::vector<std::string> LogCapture::Lines() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return lines_;
+}
+
+bool LogCapture::Contains(const std::string& text) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const std::string& line : lines_) {
+    if (absl::StrContains(line, text)) return true;
+  }
+  return false;
 }
 
 RawConnection::RawConnection(int port) {

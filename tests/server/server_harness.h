@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -23,8 +24,22 @@ using nlohmann::json;
 std::string StoriesPath();
 LoadedRuntime& StoriesRuntime();
 
-// A server over StoriesRuntime() on 127.0.0.1 and a free port, with request logs off; sessions of `context` positions (0: the model's 512).
+// A server over StoriesRuntime() on 127.0.0.1 and a free port, with request logs off unless
+// options.log is set; sessions of `context` positions (0: the model's 512).
 std::unique_ptr<PiServer> StartServer(ServerOptions options = {}, int64_t context = 0);
+
+// A server's log lines, collected (ServerOptions::log). Must outlive the server.
+class LogCapture {
+ public:
+  std::function<void(const std::string&)> Sink();
+  std::vector<std::string> Lines() const;
+  // Whether some line contains `text`.
+  bool Contains(const std::string& text) const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::string> lines_;
+};
 
 // A TCP connection to 127.0.0.1:port, for what cpp-httplib's client cannot do: send a request a
 // few bytes at a time, frame it wrong, or put a NUL in a header.

@@ -123,6 +123,14 @@ void AddServerFlags(CLI::App& app, ServerOptions& options) {
                  "most tokens a request may generate; also what a request without max_tokens "
                  "gets (less when the context is shorter)")
       ->capture_default_str();
+  app.add_option("--max-connections", options.max_connections,
+                 "connections open at once, each served on a thread of its own (more get HTTP "
+                 "503); at least --parallel + --queue + 8")
+      ->capture_default_str();
+  app.add_option("--read-timeout", options.read_timeout_seconds,
+                 "seconds a client may take to send a whole request, headers and body (slower: "
+                 "HTTP 408)")
+      ->capture_default_str();
   app.add_option("--timeout", options.timeout_seconds,
                  "seconds a request may take, waiting for a slot included: queued longer, it gets "
                  "503; generating longer, it is cut (finish_reason \"length\")")
@@ -154,10 +162,11 @@ absl::Status RunPiServer(const PiServerOptions& options) {
   if (absl::Status s = (*server)->Start(); !s.ok()) return s;
   const ServerOptions& o = options.server;
   std::fprintf(stderr,
-               "%s%d slot%s, queue %d, max %lld tokens per request, timeout %.0f s; chat "
-               "template %s%s\n",
+               "%s%d slot%s, queue %d, max %lld tokens per request, timeout %.0f s, at most %d "
+               "connections, read timeout %g s; chat template %s%s\n",
                kLog, o.scheduler.parallel, o.scheduler.parallel == 1 ? "" : "s",
                o.scheduler.queue_length, static_cast<long long>(o.max_tokens), o.timeout_seconds,
+               o.max_connections, o.read_timeout_seconds,
                (*server)->chat_template().Describe().c_str(),
                o.api_key.empty() ? "" : "; API key required");
   std::fprintf(stderr, "%slistening on http://%s:%d (model \"%s\"); Ctrl-C stops\n", kLog,
