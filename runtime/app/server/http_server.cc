@@ -262,6 +262,16 @@ void PiServer::Route() {
   http_->Get("/health", [this](const httplib::Request& req, httplib::Response& res) {
     HandleHealth(req, res);
   });
+  // Before any body is read: refuse what is framed wrong, at once (request_checks.h).
+  http_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    return RefuseByFraming(req, res) ? httplib::Server::HandlerResponse::Handled
+                                     : httplib::Server::HandlerResponse::Unhandled;
+  });
+  // "Expect: 100-continue": the same check, before the client is told to send its body.
+  http_->set_expect_100_continue_handler(
+      [this](const httplib::Request& req, httplib::Response& res) {
+        return RefuseByFraming(req, res) ? res.status : 100;
+      });
   // A connection that will not carry another request says so.
   http_->set_post_routing_handler([this](const httplib::Request&, httplib::Response& res) {
     ServerConnection* connection = ServerConnection::Current();
@@ -311,6 +321,18 @@ void PiServer::Route() {
       });
 }
 
+bool PiServer::RefuseByFraming(const httplib::Request& req, httplib::Response& res) const {
+  const FramingVerdict verdict = CheckFraming(req, options_.max_body_bytes);
+  ServerConnection* connection = ServerConnection::Current();
+  if (verdict.close_after_response && connection != nullptr) connection->CloseAfterResponse();
+  if (!verdict.error) return false;
+  SendError(res, *verdict.error);
+  if (verdict.error->http_status == 405) res.set_header("Allow", kAllowedMethods);
+  LogRequest(ClientOf(req), req.method, req.path,
+             absl::StrCat(verdict.error->http_status, " ", verdict.error->message));
+  return true;
+}
+
 void PiServer::HandleHealth(const httplib::Request&, httplib::Response& res) {
   const SchedulerStats s = scheduler_->stats();
   json body{{"status", shutting_down_ ? "shutting_down" : "ok"},
@@ -342,11 +364,12 @@ void PiServer::HandleModels(const httplib::Request& req, httplib::Response& res)
   SendJson(res, json{{"object", "list"}, {"data", json::array({model})}});
 }
 
-bool PiServer::ReadBody(const httplib::Response& res, const httplib::ContentReader& reader,
-                        std::string* body, ApiError* error) const {
-  // The body is read even when it is too large (then discarded, up to a bound and within the read
-  // timeout), so that the connection stays usable and a client still sending gets the error rather
-  // than a reset. (cpp-httplib discards a body whose Content-Length is over the limit itself.)
+bool PiServer::ReadBody(const httplib::ContentReader& reader, std::string* body,
+                        ApiError* error) const {
+  // A chunked body (its length is not known before) is read even when it is too large (then
+  // discarded, up to a bound and within the read timeout), so that the connection stays usable and
+  // a client still sending gets the error rather than a reset. (A Content-Length over the limit
+  // is refused before: RefuseByFraming.)
   bool too_large = false;
   uint64_t discarded = 0;
   const bool read = reader([&](const char* data, size_t size) {
@@ -363,7 +386,7 @@ bool PiServer::ReadBody(const httplib::Response& res, const httplib::ContentRead
   if (!read) connection->CloseAfterResponse();  // the rest of the body was not read
   if (const std::optional<ApiError> failure = http_->ReadFailure(*connection)) {
     *error = *failure;  // it did not arrive in time, or the server stops
-  } else if (too_large || res.status == 413) {
+  } else if (too_large) {
     error->http_status = 413;
     error->code = "payload_too_large";
     error->message = absl::StrCat("the request body is larger than the server's limit of ",
@@ -503,7 +526,7 @@ void PiServer::HandleCompletion(const httplib::Request& req, httplib::Response& 
 
   std::string body;
   ApiError body_error;
-  const bool read = ReadBody(res, reader, &body, &body_error);
+  const bool read = ReadBody(reader, &body, &body_error);
   if (!Authorized(req, res)) {  // checked after reading, for the same reason
     LogRequest(client, req.method, req.path, "401");
     return;

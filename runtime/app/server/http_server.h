@@ -8,12 +8,14 @@
 // Each connection is served on a thread of its own (GatedHttpServer), up to --max-connections;
 // beyond, new connections get 503 at once. A request must arrive whole, headers and body, within
 // --read-timeout (else 408), so that a slow client holds its thread for a bounded time and never
-// one that another request, /health or a running generation needs. The handler checks the API key,
-// reads the body (bounded), parses and checks the request, tokenizes the prompt, submits it to the
-// scheduler and waits: until its generation is admitted to a slot (so that a request that times out
-// in the queue, or meets a shutdown, still gets an HTTP error), then until it is finished (JSON)
-// or, streaming, passing on text as it comes. While it waits it watches its connection: a client
-// that goes away cancels its generation and frees its slot.
+// one that another request, /health or a running generation needs. Before the body is read, its
+// framing is checked (request_checks.h): a request the server refuses (405, 411, 413, 400) is
+// answered at once and its connection closed. The handler then checks the API key, reads the body
+// (bounded), parses and checks the request, tokenizes the prompt, submits it to the scheduler and
+// waits: until its generation is admitted to a slot (so that a request that times out in the
+// queue, or meets a shutdown, still gets an HTTP error), then until it is finished (JSON) or,
+// streaming, passing on text as it comes. While it waits it watches its connection: a client that
+// goes away cancels its generation and frees its slot.
 #pragma once
 
 #include <atomic>
@@ -106,13 +108,14 @@ class PiServer {
                         const httplib::ContentReader& reader, int endpoint);
   // Reads the body, bounded by --max-body and --read-timeout; false with the error to answer
   // (413, 408, 400).
-  bool ReadBody(const httplib::Response& res, const httplib::ContentReader& reader,
-                std::string* body, ApiError* error) const;
+  bool ReadBody(const httplib::ContentReader& reader, std::string* body, ApiError* error) const;
   void Log(const std::string& line) const;
   void LogRequest(const std::string& client, const std::string& method, const std::string& path,
                   const std::string& outcome) const;
   static std::string DescribeFinished(const Generation::Progress& progress, Clock::time_point start,
                                       const char* status);
+  // Answers a request whose framing CheckFraming refuses (true), before its body is read.
+  bool RefuseByFraming(const httplib::Request& req, httplib::Response& res) const;
   void HandleModels(const httplib::Request& req, httplib::Response& res);
   void HandleHealth(const httplib::Request& req, httplib::Response& res);
   bool Authorized(const httplib::Request& req, httplib::Response& res) const;

@@ -3,7 +3,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "runtime/common/cli_common.h"
 
 namespace pinfer {
 namespace {
@@ -15,7 +20,82 @@ std::vector<std::string> Values(const httplib::Headers& headers, const std::stri
   return values;
 }
 
+ApiError Refusal(int status, std::string message, std::string code) {
+  ApiError error;
+  error.http_status = status;
+  error.message = std::move(message);
+  error.code = std::move(code);
+  return error;
+}
+
+// 1*DIGIT, as RFC 9110 defines Content-Length (no sign, no spaces, no list); false on overflow.
+bool ParseLength(const std::string& text, uint64_t* length) {
+  if (text.empty() || text.size() > 19) return false;
+  for (const char c : text) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return absl::SimpleAtoi(text, length);
+}
+
 }  // namespace
+
+FramingVerdict CheckFraming(const httplib::Request& req, uint64_t max_body_bytes) {
+  FramingVerdict verdict;
+  auto refuse = [&verdict](ApiError error) {
+    verdict.error = std::move(error);
+    verdict.close_after_response = true;
+    return verdict;
+  };
+  const bool has_body_method = req.method == "POST";
+  if (!has_body_method && req.method != "GET" && req.method != "HEAD") {
+    return refuse(Refusal(
+        405, absl::StrCat("the method ", req.method, " is not allowed here (", kAllowedMethods, ")"),
+        "method_not_allowed"));
+  }
+  const std::vector<std::string> encodings = Values(req.headers, "Transfer-Encoding");
+  const std::vector<std::string> lengths = Values(req.headers, "Content-Length");
+  if (!encodings.empty() && !lengths.empty()) {
+    return refuse(InvalidRequest("a request must not have both Content-Length and "
+                                 "Transfer-Encoding"));
+  }
+  if (!encodings.empty() &&
+      (encodings.size() > 1 || !absl::EqualsIgnoreCase(encodings[0], "chunked"))) {
+    return refuse(Refusal(501,
+                          absl::StrCat("the Transfer-Encoding '", absl::StrJoin(encodings, ", "),
+                                       "' is not supported (only chunked)"),
+                          "not_implemented"));
+  }
+  uint64_t length = 0;
+  for (size_t i = 0; i < lengths.size(); ++i) {
+    uint64_t parsed = 0;
+    if (!ParseLength(lengths[i], &parsed)) {
+      return refuse(InvalidRequest(absl::StrCat("the Content-Length '", lengths[i],
+                                                "' is not a number of bytes")));
+    }
+    // Equal duplicates are one length (RFC 9110 section 8.6 allows either answer).
+    if (i > 0 && parsed != length) {
+      return refuse(InvalidRequest(
+          absl::StrCat("conflicting Content-Length headers: ", absl::StrJoin(lengths, ", "))));
+    }
+    length = parsed;
+  }
+  if (has_body_method && encodings.empty() && lengths.empty()) {
+    return refuse(Refusal(411,
+                          "a POST needs a Content-Length header (or Transfer-Encoding: chunked)",
+                          "length_required"));
+  }
+  if (length > max_body_bytes) {
+    return refuse(Refusal(
+        413,
+        absl::StrCat("the request body (", length, " bytes) is larger than the server's limit of ",
+                     FormatBytes(max_body_bytes), " (--max-body)"),
+        "payload_too_large"));
+  }
+  // cpp-httplib does not read the body of a GET or HEAD: what follows the headers would be taken
+  // for the next request.
+  verdict.close_after_response = !has_body_method && (length > 0 || !encodings.empty());
+  return verdict;
+}
 
 KeyCheck CheckApiKey(const httplib::Headers& headers, std::string_view key) {
   const std::vector<std::string> values = Values(headers, "Authorization");
