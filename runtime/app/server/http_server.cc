@@ -487,9 +487,17 @@ class PiServer::SseStream {
     return true;
   }
 
-  // The response is over (written, or abandoned).
+  // The response is over: written, or abandoned (the client went away, or a shutdown cut it).
   void Release(bool success) {
     if (!success) generation_->Cancel();
+    if (done_) return;  // logged
+    const bool cut = server_.shutting_down_;
+    server_.LogRequest(
+        client_, "POST", path_,
+        absl::StrFormat("%s, after %d generated tokens in %.2f s",
+                        cut ? "the stream was cut by the shutdown"
+                            : "the client went away while streaming",
+                        last_.completion_tokens, SecondsSince(start_)));
   }
 
  private:

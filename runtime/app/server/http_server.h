@@ -15,7 +15,7 @@
 // waits: until its generation is admitted to a slot (so that a request that times out in the
 // queue, or meets a shutdown, still gets an HTTP error), then until it is finished (JSON) or,
 // streaming, passing on text as it comes. While it waits it watches its connection: a client that
-// goes away cancels its generation and frees its slot.
+// goes away cancels its generation and frees its slot (and is logged).
 #pragma once
 
 #include <atomic>
