@@ -71,9 +71,9 @@ TEST(PiServerCliTest, BadFlagsAreOneLine) {
   ExpectOneLineError(
       test::RunProgram("timeout", {"20", PI_SERVER_PATH, "-m", model, "--api-key", ""}),
       "--api-key");
-  ExpectOneLineError(test::RunProgram("timeout", {"20", "env", "PINFER_API_KEY=", PI_SERVER_PATH,
-                                                  "-m", model}),
-                     "PINFER_API_KEY");
+  ExpectOneLineError(
+      test::RunProgram("timeout", {"20", "env", "PINFER_API_KEY=", PI_SERVER_PATH, "-m", model}),
+      "PINFER_API_KEY");
   ExpectOneLineError(PiServer({"-m", model, "--api-key", "two words"}), "--api-key");
 }
 

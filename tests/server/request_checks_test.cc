@@ -1,11 +1,12 @@
 // What pi-server checks before it reads a body (request framing) and the API key: the checks
 // themselves, then over the wire, where a refusal must come at once and close the connection.
+#include "runtime/app/server/request_checks.h"
+
 #include <chrono>
 #include <string>
 
 #include "absl/strings/match.h"
 #include "gtest/gtest.h"
-#include "runtime/app/server/request_checks.h"
 #include "tests/server/server_harness.h"
 
 namespace pinfer {
@@ -61,8 +62,8 @@ TEST(RequestChecksTest, Framing) {
   EXPECT_EQ(Framing("POST", H{{"Transfer-Encoding", "chunked"}, {"Transfer-Encoding", "chunked"}}),
             std::make_pair(501, true));
 
-  const FramingVerdict conflict = CheckFraming(
-      MakeRequest("POST", H{{"Content-Length", "10"}, {"Content-Length", "5"}}), 4096);
+  const FramingVerdict conflict =
+      CheckFraming(MakeRequest("POST", H{{"Content-Length", "10"}, {"Content-Length", "5"}}), 4096);
   EXPECT_TRUE(absl::StrContains(conflict.error->message, "conflicting Content-Length"))
       << conflict.error->message;
   const FramingVerdict large =
@@ -84,15 +85,15 @@ TEST(RequestChecksTest, ApiKey) {
   EXPECT_EQ(CheckApiKey(H{}, key), KeyCheck::kMissing);
   EXPECT_EQ(CheckApiKey(H{{"Authorization", std::string("Bearer sekret-123\0junk", 22)}}, key),
             KeyCheck::kWrong);
-  for (const char* wrong : {"Bearer sekret-12", "Bearer sekret-1234", "Bearer ", "Bearer",
-                            "Bearersekret-123", "Basic sekret-123", "sekret-123",
-                            "Bearer sekret-123 x"}) {
+  for (const char* wrong :
+       {"Bearer sekret-12", "Bearer sekret-1234", "Bearer ", "Bearer", "Bearersekret-123",
+        "Basic sekret-123", "sekret-123", "Bearer sekret-123 x"}) {
     EXPECT_EQ(CheckApiKey(H{{"Authorization", wrong}}, key), KeyCheck::kWrong) << wrong;
   }
   // Two keys are one too many, even if one is right.
-  EXPECT_EQ(CheckApiKey(H{{"Authorization", "Bearer sekret-123"}, {"Authorization", "Bearer x"}},
-                        key),
-            KeyCheck::kWrong);
+  EXPECT_EQ(
+      CheckApiKey(H{{"Authorization", "Bearer sekret-123"}, {"Authorization", "Bearer x"}}, key),
+      KeyCheck::kWrong);
   // No key accepts nothing.
   EXPECT_EQ(CheckApiKey(H{{"Authorization", "Bearer "}}, ""), KeyCheck::kWrong);
 }
@@ -125,7 +126,8 @@ Answer Ask(int port, const std::string& request) {
   return answer;
 }
 
-void ExpectRefusal(const Answer& a, int status, const std::string& code, const std::string& mention) {
+void ExpectRefusal(const Answer& a, int status, const std::string& code,
+                   const std::string& mention) {
   ASSERT_EQ(test::RawStatus(a.response), status) << a.response;
   EXPECT_LT(a.seconds, 1.0) << a.response;
   EXPECT_TRUE(a.closed) << a.response;

@@ -12,7 +12,6 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-
 #include "gtest/gtest.h"
 #include "runtime/common/cli_common.h"
 #include "tests/runtime/test_models.h"

@@ -456,16 +456,17 @@ TEST(ServerTest, ClientsThatLeaveAreLogged) {
   const int port = server->port();
   json long_request = Greedy("Once upon a time", 3000);
   long_request["stream"] = true;
-  const StreamReply left = test::PostStream(port, kCompletions, long_request,
-                                            [](const json&) { return false; });
+  const StreamReply left =
+      test::PostStream(port, kCompletions, long_request, [](const json&) { return false; });
   EXPECT_FALSE(left.done);
   ASSERT_TRUE(Eventually([&] { return log.Contains("the client went away while streaming"); }))
       << absl::StrJoin(log.Lines(), "\n");
   {
+    // 4000 tokens take stories260K about a second; the client gives up after 100 ms.
     httplib::Client impatient("127.0.0.1", port);
-    impatient.set_read_timeout(std::chrono::milliseconds(200));
-    EXPECT_FALSE(impatient.Post(kCompletions, Greedy("Once upon a time", 3000).dump(),
-                                "application/json"));
+    impatient.set_read_timeout(std::chrono::milliseconds(100));
+    EXPECT_FALSE(
+        impatient.Post(kCompletions, Greedy("Once upon a time", 4000).dump(), "application/json"));
   }
   ASSERT_TRUE(Eventually([&] { return log.Contains(": the client went away"); }));
   long_request["max_tokens"] = 4;

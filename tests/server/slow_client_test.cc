@@ -122,7 +122,8 @@ TEST(SlowClientTest, DrippingClientsDoNotStallHealthOrCompletions) {
   }
   EXPECT_EQ(timed_out, 40);
   EXPECT_LT(test::SecondsSince(start), 8.0);
-  EXPECT_TRUE(log.Contains("POST /v1/completions: 408 the request was not received whole within 2 s"));
+  EXPECT_TRUE(
+      log.Contains("POST /v1/completions: 408 the request was not received whole within 2 s"));
   // And the server still serves.
   EXPECT_EQ(test::Get(port, "/health").status, 200);
 }
@@ -173,7 +174,8 @@ TEST(SlowClientTest, IdleConnectionsAreClosedAtTheReadTimeout) {
   ASSERT_NE(server, nullptr);
   const Clock::time_point start = Clock::now();
   std::vector<std::unique_ptr<test::RawConnection>> idle;
-  for (int i = 0; i < 30; ++i) idle.push_back(std::make_unique<test::RawConnection>(server->port()));
+  for (int i = 0; i < 30; ++i)
+    idle.push_back(std::make_unique<test::RawConnection>(server->port()));
   for (auto& c : idle) {
     // Closed without a word (they asked nothing), after the read timeout and not long after it.
     EXPECT_EQ(c->ReadResponse(milliseconds(3000)), "");

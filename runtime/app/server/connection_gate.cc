@@ -79,8 +79,8 @@ bool ConnectionGate::AdmitRefusal(std::function<void()> refuse) {
   // it more than once a second.
   if (refused > 0 && log_ && !stopping_) {
     log_(absl::StrCat("refused ", refused, refused == 1 ? " connection" : " connections",
-                      " since the last such line (HTTP 503): --max-connections ",
-                      max_connections_, " are open"));
+                      " since the last such line (HTTP 503): --max-connections ", max_connections_,
+                      " are open"));
   }
   return Start(std::move(refuse), true);
 }

@@ -88,9 +88,9 @@ bool GatedHttpServer::process_and_close_socket(socket_t sock) {
   // request is read; then the socket lingers on a spare thread, or is closed if none is free.
   ApiError busy = ShuttingDown();
   if (!gate_.stopping()) {
-    busy.message = absl::StrCat("too many connections: the server serves at most ",
-                                gate_.max_connections(),
-                                " at a time (--max-connections); try again later");
+    busy.message =
+        absl::StrCat("too many connections: the server serves at most ", gate_.max_connections(),
+                     " at a time (--max-connections); try again later");
   }
   const std::string response = RawResponse(busy);
   const ssize_t ignored = send(sock, response.data(), response.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -104,8 +104,7 @@ bool GatedHttpServer::process_and_close_socket(socket_t sock) {
 }
 
 void GatedHttpServer::Serve(socket_t sock, Clock::time_point accepted) {
-  ServerConnection connection(sock, gate_.stop_reading_fd(), gate_.cut_fd(),
-                              limits_.write_timeout);
+  ServerConnection connection(sock, gate_.stop_reading_fd(), gate_.cut_fd(), limits_.write_timeout);
   bool linger = false;
   for (size_t count = 0; count < keep_alive_max_count_; ++count) {
     // The first request counts from the accept: a client that connects and sends nothing holds
@@ -117,8 +116,8 @@ void GatedHttpServer::Serve(socket_t sock, Clock::time_point accepted) {
     if (!connection.WaitForRequest(idle_until)) break;
     connection.BeginRequest(count == 0 ? accepted + limits_.read_timeout
                                        : Clock::now() + limits_.read_timeout);
-    const bool last = count + 1 == keep_alive_max_count_ || gate_.stopping() ||
-                      svr_sock_ == INVALID_SOCKET;
+    const bool last =
+        count + 1 == keep_alive_max_count_ || gate_.stopping() || svr_sock_ == INVALID_SOCKET;
     bool connection_closed = false;
     const bool answered = process_request(connection, last, connection_closed, nullptr);
     if (const std::optional<ApiError> failure = ReadFailure(connection)) {
@@ -144,7 +143,7 @@ void GatedHttpServer::Serve(socket_t sock, Clock::time_point accepted) {
     if (!answered || connection_closed || last) break;
   }
   // At shutdown, a slow client's 503 gets a shorter linger: the shutdown waits for it.
-  connection.Close(!linger ? std::chrono::milliseconds(0)
+  connection.Close(!linger            ? std::chrono::milliseconds(0)
                    : gate_.stopping() ? std::min(limits_.linger, kStoppingLinger)
                                       : limits_.linger);
 }

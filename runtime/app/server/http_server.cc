@@ -102,8 +102,8 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
   const int held = options.scheduler.parallel + options.scheduler.queue_length;
   if (options.max_connections < held + kSpareConnections || options.max_connections > 65536) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--max-connections must be ", held + kSpareConnections,
-        " (--parallel + --queue + ", kSpareConnections, ") to 65536, got ", options.max_connections));
+        "--max-connections must be ", held + kSpareConnections, " (--parallel + --queue + ",
+        kSpareConnections, ") to 65536, got ", options.max_connections));
   }
   if (!(options.read_timeout_seconds >= 0.1 && options.read_timeout_seconds <= 3600)) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -492,12 +492,11 @@ class PiServer::SseStream {
     if (!success) generation_->Cancel();
     if (done_) return;  // logged
     const bool cut = server_.shutting_down_;
-    server_.LogRequest(
-        client_, "POST", path_,
-        absl::StrFormat("%s, after %d generated tokens in %.2f s",
-                        cut ? "the stream was cut by the shutdown"
-                            : "the client went away while streaming",
-                        last_.completion_tokens, SecondsSince(start_)));
+    server_.LogRequest(client_, "POST", path_,
+                       absl::StrFormat("%s, after %d generated tokens in %.2f s",
+                                       cut ? "the stream was cut by the shutdown"
+                                           : "the client went away while streaming",
+                                       last_.completion_tokens, SecondsSince(start_)));
   }
 
  private:
@@ -591,8 +590,8 @@ void PiServer::HandleCompletion(const httplib::Request& req, httplib::Response& 
   header.model = model_name_;
   if (request->stream) {
     auto stream = std::make_shared<SseStream>(*this, generation, endpoint, header,
-                                              request->include_usage, *connection,
-                                              std::move(text), progress, start, client, req.path);
+                                              request->include_usage, *connection, std::move(text),
+                                              progress, start, client, req.path);
     res.status = 200;
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(

@@ -91,18 +91,18 @@ void AddServerFlags(CLI::App& app, ServerOptions& options) {
       ->capture_default_str();
   // An empty key would mean no authentication: refused, from the flag and from the environment
   // (CLI11 skips an empty environment variable, hence the check after parsing).
-  CLI::Option* api_key = app.add_option_function<std::string>(
-                                "--api-key",
-                                [&options](const std::string& key) {
-                                  if (key.empty()) {
-                                    throw CLI::ValidationError(
-                                        "--api-key", "must not be empty (omit it for no key)");
-                                  }
-                                  options.api_key = key;
-                                },
-                                "require 'Authorization: Bearer KEY'; better set $PINFER_API_KEY "
-                                "instead, which keeps the key out of ps and /proc/PID/cmdline")
-                             ->envname("PINFER_API_KEY");
+  CLI::Option* api_key =
+      app.add_option_function<std::string>(
+             "--api-key",
+             [&options](const std::string& key) {
+               if (key.empty()) {
+                 throw CLI::ValidationError("--api-key", "must not be empty (omit it for no key)");
+               }
+               options.api_key = key;
+             },
+             "require 'Authorization: Bearer KEY'; better set $PINFER_API_KEY "
+             "instead, which keeps the key out of ps and /proc/PID/cmdline")
+          ->envname("PINFER_API_KEY");
   app.parse_complete_callback([api_key] {
     const char* env = std::getenv("PINFER_API_KEY");
     if (api_key->count() == 0 && env != nullptr && *env == '\0') {

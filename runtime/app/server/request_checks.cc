@@ -49,14 +49,16 @@ FramingVerdict CheckFraming(const httplib::Request& req, uint64_t max_body_bytes
   const bool has_body_method = req.method == "POST";
   if (!has_body_method && req.method != "GET" && req.method != "HEAD") {
     return refuse(Refusal(
-        405, absl::StrCat("the method ", req.method, " is not allowed here (", kAllowedMethods, ")"),
+        405,
+        absl::StrCat("the method ", req.method, " is not allowed here (", kAllowedMethods, ")"),
         "method_not_allowed"));
   }
   const std::vector<std::string> encodings = Values(req.headers, "Transfer-Encoding");
   const std::vector<std::string> lengths = Values(req.headers, "Content-Length");
   if (!encodings.empty() && !lengths.empty()) {
-    return refuse(InvalidRequest("a request must not have both Content-Length and "
-                                 "Transfer-Encoding"));
+    return refuse(
+        InvalidRequest("a request must not have both Content-Length and "
+                       "Transfer-Encoding"));
   }
   if (!encodings.empty() &&
       (encodings.size() > 1 || !absl::EqualsIgnoreCase(encodings[0], "chunked"))) {
@@ -69,8 +71,8 @@ FramingVerdict CheckFraming(const httplib::Request& req, uint64_t max_body_bytes
   for (size_t i = 0; i < lengths.size(); ++i) {
     uint64_t parsed = 0;
     if (!ParseLength(lengths[i], &parsed)) {
-      return refuse(InvalidRequest(absl::StrCat("the Content-Length '", lengths[i],
-                                                "' is not a number of bytes")));
+      return refuse(InvalidRequest(
+          absl::StrCat("the Content-Length '", lengths[i], "' is not a number of bytes")));
     }
     // Equal duplicates are one length (RFC 9110 section 8.6 allows either answer).
     if (i > 0 && parsed != length) {
@@ -118,7 +120,8 @@ bool SameSecret(std::string_view given, std::string_view secret) {
   // OR-ed together; volatile keeps the compiler from turning the loop into an early exit.
   volatile unsigned char diff = given.size() == secret.size() ? 0 : 1;
   for (size_t i = 0; i < given.size(); ++i) {
-    const unsigned char s = secret.empty() ? 0 : static_cast<unsigned char>(secret[i % secret.size()]);
+    const unsigned char s =
+        secret.empty() ? 0 : static_cast<unsigned char>(secret[i % secret.size()]);
     diff = diff | (static_cast<unsigned char>(given[i]) ^ s);
   }
   return diff == 0 && !secret.empty();

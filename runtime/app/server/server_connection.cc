@@ -96,8 +96,8 @@ void ServerConnection::BeginRequest(Clock::time_point deadline) {
 ssize_t ServerConnection::Fill() {
   for (;;) {
     const int timeout_ms = MillisecondsUntil(deadline_);
-    const Ready ready = timeout_ms == 0 ? Ready::kTimeout
-                                        : Wait(fd_, POLLIN, stop_reading_fd_, timeout_ms);
+    const Ready ready =
+        timeout_ms == 0 ? Ready::kTimeout : Wait(fd_, POLLIN, stop_reading_fd_, timeout_ms);
     if (ready == Ready::kTimeout) {
       read_timed_out_ = true;
       return -1;
@@ -132,8 +132,8 @@ ssize_t ServerConnection::read(char* ptr, size_t size) {
 ssize_t ServerConnection::write(const char* ptr, size_t size) {
   for (;;) {
     short revents = 0;
-    const Ready ready = Wait(fd_, POLLOUT, cut_fd_, static_cast<int>(write_timeout_.count()),
-                             &revents);
+    const Ready ready =
+        Wait(fd_, POLLOUT, cut_fd_, static_cast<int>(write_timeout_.count()), &revents);
     if (ready != Ready::kSocket || (revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) return -1;
     const ssize_t n = send(fd_, ptr, size, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;

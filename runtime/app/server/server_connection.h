@@ -27,7 +27,8 @@ class ServerConnection : public httplib::Stream {
 
   // `stop_reading_fd` and `cut_fd` become readable when the server stops (ConnectionGate). Becomes
   // Current() on this thread until destroyed. Does not own `fd`: Close() closes it.
-  ServerConnection(int fd, int stop_reading_fd, int cut_fd, std::chrono::milliseconds write_timeout);
+  ServerConnection(int fd, int stop_reading_fd, int cut_fd,
+                   std::chrono::milliseconds write_timeout);
   ~ServerConnection() override;
   ServerConnection(const ServerConnection&) = delete;
   ServerConnection& operator=(const ServerConnection&) = delete;
