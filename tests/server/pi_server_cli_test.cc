@@ -8,7 +8,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -45,7 +48,8 @@ TEST(PiServerCliTest, HelpShowsExamplesAndDefaults) {
   for (const char* text :
        {"pi-server -m stories260K.pi", "curl http://127.0.0.1:8080/v1/", "--parallel", "--api-key",
         "--max-body", "--max-tokens", "--timeout", "--queue", "chatml when the model records none",
-        "-c,--ctx-size", "127.0.0.1", "8080"}) {
+        "-c,--ctx-size", "127.0.0.1", "8080", "--max-connections", "--read-timeout",
+        "$PINFER_API_KEY", "keeps the key out of ps"}) {
     EXPECT_TRUE(absl::StrContains(r.out, text)) << "--help lacks " << text << "\n" << r.out;
   }
 }
@@ -60,12 +64,25 @@ TEST(PiServerCliTest, BadFlagsAreOneLine) {
   ExpectOneLineError(PiServer({"-m", model, "--timeout", "0"}), "--timeout");
   ExpectOneLineError(PiServer({"-m", model, "-t", "0"}), "-t");
   ExpectOneLineError(PiServer({"-m", test::ScratchDir() + "/missing.pi"}), "missing.pi");
+  ExpectOneLineError(PiServer({"-m", model, "--max-connections", "20"}), "--max-connections");
+  ExpectOneLineError(PiServer({"-m", model, "--read-timeout", "0"}), "--read-timeout");
+  // An empty key would turn authentication off: from the flag and from the environment alike.
+  // (Under `timeout`: a server that took them would run until killed.)
+  ExpectOneLineError(
+      test::RunProgram("timeout", {"20", PI_SERVER_PATH, "-m", model, "--api-key", ""}),
+      "--api-key");
+  ExpectOneLineError(
+      test::RunProgram("timeout", {"20", "env", "PINFER_API_KEY=", PI_SERVER_PATH, "-m", model}),
+      "PINFER_API_KEY");
+  ExpectOneLineError(PiServer({"-m", model, "--api-key", "two words"}), "--api-key");
 }
 
-// pi-server running in the background, its stderr in a file.
+// pi-server running in the background, its stderr in a file; `env` ("NAME=value") added to its
+// environment.
 class ServerProcess {
  public:
-  explicit ServerProcess(const std::vector<std::string>& args) {
+  explicit ServerProcess(const std::vector<std::string>& args,
+                         const std::vector<std::string>& env = {}) {
     static std::atomic<int> count{0};
     log_ = test::ScratchDir() + "/pi-server-" + std::to_string(count++) + ".log";
     pid_ = fork();
@@ -73,6 +90,7 @@ class ServerProcess {
       const int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       dup2(fd, STDERR_FILENO);
       dup2(fd, STDOUT_FILENO);
+      for (const std::string& e : env) putenv(const_cast<char*>(e.c_str()));
       std::vector<char*> argv = {const_cast<char*>(PI_SERVER_PATH)};
       for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
       argv.push_back(nullptr);
@@ -128,8 +146,10 @@ class ServerProcess {
 };
 
 TEST(PiServerCliTest, ServesWithAKeyAndStopsGracefullyOnSigterm) {
-  ServerProcess server({"-m", test::StoriesPath(), "--port", "0", "--api-key", "k3y", "-c", "4096",
-                        "--max-tokens", "4000", "--shutdown-grace", "0.2", "-t", "1"});
+  // The key from the environment, as --help advises.
+  ServerProcess server({"-m", test::StoriesPath(), "--port", "0", "-c", "4096", "--max-tokens",
+                        "4000", "--shutdown-grace", "0.2", "-t", "1"},
+                       {"PINFER_API_KEY=k3y"});
   const int port = server.WaitForPort();
   ASSERT_GT(port, 0) << server.Log();
   const std::string log = server.Log();
@@ -149,8 +169,10 @@ TEST(PiServerCliTest, ServesWithAKeyAndStopsGracefullyOnSigterm) {
   EXPECT_TRUE(absl::StartsWith(test::ReplyText(reply.Json()), ", there was a little girl"))
       << reply.body;
 
-  // SIGTERM while a long generation streams: the stream ends properly (cut after the grace
-  // period), the port closes, the process exits 0.
+  // SIGTERM while a long generation streams and 30 clients (more than the 25 threads of a fixed
+  // pool: 1 slot + 16 queued + 8) send their requests a line at a time: the stream ends properly
+  // (cut after the grace period), the slow clients are told, the port closes, and the process
+  // exits 0 within the grace and a few seconds.
   std::atomic<bool> streaming{false};
   test::StreamReply stream;
   std::thread client([&] {
@@ -169,9 +191,30 @@ TEST(PiServerCliTest, ServesWithAKeyAndStopsGracefullyOnSigterm) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   ASSERT_TRUE(streaming);
+  std::vector<std::unique_ptr<test::RawConnection>> slow;
+  for (int i = 0; i < 30; ++i) {
+    slow.push_back(std::make_unique<test::RawConnection>(port));
+    slow.back()->Send("POST /v1/completions HTTP/1.1\r\nHost: test\r\n");
+  }
+  std::atomic<bool> stop_dripping{false};
+  std::thread dripper([&] {
+    for (int i = 0; i < 100 && !stop_dripping; ++i) {  // 10 s at most
+      for (auto& c : slow) c->Send("X-Drip: 1\r\n");
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto signalled = std::chrono::steady_clock::now();
   server.Signal(SIGTERM);
   client.join();
   EXPECT_EQ(server.WaitForExit(), 0) << server.Log();
+  const double exit_seconds = test::SecondsSince(signalled);
+  stop_dripping = true;
+  dripper.join();
+  std::fprintf(stderr, "SIGTERM with a 0.2 s grace and 30 slow clients: exited in %.2f s\n",
+               exit_seconds);
+  EXPECT_LT(exit_seconds, 0.2 + 3.0);
+  EXPECT_EQ(test::RawStatus(slow.front()->ReadResponse(std::chrono::milliseconds(1000))), 503);
   EXPECT_TRUE(stream.done) << stream.raw.size();
   EXPECT_EQ(stream.FinishReason(), "length");
   EXPECT_EQ(test::Get(port, "/health").status, -1);
@@ -203,7 +246,9 @@ TEST(PiServerCliTest, SparseAndHybridExecutionAnswerAsPiRun) {
     ASSERT_GT(port, 0) << server.Log();
     const std::string log = server.Log();
     EXPECT_TRUE(absl::StrContains(log, relu.predictor)) << log;
-    if (!mode.empty()) EXPECT_TRUE(absl::StrContains(log, "relu.plan-3900K.pi")) << log;
+    if (!mode.empty()) {
+      EXPECT_TRUE(absl::StrContains(log, "relu.plan-3900K.pi")) << log;
+    }
     const json greedy = {{"prompt", "Once upon a time"}, {"max_tokens", 24}, {"temperature", 0}};
     const test::HttpReply reply = test::Post(port, "/v1/completions", greedy);
     ASSERT_EQ(reply.status, 200) << reply.body;

@@ -1,10 +1,17 @@
 #include "tests/server/server_harness.h"
 
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <mutex>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "gtest/gtest.h"
 #include "runtime/common/cli_common.h"
 #include "tests/runtime/test_models.h"
@@ -34,7 +41,7 @@ std::unique_ptr<PiServer> StartServer(ServerOptions options, int64_t context) {
   LoadedRuntime& rt = StoriesRuntime();
   options.host = "127.0.0.1";
   options.port = 0;
-  options.log_requests = false;
+  if (!options.log) options.log_requests = false;
   SessionOptions session;
   session.context_length = context;
   absl::StatusOr<std::unique_ptr<PiServer>> server =
@@ -48,6 +55,132 @@ std::unique_ptr<PiServer> StartServer(ServerOptions options, int64_t context) {
     return nullptr;
   }
   return *std::move(server);
+}
+
+std::function<void(const std::string&)> LogCapture::Sink() {
+  return [this](const std::string& line) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    lines_.push_back(line);
+  };
+}
+
+std::vector<std::string> LogCapture::Lines() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return lines_;
+}
+
+bool LogCapture::Contains(const std::string& text) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const std::string& line : lines_) {
+    if (absl::StrContains(line, text)) return true;
+  }
+  return false;
+}
+
+RawConnection::RawConnection(int port) {
+  fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd_ < 0 || connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
+    ADD_FAILURE() << "cannot connect to 127.0.0.1:" << port;
+  }
+}
+
+RawConnection::~RawConnection() {
+  if (fd_ >= 0) close(fd_);
+}
+
+bool RawConnection::Send(const std::string& bytes) {
+  size_t sent = 0;
+  while (sent < bytes.size()) {
+    const ssize_t n = send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    sent += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+namespace {
+
+// The length of the whole response at the start of `data`, 0 while it is incomplete.
+size_t ResponseLength(const std::string& data) {
+  const size_t end = data.find("\r\n\r\n");
+  if (end == std::string::npos) return 0;
+  uint64_t length = 0;
+  const std::string value = RawHeader(data.substr(0, end + 2), "Content-Length");
+  if (!value.empty() && !absl::SimpleAtoi(value, &length)) return 0;
+  return data.size() >= end + 4 + length ? end + 4 + length : 0;
+}
+
+}  // namespace
+
+std::string RawConnection::ReadResponse(std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  std::string data = std::move(pending_);
+  pending_.clear();
+  while (ResponseLength(data) == 0) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    pollfd p{fd_, POLLIN, 0};
+    if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    char buffer[4096];
+    const ssize_t n = recv(fd_, buffer, sizeof(buffer), 0);
+    if (n <= 0) break;
+    data.append(buffer, static_cast<size_t>(n));
+  }
+  if (const size_t length = ResponseLength(data); length > 0) {
+    pending_ = data.substr(length);
+    data.resize(length);
+  }
+  return data;
+}
+
+bool RawConnection::ClosedWithin(std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    pollfd p{fd_, POLLIN, 0};
+    if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+    char buffer[4096];
+    const ssize_t n = recv(fd_, buffer, sizeof(buffer), 0);
+    if (n <= 0) return true;  // closed, or reset
+  }
+}
+
+int RawStatus(const std::string& response) {
+  int status = -1;
+  if (!absl::StartsWith(response, "HTTP/1.1 ") || response.size() < 12 ||
+      !absl::SimpleAtoi(response.substr(9, 3), &status)) {
+    return -1;
+  }
+  return status;
+}
+
+std::string RawBody(const std::string& response) {
+  const size_t end = response.find("\r\n\r\n");
+  return end == std::string::npos ? "" : response.substr(end + 4);
+}
+
+std::string RawHeader(const std::string& response, const std::string& name) {
+  const std::string head = response.substr(0, response.find("\r\n\r\n"));
+  size_t at = 0;
+  while ((at = head.find("\r\n", at)) != std::string::npos) {
+    at += 2;
+    const size_t colon = head.find(':', at);
+    const size_t line_end = std::min(head.find("\r\n", at), head.size());
+    if (colon != std::string::npos && colon < line_end &&
+        absl::EqualsIgnoreCase(head.substr(at, colon - at), name)) {
+      return std::string(absl::StripAsciiWhitespace(head.substr(colon + 1, line_end - colon - 1)));
+    }
+  }
+  return "";
+}
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 json HttpReply::Json() const { return json::parse(body, nullptr, /*allow_exceptions=*/false); }

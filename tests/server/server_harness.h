@@ -3,9 +3,11 @@
 // and server-sent-event streams.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -22,9 +24,51 @@ using nlohmann::json;
 std::string StoriesPath();
 LoadedRuntime& StoriesRuntime();
 
-// A server over StoriesRuntime() on 127.0.0.1 and a free port, with request logs off; sessions of
-// `context` positions (0: the model's 512).
+// A server over StoriesRuntime() on 127.0.0.1 and a free port, with request logs off unless
+// options.log is set; sessions of `context` positions (0: the model's 512).
 std::unique_ptr<PiServer> StartServer(ServerOptions options = {}, int64_t context = 0);
+
+// A server's log lines, collected (ServerOptions::log). Must outlive the server.
+class LogCapture {
+ public:
+  std::function<void(const std::string&)> Sink();
+  std::vector<std::string> Lines() const;
+  // Whether some line contains `text`.
+  bool Contains(const std::string& text) const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::string> lines_;
+};
+
+// A TCP connection to 127.0.0.1:port, for what cpp-httplib's client cannot do: send a request a
+// few bytes at a time, frame it wrong, or put a NUL in a header.
+class RawConnection {
+ public:
+  explicit RawConnection(int port);  // a test failure when it cannot connect
+  ~RawConnection();
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+
+  bool Send(const std::string& bytes);
+  // What the server sends until it closes, a whole response (headers and Content-Length bytes)
+  // has arrived, or `timeout` passes.
+  std::string ReadResponse(std::chrono::milliseconds timeout);
+  // Whether the server closes the connection within `timeout` (what it sends first is dropped).
+  bool ClosedWithin(std::chrono::milliseconds timeout);
+
+ private:
+  int fd_ = -1;
+  std::string pending_;  // received beyond the last response
+};
+
+// A raw response's status code (-1 when there is none), body, and a header's value ("" if none).
+int RawStatus(const std::string& response);
+std::string RawBody(const std::string& response);
+std::string RawHeader(const std::string& response, const std::string& name);
+
+// Seconds since `start`.
+double SecondsSince(std::chrono::steady_clock::time_point start);
 
 struct HttpReply {
   int status = -1;  // -1: no reply (connection error)

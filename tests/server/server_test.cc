@@ -11,6 +11,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "format/metadata.h"
 #include "gtest/gtest.h"
 #include "runtime/app/runtime_flags.h"
@@ -442,6 +443,45 @@ TEST(ServerTest, SlotsInterleaveAndADisconnectFreesTheSlot) {
   const SchedulerStats stats = server->stats();
   EXPECT_EQ(stats.finished, 3);
   EXPECT_LT(stats.generated_tokens, 16 + 16 + 3000);  // A was cut short
+}
+
+// Every way a client leaves is logged, a stream's included, in the same style.
+TEST(ServerTest, ClientsThatLeaveAreLogged) {
+  test::LogCapture log;
+  ServerOptions options;
+  options.max_tokens = 4000;
+  options.log = log.Sink();
+  std::unique_ptr<PiServer> server = test::StartServer(options, /*context=*/4096);
+  ASSERT_NE(server, nullptr);
+  const int port = server->port();
+  json long_request = Greedy("Once upon a time", 3000);
+  long_request["stream"] = true;
+  const StreamReply left =
+      test::PostStream(port, kCompletions, long_request, [](const json&) { return false; });
+  EXPECT_FALSE(left.done);
+  ASSERT_TRUE(Eventually([&] { return log.Contains("the client went away while streaming"); }))
+      << absl::StrJoin(log.Lines(), "\n");
+  {
+    // 4000 tokens take stories260K about a second; the client gives up after 100 ms.
+    httplib::Client impatient("127.0.0.1", port);
+    impatient.set_read_timeout(std::chrono::milliseconds(100));
+    EXPECT_FALSE(
+        impatient.Post(kCompletions, Greedy("Once upon a time", 4000).dump(), "application/json"));
+  }
+  ASSERT_TRUE(Eventually([&] { return log.Contains(": the client went away"); }));
+  long_request["max_tokens"] = 4;
+  EXPECT_TRUE(test::PostStream(port, kCompletions, long_request).done);
+  ASSERT_TRUE(Eventually([&] { return log.Contains("200 stream"); }));
+  // One line each, "<client> POST <path>: <what happened>".
+  const std::vector<std::string> lines = log.Lines();
+  ASSERT_EQ(lines.size(), 3u) << absl::StrJoin(lines, "\n");
+  EXPECT_TRUE(absl::StartsWith(lines[0], "127.0.0.1:")) << lines[0];
+  EXPECT_TRUE(absl::StrContains(
+      lines[0], " POST /v1/completions: the client went away while streaming, after "))
+      << lines[0];
+  EXPECT_TRUE(absl::StrContains(lines[1], " POST /v1/completions: the client went away"))
+      << lines[1];
+  EXPECT_TRUE(absl::StrContains(lines[2], " POST /v1/completions: 200 stream, ")) << lines[2];
 }
 
 TEST(ServerTest, TheQueueIsBoundedAndAQueuedClientCanLeave) {

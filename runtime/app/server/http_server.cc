@@ -15,9 +15,11 @@
 #include "absl/strings/str_format.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
-#include "runtime/app/server/connection_probe.h"
+#include "runtime/app/server/gated_http_server.h"
 #include "runtime/app/server/generation_plan.h"
 #include "runtime/app/server/openai_protocol.h"
+#include "runtime/app/server/request_checks.h"
+#include "runtime/app/server/server_connection.h"
 #include "runtime/common/cli_common.h"
 
 namespace pinfer {
@@ -28,9 +30,11 @@ using nlohmann::json;
 constexpr char kLog[] = "pi-server: ";
 // How often a waiting handler looks at its connection when no text comes.
 constexpr std::chrono::milliseconds kPoll(100);
-// HTTP worker threads beyond the requests the scheduler may hold: /health, /v1/models and the
-// immediate errors (401, 413, 503...) of requests that cannot be held.
-constexpr int kSpareHttpThreads = 8;
+// Connections beyond the requests the scheduler may hold, at the least: /health, /v1/models and
+// the immediate errors (401, 413, 503...) of requests that cannot be held.
+constexpr int kSpareConnections = 8;
+// At shutdown, once the generations are over, how long responses may still take to be written.
+constexpr std::chrono::seconds kShutdownWriteAllowance(2);
 // A body over --max-body sent in chunks is read and thrown away up to this size; beyond, the
 // connection is dropped.
 constexpr uint64_t kMaxDiscardedBody = uint64_t{64} << 20;
@@ -55,13 +59,20 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// Compares without returning early, so that the time taken does not tell how much of a guessed key
-// was right.
-bool SameSecret(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
+std::chrono::milliseconds Milliseconds(double seconds) {
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0 + 0.5));
+}
+
+// "address:port" of the client; from the socket when cpp-httplib has not filled the request's
+// (it does so after the headers).
+std::string ClientOf(const httplib::Request& req) {
+  if (!req.remote_addr.empty()) return absl::StrCat(req.remote_addr, ":", req.remote_port);
+  std::string ip = "?";
+  int port = -1;
+  if (const ServerConnection* connection = ServerConnection::Current()) {
+    connection->get_remote_ip_and_port(ip, port);
+  }
+  return absl::StrCat(ip, ":", port);
 }
 
 uint64_t Mix(uint64_t x) {  // splitmix64's finaliser
@@ -79,7 +90,7 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
     return absl::InvalidArgumentError(
         absl::StrCat("--port must be in [0, 65535] (0: any free port), got ", options.port));
   }
-  // Every slot and every queued request holds an HTTP worker thread.
+  // Every slot and every queued request holds a connection (and its thread).
   if (options.scheduler.parallel < 1 || options.scheduler.parallel > 256) {
     return absl::InvalidArgumentError(
         absl::StrCat("--parallel must be 1 to 256 slots, got ", options.scheduler.parallel));
@@ -87,6 +98,23 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
   if (options.scheduler.queue_length < 0 || options.scheduler.queue_length > 1024) {
     return absl::InvalidArgumentError(
         absl::StrCat("--queue must be 0 to 1024 requests, got ", options.scheduler.queue_length));
+  }
+  const int held = options.scheduler.parallel + options.scheduler.queue_length;
+  if (options.max_connections < held + kSpareConnections || options.max_connections > 65536) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max-connections must be ", held + kSpareConnections, " (--parallel + --queue + ",
+        kSpareConnections, ") to 65536, got ", options.max_connections));
+  }
+  if (!(options.read_timeout_seconds >= 0.1 && options.read_timeout_seconds <= 3600)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--read-timeout must be 0.1 to 3600 seconds, got ", options.read_timeout_seconds));
+  }
+  for (const char c : options.api_key) {
+    if (c <= ' ' || c > '~' || c == '%') {
+      return absl::InvalidArgumentError(
+          "--api-key must be printable ASCII without spaces or '%' (it is sent as 'Authorization: "
+          "Bearer <key>')");
+    }
   }
   if (options.max_body_bytes < 1024) {
     return absl::InvalidArgumentError(
@@ -134,7 +162,13 @@ absl::StatusOr<std::unique_ptr<PiServer>> PiServer::Create(Executor& executor,
   if (!scheduler.ok()) return scheduler.status();
   server->scheduler_ = *std::move(scheduler);
   server->id_salt_ = std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32);
-  server->http_ = std::make_unique<httplib::Server>();
+  GatedHttpServer::Limits limits;
+  limits.max_connections = options.max_connections;
+  limits.read_timeout = Milliseconds(options.read_timeout_seconds);
+  PiServer* self = server.get();
+  server->http_ = std::make_unique<GatedHttpServer>(limits, [self](const std::string& line) {
+    if (self->options_.log_requests) self->Log(line);
+  });
   server->Route();
   return server;
 }
@@ -142,13 +176,11 @@ absl::StatusOr<std::unique_ptr<PiServer>> PiServer::Create(Executor& executor,
 PiServer::~PiServer() { Shutdown(std::chrono::milliseconds(0)); }
 
 absl::Status PiServer::Start() {
-  const size_t threads = static_cast<size_t>(options_.scheduler.parallel) +
-                         static_cast<size_t>(options_.scheduler.queue_length) + kSpareHttpThreads;
-  http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  if (absl::Status s = ConnectionGate::ReserveDescriptors(options_.max_connections); !s.ok()) {
+    return s;
+  }
   http_->set_payload_max_length(options_.max_body_bytes);
-  http_->set_keep_alive_timeout(2);  // idle connections hold a worker thread and delay shutdown
-  http_->set_read_timeout(30);
-  http_->set_write_timeout(30);
+  http_->set_keep_alive_timeout(2);  // an idle connection holds a thread and a place
   // cpp-httplib sets SO_REUSEPORT by default, which lets a second server bind the same port and
   // share its connections; SO_REUSEADDR only allows a restart over connections in TIME_WAIT.
   http_->set_socket_options([](socket_t socket) {
@@ -165,6 +197,7 @@ absl::Status PiServer::Start() {
                                                ": cannot listen there (address in use, or not "
                                                "an address of this machine?)"));
   }
+  http_->WidenListenBacklog();
   created_ = static_cast<int64_t>(std::time(nullptr));
   listener_ = std::thread([this] { http_->listen_after_bind(); });
   // stop() only stops a server that is running: wait for it, so that an immediate Shutdown() is
@@ -179,28 +212,17 @@ void PiServer::Shutdown(std::chrono::milliseconds grace) {
   shut_down_ = true;
   shutting_down_ = true;
   scheduler_->Drain(grace);
-  {
-    // Every generation is over; let the handlers write what they hold (bounded: a client that
-    // does not read is cut by the write timeout).
-    std::unique_lock<std::mutex> responses(responses_mutex_);
-    responses_done_.wait_for(responses, std::chrono::seconds(35),
-                             [this] { return responses_in_flight_ == 0; });
-  }
+  // Every generation is over. Requests still arriving (slow clients among them) get 503, idle
+  // connections close, and the handlers may write what they hold, for a bounded time: then writes
+  // to clients that do not read fail. Only then does the listener stop, since cpp-httplib ends a
+  // stream whose server is stopped without its last chunk.
+  http_->StopReading();
+  http_->WaitForConnections(kShutdownWriteAllowance);
   if (listener_.joinable()) {
     http_->stop();
     listener_.join();
   }
-}
-
-void PiServer::BeginResponse() {
-  std::lock_guard<std::mutex> lock(responses_mutex_);
-  ++responses_in_flight_;
-}
-
-void PiServer::EndResponse() {
-  std::lock_guard<std::mutex> lock(responses_mutex_);
-  --responses_in_flight_;
-  responses_done_.notify_all();
+  http_->CutAndJoin();
 }
 
 std::string PiServer::NextId(const char* prefix) {
@@ -209,13 +231,14 @@ std::string PiServer::NextId(const char* prefix) {
 
 bool PiServer::Authorized(const httplib::Request& req, httplib::Response& res) const {
   if (options_.api_key.empty()) return true;
-  const std::string header = req.get_header_value("Authorization");
-  if (SameSecret(header, "Bearer " + options_.api_key)) return true;
+  const KeyCheck check = CheckApiKey(req.headers, options_.api_key);
+  if (check == KeyCheck::kAccepted) return true;
   ApiError error;
   error.http_status = 401;
   error.code = "invalid_api_key";
-  error.message = header.empty() ? "no API key: send the header 'Authorization: Bearer <key>'"
-                                 : "incorrect API key in the header 'Authorization: Bearer <key>'";
+  error.message = check == KeyCheck::kMissing
+                      ? "no API key: send the header 'Authorization: Bearer <key>'"
+                      : "incorrect API key in the header 'Authorization: Bearer <key>'";
   SendError(res, error);
   res.set_header("WWW-Authenticate", "Bearer");
   return false;
@@ -239,10 +262,41 @@ void PiServer::Route() {
   http_->Get("/health", [this](const httplib::Request& req, httplib::Response& res) {
     HandleHealth(req, res);
   });
+  // Before any body is read: refuse what is framed wrong, at once (request_checks.h).
+  http_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    return RefuseByFraming(req, res) ? httplib::Server::HandlerResponse::Handled
+                                     : httplib::Server::HandlerResponse::Unhandled;
+  });
+  // "Expect: 100-continue": the same check, before the client is told to send its body.
+  http_->set_expect_100_continue_handler(
+      [this](const httplib::Request& req, httplib::Response& res) {
+        return RefuseByFraming(req, res) ? res.status : 100;
+      });
+  // A connection that will not carry another request says so.
+  http_->set_post_routing_handler([this](const httplib::Request&, httplib::Response& res) {
+    ServerConnection* connection = ServerConnection::Current();
+    if (connection == nullptr) return;
+    if (http_->stopping()) connection->CloseAfterResponse();
+    if (!connection->close_after_response()) return;
+    res.headers.erase("Keep-Alive");
+    res.headers.erase("Connection");
+    res.set_header("Connection", "close");
+  });
   // Whatever cpp-httplib answers by itself (unknown path, a body over the limit, a malformed
   // request) gets an OpenAI-style body too.
-  http_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+  http_->set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
+    // cpp-httplib answers 400 to headers (or a body it reads itself) that did not arrive in time.
+    ServerConnection* connection = ServerConnection::Current();
+    if (connection != nullptr) {
+      if (const std::optional<ApiError> failure = http_->ReadFailure(*connection)) {
+        SendError(res, *failure);
+        connection->CloseAfterResponse();
+        LogRequest(ClientOf(req), req.method, req.path,
+                   absl::StrCat(failure->http_status, " ", failure->message));
+        return;
+      }
+    }
     ApiError error;
     error.http_status = res.status;
     if (res.status == 404) {
@@ -265,6 +319,18 @@ void PiServer::Route() {
         error.message = absl::StrCat("internal error while handling ", req.method, " ", req.path);
         SendError(res, error);
       });
+}
+
+bool PiServer::RefuseByFraming(const httplib::Request& req, httplib::Response& res) const {
+  const FramingVerdict verdict = CheckFraming(req, options_.max_body_bytes);
+  ServerConnection* connection = ServerConnection::Current();
+  if (verdict.close_after_response && connection != nullptr) connection->CloseAfterResponse();
+  if (!verdict.error) return false;
+  SendError(res, *verdict.error);
+  if (verdict.error->http_status == 405) res.set_header("Allow", kAllowedMethods);
+  LogRequest(ClientOf(req), req.method, req.path,
+             absl::StrCat(verdict.error->http_status, " ", verdict.error->message));
+  return true;
 }
 
 void PiServer::HandleHealth(const httplib::Request&, httplib::Response& res) {
@@ -298,12 +364,12 @@ void PiServer::HandleModels(const httplib::Request& req, httplib::Response& res)
   SendJson(res, json{{"object", "list"}, {"data", json::array({model})}});
 }
 
-bool PiServer::ReadBody(const httplib::Request& req, httplib::Response& res,
-                        const httplib::ContentReader& reader, std::string* body,
+bool PiServer::ReadBody(const httplib::ContentReader& reader, std::string* body,
                         ApiError* error) const {
-  // The body is read even when it is too large (then discarded, up to a bound), so that the
-  // connection stays usable and a client still sending gets the error rather than a reset.
-  // (cpp-httplib discards a body whose Content-Length is over the limit itself.)
+  // A chunked body (its length is not known before) is read even when it is too large (then
+  // discarded, up to a bound and within the read timeout), so that the connection stays usable and
+  // a client still sending gets the error rather than a reset. (A Content-Length over the limit
+  // is refused before: RefuseByFraming.)
   bool too_large = false;
   uint64_t discarded = 0;
   const bool read = reader([&](const char* data, size_t size) {
@@ -316,8 +382,11 @@ bool PiServer::ReadBody(const httplib::Request& req, httplib::Response& res,
     return true;
   });
   if (read && !too_large) return true;
-  if (!read) res.set_header("Connection", "close");  // the rest of the body was not read
-  if (too_large || res.status == 413) {
+  ServerConnection* connection = ServerConnection::Current();
+  if (!read) connection->CloseAfterResponse();  // the rest of the body was not read
+  if (const std::optional<ApiError> failure = http_->ReadFailure(*connection)) {
+    *error = *failure;  // it did not arrive in time, or the server stops
+  } else if (too_large) {
     error->http_status = 413;
     error->code = "payload_too_large";
     error->message = absl::StrCat("the request body is larger than the server's limit of ",
@@ -328,10 +397,18 @@ bool PiServer::ReadBody(const httplib::Request& req, httplib::Response& res,
   return false;
 }
 
-void PiServer::LogRequest(const std::string& client, const std::string& path,
-                          const std::string& outcome) const {
+void PiServer::Log(const std::string& line) const {
+  if (options_.log) {
+    options_.log(line);
+  } else {
+    std::fprintf(stderr, "%s%s\n", kLog, line.c_str());
+  }
+}
+
+void PiServer::LogRequest(const std::string& client, const std::string& method,
+                          const std::string& path, const std::string& outcome) const {
   if (!options_.log_requests) return;
-  std::fprintf(stderr, "%s%s POST %s: %s\n", kLog, client.c_str(), path.c_str(), outcome.c_str());
+  Log(absl::StrCat(client, " ", method, " ", path, ": ", outcome));
 }
 
 std::string PiServer::DescribeFinished(const Generation::Progress& p, Clock::time_point start,
@@ -345,11 +422,12 @@ std::string PiServer::DescribeFinished(const Generation::Progress& p, Clock::tim
 }
 
 // A streamed response after its handler has returned: cpp-httplib calls Next() until it calls
-// sink.done() or returns false (the client is gone, or the server stops).
+// sink.done() or returns false (the client is gone, or the server stops), on the thread of the
+// connection, which outlives the response.
 class PiServer::SseStream {
  public:
   SseStream(PiServer& server, std::shared_ptr<Generation> generation, Endpoint endpoint,
-            ResponseHeader header, bool include_usage, std::unique_ptr<ConnectionProbe> probe,
+            ResponseHeader header, bool include_usage, const ServerConnection& connection,
             std::string text, Generation::Progress progress, Clock::time_point start,
             std::string client, std::string path)
       : server_(server),
@@ -357,7 +435,7 @@ class PiServer::SseStream {
         endpoint_(endpoint),
         header_(std::move(header)),
         include_usage_(include_usage),
-        probe_(std::move(probe)),
+        connection_(connection),
         text_(std::move(text)),
         last_(std::move(progress)),
         start_(start),
@@ -398,21 +476,27 @@ class PiServer::SseStream {
     }
     if (finished) {
       done_ = true;
-      server_.LogRequest(client_, path_, DescribeFinished(last_, start_, "200 stream"));
+      server_.LogRequest(client_, "POST", path_, DescribeFinished(last_, start_, "200 stream"));
       sink.done();
       return true;
     }
-    if (out.empty() && probe_->ClientGone()) {
+    if (out.empty() && connection_.ClientGone()) {
       generation_->Cancel();
       return false;
     }
     return true;
   }
 
-  // The response is over (written, or abandoned).
+  // The response is over: written, or abandoned (the client went away, or a shutdown cut it).
   void Release(bool success) {
     if (!success) generation_->Cancel();
-    server_.EndResponse();
+    if (done_) return;  // logged
+    const bool cut = server_.shutting_down_;
+    server_.LogRequest(client_, "POST", path_,
+                       absl::StrFormat("%s, after %d generated tokens in %.2f s",
+                                       cut ? "the stream was cut by the shutdown"
+                                           : "the client went away while streaming",
+                                       last_.completion_tokens, SecondsSince(start_)));
   }
 
  private:
@@ -421,7 +505,7 @@ class PiServer::SseStream {
   const Endpoint endpoint_;
   const ResponseHeader header_;
   const bool include_usage_;
-  const std::unique_ptr<ConnectionProbe> probe_;
+  const ServerConnection& connection_;
   std::string text_;  // received, not yet sent
   Generation::Progress last_;
   bool role_sent_ = false;
@@ -435,26 +519,23 @@ void PiServer::HandleCompletion(const httplib::Request& req, httplib::Response& 
                                 const httplib::ContentReader& reader, int endpoint_value) {
   const Endpoint endpoint = static_cast<Endpoint>(endpoint_value);
   const Clock::time_point start = Clock::now();
-  const std::string client = absl::StrCat(req.remote_addr, ":", req.remote_port);
-  BeginResponse();
-  // Ends the response when the handler returns, unless a stream takes it over.
-  struct ResponseGuard {
-    PiServer* server;
-    bool owned = true;
-    ~ResponseGuard() {
-      if (owned) server->EndResponse();
-    }
-  } guard{this};
+  const std::string client = ClientOf(req);
   auto fail = [&](const ApiError& error) {
     SendError(res, error);
-    LogRequest(client, req.path, absl::StrCat(error.http_status, " ", error.message));
+    LogRequest(client, req.method, req.path, absl::StrCat(error.http_status, " ", error.message));
   };
+  // Served by GatedHttpServer, always; the handler watches its client through it.
+  const ServerConnection* connection = ServerConnection::Current();
+  if (connection == nullptr) {
+    ApiError error = ApiErrorFromStatus(absl::InternalError("the request has no connection"));
+    return fail(error);
+  }
 
   std::string body;
   ApiError body_error;
-  const bool read = ReadBody(req, res, reader, &body, &body_error);
+  const bool read = ReadBody(reader, &body, &body_error);
   if (!Authorized(req, res)) {  // checked after reading, for the same reason
-    LogRequest(client, req.path, "401");
+    LogRequest(client, req.method, req.path, "401");
     return;
   }
   if (!read) return fail(body_error);
@@ -489,16 +570,14 @@ void PiServer::HandleCompletion(const httplib::Request& req, httplib::Response& 
 
   // Wait for a slot (or the end), watching the connection: errors until then are still HTTP
   // errors, even for a stream.
-  auto probe = std::make_unique<ConnectionProbe>(req.local_addr, req.local_port, req.remote_addr,
-                                                 req.remote_port);
   std::string text;
   Generation::Progress progress;
   do {
     progress = generation->Wait(kPoll);
     text += progress.text;
-    if (progress.phase == Generation::Phase::kQueued && probe->ClientGone()) {
+    if (progress.phase == Generation::Phase::kQueued && connection->ClientGone()) {
       generation->Cancel();
-      return LogRequest(client, req.path, "the client went away while queued");
+      return LogRequest(client, req.method, req.path, "the client went away while queued");
     }
   } while (progress.phase == Generation::Phase::kQueued);
   if (progress.phase == Generation::Phase::kFinished && !progress.status.ok()) {
@@ -511,9 +590,8 @@ void PiServer::HandleCompletion(const httplib::Request& req, httplib::Response& 
   header.model = model_name_;
   if (request->stream) {
     auto stream = std::make_shared<SseStream>(*this, generation, endpoint, header,
-                                              request->include_usage, std::move(probe),
-                                              std::move(text), progress, start, client, req.path);
-    guard.owned = false;  // the stream ends the response
+                                              request->include_usage, *connection, std::move(text),
+                                              progress, start, client, req.path);
     res.status = 200;
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
@@ -524,9 +602,9 @@ void PiServer::HandleCompletion(const httplib::Request& req, httplib::Response& 
   }
 
   while (progress.phase != Generation::Phase::kFinished) {
-    if (probe->ClientGone()) {
+    if (connection->ClientGone()) {
       generation->Cancel();
-      return LogRequest(client, req.path, "the client went away");
+      return LogRequest(client, req.method, req.path, "the client went away");
     }
     progress = generation->Wait(kPoll);
     text += progress.text;
@@ -538,7 +616,7 @@ void PiServer::HandleCompletion(const httplib::Request& req, httplib::Response& 
   outcome.prompt_tokens = progress.prompt_tokens;
   outcome.completion_tokens = progress.completion_tokens;
   SendJson(res, CompletionResponse(endpoint, header, outcome));
-  LogRequest(client, req.path, DescribeFinished(progress, start, "200"));
+  LogRequest(client, req.method, req.path, DescribeFinished(progress, start, "200"));
 }
 
 }  // namespace pinfer

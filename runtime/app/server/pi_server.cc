@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -88,9 +89,26 @@ void AddServerFlags(CLI::App& app, ServerOptions& options) {
                  "requests that may wait for a free slot (each holds an HTTP thread); more get "
                  "HTTP 503")
       ->capture_default_str();
-  app.add_option("--api-key", options.api_key,
-                 "require 'Authorization: Bearer KEY' (also from $PINFER_API_KEY)")
-      ->envname("PINFER_API_KEY");
+  // An empty key would mean no authentication: refused, from the flag and from the environment
+  // (CLI11 skips an empty environment variable, hence the check after parsing).
+  CLI::Option* api_key =
+      app.add_option_function<std::string>(
+             "--api-key",
+             [&options](const std::string& key) {
+               if (key.empty()) {
+                 throw CLI::ValidationError("--api-key", "must not be empty (omit it for no key)");
+               }
+               options.api_key = key;
+             },
+             "require 'Authorization: Bearer KEY'; better set $PINFER_API_KEY "
+             "instead, which keeps the key out of ps and /proc/PID/cmdline")
+          ->envname("PINFER_API_KEY");
+  app.parse_complete_callback([api_key] {
+    const char* env = std::getenv("PINFER_API_KEY");
+    if (api_key->count() == 0 && env != nullptr && *env == '\0') {
+      throw CLI::ValidationError("PINFER_API_KEY", "is set but empty (unset it for no key)");
+    }
+  });
   app.add_option_function<std::string>(
          "--max-body",
          [&options](const std::string& text) {
@@ -104,6 +122,14 @@ void AddServerFlags(CLI::App& app, ServerOptions& options) {
   app.add_option("--max-tokens", options.max_tokens,
                  "most tokens a request may generate; also what a request without max_tokens "
                  "gets (less when the context is shorter)")
+      ->capture_default_str();
+  app.add_option("--max-connections", options.max_connections,
+                 "connections open at once, each served on a thread of its own (more get HTTP "
+                 "503); at least --parallel + --queue + 8")
+      ->capture_default_str();
+  app.add_option("--read-timeout", options.read_timeout_seconds,
+                 "seconds a client may take to send a whole request, headers and body (slower: "
+                 "HTTP 408)")
       ->capture_default_str();
   app.add_option("--timeout", options.timeout_seconds,
                  "seconds a request may take, waiting for a slot included: queued longer, it gets "
@@ -136,10 +162,11 @@ absl::Status RunPiServer(const PiServerOptions& options) {
   if (absl::Status s = (*server)->Start(); !s.ok()) return s;
   const ServerOptions& o = options.server;
   std::fprintf(stderr,
-               "%s%d slot%s, queue %d, max %lld tokens per request, timeout %.0f s; chat "
-               "template %s%s\n",
+               "%s%d slot%s, queue %d, max %lld tokens per request, timeout %.0f s, at most %d "
+               "connections, read timeout %g s; chat template %s%s\n",
                kLog, o.scheduler.parallel, o.scheduler.parallel == 1 ? "" : "s",
                o.scheduler.queue_length, static_cast<long long>(o.max_tokens), o.timeout_seconds,
+               o.max_connections, o.read_timeout_seconds,
                (*server)->chat_template().Describe().c_str(),
                o.api_key.empty() ? "" : "; API key required");
   std::fprintf(stderr, "%slistening on http://%s:%d (model \"%s\"); Ctrl-C stops\n", kLog,
