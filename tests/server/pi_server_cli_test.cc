@@ -66,6 +66,10 @@ TEST(PiServerCliTest, BadFlagsAreOneLine) {
   ExpectOneLineError(PiServer({"-m", test::ScratchDir() + "/missing.pi"}), "missing.pi");
   ExpectOneLineError(PiServer({"-m", model, "--max-connections", "20"}), "--max-connections");
   ExpectOneLineError(PiServer({"-m", model, "--read-timeout", "0"}), "--read-timeout");
+  // Every slot's KV cache counts against the memory available, and the refusal says so.
+  ExpectOneLineError(PiServer({"-m", model, "-c", "1000000000", "--parallel", "2"}),
+                     "2 sequences of 1000000000 tokens need ");
+  ExpectOneLineError(PiServer({"-m", model, "--timeout", "nan"}), "--timeout");
   // An empty key would turn authentication off: from the flag and from the environment alike.
   // (Under `timeout`: a server that took them would run until killed.)
   ExpectOneLineError(

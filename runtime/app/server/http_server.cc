@@ -211,6 +211,8 @@ void PiServer::Shutdown(std::chrono::milliseconds grace) {
   if (shut_down_) return;
   shut_down_ = true;
   shutting_down_ = true;
+  // A server whose Create failed half way (no slots: not enough memory) has nothing to stop.
+  if (scheduler_ == nullptr || http_ == nullptr) return;
   scheduler_->Drain(grace);
   // Every generation is over. Requests still arriving (slow clients among them) get 503, idle
   // connections close, and the handlers may write what they hold, for a bounded time: then writes

@@ -65,8 +65,11 @@ absl::StatusOr<std::unique_ptr<SlotScheduler>> SlotScheduler::Create(
   }
   std::unique_ptr<SlotScheduler> scheduler(new SlotScheduler(tokenizer, options));
   scheduler->slots_.resize(static_cast<size_t>(options.parallel));
+  // The memory check counts every slot: --parallel 8 x -c needs eight KV caches.
+  SessionOptions per_slot = session_options;
+  per_slot.sequences = options.parallel;
   for (Slot& slot : scheduler->slots_) {
-    absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(executor, session_options);
+    absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(executor, per_slot);
     if (!session.ok()) return session.status();
     slot.session = *std::move(session);
     scheduler->kv_cache_bytes_ += slot.session->KvCacheBytes();
