@@ -27,8 +27,8 @@ absl::StatusOr<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& 
   file->path_ = path;
   file->size_ = static_cast<uint64_t>(st.st_size);
   if (file->size_ > 0) {
-    void* map = mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE | (populate ? MAP_POPULATE : 0),
-                     fd, 0);
+    void* map =
+        mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE | (populate ? MAP_POPULATE : 0), fd, 0);
     if (map == MAP_FAILED) {
       close(fd);
       return absl::InternalError(absl::StrCat(path, ": mmap failed: ", std::strerror(errno)));

@@ -15,7 +15,7 @@
 namespace pinfer {
 
 struct OutputFile {
-  std::string flag;                  // "-o", "--plot": how the user named it
+  std::string flag;  // "-o", "--plot": how the user named it
   std::string path;
   std::optional<ArtifactKind> kind;  // the .pi kind written; nullopt for other files (JSON, ...)
 };

@@ -30,7 +30,8 @@ constexpr char kLog[] = "pi-run: ";
 // The whole file, minus one trailing newline (as llama.cpp reads -f).
 absl::StatusOr<std::string> ReadTextFile(const std::string& path, const char* flag) {
   absl::StatusOr<std::string> read = ReadRegularFile(path);
-  if (!read.ok()) return absl::Status(read.status().code(), absl::StrCat(flag, " ", read.status().message()));
+  if (!read.ok())
+    return absl::Status(read.status().code(), absl::StrCat(flag, " ", read.status().message()));
   std::string s = *std::move(read);
   if (!s.empty() && s.back() == '\n') s.pop_back();
   return s;

@@ -41,7 +41,8 @@ inline CLI::Validator IntegerIn(int64_t low, int64_t high,
   return CLI::Validator(
       [=](std::string& text) -> std::string {
         int64_t v = 0;
-        if (!absl::SimpleAtoi(text, &v)) return absl::StrCat("expected an integer, got '", text, "'");
+        if (!absl::SimpleAtoi(text, &v))
+          return absl::StrCat("expected an integer, got '", text, "'");
         if (also && v == *also) return std::string();
         if (v < low || v > high) {
           return absl::StrCat("must lie in [", low, ", ", high, "]",

@@ -37,8 +37,8 @@ double ForwardStats::EffectiveGBps() const {
 uint64_t SequenceState::Bytes(const ModelConfig& c, int64_t context, int64_t capacity) {
   const uint64_t kv = 2 * static_cast<uint64_t>(c.n_layers) * static_cast<uint64_t>(context) *
                       static_cast<uint64_t>(c.kv_dim());
-  const uint64_t scratch =
-      static_cast<uint64_t>(capacity) * static_cast<uint64_t>(3 * c.dim + 2 * c.q_dim() + 3 * c.n_ff);
+  const uint64_t scratch = static_cast<uint64_t>(capacity) *
+                           static_cast<uint64_t>(3 * c.dim + 2 * c.q_dim() + 3 * c.n_ff);
   return (kv + scratch) * sizeof(float);
 }
 

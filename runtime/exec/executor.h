@@ -62,16 +62,16 @@ struct ForwardStats {
 
 // One sequence's memory for the forward pass: the KV cache and the scratch of a batch.
 struct SequenceState {
-  int64_t context = 0;             // positions the KV cache holds
-  int64_t capacity = 0;            // tokens per pass
+  int64_t context = 0;   // positions the KV cache holds
+  int64_t capacity = 0;  // tokens per pass
   // [n_layers, context, kv_dim]; pages are touched only as positions are reached.
   ZeroPages<float> key_cache;
   ZeroPages<float> value_cache;
-  std::vector<float> x;            // [capacity, dim]    the residual stream
-  std::vector<float> normed;       // [capacity, dim]
-  std::vector<float> q;            // [capacity, q_dim]
-  std::vector<float> attention;    // [capacity, q_dim]
-  std::vector<float> projected;    // [capacity, dim]
+  std::vector<float> x;          // [capacity, dim]    the residual stream
+  std::vector<float> normed;     // [capacity, dim]
+  std::vector<float> q;          // [capacity, q_dim]
+  std::vector<float> attention;  // [capacity, q_dim]
+  std::vector<float> projected;  // [capacity, dim]
   FfnWorkspace ffn;
 
   // Sized for `config`; ResourceExhausted (naming the KV bytes) when memory runs out.

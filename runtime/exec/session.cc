@@ -9,8 +9,8 @@
 
 namespace pinfer {
 
-absl::StatusOr<int64_t> ContextThatFits(const ModelConfig& c, int64_t requested,
-                                        int64_t batch_size, int64_t sequences,
+absl::StatusOr<int64_t> ContextThatFits(const ModelConfig& c, int64_t requested, int64_t batch_size,
+                                        int64_t sequences,
                                         std::optional<uint64_t> available_bytes) {
   const int64_t wanted = requested > 0 ? requested : c.context_length;
   sequences = std::max<int64_t>(1, sequences);
@@ -37,12 +37,11 @@ absl::StatusOr<int64_t> ContextThatFits(const ModelConfig& c, int64_t requested,
   const std::string who = sequences > 1
                               ? absl::StrCat(sequences, " sequences of ", wanted, " tokens need ")
                               : absl::StrCat("a context of ", wanted, " tokens needs ");
-  return absl::ResourceExhaustedError(absl::StrCat(
-      who, FormatBytes(bytes_for(wanted)),
-      " (KV cache and scratch), but only ", FormatBytes(*available_bytes),
-      " of memory is available; ",
-      low >= 1 ? absl::StrCat("the largest context that fits is -c ", low)
-               : std::string("not even one position fits")));
+  return absl::ResourceExhaustedError(
+      absl::StrCat(who, FormatBytes(bytes_for(wanted)), " (KV cache and scratch), but only ",
+                   FormatBytes(*available_bytes), " of memory is available; ",
+                   low >= 1 ? absl::StrCat("the largest context that fits is -c ", low)
+                            : std::string("not even one position fits")));
 }
 
 Session::Session(Executor& executor, SequenceState state)
@@ -55,8 +54,8 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(Executor& executor,
     return absl::InvalidArgumentError(
         absl::StrCat("the context length must be positive, got ", options.context_length));
   }
-  absl::StatusOr<int64_t> fitted = ContextThatFits(
-      c, options.context_length, executor.batch_size(), options.sequences, AvailableMemoryBytes());
+  absl::StatusOr<int64_t> fitted = ContextThatFits(c, options.context_length, executor.batch_size(),
+                                                   options.sequences, AvailableMemoryBytes());
   if (!fitted.ok()) return fitted.status();
   const int64_t context = *fitted;
   absl::StatusOr<SequenceState> state =

@@ -15,20 +15,26 @@ absl::Status ModelConfig::Validate() const {
   const struct {
     const char* name;
     int64_t value;
-  } positives[] = {{"dim", dim},           {"n_layers", n_layers},     {"n_heads", n_heads},
-                   {"n_kv_heads", n_kv_heads}, {"head_dim", head_dim}, {"n_ff", n_ff},
-                   {"vocab_size", vocab_size}, {"context_length", context_length}};
+  } positives[] = {{"dim", dim},
+                   {"n_layers", n_layers},
+                   {"n_heads", n_heads},
+                   {"n_kv_heads", n_kv_heads},
+                   {"head_dim", head_dim},
+                   {"n_ff", n_ff},
+                   {"vocab_size", vocab_size},
+                   {"context_length", context_length}};
   for (const auto& p : positives) {
-    if (p.value <= 0) return absl::InvalidArgumentError(absl::StrCat(p.name, " must be positive, got ", p.value));
+    if (p.value <= 0)
+      return absl::InvalidArgumentError(absl::StrCat(p.name, " must be positive, got ", p.value));
     // Far above any real model, and low enough that products of two counts cannot overflow.
     if (p.value > kMaxModelCount) {
-      return absl::InvalidArgumentError(absl::StrCat(p.name, " ", p.value,
-                                                     " is implausible (at most ", kMaxModelCount, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(p.name, " ", p.value, " is implausible (at most ", kMaxModelCount, ")"));
     }
   }
   if (n_heads % n_kv_heads != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("n_heads ", n_heads,
-                                                   " is not a multiple of n_kv_heads ", n_kv_heads));
+    return absl::InvalidArgumentError(
+        absl::StrCat("n_heads ", n_heads, " is not a multiple of n_kv_heads ", n_kv_heads));
   }
   if (head_dim % 2 != 0) return absl::InvalidArgumentError("head_dim must be even for RoPE");
   // (NaN fails every comparison, so these also refuse it.)
@@ -37,8 +43,7 @@ absl::Status ModelConfig::Validate() const {
         absl::StrCat("rope_theta must be positive and finite, got ", rope_theta));
   }
   if (!(rms_eps > 0 && rms_eps < 1)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("rms_eps must lie in (0, 1), got ", rms_eps));
+    return absl::InvalidArgumentError(absl::StrCat("rms_eps must lie in (0, 1), got ", rms_eps));
   }
   if (ffn_act.kind == ActivationKind::kNone) {
     return absl::InvalidArgumentError("the FFN activation cannot be 'none'");

@@ -38,7 +38,7 @@ struct ModelConfig {
   double rms_eps = 1e-5;
   Activation ffn_act{ActivationKind::kSilu, 0.0f};
   Activation norm_act{ActivationKind::kNone, 0.0f};
-  bool tied_embeddings = false;  // the classifier reuses token_embd
+  bool tied_embeddings = false;                    // the classifier reuses token_embd
   std::string rope_source_layout = "interleaved";  // or "half" (HF); informational
   bool synthetic = false;  // pi-synth output: for speed only, never for quality claims
 

@@ -14,8 +14,8 @@ std::optional<int64_t> LayerOfTensor(std::string_view name) {
   name.remove_prefix(kPrefix.size());
   const size_t dot = name.find('.');
   int layer = -1;
-  if (dot == std::string_view::npos || !absl::SimpleAtoi(absl::string_view(name.data(), dot), &layer) ||
-      layer < 0) {
+  if (dot == std::string_view::npos ||
+      !absl::SimpleAtoi(absl::string_view(name.data(), dot), &layer) || layer < 0) {
     return std::nullopt;
   }
   return layer;
@@ -31,9 +31,9 @@ void TensorTableCounts::Add(std::string_view name, std::span<const uint64_t> sha
 
 absl::Status TensorTableCounts::Check(const ModelConfig& config) const {
   if (config.n_layers != layers_) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the header declares ", config.n_layers, " layers but the tensors are those of ",
-                     layers_, " layer", layers_ == 1 ? "" : "s"));
+    return absl::InvalidArgumentError(absl::StrCat("the header declares ", config.n_layers,
+                                                   " layers but the tensors are those of ", layers_,
+                                                   " layer", layers_ == 1 ? "" : "s"));
   }
   if (embedding_rows_ && *embedding_rows_ != static_cast<uint64_t>(config.vocab_size)) {
     return absl::InvalidArgumentError(

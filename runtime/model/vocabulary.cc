@@ -10,19 +10,20 @@ absl::Status Vocabulary::Validate() const {
   }
   if (pieces.empty()) return absl::InvalidArgumentError("the tokenizer has no tokens");
   if (scores.size() != pieces.size() || types.size() != pieces.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("the tokenizer has ", pieces.size(), " pieces but ",
-                                                   scores.size(), " scores and ", types.size(),
-                                                   " types"));
+    return absl::InvalidArgumentError(absl::StrCat("the tokenizer has ", pieces.size(),
+                                                   " pieces but ", scores.size(), " scores and ",
+                                                   types.size(), " types"));
   }
   const int32_t n = static_cast<int32_t>(pieces.size());
   for (int32_t id : {bos_id, eos_id, unk_id}) {
     if (id < 0 || id >= n) {
-      return absl::InvalidArgumentError(absl::StrCat("special token id ", id, " is outside the ", n,
-                                                     "-token vocabulary"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("special token id ", id, " is outside the ", n, "-token vocabulary"));
     }
   }
   if (pad_id < -1 || pad_id >= n) {
-    return absl::InvalidArgumentError(absl::StrCat("pad id ", pad_id, " is outside the vocabulary"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("pad id ", pad_id, " is outside the vocabulary"));
   }
   for (int32_t t : types) {
     if (t < 1 || t > 6) return absl::InvalidArgumentError(absl::StrCat("unknown token type ", t));
@@ -48,7 +49,8 @@ absl::StatusOr<Vocabulary> Vocabulary::FromMetadata(const Metadata& m) {
   Vocabulary v;
   absl::StatusOr<std::string> model = m.GetString("tokenizer.model");
   if (!model.ok()) {
-    return absl::NotFoundError("the model has no tokenizer (metadata 'tokenizer.model' is missing)");
+    return absl::NotFoundError(
+        "the model has no tokenizer (metadata 'tokenizer.model' is missing)");
   }
   v.model = *model;
   auto pieces = m.GetStringArray("tokenizer.tokens");

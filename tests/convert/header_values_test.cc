@@ -19,8 +19,8 @@ namespace fs = std::filesystem;
 const std::string& StoriesPi() {
   static const std::string path = [] {
     const std::string p = ScratchDir("header_values_stories") + "/stories.pi";
-    const ToolResult r = RunTool("pi-convert", {RepoPath("models/stories260K/stories260K.gguf"),
-                                                "-o", p, "-q"});
+    const ToolResult r =
+        RunTool("pi-convert", {RepoPath("models/stories260K/stories260K.gguf"), "-o", p, "-q"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return p;
   }();

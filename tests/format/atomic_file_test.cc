@@ -23,7 +23,9 @@ class AtomicFileTest : public ::testing::Test {
     fs::create_directories(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }
-  int FilesInDir() const { return static_cast<int>(std::distance(fs::directory_iterator(dir_), {})); }
+  int FilesInDir() const {
+    return static_cast<int>(std::distance(fs::directory_iterator(dir_), {}));
+  }
   fs::path dir_;
 };
 

@@ -119,8 +119,9 @@ TEST_F(PiFileTest, WriterRejectsBadSpecs) {
   EXPECT_FALSE(PiWriter::Create(Path("x.pi"), ArtifactKind::kModel, Metadata(),
                                 {{"t", DType::kF32, {1}}, {"t", DType::kF32, {1}}})
                    .ok());
-  EXPECT_FALSE(PiWriter::Create(Path("x.pi"), ArtifactKind::kModel, Metadata(), {{"t", DType::kF32, {}}})
-                   .ok());
+  EXPECT_FALSE(
+      PiWriter::Create(Path("x.pi"), ArtifactKind::kModel, Metadata(), {{"t", DType::kF32, {}}})
+          .ok());
   EXPECT_TRUE(fs::is_empty(dir_));
 }
 
@@ -173,11 +174,16 @@ struct Image {
       std::memcpy(&n_dims, bytes.data() + pos + 4, 4);
       if (t == tensor) {
         switch (field) {
-          case 0: return pos;
-          case 1: return pos + 4;
-          case 2: return pos + 8;
-          case 3: return pos + 8 + 8 * n_dims;
-          default: return pos + 16 + 8 * n_dims;
+          case 0:
+            return pos;
+          case 1:
+            return pos + 4;
+          case 2:
+            return pos + 8;
+          case 3:
+            return pos + 8 + 8 * n_dims;
+          default:
+            return pos + 16 + 8 * n_dims;
         }
       }
       pos += 8 + 8 * n_dims + 24;

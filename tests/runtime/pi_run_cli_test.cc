@@ -224,17 +224,16 @@ TEST(PiRunCliTest, AnotherModelsPredictorIsNamedAsSuch) {
   const std::string model = dir + "/s.pi", predictor = dir + "/s.predictor.pi";
   std::filesystem::copy_file(Stories(), model);
   std::filesystem::copy_file(test::ReluModelWithPredictor().predictor, predictor);
-  ExpectOneLineError(PiRun({"-m", model, "-p", "Once", "-n", "2"}),
-                     (predictor + ": ").c_str());
+  ExpectOneLineError(PiRun({"-m", model, "-p", "Once", "-n", "2"}), (predictor + ": ").c_str());
   ExpectOneLineError(PiRun({"-m", model, "-p", "Once", "-n", "2"}),
                      "the predictor was trained for another model");
 }
 
 // More threads than the hardware has are capped, with a warning: -t 1000 made decode 260x slower.
 TEST(PiRunCliTest, ThreadsBeyondTheHardwareAreCappedWithAWarning) {
-  const test::ProgramResult r = test::RunProgram(
-      "timeout", {"-s", "KILL", "60", PI_RUN_PATH, "-m", Stories(), "-p", "Once", "-n", "8",
-                  "--temp", "0", "-t", "100000"});
+  const test::ProgramResult r =
+      test::RunProgram("timeout", {"-s", "KILL", "60", PI_RUN_PATH, "-m", Stories(), "-p", "Once",
+                                   "-n", "8", "--temp", "0", "-t", "100000"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(absl::StrContains(r.err, "pi-run: warning: -t 100000 exceeds the ")) << r.err;
 }

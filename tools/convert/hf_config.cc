@@ -50,7 +50,9 @@ absl::StatusOr<HfConfig> ParseHfConfig(const nlohmann::json& json, const std::st
   }
   if (const nlohmann::json* scaling = f.Find("rope_scaling"); scaling && !scaling->is_null()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(path, ": 'rope_scaling' (", scaling->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), ") is not supported"));
+        absl::StrCat(path, ": 'rope_scaling' (",
+                     scaling->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                     ") is not supported"));
   }
 
   ModelConfig& c = out.config;

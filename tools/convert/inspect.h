@@ -1,7 +1,7 @@
 // pi-inspect's work: a readable (or JSON) account of a .pi artifact — header, metadata (long
 // arrays abbreviated), tensor table, content digest — and, on request, a check of every tensor's
-// checksum and, for a model, of its header values as the runtime loads them. Opening the file already validates its whole structure (PiFile::Open), so a file that
-// opens and verifies is sound.
+// checksum and, for a model, of its header values as the runtime loads them. Opening the file
+// already validates its whole structure (PiFile::Open), so a file that opens and verifies is sound.
 #pragma once
 
 #include <string>

@@ -31,8 +31,8 @@ absl::Status CheckCountsAgainstTensors(const ModelConfig& config,
                                        const std::map<std::string, SourceTensor>& tensors,
                                        const std::string& source);
 
-// Checks CheckCountsAgainstTensors, then that `tensors` (by our name) are exactly the expected ones with the expected shapes and
-// returns them in canonical order. `source` names the input in errors.
+// Checks CheckCountsAgainstTensors, then that `tensors` (by our name) are exactly the expected ones
+// with the expected shapes and returns them in canonical order. `source` names the input in errors.
 absl::StatusOr<std::vector<SourceTensor>> AssembleTensors(
     const ModelConfig& config, std::map<std::string, SourceTensor> tensors,
     const std::string& source);
