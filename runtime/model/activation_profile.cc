@@ -1,5 +1,6 @@
 #include "runtime/model/activation_profile.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -34,6 +35,13 @@ absl::Status ActivationProfile::Validate() const {
     return absl::InvalidArgumentError("profile arrays do not match n_layers x n_ff");
   }
   if (tokens < 0) return absl::InvalidArgumentError("profile has a negative token count");
+  for (float t : threshold) {
+    // A NaN, infinite or negative tau would make every neuron fire, or none, silently.
+    if (!std::isfinite(t) || t < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("a firing threshold of ", t, " is not a finite number >= 0"));
+    }
+  }
   for (int32_t c : fire_count) {
     if (c < 0 || c > tokens) {
       return absl::InvalidArgumentError(

@@ -99,6 +99,14 @@ absl::Status PlacementPlan::Validate() const {
   if (group_size <= 0 || context < 0 || batch < 0) {
     return absl::InvalidArgumentError("plan group size, context or batch is out of range");
   }
+  // Each part first: their sum in uint64 could wrap past the budget.
+  for (uint64_t part : {bytes.workspace, bytes.norms, bytes.attention, bytes.kv, bytes.ffn,
+                        bytes.predictor, bytes.output}) {
+    if (part > budget_bytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "plan has a part of ", part, " GPU bytes, more than its budget of ", budget_bytes));
+    }
+  }
   if (bytes.total() > budget_bytes) {
     return absl::InvalidArgumentError(absl::StrCat(
         "plan uses ", bytes.total(), " GPU bytes, more than its budget of ", budget_bytes));

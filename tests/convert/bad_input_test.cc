@@ -370,6 +370,26 @@ std::vector<Case> Cases() {
          return Args{{hf}, hf + "/config.json"};
        },
        "'vocab_size' has an implausible value 4294967289"},
+      {"HfRopeScaling",
+       [](const std::string& d) {
+         const std::string hf = Hf(d);
+         EditConfig(hf, "rope_scaling", {{"type", "yarn"}, {"factor", 4.0}});
+         return Args{{hf}, hf + "/config.json"};
+       },
+       "'rope_scaling' (type 'yarn') is not supported"},
+      {"HfRopeScalingNestedTooDeepToPrint",
+       [](const std::string& d) {
+         const std::string hf = Hf(d);
+         const std::vector<uint8_t> bytes = ReadFileBytes(hf + "/config.json");
+         std::string text(bytes.begin(), bytes.end());
+         const size_t at = text.find("\"rope_scaling\": null");
+         EXPECT_NE(at, std::string::npos) << text;
+         text.replace(at, 20,
+                      "\"rope_scaling\": " + std::string(100000, '[') + std::string(100000, ']'));
+         WriteFileText(hf + "/config.json", text);
+         return Args{{hf}, hf + "/config.json"};
+       },
+       "'rope_scaling' (a JSON array) is not supported"},
       {"HfConfigIsAFifo",
        [](const std::string& d) {
          const std::string hf = Hf(d);

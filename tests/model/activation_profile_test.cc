@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -26,7 +28,8 @@ ActivationProfile Sample() {
 
 TEST(ActivationProfileTest, RoundTripsAndChecksTheModel) {
   const std::string path =
-      (std::filesystem::path(testing::TempDir()) / absl::StrCat("profile_", getpid(), ".pi")).string();
+      (std::filesystem::path(testing::TempDir()) / absl::StrCat("profile_", getpid(), ".pi"))
+          .string();
   ActivationProfile p = Sample();
   ASSERT_TRUE(p.Write(path).ok());
   absl::StatusOr<ActivationProfile> back = ActivationProfile::Read(path, "0123456789abcdef");
@@ -49,6 +52,14 @@ TEST(ActivationProfileTest, RejectsInconsistentCounts) {
   p = Sample();
   p.mean_abs.pop_back();
   EXPECT_FALSE(p.Validate().ok());
+  for (float bad : {-1.0f, std::numeric_limits<float>::infinity(),
+                    -std::numeric_limits<float>::infinity(), std::nanf("")}) {
+    p = Sample();
+    p.threshold[1] = bad;
+    const absl::Status s = p.Validate();
+    EXPECT_FALSE(s.ok()) << bad;
+    EXPECT_NE(s.message().find("is not a finite number >= 0"), std::string::npos) << s;
+  }
 }
 
 }  // namespace

@@ -103,6 +103,11 @@ TEST(PlacementPlanTest, ValidationNamesTheProblemAndWritesNothing) {
        }},
       {"predictor must be on the GPU", [](PlacementPlan& p) { p.predictor_on_gpu[1] = 1; }},
       {"more than its budget", [](PlacementPlan& p) { p.budget_bytes = 100; }},
+      // Four parts of 2^62 sum to 2^64 + 630: the total wraps below the budget.
+      {"a part of 4611686018427387904 GPU bytes, more than its budget",
+       [](PlacementPlan& p) {
+         p.bytes.workspace = p.bytes.norms = p.bytes.attention = p.bytes.kv = uint64_t{1} << 62;
+       }},
       {"do not match n_layers", [](PlacementPlan& p) { p.attention_on_gpu.pop_back(); }},
       {"not coverage or latency", [](PlacementPlan& p) { p.objective = "speed"; }},
   };

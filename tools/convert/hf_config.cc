@@ -7,6 +7,22 @@
 namespace pinfer {
 namespace {
 
+// What a rope_scaling value is, in a few words: its type when it names one. Never the whole value:
+// nlohmann's dump() recurses once per nesting level, and a config.json of 100000 nested arrays
+// would overflow the stack.
+std::string DescribeRopeScaling(const nlohmann::json& scaling) {
+  if (scaling.is_object()) {
+    for (const char* key : {"rope_type", "type"}) {
+      const auto it = scaling.find(key);
+      if (it != scaling.end() && it->is_string() && it->get_ref<const std::string&>().size() < 64) {
+        return absl::StrCat("type '", it->get_ref<const std::string&>(), "'");
+      }
+    }
+    return "an object";
+  }
+  return absl::StrCat("a JSON ", scaling.type_name());
+}
+
 constexpr const char* kArchitectures[] = {"LlamaForCausalLM", "MistralForCausalLM",
                                           "SparseLlamaForCausalLM", "BambooForCausalLM"};
 
@@ -49,10 +65,8 @@ absl::StatusOr<HfConfig> ParseHfConfig(const nlohmann::json& json, const std::st
     }
   }
   if (const nlohmann::json* scaling = f.Find("rope_scaling"); scaling && !scaling->is_null()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": 'rope_scaling' (",
-                     scaling->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                     ") is not supported"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": 'rope_scaling' (", DescribeRopeScaling(*scaling), ") is not supported"));
   }
 
   ModelConfig& c = out.config;
