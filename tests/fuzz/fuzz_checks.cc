@@ -1,10 +1,14 @@
 #include "tests/fuzz/fuzz_checks.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <string>
+#include <utility>
 
+#include "absl/numeric/int128.h"
 #include "runtime/text/tokenizer.h"
 
 namespace pinfer::fuzz {
@@ -44,6 +48,12 @@ void ExerciseVocabulary(const Vocabulary& vocabulary) {
 
 void RequireRunnableConfig(const ModelConfig& c) {
   Require(c.Validate().ok(), "an accepted config fails ModelConfig::Validate()");
+  // q_dim() and kv_dim() multiply in int64, and so do the matrix sizes everywhere after.
+  const absl::int128 max = std::numeric_limits<int64_t>::max();
+  for (const auto [a, b] : {std::pair{c.n_heads, c.head_dim}, std::pair{c.n_kv_heads, c.head_dim},
+                            std::pair{c.vocab_size, c.dim}, std::pair{c.n_ff, c.dim}}) {
+    Require(absl::int128(a) * b <= max, "a shape product of the config overflows int64");
+  }
   Require(std::isfinite(c.rope_theta) && c.rope_theta > 0, "rope_theta is not finite and positive");
   Require(std::isfinite(c.rms_eps) && c.rms_eps > 0, "rms_eps is not finite and positive");
 }

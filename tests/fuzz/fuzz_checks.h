@@ -23,8 +23,9 @@ int Rejected(const absl::Status& status);
 // encode and decode text, special pieces included, without failing.
 void ExerciseVocabulary(const Vocabulary& vocabulary);
 
-// An accepted config must be one the runtime can run: the shapes Validate() checks, and finite
-// positive rope_theta and rms_eps.
+// An accepted config must be one the runtime can run: the shapes Validate() checks, shape
+// products (q_dim, kv_dim, matrix sizes) that fit int64, and finite positive rope_theta and
+// rms_eps.
 void RequireRunnableConfig(const ModelConfig& config);
 
 }  // namespace pinfer::fuzz
