@@ -72,7 +72,7 @@ for target in "${targets[@]}"; do
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | grep -o '[0-9]*' || echo "?")
   if [[ $status == failed ]]; then
     failed+=("$target")
-    echo "fuzz: $target FAILED after $((SECONDS - start))s (log: $log, inputs: build-fuzz/artifacts/):" >&2
+    echo "fuzz: $target FAILED after $runs runs in $((SECONDS - start))s (log: $log, inputs: build-fuzz/artifacts/):" >&2
     grep -m 3 -E 'ERROR|property violated|out-of-memory|deadly signal|timeout' "$log" >&2 || tail -n 20 "$log" >&2
   else
     echo "fuzz: $target: $runs runs in $((SECONDS - start))s, coverage $cov edges, no crashes"
