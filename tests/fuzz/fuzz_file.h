@@ -1,6 +1,7 @@
 // The readers under fuzz open files by path (they map them), so each input is written to a file in
 // a scratch directory made once per process (on tmpfs when /dev/shm exists, so that no disk I/O
-// slows the runs). The directory is removed at exit.
+// slows the runs), named by its pid. It is removed at exit, or, when the process crashed, by the
+// next fuzz process to start.
 #pragma once
 
 #include <cstdint>
