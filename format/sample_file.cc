@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "format/byte_io.h"
@@ -379,12 +380,33 @@ absl::StatusOr<SampleBatch> SampleFileReader::ReadFrame(size_t frame) const {
       ZSTD_findFrameCompressedSize(compressed.data(), compressed.size()) != compressed.size()) {
     return Corrupt(absl::StrCat(where, ": not one zstd frame of ", expected, " bytes"));
   }
-  std::vector<uint8_t> payload(expected);
-  const size_t got =
-      ZSTD_decompress(payload.data(), payload.size(), compressed.data(), compressed.size());
-  if (ZSTD_isError(got) || got != expected) {
-    return Corrupt(absl::StrCat(
-        where, ": zstd: ", ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short frame"));
+  // The frame header's content size is only a claim (a few bytes can claim terabytes): the buffer
+  // grows as the frame really decompresses, never ahead of what its blocks produce. Streaming
+  // keeps a window buffer of the frame's window size, which is the claimed size for a
+  // single-segment frame: capping the window at 8 MiB (compression levels up to 19 use no more;
+  // the writer's 1 MiB frames at level 3 at most 2 MiB) bounds that too.
+  std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> dctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
+  if (dctx == nullptr) return absl::ResourceExhaustedError("cannot create a zstd context");
+  ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, 23);
+  std::vector<uint8_t> payload;
+  ZSTD_inBuffer in{compressed.data(), compressed.size(), 0};
+  size_t produced = 0, more = 1;
+  while (more != 0) {
+    if (produced == payload.size()) {
+      if (produced == expected) break;  // the frame goes on past the expected size
+      payload.resize(std::min<uint64_t>(expected, std::max<uint64_t>(2 * produced, 1 << 16)));
+    }
+    ZSTD_outBuffer out{payload.data(), payload.size(), produced};
+    more = ZSTD_decompressStream(dctx.get(), &out, &in);
+    if (ZSTD_isError(more)) {
+      return Corrupt(absl::StrCat(where, ": zstd: ", ZSTD_getErrorName(more)));
+    }
+    const bool stalled = out.pos == produced && in.pos == in.size;
+    produced = out.pos;
+    if (more != 0 && stalled) break;  // the input ended inside the frame
+  }
+  if (more != 0 || produced != expected) {
+    return Corrupt(absl::StrCat(where, ": does not decompress to its ", expected, " bytes"));
   }
   SampleBatch batch;
   batch.layer = f.layer;

@@ -170,6 +170,22 @@ TEST(HfTokenizer, TokenizerJsonVariants) {
     ASSERT_FALSE(v.ok());
     EXPECT_NE(v.status().message().find("byte-level"), std::string::npos) << v.status();
   }
+  {  // Also when nested deep in Sequences (200000 levels: read without recursing).
+    nlohmann::json j = base;
+    j.erase("decoder");
+    std::string text = j.dump();
+    std::string open, close;
+    for (int i = 0; i < 200000; ++i) {
+      open += R"({"type":"Sequence","decoders":[)";
+      close += "]}";
+    }
+    text.back() = ',';
+    text += R"("decoder":)" + open + R"({"type":"ByteLevel"})" + close + "}";
+    WriteFileText(dir + "/e.json", text);
+    absl::StatusOr<Vocabulary> v = ReadTokenizerJson(dir + "/e.json");
+    ASSERT_FALSE(v.ok());
+    EXPECT_NE(v.status().message().find("byte-level"), std::string::npos) << v.status();
+  }
 }
 
 struct VariantCase {

@@ -12,7 +12,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "format/byte_io.h"
 #include "format/checksum.h"
+#include "format/metadata.h"
 #include "format/half.h"
 #include "format/strings.h"
 #include "gtest/gtest.h"
@@ -263,6 +265,68 @@ TEST_F(SampleFileTest, DetectsDamage) {
     ExpectError((*r)->ReadFrame(2).status(), {p.c_str(), "frame 2"});
   }
   ExpectError(SampleFileReader::Open(Path("missing.zst")).status(), {"missing.zst", "no such"});
+}
+
+// A frame header is a claim: one that says it holds more than its blocks produce is refused
+// without the reader allocating what it claims (here about 160 GB, count 2^31 of 76-byte samples).
+TEST_F(SampleFileTest, RefusesAFrameThatClaimsMoreThanItHolds) {
+  SampleFileSpec spec = Spec();
+  spec.dim = 32;
+  spec.n_ff = 64;
+  const uint32_t count = 1u << 31;
+  const uint64_t claimed = uint64_t{count} * spec.sample_bytes();
+  Metadata m = spec.extra;
+  m.SetString("model.digest", spec.model_digest);
+  m.SetInt("samples.n_layers", spec.n_layers);
+  m.SetInt("samples.dim", spec.dim);
+  m.SetInt("samples.n_ff", spec.n_ff);
+  m.SetString("samples.input_dtype", "f16");
+  ByteWriter metadata;
+  m.Serialize(metadata);
+  // zstd: magic, descriptor with an 8-byte content size, a single segment (whose window is the
+  // claimed size) or a 1 KiB window, the claim, then one last RLE block of 1000 bytes.
+  for (bool single_segment : {true, false}) {
+    ByteWriter frame;
+    frame.Put<uint32_t>(0xFD2FB528);
+    frame.Put<uint8_t>(single_segment ? 0xE0 : 0xC0);
+    if (!single_segment) frame.Put<uint8_t>(0);
+    frame.Put<uint64_t>(claimed);
+    const uint32_t block = 1 | (1 << 1) | (1000 << 3);
+    frame.PutBytes(&block, 3);
+    frame.Put<uint8_t>(0);
+    const uint64_t frame_offset = 64 + metadata.size();
+    ByteWriter index;
+    index.Put<uint64_t>(frame_offset);
+    index.Put<uint64_t>(frame.size());
+    index.Put<uint64_t>(0);
+    index.Put<uint32_t>(0);
+    index.Put<uint32_t>(count);
+    index.Put<uint64_t>(Checksum(frame.bytes()));
+    ByteWriter file;
+    file.PutBytes(kSampleFileMagic, 8);
+    file.Put<uint16_t>(1);
+    file.Put<uint16_t>(0);
+    file.Put<uint32_t>(static_cast<uint32_t>(m.size()));
+    file.Put<uint64_t>(metadata.size());
+    file.Put<uint64_t>(frame_offset + frame.size());
+    file.Put<uint64_t>(1);
+    file.Put<uint64_t>(Checksum(index.bytes()));
+    file.Put<uint64_t>(0);
+    StreamingChecksum header;
+    header.Update(file.bytes());
+    header.Update(metadata.bytes());
+    file.Put<uint64_t>(header.Digest());
+    for (const ByteWriter* part : {&metadata, &frame, &index}) {
+      file.PutBytes(part->bytes().data(), part->size());
+    }
+    const std::string path = Path(single_segment ? "claims_single.zst" : "claims_window.zst");
+    Put(path, file.bytes());
+    absl::StatusOr<std::unique_ptr<SampleFileReader>> reader = SampleFileReader::Open(path);
+    ASSERT_TRUE(reader.ok()) << reader.status();
+    const absl::Status s = (*reader)->ReadFrame(0).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+    ExpectError(s, {path.c_str(), "frame 0"});
+  }
 }
 
 }  // namespace

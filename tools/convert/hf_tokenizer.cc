@@ -23,16 +23,21 @@ bool IsBytePiece(const std::string& piece) {
          std::isxdigit(static_cast<unsigned char>(piece[4]));
 }
 
-// The "type" of a tokenizers component, or of any member of a Sequence, equals `type`.
-bool UsesComponent(const nlohmann::json& component, const std::string& type) {
-  if (!component.is_object()) return false;
-  auto t = component.find("type");
-  if (t != component.end() && t->is_string() && t->get<std::string>() == type) return true;
-  for (const char* list : {"normalizers", "pretokenizers", "decoders"}) {
-    auto members = component.find(list);
-    if (members == component.end() || !members->is_array()) continue;
-    for (const nlohmann::json& m : *members) {
-      if (UsesComponent(m, type)) return true;
+// The "type" of a tokenizers component, or of any member of a Sequence, equals `type`. Walked
+// with an explicit stack, as PrependsSpace is: Sequences nest as deep as the file says, and a
+// recursion over a few hundred KB of nesting overflows the stack.
+bool UsesComponent(const nlohmann::json& root, const std::string& type) {
+  std::vector<const nlohmann::json*> stack = {&root};
+  while (!stack.empty()) {
+    const nlohmann::json& component = *stack.back();
+    stack.pop_back();
+    if (!component.is_object()) continue;
+    auto t = component.find("type");
+    if (t != component.end() && t->is_string() && t->get<std::string>() == type) return true;
+    for (const char* list : {"normalizers", "pretokenizers", "decoders"}) {
+      auto members = component.find(list);
+      if (members == component.end() || !members->is_array()) continue;
+      for (const nlohmann::json& m : *members) stack.push_back(&m);
     }
   }
   return false;

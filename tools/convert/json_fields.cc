@@ -1,5 +1,8 @@
 #include "tools/convert/json_fields.h"
 
+#include <cmath>
+#include <cstdint>
+
 #include "absl/strings/str_cat.h"
 #include "format/file_access.h"
 #include "format/strings.h"
@@ -54,11 +57,16 @@ absl::Status JsonFields::WrongType(std::string_view key, std::string_view expect
 absl::StatusOr<std::optional<int64_t>> JsonFields::OptionalInt(std::string_view key) const {
   const nlohmann::json* v = Find(key);
   if (v == nullptr || v->is_null()) return std::optional<int64_t>();
+  // An unsigned value beyond int64 would wrap to a negative one.
+  if (v->is_number_unsigned() && v->get<uint64_t>() > uint64_t{INT64_MAX}) {
+    return WrongType(key, "an integer in the int64 range");
+  }
   if (v->is_number_integer()) return std::optional<int64_t>(v->get<int64_t>());
-  // Some configs write integers as 4096.0.
+  // Some configs write integers as 4096.0. The range is checked first: converting a double
+  // outside int64 (1e300, inf, NaN) is undefined behaviour.
   if (v->is_number_float()) {
     const double d = v->get<double>();
-    if (d == static_cast<double>(static_cast<int64_t>(d))) {
+    if (d >= -0x1p63 && d < 0x1p63 && d == std::trunc(d)) {
       return std::optional<int64_t>(static_cast<int64_t>(d));
     }
   }

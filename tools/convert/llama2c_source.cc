@@ -1,6 +1,8 @@
 #include "tools/convert/llama2c_source.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -19,6 +21,12 @@ constexpr uint64_t kV2HeaderBytes = 256;
 struct Header {
   int32_t dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len;
 };
+
+// v0 stores a separate classifier as a negative vocab_size. INT32_MIN has no positive value (its
+// std::abs is undefined behaviour): 0, which the header checks reject.
+int32_t VocabMagnitude(int32_t vocab_size) {
+  return vocab_size == INT32_MIN ? 0 : std::abs(vocab_size);
+}
 
 absl::Status CheckHeader(const std::string& path, const Header& h) {
   const int32_t values[] = {h.dim,        h.hidden_dim, h.n_layers, h.n_heads,
@@ -108,7 +116,7 @@ bool LooksLikeLlama2c(const std::string& path) {
   if (magic == kV2Magic) return true;
   Header h;
   std::memcpy(&h, (*file)->data(), sizeof(h));
-  h.vocab_size = std::abs(h.vocab_size);
+  h.vocab_size = VocabMagnitude(h.vocab_size);
   // Plausible values only: an inconsistent but plausible header is still llama2.c, and
   // ReadLlama2c says what is wrong with it.
   for (int32_t v :
@@ -150,7 +158,7 @@ absl::StatusOr<SourceModel> ReadLlama2c(const std::string& path, const Llama2cOp
   } else {
     std::memcpy(&h, file->data(), sizeof(h));
     shared_classifier = h.vocab_size > 0;
-    h.vocab_size = std::abs(h.vocab_size);
+    h.vocab_size = VocabMagnitude(h.vocab_size);
     data_start = sizeof(Header);
   }
   if (absl::Status s = CheckHeader(path, h); !s.ok()) return s;
