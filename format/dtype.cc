@@ -32,6 +32,15 @@ absl::StatusOr<DType> ParseDType(std::string_view name) {
       absl::StrCat("unknown dtype '", Sv(name), "' (expected f32, f16, bf16, q8_0, q4_0, i32 or u8)"));
 }
 
+absl::StatusOr<DType> ParseWeightDType(std::string_view name) {
+  absl::StatusOr<DType> dtype = ParseDType(name);
+  if (!dtype.ok() || *dtype == DType::kI32 || *dtype == DType::kU8) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown weight dtype '", Sv(name), "' (expected f32, f16, bf16, q8_0 or q4_0)"));
+  }
+  return dtype;
+}
+
 absl::StatusOr<uint64_t> RowBytes(DType dtype, uint64_t elements) {
   const DTypeInfo& info = GetDTypeInfo(dtype);
   if (elements % info.block_elements != 0) {

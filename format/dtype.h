@@ -35,6 +35,8 @@ bool IsKnownDType(uint32_t raw);
 const DTypeInfo& GetDTypeInfo(DType dtype);
 inline std::string_view DTypeName(DType dtype) { return GetDTypeInfo(dtype).name; }
 absl::StatusOr<DType> ParseDType(std::string_view name);
+// ParseDType for a weight matrix: f32, f16, bf16, q8_0 or q4_0 (the error offers only those).
+absl::StatusOr<DType> ParseWeightDType(std::string_view name);
 
 // Bytes that `elements` consecutive elements take. Fails when a quantized row length is not a
 // multiple of the block size.

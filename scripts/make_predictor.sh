@@ -16,9 +16,14 @@
 # gives exact zeros (relu family) or thresholds calibrated by pi-profile (silu/gelu models).
 set -euo pipefail
 
-if [[ $# -lt 2 || "$1" == "-h" || "$1" == "--help" ]]; then
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
-  [[ $# -lt 2 ]] && exit 2 || exit 0
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+if [[ $# -ge 1 && ( "$1" == "-h" || "$1" == "--help" ) ]]; then
+  usage
+  exit 0
+fi
+if [[ $# -lt 2 ]]; then
+  usage >&2
+  exit 2
 fi
 model=$1
 dataset=$2

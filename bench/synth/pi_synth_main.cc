@@ -74,11 +74,10 @@ int Main(int argc, char** argv) {
 
   absl::StatusOr<ShapeSpec> shape = ParseShape(shape_text);
   if (!shape.ok()) return ReportError(kProgram, shape.status());
-  absl::StatusOr<DType> dtype = ParseDType(dtype_name);
+  absl::StatusOr<DType> dtype = ParseWeightDType(dtype_name);
   if (!dtype.ok()) {
-    return ReportError(kProgram,
-                       absl::InvalidArgumentError(absl::StrCat(
-                           "--dtype '", dtype_name, "': expected f32, f16, bf16, q8_0 or q4_0")));
+    return ReportError(kProgram, absl::InvalidArgumentError(
+                                     absl::StrCat("--dtype: ", dtype.status().message())));
   }
   absl::StatusOr<LocalitySpec> locality = ParseLocality(locality_text);
   if (!locality.ok()) return ReportError(kProgram, locality.status());

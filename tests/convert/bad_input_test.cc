@@ -508,7 +508,13 @@ std::vector<Case> Cases() {
          return Args{{RepoPath("models/stories260K/stories260K.gguf"), "--dtype", "q5_k"},
                      "--dtype: "};
        },
-       "unknown dtype"},
+       "unknown weight dtype 'q5_k' (expected f32, f16, bf16, q8_0 or q4_0)"},
+      {"NonWeightDTypeFlag",
+       [](const std::string& d) {
+         return Args{{RepoPath("models/stories260K/stories260K.gguf"), "--dtype", "i32"},
+                     "--dtype: "};
+       },
+       "unknown weight dtype 'i32' (expected f32, f16, bf16, q8_0 or q4_0)"},
       {"BadActivationFlag",
        [](const std::string& d) {
          return Args{{RepoPath("models/stories260K/stories260K.gguf"), "--ffn-act", "swish"},

@@ -194,6 +194,21 @@ TEST(SparseCliTest, SparseModesNameWhatIsMissing) {
                      "--sparse-mode exact");
 }
 
+// The script the errors above point to: --help prints its usage (and only that) and exits 0; too
+// few arguments print it on stderr and exit 2.
+TEST(SparseCliTest, MakePredictorPrintsItsUsage) {
+  const std::string script = test::SourcePath("scripts/make_predictor.sh");
+  const test::ProgramResult help = test::RunProgram("bash", {script, "--help"});
+  EXPECT_EQ(help.exit_code, 0) << help.err;
+  EXPECT_TRUE(absl::StartsWith(help.out, "Makes the activation predictor")) << help.out;
+  EXPECT_TRUE(absl::StrContains(help.out, "Usage: scripts/make_predictor.sh MODEL.pi DATASET"));
+  EXPECT_FALSE(absl::StrContains(help.out, "set -")) << help.out;
+  const test::ProgramResult missing = test::RunProgram("bash", {script, "model.pi"});
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_TRUE(missing.out.empty()) << missing.out;
+  EXPECT_TRUE(absl::StrContains(missing.err, "Usage: scripts/make_predictor.sh")) << missing.err;
+}
+
 TEST(SparseCliTest, BadFlagsGiveOneLine) {
   ExpectOneLineError(PiRun({"-m", Relu(), "--dense", "--check", "-p", "x"}), "--dense");
   ExpectOneLineError(PiRun({"-m", Relu(), "--check", "-p", "x"}), "--check needs sparse");

@@ -75,14 +75,8 @@ int Main(int argc, char** argv) {
   if (ggml_q4_scales) options.q4_scales = Q4Scales::kGgml;
   options.pure = pure;
   if (!dtype_name.empty()) {
-    absl::StatusOr<DType> dtype = ParseDType(dtype_name);
+    absl::StatusOr<DType> dtype = ParseWeightDType(dtype_name);
     if (!dtype.ok()) return ReportError(kProgram, FlagError("--dtype", dtype.status()));
-    if (*dtype == DType::kI32 || *dtype == DType::kU8) {
-      return ReportError(
-          kProgram, absl::InvalidArgumentError(absl::StrCat("--dtype ", dtype_name,
-                                                            " is not a weight dtype (f32, f16, "
-                                                            "bf16, q8_0 or q4_0)")));
-    }
     options.dtype = *dtype;
   }
   SourceOptions source_options;
