@@ -106,6 +106,12 @@ TEST(ServerTest, HealthAndModels) {
   EXPECT_EQ(one.Json()["id"], name);
   ExpectApiError(test::Get(port, "/v1/models/gpt-4"), 404, "model_not_found", "'gpt-4'");
   ExpectApiError(test::Get(port, "/v1/nothing"), 404, "unknown_url", "/v1/nothing");
+  // A known path asked with another method: 405, naming what it answers.
+  ExpectApiError(test::Get(port, "/v1/completions"), 405, "method_not_allowed",
+                 "/v1/completions answers POST, not GET");
+  ExpectApiError(test::Get(port, "/v1/chat/completions"), 405, "method_not_allowed", "POST");
+  ExpectApiError(test::Post(port, "/health", json::object()), 405, "method_not_allowed",
+                 "/health answers GET, HEAD, not POST");
 }
 
 TEST(ServerTest, GreedyCompletionsEqualPiRun) {

@@ -25,6 +25,17 @@
 namespace pinfer {
 namespace {
 
+// The methods each routed path answers (Route() below registers the same), so that a known path
+// asked with another method gets 405 and an Allow header instead of 404. GET handlers answer
+// HEAD too (cpp-httplib).
+const char* MethodsOfPath(const std::string& path) {
+  if (path == "/v1/completions" || path == "/v1/chat/completions") return "POST";
+  if (path == "/v1/models" || path.starts_with("/v1/models/") || path == "/health") {
+    return "GET, HEAD";
+  }
+  return nullptr;
+}
+
 using nlohmann::json;
 
 constexpr char kLog[] = "pi-server: ";
@@ -301,7 +312,13 @@ void PiServer::Route() {
     }
     ApiError error;
     error.http_status = res.status;
-    if (res.status == 404) {
+    if (res.status == 404 && MethodsOfPath(req.path) != nullptr) {
+      res.status = error.http_status = 405;
+      error.message =
+          absl::StrCat(req.path, " answers ", MethodsOfPath(req.path), ", not ", req.method);
+      error.code = "method_not_allowed";
+      res.set_header("Allow", MethodsOfPath(req.path));
+    } else if (res.status == 404) {
       error.message = absl::StrCat("unknown endpoint ", req.method, " ", req.path);
       error.code = "unknown_url";
     } else if (res.status == 413) {
