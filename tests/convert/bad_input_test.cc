@@ -54,15 +54,7 @@ std::vector<uint8_t> Build(const TinyGguf& t) {
   b.AddUint32(a + ".attention.head_count_kv", 2);
   b.AddFloat32(a + ".attention.layer_norm_rms_epsilon", 1e-5f);
   b.AddString("tokenizer.ggml.model", t.tokenizer);
-  b.AddStringArray("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "a", "b", "c",
-                                             "\xe2\x96\x81"
-                                             "a",
-                                             "\xe2\x96\x81"
-                                             "b"});
-  b.AddFloat32Array("tokenizer.ggml.scores", {0, 0, 0, -1, -2, -3, -4, -5});
-  b.AddInt32Array("tokenizer.ggml.token_type", {2, 3, 3, 1, 1, 1, 1, 1});
-  b.AddUint32("tokenizer.ggml.bos_token_id", 1);
-  b.AddUint32("tokenizer.ggml.eos_token_id", 2);
+  AddTinyLlamaVocabulary(b);
   if (t.extra) t.extra(b);
   auto f32 = [](uint64_t n) { return std::vector<uint8_t>(n * 4, 0); };
   b.AddTensor("token_embd.weight", {32, 8}, 0, f32(256));

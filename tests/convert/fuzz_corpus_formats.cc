@@ -93,15 +93,7 @@ std::vector<uint8_t> TinyLlamaGguf(int n_layers, int n_ff, bool output) {
   b.AddFloat32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
   b.AddFloat32("llama.rope.freq_base", 10000.0f);
   b.AddString("tokenizer.ggml.model", "llama");
-  b.AddStringArray("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "a", "b", "c",
-                                             "\xe2\x96\x81"
-                                             "a",
-                                             "\xe2\x96\x81"
-                                             "b"});
-  b.AddFloat32Array("tokenizer.ggml.scores", {0, 0, 0, -1, -2, -3, -4, -5});
-  b.AddInt32Array("tokenizer.ggml.token_type", {2, 3, 3, 1, 1, 1, 1, 1});
-  b.AddUint32("tokenizer.ggml.bos_token_id", 1);
-  b.AddUint32("tokenizer.ggml.eos_token_id", 2);
+  AddTinyLlamaVocabulary(b);
   b.AddUint32("tokenizer.ggml.unknown_token_id", 0);
   b.AddUint32("tokenizer.ggml.padding_token_id", 0xFFFFFFFFu);
   b.AddBool("tokenizer.ggml.add_bos_token", true);

@@ -62,4 +62,16 @@ std::vector<uint8_t> GgufBuilder::Build(uint64_t alignment) const {
   return w.bytes();
 }
 
+void AddTinyLlamaVocabulary(GgufBuilder& b) {
+  b.AddStringArray("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "a", "b", "c",
+                                             "\xe2\x96\x81"
+                                             "a",
+                                             "\xe2\x96\x81"
+                                             "b"});
+  b.AddFloat32Array("tokenizer.ggml.scores", {0, 0, 0, -1, -2, -3, -4, -5});
+  b.AddInt32Array("tokenizer.ggml.token_type", {2, 3, 3, 1, 1, 1, 1, 1});
+  b.AddUint32("tokenizer.ggml.bos_token_id", 1);
+  b.AddUint32("tokenizer.ggml.eos_token_id", 2);
+}
+
 }  // namespace pinfer::testing

@@ -49,4 +49,8 @@ class GgufBuilder {
   std::vector<Tensor> tensors_;
 };
 
+// The 8-token SentencePiece vocabulary of the tiny test GGUFs: <unk> <s> </s> a b c ▁a ▁b, with
+// scores, types and bos 1 / eos 2 (further tokenizer keys are the caller's).
+void AddTinyLlamaVocabulary(GgufBuilder& b);
+
 }  // namespace pinfer::testing
