@@ -3,7 +3,7 @@
 # measures a perplexity, then runs the activation-locality pipeline on the ReLU model: profile and
 # predictor (pi-profile + pi-train-predictor), neuron-sparse CPU execution checked against the true
 # activations, dense against sparse perplexity, a placement plan for a VRAM budget (pi-place) and
-# the hybrid run of that plan. Everything is written to demo/ (ignored by git).
+# the hybrid run of that plan. Everything is written to demo/ (ignored by git: /demo/ in .gitignore).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,6 +58,6 @@ run -m "$relu" --perplexity tests/data/text/tinystories_valid_head.txt -c 64 --c
 
 echo
 echo "== placement for a VRAM budget (pi-place), then the hybrid run of the plan"
-echo "\$ $bin/pi-place -m $relu --vram 3900K -o demo/relu-llama-260k.plan.pi"
-"$bin/pi-place" -m "$relu" --vram 3900K -o demo/relu-llama-260k.plan.pi
-run -m "$relu" -n 60 --temp 0 --plan demo/relu-llama-260k.plan.pi
+echo "\$ $bin/pi-place -m $relu --vram 3900K -o demo/relu-llama-260k.3900K.plan.pi"
+"$bin/pi-place" -m "$relu" --vram 3900K -o demo/relu-llama-260k.3900K.plan.pi
+run -m "$relu" -n 60 --temp 0 --plan demo/relu-llama-260k.3900K.plan.pi

@@ -11,7 +11,7 @@ packages=(
   libhwy-dev libsentencepiece-dev nlohmann-json3-dev libcpp-httplib-dev
   libtorch-dev        # pi-train-predictor only (CPU build in Debian)
   coinor-libcbc-dev   # pi-place only
-  curl                # server examples and tests
+  curl jq             # the README examples (tests/readme) and the server tests
 )
 
 missing=()
