@@ -62,13 +62,14 @@ int Main(int argc, char** argv) {
       ->check(IntegerIn(0, std::numeric_limits<int64_t>::max(), -1))
       ->capture_default_str();
   app.add_flag("-i,--interactive", options.interactive,
-               "after the prompt, read lines from stdin; each is appended to the text as it is "
-               "(no chat template) and the model continues the text (Ctrl-D ends)");
+               "continue the text: after the prompt, each line read from stdin is appended to the "
+               "text (no chat template: for a chat, -cnv) and the model continues it (Ctrl-D "
+               "ends)");
   app.add_flag("--conversation", options.conversation,
                "-cnv: chat; each line on stdin is a user message, formatted with the model's chat "
-               "template, answered on one line of stdout until end of turn or -n tokens; the "
-               "conversation stays in the KV cache; -p gives the first message; /exit or Ctrl-D "
-               "ends");
+               "template and answered on stdout (the reply, then a newline) until the end of the "
+               "turn or -n tokens; the conversation stays in the KV cache; -p gives the first "
+               "message; /exit or Ctrl-D ends");
   app.add_option("--system", options.system, "-sys: the chat's system message (with -cnv)");
   app.add_option("--chat-template", options.chat_template,
                  "chat format with -cnv: llama2 or chatml (default: the one the model's chat "
