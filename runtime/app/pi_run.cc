@@ -257,7 +257,10 @@ absl::Status RunChat(Runtime& rt, const PiRunOptions& options, const std::string
   while (true) {
     std::fprintf(stderr, "> ");
     std::fflush(stderr);
-    if (!std::getline(std::cin, line)) break;
+    if (!std::getline(std::cin, line)) {
+      std::fputc('\n', stderr);  // ends the "> " line
+      break;
+    }
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line == "/exit") break;
     if (line.empty()) continue;
