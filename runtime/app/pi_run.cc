@@ -217,8 +217,9 @@ absl::Status RunGeneration(Runtime& rt, const PiRunOptions& options, std::string
   return absl::OkStatus();
 }
 
-// -cnv: user messages, one per line on stdin (the first from -p when given), each answered with
-// the assistant's reply on one line of stdout; "/exit" or the end of stdin ends the chat.
+// -cnv: user messages, one per line on stdin (the first from -p or -f when given), each answered
+// on stdout with the assistant's reply and a newline; "/exit" or the end of stdin ends the chat.
+// The "> " prompts and the notes go to stderr, so that stdout holds the replies only.
 absl::Status RunChat(Runtime& rt, const PiRunOptions& options, const std::string& first_message) {
   absl::StatusOr<ChatTemplate> chat_template =
       ChatTemplate::ForVocabulary(rt.tokenizer->vocabulary(), options.chat_template);
