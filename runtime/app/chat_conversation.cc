@@ -67,8 +67,9 @@ absl::StatusOr<ChatTurnResult> ChatConversation::Turn(
           "for a reply in the context of ", session_.context_length(),
           " tokens (enlarge it with -c)"));
     }
+    // The sampler goes on with its random stream; the prompt's tokens enter its repetition window
+    // as they are evaluated.
     session_.Reset();
-    sampler_.Reset();
   }
   result.evaluated = static_cast<int64_t>(input.size());
 
