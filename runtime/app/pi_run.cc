@@ -13,12 +13,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "format/file_access.h"
+#include "runtime/app/chat_conversation.h"
 #include "runtime/app/runtime_flags.h"
 #include "runtime/common/cli_common.h"
 #include "runtime/exec/executor.h"
 #include "runtime/exec/generator.h"
 #include "runtime/exec/perplexity.h"
 #include "runtime/exec/session.h"
+#include "runtime/text/chat_template.h"
 #include "runtime/text/sampler.h"
 #include "runtime/text/tokenizer.h"
 
@@ -121,6 +123,29 @@ absl::StatusOr<GenerationResult> GenerateAndStream(Runtime& rt, Sampler& sampler
   return result;
 }
 
+// The run's sampling (a random seed unless --seed), logged on one line. A greedy run (temp 0) says
+// so instead of listing samplers and a seed that play no part in it.
+SamplerParams ChooseSampling(const PiRunOptions& options) {
+  SamplerParams sampling = options.sampling;
+  if (sampling.temperature <= 0.0f) {
+    if (sampling.repeat_penalty == 1.0f) {
+      std::fprintf(stderr, "%ssampling: greedy\n", kLog);
+    } else {
+      std::fprintf(stderr, "%ssampling: greedy, repeat-penalty %.2f (last %d)\n", kLog,
+                   sampling.repeat_penalty, sampling.repeat_last_n);
+    }
+    return sampling;
+  }
+  if (!options.seed_given) sampling.seed = std::random_device{}();
+  std::fprintf(stderr,
+               "%ssampling: temp %.2f, top-k %d, top-p %.2f, min-p %.2f, repeat-penalty "
+               "%.2f (last %d), seed %llu\n",
+               kLog, sampling.temperature, sampling.top_k, sampling.top_p, sampling.min_p,
+               sampling.repeat_penalty, sampling.repeat_last_n,
+               static_cast<unsigned long long>(sampling.seed));
+  return sampling;
+}
+
 absl::Status RunGeneration(Runtime& rt, const PiRunOptions& options, std::string prompt) {
   const Tokenizer& tokenizer = *rt.tokenizer;
   std::vector<int32_t> tokens = tokenizer.Encode(prompt, /*add_special=*/true);
@@ -135,15 +160,7 @@ absl::Status RunGeneration(Runtime& rt, const PiRunOptions& options, std::string
     prompt = tokenizer.Decode(std::span<const int32_t>(fit->tokens).subspan(bos ? 1 : 0));
   }
 
-  SamplerParams sampling = options.sampling;
-  if (!options.seed_given) sampling.seed = std::random_device{}();
-  std::fprintf(stderr,
-               "%ssampling: temp %.2f, top-k %d, top-p %.2f, min-p %.2f, repeat-penalty "
-               "%.2f (last %d), seed %llu\n",
-               kLog, sampling.temperature, sampling.top_k, sampling.top_p, sampling.min_p,
-               sampling.repeat_penalty, sampling.repeat_last_n,
-               static_cast<unsigned long long>(sampling.seed));
-  Sampler sampler(sampling);
+  Sampler sampler(ChooseSampling(options));
 
   ForwardStats prompt_stats, decode_stats;
   WriteOut(prompt);
@@ -200,6 +217,87 @@ absl::Status RunGeneration(Runtime& rt, const PiRunOptions& options, std::string
   return absl::OkStatus();
 }
 
+// -cnv: user messages, one per line on stdin (the first from -p or -f when given), each answered
+// on stdout with the assistant's reply and a newline; "/exit" or the end of stdin ends the chat.
+// The "> " prompts and the notes go to stderr, so that stdout holds the replies only.
+absl::Status RunChat(Runtime& rt, const PiRunOptions& options, const std::string& first_message) {
+  absl::StatusOr<ChatTemplate> chat_template =
+      ChatTemplate::ForVocabulary(rt.tokenizer->vocabulary(), options.chat_template);
+  if (!chat_template.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--chat-template: ", chat_template.status().message()));
+  }
+  Sampler sampler(ChooseSampling(options));
+  std::fprintf(stderr, "%schat template %s%s\n", kLog, chat_template->Describe().c_str(),
+               options.system.empty() ? "" : "; with a system message");
+  ChatConversation chat(*rt.session, sampler, *rt.tokenizer, *chat_template, options.system);
+  ForwardStats prompt_stats, decode_stats;
+  auto answer = [&](const std::string& message) -> absl::Status {
+    absl::StatusOr<ChatTurnResult> turn =
+        chat.Turn(message, options.n_predict, [](std::string_view text) { WriteOut(text); });
+    if (!turn.ok()) return turn.status();
+    WriteOut("\n");
+    if (turn->restarted) {
+      std::fprintf(stderr, "%sthe context was full: the chat started over from this message\n",
+                   kLog);
+    }
+    if (turn->context_full) {
+      std::fprintf(stderr, "%sthe context of %lld tokens is full: the reply was cut\n", kLog,
+                   static_cast<long long>(rt.session->context_length()));
+    }
+    prompt_stats += turn->prompt;
+    decode_stats += turn->decode;
+    return absl::OkStatus();
+  };
+
+  if (!first_message.empty()) {
+    if (absl::Status s = answer(first_message); !s.ok()) return s;
+  }
+  std::fprintf(stderr, "%schat: type a message and press enter; /exit or Ctrl-D ends\n", kLog);
+  std::string line;
+  while (true) {
+    std::fprintf(stderr, "> ");
+    std::fflush(stderr);
+    if (!std::getline(std::cin, line)) {
+      std::fputc('\n', stderr);  // ends the "> " line
+      break;
+    }
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line == "/exit") break;
+    if (line.empty()) continue;
+    if (absl::Status s = answer(line); !s.ok()) return s;
+  }
+  LogPhase("prompt", prompt_stats);
+  LogPhase("decode", decode_stats);
+  LogFfnReport(kLog, *rt.loaded.executor);
+  return absl::OkStatus();
+}
+
+// -cnv excludes the other modes; --system and --chat-template need it.
+absl::Status ValidateChatOptions(const PiRunOptions& options) {
+  if (!options.conversation) {
+    if (!options.system.empty()) return absl::InvalidArgumentError("--system needs -cnv");
+    if (!options.chat_template.empty()) {
+      return absl::InvalidArgumentError("--chat-template needs -cnv");
+    }
+    return absl::OkStatus();
+  }
+  if (options.interactive) {
+    return absl::InvalidArgumentError(
+        "-cnv and -i cannot be combined (-i continues the text, -cnv chats)");
+  }
+  if (!options.perplexity_file.empty()) {
+    return absl::InvalidArgumentError("-cnv and --perplexity cannot be combined");
+  }
+  if (options.truncate) return absl::InvalidArgumentError("--truncate does not apply to -cnv");
+  if (!options.chat_template.empty()) {
+    if (absl::StatusOr<ChatFormat> f = ParseChatFormat(options.chat_template); !f.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--chat-template: ", f.status().message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidatePiRunOptions(const PiRunOptions& options) {
@@ -218,6 +316,7 @@ absl::Status ValidatePiRunOptions(const PiRunOptions& options) {
   if (!options.prompt_file.empty() && !options.prompt.empty()) {
     return absl::InvalidArgumentError("-p and -f cannot be combined");
   }
+  if (absl::Status s = ValidateChatOptions(options); !s.ok()) return s;
   return options.sampling.Validate();
 }
 
@@ -235,6 +334,7 @@ absl::Status RunPiRun(const PiRunOptions& options) {
   absl::StatusOr<Runtime> rt = Load(options);
   if (!rt.ok()) return rt.status();
   if (!options.perplexity_file.empty()) return RunPerplexity(*rt, options, text);
+  if (options.conversation) return RunChat(*rt, options, text);
   return RunGeneration(*rt, options, std::move(text));
 }
 

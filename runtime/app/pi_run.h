@@ -1,6 +1,8 @@
-// What pi-run does once its flags are parsed: load the model, then generate (one prompt, or an
-// interactive loop) or compute a perplexity. Generated text goes to stdout as it is produced;
-// everything else (model summary, timings, the perplexity progress) goes to stderr.
+// What pi-run does once its flags are parsed: load the model, then generate (one prompt, then
+// optionally lines typed on stdin that continue the text), chat (-cnv: user messages on stdin,
+// formatted with the chat template) or compute a perplexity. Generated text goes to stdout as it is
+// produced (in a chat, the assistant's replies only, one line each); everything else (model
+// summary, timings, the perplexity progress, the "> " prompts) goes to stderr.
 #pragma once
 
 #include <cstdint>
@@ -18,8 +20,12 @@ struct PiRunOptions {
   std::string prompt_file;  // -f: read the prompt from this file
   int64_t n_predict = -1;   // -1: until EOS or a full context
   SamplerParams sampling;
-  bool seed_given = false;  // else a random seed, logged
-  bool interactive = false;
+  bool seed_given = false;   // else a random seed, logged
+  bool interactive = false;  // -i: continue the text with each line typed
+  // -cnv: a chat through the model's chat template (-p gives the first user message).
+  bool conversation = false;
+  std::string system;         // --system: the chat's system message
+  std::string chat_template;  // --chat-template: "llama2" or "chatml"; empty: the model's
   bool truncate = false;
   std::string perplexity_file;
   int64_t chunks = -1;

@@ -2,6 +2,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
@@ -15,14 +16,28 @@ namespace {
 
 constexpr char kProgram[] = "pi-run";
 
+// llama.cpp's multi-letter single-dash flags, which CLI11 cannot name, spelled as their long
+// forms: -cnv is --conversation, -sys is --system.
+std::vector<std::string> SpellLlamaCppFlags(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--") break;  // what follows is not a flag
+    if (args[i] == "-cnv") args[i] = "--conversation";
+    if (args[i] == "-sys") args[i] = "--system";
+  }
+  return args;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{
-      "Run a .pi model on the CPU: generate text, chat, or measure perplexity.\n"
+      "Run a .pi model on the CPU: generate text, chat (-cnv), or measure perplexity.\n"
       "Generated text goes to stdout; the model summary and timings go to stderr.\n\n"
       "Examples:\n"
       "  pi-run -m stories260K.pi -p \"Once upon a time\" -n 48 --temp 0\n"
       "  pi-run -m stories260K.pi -p \"\" -n 64 --temp 0.8 --top-p 0.9 --seed 42\n"
-      "  pi-run -m stories260K.pi -i\n"
+      "  pi-run -m stories260K.pi -p \"Tom had a red ball\" -n 32 -i   # then type lines that "
+      "continue the text\n"
+      "  pi-run -m stories260K.pi -cnv --system \"You tell stories.\" -n 64   # a chat\n"
       "  pi-run -m stories260K.pi --perplexity tests/data/text/tinystories_valid_head.txt "
       "-c 256 --chunks 40",
       kProgram};
@@ -47,7 +62,18 @@ int Main(int argc, char** argv) {
       ->check(IntegerIn(0, std::numeric_limits<int64_t>::max(), -1))
       ->capture_default_str();
   app.add_flag("-i,--interactive", options.interactive,
-               "after the prompt, read lines from stdin and continue the text");
+               "continue the text: after the prompt, each line read from stdin is appended to the "
+               "text (no chat template: for a chat, -cnv) and the model continues it (Ctrl-D "
+               "ends)");
+  app.add_flag("--conversation", options.conversation,
+               "-cnv: chat; each line on stdin is a user message, formatted with the model's chat "
+               "template and answered on stdout (the reply, then a newline) until the end of the "
+               "turn or -n tokens; the conversation stays in the KV cache; -p gives the first "
+               "message; /exit or Ctrl-D ends");
+  app.add_option("--system", options.system, "-sys: the chat's system message (with -cnv)");
+  app.add_option("--chat-template", options.chat_template,
+                 "chat format with -cnv: llama2 or chatml (default: the one the model's chat "
+                 "template writes; chatml when the model records none or another, as pi-server)");
   app.add_flag("--truncate", options.truncate,
                "drop the start of a prompt that does not fit the context instead of failing");
   app.add_option(
@@ -56,7 +82,10 @@ int Main(int argc, char** argv) {
   app.add_option("--chunks", options.chunks, "perplexity: chunks to evaluate (-1: all)")
       ->capture_default_str();
   try {
-    app.parse(argc, argv);
+    std::vector<std::string> args = SpellLlamaCppFlags(argc, argv);
+    std::vector<char*> arg_pointers;
+    for (std::string& arg : args) arg_pointers.push_back(arg.data());
+    app.parse(static_cast<int>(arg_pointers.size()), arg_pointers.data());
   } catch (const CLI::ParseError& e) {
     return ReportParseError(kProgram, app, e);
   }

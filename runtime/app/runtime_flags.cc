@@ -167,6 +167,21 @@ void LogRuntimeSummary(std::string_view log_prefix, const RuntimeFlags& flags,
                prefix.c_str(), rt.load_seconds * 1e3, static_cast<long long>(context_length),
                static_cast<long long>(c.context_length), FormatBytes(kv_cache_bytes).c_str(),
                cpu::Threads(), cpu::SimdTargetName());
+  // As llama.cpp warns "n_ctx > n_ctx_train": positions the model never saw in training.
+  if (context_length > c.context_length) {
+    std::fprintf(stderr,
+                 "%swarning: n_ctx %lld > n_ctx_train %lld (-c %lld): the model was trained on "
+                 "%lld positions; its text beyond them is likely to degrade\n",
+                 prefix.c_str(), static_cast<long long>(context_length),
+                 static_cast<long long>(c.context_length), static_cast<long long>(flags.context),
+                 static_cast<long long>(c.context_length));
+  }
+  if (!flags.populate) {
+    std::fprintf(stderr,
+                 "%snote: --no-populate: the model is read from disk as its pages are first "
+                 "touched, so the first tokens' timings include those reads\n",
+                 prefix.c_str());
+  }
   if (flags.context == 0 && context_length < c.context_length) {
     std::fprintf(stderr,
                  "%snote: the model's context of %lld tokens does not fit in the memory "

@@ -66,7 +66,8 @@ absl::StatusOr<LoadedRuntime> LoadRuntime(const RuntimeFlags& flags);
 
 // Logs the model summary to stderr, each line starting with `log_prefix` ("pi-run: "): the
 // architecture and weights, the load time, the context of a session and the bytes of all the
-// sessions' KV caches, threads and kernels, how the FFN executes; a warning for synthetic models.
+// sessions' KV caches, threads and kernels, how the FFN executes; a warning for synthetic models
+// and for a context beyond the one the model was trained on, a note for --no-populate.
 void LogRuntimeSummary(std::string_view log_prefix, const RuntimeFlags& flags,
                        const LoadedRuntime& runtime, int64_t context_length,
                        uint64_t kv_cache_bytes);

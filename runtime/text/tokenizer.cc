@@ -137,6 +137,16 @@ void Tokenizer::EncodeFragment(std::string_view raw, std::vector<int32_t>& out) 
 
 std::vector<int32_t> Tokenizer::Encode(std::string_view text, bool add_special,
                                        bool parse_special) const {
+  return EncodeFrom(text, add_special, parse_special, /*at_start=*/true);
+}
+
+std::vector<int32_t> Tokenizer::EncodeContinuation(std::string_view text,
+                                                   bool parse_special) const {
+  return EncodeFrom(text, /*add_bos=*/false, parse_special, /*at_start=*/false);
+}
+
+std::vector<int32_t> Tokenizer::EncodeFrom(std::string_view text, bool add_bos, bool parse_special,
+                                           bool at_start) const {
   // Cut the special pieces out of the text, longest first.
   std::list<Fragment> fragments;
   if (!text.empty()) fragments.push_back({-1, text});
@@ -160,8 +170,8 @@ std::vector<int32_t> Tokenizer::Encode(std::string_view text, bool add_special,
   }
 
   std::vector<int32_t> out;
-  if (add_special && vocabulary_.add_bos) out.push_back(vocabulary_.bos_id);
-  bool after_special = true;  // the start counts as following a special token
+  if (add_bos && vocabulary_.add_bos) out.push_back(vocabulary_.bos_id);
+  bool after_special = at_start;  // the start counts as following a special token
   for (const Fragment& fragment : fragments) {
     if (fragment.token >= 0) {
       out.push_back(fragment.token);

@@ -35,6 +35,10 @@ class Tokenizer {
   // `parse_special`: recognise control pieces such as "<s>" written in the text.
   std::vector<int32_t> Encode(std::string_view text, bool add_special = true,
                               bool parse_special = false) const;
+  // Text that continues a sequence already begun (a chat's next turn after the tokens of the last
+  // one): no BOS, and its start does not count as the start of the text, so the first fragment
+  // gets no space prefix; fragments after a special piece still do, as in Encode.
+  std::vector<int32_t> EncodeContinuation(std::string_view text, bool parse_special = false) const;
 
   // The bytes one token stands for in generated text. Control and unknown tokens give "" unless
   // `special`. A token outside the vocabulary gives "".
@@ -59,6 +63,8 @@ class Tokenizer {
   explicit Tokenizer(const Vocabulary& vocabulary) : vocabulary_(vocabulary) {}
   TokenType type(int32_t token) const { return static_cast<TokenType>(vocabulary_.types[token]); }
   void EncodeFragment(std::string_view text, std::vector<int32_t>& out) const;
+  std::vector<int32_t> EncodeFrom(std::string_view text, bool add_bos, bool parse_special,
+                                  bool at_start) const;
 
   Vocabulary vocabulary_;
   absl::flat_hash_map<std::string, int32_t> piece_to_token_;

@@ -6,9 +6,12 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "format/strings.h"
 #include "gtest/gtest.h"
@@ -91,6 +94,129 @@ TEST(PiRunCliTest, SamplingIsReproducibleWithASeed) {
   EXPECT_TRUE(absl::StrContains(ra.err, "seed 7")) << ra.err;
 }
 
+// A greedy run says so, instead of samplers and a seed that play no part in it; the repetition
+// penalty, which does, is named when it is on.
+TEST(PiRunCliTest, GreedyRunsSaySamplingGreedy) {
+  const test::ProgramResult greedy =
+      PiRun({"-m", Stories(), "-p", "Tom", "-n", "4", "--temp", "0"});
+  ASSERT_EQ(greedy.exit_code, 0) << greedy.err;
+  EXPECT_TRUE(absl::StrContains(greedy.err, "pi-run: sampling: greedy\n")) << greedy.err;
+  EXPECT_FALSE(absl::StrContains(greedy.err, "seed")) << greedy.err;
+  EXPECT_FALSE(absl::StrContains(greedy.err, "top-k")) << greedy.err;
+  const test::ProgramResult penalized =
+      PiRun({"-m", Stories(), "-p", "Tom", "-n", "4", "--temp", "0", "--repeat-penalty", "1.5"});
+  ASSERT_EQ(penalized.exit_code, 0) << penalized.err;
+  EXPECT_TRUE(
+      absl::StrContains(penalized.err, "pi-run: sampling: greedy, repeat-penalty 1.50 (last 64)\n"))
+      << penalized.err;
+  const test::ProgramResult sampled = PiRun({"-m", Stories(), "-p", "Tom", "-n", "4"});
+  ASSERT_EQ(sampled.exit_code, 0) << sampled.err;
+  EXPECT_TRUE(absl::StrContains(sampled.err, "pi-run: sampling: temp 0.80, top-k 40, top-p 0.95"))
+      << sampled.err;
+  EXPECT_TRUE(absl::StrContains(sampled.err, ", seed ")) << sampled.err;
+  EXPECT_FALSE(absl::StrContains(sampled.err, "greedy")) << sampled.err;
+}
+
+// --repeat-penalty changes a greedy text; 1 is the default and leaves it as it is.
+TEST(PiRunCliTest, RepeatPenaltyChangesTheGreedyText) {
+  const std::vector<std::string> args = {"-m", Stories(), "-p",     "Once upon a time",
+                                         "-n", "40",      "--temp", "0"};
+  auto with = [&args](std::vector<std::string> more) {
+    std::vector<std::string> all = args;
+    all.insert(all.end(), more.begin(), more.end());
+    const test::ProgramResult r = PiRun(all);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out;
+  };
+  const std::string plain = with({});
+  EXPECT_EQ(with({"--repeat-penalty", "1.0"}), plain);
+  const std::string penalized = with({"--repeat-penalty", "1.5"});
+  EXPECT_TRUE(absl::StartsWith(penalized, "Once upon a time")) << penalized;
+  EXPECT_NE(penalized, plain);
+}
+
+// --no-populate only changes how the model is mapped (no MAP_POPULATE): the same text, and a note
+// that the first tokens' timings then include disk reads.
+TEST(PiRunCliTest, NoPopulateGivesTheSameTextWithANote) {
+  const std::vector<std::string> args = {"-m", Stories(), "-p", "Tom", "-n", "12", "--temp", "0"};
+  const test::ProgramResult populated = PiRun(args);
+  std::vector<std::string> lazy_args = args;
+  lazy_args.push_back("--no-populate");
+  const test::ProgramResult lazy = PiRun(lazy_args);
+  ASSERT_EQ(populated.exit_code, 0) << populated.err;
+  ASSERT_EQ(lazy.exit_code, 0) << lazy.err;
+  EXPECT_EQ(lazy.out, populated.out);
+  EXPECT_TRUE(absl::StrContains(lazy.err,
+                                "pi-run: note: --no-populate: the model is read from "
+                                "disk as its pages are first touched"))
+      << lazy.err;
+  EXPECT_FALSE(absl::StrContains(populated.err, "--no-populate")) << populated.err;
+}
+
+// A context beyond the model's training context is allowed, with one warning line (llama.cpp's
+// "n_ctx > n_ctx_train"); the model's own context or less, none. stories260K is trained on 512.
+TEST(PiRunCliTest, AContextBeyondTheTrainedOneWarnsOnce) {
+  auto warnings = [](const std::string& context) {
+    const test::ProgramResult r =
+        PiRun({"-m", Stories(), "-c", context, "-p", "Tom", "-n", "2", "--temp", "0"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<std::string> lines;
+    for (absl::string_view line : absl::StrSplit(r.err, '\n')) {
+      if (absl::StrContains(line, "n_ctx_train")) lines.emplace_back(line);
+    }
+    return lines;
+  };
+  const std::vector<std::string> beyond = warnings("1024");
+  ASSERT_EQ(beyond.size(), 1u);
+  EXPECT_TRUE(absl::StartsWith(beyond[0], "pi-run: warning: n_ctx 1024 > n_ctx_train 512"))
+      << beyond[0];
+  EXPECT_TRUE(warnings("512").empty());
+  EXPECT_TRUE(warnings("0").empty());
+}
+
+// "N/M layer calls fell back to dense" from the FFN summary line.
+std::pair<int64_t, int64_t> DenseFallbacks(const std::string& err) {
+  const std::string marker = " layer calls fell back to dense";
+  const size_t end = err.find(marker);
+  if (end == std::string::npos) return {-1, -1};
+  const size_t start = err.rfind(' ', end - 1) + 1;
+  const std::vector<std::string> counts = absl::StrSplit(err.substr(start, end - start), '/');
+  int64_t fell = -1, calls = -1;
+  if (counts.size() != 2 || !absl::SimpleAtoi(counts[0], &fell) ||
+      !absl::SimpleAtoi(counts[1], &calls)) {
+    return {-1, -1};
+  }
+  return {fell, calls};
+}
+
+// --sparse-crossover D replaces the measured cost model: below density D a layer computes its
+// selected neurons, at or above it every neuron. D = 0 makes every call fall back to dense, D = 1
+// none (the relu model's selections are about 23% dense); the text stays the dense one.
+// (--oracle-sparse selects the true activations: the same cost model as a predictor's selection,
+// without training one.)
+TEST(PiRunCliTest, SparseCrossoverDecidesTheDenseFallback) {
+  const std::string relu = test::ConvertedModel(BundledModel::kReluLlama260K);
+  auto run = [&relu](const char* crossover) {
+    const test::ProgramResult r =
+        PiRun({"-m", relu, "--oracle-sparse", "--sparse-crossover", crossover, "-p",
+               "Once upon a time", "-n", "16", "--temp", "0", "-t", "1"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(absl::StrContains(
+        r.err, absl::StrCat("cost model fixed crossover density ", crossover, ".000")))
+        << r.err;
+    return r;
+  };
+  const test::ProgramResult always_dense = run("0");
+  const test::ProgramResult never_dense = run("1");
+  const auto [fell_at_0, calls_at_0] = DenseFallbacks(always_dense.err);
+  const auto [fell_at_1, calls_at_1] = DenseFallbacks(never_dense.err);
+  EXPECT_GT(calls_at_0, 0) << always_dense.err;
+  EXPECT_EQ(fell_at_0, calls_at_0) << always_dense.err;
+  EXPECT_EQ(calls_at_1, calls_at_0) << never_dense.err;
+  EXPECT_EQ(fell_at_1, 0) << never_dense.err;
+  EXPECT_EQ(never_dense.out, always_dense.out);
+}
+
 TEST(PiRunCliTest, PerplexityEndsWithTheFinalEstimate) {
   const test::ProgramResult r =
       PiRun({"-m", Stories(), "--perplexity",
@@ -117,6 +243,21 @@ TEST(PiRunCliTest, InteractiveContinuesWithEachLine) {
   EXPECT_GT(end, home + 15 + 6) << r.out;
   EXPECT_GT(r.out.size(), end + 8 + 6) << r.out;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '>'), 3) << r.err;  // one prompt per line, + EOF
+}
+
+// --help says what -i is (the text continued with each line, not a chat) and where the chat is.
+TEST(PiRunCliTest, HelpTellsContinuationFromChat) {
+  const test::ProgramResult r = PiRun({"--help"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string interactive, conversation;
+  for (absl::string_view line : absl::StrSplit(r.out, '\n')) {
+    if (absl::StrContains(line, "-i,--interactive")) interactive = std::string(line);
+    if (absl::StrContains(line, "--conversation")) conversation = std::string(line);
+  }
+  EXPECT_TRUE(absl::StrContains(interactive, "continue the text")) << r.out;
+  EXPECT_TRUE(absl::StrContains(interactive, "no chat template")) << r.out;
+  EXPECT_TRUE(absl::StrContains(conversation, "-cnv: chat")) << r.out;
+  EXPECT_TRUE(absl::StrContains(conversation, "chat template")) << r.out;
 }
 
 TEST(PiRunCliTest, PromptLongerThanTheContext) {
@@ -157,6 +298,24 @@ TEST(PiRunCliTest, BadFlagsAndInputs) {
   }
   ExpectOneLineError(PiRun({"-m", Stories(), "--perplexity", short_text, "-c", "64"}),
                      "needs at least 128");
+}
+
+// The chat's flags outside a chat, and the modes -cnv excludes.
+TEST(PiRunCliTest, ChatFlagsThatDoNotFitAreOneLine) {
+  ExpectOneLineError(PiRun({"-m", Stories(), "--system", "Be kind."}), "--system needs -cnv");
+  ExpectOneLineError(PiRun({"-m", Stories(), "-sys", "Be kind."}), "--system needs -cnv");
+  ExpectOneLineError(PiRun({"-m", Stories(), "--chat-template", "chatml"}),
+                     "--chat-template needs -cnv");
+  ExpectOneLineError(PiRun({"-m", Stories(), "-cnv", "-i"}), "-cnv and -i cannot be combined");
+  ExpectOneLineError(PiRun({"-m", Stories(), "-cnv", "--perplexity", Stories()}),
+                     "-cnv and --perplexity cannot be combined");
+  ExpectOneLineError(PiRun({"-m", Stories(), "-cnv", "--truncate"}),
+                     "--truncate does not apply to -cnv");
+  ExpectOneLineError(PiRun({"-m", Stories(), "-cnv", "--chat-template", "jinja"}),
+                     "--chat-template: unknown chat template 'jinja' (known: llama2, chatml)");
+  // A first message that leaves no room for a reply.
+  ExpectOneLineError(PiRun({"-m", Stories(), "-cnv", "-c", "16", "-p", "Hello there"}),
+                     "leaves no room for a reply in the context of 16 tokens");
 }
 
 TEST(PiRunCliTest, ModelProblemsAreOneLine) {

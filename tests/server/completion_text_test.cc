@@ -1,6 +1,6 @@
 // CompletionText: stop sequences across token boundaries, and streamed text that never splits a
 // stop sequence's start or a UTF-8 character.
-#include "runtime/app/server/completion_text.h"
+#include "runtime/text/completion_text.h"
 
 #include <string>
 #include <vector>

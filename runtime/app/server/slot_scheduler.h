@@ -25,7 +25,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "runtime/app/server/completion_text.h"
+#include "runtime/text/completion_text.h"
 #include "runtime/exec/executor.h"
 #include "runtime/exec/generator.h"
 #include "runtime/exec/session.h"

@@ -1,4 +1,4 @@
-#include "runtime/app/server/completion_text.h"
+#include "runtime/text/completion_text.h"
 
 #include <algorithm>
 #include <utility>
