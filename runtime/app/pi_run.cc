@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -104,12 +105,29 @@ absl::Status RunPerplexity(Runtime& rt, const PiRunOptions& options, const std::
   return absl::OkStatus();
 }
 
+// The generation settings of every turn: the token budget and the context shift, which keeps the
+// first `--keep` prompt tokens after BOS (llama.cpp's n_keep), at most the whole prompt. Without a
+// budget (-n -1: until EOS or a full context) there is no shift: a model that never chooses EOS
+// (stories260K) would generate forever.
+GenerationOptions GenerationFor(const PiRunOptions& options, std::span<const int32_t> prompt,
+                                int32_t bos) {
+  GenerationOptions generation;
+  generation.max_tokens = options.n_predict;
+  generation.context_shift = options.context_shift && options.n_predict >= 0;
+  const int64_t n = static_cast<int64_t>(prompt.size());
+  const int64_t with_bos = !prompt.empty() && prompt.front() == bos ? 1 : 0;
+  generation.keep_tokens = options.keep < 0 ? n : std::min(n, options.keep + with_bos);
+  generation.on_context_shift = [](const ContextShift& shift) {
+    std::fprintf(stderr, "\n%scontext shift: kept the first %lld tokens, dropped the next %lld\n",
+                 kLog, static_cast<long long>(shift.kept), static_cast<long long>(shift.discarded));
+  };
+  return generation;
+}
+
 // Generates after `prompt` (appended to the session), streaming each token to stdout.
 absl::StatusOr<GenerationResult> GenerateAndStream(Runtime& rt, Sampler& sampler,
                                                    std::span<const int32_t> prompt,
-                                                   int64_t max_tokens) {
-  GenerationOptions generation;
-  generation.max_tokens = max_tokens;
+                                                   const GenerationOptions& generation) {
   absl::StatusOr<GenerationResult> result =
       Generate(*rt.session, sampler, *rt.tokenizer, prompt, generation, [&](int32_t token) {
         WriteOut(rt.tokenizer->TokenToPiece(token));
@@ -117,8 +135,9 @@ absl::StatusOr<GenerationResult> GenerateAndStream(Runtime& rt, Sampler& sampler
       });
   if (!result.ok()) return result.status();
   if (result->context_full) {
-    std::fprintf(stderr, "\n%sthe context of %lld tokens is full\n", kLog,
-                 static_cast<long long>(rt.session->context_length()));
+    std::fprintf(stderr, "\n%sthe context of %lld tokens is full%s\n", kLog,
+                 static_cast<long long>(rt.session->context_length()),
+                 generation.context_shift ? " (--keep leaves nothing to drop)" : "");
   }
   return result;
 }
@@ -164,8 +183,8 @@ absl::Status RunGeneration(Runtime& rt, const PiRunOptions& options, std::string
 
   ForwardStats prompt_stats, decode_stats;
   WriteOut(prompt);
-  absl::StatusOr<GenerationResult> result =
-      GenerateAndStream(rt, sampler, fit->tokens, options.n_predict);
+  const GenerationOptions generation = GenerationFor(options, fit->tokens, tokenizer.bos());
+  absl::StatusOr<GenerationResult> result = GenerateAndStream(rt, sampler, fit->tokens, generation);
   if (!result.ok()) return result.status();
   prompt_stats += result->prompt;
   decode_stats += result->decode;
@@ -189,8 +208,11 @@ absl::Status RunGeneration(Runtime& rt, const PiRunOptions& options, std::string
       if (pending >= 0) input.push_back(pending);
       input.insert(input.end(), typed.begin(), typed.end());
       if (input.empty()) continue;
-      if (rt.session->position() + static_cast<int64_t>(input.size()) >=
-          rt.session->context_length()) {
+      // A context shift makes room unless the kept tokens and the line fill the context.
+      const int64_t room =
+          rt.session->context_length() -
+          (generation.context_shift ? generation.keep_tokens : rt.session->position());
+      if (static_cast<int64_t>(input.size()) >= room) {
         std::fprintf(stderr, "%sthe context is full: starting a new conversation\n", kLog);
         rt.session->Reset();
         sampler.Reset();
@@ -202,8 +224,7 @@ absl::Status RunGeneration(Runtime& rt, const PiRunOptions& options, std::string
         if (!refit.ok()) return refit.status();
         input = std::move(refit->tokens);
       }
-      absl::StatusOr<GenerationResult> turn =
-          GenerateAndStream(rt, sampler, input, options.n_predict);
+      absl::StatusOr<GenerationResult> turn = GenerateAndStream(rt, sampler, input, generation);
       if (!turn.ok()) return turn.status();
       prompt_stats += turn->prompt;
       decode_stats += turn->decode;
@@ -312,6 +333,10 @@ absl::Status ValidatePiRunOptions(const PiRunOptions& options) {
   }
   if (!options.perplexity_file.empty() && options.interactive) {
     return absl::InvalidArgumentError("--perplexity and -i cannot be combined");
+  }
+  if (options.keep < -1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--keep must be -1 (the whole prompt) or a token count, got ", options.keep));
   }
   if (!options.prompt_file.empty() && !options.prompt.empty()) {
     return absl::InvalidArgumentError("-p and -f cannot be combined");

@@ -27,6 +27,10 @@ struct PiRunOptions {
   std::string system;         // --system: the chat's system message
   std::string chat_template;  // --chat-template: "llama2" or "chatml"; empty: the model's
   bool truncate = false;
+  // When the context is full, drop the oldest half of the tokens after the first kept ones and go
+  // on (llama.cpp's context shift); off, or with n_predict -1: the generation stops there.
+  bool context_shift = true;
+  int64_t keep = 0;  // --keep: prompt tokens a shift keeps after BOS; -1: the whole prompt
   std::string perplexity_file;
   int64_t chunks = -1;
 };

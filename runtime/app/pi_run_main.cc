@@ -74,6 +74,13 @@ int Main(int argc, char** argv) {
   app.add_option("--chat-template", options.chat_template,
                  "chat format with -cnv: llama2 or chatml (default: the one the model's chat "
                  "template writes; chatml when the model records none or another, as pi-server)");
+  app.add_flag("--context-shift,!--no-context-shift", options.context_shift,
+               "when the context is full, drop the oldest half of the tokens after --keep and go "
+               "on (the default when -n sets a budget); --no-context-shift stops there");
+  app.add_option("--keep", options.keep,
+                 "context shift: prompt tokens to keep after BOS (-1: the whole prompt)")
+      ->check(IntegerIn(0, std::numeric_limits<int64_t>::max(), -1))
+      ->capture_default_str();
   app.add_flag("--truncate", options.truncate,
                "drop the start of a prompt that does not fit the context instead of failing");
   app.add_option(

@@ -21,6 +21,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -236,6 +237,32 @@ void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* o
 
 void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, double theta) {
   simd::RopeInterleaved(v, n_heads, head_dim, pos, theta);
+}
+
+void RopeShift(float* rows, int64_t n_rows, int64_t row_stride, int64_t n_heads, int64_t head_dim,
+               int64_t delta, double theta) {
+  if (n_rows <= 0 || head_dim <= 0) return;
+  // One angle per pair for every row: the tables in f64 as RopeInterleaved computes its angles.
+  std::vector<float> cosines(static_cast<size_t>(head_dim)), sines(static_cast<size_t>(head_dim));
+  for (int64_t i = 0; i + 1 < head_dim; i += 2) {
+    const double freq = std::pow(theta, -static_cast<double>(i) / static_cast<double>(head_dim));
+    const double angle = static_cast<double>(delta) * freq;
+    cosines[i] = cosines[i + 1] = static_cast<float>(std::cos(angle));
+    sines[i] = static_cast<float>(-std::sin(angle));
+    sines[i + 1] = static_cast<float>(std::sin(angle));
+  }
+  const int parts =
+      static_cast<int>(std::min<int64_t>(ThreadsFor(n_rows * n_heads * head_dim), n_rows));
+  if (parts <= 1) {
+    return simd::RopeShiftRows(rows, n_rows, row_stride, n_heads, head_dim, cosines.data(),
+                               sines.data());
+  }
+#pragma omp parallel num_threads(parts)
+  {
+    const Range part = SplitRange(n_rows, parts, omp_get_thread_num(), 1);
+    simd::RopeShiftRows(rows + part.begin * row_stride, part.size(), row_stride, n_heads, head_dim,
+                        cosines.data(), sines.data());
+  }
 }
 
 void Softmax(float* x, int64_t n) { simd::Softmax(x, n); }

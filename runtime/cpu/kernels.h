@@ -66,6 +66,12 @@ void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* o
 // Rotates interleaved pairs (v[2i], v[2i+1]) of each of `n_heads` heads at position `pos`:
 // angle = pos · theta^(-2i/head_dim).
 void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, double theta);
+// Moves keys that RopeInterleaved rotated to other positions: rotates the interleaved pairs of each
+// of `n_heads` heads of `n_rows` rows (`row_stride` floats apart) by `delta` positions. Rotations
+// compose, so a key rotated at position p becomes the key rotated at p + delta: the context shift
+// of a KV cache (delta < 0) re-rotates the keys it moves down without their unrotated values.
+void RopeShift(float* rows, int64_t n_rows, int64_t row_stride, int64_t n_heads, int64_t head_dim,
+               int64_t delta, double theta);
 // In place, numerically stable.
 void Softmax(float* x, int64_t n);
 // out[i] = act(gate[i], up[i]) for the FFN activation (see runtime/model/activation.h); the

@@ -101,6 +101,14 @@ void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, d
   }
 }
 
+// A rotation by `delta` positions is RoPE at position `delta`.
+void RopeShift(float* rows, int64_t n_rows, int64_t row_stride, int64_t n_heads, int64_t head_dim,
+               int64_t delta, double theta) {
+  for (int64_t r = 0; r < n_rows; ++r) {
+    reference::RopeInterleaved(rows + r * row_stride, n_heads, head_dim, delta, theta);
+  }
+}
+
 void Softmax(float* x, int64_t n) {
   float max = -std::numeric_limits<float>::infinity();
   for (int64_t i = 0; i < n; ++i) max = std::max(max, x[i]);

@@ -63,6 +63,11 @@ void DecodeRows(const MatrixView& w, int64_t row, int64_t count, float* out);
 
 void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* out);
 void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, double theta);
+// Rotates every interleaved pair of the `n_heads` heads of `n_rows` rows (`row_stride` floats
+// apart) by the angle of its index: cosines = (c0, c0, c1, c1, ...), sines = (-s0, s0, -s1, s1,
+// ...), head_dim floats each (cpu::RopeShift builds them).
+void RopeShiftRows(float* rows, int64_t n_rows, int64_t row_stride, int64_t n_heads,
+                   int64_t head_dim, const float* cosines, const float* sines);
 void Softmax(float* x, int64_t n);
 void FfnCombine(ActivationKind act, float param, const float* gate, const float* up, int64_t n,
                 float* out);

@@ -1,6 +1,7 @@
 #include "runtime/exec/executor.h"
 
 #include <algorithm>
+#include <cstring>
 #include <functional>
 #include <new>
 
@@ -125,6 +126,27 @@ uint64_t Executor::Attention(SequenceState& s, int64_t l, int64_t pos0, int64_t 
   cpu::Add(s.projected.data(), n * c.dim, s.x.data());
   stats.kv_bytes += 2 * static_cast<uint64_t>(pos0 + n) * kv_dim * sizeof(float);
   return w.AttentionBytes();
+}
+
+absl::Status Executor::ShiftCache(SequenceState& s, int64_t n_past, int64_t keep,
+                                  int64_t discard) const {
+  if (keep < 0 || discard < 1 || keep + discard > n_past || n_past > s.context) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot drop ", discard, " positions after ",
+                                                   keep, " of a sequence of ", n_past));
+  }
+  const ModelConfig& c = model_.config();
+  const int64_t kv_dim = c.kv_dim();
+  const int64_t moved = n_past - keep - discard;
+  const size_t bytes = static_cast<size_t>(moved * kv_dim) * sizeof(float);
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    float* keys = s.key_cache.data() + l * s.context * kv_dim;
+    float* values = s.value_cache.data() + l * s.context * kv_dim;
+    std::memmove(keys + keep * kv_dim, keys + (keep + discard) * kv_dim, bytes);
+    std::memmove(values + keep * kv_dim, values + (keep + discard) * kv_dim, bytes);
+    cpu::RopeShift(keys + keep * kv_dim, moved, kv_dim, c.n_kv_heads, c.head_dim, -discard,
+                   c.rope_theta);
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<uint64_t> Executor::Ffn(SequenceState& s, int64_t l, int64_t pos0,

@@ -102,6 +102,16 @@ class Executor {
                        Logits logits, float* logits_out, ForwardObserver* observer,
                        ForwardStats& stats) const;
 
+  // The context shift of a sequence holding positions [0, n_past): drops positions
+  // [keep, keep + discard) from the KV cache of every layer, moves the later rows down by
+  // `discard` and re-rotates their keys to their new positions (RoPE is a rotation: the stored key
+  // rotated by -discard positions is the key its hidden state gives at the new position). The
+  // moved entries keep what they saw of the dropped tokens; that is the approximation of a
+  // context shift. The KV cache is host memory (SequenceState) whatever the plan puts on a GPU,
+  // so there is no device copy to shift.
+  absl::Status ShiftCache(SequenceState& state, int64_t n_past, int64_t keep,
+                          int64_t discard) const;
+
  private:
   // state.normed = norm_act(rmsnorm(x) · weight) for the n tokens; returns the bytes read.
   uint64_t Normalize(SequenceState& state, int64_t n, const float* weight) const;

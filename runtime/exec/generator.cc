@@ -18,11 +18,13 @@ absl::Status Generator::Start(std::span<const int32_t> prompt) {
         "nothing to generate from: the prompt is empty and the model adds no BOS token");
   }
   const int64_t n = static_cast<int64_t>(prompt.size());
-  if (session_.position() + n > session_.context_length()) {
+  const int64_t earlier_shifts = context_shifts_;  // MakeRoom changes nothing when it fails
+  if (!MakeRoom(n)) {
     return absl::OutOfRangeError(absl::StrCat(
         "the context is full: a prompt of ", n, " tokens at position ", session_.position(),
         " exceeds the context length ", session_.context_length()));
   }
+  context_shifts_ -= earlier_shifts;  // this generation's own
   prompt_.assign(prompt.begin(), prompt.end());
   prompt_done_ = 0;
   generated_ = 0;
@@ -79,6 +81,23 @@ GenerationStep Generator::Consume(std::span<const float> logits, const ForwardSt
   return step;
 }
 
+bool Generator::MakeRoom(int64_t n) {
+  const int64_t past = session_.position();
+  const int64_t room = session_.context_length() - past;
+  if (n <= room) return true;
+  if (!options_.context_shift) return false;
+  // llama.cpp's n_discard = (n_past - n_keep) / 2, but at least what is needed (llama.cpp would
+  // drop nothing when n_keep is n_past - 1).
+  const int64_t keep = std::clamp<int64_t>(options_.keep_tokens, 0, past);
+  const int64_t discard = std::max((past - keep) / 2, n - room);
+  if (discard < 1 || keep + discard > past) return false;
+  // Cannot fail: the arguments are the ones ShiftContext accepts.
+  if (!session_.ShiftContext(keep, discard).ok()) return false;
+  ++context_shifts_;
+  if (options_.on_context_shift) options_.on_context_shift({keep, discard, session_.position()});
+  return true;
+}
+
 bool Generator::IsEndToken(int32_t token) const {
   if (options_.stop_at_eos && tokenizer_.IsEndOfGeneration(token)) return true;
   return std::find(options_.end_tokens.begin(), options_.end_tokens.end(), token) !=
@@ -102,7 +121,7 @@ void Generator::Choose(std::span<const float> logits, GenerationStep& step) {
   // The last token is not evaluated: nothing would read its logits.
   if (options_.max_tokens >= 0 && generated_ >= options_.max_tokens) {
     end_ = GenerationEnd::kMaxTokens;
-  } else if (session_.position() >= session_.context_length()) {
+  } else if (!MakeRoom(1)) {
     end_ = GenerationEnd::kContextFull;
   }
   step.end = end_;
@@ -137,6 +156,7 @@ absl::StatusOr<GenerationResult> Generate(Session& session, Sampler& sampler,
     result.context_full = generator.end() == GenerationEnd::kContextFull;
   }
   result.pending_token = generator.pending_token();
+  result.context_shifts = generator.context_shifts();
   result.prompt = generator.prompt_stats();
   result.decode = generator.decode_stats();
   return result;

@@ -3,8 +3,8 @@
 // can interleave several generations (pi-server's slots); Generate() runs one to the end,
 // reporting each token as soon as it is chosen (so that callers stream it).
 //
-// Sampling, the end tokens, the token budget and the full-context check live in Generator only:
-// pi-run and pi-server end their generations the same way.
+// Sampling, the end tokens, the token budget, the full-context check and the context shift live in
+// Generator only: pi-run and pi-server end their generations the same way.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +20,13 @@
 
 namespace pinfer {
 
+// What one context shift did (GenerationOptions::context_shift).
+struct ContextShift {
+  int64_t kept = 0;       // tokens kept at the start of the session
+  int64_t discarded = 0;  // the tokens after them that were dropped
+  int64_t position = 0;   // the session's position after the shift
+};
+
 struct GenerationOptions {
   int64_t max_tokens = -1;  // -1: until EOS or a full context
   bool stop_at_eos = true;  // EOS ends the generation and is not reported
@@ -28,6 +35,15 @@ struct GenerationOptions {
   // Prompt tokens per step; 0: the whole prompt in one step (the session still runs it in batches
   // of the executor's size, so any value gives the same logits when it is that size).
   int64_t prompt_batch = 0;
+  // llama.cpp's context shift: when the context is full (the token chosen, or the prompt given to
+  // Start, does not fit), keep the first `keep_tokens` tokens of the session, drop the oldest half
+  // of the others (at least what the token or prompt needs; Session::ShiftContext) and go on,
+  // instead of ending with kContextFull. When keep_tokens leaves too little to drop, the context
+  // is full as without.
+  bool context_shift = false;
+  int64_t keep_tokens = 0;
+  // Told of each shift, when set (pi-run notes them on stderr).
+  std::function<void(const ContextShift&)> on_context_shift;
 };
 
 // Why a generation is over.
@@ -35,7 +51,7 @@ enum class GenerationEnd {
   kRunning,          // not over
   kEndToken,         // it chose EOS (with stop_at_eos) or an end token
   kMaxTokens,        // it generated max_tokens
-  kContextFull,      // the token it chose does not fit the context
+  kContextFull,      // the token it chose does not fit the context (and no shift made room)
   kStoppedByCaller,  // Stop()
 };
 
@@ -64,7 +80,8 @@ class Generator {
 
   // Begins a generation after `prompt` (not empty), appended at the session's current position
   // (a conversation's next turn continues from where the last one stopped). Fails, changing
-  // nothing, when a generation is running or the prompt does not fit the rest of the context.
+  // nothing, when a generation is running or the prompt does not fit the rest of the context
+  // (even after a context shift, when that is on).
   absl::Status Start(std::span<const int32_t> prompt);
 
   // One forward pass of the running generation. A failed evaluation changes nothing.
@@ -88,7 +105,8 @@ class Generator {
 
   bool running() const { return started_ && end_ == GenerationEnd::kRunning; }
   GenerationEnd end() const { return end_; }
-  int64_t generated() const { return generated_; }  // tokens reported
+  int64_t generated() const { return generated_; }            // tokens reported
+  int64_t context_shifts() const { return context_shifts_; }  // since Start()
   // The last reported token when it was not evaluated, -1 otherwise; a caller that continues the
   // conversation evaluates it first.
   int32_t pending_token() const { return pending_; }
@@ -98,6 +116,9 @@ class Generator {
  private:
   size_t NextChunk() const;  // prompt tokens of the next pass
   bool IsEndToken(int32_t token) const;
+  // Whether `n` more tokens fit the session, after a context shift when they would not and
+  // context_shift is on (the shift is made only when it makes room).
+  bool MakeRoom(int64_t n);
   // Chooses the token after the last evaluated one.
   void Choose(std::span<const float> logits, GenerationStep& step);
 
@@ -110,6 +131,7 @@ class Generator {
   std::vector<int32_t> prompt_;
   size_t prompt_done_ = 0;  // prompt tokens evaluated
   int64_t generated_ = 0;
+  int64_t context_shifts_ = 0;
   int32_t pending_ = -1;
   ForwardStats prompt_stats_;
   ForwardStats decode_stats_;
@@ -120,6 +142,7 @@ struct GenerationResult {
   bool hit_eos = false;         // EOS or an end token ended it
   bool context_full = false;
   bool stopped_by_caller = false;
+  int64_t context_shifts = 0;  // context shifts made to go on past a full context
   // The last generated token when it was not evaluated (generation stopped right after choosing
   // it); a caller that continues the conversation evaluates it first. -1 otherwise.
   int32_t pending_token = -1;

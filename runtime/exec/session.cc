@@ -77,6 +77,12 @@ void Session::Truncate(int64_t n) {
   tokens_.resize(static_cast<size_t>(n));
 }
 
+absl::Status Session::ShiftContext(int64_t keep, int64_t discard) {
+  if (absl::Status s = executor_.ShiftCache(state_, position(), keep, discard); !s.ok()) return s;
+  tokens_.erase(tokens_.begin() + keep, tokens_.begin() + keep + discard);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::span<const float>> Session::Evaluate(std::span<const int32_t> tokens,
                                                          Logits logits) {
   const ModelConfig& c = executor_.config();

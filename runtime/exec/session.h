@@ -50,6 +50,10 @@ class Session {
   // next). Truncate(0) empties the session.
   void Truncate(int64_t n);
   void Reset() { Truncate(0); }
+  // The context shift (Executor::ShiftCache): forgets the `discard` tokens after the first `keep`
+  // ones; the later ones move down to continue from position() - discard. Fails, changing
+  // nothing, unless 0 <= keep, 1 <= discard and keep + discard <= position().
+  absl::Status ShiftContext(int64_t keep, int64_t discard);
 
   // Not owned; nullptr turns it off.
   void SetObserver(ForwardObserver* observer) { observer_ = observer; }
@@ -62,6 +66,8 @@ class Session {
   }
 
   const Executor& executor() const { return executor_; }
+  // The KV cache and scratch, for tests that look at the cache rows.
+  const SequenceState& state() const { return state_; }
 
  private:
   Session(Executor& executor, SequenceState state);

@@ -1,6 +1,6 @@
 // The stepping Generator and Generate() over it: the same greedy tokens as one Evaluate of the
 // prompt, the prompt in ceil(n / batch) steps, and each way a generation ends (max_tokens, an end
-// token, EOS, a full context, the caller).
+// token, EOS, a full context, the caller), and the context shift that goes on past a full one.
 #include "runtime/exec/generator.h"
 
 #include <algorithm>
@@ -255,6 +255,144 @@ TEST_F(GeneratorTest, AFullContextEndsIt) {
   EXPECT_FALSE(result->hit_eos);
   EXPECT_EQ(result->tokens, tokens);
   EXPECT_EQ(result->pending_token, tokens.back());
+}
+
+// With context_shift a full context keeps the first keep_tokens tokens, drops half of the rest
+// and goes on: the tokens are those of a session shifted by hand at the same points, and up to
+// the first shift those of the generation that stops there.
+TEST_F(GeneratorTest, AContextShiftGoesOnPastAFullContext) {
+  constexpr int64_t kContext = 16, kTokens = 40;
+  test::Loaded l = test::LoadForTest(Path(), kContext);
+  test::Loaded by_hand = test::LoadForTest(Path(), kContext);
+  ASSERT_NE(by_hand.session, nullptr);
+  const std::vector<int32_t> prompt = l.tokenizer->Encode("Once upon a time");
+  const int64_t p = static_cast<int64_t>(prompt.size());
+  Sampler sampler(Greedy());
+  GenerationOptions options;
+  options.prompt_batch = 2;
+  options.max_tokens = kTokens;
+  options.context_shift = true;
+  options.keep_tokens = 1;
+  std::vector<ContextShift> shifts;
+  options.on_context_shift = [&](const ContextShift& shift) { shifts.push_back(shift); };
+  Generator generator(*l.session, sampler, *l.tokenizer, options);
+  ASSERT_TRUE(generator.Start(prompt).ok());
+  const std::vector<int32_t> tokens = RunToEnd(generator);
+  EXPECT_EQ(generator.end(), GenerationEnd::kMaxTokens);
+  ASSERT_EQ(static_cast<int64_t>(tokens.size()), kTokens);
+  // p + 39 tokens evaluated; full at 16, then every 7 more: BOS kept, (16 - 1) / 2 = 7 dropped.
+  const int64_t evaluated = p + kTokens - 1;
+  const int64_t expected_shifts = (evaluated - kContext - 1) / 7 + 1;
+  EXPECT_EQ(generator.context_shifts(), expected_shifts);
+  ASSERT_EQ(static_cast<int64_t>(shifts.size()), expected_shifts);
+  for (const ContextShift& shift : shifts) {
+    EXPECT_EQ(shift.kept, 1);
+    EXPECT_EQ(shift.discarded, 7);
+    EXPECT_EQ(shift.position, 9);
+  }
+  EXPECT_EQ(l.session->position(), evaluated - 7 * expected_shifts);
+
+  // The same by hand: greedy tokens, a shift whenever the next token does not fit.
+  absl::StatusOr<std::span<const float>> logits = by_hand.session->Evaluate(prompt);
+  ASSERT_TRUE(logits.ok()) << logits.status();
+  std::vector<int32_t> expected;
+  while (true) {
+    const int32_t token =
+        static_cast<int32_t>(std::max_element(logits->begin(), logits->end()) - logits->begin());
+    expected.push_back(token);
+    if (static_cast<int64_t>(expected.size()) == kTokens) break;
+    if (by_hand.session->position() == kContext) {
+      ASSERT_TRUE(by_hand.session->ShiftContext(1, 7).ok());
+    }
+    logits = by_hand.session->Evaluate(std::span<const int32_t>(&token, 1));
+    ASSERT_TRUE(logits.ok()) << logits.status();
+  }
+  EXPECT_EQ(tokens, expected);
+  EXPECT_EQ(l.session->tokens(), by_hand.session->tokens());
+
+  // Without the shift the generation stops at the full context, with the same tokens until then.
+  l.session->Reset();
+  Sampler stop_sampler(Greedy());
+  GenerationOptions stop;
+  stop.max_tokens = kTokens;
+  const absl::StatusOr<GenerationResult> stopped =
+      Generate(*l.session, stop_sampler, *l.tokenizer, prompt, stop, nullptr);
+  ASSERT_TRUE(stopped.ok()) << stopped.status();
+  EXPECT_TRUE(stopped->context_full);
+  EXPECT_EQ(stopped->context_shifts, 0);
+  ASSERT_EQ(static_cast<int64_t>(stopped->tokens.size()), kContext - p + 1);
+  EXPECT_EQ(stopped->tokens,
+            std::vector<int32_t>(tokens.begin(), tokens.begin() + (kContext - p + 1)));
+
+  // keep_tokens that leave nothing to drop: the context is full as without the shift.
+  l.session->Reset();
+  Sampler keep_sampler(Greedy());
+  GenerationOptions keep_all = options;
+  keep_all.keep_tokens = kContext;
+  shifts.clear();
+  const absl::StatusOr<GenerationResult> kept =
+      Generate(*l.session, keep_sampler, *l.tokenizer, prompt, keep_all, nullptr);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_TRUE(kept->context_full);
+  EXPECT_EQ(kept->context_shifts, 0);
+  EXPECT_TRUE(shifts.empty());
+  EXPECT_EQ(kept->tokens, stopped->tokens);
+}
+
+// A next turn that does not fit: refused without the shift; with it, the session makes room for
+// the whole prompt (half of what follows the kept tokens, or more when the prompt needs it).
+TEST_F(GeneratorTest, AContextShiftMakesRoomForTheNextPrompt) {
+  test::Loaded l = test::LoadForTest(Path());
+  ASSERT_NE(l.session, nullptr);
+  const std::vector<int32_t> first = l.tokenizer->Encode("Once upon a time there was a dog");
+  const std::vector<int32_t> next = l.tokenizer->Encode(" and a cat", false);
+  const int64_t n_first = static_cast<int64_t>(first.size());
+  const int64_t n_next = static_cast<int64_t>(next.size());
+  // The first turn fits, the next one does not.
+  const int64_t context = n_first + 2;
+  ASSERT_GT(n_next, 2);
+  absl::StatusOr<std::unique_ptr<Session>> created =
+      Session::Create(*l.executor, SessionOptions{context});
+  ASSERT_TRUE(created.ok()) << created.status();
+  l.session = *std::move(created);
+  ASSERT_TRUE(l.session->Evaluate(first).ok());
+
+  Sampler sampler(Greedy());
+  GenerationOptions options;
+  options.max_tokens = 2;
+  Generator refused(*l.session, sampler, *l.tokenizer, options);
+  EXPECT_EQ(refused.Start(next).code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(l.session->tokens(), first);
+
+  options.context_shift = true;
+  options.keep_tokens = 1;
+  std::vector<ContextShift> shifts;
+  options.on_context_shift = [&](const ContextShift& shift) { shifts.push_back(shift); };
+  Generator generator(*l.session, sampler, *l.tokenizer, options);
+  ASSERT_TRUE(generator.Start(next).ok());
+  ASSERT_EQ(shifts.size(), 1u);
+  const int64_t discard = std::max((n_first - 1) / 2, n_first + n_next - context);
+  EXPECT_EQ(shifts[0].kept, 1);
+  EXPECT_EQ(shifts[0].discarded, discard);
+  EXPECT_EQ(l.session->position(), n_first - discard);
+  EXPECT_EQ(generator.context_shifts(), 1);
+  ASSERT_LT(n_first - discard + n_next, context);  // the generated token fits: no second shift
+  RunToEnd(generator);
+  EXPECT_EQ(shifts.size(), 1u);
+  std::vector<int32_t> expected(first.begin(), first.begin() + 1);
+  expected.insert(expected.end(), first.begin() + 1 + discard, first.end());
+  expected.insert(expected.end(), next.begin(), next.end());
+  ASSERT_GE(l.session->tokens().size(), expected.size());
+  EXPECT_EQ(std::vector<int32_t>(l.session->tokens().begin(),
+                                 l.session->tokens().begin() + expected.size()),
+            expected);
+
+  // A prompt that the kept tokens leave no room for is refused, changing nothing.
+  const std::vector<int32_t> too_long(context, l.tokenizer->bos());
+  const std::vector<int32_t> before = l.session->tokens();
+  Generator again(*l.session, sampler, *l.tokenizer, options);
+  EXPECT_EQ(again.Start(too_long).code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(l.session->tokens(), before);
 }
 
 TEST_F(GeneratorTest, TheCallerStopsItAndTheNextTurnContinues) {
