@@ -111,6 +111,7 @@ int Main(int argc, char** argv) {
   app.add_flag("--json", json, "print the report as JSON on stdout");
   app.add_flag("--calibrate", calibrate, "measure this machine's CPU and write a hardware file");
   app.add_flag("-q,--quiet", quiet, "no progress output");
+  AddVersionFlag(app, kProgram);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
