@@ -218,9 +218,8 @@ absl::StatusOr<std::optional<std::string>> ResolvePlanPath(const PlacementFlags&
   // A plan only pays off with a GPU: without one, the plan beside the model (pi-place writes it
   // there by default) must not quietly turn every later run into a hybrid one on the CPU.
   if (absl::Status gpu = CheckCudaAvailable(); !gpu.ok()) {
-    notes.push_back(absl::StrCat("note: ignoring the plan ", beside,
-                                 " beside the model: no GPU (", gpu.message(), "); --plan ",
-                                 beside, " uses it anyway"));
+    notes.push_back(absl::StrCat("note: ignoring the plan ", beside, " beside the model: ",
+                                 gpu.message(), "; --plan ", beside, " uses it anyway"));
     return std::nullopt;
   }
   return beside;
