@@ -66,7 +66,8 @@ inline void AddVersionFlag(CLI::App& app, std::string_view program) {
       "print the version, the commit, the CUDA and SIMD targets, and exit");
 }
 
-// --help, --help-all and --version as CLI11 prints them; every other parse error as one line, exit 1.
+// --help, --help-all and --version as CLI11 prints them; every other parse error as one line,
+// exit 1.
 inline int ReportParseError(std::string_view program, CLI::App& app, const CLI::ParseError& e) {
   if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
   return ReportError(program, absl::InvalidArgumentError(e.what()));

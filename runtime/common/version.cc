@@ -13,8 +13,9 @@ std::string_view BuildCommit() { return PINFER_GIT_COMMIT; }
 
 std::string DescribeCudaArchitectures(std::string_view architectures) {
   std::vector<std::string> parts;
-  for (absl::string_view arch : absl::StrSplit(absl::string_view(architectures.data(), architectures.size()), absl::ByAnyChar(",;"),
-                                               absl::SkipWhitespace())) {
+  for (absl::string_view arch :
+       absl::StrSplit(absl::string_view(architectures.data(), architectures.size()),
+                      absl::ByAnyChar(",;"), absl::SkipWhitespace())) {
     arch = absl::StripAsciiWhitespace(arch);
     if (absl::ConsumeSuffix(&arch, "-real")) {
       parts.push_back(absl::StrCat("sm_", arch));
@@ -47,10 +48,11 @@ std::string SelectedSimdTarget() {
 }
 
 std::string VersionLine(std::string_view program) {
-  return absl::StrCat(std::string(program), " ", PINFER_VERSION, " (commit ", std::string(BuildCommit()), "), CUDA: ",
-                      DescribeCudaArchitectures(PINFER_CUDA_ARCHITECTURES), ", SIMD: ",
-                      absl::StrJoin(CompiledSimdTargets(), ", "), " (selected: ",
-                      SelectedSimdTarget(), ")");
+  return absl::StrCat(std::string(program), " ", PINFER_VERSION, " (commit ",
+                      std::string(BuildCommit()),
+                      "), CUDA: ", DescribeCudaArchitectures(PINFER_CUDA_ARCHITECTURES),
+                      ", SIMD: ", absl::StrJoin(CompiledSimdTargets(), ", "),
+                      " (selected: ", SelectedSimdTarget(), ")");
 }
 
 }  // namespace pinfer

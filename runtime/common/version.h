@@ -1,8 +1,9 @@
 // The --version line of every pinfer program: the project version, the commit it was built from,
 // the CUDA targets of the GPU backend and the SIMD targets of the CPU kernels, e.g.
-//   pi-run 0.1.0 (commit f26836c-dirty), CUDA: sm_90, compute_80, SIMD: AVX3_DL, AVX3, AVX2, SSE4,
-//   EMU128 (selected: AVX3)
-// (one line). cli_flags.h's AddVersionFlag adds the flag.
+//   pi-run 0.1.0 (commit 2f4c9dd), CUDA: sm_90, compute_80, SIMD: AVX3_DL, AVX3, AVX2, SSE4,
+//   SCALAR (selected: AVX3_DL)
+// on one line ("CUDA: none" without the backend, "-dirty" after the commit for a tree with
+// changes). cli_flags.h's AddVersionFlag adds the flag.
 #pragma once
 
 #include <string>

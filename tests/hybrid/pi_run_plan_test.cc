@@ -1,6 +1,7 @@
 // pi-run with a placement plan, end to end on the real relu-llama-260k model: --plan (explicit, and
-// beside the model: used by default only with a GPU), --vram-budget solving the plan with the real pi-place from a pi-profile
-// profile and reusing the cached plan, and one clear line for every bad input.
+// beside the model: used by default only with a GPU), --vram-budget solving the plan with the real
+// pi-place from a pi-profile profile and reusing the cached plan, and one clear line for every bad
+// input.
 #include <filesystem>
 #include <random>
 #include <string>

@@ -387,15 +387,19 @@ TEST(ModelPlaceTest, CliTimeLimitAndGapReachCbc) {
 TEST(ModelPlaceTest, CliWarnsOfAContextAboveTheTrainedOne) {
   ReluProfile();
   const std::string plan = TempPath("long.plan.pi");
-  const CliRun above = PiPlace(absl::StrCat("-m ", ReluLlamaModel(), " --vram 1M --batch 1 "
-                                            "--ctx 256 --json -q -o ", plan));
+  const CliRun above = PiPlace(absl::StrCat("-m ", ReluLlamaModel(),
+                                            " --vram 1M --batch 1 "
+                                            "--ctx 256 --json -q -o ",
+                                            plan));
   ASSERT_EQ(above.exit_code, 0) << above.err;
-  EXPECT_EQ(above.err, absl::StrCat("pi-place: warning: --ctx 256 is above the context ",
-                                    ReluLlamaModel(),
-                                    " was trained for (64 tokens, from its header)\n"));
+  EXPECT_EQ(above.err,
+            absl::StrCat("pi-place: warning: --ctx 256 is above the context ", ReluLlamaModel(),
+                         " was trained for (64 tokens, from its header)\n"));
   EXPECT_EQ(nlohmann::json::parse(above.out)["context"], 256);
-  const CliRun within = PiPlace(absl::StrCat("-m ", ReluLlamaModel(), " --vram 1M --batch 1 "
-                                             "--ctx 64 --json -q -o ", plan));
+  const CliRun within = PiPlace(absl::StrCat("-m ", ReluLlamaModel(),
+                                             " --vram 1M --batch 1 "
+                                             "--ctx 64 --json -q -o ",
+                                             plan));
   ASSERT_EQ(within.exit_code, 0) << within.err;
   EXPECT_EQ(within.err, "");
 }

@@ -72,10 +72,9 @@ INSTANTIATE_TEST_SUITE_P(Stories260K, LlamaCppPerplexityTest,
 TEST(LlamaCppPerplexityCliTest, PiRunFinalEstimateMatchesLlamaCpp) {
   const PerplexityCase& c = kLlamaCppPerplexities[0];
   const test::ProgramResult r = test::RunProgram(
-      PI_RUN_PATH,
-      {"-m", test::ConvertedModel(BundledModel::kStories260K, DType::kF32), "--perplexity",
-       test::SourcePath(std::string("tests/data/text/") + c.text), "-c",
-       absl::StrCat(c.context), "--chunks", absl::StrCat(c.chunks), "-t", "1"});
+      PI_RUN_PATH, {"-m", test::ConvertedModel(BundledModel::kStories260K, DType::kF32),
+                    "--perplexity", test::SourcePath(std::string("tests/data/text/") + c.text),
+                    "-c", absl::StrCat(c.context), "--chunks", absl::StrCat(c.chunks), "-t", "1"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   double ppl = 0, error = 0;
   ASSERT_EQ(std::sscanf(r.out.c_str(), "Final estimate: PPL = %lf +/- %lf", &ppl, &error), 2)

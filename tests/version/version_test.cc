@@ -1,6 +1,8 @@
 // --version of every program: exit 0, one line on stdout, the same commit everywhere, and that
 // commit is this checkout's HEAD (or "unknown" outside a git checkout). The SIMD part agrees with
 // what the CPU kernels themselves dispatch to.
+#include "runtime/common/version.h"
+
 #include <algorithm>
 #include <filesystem>
 #include <string>
@@ -11,7 +13,6 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
-#include "runtime/common/version.h"
 #include "runtime/cpu/simd_targets.h"
 #include "tests/runtime/test_models.h"
 
