@@ -4,6 +4,7 @@
 #   MODEL.profile.pi, MODEL.profile.svg, MODEL.samples.zst, MODEL.predictor.pi
 #
 # Usage: scripts/make_predictor.sh MODEL.pi DATASET [pi-train-predictor flags...]
+#        scripts/make_predictor.sh --version (the versions of the two tools)
 #   e.g. scripts/make_predictor.sh demo/relu-llama-260k.pi tests/data/text/tinystories_valid_head.txt
 #        scripts/make_predictor.sh relu.pi stories.txt --rank 128 --dtype q8_0
 # Environment:
@@ -16,10 +17,16 @@
 # gives exact zeros (relu family) or thresholds calibrated by pi-profile (silu/gelu models).
 set -euo pipefail
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 if [[ $# -ge 1 && ( "$1" == "-h" || "$1" == "--help" ) ]]; then
   usage
   exit 0
+fi
+bin=${PINFER_BIN:-"$(cd "$(dirname "$0")/.." && pwd)/build/bin"}
+if [[ $# -ge 1 && "$1" == "--version" ]]; then
+  # The script has no version of its own: the tools it runs do.
+  "$bin/pi-profile" --version && "$bin/pi-train-predictor" --version
+  exit
 fi
 if [[ $# -lt 2 ]]; then
   usage >&2
@@ -28,7 +35,6 @@ fi
 model=$1
 dataset=$2
 shift 2
-bin=${PINFER_BIN:-"$(cd "$(dirname "$0")/.." && pwd)/build/bin"}
 tokens=${PROFILE_TOKENS:-16000}
 threads=${THREADS:-1}
 seed=${SEED:-1}

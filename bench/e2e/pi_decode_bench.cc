@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "runtime/common/cli_common.h"
+#include "runtime/common/cli_flags.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/exec/executor.h"
 #include "runtime/exec/session.h"
@@ -94,12 +95,11 @@ int Main(int argc, char** argv) {
   app.add_option("-t,--threads", threads, "threads (-1: all)")->capture_default_str();
   app.add_option("-r,--repetitions", repetitions, "timed runs per test")->capture_default_str();
   app.add_flag("--csv", csv, "one CSV line per test on stdout (for scripts)");
+  AddVersionFlag(app, kProgram);
   try {
     app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    return ReportError(kProgram, absl::InvalidArgumentError(e.what()));
+    return ReportParseError(kProgram, app, e);
   }
   if (threads == 0 || threads < -1 || repetitions < 1 || prompt < 0 || generate < 0 || batch < 1) {
     return ReportError(kProgram, absl::InvalidArgumentError(

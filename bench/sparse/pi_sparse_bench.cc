@@ -30,6 +30,7 @@
 #include "absl/strings/str_format.h"
 #include "bench/kernels/read_peak.h"
 #include "runtime/common/cli_common.h"
+#include "runtime/common/cli_flags.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/exec/ffn_builder.h"
 #include "runtime/exec/ffn_cost_model.h"
@@ -244,6 +245,7 @@ int main(int argc, char** argv) {
   app.add_option("-r,--repetitions", repetitions, "repetitions (the fastest counts)")
       ->capture_default_str();
   app.add_option("-t,--threads", threads, "threads (-1: all)")->capture_default_str();
+  pinfer::AddVersionFlag(app, pinfer::kProgram);
   CLI11_PARSE(app, argc, argv);
   if (tokens < 1 || repetitions < 1) {
     return pinfer::ReportError(pinfer::kProgram,

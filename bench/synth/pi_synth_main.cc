@@ -10,6 +10,7 @@
 #include "bench/synth/synth_model.h"
 #include "nlohmann/json.hpp"
 #include "runtime/common/cli_common.h"
+#include "runtime/common/cli_flags.h"
 
 namespace pinfer::synth {
 namespace {
@@ -66,6 +67,7 @@ int Main(int argc, char** argv) {
   app.add_option("-t,--threads", options.threads, "threads (default: all)");
   app.add_flag("--json", json, "print a JSON report on stdout");
   app.add_flag("-q,--quiet", quiet, "no progress output");
+  AddVersionFlag(app, kProgram);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

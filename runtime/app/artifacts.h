@@ -6,7 +6,7 @@
 //   predictor    --predictor, else model.predictor.pi when it exists (never with --dense or
 //                --oracle-sparse); its firing rule must be the model's
 //   plan         --plan, --vram-budget (solved by pi-place when missing), else model.plan.pi when
-//                it exists; --plan none turns it off
+//                it exists and a GPU is present; --plan none turns it off
 // Errors name the flag or the file and the reason, on one line.
 #pragma once
 

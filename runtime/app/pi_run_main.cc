@@ -88,6 +88,7 @@ int Main(int argc, char** argv) {
       "compute the perplexity of a text file (llama.cpp's method) instead of generating");
   app.add_option("--chunks", options.chunks, "perplexity: chunks to evaluate (-1: all)")
       ->capture_default_str();
+  AddVersionFlag(app, kProgram);
   try {
     std::vector<std::string> args = SpellLlamaCppFlags(argc, argv);
     std::vector<char*> arg_pointers;

@@ -144,7 +144,7 @@ absl::StatusOr<std::string> PlanForBudget(const std::string& budget_text, const 
 void AddPlacementFlags(CLI::App& app, PlacementFlags& flags) {
   app.add_option("--plan", flags.plan_path,
                  "placement plan from pi-place (default: model.plan.pi beside the model if it "
-                 "exists; 'none': no plan)");
+                 "exists and a GPU is present; 'none': no plan)");
   app.add_option("--vram-budget", flags.vram_budget,
                  "without --plan: use model.plan-<budget>.pi, solving it with pi-place from "
                  "model.profile.pi first if needed (e.g. 8G)");
@@ -215,6 +215,13 @@ absl::StatusOr<std::optional<std::string>> ResolvePlanPath(const PlacementFlags&
   const std::string beside = Beside(model.path(), "plan");
   std::error_code ec;
   if (!fs::exists(beside, ec)) return std::nullopt;
+  // A plan only pays off with a GPU: without one, the plan beside the model (pi-place writes it
+  // there by default) must not quietly turn every later run into a hybrid one on the CPU.
+  if (absl::Status gpu = CheckCudaAvailable(); !gpu.ok()) {
+    notes.push_back(absl::StrCat("note: ignoring the plan ", beside, " beside the model: ",
+                                 gpu.message(), "; --plan ", beside, " uses it anyway"));
+    return std::nullopt;
+  }
   return beside;
 }
 

@@ -3,7 +3,8 @@
 // plan's GPU parts run (the hybrid layers are built by runtime/exec/ffn_builder.h).
 //
 //   --plan FILE          a plan written by pi-place (default: model.plan.pi beside the model, when
-//                        it exists; --plan none runs without one)
+//                        it exists and a GPU is present, else a note says it is ignored; --plan
+//                        none runs without one)
 //   --vram-budget 8G     no plan given: use model.plan-8G.pi beside the model, solving it first
 //                        with the pi-place program (found beside this program, or on PATH) from the
 //                        profile beside the model (model.profile.pi) when it is missing or was made
@@ -51,7 +52,8 @@ absl::Status ValidatePlacementFlags(const PlacementFlags& flags);
 
 // The plan's path from the flags: --plan, the cached plan of --vram-budget (solved first when
 // missing or made for another model; `notes` says which), else model.plan.pi beside the model
-// when it exists. Nothing with --plan none or when no plan applies.
+// when it exists and a GPU is present (without one, a note in `notes` says it is ignored).
+// Nothing with --plan none or when no plan applies.
 absl::StatusOr<std::optional<std::string>> ResolvePlanPath(const PlacementFlags& flags,
                                                            const Model& model,
                                                            std::vector<std::string>& notes);

@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/common/cli_common.h"
+#include "runtime/common/version.h"
 
 namespace pinfer {
 
@@ -57,9 +58,18 @@ inline CLI::Validator IntegerIn(int64_t low, int64_t high,
 // The -t/--threads check: 1 or more, or -1 for all (ThreadsToUse caps it at the hardware).
 inline CLI::Validator ThreadCount() { return IntegerIn(1, 1 << 20, -1); }
 
-// --help and --help-all as CLI11 prints them; every other parse error as one line, exit 1.
+// --version: prints VersionLine(program) on stdout and exits 0 (CLI11's CallForVersion, which
+// ReportParseError and app.exit handle like --help).
+inline void AddVersionFlag(CLI::App& app, std::string_view program) {
+  app.set_version_flag(
+      "--version", [name = std::string(program)] { return VersionLine(name); },
+      "print the version, the commit, the CUDA and SIMD targets, and exit");
+}
+
+// --help, --help-all and --version as CLI11 prints them; every other parse error as one line,
+// exit 1.
 inline int ReportParseError(std::string_view program, CLI::App& app, const CLI::ParseError& e) {
-  if (e.get_exit_code() == 0) return app.exit(e);  // --help
+  if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
   return ReportError(program, absl::InvalidArgumentError(e.what()));
 }
 

@@ -12,7 +12,9 @@
 namespace pinfer::cuda::internal {
 
 // OkStatus for cudaSuccess, otherwise "<call>: <description> (<cudaErrorName>)" with a code that
-// says what kind of failure it is (ResourceExhausted for out-of-memory, Unavailable when there is
+// says what kind of failure it is; no device, or no driver at all (which CUDA reports as an
+// "insufficient" driver), reads "<call>: no NVIDIA GPU found (...)" with CUDA's code and words in
+// the parentheses (ResourceExhausted for out-of-memory, Unavailable when there is
 // no usable device or driver, Internal otherwise).
 absl::Status CudaStatus(cudaError_t error, std::string_view call);
 // The same for cuBLAS ("<call>: <description> (CUBLAS_STATUS_...)").

@@ -20,7 +20,7 @@ absl::StatusOr<int> DeviceCount() {
 absl::Status CheckDeviceAvailable() {
   absl::StatusOr<int> count = DeviceCount();
   if (!count.ok()) return count.status();
-  if (*count == 0) return absl::UnavailableError("cudaGetDeviceCount: no CUDA device found");
+  if (*count == 0) return absl::UnavailableError("cudaGetDeviceCount: no NVIDIA GPU found (0 devices)");
   return absl::OkStatus();
 }
 

@@ -13,7 +13,8 @@
 namespace pinfer::cuda {
 
 // OK when at least one CUDA device can be used; otherwise why not (no driver, no device...), in a
-// message that names the failed call (e.g. "cudaGetDeviceCount: ... (cudaErrorNoDevice)").
+// message that names the failed call (e.g. "cudaGetDeviceCount: no NVIDIA GPU found
+// (cudaErrorNoDevice: ...)").
 absl::Status CheckDeviceAvailable();
 inline bool DeviceAvailable() { return CheckDeviceAvailable().ok(); }
 

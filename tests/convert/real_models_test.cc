@@ -56,17 +56,12 @@ const std::vector<RealModel>& Models() {
 
 // Converts with the library (the same code the tool runs) and opens the result.
 std::unique_ptr<PiFile> ConvertWithLibrary(const std::string& source, const SourceOptions& options,
-                                           std::optional<DType> dtype, const std::string& out,
-                                           bool llama_cpp_q4_0 = false) {
+                                           std::optional<DType> dtype, const std::string& out) {
   absl::StatusOr<SourceModel> model = ReadSource(source, options);
   EXPECT_TRUE(model.ok()) << model.status();
   if (!model.ok()) return nullptr;
   ConvertOptions convert;
   convert.dtype = dtype;
-  if (llama_cpp_q4_0) {  // llama-quantize --pure's blocks: ggml's scales, classifier at q4_0
-    convert.q4_scales = Q4Scales::kGgml;
-    convert.pure = true;
-  }
   convert.progress = false;
   convert.command_line = "test";
   absl::StatusOr<ConvertReport> report = ConvertModel(*model, out, convert);
@@ -319,16 +314,30 @@ TEST_P(LlamaCppGgufTest, ImportCopiesGgmlBlocksBitExactly) {
 }
 
 // Our q8_0/q4_0 quantization of the model's f32 weights equals llama.cpp's, byte for byte, for
-// every tensor quantized along the same axis (all but ffn_down).
+// every tensor quantized along the same axis (all but ffn_down): through the pi-convert command
+// the README gives (q4_0: --pure --ggml-q4-scales, as llama-quantize --pure made the reference).
 TEST_P(LlamaCppGgufTest, OurQuantizationEqualsLlamaCpp) {
   const std::string type = GetParam();
   const std::string path = RepoPath("tests/data/gguf/relu-llama-260k." + type + ".gguf");
-  SourceOptions options = ReluOptions();
-  options.tokenizer_path = RepoPath("models/relu-llama-260k/tok1024.bin");
-  auto pi = ConvertWithLibrary(RepoPath("models/relu-llama-260k/model_q80.bin"), options,
-                               *ParseDType(type), ScratchDir("ours") + "/m.pi",
-                               /*llama_cpp_q4_0=*/true);
-  ASSERT_TRUE(pi);
+  const std::string out = ScratchDir("ours") + "/m.pi";
+  std::vector<std::string> args = {RepoPath("models/relu-llama-260k/model_q80.bin"),
+                                   "--tokenizer",
+                                   RepoPath("models/relu-llama-260k/tok1024.bin"),
+                                   "--ffn-act",
+                                   "shifted_relu:0.25",
+                                   "--norm-act",
+                                   "shifted_relu:1.0",
+                                   "--dtype",
+                                   type,
+                                   "-q",
+                                   "-o",
+                                   out};
+  if (type == "q4_0") args.insert(args.end(), {"--pure", "--ggml-q4-scales"});
+  const ToolResult convert = RunTool("pi-convert", args);
+  ASSERT_EQ(convert.exit_code, 0) << convert.err;
+  absl::StatusOr<std::unique_ptr<PiFile>> opened = PiFile::Open(out);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  const std::unique_ptr<PiFile>& pi = *opened;
   const std::vector<uint8_t> bytes = ReadFileBytes(path);
   absl::StatusOr<GgufFile> gguf = GgufFile::Parse(bytes, path);
   ASSERT_TRUE(gguf.ok()) << gguf.status();

@@ -27,8 +27,23 @@ TEST(CudaStatusTest, ErrorsNameTheCallAndTheCode) {
   EXPECT_EQ(no_device.code(), absl::StatusCode::kUnavailable);
   EXPECT_TRUE(absl::StrContains(no_device.message(), "cudaErrorNoDevice")) << no_device;
 
+  EXPECT_TRUE(absl::StrContains(no_device.message(), "cudaGetDeviceCount: no NVIDIA GPU found"))
+      << no_device;
+
+  // What CUDA returns when no driver is installed (a machine without an NVIDIA GPU) names the
+  // situation; a driver that is really too old is said to be that.
   const absl::Status driver = CudaStatus(cudaErrorInsufficientDriver, "cudaGetDeviceCount");
   EXPECT_EQ(driver.code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(absl::StrContains(driver.message(), "cudaErrorInsufficientDriver: ")) << driver;
+  int driver_version = -1;
+  ASSERT_EQ(cudaDriverGetVersion(&driver_version), cudaSuccess);
+  if (driver_version == 0) {
+    EXPECT_TRUE(absl::StrContains(driver.message(), "cudaGetDeviceCount: no NVIDIA GPU found"))
+        << driver;
+  } else {
+    EXPECT_TRUE(absl::StrContains(driver.message(), "older than this build's CUDA runtime"))
+        << driver;
+  }
 
   const absl::Status launch = LaunchStatus(cudaErrorInvalidConfiguration, "MatVec");
   EXPECT_EQ(launch.code(), absl::StatusCode::kInternal);
@@ -61,6 +76,8 @@ TEST(DeviceAvailabilityTest, IsReportedWithAReason) {
     EXPECT_FALSE(DeviceAvailable());
     EXPECT_EQ(available.code(), absl::StatusCode::kUnavailable) << available;
     EXPECT_TRUE(absl::StrContains(available.message(), "cudaGetDeviceCount")) << available;
+    // No driver (CUDA: "insufficient driver") or no device: either way, no GPU.
+    EXPECT_TRUE(absl::StrContains(available.message(), "no NVIDIA GPU found")) << available;
     EXPECT_TRUE(!count.ok() || *count == 0);
   }
 }

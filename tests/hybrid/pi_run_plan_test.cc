@@ -1,6 +1,7 @@
-// pi-run with a placement plan, end to end on the real relu-llama-260k model: --plan (explicit and
-// beside the model), --vram-budget solving the plan with the real pi-place from a pi-profile
-// profile and reusing the cached plan, and one clear line for every bad input.
+// pi-run with a placement plan, end to end on the real relu-llama-260k model: --plan (explicit, and
+// beside the model: used by default only with a GPU), --vram-budget solving the plan with the real
+// pi-place from a pi-profile profile and reusing the cached plan, and one clear line for every bad
+// input.
 #include <filesystem>
 #include <random>
 #include <string>
@@ -159,6 +160,10 @@ TEST(PiRunPlanTest, AutoBackendUsesTheGpuWhenThereIsOne) {
     EXPECT_TRUE(absl::StartsWith(r.out, "Once upon a time")) << r.out;
   } else {
     EXPECT_TRUE(absl::StrContains(r.err, "the GPU part runs on the CPU (no GPU: ")) << r.err;
+    // Without a driver CUDA says "insufficient driver": the note says what that means.
+    if (CudaBackendBuilt()) {
+      EXPECT_TRUE(absl::StrContains(r.err, "no NVIDIA GPU found (")) << r.err;
+    }
     EXPECT_TRUE(absl::StrContains(r.err, "GPU part (cpu)")) << r.err;
     EXPECT_EQ(r.out, DenseText());
     ExpectOneLineError(PiRun({"-m", model, "--plan", plan, "--gpu-backend", "cuda", "-p", "x"}),
@@ -172,7 +177,7 @@ TEST(PiRunPlanTest, PredictorBesideTheModelSelectsTheActiveNeurons) {
   absl::StatusOr<std::unique_ptr<Model>> loaded = Model::Load(model);
   ASSERT_TRUE(loaded.ok());
   ASSERT_TRUE(hybrid_test::RandomPredictor(**loaded, 4)->Write(Beside(model, "predictor")).ok());
-  const test::ProgramResult r = PiRun(Args(model, {}));
+  const test::ProgramResult r = PiRun(Args(model, {"--plan", Beside(model, "plan")}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(absl::StartsWith(r.out, "Once upon a time")) << r.out;
   EXPECT_TRUE(absl::StrContains(r.err, "predictor " + Beside(model, "predictor"))) << r.err;
@@ -188,18 +193,41 @@ TEST(PiRunPlanTest, PredictorBesideTheModelSelectsTheActiveNeurons) {
   EXPECT_LT(computed, tokens * 4 * 192 * 9 / 10) << r.err;
 }
 
-TEST(PiRunPlanTest, PlanBesideTheModelIsTheDefaultAndNoneTurnsItOff) {
+// The plan pi-place writes beside the model applies by itself only where there is a GPU; without
+// one a single note says it is ignored and how to use it anyway, and the run is dense.
+TEST(PiRunPlanTest, PlanBesideTheModelIsTheDefaultOnlyWithAGpu) {
   const std::string model = ModelInOwnDirectory("beside");
-  WriteRandomPlan(model, Beside(model, "plan"), 0.3);
-  const test::ProgramResult with = PiRun(Args(model, {}));
-  ASSERT_EQ(with.exit_code, 0) << with.err;
-  EXPECT_EQ(with.out, DenseText());
-  EXPECT_TRUE(absl::StrContains(with.err, Beside(model, "plan"))) << with.err;
-  EXPECT_TRUE(absl::StrContains(with.err, "hybrid FFN over")) << with.err;
+  const std::string plan = Beside(model, "plan");
+  WriteRandomPlan(model, plan, 0.3);
+  const std::string ignored = absl::StrCat("note: ignoring the plan ", plan, " beside the model: ");
+  const test::ProgramResult by_default = PiRun(Args(model, {}));
+  ASSERT_EQ(by_default.exit_code, 0) << by_default.err;
+  EXPECT_EQ(by_default.out, DenseText());
+  if (CheckCudaAvailable().ok()) {
+    EXPECT_TRUE(absl::StrContains(by_default.err, "hybrid FFN over")) << by_default.err;
+    EXPECT_FALSE(absl::StrContains(by_default.err, ignored)) << by_default.err;
+  } else {
+    EXPECT_FALSE(absl::StrContains(by_default.err, "hybrid FFN")) << by_default.err;
+    const size_t at = by_default.err.find(ignored);
+    ASSERT_NE(at, std::string::npos) << by_default.err;
+    const std::string line = by_default.err.substr(at, by_default.err.find('\n', at) - at);
+    EXPECT_TRUE(absl::StrContains(line, absl::StrCat("; --plan ", plan, " uses it anyway")))
+        << line;
+    if (CudaBackendBuilt()) EXPECT_TRUE(absl::StrContains(line, "no NVIDIA GPU found")) << line;
+    EXPECT_EQ(by_default.err.find(ignored, at + 1), std::string::npos) << "one line only";
+  }
+  // --plan asks for it: hybrid (the CPU standing in without a GPU), the same text.
+  const test::ProgramResult asked = PiRun(Args(model, {"--plan", plan}));
+  ASSERT_EQ(asked.exit_code, 0) << asked.err;
+  EXPECT_EQ(asked.out, DenseText());
+  EXPECT_TRUE(absl::StrContains(asked.err, "plan " + plan)) << asked.err;
+  EXPECT_TRUE(absl::StrContains(asked.err, "hybrid FFN over")) << asked.err;
+  EXPECT_FALSE(absl::StrContains(asked.err, ignored)) << asked.err;
   const test::ProgramResult without = PiRun(Args(model, {"--plan", "none"}));
   ASSERT_EQ(without.exit_code, 0) << without.err;
   EXPECT_EQ(without.out, DenseText());
   EXPECT_FALSE(absl::StrContains(without.err, "hybrid FFN")) << without.err;
+  EXPECT_FALSE(absl::StrContains(without.err, ignored)) << without.err;
 }
 
 TEST(PiRunPlanTest, VramBudgetSolvesWithPiPlaceAndReusesTheCachedPlan) {

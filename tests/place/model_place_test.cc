@@ -323,6 +323,87 @@ TEST(ModelPlaceTest, CliNeverOverwritesItsInputs) {
   EXPECT_EQ(bytes(profile), profile_bytes);
 }
 
+// The README's calibration step as commands: --calibrate writes a hardware file (also printed on
+// stdout) that a latency placement then reads.
+TEST(ModelPlaceTest, CliCalibrateWritesAHardwareFileThatPlacementAccepts) {
+  ReluProfile();
+  const std::string hw = TempPath("calibrated.json");
+  std::filesystem::remove(hw);
+  const CliRun calibrate = PiPlace(absl::StrCat("--calibrate --gpu h100 -q -o ", hw));
+  ASSERT_EQ(calibrate.exit_code, 0) << calibrate.err;
+  std::stringstream text;
+  text << std::ifstream(hw).rdbuf();
+  EXPECT_EQ(text.str(), calibrate.out);
+  const nlohmann::json file = nlohmann::json::parse(text.str());
+  EXPECT_EQ(file["name"], "h100");
+  EXPECT_GT(file["cpu"]["bandwidth_gbps"].get<double>(), 0.1);
+  EXPECT_GT(file["cpu"]["sparse_bandwidth_gbps"].get<double>(), 0.0);
+  EXPECT_NE(file["cpu"]["source"].get<std::string>().find("pi-place --calibrate"),
+            std::string::npos);
+  const CliRun place =
+      PiPlace(absl::StrCat("-m ", ReluLlamaModel(), " --vram 150K --batch 1 --hardware ", hw,
+                           " --objective latency --json -q -o ", TempPath("calibrated.plan.pi")));
+  ASSERT_EQ(place.exit_code, 0) << place.err;
+  const nlohmann::json report = nlohmann::json::parse(place.out);
+  EXPECT_EQ(report["hardware"], "h100");
+  EXPECT_EQ(report["objective"], "latency");
+  absl::StatusOr<PlacementPlan> plan = PlacementPlan::Read(TempPath("calibrated.plan.pi"));
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_GT(plan->expected_latency_ms, 0);
+}
+
+// --time-limit and --gap are what CBC runs with (read back from CBC's model), and they stop it:
+// a huge gap accepts the start at the root, a microsecond ends the search before any node.
+TEST(ModelPlaceTest, CliTimeLimitAndGapReachCbc) {
+  ReluProfile();
+  auto solver = [](const std::string& flags) {
+    const CliRun run = PiPlace(absl::StrCat("-m ", ReluLlamaModel(), " --vram 150K --batch 1 ",
+                                            flags, " --json -q -o ", TempPath("limits.plan.pi")));
+    EXPECT_EQ(run.exit_code, 0) << flags << ": " << run.err;
+    return run.exit_code == 0 ? nlohmann::json::parse(run.out)["solver"] : nlohmann::json();
+  };
+  const nlohmann::json defaults = solver("");
+  EXPECT_EQ(defaults["time_limit_s"], 10.0);
+  EXPECT_EQ(defaults["relative_gap"], 5e-3);
+  EXPECT_EQ(defaults["status"], "cbc optimal");
+  EXPECT_GT(defaults["nodes"].get<int64_t>(), 0);
+
+  const nlohmann::json given = solver("--time-limit 7.5 --gap 0.25");
+  EXPECT_EQ(given["time_limit_s"], 7.5);
+  EXPECT_EQ(given["relative_gap"], 0.25);
+
+  const nlohmann::json loose = solver("--gap 1");
+  EXPECT_EQ(loose["status"], "cbc gap limit");
+  EXPECT_EQ(loose["nodes"], 0);
+  EXPECT_GT(loose["gap"].get<double>(), defaults["gap"].get<double>());
+
+  const nlohmann::json hurried = solver("--time-limit 1e-6");
+  EXPECT_EQ(hurried["time_limit_s"], 1e-6);
+  EXPECT_EQ(hurried["status"], "cbc time limit");
+}
+
+// A KV cache longer than the model's trained context (its header says 64 tokens) is placed, with
+// one warning line.
+TEST(ModelPlaceTest, CliWarnsOfAContextAboveTheTrainedOne) {
+  ReluProfile();
+  const std::string plan = TempPath("long.plan.pi");
+  const CliRun above = PiPlace(absl::StrCat("-m ", ReluLlamaModel(),
+                                            " --vram 1M --batch 1 "
+                                            "--ctx 256 --json -q -o ",
+                                            plan));
+  ASSERT_EQ(above.exit_code, 0) << above.err;
+  EXPECT_EQ(above.err,
+            absl::StrCat("pi-place: warning: --ctx 256 is above the context ", ReluLlamaModel(),
+                         " was trained for (64 tokens, from its header)\n"));
+  EXPECT_EQ(nlohmann::json::parse(above.out)["context"], 256);
+  const CliRun within = PiPlace(absl::StrCat("-m ", ReluLlamaModel(),
+                                             " --vram 1M --batch 1 "
+                                             "--ctx 64 --json -q -o ",
+                                             plan));
+  ASSERT_EQ(within.exit_code, 0) << within.err;
+  EXPECT_EQ(within.err, "");
+}
+
 TEST(ModelPlaceTest, PredictorFileSizesAreCountedPerLayer) {
   ReluProfile();
   std::unique_ptr<PiFile> model = OpenModel(ReluLlamaModel());

@@ -9,6 +9,7 @@
 #include "format/strings.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "runtime/model/activation_profile.h"
 #include "tests/runtime/test_models.h"
 
 namespace pinfer {
@@ -23,13 +24,14 @@ test::ProgramResult PiProfile(const std::vector<std::string>& args) {
 
 std::string Stories() { return test::SourcePath("tests/data/text/tinystories_valid_head.txt"); }
 
-// A copy of the ReLU model in its own directory, so that the default outputs land beside it.
-std::string ModelInOwnDirectory(const std::string& dir_name) {
+// A copy of a bundled model (the ReLU one unless told) in its own directory, so that the default
+// outputs land beside it.
+std::string ModelInOwnDirectory(const std::string& dir_name,
+                                BundledModel which = BundledModel::kReluLlama260K) {
   const fs::path dir = fs::path(test::ScratchDir()) / dir_name;
   fs::create_directories(dir);
-  const fs::path model = dir / "relu.pi";
-  fs::copy_file(test::ConvertedModel(BundledModel::kReluLlama260K), model,
-                fs::copy_options::overwrite_existing);
+  const fs::path model = dir / "model.pi";
+  fs::copy_file(test::ConvertedModel(which), model, fs::copy_options::overwrite_existing);
   return model.string();
 }
 
@@ -83,6 +85,50 @@ TEST(PiProfileCliTest, TextReportOnStdout) {
                         "neurons for 80%/90%/99%", "named.profile.pi", "named.profile.svg"}) {
     EXPECT_TRUE(absl::StrContains(r.out, s)) << r.out << " lacks " << s;
   }
+}
+
+// The README's held-back evaluation: a second profile of a SiLU model with the first one's
+// thresholds (not calibrated again on the new text); a profile of another model is refused.
+TEST(PiProfileCliTest, ThresholdsFromAnotherProfileOfTheModel) {
+  const std::string model = ModelInOwnDirectory("cli_thresholds", BundledModel::kStories260K);
+  const std::string dir = fs::path(model).parent_path().string();
+  const std::string calibrated = dir + "/calibrated.profile.pi";
+  const test::ProgramResult first =
+      PiProfile({"-m", model, "--dataset", Stories(), "--max-tokens", "512", "--target-sparsity",
+                 "0.6", "-q", "-t", "1", "-o", calibrated});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  absl::StatusOr<ActivationProfile> source = ActivationProfile::Read(calibrated);
+  ASSERT_TRUE(source.ok()) << source.status();
+  ASSERT_TRUE(source->calibrated());
+
+  // Another text (a sentence of its own) and another length: calibrating here would give other
+  // thresholds.
+  const std::string held_back = dir + "/held_back.txt";
+  std::ofstream(held_back) << "The little dog ran to the park. He saw a big red ball and a cat.\n";
+  const std::string reused = dir + "/reused.profile.pi";
+  const test::ProgramResult second =
+      PiProfile({"-m", model, "--dataset", held_back, "--thresholds-from", calibrated, "--json",
+                 "-q", "-t", "1", "-o", reused});
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  const nlohmann::json j = nlohmann::json::parse(second.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << second.out;
+  EXPECT_EQ(j["thresholds_from"], calibrated);
+  absl::StatusOr<ActivationProfile> profile = ActivationProfile::Read(reused);
+  ASSERT_TRUE(profile.ok()) << profile.status();
+  EXPECT_EQ(profile->threshold, source->threshold);
+  EXPECT_DOUBLE_EQ(profile->target_sparsity, 0.6);
+  EXPECT_NE(profile->tokens, source->tokens);
+
+  // The ReLU model's profile is for another model.
+  const std::string relu = ModelInOwnDirectory("cli_thresholds_relu");
+  const test::ProgramResult relu_profile =
+      PiProfile({"-m", relu, "--dataset", Stories(), "--max-tokens", "64", "-q", "-t", "1"});
+  ASSERT_EQ(relu_profile.exit_code, 0) << relu_profile.err;
+  const std::string relu_profile_path = relu.substr(0, relu.size() - 3) + ".profile.pi";
+  ExpectOneLineError(PiProfile({"-m", model, "--dataset", held_back, "--thresholds-from",
+                                relu_profile_path, "-o", dir + "/other.profile.pi"}),
+                     "another model");
+  EXPECT_FALSE(fs::exists(dir + "/other.profile.pi"));
 }
 
 TEST(PiProfileCliTest, BadFlagsAreOneLine) {

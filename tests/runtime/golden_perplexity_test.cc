@@ -1,5 +1,6 @@
 // Perplexities against llama.cpp's (tests/data/reference_outputs.md), and the cost of quantization.
 #include <cmath>
+#include <cstdio>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -64,6 +65,25 @@ INSTANTIATE_TEST_SUITE_P(Stories260K, LlamaCppPerplexityTest,
                            return absl::StrCat(stories ? "TinyStories" : "Shakespeare", "Ctx",
                                                info.param.context);
                          });
+
+// The README's pi-run --perplexity command itself, not only the library behind it: its "Final
+// estimate" line is llama.cpp's number for the same text, context and chunks (within 0.5%, the
+// library test's bound).
+TEST(LlamaCppPerplexityCliTest, PiRunFinalEstimateMatchesLlamaCpp) {
+  const PerplexityCase& c = kLlamaCppPerplexities[0];
+  const test::ProgramResult r = test::RunProgram(
+      PI_RUN_PATH, {"-m", test::ConvertedModel(BundledModel::kStories260K, DType::kF32),
+                    "--perplexity", test::SourcePath(std::string("tests/data/text/") + c.text),
+                    "-c", absl::StrCat(c.context), "--chunks", absl::StrCat(c.chunks), "-t", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  double ppl = 0, error = 0;
+  ASSERT_EQ(std::sscanf(r.out.c_str(), "Final estimate: PPL = %lf +/- %lf", &ppl, &error), 2)
+      << r.out;
+  EXPECT_NEAR(ppl, c.ppl, 0.005 * c.ppl) << r.out;
+  EXPECT_NEAR(error, c.error, 0.02 * c.error) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.err, absl::StrCat("[", c.chunks, "]"))) << r.err;
+  EXPECT_FALSE(absl::StrContains(r.err, absl::StrCat("[", c.chunks + 1, "]"))) << r.err;
+}
 
 // Quantized weights against the f32 reference, with the bounds we measured (SIMD kernels, which
 // quantize activations to 8 bits). pi-convert's q4_0 picks each block's scale for the least error

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "runtime/common/cli_common.h"
+#include "runtime/common/cli_flags.h"
 #include "tools/convert/converter.h"
 #include "tools/convert/source_reader.h"
 
@@ -63,6 +64,7 @@ int Main(int argc, char** argv) {
                "llama.cpp keeps it at higher precision)");
   app.add_flag("-q,--quiet", quiet, "no progress output");
   app.add_flag("--json", json, "print a JSON report on stdout");
+  AddVersionFlag(app, kProgram);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

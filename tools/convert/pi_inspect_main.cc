@@ -6,6 +6,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "runtime/common/cli_common.h"
+#include "runtime/common/cli_flags.h"
 #include "tools/convert/inspect.h"
 
 namespace pinfer {
@@ -31,6 +32,7 @@ int Main(int argc, char** argv) {
   app.add_flag("--verify", options.verify, "check every tensor checksum");
   app.add_flag("--json", options.json, "print the report as JSON");
   app.add_flag("-q,--quiet", quiet, "no progress output");
+  AddVersionFlag(app, kProgram);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -83,6 +83,7 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--json", json, "print the report as JSON");
   app.add_flag("-q,--quiet", quiet, "no progress on stderr");
+  AddVersionFlag(app, kProgram);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

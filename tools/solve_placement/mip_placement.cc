@@ -415,6 +415,8 @@ absl::StatusOr<MipResult> SolvePlacementMip(const PlacementProblem& problem,
   model.branchAndBound();
 
   MipResult result;
+  result.time_limit_s = model.getMaximumSeconds();
+  result.relative_gap = model.getAllowableFractionGap();
   result.columns = form.lp.columns();
   result.rows = form.lp.rows();
   result.integers = form.lp.integers();

@@ -53,6 +53,8 @@ struct MipResult {
   double cpu_seconds = 0;  // process CPU time of the same span (the machine may be shared)
   int64_t nodes = 0;
   int64_t columns = 0, rows = 0, integers = 0;
+  double time_limit_s = 0;  // the limits CBC was given (MipOptions), for the report
+  double relative_gap = 0;
 };
 
 absl::StatusOr<MipResult> SolvePlacementMip(const PlacementProblem& problem,

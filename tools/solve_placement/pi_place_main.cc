@@ -111,6 +111,7 @@ int Main(int argc, char** argv) {
   app.add_flag("--json", json, "print the report as JSON on stdout");
   app.add_flag("--calibrate", calibrate, "measure this machine's CPU and write a hardware file");
   app.add_flag("-q,--quiet", quiet, "no progress output");
+  AddVersionFlag(app, kProgram);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -169,6 +170,15 @@ int Main(int argc, char** argv) {
 
   absl::StatusOr<ModelProblem> problem = BuildModelProblem(**model, *profile, options);
   if (!problem.ok()) return ReportError(kProgram, problem.status());
+  // A longer context than the model was trained for is allowed (the KV cache is sized for it),
+  // but the model is unlikely to be useful there.
+  if (problem->config.context_length > 0 && options.context > problem->config.context_length) {
+    std::fprintf(stderr,
+                 "%s: warning: --ctx %lld is above the context %s was trained for (%lld tokens, "
+                 "from its header)\n",
+                 kProgram, static_cast<long long>(options.context), model_path.c_str(),
+                 static_cast<long long>(problem->config.context_length));
+  }
   if (absl::Status s = CheckBudget(problem->problem); !s.ok()) {
     return ReportError(kProgram,
                        absl::Status(s.code(), absl::StrCat(model_path, ": ", s.message())));

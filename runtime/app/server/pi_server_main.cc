@@ -4,6 +4,7 @@
 #include "runtime/app/runtime_flags.h"
 #include "runtime/app/server/pi_server.h"
 #include "runtime/common/cli_common.h"
+#include "runtime/common/cli_flags.h"
 
 namespace pinfer {
 namespace {
@@ -24,14 +25,11 @@ int Main(int argc, char** argv) {
   PiServerOptions options;
   AddRuntimeFlags(app, options.runtime);
   AddServerFlags(app, options.server);
+  AddVersionFlag(app, kProgram);
   try {
     app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    return ReportError(kProgram, absl::InvalidArgumentError(e.what()));
+    return ReportParseError(kProgram, app, e);
   }
   if (absl::Status s = RunPiServer(options); !s.ok()) return ReportError(kProgram, s);
   return 0;
