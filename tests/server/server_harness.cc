@@ -14,6 +14,9 @@
 #include "absl/strings/numbers.h"
 #include "gtest/gtest.h"
 #include "runtime/common/cli_common.h"
+#include "runtime/exec/generator.h"
+#include "runtime/exec/session.h"
+#include "runtime/text/sampler.h"
 #include "tests/runtime/test_models.h"
 
 namespace pinfer::test {
@@ -35,6 +38,23 @@ LoadedRuntime& StoriesRuntime() {
     runtime = new LoadedRuntime(*std::move(loaded));  // lives until the process exits
   });
   return *runtime;
+}
+
+std::vector<std::string> GreedyPieces(const std::string& prompt, int n) {
+  LoadedRuntime& rt = StoriesRuntime();
+  std::unique_ptr<Session> session = *Session::Create(*rt.executor);
+  SamplerParams params;
+  params.temperature = 0;
+  Sampler sampler(params);
+  GenerationOptions options;
+  options.max_tokens = n;
+  const absl::StatusOr<GenerationResult> result =
+      Generate(*session, sampler, *rt.tokenizer, rt.tokenizer->Encode(prompt), options, nullptr);
+  EXPECT_TRUE(result.ok()) << result.status();
+  std::vector<std::string> pieces;
+  if (!result.ok()) return pieces;
+  for (const int32_t token : result->tokens) pieces.push_back(rt.tokenizer->TokenToPiece(token));
+  return pieces;
 }
 
 std::unique_ptr<PiServer> StartServer(ServerOptions options, int64_t context) {
@@ -75,6 +95,43 @@ bool LogCapture::Contains(const std::string& text) const {
     if (absl::StrContains(line, text)) return true;
   }
   return false;
+}
+
+HoldPoint::HoldPoint(std::function<bool(const GenerationRequest&)> selects, int64_t at)
+    : selects_(std::move(selects)), at_(at) {}
+
+std::function<bool(const Generation&, int64_t)> HoldPoint::Hook() {
+  return [this](const Generation& generation, int64_t generated) {
+    return Holds(generation, generated);
+  };
+}
+
+bool HoldPoint::Holds(const Generation& generation, int64_t generated) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (released_ || generated < at_ || !selects_(generation.request())) return false;
+  if (reached_.insert(&generation).second) changed_.notify_all();
+  return true;
+}
+
+bool HoldPoint::WaitUntilHeld(int count) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  return changed_.wait_for(lock, std::chrono::seconds(20),
+                           [&] { return reached_.size() >= static_cast<size_t>(count); });
+}
+
+void HoldPoint::MoveTo(int64_t at) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  at_ = at;
+  reached_.clear();
+}
+
+void HoldPoint::Release() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  released_ = true;
+}
+
+std::function<bool(const GenerationRequest&)> WithMaxTokens(int64_t max_tokens) {
+  return [max_tokens](const GenerationRequest& r) { return r.max_tokens == max_tokens; };
 }
 
 RawConnection::RawConnection(int port) {
@@ -185,6 +242,11 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
 
 json HttpReply::Json() const { return json::parse(body, nullptr, /*allow_exceptions=*/false); }
 
+std::string HttpReply::Header(const std::string& name) const {
+  const auto it = headers.find(name);  // httplib::Headers compares names ignoring case
+  return it == headers.end() ? "" : it->second;
+}
+
 namespace {
 
 httplib::Client MakeClient(int port) {
@@ -200,6 +262,7 @@ HttpReply ToReply(const httplib::Result& result) {
   reply.status = result->status;
   reply.body = result->body;
   reply.content_type = result->get_header_value("Content-Type");
+  reply.headers = result->headers;
   return reply;
 }
 
@@ -232,6 +295,20 @@ std::string StreamReply::Text() const {
     }
   }
   return text;
+}
+
+std::vector<std::string> StreamReply::Pieces() const {
+  std::vector<std::string> pieces;
+  for (const json& e : events) {
+    if (!e.contains("choices") || e["choices"].empty()) continue;
+    const json& choice = e["choices"][0];
+    if (!choice["finish_reason"].is_null()) continue;
+    if (choice.contains("text")) pieces.push_back(choice["text"].get<std::string>());
+    if (choice.contains("delta") && !choice["delta"].contains("role")) {
+      pieces.push_back(choice["delta"].value("content", ""));
+    }
+  }
+  return pieces;
 }
 
 std::string StreamReply::FinishReason() const {

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,6 +25,11 @@ using nlohmann::json;
 // stories260K (f32), converted and loaded once per process.
 std::string StoriesPath();
 LoadedRuntime& StoriesRuntime();
+
+// Generate()'s greedy tokens after `prompt` (encoded as the server encodes it) on StoriesRuntime(),
+// each as its text: what a stream of them sends, an event each. Not while a server over the same
+// runtime generates (they would share the executor).
+std::vector<std::string> GreedyPieces(const std::string& prompt, int n);
 
 // A server over StoriesRuntime() on 127.0.0.1 and a free port, with request logs off unless
 // options.log is set; sessions of `context` positions (0: the model's 512).
@@ -40,6 +47,39 @@ class LogCapture {
   mutable std::mutex mutex_;
   std::vector<std::string> lines_;
 };
+
+// Holds chosen generations at a chosen token (through SchedulerOptions::hold) until the test lets
+// them go, so that a test orders events by the state of a generation ("it has generated k tokens
+// and cannot generate more") instead of racing the clock. Must outlive the scheduler it is given
+// to.
+class HoldPoint {
+ public:
+  // Generations whose request `selects` are held once they have generated `at` tokens.
+  HoldPoint(std::function<bool(const GenerationRequest&)> selects, int64_t at);
+  // For SchedulerOptions::hold.
+  std::function<bool(const Generation&, int64_t)> Hook();
+  // Whether to hold `generation` now (what Hook() answers).
+  bool Holds(const Generation& generation, int64_t generated);
+  // Waits (up to 20 s) until `count` generations have been held at the current point; false when
+  // they have not.
+  bool WaitUntilHeld(int count = 1);
+  // Holds at `at` tokens from now on (more than now: the held generations go on to there), and
+  // counts the generations held there afresh.
+  void MoveTo(int64_t at);
+  // Holds nothing from now on.
+  void Release();
+
+ private:
+  const std::function<bool(const GenerationRequest&)> selects_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  int64_t at_;
+  bool released_ = false;
+  std::set<const Generation*> reached_;  // held at the current point
+};
+
+// Selects the requests of `max_tokens` tokens (HoldPoint).
+std::function<bool(const GenerationRequest&)> WithMaxTokens(int64_t max_tokens);
 
 // A TCP connection to 127.0.0.1:port, for what cpp-httplib's client cannot do: send a request a
 // few bytes at a time, frame it wrong, or put a NUL in a header.
@@ -74,7 +114,9 @@ struct HttpReply {
   int status = -1;  // -1: no reply (connection error)
   std::string body;
   std::string content_type;
+  httplib::Headers headers;
   json Json() const;  // the body parsed; discarded when it is not JSON
+  std::string Header(const std::string& name) const;  // "" when there is none
 };
 
 HttpReply Get(int port, const std::string& path, const httplib::Headers& headers = {});
@@ -92,6 +134,9 @@ struct StreamReply {
   std::string raw;    // everything received
   // Concatenated text deltas (completions: choices[0].text; chat: choices[0].delta.content).
   std::string Text() const;
+  // The text delta of each event that carries text (not the chat's role event, the finish event or
+  // the usage event), in order.
+  std::vector<std::string> Pieces() const;
   // The finish_reason of the last chunk that has one; "" when none.
   std::string FinishReason() const;
 };

@@ -1,10 +1,12 @@
 // pi-server end to end, in process: a PiServer on a loopback port, a real HTTP client on every
 // endpoint; greedy answers against pi-run's; parallel clients; the queue; clients that go away;
 // every kind of bad request; a bounded load test.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -106,18 +108,27 @@ TEST(ServerTest, HealthAndModels) {
   EXPECT_EQ(one.Json()["id"], name);
   ExpectApiError(test::Get(port, "/v1/models/gpt-4"), 404, "model_not_found", "'gpt-4'");
   ExpectApiError(test::Get(port, "/v1/nothing"), 404, "unknown_url", "/v1/nothing");
-  // A known path asked with another method: 405, naming what it answers.
-  ExpectApiError(test::Get(port, "/v1/completions"), 405, "method_not_allowed",
+  // A known path asked with another method: 405, naming what it answers, in Allow too.
+  const HttpReply get_completions = test::Get(port, "/v1/completions");
+  ExpectApiError(get_completions, 405, "method_not_allowed",
                  "/v1/completions answers POST, not GET");
-  ExpectApiError(test::Get(port, "/v1/chat/completions"), 405, "method_not_allowed", "POST");
-  ExpectApiError(test::Post(port, "/health", json::object()), 405, "method_not_allowed",
-                 "/health answers GET, HEAD, not POST");
+  EXPECT_EQ(get_completions.Header("Allow"), "POST");
+  const HttpReply get_chat = test::Get(port, "/v1/chat/completions");
+  ExpectApiError(get_chat, 405, "method_not_allowed", "POST");
+  EXPECT_EQ(get_chat.Header("Allow"), "POST");
+  const HttpReply post_health = test::Post(port, "/health", json::object());
+  ExpectApiError(post_health, 405, "method_not_allowed", "/health answers GET, HEAD, not POST");
+  EXPECT_EQ(post_health.Header("Allow"), "GET, HEAD");
 }
 
 TEST(ServerTest, GreedyCompletionsEqualPiRun) {
+  const std::vector<std::string> prompts = {"Once upon a time", "The little dog",
+                                            "Tom and Lily went", ""};
+  std::map<std::string, std::vector<std::string>> pieces;
+  for (const std::string& prompt : prompts) pieces[prompt] = test::GreedyPieces(prompt, 40);
   std::unique_ptr<PiServer> server = test::StartServer();
   ASSERT_NE(server, nullptr);
-  for (const std::string prompt : {"Once upon a time", "The little dog", "Tom and Lily went", ""}) {
+  for (const std::string& prompt : prompts) {
     SCOPED_TRACE(prompt);
     const std::string expected = PiRunGreedy(prompt, 40);
     ASSERT_FALSE(expected.empty());
@@ -147,14 +158,14 @@ TEST(ServerTest, GreedyCompletionsEqualPiRun) {
     EXPECT_TRUE(absl::EndsWith(stream.raw, "data: [DONE]\n\n"));
     EXPECT_EQ(stream.Text(), expected);
     EXPECT_EQ(stream.FinishReason(), "length");
-    ASSERT_GE(stream.events.size(), 3u);
+    // An event per token, each with that token's text, however the client and the scheduler
+    // thread happened to take turns; then the finish event and the usage event.
+    EXPECT_EQ(stream.Pieces(), pieces.at(prompt));
+    EXPECT_EQ(stream.events.size(), 40u + 2u);
     for (const json& e : stream.events) {
       EXPECT_EQ(e["object"], "text_completion");
       EXPECT_EQ(e["id"], stream.events[0]["id"]);
     }
-    // (Chunks carry the text produced since the previous one: how many there are depends on how
-    // fast the client reads. SlotsInterleaveAndADisconnectFreesTheSlot shows text arriving while
-    // the generation runs.)
     const json& usage = stream.events.back();
     EXPECT_TRUE(usage["choices"].empty());
     EXPECT_EQ(usage["usage"]["completion_tokens"], 40);
@@ -193,6 +204,7 @@ TEST(ServerTest, ChatAppliesTheTemplate) {
 
   json stream_request = chat_request;
   stream_request["stream"] = true;
+  stream_request["stream_options"] = {{"include_usage", true}};
   const StreamReply stream = test::PostStream(server->port(), kChat, stream_request);
   ASSERT_EQ(stream.status, 200) << stream.raw;
   EXPECT_TRUE(stream.done);
@@ -201,6 +213,11 @@ TEST(ServerTest, ChatAppliesTheTemplate) {
   EXPECT_EQ(stream.events.front()["choices"][0]["delta"]["role"], "assistant");
   EXPECT_EQ(stream.Text(), expected);
   EXPECT_EQ(stream.FinishReason(), body["choices"][0]["finish_reason"]);
+  // A delta per generated token (nothing held back: the text has no "<" of "<|im_end|>").
+  ASSERT_FALSE(absl::StrContains(expected, "<")) << expected;
+  EXPECT_EQ(static_cast<int64_t>(stream.Pieces().size()),
+            stream.events.back()["usage"]["completion_tokens"].get<int64_t>());
+  EXPECT_EQ(stream.events.back()["usage"]["completion_tokens"], body["usage"]["completion_tokens"]);
 }
 
 TEST(ServerTest, ChatTemplateFlagOverridesTheDefault) {
@@ -322,7 +339,7 @@ TEST(ServerTest, BadRequestsGetJsonErrors) {
         },
         "application/json");
     ASSERT_TRUE(r) << httplib::to_string(r.error());
-    HttpReply reply{r->status, r->body, r->get_header_value("Content-Type")};
+    HttpReply reply{r->status, r->body, r->get_header_value("Content-Type"), r->headers};
     ExpectApiError(reply, 413, "payload_too_large", "--max-body");
   }
   ExpectApiError(test::Post(port, kCompletions, {{"prompt", "Hi"}, {"model", "gpt-4o"}}), 404,
@@ -412,51 +429,84 @@ TEST(ServerTest, ParallelClientsEachGetTheirAnswer) {
   }
 }
 
-TEST(ServerTest, SlotsInterleaveAndADisconnectFreesTheSlot) {
+// The tests below hold generations at a chosen token (test::HoldPoint) where they would otherwise
+// race the clock: a generation the test needs unfinished cannot finish, however fast the machine.
+
+TEST(ServerTest, SlotsInterleave) {
+  const std::vector<std::string> a_pieces = test::GreedyPieces("Once upon a time", 48);
+  const std::vector<std::string> b_pieces = test::GreedyPieces("The little dog", 16);
+  // Which generation each forward pass was for, in order ('A' or 'B', told by max_tokens).
+  std::mutex order_mutex;
+  std::string order;
+  // A waits at its first token until B is running too.
+  test::HoldPoint a_waits(test::WithMaxTokens(48), /*at=*/1);
   ServerOptions options;
   options.scheduler.parallel = 2;
-  options.max_tokens = 4000;
-  std::unique_ptr<PiServer> server = test::StartServer(options, /*context=*/4096);
+  options.scheduler.hold = [&](const Generation& g, int64_t generated) {
+    if (a_waits.Holds(g, generated)) return true;
+    std::lock_guard<std::mutex> lock(order_mutex);
+    order += g.request().max_tokens == 48 ? 'A' : 'B';
+    if (g.request().max_tokens == 16) a_waits.Release();
+    return false;
+  };
+  std::unique_ptr<PiServer> server = test::StartServer(options);
   ASSERT_NE(server, nullptr);
   const int port = server->port();
-  const std::string short_expected =
-      test::ReplyText(test::Post(port, kCompletions, Greedy("The little dog", 16)).Json());
 
-  // A streams a long generation. Once it has started, B asks for a short one: B is answered while
-  // A is still generating (a server that ran requests one after the other would make B wait for
-  // A's 3000 tokens). Then A's client goes away, which frees its slot.
-  std::atomic<bool> b_done{false};
-  std::string b_text;
-  std::thread b;
-  json long_request = Greedy("Once upon a time", 3000);
-  long_request["stream"] = true;
-  const StreamReply a = test::PostStream(port, kCompletions, long_request, [&](const json&) {
-    if (!b.joinable()) {
-      b = std::thread([&] {
-        b_text =
-            test::ReplyText(test::Post(port, kCompletions, Greedy("The little dog", 16)).Json());
-        b_done = true;
-      });
-    }
-    return !b_done;  // disconnect once B has its answer
+  // A and B at once: their forward passes alternate, one each per round, while both run (a server
+  // that ran requests one after the other would give AAAA...BBBB).
+  std::string a_text;
+  std::jthread a([&] {
+    a_text = test::ReplyText(test::Post(port, kCompletions, Greedy("Once upon a time", 48)).Json());
   });
-  b.join();
-  EXPECT_EQ(b_text, short_expected);
-  EXPECT_FALSE(a.done);
-  EXPECT_EQ(a.FinishReason(), "");
-  EXPECT_GT(a.events.size(), 1u);
+  ASSERT_TRUE(a_waits.WaitUntilHeld());
+  const std::string b_text =
+      test::ReplyText(test::Post(port, kCompletions, Greedy("The little dog", 16)).Json());
+  a.join();
+  EXPECT_EQ(a_text, absl::StrJoin(a_pieces, ""));
+  EXPECT_EQ(b_text, absl::StrJoin(b_pieces, ""));
+  std::lock_guard<std::mutex> lock(order_mutex);
+  // B's 16 passes (its prompt, then 15 tokens: the 16th is not evaluated), each after one of A's
+  // but the first; A's 48 passes (its prompt, then 47 tokens) in all.
+  std::string alternating = "B";
+  for (int i = 0; i < 15; ++i) alternating += "AB";
+  const size_t first_b = order.find('B');
+  ASSERT_NE(first_b, std::string::npos) << order;
+  EXPECT_EQ(order.substr(first_b, order.rfind('B') - first_b + 1), alternating) << order;
+  EXPECT_EQ(std::count(order.begin(), order.end(), 'B'), 16) << order;
+  EXPECT_EQ(std::count(order.begin(), order.end(), 'A'), 48) << order;
+}
+
+TEST(ServerTest, AStreamingClientThatLeavesFreesItsSlot) {
+  // Held at its first token (else it could finish before the server noticed the client leave).
+  test::HoldPoint held(test::WithMaxTokens(48), /*at=*/1);
+  ServerOptions options;
+  options.scheduler.hold = held.Hook();
+  std::unique_ptr<PiServer> server = test::StartServer(options);
+  ASSERT_NE(server, nullptr);
+  json request = Greedy("Once upon a time", 48);
+  request["stream"] = true;
+  const StreamReply left =
+      test::PostStream(server->port(), kCompletions, request, [](const json&) { return false; });
+  EXPECT_FALSE(left.done);
+  EXPECT_EQ(left.FinishReason(), "");
   ASSERT_TRUE(Eventually([&] { return server->stats().busy_slots == 0; }));
   const SchedulerStats stats = server->stats();
-  EXPECT_EQ(stats.finished, 3);
-  EXPECT_LT(stats.generated_tokens, 16 + 16 + 3000);  // A was cut short
+  EXPECT_EQ(stats.finished, 1);
+  EXPECT_EQ(stats.generated_tokens, 1);  // cancelled where it was held
+  // The slot serves the next request.
+  EXPECT_EQ(test::Post(server->port(), kCompletions, Greedy("Tom", 4)).status, 200);
 }
 
 // Every way a client leaves is logged, a stream's included, in the same style.
 TEST(ServerTest, ClientsThatLeaveAreLogged) {
   test::LogCapture log;
+  // The long generations stop at their first token until their clients have gone.
+  test::HoldPoint held(test::WithMaxTokens(3000), /*at=*/1);
   ServerOptions options;
   options.max_tokens = 4000;
   options.log = log.Sink();
+  options.scheduler.hold = held.Hook();
   std::unique_ptr<PiServer> server = test::StartServer(options, /*context=*/4096);
   ASSERT_NE(server, nullptr);
   const int port = server->port();
@@ -468,11 +518,11 @@ TEST(ServerTest, ClientsThatLeaveAreLogged) {
   ASSERT_TRUE(Eventually([&] { return log.Contains("the client went away while streaming"); }))
       << absl::StrJoin(log.Lines(), "\n");
   {
-    // 4000 tokens take stories260K about a second; the client gives up after 100 ms.
+    // Held, the generation cannot answer; the client gives up after 100 ms.
     httplib::Client impatient("127.0.0.1", port);
     impatient.set_read_timeout(std::chrono::milliseconds(100));
     EXPECT_FALSE(
-        impatient.Post(kCompletions, Greedy("Once upon a time", 4000).dump(), "application/json"));
+        impatient.Post(kCompletions, Greedy("Once upon a time", 3000).dump(), "application/json"));
   }
   ASSERT_TRUE(Eventually([&] { return log.Contains(": the client went away"); }));
   long_request["max_tokens"] = 4;
@@ -483,7 +533,9 @@ TEST(ServerTest, ClientsThatLeaveAreLogged) {
   ASSERT_EQ(lines.size(), 3u) << absl::StrJoin(lines, "\n");
   EXPECT_TRUE(absl::StartsWith(lines[0], "127.0.0.1:")) << lines[0];
   EXPECT_TRUE(absl::StrContains(
-      lines[0], " POST /v1/completions: the client went away while streaming, after "))
+      lines[0],
+      " POST /v1/completions: the client went away while streaming, after 1 generated "
+      "tokens"))
       << lines[0];
   EXPECT_TRUE(absl::StrContains(lines[1], " POST /v1/completions: the client went away"))
       << lines[1];
@@ -491,9 +543,11 @@ TEST(ServerTest, ClientsThatLeaveAreLogged) {
 }
 
 TEST(ServerTest, TheQueueIsBoundedAndAQueuedClientCanLeave) {
+  test::HoldPoint held(test::WithMaxTokens(3000), /*at=*/1);
   ServerOptions options;
   options.scheduler.parallel = 1;
   options.scheduler.queue_length = 1;
+  options.scheduler.hold = held.Hook();
   options.max_tokens = 4000;
   std::unique_ptr<PiServer> server = test::StartServer(options, /*context=*/4096);
   ASSERT_NE(server, nullptr);
@@ -501,39 +555,35 @@ TEST(ServerTest, TheQueueIsBoundedAndAQueuedClientCanLeave) {
   const std::string expected =
       test::ReplyText(test::Post(port, kCompletions, Greedy("Tom had a", 12)).Json());
 
-  // A holds the only slot; B waits in the queue; C finds the queue full: 503 at once. When A's
-  // client leaves, B runs and gets its answer.
-  std::atomic<bool> a_started{false}, release_a{false};
+  // A holds the only slot (held at its first token); B waits in the queue; C finds the queue full:
+  // 503 at once. When A's client leaves, B runs and gets its answer.
   json long_request = Greedy("Once upon a time", 3000);
   long_request["stream"] = true;
-  std::thread a([&] {
-    test::PostStream(port, kCompletions, long_request, [&](const json&) {
-      a_started = true;
-      return !release_a;
-    });
+  std::atomic<bool> release_a{false};
+  std::jthread a([&] {
+    test::PostStream(port, kCompletions, long_request, [&](const json&) { return !release_a; });
   });
-  ASSERT_TRUE(Eventually([&] { return a_started.load(); }));
+  ASSERT_TRUE(held.WaitUntilHeld());
   std::string b_text;
-  std::thread b([&] {
+  std::jthread b([&] {
     b_text = test::ReplyText(test::Post(port, kCompletions, Greedy("Tom had a", 12)).Json());
   });
   ASSERT_TRUE(Eventually([&] { return server->stats().queued == 1; }));
   ExpectApiError(test::Post(port, kCompletions, Greedy("Hi", 4)), 503, "server_busy", "busy");
+  // A's client leaves at its next event: let A generate one more token.
   release_a = true;
+  held.MoveTo(2);
   a.join();
   b.join();
   EXPECT_EQ(b_text, expected);
 
-  // D: queued behind a long request, its client gives up after 300 ms; the server drops it.
+  // D: queued behind a held request, its client gives up after 300 ms; the server drops it.
+  held.MoveTo(1);
   release_a = false;
-  std::atomic<bool> holding{false};
-  std::thread holder([&] {
-    test::PostStream(port, kCompletions, long_request, [&](const json&) {
-      holding = true;
-      return !release_a;
-    });
+  std::jthread holder([&] {
+    test::PostStream(port, kCompletions, long_request, [&](const json&) { return !release_a; });
   });
-  ASSERT_TRUE(Eventually([&] { return holding.load(); }));
+  ASSERT_TRUE(held.WaitUntilHeld());
   const int64_t finished_before = server->stats().finished;
   {
     httplib::Client impatient("127.0.0.1", port);
@@ -548,52 +598,96 @@ TEST(ServerTest, TheQueueIsBoundedAndAQueuedClientCanLeave) {
   }));
   EXPECT_EQ(server->stats().busy_slots, 1);  // the holder still runs
   release_a = true;
+  held.MoveTo(2);
   holder.join();
 }
 
 TEST(ServerTest, TheRequestTimeoutCutsAGeneration) {
+  // Held at its 5th token, the generation can end only by its deadline.
+  test::HoldPoint held(test::WithMaxTokens(4000), /*at=*/5);
   ServerOptions options;
-  options.timeout_seconds = 0.3;
+  options.timeout_seconds = 0.2;
   options.max_tokens = 4000;
+  options.scheduler.hold = held.Hook();
   std::unique_ptr<PiServer> server = test::StartServer(options, /*context=*/4096);
   ASSERT_NE(server, nullptr);
   const auto start = std::chrono::steady_clock::now();
   const json reply =
       test::Post(server->port(), kCompletions, Greedy("Once upon a time", 4000)).Json();
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = test::SecondsSince(start);
   EXPECT_EQ(reply["choices"][0]["finish_reason"], "length");
-  EXPECT_LT(reply["usage"]["completion_tokens"].get<int>(), 4000);
+  EXPECT_EQ(reply["usage"]["completion_tokens"], 5);
+  EXPECT_GE(seconds, 0.2);
   EXPECT_LT(seconds, 20.0);
 }
 
 TEST(ServerTest, ShutdownLetsRunningRequestsFinishAndRefusesNewOnes) {
+  // A stream of 40 tokens is held at its 8th. The shutdown begins (with time enough); while it
+  // waits for the stream, /health says so and a new request gets 503. Only then is the stream let
+  // go: what it generates after its 8th token, it generates during the shutdown, and it ends whole.
+  test::HoldPoint held(test::WithMaxTokens(40), /*at=*/8);
   ServerOptions options;
-  options.max_tokens = 4000;
-  std::unique_ptr<PiServer> server = test::StartServer(options, /*context=*/4096);
+  options.scheduler.hold = held.Hook();
+  const std::vector<std::string> pieces = test::GreedyPieces("Once upon a time", 40);
+  std::unique_ptr<PiServer> server = test::StartServer(options);
   ASSERT_NE(server, nullptr);
   const int port = server->port();
-  json long_request = Greedy("Once upon a time", 3000);
-  long_request["stream"] = true;
-  std::atomic<bool> started{false};
+  json request = Greedy("Once upon a time", 40);
+  request["stream"] = true;
+  request["stream_options"] = {{"include_usage", true}};
+  std::atomic<int> events{0};
   StreamReply running;
-  std::thread client([&] {
-    running = test::PostStream(port, kCompletions, long_request, [&](const json&) {
-      started = true;
+  std::jthread client([&] {
+    running = test::PostStream(port, kCompletions, request, [&](const json&) {
+      ++events;
       return true;
     });
   });
-  ASSERT_TRUE(Eventually([&] { return started.load(); }));
-  std::thread stopper([&] { server->Shutdown(std::chrono::milliseconds(200)); });
+  ASSERT_TRUE(held.WaitUntilHeld());
+  std::jthread stopper([&] { server->Shutdown(std::chrono::seconds(60)); });
+  ASSERT_TRUE(Eventually([&] { return test::Get(port, "/health").status == 503; }));
+  const HttpReply health = test::Get(port, "/health");
+  ASSERT_EQ(health.status, 503) << health.body;
+  EXPECT_EQ(health.Json()["status"], "shutting_down") << health.body;
+  EXPECT_EQ(health.Json()["slots_busy"], 1) << health.body;
+  ExpectApiError(test::Post(port, kCompletions, Greedy("Hi", 4)), 503, "server_busy",
+                 "shutting down");
+  const int events_before = events.load();
+  held.Release();
   client.join();
   stopper.join();
-  // Cut after the grace period, and properly ended.
+  EXPECT_LE(events_before, 8);
   EXPECT_TRUE(running.done) << running.raw.substr(running.raw.size() -
                                                   std::min<size_t>(300, running.raw.size()));
   EXPECT_EQ(running.FinishReason(), "length");
-  EXPECT_LT(running.Text().size(), 3000u * 8);
+  ASSERT_FALSE(running.events.empty());
+  EXPECT_EQ(running.events.back()["usage"]["completion_tokens"], 40);
+  EXPECT_EQ(running.Pieces(), pieces);
   // No longer listening.
   EXPECT_EQ(test::Get(port, "/health").status, -1);
+}
+
+TEST(ServerTest, ShutdownCutsWhatRunsPastTheGrace) {
+  // Held at its 8th token, the stream cannot finish within a grace of 0: it is cut there, and ends
+  // properly (finish "length", usage, [DONE]), with 8 tokens of its 40.
+  test::HoldPoint held(test::WithMaxTokens(40), /*at=*/8);
+  ServerOptions options;
+  options.scheduler.hold = held.Hook();
+  std::unique_ptr<PiServer> server = test::StartServer(options);
+  ASSERT_NE(server, nullptr);
+  json request = Greedy("Once upon a time", 40);
+  request["stream"] = true;
+  request["stream_options"] = {{"include_usage", true}};
+  StreamReply cut;
+  std::jthread client([&] { cut = test::PostStream(server->port(), kCompletions, request); });
+  ASSERT_TRUE(held.WaitUntilHeld());
+  server->Shutdown(std::chrono::milliseconds(0));
+  client.join();
+  EXPECT_TRUE(cut.done) << cut.raw;
+  EXPECT_EQ(cut.FinishReason(), "length");
+  ASSERT_FALSE(cut.events.empty());
+  EXPECT_EQ(cut.events.back()["usage"]["completion_tokens"], 8);
+  EXPECT_EQ(cut.Pieces().size(), 8u);
 }
 
 // Many requests over a few seconds from several clients: every one answered, no crash, and memory

@@ -1,10 +1,11 @@
-// SlotScheduler over the real stories260K executor: generations equal Generate()'s, end tokens and
-// stop sequences end them, the queue is bounded, deadlines and cancellations apply in the queue
-// and in a slot, and Drain() refuses, lets finish, then cuts.
+// SlotScheduler over the real stories260K executor: generations equal Generate()'s, their text
+// comes a piece per token, end tokens and stop sequences end them, the queue is bounded, deadlines
+// and cancellations apply in the queue and in a slot, and Drain() refuses, lets finish, then cuts.
 #include "runtime/app/server/slot_scheduler.h"
 
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -18,13 +19,16 @@ using std::chrono::milliseconds;
 
 class SlotSchedulerTest : public ::testing::Test {
  protected:
-  std::unique_ptr<SlotScheduler> Make(int parallel, int queue_length, int64_t context = 0) {
+  // `hold`: SchedulerOptions::hold (a HoldPoint's), or none.
+  std::unique_ptr<SlotScheduler> Make(int parallel, int queue_length, int64_t context = 0,
+                                      test::HoldPoint* hold = nullptr) {
     LoadedRuntime& rt = test::StoriesRuntime();
     SessionOptions session;
     session.context_length = context;
     SchedulerOptions options;
     options.parallel = parallel;
     options.queue_length = queue_length;
+    if (hold != nullptr) options.hold = hold->Hook();
     return *SlotScheduler::Create(*rt.executor, *rt.tokenizer, session, options);
   }
   const Tokenizer& tokenizer() { return *test::StoriesRuntime().tokenizer; }
@@ -37,35 +41,37 @@ class SlotSchedulerTest : public ::testing::Test {
     return r;
   }
 
-  // Waits for the end; returns the final progress with all the text.
+  // Generate()'s tokens for `request` on a session of its own: the reference.
+  std::vector<int32_t> Reference(const GenerationRequest& request) {
+    LoadedRuntime& rt = test::StoriesRuntime();
+    std::unique_ptr<Session> session = *Session::Create(*rt.executor);
+    Sampler sampler(request.sampling);
+    GenerationOptions options;
+    options.max_tokens = request.max_tokens;
+    return Generate(*session, sampler, tokenizer(), request.prompt, options, nullptr)->tokens;
+  }
+
+  // Waits for the end; returns the final progress with all the pieces.
   static Generation::Progress Finish(Generation& g) {
-    std::string text;
+    std::vector<std::string> pieces;
     Generation::Progress p;
     do {
       p = g.Wait(milliseconds(50));
-      text += p.text;
+      pieces.insert(pieces.end(), p.pieces.begin(), p.pieces.end());
     } while (p.phase != Generation::Phase::kFinished);
-    p.text = text;
+    p.pieces = pieces;
     return p;
   }
 };
 
 TEST_F(SlotSchedulerTest, AGenerationEqualsGenerate) {
   const GenerationRequest request = Greedy("Once upon a time", 40);
-  // The reference: Generate() on a session of its own.
-  LoadedRuntime& rt = test::StoriesRuntime();
-  std::unique_ptr<Session> session = *Session::Create(*rt.executor);
-  Sampler sampler(request.sampling);
-  GenerationOptions options;
-  options.max_tokens = 40;
-  const GenerationResult expected =
-      *Generate(*session, sampler, tokenizer(), request.prompt, options, nullptr);
-
+  const std::vector<int32_t> expected = Reference(request);
   std::unique_ptr<SlotScheduler> scheduler = Make(2, 4);
   std::shared_ptr<Generation> g = *scheduler->Submit(request);
   const Generation::Progress p = Finish(*g);
   EXPECT_TRUE(p.status.ok()) << p.status;
-  EXPECT_EQ(p.text, tokenizer().Decode(expected.tokens));
+  EXPECT_EQ(p.Text(), tokenizer().Decode(expected));
   EXPECT_EQ(p.finish_reason, FinishReason::kLength);
   EXPECT_EQ(p.completion_tokens, 40);
   EXPECT_EQ(p.prompt_tokens, static_cast<int64_t>(request.prompt.size()));
@@ -74,6 +80,44 @@ TEST_F(SlotSchedulerTest, AGenerationEqualsGenerate) {
   EXPECT_EQ(stats.generated_tokens, 40);
   EXPECT_EQ(stats.prompt_tokens, static_cast<int64_t>(request.prompt.size()));
   EXPECT_EQ(stats.busy_slots, 0);
+}
+
+TEST_F(SlotSchedulerTest, AReaderThatLooksLateStillGetsAPiecePerToken) {
+  // The waiting thread looks only once the whole generation is over: it gets each token's text as
+  // a piece of its own (what a stream sends as one event each), not the text run together.
+  const GenerationRequest request = Greedy("Once upon a time", 24);
+  const std::vector<int32_t> expected = Reference(request);
+  std::unique_ptr<SlotScheduler> scheduler = Make(1, 0);
+  std::shared_ptr<Generation> g = *scheduler->Submit(request);
+  for (int i = 0; i < 20000 && scheduler->stats().finished == 0; ++i) {
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  ASSERT_EQ(scheduler->stats().finished, 1);
+  const Generation::Progress p = g->Wait(milliseconds(0));
+  EXPECT_EQ(p.phase, Generation::Phase::kFinished);
+  ASSERT_EQ(p.pieces.size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(p.pieces[i], tokenizer().TokenToPiece(expected[i])) << i;
+  }
+  // A stop sequence's possible start is held back and comes with the piece of the token that
+  // releases it: with the stop sequence "Lily X", " Lily" releases " " (holding "Lily"), then "."
+  // releases "Lily.".
+  std::vector<std::string> pieces;
+  for (const int32_t token : expected) pieces.push_back(tokenizer().TokenToPiece(token));
+  size_t lily = 0;
+  while (lily + 1 < pieces.size() && !(pieces[lily] == " Lily" && pieces[lily + 1] == ".")) ++lily;
+  ASSERT_LT(lily + 1, pieces.size()) << ::testing::PrintToString(pieces);
+  pieces[lily] = " ";
+  pieces[lily + 1] = "Lily.";
+  GenerationRequest stop = Greedy("Once upon a time", 24);
+  stop.stop = {"Lily X"};
+  std::shared_ptr<Generation> s = *scheduler->Submit(stop);
+  for (int i = 0; i < 20000 && scheduler->stats().finished == 1; ++i) {
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  const Generation::Progress held = s->Wait(milliseconds(0));
+  EXPECT_EQ(held.Text(), p.Text());
+  EXPECT_EQ(held.pieces, pieces);
 }
 
 TEST_F(SlotSchedulerTest, LongPromptsAreEvaluatedInBatches) {
@@ -93,18 +137,18 @@ TEST_F(SlotSchedulerTest, LongPromptsAreEvaluatedInBatches) {
       *Generate(*session, sampler, tokenizer(), request.prompt, options, nullptr);
   std::unique_ptr<SlotScheduler> scheduler = Make(1, 0);
   const Generation::Progress p = Finish(**scheduler->Submit(request));
-  EXPECT_EQ(p.text, tokenizer().Decode(expected.tokens));
+  EXPECT_EQ(p.Text(), tokenizer().Decode(expected.tokens));
 }
 
 TEST_F(SlotSchedulerTest, EndTokensAndStopSequences) {
   std::unique_ptr<SlotScheduler> scheduler = Make(1, 4);
-  const std::string full = Finish(**scheduler->Submit(Greedy("Once upon a time", 20))).text;
+  const std::string full = Finish(**scheduler->Submit(Greedy("Once upon a time", 20))).Text();
   ASSERT_EQ(full.substr(0, 10), ", there wa");
 
   GenerationRequest stop = Greedy("Once upon a time", 20);
   stop.stop = {" was"};
   const Generation::Progress stopped = Finish(**scheduler->Submit(stop));
-  EXPECT_EQ(stopped.text, ", there");
+  EXPECT_EQ(stopped.Text(), ", there");
   EXPECT_EQ(stopped.finish_reason, FinishReason::kStop);
 
   // The first generated token as an end token: nothing is generated.
@@ -117,17 +161,18 @@ TEST_F(SlotSchedulerTest, EndTokensAndStopSequences) {
   end.end_tokens = Generate(*session, sampler, tokenizer(), end.prompt, one, nullptr)->tokens;
   ASSERT_EQ(end.end_tokens.size(), 1u);
   const Generation::Progress ended = Finish(**scheduler->Submit(end));
-  EXPECT_EQ(ended.text, "");
+  EXPECT_EQ(ended.Text(), "");
   EXPECT_EQ(ended.completion_tokens, 0);
   EXPECT_EQ(ended.finish_reason, FinishReason::kStop);
 }
 
+// The generations below that could finish before what the test waits for are held (HoldPoint):
+// they end only by what the test does, however fast the machine.
 TEST_F(SlotSchedulerTest, TheQueueIsBoundedAndDeadlinesApply) {
-  std::unique_ptr<SlotScheduler> scheduler = Make(1, 1, /*context=*/4096);
+  test::HoldPoint hold(test::WithMaxTokens(4000), /*at=*/3);
+  std::unique_ptr<SlotScheduler> scheduler = Make(1, 1, /*context=*/4096, &hold);
   std::shared_ptr<Generation> running = *scheduler->Submit(Greedy("Once upon a time", 4000));
-  // Wait until it holds the slot.
-  while (running->Wait(milliseconds(50)).phase == Generation::Phase::kQueued) {
-  }
+  ASSERT_TRUE(hold.WaitUntilHeld());  // it holds the slot
   GenerationRequest queued = Greedy("Tom", 4);
   queued.deadline = Clock::now() + milliseconds(100);
   std::shared_ptr<Generation> waiting = *scheduler->Submit(queued);
@@ -141,37 +186,62 @@ TEST_F(SlotSchedulerTest, TheQueueIsBoundedAndDeadlinesApply) {
   std::shared_ptr<Generation> leaving = *scheduler->Submit(Greedy("Tom", 4));
   leaving->Cancel();
   EXPECT_EQ(Finish(*leaving).status.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(scheduler->stats().busy_slots, 1);
   running->Cancel();
   const Generation::Progress cancelled = Finish(*running);
   EXPECT_EQ(cancelled.status.code(), absl::StatusCode::kCancelled);
-  EXPECT_LT(cancelled.completion_tokens, 4000);
+  EXPECT_EQ(cancelled.completion_tokens, 3);
   EXPECT_EQ(scheduler->stats().busy_slots, 0);
   EXPECT_EQ(scheduler->stats().queued, 0);
 }
 
 TEST_F(SlotSchedulerTest, ARunningGenerationIsCutAtItsDeadline) {
-  std::unique_ptr<SlotScheduler> scheduler = Make(1, 0, /*context=*/4096);
+  test::HoldPoint hold(test::WithMaxTokens(4000), /*at=*/3);
+  std::unique_ptr<SlotScheduler> scheduler = Make(1, 0, /*context=*/4096, &hold);
   GenerationRequest request = Greedy("Once upon a time", 4000);
-  request.deadline = Clock::now() + milliseconds(200);
+  request.deadline = Clock::now() + milliseconds(100);
   const Generation::Progress p = Finish(**scheduler->Submit(request));
   EXPECT_TRUE(p.status.ok());
   EXPECT_EQ(p.finish_reason, FinishReason::kLength);
-  EXPECT_LT(p.completion_tokens, 4000);
+  EXPECT_EQ(p.completion_tokens, 3);  // held there until the deadline cut it
+  EXPECT_GE(Clock::now(), request.deadline);
 }
 
 TEST_F(SlotSchedulerTest, DrainRefusesFailsTheQueueThenCuts) {
-  std::unique_ptr<SlotScheduler> scheduler = Make(1, 2, /*context=*/4096);
+  test::HoldPoint hold(test::WithMaxTokens(4000), /*at=*/5);
+  std::unique_ptr<SlotScheduler> scheduler = Make(1, 2, /*context=*/4096, &hold);
   std::shared_ptr<Generation> running = *scheduler->Submit(Greedy("Once upon a time", 4000));
-  while (running->Wait(milliseconds(50)).phase == Generation::Phase::kQueued) {
-  }
+  ASSERT_TRUE(hold.WaitUntilHeld());
   std::shared_ptr<Generation> queued = *scheduler->Submit(Greedy("Tom", 4));
   scheduler->Drain(milliseconds(100));
   EXPECT_EQ(Finish(*queued).status.code(), absl::StatusCode::kUnavailable);
   const Generation::Progress cut = Finish(*running);
   EXPECT_TRUE(cut.status.ok());
   EXPECT_EQ(cut.finish_reason, FinishReason::kLength);
-  EXPECT_LT(cut.completion_tokens, 4000);
+  EXPECT_EQ(cut.completion_tokens, 5);
   EXPECT_EQ(scheduler->Submit(Greedy("Tom", 4)).status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(SlotSchedulerTest, DrainLetsARunningGenerationFinishWithinTheGrace) {
+  // Held at token 5 of 40 until the drain has begun (new generations are refused): what it
+  // generates after that, it generates during the drain, and it ends whole.
+  test::HoldPoint hold(test::WithMaxTokens(40), /*at=*/5);
+  std::unique_ptr<SlotScheduler> scheduler = Make(1, 0, 0, &hold);
+  const GenerationRequest request = Greedy("Once upon a time", 40);
+  std::shared_ptr<Generation> running = *scheduler->Submit(request);
+  ASSERT_TRUE(hold.WaitUntilHeld());
+  std::jthread drain([&] { scheduler->Drain(std::chrono::seconds(60)); });
+  while (scheduler->Submit(Greedy("Tom", 4)).status().code() != absl::StatusCode::kUnavailable) {
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  EXPECT_EQ(scheduler->stats().busy_slots, 1);
+  hold.Release();
+  drain.join();
+  const Generation::Progress p = Finish(*running);
+  EXPECT_TRUE(p.status.ok());
+  EXPECT_EQ(p.finish_reason, FinishReason::kLength);
+  EXPECT_EQ(p.completion_tokens, 40);
+  EXPECT_EQ(p.Text(), tokenizer().Decode(Reference(request)));
 }
 
 TEST_F(SlotSchedulerTest, RefusesBadOptions) {

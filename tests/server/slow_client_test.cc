@@ -84,7 +84,7 @@ TEST(SlowClientTest, DrippingClientsDoNotStallHealthOrCompletions) {
   Drippers drippers(port, 40);
   test::RawConnection slow_body(port);
   slow_body.Send("POST /v1/completions HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n{");
-  std::this_thread::sleep_for(milliseconds(200));  // every one of them is being read
+  // (The server accepts connections in order: the requests below come after all of those.)
 
   httplib::Client client = ImpatientClient(port, 5);
   Clock::time_point t = Clock::now();
@@ -187,9 +187,12 @@ TEST(SlowClientTest, IdleConnectionsAreClosedAtTheReadTimeout) {
 }
 
 TEST(SlowClientTest, ShutdownKeepsToItsGraceDespiteSlowClients) {
+  // The stream is held at its 4th token (test::HoldPoint): it cannot end before the grace does.
+  test::HoldPoint held(test::WithMaxTokens(3000), /*at=*/4);
   ServerOptions options;
   options.scheduler.parallel = 1;
   options.scheduler.queue_length = 1;
+  options.scheduler.hold = held.Hook();
   options.max_tokens = 4000;
   std::unique_ptr<PiServer> server = test::StartServer(options, /*context=*/4096);
   ASSERT_NE(server, nullptr);
@@ -198,18 +201,13 @@ TEST(SlowClientTest, ShutdownKeepsToItsGraceDespiteSlowClients) {
   // sending their requests slowly when the shutdown comes.
   json long_request = Greedy("Once upon a time", 3000);
   long_request["stream"] = true;
-  std::atomic<bool> started{false};
+  long_request["stream_options"] = {{"include_usage", true}};
   test::StreamReply running;
-  std::thread streamer([&] {
-    running = test::PostStream(port, kCompletions, long_request, [&](const json&) {
-      started = true;
-      return true;
-    });
-  });
-  for (int i = 0; i < 2000 && !started; ++i) std::this_thread::sleep_for(milliseconds(5));
-  ASSERT_TRUE(started);
+  std::jthread streamer([&] { running = test::PostStream(port, kCompletions, long_request); });
+  ASSERT_TRUE(held.WaitUntilHeld());
   Drippers drippers(port, 20);
-  std::this_thread::sleep_for(milliseconds(200));
+  // The server accepts connections in order: once a later one is answered, the 20 are its.
+  EXPECT_EQ(test::Get(port, "/health").status, 200);
 
   const Clock::time_point t = Clock::now();
   server->Shutdown(milliseconds(300));
@@ -218,9 +216,13 @@ TEST(SlowClientTest, ShutdownKeepsToItsGraceDespiteSlowClients) {
   drippers.Stop();
   std::fprintf(stderr, "shutdown with a 0.3 s grace and 20 slow clients: %.2f s\n", seconds);
   // The grace, then at most 2 s for the responses to be written.
+  EXPECT_GE(seconds, 0.3);
   EXPECT_LT(seconds, 0.3 + 2.5);
+  // Cut where it was held, and ended properly.
   EXPECT_TRUE(running.done);
   EXPECT_EQ(running.FinishReason(), "length");
+  ASSERT_FALSE(running.events.empty());
+  EXPECT_EQ(running.events.back()["usage"]["completion_tokens"], 4);
   // The slow requests were told.
   for (auto& c : drippers.connections()) {
     const std::string response = c->ReadResponse(milliseconds(1000));

@@ -6,13 +6,16 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <iterator>
 #include <random>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
 #include "runtime/app/server/gated_http_server.h"
@@ -447,7 +450,7 @@ class PiServer::SseStream {
  public:
   SseStream(PiServer& server, std::shared_ptr<Generation> generation, Endpoint endpoint,
             ResponseHeader header, bool include_usage, const ServerConnection& connection,
-            std::string text, Generation::Progress progress, Clock::time_point start,
+            std::vector<std::string> pieces, Generation::Progress progress, Clock::time_point start,
             std::string client, std::string path)
       : server_(server),
         generation_(std::move(generation)),
@@ -455,7 +458,7 @@ class PiServer::SseStream {
         header_(std::move(header)),
         include_usage_(include_usage),
         connection_(connection),
-        text_(std::move(text)),
+        pieces_(std::move(pieces)),
         last_(std::move(progress)),
         start_(start),
         client_(std::move(client)),
@@ -468,14 +471,16 @@ class PiServer::SseStream {
       out += SseEvent(StreamChunk(endpoint_, header_, "", std::nullopt, /*role=*/true));
       role_sent_ = true;
     }
-    if (text_.empty() && last_.phase != Generation::Phase::kFinished) {
+    if (pieces_.empty() && last_.phase != Generation::Phase::kFinished) {
       last_ = generation_->Wait(kPoll);
-      text_ += last_.text;
+      pieces_.insert(pieces_.end(), std::make_move_iterator(last_.pieces.begin()),
+                     std::make_move_iterator(last_.pieces.end()));
     }
-    if (!text_.empty()) {
-      out += SseEvent(StreamChunk(endpoint_, header_, text_, std::nullopt));
-      text_.clear();
+    // An event per token, even for tokens that came while the previous events were written.
+    for (const std::string& piece : pieces_) {
+      out += SseEvent(StreamChunk(endpoint_, header_, piece, std::nullopt));
     }
+    pieces_.clear();
     const bool finished = last_.phase == Generation::Phase::kFinished;
     if (finished) {
       if (!last_.status.ok()) {
@@ -525,7 +530,7 @@ class PiServer::SseStream {
   const ResponseHeader header_;
   const bool include_usage_;
   const ServerConnection& connection_;
-  std::string text_;  // received, not yet sent
+  std::vector<std::string> pieces_;  // received, not yet sent
   Generation::Progress last_;
   bool role_sent_ = false;
   bool done_ = false;
@@ -589,11 +594,11 @@ void PiServer::HandleCompletion(const httplib::Request& req, httplib::Response& 
 
   // Wait for a slot (or the end), watching the connection: errors until then are still HTTP
   // errors, even for a stream.
-  std::string text;
+  std::vector<std::string> pieces;
   Generation::Progress progress;
   do {
     progress = generation->Wait(kPoll);
-    text += progress.text;
+    pieces.insert(pieces.end(), progress.pieces.begin(), progress.pieces.end());
     if (progress.phase == Generation::Phase::kQueued && connection->ClientGone()) {
       generation->Cancel();
       return LogRequest(client, req.method, req.path, "the client went away while queued");
@@ -609,8 +614,8 @@ void PiServer::HandleCompletion(const httplib::Request& req, httplib::Response& 
   header.model = model_name_;
   if (request->stream) {
     auto stream = std::make_shared<SseStream>(*this, generation, endpoint, header,
-                                              request->include_usage, *connection, std::move(text),
-                                              progress, start, client, req.path);
+                                              request->include_usage, *connection,
+                                              std::move(pieces), progress, start, client, req.path);
     res.status = 200;
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
@@ -626,11 +631,11 @@ void PiServer::HandleCompletion(const httplib::Request& req, httplib::Response& 
       return LogRequest(client, req.method, req.path, "the client went away");
     }
     progress = generation->Wait(kPoll);
-    text += progress.text;
+    pieces.insert(pieces.end(), progress.pieces.begin(), progress.pieces.end());
   }
   if (!progress.status.ok()) return fail(ApiErrorFromStatus(progress.status));
   CompletionOutcome outcome;
-  outcome.text = std::move(text);
+  outcome.text = absl::StrJoin(pieces, "");
   outcome.finish_reason = progress.finish_reason;
   outcome.prompt_tokens = progress.prompt_tokens;
   outcome.completion_tokens = progress.completion_tokens;

@@ -14,8 +14,9 @@
 // (bounded), parses and checks the request, tokenizes the prompt, submits it to the scheduler and
 // waits: until its generation is admitted to a slot (so that a request that times out in the
 // queue, or meets a shutdown, still gets an HTTP error), then until it is finished (JSON) or,
-// streaming, passing on text as it comes. While it waits it watches its connection: a client that
-// goes away cancels its generation and frees its slot (and is logged).
+// streaming, passing on text as it comes, an event per generated token. While it waits it watches
+// its connection: a client that goes away cancels its generation and frees its slot (and is
+// logged).
 #pragma once
 
 #include <atomic>

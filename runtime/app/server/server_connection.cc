@@ -82,7 +82,12 @@ ServerConnection* ServerConnection::Current() { return t_current; }
 
 bool ServerConnection::WaitForRequest(Clock::time_point until) {
   if (consumed_ < buffered_) return true;  // pipelined: the next request is already here
-  return Wait(fd_, POLLIN, stop_reading_fd_, MillisecondsUntil(until)) == Ready::kSocket;
+  const Ready ready = Wait(fd_, POLLIN, stop_reading_fd_, MillisecondsUntil(until));
+  // Stopping: a request whose first bytes came before this thread looked is read (Fill), to be
+  // refused with a 503, not dropped unanswered as if the client had sent nothing.
+  char byte = 0;
+  return ready == Ready::kSocket ||
+         (ready == Ready::kSignal && recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0);
 }
 
 void ServerConnection::BeginRequest(Clock::time_point deadline) {
@@ -103,6 +108,14 @@ ssize_t ServerConnection::Fill() {
       return -1;
     }
     if (ready == Ready::kSignal) {
+      // Stopping: take what has already come (the request it begins gets its 503), wait for
+      // nothing more.
+      const ssize_t n = recv(fd_, buffer_, sizeof(buffer_), MSG_DONTWAIT);
+      if (n > 0) {
+        buffered_ = static_cast<size_t>(n);
+        consumed_ = 0;
+      }
+      if (n >= 0) return n;
       read_stopped_ = true;
       return -1;
     }

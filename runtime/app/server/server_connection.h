@@ -37,7 +37,8 @@ class ServerConnection : public httplib::Stream {
   static ServerConnection* Current();
 
   // Waits until the next request's first byte is here (or the client has closed: then reading it
-  // ends the connection). False when `until` passes first, or the server stops reading.
+  // ends the connection). False when `until` passes first, or the server stops reading before
+  // that byte came. (Once it stops, reads take only the bytes already here.)
   bool WaitForRequest(Clock::time_point until);
   // A request begins: it must be read whole, headers and body, by `deadline`.
   void BeginRequest(Clock::time_point deadline);

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace pinfer {
 
@@ -11,11 +12,13 @@ const char* FinishReasonName(FinishReason reason) {
   return reason == FinishReason::kStop ? "stop" : "length";
 }
 
+std::string Generation::Progress::Text() const { return absl::StrJoin(pieces, ""); }
+
 Generation::Progress Generation::Wait(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mutex_);
   changed_.wait_for(lock, timeout, [this] { return has_news_; });
   Progress progress = progress_;
-  progress_.text.clear();
+  progress_.pieces.clear();
   has_news_ = false;
   return progress;
 }
@@ -28,11 +31,11 @@ void Generation::SetRunning() {
   changed_.notify_all();
 }
 
-void Generation::AddText(std::string text, int64_t completion_tokens) {
+void Generation::AddPiece(std::string piece, int64_t completion_tokens) {
   std::lock_guard<std::mutex> lock(mutex_);
   progress_.completion_tokens = completion_tokens;
-  if (text.empty()) return;
-  progress_.text += text;
+  if (piece.empty()) return;
+  progress_.pieces.push_back(std::move(piece));
   has_news_ = true;
   changed_.notify_all();
 }
@@ -43,7 +46,7 @@ void Generation::Finish(absl::Status status, FinishReason reason, std::string re
   progress_.phase = Phase::kFinished;
   progress_.status = std::move(status);
   progress_.finish_reason = reason;
-  progress_.text += rest;
+  if (!rest.empty()) progress_.pieces.push_back(std::move(rest));
   progress_.completion_tokens = completion_tokens;
   has_news_ = true;
   changed_.notify_all();
@@ -167,15 +170,26 @@ void SlotScheduler::Loop() {
       cut = stopping_ || (draining_ && Clock::now() >= cut_after_);
       if (stopping && busy_slots_ == 0) return;
     }
+    bool held = false;
+    bool progressed = false;
     for (Slot& slot : slots_) {
       if (!slot.generation) continue;
       if (slot.generation->cancelled()) {
         Release(slot, absl::CancelledError("the client went away"), FinishReason::kStop);
       } else if (cut || Clock::now() >= slot.generation->request().deadline) {
         Release(slot, absl::OkStatus(), FinishReason::kLength);
+      } else if (options_.hold && options_.hold(*slot.generation, slot.generator->generated())) {
+        held = true;
+        continue;
       } else {
         Step(slot);
       }
+      progressed = true;
+    }
+    if (held && !progressed) {
+      // Only held slots (a test's): look again soon, or at once for new work or a drain.
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait_for(lock, std::chrono::milliseconds(1));
     }
   }
 }
@@ -216,7 +230,7 @@ void SlotScheduler::Step(Slot& slot) {
   }
   if (step->token >= 0) {
     const bool stopped = slot.text->Append(tokenizer_.TokenToPiece(step->token));
-    slot.generation->AddText(slot.text->TakeReady(), slot.generator->generated());
+    slot.generation->AddPiece(slot.text->TakeReady(), slot.generator->generated());
     if (stopped) {
       Release(slot, absl::OkStatus(), FinishReason::kStop);
       return;

@@ -8,7 +8,9 @@
 // are produced, and a long prompt delays the others by one batch at a time only.
 //
 // The HTTP thread that submitted a generation waits on it (Generation::Wait) and takes its text as
-// it comes; when its client goes away it cancels it, and the slot is free at the next round.
+// it comes, one piece per generated token (so that a stream sends each token in an event of its
+// own, however late its reader looks); when its client goes away it cancels it, and the slot is
+// free at the next round.
 #pragma once
 
 #include <atomic>
@@ -16,6 +18,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -61,18 +64,22 @@ class Generation {
   // What the waiting thread sees.
   struct Progress {
     Phase phase = Phase::kQueued;
-    std::string text;     // text released since the previous Wait
+    // The text released since the previous Wait, one piece per generated token, in order. Text
+    // held back (a possible start of a stop sequence, an incomplete UTF-8 character) comes with
+    // the piece of the token that releases it; tokens that release nothing add no piece.
+    std::vector<std::string> pieces;
     absl::Status status;  // when finished: OK, or why it never ran (queue timeout, shutdown)
     FinishReason finish_reason = FinishReason::kStop;
     int64_t prompt_tokens = 0;
     int64_t completion_tokens = 0;  // generated, EOS or end token excluded
+    std::string Text() const;       // the pieces joined
   };
 
   explicit Generation(GenerationRequest request) : request_(std::move(request)) {}
   const GenerationRequest& request() const { return request_; }
 
   // Returns as soon as there is new text or a new phase, or after `timeout` (then possibly with
-  // nothing new). Takes the new text.
+  // nothing new). Takes the new pieces.
   Progress Wait(std::chrono::milliseconds timeout);
   // The client is gone: the scheduler stops the generation at its next round.
   void Cancel() { cancelled_ = true; }
@@ -81,7 +88,7 @@ class Generation {
  private:
   friend class SlotScheduler;
   void SetRunning();
-  void AddText(std::string text, int64_t completion_tokens);
+  void AddPiece(std::string piece, int64_t completion_tokens);
   void Finish(absl::Status status, FinishReason reason, std::string rest,
               int64_t completion_tokens);
 
@@ -96,6 +103,13 @@ class Generation {
 struct SchedulerOptions {
   int parallel = 1;       // slots
   int queue_length = 16;  // generations that may wait for a slot
+  // For tests, which order events with it instead of racing the clock (no flag sets it; empty in
+  // pi-server). Asked on the scheduler thread before each forward pass of a running generation,
+  // with the tokens it has generated so far; true holds the generation there for this round. A
+  // held generation keeps its slot, and cancellation, its deadline and a drain's cut still end it;
+  // the other slots and the queue go on. While nothing but held slots is busy, the scheduler asks
+  // again every millisecond.
+  std::function<bool(const Generation& generation, int64_t generated)> hold;
 };
 
 struct SchedulerStats {
