@@ -1,8 +1,8 @@
 // The chat page in headless Chromium, driven through chromedriver: a conversation streamed from
 // the server equals the API's greedy answers, the stop button ends a reply (the server frees the
 // slot and answers again), errors (a full queue, a missing API key) show as text, and the page fits
-// a phone's screen. Screenshots of both sizes are written beside the test binary. Skipped only
-// when chromium or chromedriver is not installed.
+// a phone's screen; under a sparse FFN the page shows the mode. Screenshots are written beside
+// the test binary. Skipped only when chromium or chromedriver is not installed.
 #include <atomic>
 #include <fstream>
 #include <iostream>
@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "runtime/app/server/http_server.h"
 #include "tests/server/server_harness.h"
+#include "tests/webui/ffn_server.h"
 #include "tests/webui/webdriver.h"
 
 namespace pinfer {
@@ -120,8 +121,9 @@ TEST(ChatPageBrowserTest, ChatsStopsShowsErrorsAndFitsAPhone) {
   json messages = {{{"role", "system"}, {"content", kSystem}}};
   for (const std::string question : {"Tell me about a cat.", "And then?"}) {
     SCOPED_TRACE(question);
+    const int shown = page.Messages();
     page.Send(question);
-    ASSERT_TRUE(Eventually([&] { return page.State() == "streaming" || page.State() == "idle"; }));
+    ASSERT_EQ(page.Messages(), shown + 2);  // the question and the reply to come
     ASSERT_TRUE(page.WaitIdle());
     messages.push_back({{"role", "user"}, {"content", question}});
     int64_t tokens = 0;
@@ -215,11 +217,14 @@ TEST(ChatPageBrowserTest, ChatsStopsShowsErrorsAndFitsAPhone) {
   page.SaveScreenshot("chat-page-phone.png");
   driver->SetWindowSize(1100, 800);
 
-  // An API key: the page says it needs one, a request without it fails with 401 as text, and
-  // with the key typed in Settings the page chats.
+  // An API key, on a server whose FFN is sparse: the page says it needs a key, a request without
+  // it fails with 401 as text, and with the key typed in Settings the page shows the mode and
+  // chats.
   ServerOptions keyed;
   keyed.api_key = "secret";
-  std::unique_ptr<PiServer> locked = test::StartServer(keyed);
+  test::FfnServer sparse = test::StartReluServer(
+      [](const Model&) { return test::ExactSparseSetup(); }, keyed);
+  PiServer* locked = sparse.server.get();
   ASSERT_NE(locked, nullptr);
   driver->Navigate("http://127.0.0.1:" + std::to_string(locked->port()) + "/");
   EXPECT_TRUE(Eventually([&] { return absl::StartsWith(page.Status(), "HTTP 401: "); }))
@@ -234,10 +239,13 @@ TEST(ChatPageBrowserTest, ChatsStopsShowsErrorsAndFitsAPhone) {
   driver->Type("#api-key", "secret");
   driver->Click("#input");  // leaving the field: the page asks /props again, with the key
   ASSERT_TRUE(Eventually([&] { return page.Status().empty(); })) << page.Status();
+  EXPECT_EQ(driver->Execute("return document.getElementById('mode').hidden;"), false);
+  EXPECT_EQ(page.Value("return document.getElementById('mode').textContent;"), "sparse");
   driver->Click("#send");
   ASSERT_TRUE(Eventually([&] { return absl::StrContains(page.Status(), "tokens/s"); }))
       << page.Status();
   EXPECT_EQ(page.Messages(), 2);
+  page.SaveScreenshot("chat-page-sparse.png");
 }
 
 }  // namespace
