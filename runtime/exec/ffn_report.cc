@@ -65,6 +65,12 @@ std::string CheckColumns(const FfnStats& s, int64_t n_ff) {
 
 }  // namespace
 
+const char* FfnMode(const Executor& executor) {
+  const Summary s = Summarize(executor);
+  if (s.device_name != "none") return "hybrid";
+  return s.selects ? "sparse" : "dense";
+}
+
 std::vector<std::string> FfnReportLines(const Executor& executor) {
   const Summary s = Summarize(executor);
   const int64_t n_ff = executor.config().n_ff;

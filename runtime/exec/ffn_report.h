@@ -17,6 +17,10 @@ namespace pinfer {
 //   "check: layer  L: …", "check: all layers: …"       --check
 std::vector<std::string> FfnReportLines(const Executor& executor);
 
+// How the FFN executes, the first word of the report: "dense" (no part selects, none is
+// asynchronous), "hybrid" (some layer has an asynchronous, GPU part) or "sparse" (otherwise).
+const char* FfnMode(const Executor& executor);
+
 // Forgets every layer's statistics (a new measurement starts).
 void ResetFfnStats(Executor& executor);
 

@@ -23,7 +23,9 @@
 #include "runtime/app/server/openai_protocol.h"
 #include "runtime/app/server/request_checks.h"
 #include "runtime/app/server/server_connection.h"
+#include "runtime/app/server/webui/webui.h"
 #include "runtime/common/cli_common.h"
+#include "runtime/exec/ffn_report.h"
 
 namespace pinfer {
 namespace {
@@ -33,7 +35,8 @@ namespace {
 // HEAD too (cpp-httplib).
 const char* MethodsOfPath(const std::string& path) {
   if (path == "/v1/completions" || path == "/v1/chat/completions") return "POST";
-  if (path == "/v1/models" || path.starts_with("/v1/models/") || path == "/health") {
+  if (path == "/v1/models" || path.starts_with("/v1/models/") || path == "/health" ||
+      path == "/props") {
     return "GET, HEAD";
   }
   return nullptr;
@@ -175,6 +178,7 @@ absl::StatusOr<std::unique_ptr<PiServer>> PiServer::Create(Executor& executor,
       SlotScheduler::Create(executor, tokenizer, session_options, options.scheduler);
   if (!scheduler.ok()) return scheduler.status();
   server->scheduler_ = *std::move(scheduler);
+  server->ffn_mode_ = FfnMode(executor);
   server->id_salt_ = std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32);
   GatedHttpServer::Limits limits;
   limits.max_connections = options.max_connections;
@@ -278,6 +282,13 @@ void PiServer::Route() {
   http_->Get("/health", [this](const httplib::Request& req, httplib::Response& res) {
     HandleHealth(req, res);
   });
+  // The chat page and what it shows of the server (webui/webui.h).
+  http_->Get("/props", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!Authorized(req, res)) return;
+    SendJson(res, PropsJson({model_name_, scheduler_->context_length(), ffn_mode_,
+                             options_.scheduler.parallel, options_.max_tokens}));
+  });
+  if (options_.webui) RouteWebUi(*http_);
   // Before any body is read: refuse what is framed wrong, at once (request_checks.h).
   http_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     return RefuseByFraming(req, res) ? httplib::Server::HandlerResponse::Handled

@@ -4,6 +4,7 @@
 //   GET  /v1/models, /v1/models/{id}             the one model this server runs
 //   GET  /health                                 {"status": "ok", slots...}; 503 while shutting
 //   down
+//   GET  /props, and the chat page at /          webui/webui.h
 //
 // Each connection is served on a thread of its own (GatedHttpServer), up to --max-connections;
 // beyond, new connections get 503 at once. A request must arrive whole, headers and body, within
@@ -67,6 +68,7 @@ struct ServerOptions {
   std::string chat_template;           // "llama2" or "chatml"; empty: the model's, else chatml
   std::string model_name;              // the id clients use; empty: the model's file name stem
   bool log_requests = true;            // one line per request
+  bool webui = true;                   // GET / serves the chat page (webui/webui.h); --no-webui
   // Where log lines go (without "pi-server: " or a newline); empty: stderr with both.
   std::function<void(const std::string& line)> log;
 };
@@ -126,6 +128,7 @@ class PiServer {
   const ServerOptions options_;
   const ChatTemplate chat_template_;
   std::string model_name_;
+  std::string ffn_mode_;  // FfnMode() of the executor, for /props
   int64_t created_ = 0;  // when the server started (the model's "created" in /v1/models)
   std::unique_ptr<SlotScheduler> scheduler_;
   std::unique_ptr<GatedHttpServer> http_;

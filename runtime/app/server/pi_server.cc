@@ -144,6 +144,8 @@ void AddServerFlags(CLI::App& app, ServerOptions& options) {
   app.add_option("--alias", options.model_name,
                  "the model's name in the API (default: the model file's name without .pi)");
   app.add_flag_callback(
+      "--no-webui", [&options] { options.webui = false; }, "do not serve the chat page at /");
+  app.add_flag_callback(
       "--quiet", [&options] { options.log_requests = false; }, "do not log each request");
 }
 
