@@ -10,6 +10,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -105,6 +106,12 @@ absl::Status RunPerplexity(Runtime& rt, const PiRunOptions& options, const std::
   return absl::OkStatus();
 }
 
+// The note on stderr at each context shift (plain generation and -cnv alike).
+void LogContextShift(const ContextShift& shift) {
+  std::fprintf(stderr, "\n%scontext shift: kept the first %lld tokens, dropped the next %lld\n",
+               kLog, static_cast<long long>(shift.kept), static_cast<long long>(shift.discarded));
+}
+
 // The generation settings of every turn: the token budget and the context shift, which keeps the
 // first `--keep` prompt tokens after BOS (llama.cpp's n_keep), at most the whole prompt. Without a
 // budget (-n -1: until EOS or a full context) there is no shift: a model that never chooses EOS
@@ -117,10 +124,7 @@ GenerationOptions GenerationFor(const PiRunOptions& options, std::span<const int
   const int64_t n = static_cast<int64_t>(prompt.size());
   const int64_t with_bos = !prompt.empty() && prompt.front() == bos ? 1 : 0;
   generation.keep_tokens = options.keep < 0 ? n : std::min(n, options.keep + with_bos);
-  generation.on_context_shift = [](const ContextShift& shift) {
-    std::fprintf(stderr, "\n%scontext shift: kept the first %lld tokens, dropped the next %lld\n",
-                 kLog, static_cast<long long>(shift.kept), static_cast<long long>(shift.discarded));
-  };
+  generation.on_context_shift = LogContextShift;
   return generation;
 }
 
@@ -240,7 +244,9 @@ absl::Status RunGeneration(Runtime& rt, const PiRunOptions& options, std::string
 
 // -cnv: user messages, one per line on stdin (the first from -p or -f when given), each answered
 // on stdout with the assistant's reply and a newline; "/exit" or the end of stdin ends the chat.
-// The "> " prompts and the notes go to stderr, so that stdout holds the replies only.
+// The "> " prompts and the notes go to stderr, so that stdout holds the replies only. A full
+// context shifts (ChatContextShift) unless --no-context-shift: then a turn that does not fit starts
+// the chat over, and a reply that fills the context is cut.
 absl::Status RunChat(Runtime& rt, const PiRunOptions& options, const std::string& first_message) {
   absl::StatusOr<ChatTemplate> chat_template =
       ChatTemplate::ForVocabulary(rt.tokenizer->vocabulary(), options.chat_template);
@@ -251,7 +257,13 @@ absl::Status RunChat(Runtime& rt, const PiRunOptions& options, const std::string
   Sampler sampler(ChooseSampling(options));
   std::fprintf(stderr, "%schat template %s%s\n", kLog, chat_template->Describe().c_str(),
                options.system.empty() ? "" : "; with a system message");
-  ChatConversation chat(*rt.session, sampler, *rt.tokenizer, *chat_template, options.system);
+  ChatContextShift shift;
+  shift.enabled = options.context_shift;
+  shift.keep = options.keep;  // pi-run's main makes -1 (the system message) the default with -cnv
+  shift.during_reply = options.n_predict >= 0;
+  shift.on_shift = LogContextShift;
+  ChatConversation chat(*rt.session, sampler, *rt.tokenizer, *chat_template, options.system,
+                        std::move(shift));
   ForwardStats prompt_stats, decode_stats;
   auto answer = [&](const std::string& message) -> absl::Status {
     absl::StatusOr<ChatTurnResult> turn =
@@ -263,8 +275,11 @@ absl::Status RunChat(Runtime& rt, const PiRunOptions& options, const std::string
                    kLog);
     }
     if (turn->context_full) {
-      std::fprintf(stderr, "%sthe context of %lld tokens is full: the reply was cut\n", kLog,
-                   static_cast<long long>(rt.session->context_length()));
+      std::fprintf(stderr, "%sthe context of %lld tokens is full: the reply was cut%s\n", kLog,
+                   static_cast<long long>(rt.session->context_length()),
+                   options.context_shift && options.n_predict >= 0
+                       ? " (--keep leaves nothing to drop)"
+                       : "");
     }
     prompt_stats += turn->prompt;
     decode_stats += turn->decode;

@@ -76,11 +76,16 @@ int Main(int argc, char** argv) {
                  "template writes; chatml when the model records none or another, as pi-server)");
   app.add_flag("--context-shift,!--no-context-shift", options.context_shift,
                "when the context is full, drop the oldest half of the tokens after --keep and go "
-               "on (the default when -n sets a budget); --no-context-shift stops there");
-  app.add_option("--keep", options.keep,
-                 "context shift: prompt tokens to keep after BOS (-1: the whole prompt)")
-      ->check(IntegerIn(0, std::numeric_limits<int64_t>::max(), -1))
-      ->capture_default_str();
+               "on (the default when -n sets a budget; with -cnv a turn that does not fit shifts "
+               "too); --no-context-shift stops there (-cnv: a turn that does not fit starts the "
+               "chat over from it, a reply that fills the context is cut)");
+  CLI::Option* keep =
+      app.add_option("--keep", options.keep,
+                     "context shift: prompt tokens to keep after BOS (-1: the whole prompt; with "
+                     "-cnv the default is -1: BOS and the system message as the template writes "
+                     "it, up to the first user message's text; BOS alone without --system)")
+          ->check(IntegerIn(0, std::numeric_limits<int64_t>::max(), -1))
+          ->capture_default_str();
   app.add_flag("--truncate", options.truncate,
                "drop the start of a prompt that does not fit the context instead of failing");
   app.add_option(
@@ -97,6 +102,8 @@ int Main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return ReportParseError(kProgram, app, e);
   }
+  // A chat's "prompt" is its system message, which a shift keeps unless --keep says otherwise.
+  if (options.conversation && keep->count() == 0) options.keep = -1;
   options.seed_given = seed >= 0;
   if (seed >= 0) sampling.seed = static_cast<uint64_t>(seed);
   if (absl::Status s = RunPiRun(options); !s.ok()) return ReportError(kProgram, s);

@@ -8,9 +8,7 @@
 // every context shift makes), so for stories260K's five layers the test checks the cache itself:
 // every layer's rows moved and re-rotated, the kept rows untouched.
 #include <algorithm>
-#include <cctype>
 #include <cmath>
-#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -20,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "runtime/cpu/reference_kernels.h"
 #include "tests/runtime/runtime_harness.h"
+#include "tests/runtime/story_words.h"
 #include "tests/runtime/test_models.h"
 
 namespace pinfer {
@@ -186,21 +185,6 @@ TEST(ContextShiftTest, RefusesWhatItCannotDropAndChangesNothing) {
   EXPECT_EQ(l.session->position(), 1);
 }
 
-// The lower-case words of a text (letters and apostrophes).
-std::vector<std::string> Words(const std::string& text) {
-  std::vector<std::string> words;
-  std::string word;
-  for (char ch : text + " ") {
-    if (std::isalpha(static_cast<unsigned char>(ch)) || (ch == '\'' && !word.empty())) {
-      word += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    } else if (!word.empty()) {
-      words.push_back(word);
-      word.clear();
-    }
-  }
-  return words;
-}
-
 int Count(const std::string& text, const std::string& what) {
   int n = 0;
   for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
@@ -223,19 +207,11 @@ TEST(ContextShiftTest, PiRunGeneratesPastTheContextInRealWords) {
   EXPECT_TRUE(absl::StrContains(shifted.err, "decode: 199 tokens")) << shifted.err;
   EXPECT_FALSE(absl::StrContains(shifted.err, "is full")) << shifted.err;
 
-  std::set<std::string> vocabulary;
-  for (std::string& word :
-       Words(test::ReadRepoFile("tests/data/text/tinystories_valid_head.txt"))) {
-    vocabulary.insert(std::move(word));
-  }
-  ASSERT_GT(vocabulary.size(), 1000u);
+  ASSERT_GT(test::StoryVocabulary().size(), 1000u);
   ASSERT_TRUE(absl::StartsWith(shifted.out, "Once upon a time")) << shifted.out;
-  const std::vector<std::string> generated = Words(shifted.out.substr(16));
+  const std::vector<std::string> generated = test::Words(shifted.out.substr(16));
   ASSERT_GT(generated.size(), 90u) << shifted.out;  // 200 tokens: about 110 words
-  const int64_t known =
-      std::count_if(generated.begin(), generated.end(),
-                    [&](const std::string& w) { return vocabulary.count(w) > 0; });
-  EXPECT_GT(static_cast<double>(known) / static_cast<double>(generated.size()), 0.9) << shifted.out;
+  EXPECT_GT(test::KnownWordShare(generated), 0.9) << shifted.out;
 
   std::vector<std::string> stop_args = args;
   stop_args.push_back("--no-context-shift");

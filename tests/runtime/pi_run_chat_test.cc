@@ -130,8 +130,8 @@ TEST(PiRunChatTest, SystemMessageChangesTheReply) {
   EXPECT_EQ(plain.out, without + "\n");
 }
 
-// A turn that does not fit the rest of the context starts the chat over from it: the context holds
-// the second message and its reply alone, not the first turn too.
+// Without the context shift, a turn that does not fit the rest of the context starts the chat over
+// from it: the context holds the second message and its reply alone, not the first turn too.
 TEST(PiRunChatTest, AFullContextStartsTheChatOver) {
   std::unique_ptr<PiServer> server = test::StartServer();
   ASSERT_NE(server, nullptr);
@@ -142,8 +142,8 @@ TEST(PiRunChatTest, AFullContextStartsTheChatOver) {
       ServerReply(*server, json::array({{{"role", "user"}, {"content", second}}}));
   const size_t context =
       TemplateTokens(server->chat_template(), {{"user", second}}) + kReplyTokens + 1;
-  const test::ProgramResult r =
-      PiRunChat({"-cnv", "-c", std::to_string(context), "-p", first}, second + "\n");
+  const test::ProgramResult r = PiRunChat(
+      {"-cnv", "--no-context-shift", "-c", std::to_string(context), "-p", first}, second + "\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(absl::StrContains(r.err, "the chat started over from this message")) << r.err;
   EXPECT_EQ(r.out, absl::StrCat(reply1, "\n", alone, "\n"));
