@@ -240,7 +240,7 @@ TEST(PiPrepareTest, ConvertsAnHfDirectoryWithASentencePieceTokenizerBesideLibTor
   spec.tokenizer_json = false;
   const std::string source = ScratchDir("hf") + "/ReluLLaMA-tiny";
   testing::WriteHfModel(source, spec);
-  const std::string out = ScratchDir("hf_out");
+  const std::string out = ScratchDir("hf_out") + "/new/dir";  // -o creates it
   const ToolResult r =
       RunTool("pi-prepare", {"-m", source, "--dataset", prepare_test::Dataset(), "-o", out,
                              "--max-tokens", "1000", "--rank", "32", "--epochs", "1", "--seed", "3", "-t", "1",
@@ -258,6 +258,12 @@ TEST(PiPrepareTest, ConvertsAnHfDirectoryWithASentencePieceTokenizerBesideLibTor
       (*model)->metadata().GetStringArray("tokenizer.tokens");
   ASSERT_TRUE(tokens.ok()) << tokens.status();
   EXPECT_EQ(static_cast<int64_t>(tokens->size()), testing::TestTokenizerSize());
+  // The same model as pi-convert makes of the directory (which links SentencePiece itself).
+  const ToolResult converted = RunTool("pi-convert", {source, "-o", out + "/by_pi_convert.pi"});
+  ASSERT_EQ(converted.exit_code, 0) << converted.err;
+  EXPECT_EQ(ContentDigest(out + "/by_pi_convert.pi"), ContentDigest(out + "/ReluLLaMA-tiny.pi"));
+  // No --vram, no plan: the commands name no plan.
+  EXPECT_FALSE(absl::StrContains(report.at("pi_run").get<std::string>(), "--plan"));
 }
 
 }  // namespace

@@ -58,6 +58,13 @@ std::string ArtifactBase(const PrepareOptions& options) {
   return (dir / name).string();
 }
 
+// Where pi-run looks for a plan when --plan is not given: model.pi -> model.plan.pi.
+std::string PlanBesideModel(const std::string& model_path) {
+  std::string base = model_path;
+  if (base.ends_with(".pi")) base.resize(base.size() - 3);
+  return base + ".plan.pi";
+}
+
 uint64_t FileSize(const std::string& path) {
   std::error_code ec;
   const uintmax_t size = fs::file_size(path, ec);
@@ -462,7 +469,8 @@ absl::Status ValidatePrepareOptions(const PrepareOptions& options) {
       return absl::InvalidArgumentError(absl::StrCat("--dataset ", dataset, ": no such file"));
     }
   }
-  if (!options.output_dir.empty() && !fs::is_directory(options.output_dir, ec)) {
+  if (!options.output_dir.empty() && fs::exists(options.output_dir, ec) &&
+      !fs::is_directory(options.output_dir, ec)) {
     return absl::InvalidArgumentError(absl::StrCat("-o ", options.output_dir, ": not a directory"));
   }
   if (absl::StatusOr<int64_t> rank = ParseRank(options.rank); !rank.ok()) return rank.status();
@@ -481,6 +489,14 @@ absl::Status ValidatePrepareOptions(const PrepareOptions& options) {
 absl::StatusOr<PrepareReport> RunPrepare(const PrepareOptions& options) {
   if (absl::Status s = ValidatePrepareOptions(options); !s.ok()) return s;
   const Clock::time_point start = Clock::now();
+  if (!options.output_dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(options.output_dir, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("-o ", options.output_dir, ": cannot create the directory: ", ec.message()));
+    }
+  }
   const bool convert = !IsPiFile(options.source);
   const std::string base = ArtifactBase(options);
   Pipeline p(options);
@@ -490,6 +506,11 @@ absl::StatusOr<PrepareReport> RunPrepare(const PrepareOptions& options) {
   p.report.samples_path = base + ".samples.zst";
   p.report.predictor_path = base + ".predictor.pi";
   if (options.vram_bytes) p.report.plan_path = base + ".plan.pi";
+  // Without a budget no plan is made; a plan found beside the model (which pi-run would load by
+  // name) may be another predictor's, so the commands shown turn it off.
+  std::error_code ec;
+  p.report.plan_off = !options.vram_bytes &&
+                      fs::exists(PlanBesideModel(p.report.model_path), ec);
   if (options.vram_bytes) {
     // A budget below the minimum working set is refused by the place stage; one that cannot hold
     // anything is refused here, before hours of profiling and training.

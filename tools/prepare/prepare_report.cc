@@ -35,6 +35,7 @@ std::string ArtifactFlags(const PrepareReport& report) {
   if (report.calibrated) absl::StrAppend(&flags, " --profile ", ShellWord(report.profile_path));
   absl::StrAppend(&flags, " --predictor ", ShellWord(report.predictor_path));
   if (!report.plan_path.empty()) absl::StrAppend(&flags, " --plan ", ShellWord(report.plan_path));
+  if (report.plan_path.empty() && report.plan_off) absl::StrAppend(&flags, " --plan none");
   return flags;
 }
 

@@ -25,6 +25,7 @@ struct PrepareReport {
   std::string samples_path;
   std::string predictor_path;
   std::string plan_path;  // "" without --vram
+  bool plan_off = false;  // no plan made, but one lies beside the model: the commands say --plan none
   bool calibrated = false;  // silu/gelu: pi-run reads the thresholds from the profile
   std::vector<StageResult> stages;
   double seconds = 0;

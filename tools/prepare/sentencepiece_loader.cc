@@ -33,7 +33,7 @@ std::string LoadSentencePieceModel(const std::string& serialized, SentencePieceV
     const std::string path = ModulePath();
     void* module = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
     if (module == nullptr) {
-      error = std::string("cannot load the SentencePiece reader ") + path + ": " + dlerror();
+      error = std::string("cannot load the SentencePiece reader: ") + dlerror();
     } else if (void* entry = dlsym(module, "pinfer_load_sentencepiece_model"); entry == nullptr) {
       error = path + ": no pinfer_load_sentencepiece_model";
     } else {
