@@ -31,19 +31,17 @@ void ExpectOneLineError(const ToolResult& r, const std::string& mention) {
 TEST(PiPrepareErrorsTest, BadInputsGiveOneLine) {
   const std::string dir = testing::ScratchDir("errors");
   // A dataset that is not there: refused before any stage.
-  ExpectOneLineError(
-      RunTool("pi-prepare", prepare_test::PrepareArgs(dir, {"--dataset", dir + "/missing.txt",
-                                                            "-q"})),
-      "--dataset " + dir + "/missing.txt: no such file");
+  ExpectOneLineError(RunTool("pi-prepare", prepare_test::PrepareArgs(
+                                               dir, {"--dataset", dir + "/missing.txt", "-q"})),
+                     "--dataset " + dir + "/missing.txt: no such file");
   EXPECT_TRUE(fs::is_empty(dir));
   // A source of no known format.
   ExpectOneLineError(RunTool("pi-prepare", {"-m", prepare_test::Dataset(), "--dataset",
                                             prepare_test::Dataset(), "-o", dir, "-q"}),
                      "unrecognised model format");
   // A budget below the minimum working set: refused once the model is known, before profiling.
-  ExpectOneLineError(
-      RunTool("pi-prepare", prepare_test::PrepareArgs(dir, {"--vram", "1M", "-q"})),
-      "--vram 1M: the VRAM budget of 1.00 MiB is below the minimum working set");
+  ExpectOneLineError(RunTool("pi-prepare", prepare_test::PrepareArgs(dir, {"--vram", "1M", "-q"})),
+                     "--vram 1M: the VRAM budget of 1.00 MiB is below the minimum working set");
   EXPECT_TRUE(fs::exists(dir + "/model_q80.pi"));
   EXPECT_FALSE(fs::exists(dir + "/model_q80.profile.pi"));
 }

@@ -96,8 +96,8 @@ TEST(PiPrepareTest, MakesTheSeparateStagesArtifactsSkipsThemOnARerunAndRedoesOnl
   r = RunTool("pi-profile", {"-m", model, "--dataset", prepare_test::Dataset(), "--max-tokens",
                              "1000", "--dump-samples", "-t", "1", "-q"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = RunTool("pi-train-predictor", {"-m", model, "--rank", "32", "--epochs", "2", "--seed", "3",
-                                     "-t", "1", "-q"});
+  r = RunTool("pi-train-predictor",
+              {"-m", model, "--rank", "32", "--epochs", "2", "--seed", "3", "-t", "1", "-q"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = RunTool("pi-place", {"-m", model, "--vram", "64M", "-q"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -127,8 +127,8 @@ TEST(PiPrepareTest, MakesTheSeparateStagesArtifactsSkipsThemOnARerunAndRedoesOnl
   // The command it prints runs (pi-run from the build, 4 tokens).
   {
     const std::string bin = fs::path(PINFER_BINARY_DIR).string();
-    const std::string command = absl::StrCat("PATH=", bin, ":$PATH ", run,
-                                             " -p 'Once upon a time' -n 4 --temp 0 >/dev/null 2>&1");
+    const std::string command = absl::StrCat(
+        "PATH=", bin, ":$PATH ", run, " -p 'Once upon a time' -n 4 --temp 0 >/dev/null 2>&1");
     EXPECT_EQ(std::system(command.c_str()), 0) << command;
   }
 
@@ -158,11 +158,10 @@ TEST(PiPrepareTest, MakesTheSeparateStagesArtifactsSkipsThemOnARerunAndRedoesOnl
   // Fewer tokens to profile: the model stays, the profile and everything after it is redone.
   before = after;
   report = RunJson(PrepareArgs(dir, {"--vram", "5M"}, "900"));
-  EXPECT_EQ(StageStatuses(report),
-            (std::map<std::string, std::string>{{"convert", "skipped"},
-                                                {"profile", "done"},
-                                                {"train-predictor", "done"},
-                                                {"place", "done"}}));
+  EXPECT_EQ(StageStatuses(report), (std::map<std::string, std::string>{{"convert", "skipped"},
+                                                                       {"profile", "done"},
+                                                                       {"train-predictor", "done"},
+                                                                       {"place", "done"}}));
   after = Snapshot(dir);
   EXPECT_EQ(Changed(before, after),
             (std::vector<std::string>{"model_q80.plan.pi", "model_q80.predictor.pi",
@@ -221,11 +220,10 @@ TEST(PiPrepareTest, AKilledRunLeavesNoHalfArtifactAndTheNextRunCompletes) {
   testing::WriteFileText(base + ".predictor.pi.tmp.Ab12Cd", "half a predictor");
 
   const nlohmann::json report = RunJson(args);
-  EXPECT_EQ(StageStatuses(report),
-            (std::map<std::string, std::string>{{"convert", "skipped"},
-                                                {"profile", "skipped"},
-                                                {"train-predictor", "done"},
-                                                {"place", "done"}}));
+  EXPECT_EQ(StageStatuses(report), (std::map<std::string, std::string>{{"convert", "skipped"},
+                                                                       {"profile", "skipped"},
+                                                                       {"train-predictor", "done"},
+                                                                       {"place", "done"}}));
   EXPECT_EQ(prepare_test::TemporaryFiles(dir), std::vector<std::string>{});
   EXPECT_FALSE(ContentDigest(base + ".predictor.pi").empty());
   EXPECT_FALSE(ContentDigest(base + ".plan.pi").empty());
@@ -242,9 +240,9 @@ TEST(PiPrepareTest, ConvertsAnHfDirectoryWithASentencePieceTokenizerBesideLibTor
   testing::WriteHfModel(source, spec);
   const std::string out = ScratchDir("hf_out") + "/new/dir";  // -o creates it
   const ToolResult r =
-      RunTool("pi-prepare", {"-m", source, "--dataset", prepare_test::Dataset(), "-o", out,
-                             "--max-tokens", "1000", "--rank", "32", "--epochs", "1", "--seed", "3", "-t", "1",
-                             "--json", "-q"});
+      RunTool("pi-prepare",
+              {"-m", source, "--dataset", prepare_test::Dataset(), "-o", out, "--max-tokens",
+               "1000", "--rank", "32", "--epochs", "1", "--seed", "3", "-t", "1", "--json", "-q"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const nlohmann::json report = nlohmann::json::parse(r.out);
   EXPECT_EQ(StageStatuses(report),

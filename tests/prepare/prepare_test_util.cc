@@ -12,19 +12,17 @@ std::string Tokenizer() { return testing::RepoPath("models/relu-llama-260k/tok10
 std::string Dataset() { return testing::RepoPath("tests/data/text/tinystories_valid_head.txt"); }
 
 std::vector<std::string> ConvertFlags() {
-  return {"--tokenizer", Tokenizer(), "--ffn-act", "shifted_relu:0.25", "--norm-act",
-          "shifted_relu:1.0"};
+  return {"--tokenizer",       Tokenizer(),  "--ffn-act",
+          "shifted_relu:0.25", "--norm-act", "shifted_relu:1.0"};
 }
 
-std::vector<std::string> PrepareArgs(const std::string& dir,
-                                     const std::vector<std::string>& extra,
+std::vector<std::string> PrepareArgs(const std::string& dir, const std::vector<std::string>& extra,
                                      const std::string& max_tokens) {
   std::vector<std::string> args = {"-m", Source()};
   for (const std::string& flag : ConvertFlags()) args.push_back(flag);
   args.push_back("--max-tokens");
   args.push_back(max_tokens);
-  for (const char* flag : {"--rank", "32", "--epochs", "2", "--seed", "3",
-                           "-t", "1", "-o"}) {
+  for (const char* flag : {"--rank", "32", "--epochs", "2", "--seed", "3", "-t", "1", "-o"}) {
     args.push_back(flag);
   }
   args.push_back(dir);

@@ -79,7 +79,8 @@ int Main(int argc, char** argv) {
                  "train: validation recall each layer's threshold must reach")
       ->check(FiniteIn(0.0, 1.0, /*low_open=*/true))
       ->capture_default_str();
-  app.add_option("--vram", vram, "place: VRAM budget (24G, 512M, 1.5G or bytes); no --vram: no plan");
+  app.add_option("--vram", vram,
+                 "place: VRAM budget (24G, 512M, 1.5G or bytes); no --vram: no plan");
   app.add_option("--ctx", options.context,
                  "place: context of the GPU KV cache (default: min(4096, training context))")
       ->check(IntegerIn(1, 1 << 30));

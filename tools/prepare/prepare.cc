@@ -245,7 +245,10 @@ absl::Status ProfileStage(Pipeline& p) {
     stage.reason = "up to date";
   } else {
     stage.status = "done";
-    stage.reason = RedoReason(o.force, existing.has_value(), matches);
+    // Complete means all three files: the samples or the plot may be what is missing.
+    stage.reason = RedoReason(
+        o.force, existing.has_value() && samples_record.has_value() && fs::is_regular_file(plot),
+        matches);
     p.Starting("profile");
     const Clock::time_point start = Clock::now();
     profile.command_line = record;
@@ -509,8 +512,7 @@ absl::StatusOr<PrepareReport> RunPrepare(const PrepareOptions& options) {
   // Without a budget no plan is made; a plan found beside the model (which pi-run would load by
   // name) may be another predictor's, so the commands shown turn it off.
   std::error_code ec;
-  p.report.plan_off = !options.vram_bytes &&
-                      fs::exists(PlanBesideModel(p.report.model_path), ec);
+  p.report.plan_off = !options.vram_bytes && fs::exists(PlanBesideModel(p.report.model_path), ec);
   if (options.vram_bytes) {
     // A budget below the minimum working set is refused by the place stage; one that cannot hold
     // anything is refused here, before hours of profiling and training.

@@ -31,7 +31,7 @@ struct PrepareOptions {
   std::string ffn_act;   // "": as the source says
   std::string norm_act;  // "": as the source says
   // Profiling.
-  int64_t max_tokens = 16000;  // as scripts/make_predictor.sh
+  int64_t max_tokens = 16000;   // as scripts/make_predictor.sh
   double target_sparsity = -1;  // < 0: not given (silu/gelu models then need it)
   // Training.
   std::string rank = "auto";

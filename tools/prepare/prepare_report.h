@@ -11,7 +11,7 @@ namespace pinfer {
 
 struct StageResult {
   std::string name;                  // "convert", "profile", "train-predictor", "place"
-  std::string status;                // "done", "skipped" or "not run"
+  std::string status;                // "done" or "skipped"
   std::string reason;                // why it ran or was skipped (one phrase)
   std::vector<std::string> outputs;  // files the stage owns
   std::string summary;               // one line: size, density, recall, coverage
@@ -25,7 +25,8 @@ struct PrepareReport {
   std::string samples_path;
   std::string predictor_path;
   std::string plan_path;  // "" without --vram
-  bool plan_off = false;  // no plan made, but one lies beside the model: the commands say --plan none
+  bool plan_off =
+      false;  // no plan made, but one lies beside the model: the commands say --plan none
   bool calibrated = false;  // silu/gelu: pi-run reads the thresholds from the profile
   std::vector<StageResult> stages;
   double seconds = 0;

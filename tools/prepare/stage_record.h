@@ -28,9 +28,9 @@ std::optional<std::string> SamplesDigest(const std::string& path,
 
 // What a .pi artifact records about how it was made.
 struct ArtifactRecord {
-  std::string content_digest;  // PiFile::ContentDigestHex: the artifact's own content
-  std::string model_digest;    // model.digest ("" for a model)
-  std::string arguments;       // provenance.arguments ("" when absent)
+  std::string content_digest;               // PiFile::ContentDigestHex: the artifact's own content
+  std::string model_digest;                 // model.digest ("" for a model)
+  std::string arguments;                    // provenance.arguments ("" when absent)
   std::vector<std::string> source_digests;  // provenance.source_digest (models)
 };
 
