@@ -116,12 +116,15 @@ absl::StatusOr<int64_t> ParseRank(const std::string& text) {
   return rank;
 }
 
-// Why a stage runs: the first thing that differs from what its artifact records.
-std::string RedoReason(bool force, bool exists, bool inputs_match) {
+// Why a stage runs: --force, a missing or unreadable artifact, or a record that differs.
+std::string RedoReason(bool force, const std::vector<std::string>& outputs, bool readable) {
   if (force) return "--force";
-  if (!exists) return "no artifact yet";
-  if (!inputs_match) return "inputs or settings changed";
-  return "";
+  std::error_code ec;
+  for (const std::string& file : outputs) {
+    if (!fs::exists(file, ec)) return "no artifact yet";
+  }
+  if (!readable) return "an artifact does not read";
+  return "inputs or settings changed";
 }
 
 // ---- 1. convert -------------------------------------------------------------------------------
@@ -176,7 +179,7 @@ absl::Status ConvertStage(Pipeline& p) {
     stage.reason = "up to date";
   } else {
     stage.status = "done";
-    stage.reason = RedoReason(o.force, existing.has_value(), matches);
+    stage.reason = RedoReason(o.force, stage.outputs, existing.has_value());
     convert.command_line = record;
     convert.progress = o.progress;
     absl::StatusOr<ConvertReport> converted = ConvertModel(*source, p.report.model_path, convert);
@@ -246,9 +249,8 @@ absl::Status ProfileStage(Pipeline& p) {
   } else {
     stage.status = "done";
     // Complete means all three files: the samples or the plot may be what is missing.
-    stage.reason = RedoReason(
-        o.force, existing.has_value() && samples_record.has_value() && fs::is_regular_file(plot),
-        matches);
+    stage.reason =
+        RedoReason(o.force, stage.outputs, existing.has_value() && samples_record.has_value());
     p.Starting("profile");
     const Clock::time_point start = Clock::now();
     profile.command_line = record;
@@ -321,7 +323,7 @@ absl::Status TrainStage(Pipeline& p) {
     stage.reason = "up to date";
   } else {
     stage.status = "done";
-    stage.reason = RedoReason(o.force, existing.has_value(), matches);
+    stage.reason = RedoReason(o.force, stage.outputs, existing.has_value());
     p.Starting("train-predictor");
     const Clock::time_point start = Clock::now();
     train.command_line = record;
@@ -391,7 +393,7 @@ absl::Status PlaceStage(Pipeline& p) {
     stage.reason = "up to date";
   } else {
     stage.status = "done";
-    stage.reason = RedoReason(o.force, existing.has_value(), matches);
+    stage.reason = RedoReason(o.force, stage.outputs, existing.has_value());
     p.Starting("place");
     const Clock::time_point start = Clock::now();
     place.provenance.SetString(keys::kProvenanceTool, "pi-place");
