@@ -124,11 +124,15 @@ TEST(PiPrepareTest, MakesTheSeparateStagesArtifactsSkipsThemOnARerunAndRedoesOnl
   EXPECT_EQ(ContentDigest(base + ".predictor.pi"), ContentDigest(stages + "/relu.predictor.pi"));
   EXPECT_EQ(ContentDigest(base + ".plan.pi"), ContentDigest(stages + "/relu.plan.pi"));
 
-  // The command it prints runs (pi-run from the build, 4 tokens).
+  // The command it prints runs as printed (pi-run beside the pi-prepare it ran, 4 tokens).
   {
-    const std::string bin = fs::path(PINFER_BINARY_DIR).string();
-    const std::string command = absl::StrCat(
-        "PATH=", bin, ":$PATH ", run, " -p 'Once upon a time' -n 4 --temp 0 >/dev/null 2>&1");
+    const size_t at = r.out.find("\nrun:\n  ");
+    ASSERT_NE(at, std::string::npos) << r.out;
+    const size_t from = at + std::string("\nrun:\n  ").size();
+    const std::string printed = r.out.substr(from, r.out.find('\n', from) - from);
+    EXPECT_TRUE(absl::StartsWith(printed, (fs::path(PINFER_BINARY_DIR) / "pi-run").string()))
+        << printed;
+    const std::string command = printed + " -n 4 --temp 0 >/dev/null 2>&1";
     EXPECT_EQ(std::system(command.c_str()), 0) << command;
   }
 

@@ -112,6 +112,10 @@ int Main(int argc, char** argv) {
     options.vram_text = vram;
   }
   options.progress = !quiet;
+  // Invoked by a path (build/bin/pi-prepare): pi-run and pi-server are its neighbours there.
+  if (const std::string self = argv[0]; self.find('/') != std::string::npos) {
+    options.program_dir = self.substr(0, self.rfind('/') + 1);
+  }
   absl::StatusOr<PrepareReport> report = RunPrepare(options);
   if (!report.ok()) return ReportError(kProgram, report.status());
   if (json) {

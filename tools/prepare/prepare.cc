@@ -505,6 +505,7 @@ absl::StatusOr<PrepareReport> RunPrepare(const PrepareOptions& options) {
   const bool convert = !IsPiFile(options.source);
   const std::string base = ArtifactBase(options);
   Pipeline p(options);
+  p.report.program_dir = options.program_dir;
   p.stage_count = (convert ? 1 : 0) + 2 + (options.vram_bytes ? 1 : 0);
   p.report.model_path = convert ? base + ".pi" : options.source;
   p.report.profile_path = base + ".profile.pi";

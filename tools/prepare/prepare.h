@@ -44,6 +44,9 @@ struct PrepareOptions {
   int64_t context = 0;    // 0: min(4096, the model's)
   std::string gpu = "rtx4090";
   int threads = -1;  // as resolved by ThreadsToUse
+  // Where the pinfer programs are, as the user reached pi-prepare ("build/bin/"; "" when it was
+  // found on PATH): the commands shown start with it, so they can be pasted as they are.
+  std::string program_dir;
   bool force = false;
   bool progress = true;
 };

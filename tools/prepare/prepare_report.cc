@@ -42,11 +42,13 @@ std::string ArtifactFlags(const PrepareReport& report) {
 }  // namespace
 
 std::string PrepareReport::RunCommand() const {
-  return absl::StrCat("pi-run ", ArtifactFlags(*this), " -p \"Once upon a time\"");
+  return absl::StrCat(ShellWord(program_dir + "pi-run"), " ", ArtifactFlags(*this),
+                      " -p \"Once upon a time\"");
 }
 
 std::string PrepareReport::ServerCommand() const {
-  return absl::StrCat("pi-server ", ArtifactFlags(*this), " --port 8080");
+  return absl::StrCat(ShellWord(program_dir + "pi-server"), " ", ArtifactFlags(*this),
+                      " --port 8080");
 }
 
 std::string StageLine(const StageResult& stage, int index, int count) {

@@ -20,6 +20,7 @@ struct StageResult {
 };
 
 struct PrepareReport {
+  std::string program_dir;  // prefix of the programs in the commands ("" or ".../")
   std::string model_path;
   std::string profile_path;
   std::string samples_path;
