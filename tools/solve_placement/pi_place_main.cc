@@ -1,7 +1,6 @@
 // pi-place: decides which neurons, dense tensors and KV cache live on the GPU for a VRAM budget,
 // and writes model.plan.pi. `--calibrate` measures this machine's CPU for the cost model.
 #include <cstdio>
-#include <filesystem>
 #include <limits>
 #include <string>
 
@@ -15,6 +14,7 @@
 #include "runtime/model/model_config.h"
 #include "tools/solve_placement/calibrate.h"
 #include "tools/solve_placement/model_problem.h"
+#include "tools/solve_placement/place_model.h"
 #include "tools/solve_placement/placement_report.h"
 #include "tools/solve_placement/solve_placement.h"
 
@@ -22,13 +22,6 @@ namespace pinfer {
 namespace {
 
 constexpr char kProgram[] = "pi-place";
-
-// model.pi -> model.<suffix>.pi (beside the model).
-std::string Beside(const std::string& model, const std::string& suffix) {
-  std::string base = model;
-  if (base.size() > 3 && base.ends_with(".pi")) base.resize(base.size() - 3);
-  return absl::StrCat(base, ".", suffix, ".pi");
-}
 
 absl::StatusOr<HardwareModel> LoadHardware(const std::string& file, const std::string& gpu) {
   if (!file.empty()) return ReadHardwareFile(file);
@@ -147,63 +140,25 @@ int Main(int argc, char** argv) {
   options.hardware = *hardware;
   solve.greedy_only = greedy_only;
 
-  absl::StatusOr<std::unique_ptr<PiFile>> model =
-      PiFile::Open(model_path, {.expected_kind = ArtifactKind::kModel});
-  if (!model.ok()) return ReportError(kProgram, model.status());
-  const std::string digest = (*model)->ContentDigestHex();
-  if (profile_path.empty()) profile_path = Beside(model_path, "profile");
-  absl::StatusOr<ActivationProfile> profile = ActivationProfile::Read(profile_path, digest);
-  if (!profile.ok()) return ReportError(kProgram, profile.status());
-  if (predictor_path.empty() && std::filesystem::exists(Beside(model_path, "predictor"))) {
-    predictor_path = Beside(model_path, "predictor");
-  }
-  options.predictor_path = predictor_path;
-  if (output.empty()) output = Beside(model_path, "plan");
-  {
-    const OutputFile outputs[] = {{"-o", output, ArtifactKind::kPlan}};
-    const InputFile inputs[] = {{"the model", model_path},
-                                {"the profile", profile_path},
-                                {"the predictor", predictor_path},
-                                {"the hardware file", hardware_file}};
-    if (absl::Status s = CheckOutputs(outputs, inputs); !s.ok()) return ReportError(kProgram, s);
-  }
-
-  absl::StatusOr<ModelProblem> problem = BuildModelProblem(**model, *profile, options);
-  if (!problem.ok()) return ReportError(kProgram, problem.status());
-  // A longer context than the model was trained for is allowed (the KV cache is sized for it),
-  // but the model is unlikely to be useful there.
-  if (problem->config.context_length > 0 && options.context > problem->config.context_length) {
-    std::fprintf(stderr,
-                 "%s: warning: --ctx %lld is above the context %s was trained for (%lld tokens, "
-                 "from its header)\n",
-                 kProgram, static_cast<long long>(options.context), model_path.c_str(),
-                 static_cast<long long>(problem->config.context_length));
-  }
-  if (absl::Status s = CheckBudget(problem->problem); !s.ok()) {
-    return ReportError(kProgram,
-                       absl::Status(s.code(), absl::StrCat(model_path, ": ", s.message())));
-  }
-  if (!quiet) {
-    std::fprintf(stderr, "%s: solving %zu layers x %lld neurons in groups of %lld (limit %.0f s)\n",
-                 kProgram, problem->problem.layers.size(),
-                 static_cast<long long>(problem->config.n_ff),
-                 static_cast<long long>(options.group_size), solve.mip.time_limit_s);
-  }
-  absl::StatusOr<PlacementResult> result = SolvePlacement(problem->problem, solve);
-  if (!result.ok()) {
-    return ReportError(kProgram,
-                       absl::Status(result.status().code(),
-                                    absl::StrCat(model_path, ": ", result.status().message())));
-  }
-  const PlacementPlan plan = MakePlan(*problem, *result);
-  Metadata provenance;
-  provenance.SetString(keys::kProvenanceTool, kProgram);
-  provenance.SetString(keys::kProvenanceArguments, JoinCommandLine(argc, argv));
-  if (absl::Status s = plan.Write(output, provenance); !s.ok()) return ReportError(kProgram, s);
+  PlaceModelOptions place;
+  place.model_path = model_path;
+  place.profile_path = profile_path;
+  place.predictor_path = predictor_path;
+  place.output_path = output;
+  place.hardware_file = hardware_file;
+  place.placement = options;
+  place.solve = solve;
+  place.provenance.SetString(keys::kProvenanceTool, kProgram);
+  place.provenance.SetString(keys::kProvenanceArguments, JoinCommandLine(argc, argv));
+  place.program = kProgram;
+  place.progress = !quiet;
+  absl::StatusOr<PlacedModel> placed = PlaceModel(place);
+  if (!placed.ok()) return ReportError(kProgram, placed.status());
+  output = placed->output_path;
   if (json) {
-    std::printf("%s", PlacementReportJson(*problem, *result, output).c_str());
+    std::printf("%s", PlacementReportJson(placed->problem, placed->result, output).c_str());
   } else {
-    std::printf("%s", FormatPlacementReport(*problem, *result).c_str());
+    std::printf("%s", FormatPlacementReport(placed->problem, placed->result).c_str());
   }
   if (!quiet) std::fprintf(stderr, "%s: wrote %s\n", kProgram, output.c_str());
   return 0;

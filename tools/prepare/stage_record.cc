@@ -1,0 +1,72 @@
+#include "tools/prepare/stage_record.h"
+
+#include <filesystem>
+#include <memory>
+
+#include "format/checksum.h"
+#include "format/mapped_file.h"
+#include "format/pi_file.h"
+#include "format/sample_file.h"
+#include "runtime/model/model_config.h"
+
+namespace pinfer {
+
+absl::StatusOr<std::string> FileDigest(const std::string& path) {
+  absl::StatusOr<std::unique_ptr<MappedFile>> file = MappedFile::Open(path);
+  if (!file.ok()) return file.status();
+  return ChecksumHex(Checksum((*file)->bytes()));
+}
+
+std::optional<std::string> SamplesDigest(const std::string& path,
+                                         const std::optional<std::string>& model_digest) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return std::nullopt;
+  absl::StatusOr<std::unique_ptr<SampleFileReader>> reader =
+      SampleFileReader::Open(path, model_digest);
+  if (!reader.ok()) return std::nullopt;
+  StreamingChecksum digest;
+  digest.Update((*reader)->model_digest().data(), (*reader)->model_digest().size());
+  for (const SampleFrameInfo& frame : (*reader)->frames()) {
+    const int64_t fields[] = {frame.layer, frame.count, frame.first_sample,
+                              static_cast<int64_t>(frame.checksum)};
+    digest.Update(fields, sizeof(fields));
+  }
+  return ChecksumHex(digest.Digest());
+}
+
+std::optional<ArtifactRecord> ReadArtifactRecord(const std::string& path, ArtifactKind kind) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return std::nullopt;
+  absl::StatusOr<std::unique_ptr<PiFile>> file = PiFile::Open(path, {.expected_kind = kind});
+  if (!file.ok()) return std::nullopt;
+  const Metadata& metadata = (*file)->metadata();
+  ArtifactRecord record;
+  record.content_digest = (*file)->ContentDigestHex();
+  if (absl::StatusOr<std::string> v = metadata.GetString(keys::kModelDigest); v.ok()) {
+    record.model_digest = *v;
+  }
+  if (absl::StatusOr<std::string> v = metadata.GetString(keys::kProvenanceArguments); v.ok()) {
+    record.arguments = *v;
+  }
+  if (absl::StatusOr<std::vector<std::string>> v =
+          metadata.GetStringArray(keys::kProvenanceSourceDigest);
+      v.ok()) {
+    record.source_digests = *v;
+  }
+  return record;
+}
+
+std::optional<std::string> SamplesArguments(const std::string& path,
+                                            const std::string& model_digest) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return std::nullopt;
+  absl::StatusOr<std::unique_ptr<SampleFileReader>> reader =
+      SampleFileReader::Open(path, model_digest);
+  if (!reader.ok()) return std::nullopt;
+  absl::StatusOr<std::string> arguments =
+      (*reader)->metadata().GetString(keys::kProvenanceArguments);
+  if (!arguments.ok()) return std::nullopt;
+  return *arguments;
+}
+
+}  // namespace pinfer
