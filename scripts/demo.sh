@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Builds pinfer, converts the two bundled models and lets them tell a story (greedy decoding),
-# measures a perplexity, then runs the activation-locality pipeline on the ReLU model: profile and
-# predictor (pi-profile + pi-train-predictor), neuron-sparse CPU execution checked against the true
-# activations, dense against sparse perplexity, a placement plan for a VRAM budget (pi-place) and
-# the hybrid run of that plan. Everything is written to demo/ (ignored by git: /demo/ in .gitignore).
+# Builds the pinfer programs (not the tests: scripts/build.sh --tools), converts the two bundled
+# models and lets them tell a story (greedy decoding), measures a perplexity, then runs the
+# activation-locality pipeline on the ReLU model in one command (pi-prepare: profile, predictor and
+# a placement plan for a VRAM budget), neuron-sparse CPU execution checked against the true
+# activations, dense against sparse perplexity, and the hybrid run of the plan. Everything is
+# written to demo/ (ignored by git: /demo/ in .gitignore).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== building (scripts/build.sh)"
-scripts/build.sh
+echo "== building the programs (scripts/build.sh --tools)"
+scripts/build.sh --tools
 bin=build/bin
 mkdir -p demo
 
@@ -43,9 +44,10 @@ run -m demo/stories260K.pi --perplexity tests/data/text/tinystories_valid_head.t
 
 relu=demo/relu-llama-260k.pi
 echo
-echo "== activation locality: profile relu-llama-260k on TinyStories and train its predictor"
-echo "\$ scripts/make_predictor.sh $relu tests/data/text/tinystories_valid_head.txt"
-PINFER_BIN="$bin" scripts/make_predictor.sh "$relu" tests/data/text/tinystories_valid_head.txt
+echo "== activation locality in one command: profile relu-llama-260k on TinyStories, train its"
+echo "   predictor and place it for a 3900K VRAM budget (pi-prepare)"
+echo "\$ $bin/pi-prepare -m $relu --dataset tests/data/text/tinystories_valid_head.txt --vram 3900K"
+"$bin/pi-prepare" -m "$relu" --dataset tests/data/text/tinystories_valid_head.txt --vram 3900K
 
 echo
 echo "== sparse CPU execution: only the predicted-active FFN neurons, checked against the true ones"
@@ -57,7 +59,5 @@ run -m "$relu" --dense --perplexity tests/data/text/tinystories_valid_head.txt -
 run -m "$relu" --perplexity tests/data/text/tinystories_valid_head.txt -c 64 --chunks 100 -b 1
 
 echo
-echo "== placement for a VRAM budget (pi-place), then the hybrid run of the plan"
-echo "\$ $bin/pi-place -m $relu --vram 3900K -o demo/relu-llama-260k.3900K.plan.pi"
-"$bin/pi-place" -m "$relu" --vram 3900K -o demo/relu-llama-260k.3900K.plan.pi
-run -m "$relu" -n 60 --temp 0 --plan demo/relu-llama-260k.3900K.plan.pi
+echo "== the hybrid run of the plan (without a GPU its GPU part runs on the CPU, and says so)"
+run -m "$relu" -n 60 --temp 0 --plan demo/relu-llama-260k.plan.pi

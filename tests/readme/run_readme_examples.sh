@@ -36,7 +36,9 @@ cleanup() {
   if ((keep)); then echo "run_readme_examples: kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
-for d in build models tests scripts bench; do ln -s "$repo/$d" "$work/$d"; done
+# models/ is copied (2.5 MB): examples write beside the models they convert.
+for d in build tests scripts bench; do ln -s "$repo/$d" "$work/$d"; done
+cp -r "$repo/models" "$work/models"
 
 failures=0 ran=0 skipped=0
 fail() { echo "FAIL $name:$1: $2"; failures=$((failures + 1)); }
