@@ -67,7 +67,7 @@ struct Runtime {
 
 absl::StatusOr<Runtime> Load(const PiRunOptions& options) {
   Runtime rt;
-  absl::StatusOr<LoadedRuntime> loaded = LoadRuntime(options.runtime);
+  absl::StatusOr<LoadedRuntime> loaded = LoadRuntime(options.runtime, kLog);
   if (!loaded.ok()) return loaded.status();
   rt.loaded = *std::move(loaded);
   rt.tokenizer = rt.loaded.tokenizer.get();

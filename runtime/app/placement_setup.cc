@@ -1,30 +1,19 @@
 #include "runtime/app/placement_setup.h"
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <utility>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
+#include "runtime/app/sibling_tool.h"
 #include "runtime/common/cli_common.h"
 #include "runtime/exec/cuda_ffn_part.h"
 #include "runtime/model/activation_profile.h"
 #include "runtime/model/firing_thresholds.h"
 #include "runtime/model/placement_plan.h"
 #include "runtime/model/predictor_weights.h"
-
-extern char** environ;
 
 namespace pinfer {
 namespace {
@@ -40,69 +29,13 @@ std::string Beside(const std::string& model_path, const std::string& suffix) {
   return absl::StrCat(base, ".", suffix, ".pi");
 }
 
-bool IsExecutable(const fs::path& path) {
-  std::error_code ec;
-  return fs::is_regular_file(path, ec) && access(path.c_str(), X_OK) == 0;
-}
-
-// The last non-empty line of a program's stderr, without the "pi-place: error: " prefix.
-std::string LastLine(const std::string& text) {
-  std::string last;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    if (!absl::StripAsciiWhitespace(line).empty()) last = std::string(line);
-  }
-  absl::string_view trimmed = last;
-  absl::ConsumePrefix(&trimmed, "pi-place: error: ");
-  return std::string(trimmed);
-}
-
 // Runs pi-place to write `output`; its report goes nowhere, its error line into the status.
 absl::Status RunPiPlace(const std::string& pi_place, const std::string& model_path,
                         const std::string& profile_path, uint64_t budget_bytes,
                         const std::string& output) {
-  std::vector<std::string> args = {
-      pi_place, "-m",   model_path, "--profile", profile_path, "--vram", absl::StrCat(budget_bytes),
-      "-o",     output, "-q"};
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  int pipe_fds[2];
-  if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
-    return absl::InternalError(absl::StrCat("--vram-budget: cannot create a pipe for ", pi_place));
-  }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
-  pid_t pid = 0;
-  const int spawned = posix_spawn(&pid, pi_place.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  close(pipe_fds[1]);
-  if (spawned != 0) {
-    close(pipe_fds[0]);
-    return absl::InternalError(
-        absl::StrCat("--vram-budget: cannot run ", pi_place, ": ", std::strerror(spawned)));
-  }
-  std::string err;
-  char buffer[4096];
-  for (ssize_t got; (got = read(pipe_fds[0], buffer, sizeof(buffer))) != 0;) {
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    err.append(buffer, static_cast<size_t>(got));
-  }
-  close(pipe_fds[0]);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    const std::string how = WIFEXITED(status) ? absl::StrCat("exit ", WEXITSTATUS(status))
-                                              : absl::StrCat("signal ", WTERMSIG(status));
-    return absl::FailedPreconditionError(
-        absl::StrCat("--vram-budget: ", pi_place, " failed (", how, "): ", LastLine(err)));
-  }
-  return absl::OkStatus();
+  return RunSiblingTool({pi_place, "-m", model_path, "--profile", profile_path, "--vram",
+                         absl::StrCat(budget_bytes), "-o", output, "-q"},
+                        {.purpose = "--vram-budget"});
 }
 
 // The plan for --vram-budget: the cached one beside the model when it fits this model, else a new
@@ -185,21 +118,7 @@ std::string CachedPlanPath(const std::string& model_path, uint64_t budget_bytes)
   return Beside(model_path, absl::StrCat("plan-", size));
 }
 
-absl::StatusOr<std::string> FindPiPlace() {
-  std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec && IsExecutable(self.parent_path() / "pi-place")) {
-    return (self.parent_path() / "pi-place").string();
-  }
-  if (const char* path = std::getenv("PATH"); path != nullptr) {
-    for (absl::string_view dir : absl::StrSplit(path, ':', absl::SkipEmpty())) {
-      const fs::path candidate = fs::path(std::string(dir)) / "pi-place";
-      if (IsExecutable(candidate)) return candidate.string();
-    }
-  }
-  return absl::NotFoundError(
-      "--vram-budget: the pi-place program is neither beside this program nor on PATH");
-}
+absl::StatusOr<std::string> FindPiPlace() { return FindSiblingTool("pi-place", "--vram-budget"); }
 
 absl::StatusOr<std::optional<std::string>> ResolvePlanPath(const PlacementFlags& flags,
                                                            const Model& model,

@@ -18,7 +18,16 @@
 namespace pinfer {
 
 void AddRuntimeFlags(CLI::App& app, RuntimeFlags& flags) {
-  app.add_option("-m,--model", flags.model_path, "model file (.pi)")->required();
+  app.add_option("-m,--model", flags.model_path,
+                 "model: a .pi, or a GGUF, llama2.c checkpoint (with --tokenizer) or HuggingFace "
+                 "directory, converted once into a cached .pi beside it (or in "
+                 "$XDG_CACHE_HOME/pinfer)")
+      ->required();
+  app.add_option("--tokenizer", flags.source.tokenizer_path,
+                 "a llama2.c checkpoint's tokenizer.bin (-m of a llama2.c model)");
+  app.add_option("--dtype", flags.source.dtype,
+                 "-m not a .pi: the dtype of its cached conversion's weights: f32, f16, bf16, q8_0 "
+                 "or q4_0 (default: as the source)");
   app.add_option("-t,--threads", flags.threads,
                  "CPU threads (-1: all; at most the hardware's thread count)")
       ->capture_default_str();
@@ -112,17 +121,22 @@ absl::Status ValidateRuntimeFlags(const RuntimeFlags& flags) {
   return ValidateSparseWithPlacement(flags);
 }
 
-absl::StatusOr<LoadedRuntime> LoadRuntime(const RuntimeFlags& flags) {
+absl::StatusOr<LoadedRuntime> LoadRuntime(const RuntimeFlags& flags, std::string_view log_prefix) {
   if (absl::Status s = ValidateRuntimeFlags(flags); !s.ok()) return s;
   LoadedRuntime rt;
   std::string threads_warning;
   cpu::SetThreads(ThreadsToUse(flags.threads, &threads_warning));
   if (!threads_warning.empty()) rt.notes.push_back(threads_warning);
 
+  absl::StatusOr<std::string> model_path =
+      ResolveModelFile(flags.model_path, flags.source, log_prefix);
+  if (!model_path.ok()) return model_path.status();
+  rt.model_path = *std::move(model_path);
+
   const auto start = std::chrono::steady_clock::now();
   ModelLoadOptions load;
   load.populate = flags.populate;
-  absl::StatusOr<std::unique_ptr<Model>> model = Model::Load(flags.model_path, load);
+  absl::StatusOr<std::unique_ptr<Model>> model = Model::Load(rt.model_path, load);
   if (!model.ok()) return model.status();
   rt.model = *std::move(model);
   absl::StatusOr<Tokenizer> tokenizer = Tokenizer::Create(*rt.model->vocabulary());
@@ -132,7 +146,7 @@ absl::StatusOr<LoadedRuntime> LoadRuntime(const RuntimeFlags& flags) {
   exec.batch_size = flags.batch_size;
   rt.executor = std::make_unique<Executor>(*rt.model, exec);
   absl::StatusOr<RuntimeArtifacts> artifacts =
-      ResolveArtifacts(flags.sparse, flags.placement, flags.model_path, *rt.model);
+      ResolveArtifacts(flags.sparse, flags.placement, rt.model_path, *rt.model);
   if (!artifacts.ok()) return artifacts.status();
   absl::StatusOr<FfnSetup> setup = MakeFfnSetup(flags, *rt.model, *artifacts, rt.notes);
   if (!setup.ok()) return setup.status();
@@ -151,7 +165,7 @@ void LogRuntimeSummary(std::string_view log_prefix, const RuntimeFlags& flags,
       stderr,
       "%smodel %s: %s, %lld layers, dim %lld, %lld heads (%lld KV), n_ff %lld, vocab %lld, "
       "ffn %s, norm %s, %s weights (%s)\n",
-      prefix.c_str(), flags.model_path.c_str(), c.architecture.c_str(),
+      prefix.c_str(), rt.model_path.c_str(), c.architecture.c_str(),
       static_cast<long long>(c.n_layers), static_cast<long long>(c.dim),
       static_cast<long long>(c.n_heads), static_cast<long long>(c.n_kv_heads),
       static_cast<long long>(c.n_ff), static_cast<long long>(c.vocab_size),

@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "runtime/app/model_source.h"
 #include "runtime/app/placement_setup.h"
 #include "runtime/app/sparse_setup.h"
 #include "runtime/exec/executor.h"
@@ -27,7 +28,8 @@ class App;
 namespace pinfer {
 
 struct RuntimeFlags {
-  std::string model_path;    // -m
+  std::string model_path;    // -m: a .pi, or a model to convert once (model_source.h)
+  ModelSourceFlags source;   // --tokenizer, --dtype: how a -m that is not a .pi is converted
   int threads = -1;          // -t; -1: every hardware thread (0 is an error)
   int64_t context = 0;       // -c; positions per session, 0: the model's training context
   int64_t batch_size = 256;  // -b; prompt tokens per forward pass
@@ -43,7 +45,8 @@ struct RuntimeFlags {
   }
 };
 
-// Registers -m/--model (required), -t, -c, -b, --no-populate, the sparse and the placement flags.
+// Registers -m/--model (required), --tokenizer, --dtype, -t, -c, -b, --no-populate, the sparse and
+// the placement flags.
 void AddRuntimeFlags(CLI::App& app, RuntimeFlags& flags);
 
 // Checks values that do not depend on the model; the message names the flag.
@@ -51,6 +54,7 @@ absl::Status ValidateRuntimeFlags(const RuntimeFlags& flags);
 
 // Everything a program needs to run the model, loaded once and shared by its sessions.
 struct LoadedRuntime {
+  std::string model_path;  // the .pi loaded: -m, or its cached conversion (model_source.h)
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<Executor> executor;
@@ -58,11 +62,14 @@ struct LoadedRuntime {
   double load_seconds = 0.0;
 };
 
-// Decides once at load: validates the flags, sets the kernels' thread count, maps the model,
+// Decides once at load: validates the flags, sets the kernels' thread count, converts a -m that is
+// not a .pi (or reuses its cached conversion: a line on stderr after `log_prefix` says which),
+// maps the model,
 // builds its tokenizer, resolves the artifacts (artifacts.h), then builds one FFN per layer
 // (runtime/exec/ffn_builder.h: dense, sparse or hybrid) into the executor. Errors name the file or
 // the flag.
-absl::StatusOr<LoadedRuntime> LoadRuntime(const RuntimeFlags& flags);
+absl::StatusOr<LoadedRuntime> LoadRuntime(const RuntimeFlags& flags,
+                                          std::string_view log_prefix = "");
 
 // Logs the model summary to stderr, each line starting with `log_prefix` ("pi-run: "): the
 // architecture and weights, the load time, the context of a session and the bytes of all the

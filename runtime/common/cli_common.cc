@@ -7,6 +7,8 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <string_view>
 #include <thread>
 
 #include "absl/strings/ascii.h"
@@ -154,13 +156,22 @@ std::string JoinCommandLine(int argc, char** argv) {
   return out;
 }
 
+namespace {
+bool ProgressTtyHinted() {
+  const char* hint = std::getenv("PINFER_PROGRESS_TTY");
+  return hint != nullptr && std::string_view(hint) == "1";
+}
+}  // namespace
+
 void ProgressBar::SetEnabled(bool enabled) { g_progress_enabled = enabled; }
 
 ProgressBar::ProgressBar(std::string label, uint64_t total, std::string unit)
     : label_(std::move(label)),
       total_(total),
       unit_(std::move(unit)),
-      tty_(isatty(STDERR_FILENO) != 0),
+      // PINFER_PROGRESS_TTY=1: stderr is a pipe to a program that passes it on to a terminal
+      // (runtime/app/sibling_tool.h: pi-run converting a GGUF with pi-convert).
+      tty_(isatty(STDERR_FILENO) != 0 || ProgressTtyHinted()),
       start_(std::chrono::steady_clock::now()),
       last_draw_(start_ - std::chrono::seconds(1)) {}
 

@@ -36,7 +36,9 @@ void RemoveTemporaryFilesOnInterrupt();
 std::string JoinCommandLine(int argc, char** argv);
 
 // A progress bar on stderr. On a terminal it redraws one line at most 10 times a second; otherwise
-// it prints a line at every 10% so that logs stay readable. Finish() prints the final state.
+// it prints a line at every 10% so that logs stay readable. PINFER_PROGRESS_TTY=1 in the
+// environment says stderr is passed on to a terminal by a parent program (draw as on one). Finish()
+// prints the final state.
 class ProgressBar {
  public:
   // `unit` names what is counted ("B" formats as bytes, anything else as a count: "tok").

@@ -63,6 +63,12 @@ inline constexpr char kProvenanceToolVersion[] = "provenance.tool_version";
 inline constexpr char kProvenanceArguments[] = "provenance.arguments";
 inline constexpr char kProvenanceSource[] = "provenance.source";
 inline constexpr char kProvenanceSourceDigest[] = "provenance.source_digest";
+// Each source file's absolute path, size in bytes and modification time (ns since the epoch) when
+// pi-convert read it, parallel to kProvenanceSource: a program that converts a source on the fly
+// (runtime/app/model_source.h) recognises an unchanged source by them without reading it.
+inline constexpr char kProvenanceSourcePath[] = "provenance.source_path";
+inline constexpr char kProvenanceSourceSize[] = "provenance.source_size";
+inline constexpr char kProvenanceSourceMtime[] = "provenance.source_mtime_ns";
 }  // namespace keys
 
 }  // namespace pinfer

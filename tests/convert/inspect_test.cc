@@ -45,7 +45,7 @@ TEST(PiInspect, TextReport) {
   EXPECT_EQ(r.err, "");
   for (const char* expected :
        {"format    .pi 1.0, model artifact", "layout    metadata ", "content digest ",
-        "metadata (33 entries)", "llama.n_ff                  int64      172",
+        "metadata (36 entries)", "llama.n_ff                  int64      172",
         "\"<unk>\", \"<s>\", \"</s>\", \"<0x00>\"", "... (512 items)]", "tensors (47)",
         "verify    all 47 tensor checksums match: the file is sound"}) {
     EXPECT_NE(r.out.find(expected), std::string::npos) << expected << "\n" << r.out;

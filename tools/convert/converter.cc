@@ -1,7 +1,11 @@
 #include "tools/convert/converter.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <vector>
 
@@ -115,15 +119,27 @@ absl::StatusOr<ConvertReport> ConvertModel(SourceModel& source, const std::strin
   metadata.SetString(keys::kProvenanceToolVersion, PINFER_VERSION);
   metadata.SetString(keys::kProvenanceArguments, options.command_line);
   metadata.SetString("provenance.source_format", source.format);
-  std::vector<std::string> names, digests;
+  std::vector<std::string> names, digests, paths;
+  std::vector<int64_t> sizes, mtimes;
   for (const std::string& file : source.source_files) {
+    // Stat before reading: a file changed while it is digested then looks changed next time.
+    struct stat st {};
+    if (stat(file.c_str(), &st) != 0) {
+      return absl::NotFoundError(absl::StrCat(file, ": ", std::strerror(errno)));
+    }
     absl::StatusOr<std::string> digest = DigestFile(file);
     if (!digest.ok()) return digest.status();
     names.push_back(std::filesystem::path(file).filename().string());
     digests.push_back(*digest);
+    paths.push_back(std::filesystem::absolute(file).lexically_normal().string());
+    sizes.push_back(static_cast<int64_t>(st.st_size));
+    mtimes.push_back(static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec);
   }
   metadata.SetStringArray(keys::kProvenanceSource, names);
   metadata.SetStringArray(keys::kProvenanceSourceDigest, digests);
+  metadata.SetStringArray(keys::kProvenanceSourcePath, paths);
+  metadata.SetIntArray(keys::kProvenanceSourceSize, sizes);
+  metadata.SetIntArray(keys::kProvenanceSourceMtime, mtimes);
 
   std::vector<TensorSpec> specs;
   std::vector<DType> dtypes;

@@ -152,7 +152,7 @@ void AddServerFlags(CLI::App& app, ServerOptions& options) {
 absl::Status RunPiServer(const PiServerOptions& options) {
   if (absl::Status s = ValidateRuntimeFlags(options.runtime); !s.ok()) return s;
   if (absl::Status s = ValidateServerOptions(options.server); !s.ok()) return s;
-  absl::StatusOr<LoadedRuntime> rt = LoadRuntime(options.runtime);
+  absl::StatusOr<LoadedRuntime> rt = LoadRuntime(options.runtime, kLog);
   if (!rt.ok()) return rt.status();
   absl::StatusOr<std::unique_ptr<PiServer>> server = PiServer::Create(
       *rt->executor, *rt->tokenizer, options.runtime.session_options(), options.server);
