@@ -89,6 +89,16 @@ int ThreadsToUse(int requested, std::string* warning) {
   return requested;
 }
 
+int ThreadsToUseWithWarning(std::string_view program, int requested) {
+  std::string warning;
+  const int threads = ThreadsToUse(requested, &warning);
+  if (!warning.empty()) {
+    std::fprintf(stderr, "%.*s: %s\n", static_cast<int>(program.size()), program.data(),
+                 warning.c_str());
+  }
+  return threads;
+}
+
 absl::StatusOr<uint64_t> ParseByteSize(std::string_view text) {
   std::string s = absl::AsciiStrToUpper(std::string(text));
   const std::string original(text);

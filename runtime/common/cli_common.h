@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <iostream>
 #include <string>
 #include <string_view>
 
@@ -21,6 +22,21 @@ std::string PrintableLine(std::string_view text);
 // The CPU threads to use for a -t/--threads value: all hardware threads for -1 (or 0), else the
 // value, capped at the hardware's thread count; `warning` then says so, for the caller to print.
 int ThreadsToUse(int requested, std::string* warning);
+// ThreadsToUse for a tool's -t value; its warning, if any, goes to stderr as "<program>: ...".
+int ThreadsToUseWithWarning(std::string_view program, int requested);
+
+// How a tool that makes a report ends: the report on stdout (its ToJson() with --json, else its
+// ToText()) and exit status 0, or the error on one line (ReportError) and 1.
+template <typename Report>
+int PrintReport(std::string_view program, const absl::StatusOr<Report>& report, bool json) {
+  if (!report.ok()) return ReportError(program, report.status());
+  if (json) {
+    std::cout << report->ToJson().dump(2) << "\n";
+  } else {
+    std::cout << report->ToText();
+  }
+  return 0;
+}
 
 // "24G", "512M", "1.5G", "4096" (bytes), "64K"; binary units (G = 2^30). Case-insensitive, an
 // optional trailing "B" or "iB" is accepted.

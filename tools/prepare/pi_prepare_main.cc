@@ -99,9 +99,7 @@ int Main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return ReportParseError(kProgram, app, e);
   }
-  std::string threads_warning;
-  options.threads = ThreadsToUse(options.threads, &threads_warning);
-  if (!threads_warning.empty()) std::fprintf(stderr, "%s: %s\n", kProgram, threads_warning.c_str());
+  options.threads = ThreadsToUseWithWarning(kProgram, options.threads);
   if (!vram.empty()) {
     absl::StatusOr<uint64_t> budget = ParseByteSize(vram);
     if (!budget.ok()) {
@@ -116,14 +114,7 @@ int Main(int argc, char** argv) {
   if (const std::string self = argv[0]; self.find('/') != std::string::npos) {
     options.program_dir = self.substr(0, self.rfind('/') + 1);
   }
-  absl::StatusOr<PrepareReport> report = RunPrepare(options);
-  if (!report.ok()) return ReportError(kProgram, report.status());
-  if (json) {
-    std::cout << report->ToJson().dump(2) << "\n";
-  } else {
-    std::cout << report->ToText();
-  }
-  return 0;
+  return PrintReport(kProgram, RunPrepare(options), json);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <numeric>
 
@@ -103,6 +104,11 @@ struct Pipeline {
     Print(stage);
     report.stages.push_back(std::move(stage));
   }
+  // The decision every stage after convert makes: skip it when its artifacts carry the record it
+  // would write (and no --force), else announce it, run it, time it and say why it ran.
+  // `readable`: whether the artifacts that exist open.
+  absl::Status RunUnlessUpToDate(StageResult& stage, bool matches, bool readable,
+                                 const std::function<absl::Status()>& run) const;
 };
 
 // --rank: "auto" (0) or a positive integer, as pi-train-predictor reads it.
@@ -125,6 +131,22 @@ std::string RedoReason(bool force, const std::vector<std::string>& outputs, bool
   }
   if (!readable) return "an artifact does not read";
   return "inputs or settings changed";
+}
+
+absl::Status Pipeline::RunUnlessUpToDate(StageResult& stage, bool matches, bool readable,
+                                         const std::function<absl::Status()>& run) const {
+  if (!options.force && matches) {
+    stage.status = "skipped";
+    stage.reason = "up to date";
+    return absl::OkStatus();
+  }
+  stage.status = "done";
+  stage.reason = RedoReason(options.force, stage.outputs, readable);
+  Starting(stage.name.c_str());
+  const Clock::time_point start = Clock::now();
+  absl::Status ran = run();
+  stage.seconds = SecondsSince(start);
+  return ran;
 }
 
 // ---- 1. convert -------------------------------------------------------------------------------
@@ -243,21 +265,13 @@ absl::Status ProfileStage(Pipeline& p) {
                        existing->arguments == record && samples_record == record &&
                        fs::is_regular_file(plot) &&
                        ActivationProfile::Read(p.report.profile_path, p.model_digest).ok();
-  if (!o.force && matches) {
-    stage.status = "skipped";
-    stage.reason = "up to date";
-  } else {
-    stage.status = "done";
-    // Complete means all three files: the samples or the plot may be what is missing.
-    stage.reason =
-        RedoReason(o.force, stage.outputs, existing.has_value() && samples_record.has_value());
-    p.Starting("profile");
-    const Clock::time_point start = Clock::now();
-    profile.command_line = record;
-    absl::StatusOr<ProfileReport> done = RunProfile(profile);
-    if (!done.ok()) return done.status();
-    stage.seconds = SecondsSince(start);
-  }
+  // Complete means all three files: the samples or the plot may be what is missing.
+  absl::Status ran = p.RunUnlessUpToDate(
+      stage, matches, existing.has_value() && samples_record.has_value(), [&] {
+        profile.command_line = record;
+        return RunProfile(profile).status();
+      });
+  if (!ran.ok()) return ran;
   absl::StatusOr<ActivationProfile> read =
       ActivationProfile::Read(p.report.profile_path, p.model_digest);
   if (!read.ok()) return read.status();
@@ -318,19 +332,11 @@ absl::Status TrainStage(Pipeline& p) {
   const bool matches = existing && existing->model_digest == p.model_digest &&
                        existing->arguments == record &&
                        PredictorWeights::Read(p.report.predictor_path, p.model_digest).ok();
-  if (!o.force && matches) {
-    stage.status = "skipped";
-    stage.reason = "up to date";
-  } else {
-    stage.status = "done";
-    stage.reason = RedoReason(o.force, stage.outputs, existing.has_value());
-    p.Starting("train-predictor");
-    const Clock::time_point start = Clock::now();
+  absl::Status ran = p.RunUnlessUpToDate(stage, matches, existing.has_value(), [&] {
     train.command_line = record;
-    absl::StatusOr<TrainReport> done = TrainPredictor(train);
-    if (!done.ok()) return done.status();
-    stage.seconds = SecondsSince(start);
-  }
+    return TrainPredictor(train).status();
+  });
+  if (!ran.ok()) return ran;
   absl::StatusOr<PredictorWeights> read =
       PredictorWeights::Read(p.report.predictor_path, p.model_digest);
   if (!read.ok()) return read.status();
@@ -388,22 +394,14 @@ absl::Status PlaceStage(Pipeline& p) {
   const bool matches = existing && existing->model_digest == p.model_digest &&
                        existing->arguments == record &&
                        PlacementPlan::Read(p.report.plan_path, p.model_digest).ok();
-  if (!o.force && matches) {
-    stage.status = "skipped";
-    stage.reason = "up to date";
-  } else {
-    stage.status = "done";
-    stage.reason = RedoReason(o.force, stage.outputs, existing.has_value());
-    p.Starting("place");
-    const Clock::time_point start = Clock::now();
+  absl::Status ran = p.RunUnlessUpToDate(stage, matches, existing.has_value(), [&] {
     place.provenance.SetString(keys::kProvenanceTool, "pi-place");
     place.provenance.SetString(keys::kProvenanceArguments, record);
     place.program = kProgram;
     place.progress = o.progress;
-    absl::StatusOr<PlacedModel> placed = PlaceModel(place);
-    if (!placed.ok()) return placed.status();
-    stage.seconds = SecondsSince(start);
-  }
+    return PlaceModel(place).status();
+  });
+  if (!ran.ok()) return ran;
   absl::StatusOr<PlacementPlan> plan = PlacementPlan::Read(p.report.plan_path, p.model_digest);
   if (!plan.ok()) return plan.status();
   stage.summary =

@@ -89,9 +89,7 @@ int Main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return ReportParseError(kProgram, app, e);
   }
-  std::string threads_warning;
-  options.threads = ThreadsToUse(options.threads, &threads_warning);
-  if (!threads_warning.empty()) std::fprintf(stderr, "%s: %s\n", kProgram, threads_warning.c_str());
+  options.threads = ThreadsToUseWithWarning(kProgram, options.threads);
   if (*target) {
     if (!(target_sparsity > 0 && target_sparsity < 1)) {
       return ReportError(kProgram, absl::InvalidArgumentError(absl::StrCat(
@@ -116,14 +114,7 @@ int Main(int argc, char** argv) {
   }
   options.command_line = JoinCommandLine(argc, argv);
   options.progress = !quiet;
-  absl::StatusOr<ProfileReport> report = RunProfile(options);
-  if (!report.ok()) return ReportError(kProgram, report.status());
-  if (json) {
-    std::cout << report->ToJson().dump(2) << "\n";
-  } else {
-    std::cout << report->ToText();
-  }
-  return 0;
+  return PrintReport(kProgram, RunProfile(options), json);
 }
 
 }  // namespace

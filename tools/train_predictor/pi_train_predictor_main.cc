@@ -91,9 +91,7 @@ int Main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return ReportParseError(kProgram, app, e);
   }
-  std::string threads_warning;
-  options.threads = ThreadsToUse(options.threads, &threads_warning);
-  if (!threads_warning.empty()) std::fprintf(stderr, "%s: %s\n", kProgram, threads_warning.c_str());
+  options.threads = ThreadsToUseWithWarning(kProgram, options.threads);
   if (absl::AsciiStrToLower(rank) == "auto") {
     options.rank = 0;
   } else if (!absl::SimpleAtoi(rank, &options.rank) || options.rank <= 0) {
@@ -115,14 +113,7 @@ int Main(int argc, char** argv) {
   options.memory_bytes = *memory_bytes;
   options.command_line = JoinCommandLine(argc, argv);
   options.progress = !quiet;
-  absl::StatusOr<TrainReport> report = TrainPredictor(options);
-  if (!report.ok()) return ReportError(kProgram, report.status());
-  if (json) {
-    std::cout << report->ToJson().dump(2) << "\n";
-  } else {
-    std::cout << report->ToText();
-  }
-  return 0;
+  return PrintReport(kProgram, TrainPredictor(options), json);
 }
 
 }  // namespace
