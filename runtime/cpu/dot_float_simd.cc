@@ -25,6 +25,7 @@ namespace HWY_NAMESPACE {
 constexpr int64_t kColumnChunk = 1024;
 constexpr int64_t kRowBlock = 64;
 constexpr int64_t kPrefetchTiles = 2;  // n = 1: prefetch distance, in row tiles
+constexpr int64_t kStreamTokens = 16;  // batches up to this size stream the rows (see below)
 // Register tile: kRowTile x kTokenTile accumulators plus kRowTile weight vectors and one
 // activation vector must fit the register file (32 vectors with AVX-512, 16 with AVX2/NEON/SSE).
 constexpr int kRowTile = 4;
@@ -68,7 +69,8 @@ HWY_INLINE void FloatTile(const T* const* w, const T* const* ahead, const float*
 // The first column chunk stores, later ones add.
 template <typename T, int kRows, int kTokens>
 HWY_INLINE void RunFloatTile(const MatrixView& w, const RowSet& rows, int64_t i0, const float* x,
-                             int64_t t0, int64_t c0, int64_t c1, float* y, int64_t y_stride) {
+                             int64_t t0, int64_t c0, int64_t c1, float* y, int64_t y_stride,
+                             bool prefetch) {
   const T* wr[kRows];
   int64_t slots[kRows];
   for (int r = 0; r < kRows; ++r) {
@@ -77,11 +79,11 @@ HWY_INLINE void RunFloatTile(const MatrixView& w, const RowSet& rows, int64_t i0
   }
   const float* xt[kTokens];
   for (int t = 0; t < kTokens; ++t) xt[t] = x + (t0 + t) * w.cols;
-  // Decode streams the weights from DRAM once: prefetch the rows kPrefetchTiles tiles ahead (the
-  // hardware prefetcher alone keeps too little in flight while the core computes).
+  // Decode and small batches stream the weights from DRAM once: prefetch the rows kPrefetchTiles
+  // tiles ahead (the hardware prefetcher alone keeps too little in flight while the core computes).
   const T* ahead_rows[kRows];
   const T* const* ahead = nullptr;
-  if (kTokens == 1 && i0 + (kPrefetchTiles + 1) * kRows <= rows.size()) {
+  if (prefetch && i0 + (kPrefetchTiles + 1) * kRows <= rows.size()) {
     for (int r = 0; r < kRows; ++r) {
       ahead_rows[r] = reinterpret_cast<const T*>(w.Row(rows.Row(i0 + kPrefetchTiles * kRows + r)));
     }
@@ -103,9 +105,51 @@ HWY_INLINE void FloatRowsForTokens(const MatrixView& w, const RowSet& rows, int6
                                    int64_t c1, float* y, int64_t y_stride) {
   int64_t i = i_begin;
   for (; i + kRowTile <= i_end; i += kRowTile) {
-    RunFloatTile<T, kRowTile, kTokens>(w, rows, i, x, t0, c0, c1, y, y_stride);
+    RunFloatTile<T, kRowTile, kTokens>(w, rows, i, x, t0, c0, c1, y, y_stride, kTokens == 1);
   }
-  for (; i < i_end; ++i) RunFloatTile<T, 1, kTokens>(w, rows, i, x, t0, c0, c1, y, y_stride);
+  for (; i < i_end; ++i) {
+    RunFloatTile<T, 1, kTokens>(w, rows, i, x, t0, c0, c1, y, y_stride, kTokens == 1);
+  }
+}
+
+// Small batches (n <= kStreamTokens): each row tile is read from memory once, whole, and serves
+// every token while it sits in L1/L2, as in decode (the first token tile prefetches ahead), so a
+// step of a few tokens costs about one token's weight traffic.
+template <typename T, int kTokens>
+HWY_INLINE void FloatTileRemainder(const MatrixView& w, const RowSet& rows, int64_t i,
+                                   int tile_rows, const float* x, int64_t n, int64_t t, float* y,
+                                   int64_t y_stride) {
+  if constexpr (kTokens > 0) {
+    if (n - t != kTokens) {
+      return FloatTileRemainder<T, kTokens - 1>(w, rows, i, tile_rows, x, n, t, y, y_stride);
+    }
+    if (tile_rows == kRowTile) {
+      return RunFloatTile<T, kRowTile, kTokens>(w, rows, i, x, t, 0, w.cols, y, y_stride, t == 0);
+    }
+    for (int r = 0; r < tile_rows; ++r) {
+      RunFloatTile<T, 1, kTokens>(w, rows, i + r, x, t, 0, w.cols, y, y_stride, false);
+    }
+  }
+}
+
+template <typename T>
+HWY_INLINE void FloatRowsSmallBatch(const MatrixView& w, const RowSet& rows, const float* x,
+                                    int64_t n, float* y, int64_t y_stride) {
+  const int64_t count = rows.size();
+  for (int64_t i = 0; i < count; i += kRowTile) {
+    const int tile_rows = static_cast<int>(std::min<int64_t>(kRowTile, count - i));
+    int64_t t = 0;
+    for (; t + kTokenTile <= n; t += kTokenTile) {
+      if (tile_rows == kRowTile) {
+        RunFloatTile<T, kRowTile, kTokenTile>(w, rows, i, x, t, 0, w.cols, y, y_stride, t == 0);
+      } else {
+        for (int r = 0; r < tile_rows; ++r) {
+          RunFloatTile<T, 1, kTokenTile>(w, rows, i + r, x, t, 0, w.cols, y, y_stride, false);
+        }
+      }
+    }
+    if (t < n) FloatTileRemainder<T, kTokenTile - 1>(w, rows, i, tile_rows, x, n, t, y, y_stride);
+  }
 }
 
 template <typename T, int kTokens>
@@ -129,6 +173,7 @@ void DotRowsFloatT(const MatrixView& w, RowSet rows, const float* x, int64_t n, 
     FloatRowsForTokens<T, 1>(w, rows, 0, count, x, 0, 0, w.cols, y, y_stride);
     return;
   }
+  if (n <= kStreamTokens) return FloatRowsSmallBatch<T>(w, rows, x, n, y, y_stride);
   for (int64_t c0 = 0; c0 < w.cols; c0 += kColumnChunk) {
     const int64_t c1 = std::min(w.cols, c0 + kColumnChunk);
     for (int64_t i0 = 0; i0 < count; i0 += kRowBlock) {

@@ -46,6 +46,7 @@ constexpr int64_t kQ4BlockBytes = 18;  // f16 scale + 16 bytes of nibbles
 constexpr int64_t kBlockChunk = 64;    // blocks per column chunk (n > 1)
 constexpr int64_t kRowBlock = 64;      // rows per cache block (n > 1)
 constexpr int64_t kPrefetchTiles = 2;  // n = 1: prefetch distance, in row tiles
+constexpr int64_t kStreamTokens = 16;  // batches up to this size stream the rows (see below)
 
 template <DType kType>
 constexpr int64_t BlockBytes() {
@@ -553,7 +554,7 @@ HWY_INLINE void QuantTile(const uint8_t* const* w, const uint8_t* const* ahead,
 template <DType kType, int kRows, int kTokens>
 HWY_INLINE void RunQuantTile(const MatrixView& w, const RowSet& rows, int64_t i0,
                              const QuantizedActivations& x, int64_t t0, int64_t b0, int64_t b1,
-                             float* y, int64_t y_stride) {
+                             float* y, int64_t y_stride, bool prefetch) {
   const int64_t blocks = x.cols / kBlock;
   const uint8_t* wr[kRows];
   int64_t slots[kRows];
@@ -569,11 +570,12 @@ HWY_INLINE void RunQuantTile(const MatrixView& w, const RowSet& rows, int64_t i0
   }
   // Decode streams the weights from DRAM once; the hardware prefetcher alone does not keep enough
   // of it in flight while the core computes, so each step also prefetches the rows of the tile
-  // kPrefetchTiles ahead (measured: +30-50% single-thread bandwidth for q8_0/q4_0). Prompts
-  // reuse each weight tile from cache and need no prefetch.
+  // kPrefetchTiles ahead (measured: +30-50% single-thread bandwidth for q8_0/q4_0). Small
+  // batches stream the rows the same way (their first token tile prefetches; the others find
+  // the tile in L1); prompts reuse each weight tile from cache and need no prefetch.
   const uint8_t* ahead_rows[kRows];
   const uint8_t* const* ahead = nullptr;
-  if (kTokens == 1 && i0 + (kPrefetchTiles + 1) * kRows <= rows.size()) {
+  if (prefetch && i0 + (kPrefetchTiles + 1) * kRows <= rows.size()) {
     for (int r = 0; r < kRows; ++r)
       ahead_rows[r] = w.Row(rows.Row(i0 + kPrefetchTiles * kRows + r));
     ahead = ahead_rows;
@@ -595,9 +597,55 @@ HWY_INLINE void QuantRowsForTokens(const MatrixView& w, const RowSet& rows, int6
   constexpr int kRowTile = Policy<kType>::kRowTile;
   int64_t i = i_begin;
   for (; i + kRowTile <= i_end; i += kRowTile) {
-    RunQuantTile<kType, kRowTile, kTokens>(w, rows, i, x, t0, b0, b1, y, y_stride);
+    RunQuantTile<kType, kRowTile, kTokens>(w, rows, i, x, t0, b0, b1, y, y_stride, kTokens == 1);
   }
-  for (; i < i_end; ++i) RunQuantTile<kType, 1, kTokens>(w, rows, i, x, t0, b0, b1, y, y_stride);
+  for (; i < i_end; ++i) {
+    RunQuantTile<kType, 1, kTokens>(w, rows, i, x, t0, b0, b1, y, y_stride, kTokens == 1);
+  }
+}
+
+// Small batches (n <= kStreamTokens): every row tile is read from memory once, whole, as in
+// decode, and used for all n tokens in turn while it sits in L1: the weights stream at the
+// decode rate instead of being revisited per column chunk, so a step of a few tokens costs about
+// one token's weight traffic. The first token tile prefetches the rows ahead.
+template <DType kType, int kTokens>
+HWY_INLINE void QuantTileTokens(const MatrixView& w, const RowSet& rows, int64_t i, int kRows,
+                                const QuantizedActivations& x, int64_t t0, int64_t blocks,
+                                float* y, int64_t y_stride, bool prefetch) {
+  constexpr int kRowTile = Policy<kType>::kRowTile;
+  if (kRows == kRowTile) {
+    RunQuantTile<kType, kRowTile, kTokens>(w, rows, i, x, t0, 0, blocks, y, y_stride, prefetch);
+  } else {
+    for (int r = 0; r < kRows; ++r) {
+      RunQuantTile<kType, 1, kTokens>(w, rows, i + r, x, t0, 0, blocks, y, y_stride, false);
+    }
+  }
+}
+
+template <DType kType>
+HWY_INLINE void QuantRowsSmallBatch(const MatrixView& w, const RowSet& rows,
+                                    const QuantizedActivations& x, float* y, int64_t y_stride) {
+  constexpr int kRowTile = Policy<kType>::kRowTile;
+  constexpr int kTokenTile = Policy<kType>::kTokenTile;
+  const int64_t count = rows.size();
+  const int64_t blocks = w.cols / kBlock;
+  for (int64_t i = 0; i < count; i += kRowTile) {
+    const int tile_rows = static_cast<int>(std::min<int64_t>(kRowTile, count - i));
+    int64_t t = 0;
+    for (; t + kTokenTile <= x.n; t += kTokenTile) {
+      QuantTileTokens<kType, kTokenTile>(w, rows, i, tile_rows, x, t, blocks, y, y_stride, t == 0);
+    }
+    if (t < x.n) {  // kTokenTile is 2 or 4: the remainder is 1 to 3 tokens
+      const int64_t left = x.n - t;
+      if (left >= 2 && kTokenTile > 2) {
+        QuantTileTokens<kType, 2>(w, rows, i, tile_rows, x, t, blocks, y, y_stride, t == 0);
+        t += 2;
+      }
+      if (t < x.n) {
+        QuantTileTokens<kType, 1>(w, rows, i, tile_rows, x, t, blocks, y, y_stride, t == 0);
+      }
+    }
+  }
 }
 
 template <DType kType, int kTokens>
@@ -623,6 +671,7 @@ void DotRowsQuantT(const MatrixView& w, RowSet rows, const QuantizedActivations&
     QuantRowsForTokens<kType, 1>(w, rows, 0, count, x, 0, 0, blocks, y, y_stride);
     return;
   }
+  if (x.n <= kStreamTokens) return QuantRowsSmallBatch<kType>(w, rows, x, y, y_stride);
   for (int64_t b0 = 0; b0 < blocks; b0 += kBlockChunk) {
     const int64_t b1 = std::min(blocks, b0 + kBlockChunk);
     for (int64_t i0 = 0; i0 < count; i0 += kRowBlock) {

@@ -78,16 +78,22 @@ TEST_P(DotTest, MatMulMatchesReference) {
   uint32_t seed = 100;
   for (DType dtype : kAllDTypes) {
     for (Shape shape : ShapesFor(dtype)) {
-      // Token counts around the token tile (2 or 4 depending on the target) and above it.
-      for (int64_t n : {2, 3, 4, 5, 9}) ExpectMatMulMatchesReference(dtype, shape, n, seed++);
+      // Token counts around the token tile (2, 4 or 6 depending on the target and dtype) and
+      // above it, up to the largest small batch (16, which streams each row tile once).
+      for (int64_t n : {2, 3, 4, 5, 7, 9, 16}) {
+        ExpectMatMulMatchesReference(dtype, shape, n, seed++);
+      }
     }
   }
 }
 
-// Prompt-sized products cross the column-chunk and row-block boundaries of the cache blocking.
+// Prompt-sized products (more than the 16 tokens of a small batch) cross the column-chunk and
+// row-block boundaries of the cache blocking.
 TEST_P(DotTest, MatMulAcrossCacheBlocks) {
   uint32_t seed = 500;
-  for (DType dtype : kAllDTypes) ExpectMatMulMatchesReference(dtype, {70, 2336}, 6, seed++);
+  for (DType dtype : kAllDTypes) {
+    for (int64_t n : {6, 17, 23}) ExpectMatMulMatchesReference(dtype, {70, 2336}, n, seed++);
+  }
 }
 
 // The activations reach the kernel quantized exactly as pinfer::QuantizeRowQ8_0 does, including
