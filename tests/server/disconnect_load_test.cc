@@ -21,7 +21,7 @@ namespace {
 
 using nlohmann::json;
 
-// `count` streams of up to 200 tokens from `clients` threads, each closed after 3 events (the
+// `count` streams of up to 64 tokens from `clients` threads, each closed after 3 events (the
 // generation goes on past them); returns how many got a 200 stream with text.
 int LeavingStreams(int port, int count, int clients) {
   std::atomic<int> next{0}, began{0};
@@ -32,7 +32,7 @@ int LeavingStreams(int port, int count, int clients) {
         int events = 0;
         const test::StreamReply reply = test::PostStream(port, "/v1/completions",
                                                          {{"prompt", absl::StrCat("Story ", i)},
-                                                          {"max_tokens", 200},
+                                                          {"max_tokens", 64},
                                                           {"temperature", 0.8},
                                                           {"seed", i},
                                                           {"stream", true}},
@@ -51,7 +51,7 @@ TEST(DisconnectLoadTest, ClientsThatLeaveStreamsEarlyLoseNothingAndLeakNothing) 
   const int port = server.WaitForPort();
   ASSERT_GT(port, 0) << server.Log();
   constexpr int kClients = 8;
-  constexpr int kWarmUp = 20;
+  constexpr int kWarmUp = 12;
   constexpr int kRequests = 60;
   // Warm up: connection threads, allocator pools, every slot's KV pages touched.
   EXPECT_EQ(LeavingStreams(port, kWarmUp, kClients), kWarmUp);
