@@ -12,6 +12,7 @@ packages=(
   libtorch-dev        # pi-train-predictor only (CPU build in Debian)
   coinor-libcbc-dev   # pi-place only
   curl jq             # the README examples (tests/readme) and the server tests
+  nginx               # pi-server replicas behind a balancer (tests/server/replicas_test.cc)
   chromium chromium-driver   # the browser test of pi-server's chat page (tests/webui)
 )
 

@@ -2,33 +2,33 @@
 // free port, requires the API key ($PINFER_API_KEY), names the model --alias, and on SIGTERM lets
 // the request in flight finish within --shutdown-grace (or cuts it after), stops listening and
 // exits 0.
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "format/strings.h"
 #include "gtest/gtest.h"
+#include "runtime/common/cli_common.h"
 #include "tests/runtime/test_models.h"
 #include "tests/server/server_harness.h"
+#include "tests/server/server_process.h"
 
 namespace pinfer {
 namespace {
 
 using nlohmann::json;
+using test::ServerProcess;
 
 test::ProgramResult PiServer(const std::vector<std::string>& args) {
   return test::RunProgram(PI_SERVER_PATH, args);
@@ -50,7 +50,7 @@ TEST(PiServerCliTest, HelpShowsExamplesAndDefaults) {
        {"pi-server -m stories260K.pi", "curl http://127.0.0.1:8080/v1/", "--parallel", "--api-key",
         "--max-body", "--max-tokens", "--timeout", "--queue", "chatml when the model records none",
         "-c,--ctx-size", "127.0.0.1", "8080", "--max-connections", "--read-timeout",
-        "$PINFER_API_KEY", "keeps the key out of ps"}) {
+        "$PINFER_API_KEY", "keeps the key out of ps", "--strict-model"}) {
     EXPECT_TRUE(absl::StrContains(r.out, text)) << "--help lacks " << text << "\n" << r.out;
   }
 }
@@ -82,94 +82,37 @@ TEST(PiServerCliTest, BadFlagsAreOneLine) {
   ExpectOneLineError(PiServer({"-m", model, "--api-key", "two words"}), "--api-key");
 }
 
-// pi-server (or `program`) running in the background, its stderr in a file; `env` ("NAME=value")
-// added to its environment.
-class ServerProcess {
- public:
-  explicit ServerProcess(const std::vector<std::string>& args,
-                         const std::vector<std::string>& env = {},
-                         const char* program = PI_SERVER_PATH) {
-    static std::atomic<int> count{0};
-    log_ = test::ScratchDir() + "/pi-server-" + std::to_string(count++) + ".log";
-    pid_ = fork();
-    if (pid_ == 0) {
-      const int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      dup2(fd, STDERR_FILENO);
-      dup2(fd, STDOUT_FILENO);
-      for (const std::string& e : env) putenv(const_cast<char*>(e.c_str()));
-      std::vector<char*> argv = {const_cast<char*>(program)};
-      for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(program, argv.data());
-      _exit(127);
-    }
-  }
-  ~ServerProcess() {
-    if (pid_ > 0 && !exited_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  std::string Log() const {
-    std::ifstream in(log_);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-  }
-  // Whether the log contains `text` within 30 s.
-  bool WaitForLog(const std::string& text) const {
-    for (int i = 0; i < 3000; ++i) {
-      if (absl::StrContains(Log(), text)) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
-  }
-  // The port from "listening on http://127.0.0.1:PORT", once logged (-1 after 30 s).
-  int WaitForPort() const {
-    constexpr char kListening[] = "listening on http://127.0.0.1:";
-    for (int i = 0; i < 3000; ++i) {
-      const std::string log = Log();
-      const size_t at = log.find(kListening);
-      if (at != std::string::npos) {
-        const size_t start = at + sizeof(kListening) - 1;
-        int port = -1;
-        if (absl::SimpleAtoi(log.substr(start, log.find(' ', start) - start), &port)) return port;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return -1;
-  }
-  void Signal(int signal_number) const { kill(pid_, signal_number); }
-  // The exit code (-1 when it does not exit within 30 s, or dies of a signal).
-  int WaitForExit() {
-    for (int i = 0; i < 3000; ++i) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        exited_ = true;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return -1;
-  }
-
- private:
-  std::string log_;
-  pid_t pid_ = -1;
-  bool exited_ = false;
-};
+// The KV memory at start, in one line: the slots, the context of each, and the bytes of all their
+// KV caches (what an in-process server with the same slots reports).
+TEST(PiServerCliTest, TheStartLogTellsTheSlotsTheirContextAndTheKvMemory) {
+  ServerProcess server(
+      {"-m", test::StoriesPath(), "--port", "0", "-t", "1", "-c", "64", "--parallel", "3"});
+  ASSERT_GT(server.WaitForPort(), 0) << server.Log();
+  ServerOptions three;
+  three.scheduler.parallel = 3;
+  const uint64_t kv_bytes = test::StartServer(three, /*context=*/64)->kv_cache_bytes();
+  ServerOptions one;
+  EXPECT_EQ(kv_bytes, 3 * test::StartServer(one, /*context=*/64)->kv_cache_bytes());
+  const std::string line = absl::StrCat("pi-server: 3 slots of 64 tokens each, KV cache ",
+                                        FormatBytes(kv_bytes), " in all\n");
+  EXPECT_TRUE(absl::StrContains(server.Log(), line)) << server.Log() << " lacks " << line;
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.WaitForExit(), 0) << server.Log();
+}
 
 TEST(PiServerCliTest, ServesWithAKeyAndAnAlias) {
-  // The key from the environment, as --help advises; the model's name from --alias.
-  ServerProcess server(
-      {"-m", test::StoriesPath(), "--port", "0", "--alias", "tiny-tales", "-t", "1"},
-      {"PINFER_API_KEY=k3y"});
+  // The key from the environment, as --help advises; the model's name from --alias, checked in
+  // each request (--strict-model).
+  ServerProcess server({"-m", test::StoriesPath(), "--port", "0", "--alias", "tiny-tales", "-t",
+                        "1", "--strict-model"},
+                       {"PINFER_API_KEY=k3y"});
   const int port = server.WaitForPort();
   ASSERT_GT(port, 0) << server.Log();
   const std::string log = server.Log();
   EXPECT_TRUE(absl::StrContains(log, "chat template chatml (default")) << log;
   EXPECT_TRUE(absl::StrContains(log, "API key required")) << log;
   EXPECT_TRUE(absl::StrContains(log, "(model \"tiny-tales\")")) << log;
+  EXPECT_TRUE(absl::StrContains(log, "; --strict-model")) << log;
 
   // Every endpoint but /health wants the key: none or a wrong one is a 401.
   const httplib::Headers key = {{"Authorization", "Bearer k3y"}};
@@ -203,7 +146,7 @@ TEST(PiServerCliTest, ServesWithAKeyAndAnAlias) {
   const test::StreamReply stream = test::PostStream(port, "/v1/completions", streamed, {}, key);
   ASSERT_TRUE(stream.done) << stream.raw;
   for (const json& e : stream.events) EXPECT_EQ(e["model"], "tiny-tales") << e.dump();
-  // The file's name is not the model's any more.
+  // The file's name is not the model's any more, and --strict-model refuses it.
   json by_file_name = greedy;
   by_file_name["model"] = "stories260K";
   const test::HttpReply unknown = test::Post(port, "/v1/completions", by_file_name, key);

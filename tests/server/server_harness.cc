@@ -374,4 +374,24 @@ uint64_t ResidentBytes() {
   return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
+void ExpectApiError(const HttpReply& reply, int status, const std::string& code,
+                    const std::string& mention) {
+  EXPECT_EQ(reply.status, status) << reply.body;
+  EXPECT_EQ(reply.content_type, "application/json") << reply.body;
+  const json body = reply.Json();
+  ASSERT_TRUE(body.is_object()) << reply.body;
+  ASSERT_TRUE(body.contains("error")) << reply.body;
+  const json& error = body["error"];
+  EXPECT_TRUE(error["message"].is_string()) << reply.body;
+  EXPECT_TRUE(error["type"].is_string()) << reply.body;
+  EXPECT_TRUE(error.contains("param")) << reply.body;
+  if (code.empty()) {
+    EXPECT_TRUE(error["code"].is_null()) << reply.body;
+  } else {
+    EXPECT_EQ(error["code"], code) << reply.body;
+  }
+  EXPECT_TRUE(absl::StrContains(error["message"].get<std::string>(), mention))
+      << reply.body << " lacks " << mention;
+}
+
 }  // namespace pinfer::test

@@ -152,4 +152,9 @@ std::string ReplyText(const json& reply);
 // Resident memory of this process, from /proc/self/statm.
 uint64_t ResidentBytes();
 
+// Expects an OpenAI-style error reply: `status`, {"error": {"message", "type", "param", "code"}},
+// its code `code` (empty: null) and its message containing `mention`.
+void ExpectApiError(const HttpReply& reply, int status, const std::string& code,
+                    const std::string& mention);
+
 }  // namespace pinfer::test

@@ -25,6 +25,7 @@ namespace pinfer {
 namespace {
 
 using nlohmann::json;
+using test::ExpectApiError;
 using test::HttpReply;
 using test::StreamReply;
 
@@ -45,27 +46,6 @@ std::string PiRunGreedy(const std::string& prompt, int n) {
   EXPECT_TRUE(absl::EndsWith(r.out, "\n")) << r.out;
   if (r.out.size() < prompt.size() + 1) return "";
   return r.out.substr(prompt.size(), r.out.size() - prompt.size() - 1);
-}
-
-// The error body of an OpenAI-style reply: {"error": {"message", "type", "param", "code"}}.
-void ExpectApiError(const HttpReply& reply, int status, const std::string& code,
-                    const std::string& mention) {
-  EXPECT_EQ(reply.status, status) << reply.body;
-  EXPECT_EQ(reply.content_type, "application/json") << reply.body;
-  const json body = reply.Json();
-  ASSERT_TRUE(body.is_object()) << reply.body;
-  ASSERT_TRUE(body.contains("error")) << reply.body;
-  const json& error = body["error"];
-  EXPECT_TRUE(error["message"].is_string()) << reply.body;
-  EXPECT_TRUE(error["type"].is_string()) << reply.body;
-  EXPECT_TRUE(error.contains("param")) << reply.body;
-  if (code.empty()) {
-    EXPECT_TRUE(error["code"].is_null()) << reply.body;
-  } else {
-    EXPECT_EQ(error["code"], code) << reply.body;
-  }
-  EXPECT_TRUE(absl::StrContains(error["message"].get<std::string>(), mention))
-      << reply.body << " lacks " << mention;
 }
 
 // Waits (up to 20 s) until `condition` holds.
@@ -316,6 +296,7 @@ TEST(ServerTest, BadRequestsGetJsonErrors) {
   ServerOptions options;
   options.max_body_bytes = 4096;
   options.max_tokens = 300;
+  options.strict_model = true;  // another model's name is a 404 (--strict-model)
   std::unique_ptr<PiServer> server = test::StartServer(options, /*context=*/64);
   ASSERT_NE(server, nullptr);
   const int port = server->port();

@@ -82,6 +82,7 @@ TEST(WebUiTest, PropsTellTheModelContextSlotsAndLimits) {
                                 {"context_length", 64},
                                 {"ffn_mode", "dense"},
                                 {"total_slots", 2},
+                                {"slots_busy", 0},
                                 {"max_tokens", 100}}));
   // /props answers GET (and HEAD) only, as the other GET endpoints.
   const test::HttpReply post = test::Post(server->port(), "/props", json::object());

@@ -23,6 +23,7 @@
 #include "runtime/app/server/openai_protocol.h"
 #include "runtime/app/server/request_checks.h"
 #include "runtime/app/server/server_connection.h"
+#include "runtime/app/server/tokenize_endpoints.h"
 #include "runtime/app/server/webui/webui.h"
 #include "runtime/common/cli_common.h"
 #include "runtime/exec/ffn_report.h"
@@ -34,9 +35,12 @@ namespace {
 // asked with another method gets 405 and an Allow header instead of 404. GET handlers answer
 // HEAD too (cpp-httplib).
 const char* MethodsOfPath(const std::string& path) {
-  if (path == "/v1/completions" || path == "/v1/chat/completions") return "POST";
+  if (path == "/v1/completions" || path == "/v1/chat/completions" || path == "/tokenize" ||
+      path == "/detokenize") {
+    return "POST";
+  }
   if (path == "/v1/models" || path.starts_with("/v1/models/") || path == "/health" ||
-      path == "/props") {
+      path == "/props" || path == "/metrics") {
     return "GET, HEAD";
   }
   return nullptr;
@@ -282,11 +286,24 @@ void PiServer::Route() {
   http_->Get("/health", [this](const httplib::Request& req, httplib::Response& res) {
     HandleHealth(req, res);
   });
+  http_->Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res,
+                                  const httplib::ContentReader& reader) {
+    HandleTokenize(req, res, reader, /*detokenize=*/false);
+  });
+  http_->Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res,
+                                    const httplib::ContentReader& reader) {
+    HandleTokenize(req, res, reader, /*detokenize=*/true);
+  });
+  http_->Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!Authorized(req, res)) return;
+    res.set_content(metrics_.Render(scheduler_->stats()), kMetricsContentType);
+  });
   // The chat page and what it shows of the server (webui/webui.h).
   http_->Get("/props", [this](const httplib::Request& req, httplib::Response& res) {
     if (!Authorized(req, res)) return;
     SendJson(res, PropsJson({model_name_, scheduler_->context_length(), ffn_mode_,
-                             options_.scheduler.parallel, options_.max_tokens}));
+                             options_.scheduler.parallel, scheduler_->stats().busy_slots,
+                             options_.max_tokens}));
   });
   if (options_.webui) RouteWebUi(*http_);
   // Before any body is read: refuse what is framed wrong, at once (request_checks.h).
@@ -299,8 +316,10 @@ void PiServer::Route() {
       [this](const httplib::Request& req, httplib::Response& res) {
         return RefuseByFraming(req, res) ? res.status : 100;
       });
-  // A connection that will not carry another request says so.
-  http_->set_post_routing_handler([this](const httplib::Request&, httplib::Response& res) {
+  // Every response passes here once, with its final status, just before it is written: counted
+  // for /metrics. A connection that will not carry another request says so.
+  http_->set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    metrics_.CountResponse(req.path, res.status);
     ServerConnection* connection = ServerConnection::Current();
     if (connection == nullptr) return;
     if (http_->stopping()) connection->CloseAfterResponse();
@@ -395,6 +414,32 @@ void PiServer::HandleModels(const httplib::Request& req, httplib::Response& res)
     return;
   }
   SendJson(res, json{{"object", "list"}, {"data", json::array({model})}});
+}
+
+void PiServer::HandleTokenize(const httplib::Request& req, httplib::Response& res,
+                              const httplib::ContentReader& reader, bool detokenize) {
+  const std::string client = ClientOf(req);
+  auto fail = [&](const ApiError& error) {
+    SendError(res, error);
+    LogRequest(client, req.method, req.path, absl::StrCat(error.http_status, " ", error.message));
+  };
+  std::string body;
+  ApiError body_error;
+  const bool read = ReadBody(reader, &body, &body_error);
+  if (!Authorized(req, res)) {  // after reading, as for the completions
+    LogRequest(client, req.method, req.path, "401");
+    return;
+  }
+  if (!read) return fail(body_error);
+  const json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) {
+    return fail(InvalidRequest("the request body is not valid JSON", "invalid_json"));
+  }
+  std::variant<json, ApiError> reply =
+      detokenize ? DetokenizeReply(parsed, tokenizer_) : TokenizeReply(parsed, tokenizer_);
+  if (const ApiError* error = std::get_if<ApiError>(&reply)) return fail(*error);
+  SendJson(res, std::get<json>(reply));
+  LogRequest(client, req.method, req.path, "200");
 }
 
 bool PiServer::ReadBody(const httplib::ContentReader& reader, std::string* body,
@@ -511,6 +556,9 @@ class PiServer::SseStream {
     }
     if (finished) {
       done_ = true;
+      if (last_.status.ok()) {
+        server_.metrics_.CountGeneration(last_.completion_tokens, SecondsSince(start_));
+      }
       server_.LogRequest(client_, "POST", path_, DescribeFinished(last_, start_, "200 stream"));
       sink.done();
       return true;
@@ -583,6 +631,8 @@ void PiServer::HandleCompletion(const httplib::Request& req, httplib::Response& 
   }
   absl::StatusOr<CompletionRequest> request = ParseCompletionRequest(parsed, endpoint);
   if (!request.ok()) return fail(InvalidRequest(std::string(request.status().message())));
+  // One model serves every name, unless --strict-model (then PlanGeneration refuses another).
+  if (!options_.strict_model) request->model.clear();
 
   GenerationLimits limits;
   limits.model_name = model_name_;
@@ -645,6 +695,7 @@ void PiServer::HandleCompletion(const httplib::Request& req, httplib::Response& 
     pieces.insert(pieces.end(), progress.pieces.begin(), progress.pieces.end());
   }
   if (!progress.status.ok()) return fail(ApiErrorFromStatus(progress.status));
+  metrics_.CountGeneration(progress.completion_tokens, SecondsSince(start));
   CompletionOutcome outcome;
   outcome.text = absl::StrJoin(pieces, "");
   outcome.finish_reason = progress.finish_reason;

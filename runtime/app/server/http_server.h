@@ -5,6 +5,8 @@
 //   GET  /health                                 {"status": "ok", slots...}; 503 while shutting
 //   down
 //   GET  /props, and the chat page at /          webui/webui.h
+//   POST /tokenize, /detokenize                  llama-server's bodies (tokenize_endpoints.h)
+//   GET  /metrics                                Prometheus text format (server_metrics.h)
 //
 // Each connection is served on a thread of its own (GatedHttpServer), up to --max-connections;
 // beyond, new connections get 503 at once. A request must arrive whole, headers and body, within
@@ -32,6 +34,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "runtime/app/server/openai_protocol.h"
+#include "runtime/app/server/server_metrics.h"
 #include "runtime/app/server/slot_scheduler.h"
 #include "runtime/exec/executor.h"
 #include "runtime/text/chat_template.h"
@@ -69,6 +72,9 @@ struct ServerOptions {
   std::string model_name;              // the id clients use; empty: the model's file name stem
   bool log_requests = true;            // one line per request
   bool webui = true;                   // GET / serves the chat page (webui/webui.h); --no-webui
+  // A request naming another model gets 404 (--strict-model). Off: any "model" is served by the
+  // one model, as llama-server does (clients often send a fixed name).
+  bool strict_model = false;
   // Where log lines go (without "pi-server: " or a newline); empty: stderr with both.
   std::function<void(const std::string& line)> log;
 };
@@ -120,6 +126,9 @@ class PiServer {
   // Answers a request whose framing CheckFraming refuses (true), before its body is read.
   bool RefuseByFraming(const httplib::Request& req, httplib::Response& res) const;
   void HandleModels(const httplib::Request& req, httplib::Response& res);
+  // POST /tokenize and /detokenize.
+  void HandleTokenize(const httplib::Request& req, httplib::Response& res,
+                      const httplib::ContentReader& reader, bool detokenize);
   void HandleHealth(const httplib::Request& req, httplib::Response& res);
   bool Authorized(const httplib::Request& req, httplib::Response& res) const;
   std::string NextId(const char* prefix);
@@ -131,6 +140,7 @@ class PiServer {
   std::string ffn_mode_;  // FfnMode() of the executor, for /props
   int64_t created_ = 0;  // when the server started (the model's "created" in /v1/models)
   std::unique_ptr<SlotScheduler> scheduler_;
+  ServerMetrics metrics_;
   std::unique_ptr<GatedHttpServer> http_;
   std::thread listener_;
   int port_ = -1;

@@ -143,6 +143,9 @@ void AddServerFlags(CLI::App& app, ServerOptions& options) {
                  "writes; chatml when the model records none or another)");
   app.add_option("--alias", options.model_name,
                  "the model's name in the API (default: the model file's name without .pi)");
+  app.add_flag("--strict-model", options.strict_model,
+               "a request whose \"model\" is not this model's name gets HTTP 404 (default: any "
+               "name is served by the one model, as llama-server does)");
   app.add_flag_callback(
       "--no-webui", [&options] { options.webui = false; }, "do not serve the chat page at /");
   app.add_flag_callback(
@@ -163,14 +166,18 @@ absl::Status RunPiServer(const PiServerOptions& options) {
   if (absl::Status s = signals.Install(); !s.ok()) return s;
   if (absl::Status s = (*server)->Start(); !s.ok()) return s;
   const ServerOptions& o = options.server;
-  std::fprintf(stderr,
-               "%s%d slot%s, queue %d, max %lld tokens per request, timeout %.0f s, at most %d "
-               "connections, read timeout %g s; chat template %s%s\n",
-               kLog, o.scheduler.parallel, o.scheduler.parallel == 1 ? "" : "s",
-               o.scheduler.queue_length, static_cast<long long>(o.max_tokens), o.timeout_seconds,
-               o.max_connections, o.read_timeout_seconds,
-               (*server)->chat_template().Describe().c_str(),
-               o.api_key.empty() ? "" : "; API key required");
+  // The KV memory in one line: what -c and --parallel cost together.
+  std::fprintf(stderr, "%s%d slot%s of %lld tokens each, KV cache %s in all\n", kLog,
+               o.scheduler.parallel, o.scheduler.parallel == 1 ? "" : "s",
+               static_cast<long long>((*server)->context_length()),
+               FormatBytes((*server)->kv_cache_bytes()).c_str());
+  std::fprintf(
+      stderr,
+      "%squeue %d, max %lld tokens per request, timeout %.0f s, at most %d "
+      "connections, read timeout %g s; chat template %s%s%s\n",
+      kLog, o.scheduler.queue_length, static_cast<long long>(o.max_tokens), o.timeout_seconds,
+      o.max_connections, o.read_timeout_seconds, (*server)->chat_template().Describe().c_str(),
+      o.api_key.empty() ? "" : "; API key required", o.strict_model ? "; --strict-model" : "");
   std::fprintf(stderr, "%slistening on http://%s:%d (model \"%s\"); Ctrl-C stops\n", kLog,
                o.host.c_str(), (*server)->port(), (*server)->model_name().c_str());
   std::fflush(stderr);

@@ -14,7 +14,8 @@ constexpr char kProgram[] = "pi-server";
 int Main(int argc, char** argv) {
   CLI::App app{
       "Serve a .pi model over OpenAI's HTTP API: POST /v1/completions and /v1/chat/completions\n"
-      "(JSON, or server-sent events with \"stream\": true), GET /v1/models and /health.\n"
+      "(JSON, or server-sent events with \"stream\": true), GET /v1/models and /health;\n"
+      "llama-server's POST /tokenize, /detokenize and GET /props; GET /metrics (Prometheus).\n"
       "Takes the same model flags as pi-run. Stops gracefully on SIGINT/SIGTERM.\n\n"
       "Examples:\n"
       "  pi-server -m stories260K.pi --port 8080 --parallel 4\n"

@@ -119,6 +119,10 @@ struct SchedulerStats {
   int64_t finished = 0;          // generations over (completed, cut, cancelled or refused)
   int64_t generated_tokens = 0;  // by the generations that left their slot
   int64_t prompt_tokens = 0;     // evaluated
+  // The prompt cache (shown by /metrics): requests that reused a slot's cached prefix, and the
+  // prompt tokens they took from it instead of evaluating them.
+  int64_t prompt_cache_hits = 0;
+  int64_t cached_prompt_tokens = 0;
 };
 
 class SlotScheduler {

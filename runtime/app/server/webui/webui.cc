@@ -23,6 +23,7 @@ nlohmann::json PropsJson(const ServerProps& props) {
                         {"context_length", props.context_length},
                         {"ffn_mode", props.ffn_mode},
                         {"total_slots", props.total_slots},
+                        {"slots_busy", props.busy_slots},
                         {"max_tokens", props.max_tokens}};
 }
 

@@ -2,8 +2,9 @@
 //
 //   GET /              the chat page (index.html; its app.js and style.css beside it), compiled
 //                      into the program; off with --no-webui (then 404)
-//   GET /props         {"model", "context_length", "ffn_mode": "dense"|"sparse"|"hybrid",
-//                      "total_slots", "max_tokens"}, as llama-server's /props tells its UI
+//   GET /props         {"model", "context_length" (of one slot), "ffn_mode": "dense"|"sparse"|
+//                      "hybrid", "total_slots", "slots_busy" (generating now), "max_tokens"}, as
+//                      llama-server's /props tells its UI
 //
 // The page's files are served without an API key: a browser cannot send one when it opens a
 // page, and the page holds no secret (it asks for the key and sends it with its API requests).
@@ -26,6 +27,7 @@ struct ServerProps {
   int64_t context_length = 0;  // positions of one slot's session
   std::string ffn_mode;        // FfnMode() of the executor: dense, sparse or hybrid
   int total_slots = 0;         // --parallel
+  int busy_slots = 0;          // generating now
   int64_t max_tokens = 0;      // --max-tokens
 };
 
