@@ -68,8 +68,20 @@ TEST(PromptCacheTest, AHitGivesTheColdTextAndIsRoutedToTheSlotThatHoldsIt) {
   EXPECT_EQ(a.Text(), PiecesOf(tokenizer, first_tokens));
   EXPECT_EQ(a.cached_tokens, 0);
 
-  // The next turn: the first prompt, its answer and more. The slot holds the prompt and the 9
-  // answer tokens it evaluated (the last one chosen was never evaluated).
+  // An unrelated prompt (it shares BOS only) goes to the unused slot, leaving the first one's
+  // cache alone...
+  const GenerationRequest other = Greedy(tokenizer.Encode("Tom had a red ball.", true), 6);
+  const Generation::Progress c = RunToTheEnd(*scheduler, other);
+  EXPECT_EQ(c.Text(), PiecesOf(tokenizer, Alone(other)));
+  EXPECT_EQ(c.cached_tokens, 0);
+  // ...and again, it goes to its slot, not to the least recently used one: all of it but its last
+  // token is reused, and the text is the cold one.
+  const Generation::Progress e = RunToTheEnd(*scheduler, other);
+  EXPECT_EQ(e.Text(), c.Text());
+  EXPECT_EQ(e.cached_tokens, static_cast<int64_t>(other.prompt.size()) - 1);
+
+  // The next turn of the first conversation: its prompt, its answer and more. Its slot holds the
+  // prompt and the 9 answer tokens it evaluated (the last one chosen was never evaluated).
   std::vector<int32_t> turn = first.prompt;
   turn.insert(turn.end(), first_tokens.begin(), first_tokens.end());
   for (const int32_t t : tokenizer.Encode(" Then Tom came to play.", false)) turn.push_back(t);
@@ -80,20 +92,10 @@ TEST(PromptCacheTest, AHitGivesTheColdTextAndIsRoutedToTheSlotThatHoldsIt) {
   EXPECT_EQ(b.cached_tokens, reused);
   EXPECT_EQ(b.prompt_tokens, static_cast<int64_t>(turn.size()));
 
-  // An unrelated prompt goes to the unused slot, leaving the conversation's cache alone...
-  const GenerationRequest other = Greedy(tokenizer.Encode("Tom had a red ball.", true), 6);
-  const Generation::Progress c = RunToTheEnd(*scheduler, other);
-  EXPECT_EQ(c.Text(), PiecesOf(tokenizer, Alone(other)));
-  EXPECT_EQ(c.cached_tokens, 0);
-  // ...so the first prompt again still finds it there: all of it but its last token is reused,
-  // and the text is the first one's.
+  // The first prompt again finds it in the conversation's slot (not the least recently used).
   const Generation::Progress d = RunToTheEnd(*scheduler, first);
   EXPECT_EQ(d.Text(), a.Text());
   EXPECT_EQ(d.cached_tokens, static_cast<int64_t>(first.prompt.size()) - 1);
-  // And the unrelated one finds its own slot too.
-  const Generation::Progress e = RunToTheEnd(*scheduler, other);
-  EXPECT_EQ(e.Text(), c.Text());
-  EXPECT_EQ(e.cached_tokens, static_cast<int64_t>(other.prompt.size()) - 1);
 
   const SchedulerStats stats = scheduler->stats();
   EXPECT_EQ(stats.prompt_cache_hits, 3);
