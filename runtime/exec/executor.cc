@@ -1,6 +1,7 @@
 #include "runtime/exec/executor.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <functional>
 #include <new>
@@ -35,28 +36,43 @@ double ForwardStats::EffectiveGBps() const {
   return static_cast<double>(weight_bytes + kv_bytes) / seconds / 1e9;
 }
 
-uint64_t SequenceState::Bytes(const ModelConfig& c, int64_t context, int64_t capacity) {
-  const uint64_t kv = 2 * static_cast<uint64_t>(c.n_layers) * static_cast<uint64_t>(context) *
-                      static_cast<uint64_t>(c.kv_dim());
-  const uint64_t scratch = static_cast<uint64_t>(capacity) *
-                           static_cast<uint64_t>(3 * c.dim + 2 * c.q_dim() + 3 * c.n_ff);
-  return (kv + scratch) * sizeof(float);
+uint64_t SequenceState::Bytes(const ModelConfig& c, int64_t context) {
+  return 2 * static_cast<uint64_t>(c.n_layers) * static_cast<uint64_t>(context) *
+         static_cast<uint64_t>(c.kv_dim()) * sizeof(float);
 }
 
-absl::StatusOr<SequenceState> SequenceState::Create(const ModelConfig& c, int64_t context,
-                                                    int64_t capacity) {
+absl::StatusOr<SequenceState> SequenceState::Create(const ModelConfig& c, int64_t context) {
   SequenceState s;
   s.context = context;
-  s.capacity = capacity;
-  const size_t b = static_cast<size_t>(capacity);
   try {
     const size_t cache = static_cast<size_t>(c.n_layers) * static_cast<size_t>(context) *
                          static_cast<size_t>(c.kv_dim());
     s.key_cache = ZeroPages<float>(cache);
     s.value_cache = ZeroPages<float>(cache);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat("not enough memory for a context of ", context,
+                                                     " tokens (KV cache of ",
+                                                     Bytes(c, context) / (1 << 20), " MiB)"));
+  }
+  return s;
+}
+
+uint64_t BatchState::Bytes(const ModelConfig& c, int64_t capacity) {
+  return static_cast<uint64_t>(capacity) *
+         static_cast<uint64_t>(3 * c.dim + 2 * c.q_dim() + 2 * c.kv_dim() + 3 * c.n_ff) *
+         sizeof(float);
+}
+
+absl::StatusOr<BatchState> BatchState::Create(const ModelConfig& c, int64_t capacity) {
+  BatchState s;
+  s.capacity = capacity;
+  const size_t b = static_cast<size_t>(capacity);
+  try {
     s.x.resize(b * c.dim);
     s.normed.resize(b * c.dim);
     s.q.resize(b * c.q_dim());
+    s.k.resize(b * c.kv_dim());
+    s.v.resize(b * c.kv_dim());
     s.attention.resize(b * c.q_dim());
     s.projected.resize(b * c.dim);
     s.ffn.capacity = capacity;
@@ -65,8 +81,8 @@ absl::StatusOr<SequenceState> SequenceState::Create(const ModelConfig& c, int64_
     s.ffn.activations.resize(b * c.n_ff);
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("not enough memory for a context of ", context, " tokens (KV cache of ",
-                     2 * c.n_layers * context * c.kv_dim() * 4 / (1 << 20), " MiB)"));
+        absl::StrCat("not enough memory for the scratch of a batch of ", capacity, " tokens (",
+                     Bytes(c, capacity) / (1 << 20), " MiB)"));
   }
   return s;
 }
@@ -92,7 +108,7 @@ absl::Status Executor::SetFfnLayers(std::vector<std::unique_ptr<LayerFfn>> layer
   return absl::OkStatus();
 }
 
-uint64_t Executor::Normalize(SequenceState& s, int64_t n, const float* weight) const {
+uint64_t Executor::Normalize(BatchState& s, int64_t n, const float* weight) const {
   const ModelConfig& c = model_.config();
   const float eps = static_cast<float>(c.rms_eps);
   for (int64_t t = 0; t < n; ++t) {
@@ -104,28 +120,43 @@ uint64_t Executor::Normalize(SequenceState& s, int64_t n, const float* weight) c
   return static_cast<uint64_t>(c.dim) * sizeof(float);
 }
 
-uint64_t Executor::Attention(SequenceState& s, int64_t l, int64_t pos0, int64_t n,
-                             ForwardStats& stats) const {
+uint64_t Executor::Attention(BatchState& s, std::span<const BatchEntry> entries, int64_t n,
+                             int64_t l) const {
   const ModelConfig& c = model_.config();
   const LayerWeights& w = model_.layer(l);
   const int64_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
-  float* keys = s.key_cache.data() + l * s.context * kv_dim;
-  float* values = s.value_cache.data() + l * s.context * kv_dim;
-  float* k = keys + pos0 * kv_dim;
-  float* v = values + pos0 * kv_dim;
   cpu::MatMul(w.attn_q, s.normed.data(), n, s.q.data());
-  cpu::MatMul(w.attn_k, s.normed.data(), n, k);
-  cpu::MatMul(w.attn_v, s.normed.data(), n, v);
-  for (int64_t t = 0; t < n; ++t) {
-    cpu::RopeInterleaved(s.q.data() + t * q_dim, c.n_heads, c.head_dim, pos0 + t, c.rope_theta);
-    cpu::RopeInterleaved(k + t * kv_dim, c.n_kv_heads, c.head_dim, pos0 + t, c.rope_theta);
+  cpu::MatMul(w.attn_k, s.normed.data(), n, s.k.data());
+  cpu::MatMul(w.attn_v, s.normed.data(), n, s.v.data());
+  int64_t row = 0;
+  for (const BatchEntry& e : entries) {
+    const int64_t rows = static_cast<int64_t>(e.tokens.size());
+    e.stats->kv_bytes +=
+        Attend(*e.sequence, l, e.pos0, rows, s.q.data() + row * q_dim, s.k.data() + row * kv_dim,
+               s.v.data() + row * kv_dim, s.attention.data() + row * q_dim);
+    row += rows;
   }
-  const cpu::AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim, kv_dim};
-  cpu::Attention(shape, s.q.data(), keys, values, pos0, n, s.attention.data());
   cpu::MatMul(w.attn_output, s.attention.data(), n, s.projected.data());
   cpu::Add(s.projected.data(), n * c.dim, s.x.data());
-  stats.kv_bytes += 2 * static_cast<uint64_t>(pos0 + n) * kv_dim * sizeof(float);
   return w.AttentionBytes();
+}
+
+uint64_t Executor::Attend(SequenceState& kv, int64_t l, int64_t pos0, int64_t n, float* q, float* k,
+                          const float* v, float* out) const {
+  const ModelConfig& c = model_.config();
+  const int64_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
+  float* keys = kv.key_cache.data() + l * kv.context * kv_dim;
+  float* values = kv.value_cache.data() + l * kv.context * kv_dim;
+  for (int64_t t = 0; t < n; ++t) {
+    cpu::RopeInterleaved(q + t * q_dim, c.n_heads, c.head_dim, pos0 + t, c.rope_theta);
+    cpu::RopeInterleaved(k + t * kv_dim, c.n_kv_heads, c.head_dim, pos0 + t, c.rope_theta);
+  }
+  const size_t row_bytes = static_cast<size_t>(n * kv_dim) * sizeof(float);
+  std::memcpy(keys + pos0 * kv_dim, k, row_bytes);
+  std::memcpy(values + pos0 * kv_dim, v, row_bytes);
+  const cpu::AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim, kv_dim};
+  cpu::Attention(shape, q, keys, values, pos0, n, out);
+  return 2 * static_cast<uint64_t>(pos0 + n) * kv_dim * sizeof(float);
 }
 
 absl::Status Executor::ShiftCache(SequenceState& s, int64_t n_past, int64_t keep,
@@ -149,72 +180,136 @@ absl::Status Executor::ShiftCache(SequenceState& s, int64_t n_past, int64_t keep
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint64_t> Executor::Ffn(SequenceState& s, int64_t l, int64_t pos0,
-                                       std::span<const int32_t> tokens,
-                                       ForwardObserver* observer) const {
+absl::StatusOr<uint64_t> Executor::Ffn(BatchState& s, std::span<const BatchEntry> entries,
+                                       int64_t n, int64_t l) const {
+  const bool observed = std::any_of(entries.begin(), entries.end(),
+                                    [](const BatchEntry& e) { return e.observer != nullptr; });
   FfnCall call;
   call.layer = l;
-  call.n = static_cast<int64_t>(tokens.size());
+  call.n = n;
   call.input = s.normed.data();
   call.output = s.x.data();
   call.workspace = &s.ffn;
-  call.need_activations = observer != nullptr;
+  call.need_activations = observed;
   absl::StatusOr<uint64_t> bytes = ffn(l).Forward(call);
-  if (!bytes.ok() || observer == nullptr) return bytes;
-  FfnTrace trace;
-  trace.layer = l;
-  trace.pos0 = pos0;
-  trace.tokens = tokens;
-  trace.dim = model_.config().dim;
-  trace.n_ff = model_.config().n_ff;
-  trace.input = s.normed.data();
-  trace.gate = s.ffn.gate.data();
-  trace.activations = s.ffn.activations.data();
-  observer->OnFfn(trace);
+  if (!bytes.ok() || !observed) return bytes;
+  const ModelConfig& c = model_.config();
+  int64_t row = 0;
+  for (const BatchEntry& e : entries) {
+    if (e.observer != nullptr) {
+      FfnTrace trace;
+      trace.layer = l;
+      trace.pos0 = e.pos0;
+      trace.tokens = e.tokens;
+      trace.dim = c.dim;
+      trace.n_ff = c.n_ff;
+      trace.input = s.normed.data() + row * c.dim;
+      trace.gate = s.ffn.gate.data() + row * c.n_ff;
+      trace.activations = s.ffn.activations.data() + row * c.n_ff;
+      e.observer->OnFfn(trace);
+    }
+    row += static_cast<int64_t>(e.tokens.size());
+  }
   return bytes;
 }
 
-uint64_t Executor::Classify(SequenceState& s, int64_t n, Logits logits, float* logits_out) const {
-  if (logits == Logits::kNone) return 0;
+uint64_t Executor::Classify(BatchState& s, std::span<const BatchEntry> entries) const {
   const ModelConfig& c = model_.config();
-  // Only the rows whose logits are wanted go through the final norm and the classifier.
-  const int64_t first = logits == Logits::kAll ? 0 : n - 1;
-  const int64_t rows = n - first;
-  for (int64_t t = 0; t < rows; ++t) {
-    cpu::RmsNorm(s.x.data() + (first + t) * c.dim, model_.output_norm(), c.dim,
-                 static_cast<float>(c.rms_eps), s.normed.data() + t * c.dim);
+  // Only the rows whose logits are wanted go through the final norm and the classifier: gathered
+  // into `normed`, one product for all of them.
+  int64_t rows = 0, row = 0, wanting = 0;
+  for (const BatchEntry& e : entries) {
+    const int64_t n = static_cast<int64_t>(e.tokens.size());
+    const int64_t first = e.logits == Logits::kAll ? 0 : n - 1;
+    if (e.logits != Logits::kNone) {
+      ++wanting;
+      for (int64_t t = first; t < n; ++t, ++rows) {
+        cpu::RmsNorm(s.x.data() + (row + t) * c.dim, model_.output_norm(), c.dim,
+                     static_cast<float>(c.rms_eps), s.normed.data() + rows * c.dim);
+      }
+    }
+    row += n;
   }
-  cpu::MatMul(model_.output(), s.normed.data(), rows, logits_out);
+  if (rows == 0) return 0;
+  const size_t vocab = static_cast<size_t>(c.vocab_size);
+  // One sequence's logits go straight to it; several sequences' through the batch's buffer.
+  float* out = nullptr;
+  for (const BatchEntry& e : entries) {
+    if (e.logits != Logits::kNone) out = e.logits_out;
+  }
+  if (wanting > 1) {
+    if (s.logits.size() < static_cast<size_t>(rows) * vocab) {
+      s.logits.resize(static_cast<size_t>(rows) * vocab);
+    }
+    out = s.logits.data();
+  }
+  cpu::MatMul(model_.output(), s.normed.data(), rows, out);
+  if (wanting > 1) {
+    const float* from = s.logits.data();
+    for (const BatchEntry& e : entries) {
+      if (e.logits == Logits::kNone) continue;
+      const size_t n = e.logits == Logits::kAll ? e.tokens.size() : 1;
+      std::memcpy(e.logits_out, from, n * vocab * sizeof(float));
+      from += n * vocab;
+    }
+  }
   return model_.output().row_bytes * static_cast<uint64_t>(model_.output().rows) +
          static_cast<uint64_t>(c.dim) * sizeof(float);
 }
 
-absl::Status Executor::Forward(SequenceState& s, int64_t pos0, std::span<const int32_t> tokens,
-                               Logits logits, float* logits_out, ForwardObserver* observer,
-                               ForwardStats& stats) const {
+absl::Status Executor::Forward(BatchState& s, std::span<const BatchEntry> entries) const {
+  const auto start = std::chrono::steady_clock::now();
   const ModelConfig& c = model_.config();
-  const int64_t n = static_cast<int64_t>(tokens.size());
-  if (n > s.capacity || pos0 + n > s.context) {
-    return absl::InternalError(absl::StrCat("a pass of ", n, " tokens at position ", pos0,
-                                            " does not fit the sequence's buffers"));
+  int64_t n = 0;
+  for (const BatchEntry& e : entries) {
+    const int64_t rows = static_cast<int64_t>(e.tokens.size());
+    if (rows == 0 || e.pos0 < 0 || e.pos0 + rows > e.sequence->context || e.stats == nullptr ||
+        (e.logits != Logits::kNone && e.logits_out == nullptr)) {
+      return absl::InternalError(absl::StrCat("a pass of ", rows, " tokens at position ", e.pos0,
+                                              " does not fit the sequence's KV cache"));
+    }
+    n += rows;
+  }
+  if (n > s.capacity) {
+    return absl::InternalError(
+        absl::StrCat("a pass of ", n, " tokens exceeds the batch's ", s.capacity));
   }
   const cpu::MatrixView& embedding = model_.token_embedding();
-  for (int64_t t = 0; t < n; ++t) cpu::DecodeRows(embedding, tokens[t], 1, s.x.data() + t * c.dim);
+  int64_t row = 0;
+  for (const BatchEntry& e : entries) {
+    for (const int32_t token : e.tokens) {
+      cpu::DecodeRows(embedding, token, 1, s.x.data() + row++ * c.dim);
+    }
+  }
   uint64_t bytes = static_cast<uint64_t>(n) * embedding.row_bytes;
 
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& w = model_.layer(l);
     bytes += Normalize(s, n, w.attn_norm);
-    bytes += Attention(s, l, pos0, n, stats);  // x += attention(norm(x))
+    bytes += Attention(s, entries, n, l);  // x += attention(norm(x))
     bytes += Normalize(s, n, w.ffn_norm);
-    absl::StatusOr<uint64_t> ffn_bytes = Ffn(s, l, pos0, tokens, observer);  // x += ffn[l](norm(x))
+    absl::StatusOr<uint64_t> ffn_bytes = Ffn(s, entries, n, l);  // x += ffn[l](norm(x))
     if (!ffn_bytes.ok()) return ffn_bytes.status();
     bytes += *ffn_bytes;
   }
-  bytes += Classify(s, n, logits, logits_out);
-  stats.tokens += n;
-  stats.passes += 1;
-  stats.weight_bytes += bytes;
+  bytes += Classify(s, entries);
+  // Each sequence's share of what the pass read and took, by its tokens (the last one gets the
+  // rounding, so that the shares add up to the pass).
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  uint64_t bytes_left = bytes;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const BatchEntry& e = entries[i];
+    const int64_t rows = static_cast<int64_t>(e.tokens.size());
+    const uint64_t share = i + 1 == entries.size()
+                               ? bytes_left
+                               : bytes / static_cast<uint64_t>(n) * static_cast<uint64_t>(rows);
+    bytes_left -= share;
+    e.stats->tokens += rows;
+    e.stats->passes += 1;
+    e.stats->weight_bytes += share;
+    e.stats->seconds += seconds * static_cast<double>(rows) / static_cast<double>(n);
+  }
   return absl::OkStatus();
 }
 

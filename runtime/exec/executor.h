@@ -4,7 +4,7 @@
 //   Executor  runs the forward pass: the model, the batch size for prompt processing and one
 //             LayerFfn per layer (layer_ffn.h: dense by default; sparse and hybrid execution are
 //             other parts and selections of the same mechanism). Shared by all sessions.
-//   Session   (session.h) one sequence: its SequenceState (KV cache, scratch), the tokens
+//   Session   (session.h) one sequence: its SequenceState (KV cache), the tokens
 //             evaluated so far and the accounting. pi-server runs N sessions over one Executor.
 //
 // A layer, for a batch of n tokens at positions [pos0, pos0 + n) (Executor::Forward):
@@ -14,7 +14,9 @@
 //   x += ffn[l](norm(x))        norm: rmsnorm · ffn_norm, then the norm activation
 // then logits = output · rmsnorm(x) · output_norm (no norm activation on the final norm).
 // Prompts are evaluated in batches of up to batch_size tokens (MatMul kernels), decode one token at
-// a time (the same path with n = 1, where the kernels are matrix-vector products).
+// a time (the same path with n = 1, where the kernels are matrix-vector products). A pass may hold
+// several sequences (a server's slots: one token of each generating one, a chunk of a prompt):
+// the weights are read once for all their rows, attention runs per sequence (BatchEntry).
 //
 // Threads: the kernels parallelise inside each call (OpenMP, cpu::SetThreads), so forward passes
 // run one at a time per process; sessions hold state, not threads.
@@ -60,25 +62,50 @@ struct ForwardStats {
   double EffectiveGBps() const;
 };
 
-// One sequence's memory for the forward pass: the KV cache and the scratch of a batch.
+// One sequence's memory for the forward pass: its KV cache.
 struct SequenceState {
-  int64_t context = 0;   // positions the KV cache holds
-  int64_t capacity = 0;  // tokens per pass
+  int64_t context = 0;  // positions the KV cache holds
   // [n_layers, context, kv_dim]; pages are touched only as positions are reached.
   ZeroPages<float> key_cache;
   ZeroPages<float> value_cache;
+
+  // Sized for `config`; ResourceExhausted (naming the KV bytes) when memory runs out.
+  static absl::StatusOr<SequenceState> Create(const ModelConfig& config, int64_t context);
+  // The bytes Create allocates, once every position is used.
+  static uint64_t Bytes(const ModelConfig& config, int64_t context);
+};
+
+// The scratch of one forward pass: the rows of every sequence of the batch, concatenated. Shared
+// by the sequences that take turns in passes (a server's slots share one, sized for its step's
+// token budget), since passes run one at a time.
+struct BatchState {
+  int64_t capacity = 0;          // tokens per pass, all sequences together
   std::vector<float> x;          // [capacity, dim]    the residual stream
   std::vector<float> normed;     // [capacity, dim]
   std::vector<float> q;          // [capacity, q_dim]
+  std::vector<float> k;          // [capacity, kv_dim] before they are written to the caches
+  std::vector<float> v;          // [capacity, kv_dim]
   std::vector<float> attention;  // [capacity, q_dim]
   std::vector<float> projected;  // [capacity, dim]
+  std::vector<float> logits;     // [rows, vocab] when several sequences want logits (grown)
   FfnWorkspace ffn;
 
-  // Sized for `config`; ResourceExhausted (naming the KV bytes) when memory runs out.
-  static absl::StatusOr<SequenceState> Create(const ModelConfig& config, int64_t context,
-                                              int64_t capacity);
-  // The bytes Create allocates (KV cache and scratch), once every position is used.
-  static uint64_t Bytes(const ModelConfig& config, int64_t context, int64_t capacity);
+  // ResourceExhausted when memory runs out.
+  static absl::StatusOr<BatchState> Create(const ModelConfig& config, int64_t capacity);
+  static uint64_t Bytes(const ModelConfig& config, int64_t capacity);
+};
+
+// One sequence's share of a forward pass: `tokens` at positions [pos0, pos0 + n) of `sequence`.
+struct BatchEntry {
+  SequenceState* sequence = nullptr;
+  int64_t pos0 = 0;
+  std::span<const int32_t> tokens;
+  Logits logits = Logits::kNone;
+  float* logits_out = nullptr;          // [n, vocab] (kAll), [vocab] (kLast) or null
+  ForwardObserver* observer = nullptr;  // may be null: sees this sequence's rows of each FFN
+  // Gets this sequence's tokens, a pass, its KV bytes, and its share (by tokens) of the pass's
+  // weight bytes and time: the weights are read once for the whole batch.
+  ForwardStats* stats = nullptr;
 };
 
 class Executor {
@@ -95,12 +122,12 @@ class Executor {
   LayerFfn& ffn(int64_t layer) const { return *ffn_[static_cast<size_t>(layer)]; }
   int64_t n_layers() const { return static_cast<int64_t>(ffn_.size()); }
 
-  // One pass over `tokens` (at most the state's capacity) at positions [pos0, pos0 + n): writes
-  // their KV rows, fills `logits_out` with [n, vocab] (kAll), [vocab] (kLast) or nothing, and adds
-  // what it read to `stats`. `observer` (may be null) sees each layer's FFN.
-  absl::Status Forward(SequenceState& state, int64_t pos0, std::span<const int32_t> tokens,
-                       Logits logits, float* logits_out, ForwardObserver* observer,
-                       ForwardStats& stats) const;
+  // One forward pass over the entries (distinct sequences, all their tokens together at most
+  // the batch's capacity): every weight product runs once over the concatenated rows (q, k, v and
+  // the output projection, each layer's FFN with n = all the tokens, the classifier over the rows
+  // whose logits are wanted); RoPE, the KV writes and attention run per sequence, against its own
+  // cache at its own positions. A single sequence is the case of one entry.
+  absl::Status Forward(BatchState& batch, std::span<const BatchEntry> entries) const;
 
   // The context shift of a sequence holding positions [0, n_past): drops positions
   // [keep, keep + discard) from the KV cache of every layer, moves the later rows down by
@@ -113,16 +140,21 @@ class Executor {
                           int64_t discard) const;
 
  private:
-  // state.normed = norm_act(rmsnorm(x) · weight) for the n tokens; returns the bytes read.
-  uint64_t Normalize(SequenceState& state, int64_t n, const float* weight) const;
-  // x += attention(normed) for layer l; returns the weight bytes read, adds the KV bytes.
-  uint64_t Attention(SequenceState& state, int64_t l, int64_t pos0, int64_t n,
-                     ForwardStats& stats) const;
-  // x += ffn[l](normed); tells the observer.
-  absl::StatusOr<uint64_t> Ffn(SequenceState& state, int64_t l, int64_t pos0,
-                               std::span<const int32_t> tokens, ForwardObserver* observer) const;
-  // logits_out = output · rmsnorm(x) · output_norm for the rows that are wanted.
-  uint64_t Classify(SequenceState& state, int64_t n, Logits logits, float* logits_out) const;
+  // batch.normed = norm_act(rmsnorm(x) · weight) for the n rows; returns the bytes read.
+  uint64_t Normalize(BatchState& batch, int64_t n, const float* weight) const;
+  // x += attention(normed) for layer l over the n rows of the entries; returns the weight bytes.
+  uint64_t Attention(BatchState& batch, std::span<const BatchEntry> entries, int64_t n,
+                     int64_t l) const;
+  // One sequence's attention for layer l: RoPE on its rows of q and k ([n, q_dim], [n, kv_dim]),
+  // their KV rows written to its cache at [pos0, pos0 + n), causal attention into `out`. Returns
+  // the KV bytes read.
+  uint64_t Attend(SequenceState& kv, int64_t l, int64_t pos0, int64_t n, float* q, float* k,
+                  const float* v, float* out) const;
+  // x += ffn[l](normed) over all n rows; tells each entry's observer of its rows.
+  absl::StatusOr<uint64_t> Ffn(BatchState& batch, std::span<const BatchEntry> entries, int64_t n,
+                               int64_t l) const;
+  // The wanted rows' logits = output · rmsnorm(x) · output_norm, in one product.
+  uint64_t Classify(BatchState& batch, std::span<const BatchEntry> entries) const;
 
   const Model& model_;
   ExecutorOptions options_;

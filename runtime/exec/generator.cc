@@ -36,16 +36,17 @@ absl::Status Generator::Start(std::span<const int32_t> prompt) {
   return absl::OkStatus();
 }
 
-size_t Generator::NextChunk() const {
-  const size_t left = prompt_.size() - prompt_done_;
-  if (options_.prompt_batch <= 0) return left;
-  return std::min(left, static_cast<size_t>(options_.prompt_batch));
+size_t Generator::NextChunk(int64_t max_prompt_tokens) const {
+  size_t n = prompt_.size() - prompt_done_;
+  if (options_.prompt_batch > 0) n = std::min(n, static_cast<size_t>(options_.prompt_batch));
+  if (max_prompt_tokens > 0) n = std::min(n, static_cast<size_t>(max_prompt_tokens));
+  return n;
 }
 
-Generator::Pass Generator::NextPass() const {
+Generator::Pass Generator::NextPass(int64_t max_prompt_tokens) const {
   if (!running()) return {};
   if (prompt_done_ < prompt_.size()) {
-    const size_t n = NextChunk();
+    const size_t n = NextChunk(max_prompt_tokens);
     const bool last = prompt_done_ + n == prompt_.size();
     return {std::span<const int32_t>(prompt_).subspan(prompt_done_, n),
             last ? Logits::kLast : Logits::kNone};
@@ -59,14 +60,15 @@ absl::StatusOr<GenerationStep> Generator::Step() {
   const ForwardStats before = session_.stats();
   absl::StatusOr<std::span<const float>> logits = session_.Evaluate(pass.tokens, pass.logits);
   if (!logits.ok()) return logits.status();
-  return Consume(*logits, session_.stats() - before);
+  return Consume(pass, *logits, session_.stats() - before);
 }
 
-GenerationStep Generator::Consume(std::span<const float> logits, const ForwardStats& cost) {
+GenerationStep Generator::Consume(const Pass& evaluated, std::span<const float> logits,
+                                  const ForwardStats& cost) {
   GenerationStep step;
   if (!running()) return step;
   if (prompt_done_ < prompt_.size()) {
-    const size_t n = NextChunk();
+    const size_t n = evaluated.tokens.size();
     // The sampler's repetition penalty counts the prompt too.
     for (size_t i = prompt_done_; i < prompt_done_ + n; ++i) sampler_.Accept(prompt_[i]);
     prompt_done_ += n;

@@ -89,15 +89,18 @@ class Generator {
 
   // What the next forward pass evaluates for this generation (no tokens when it is not running):
   // the next prompt chunk (logits of its last token when it is the prompt's last chunk), or the
-  // pending token (its logits).
+  // pending token (its logits). `max_prompt_tokens` > 0 bounds the chunk further (a scheduler's
+  // token budget for the step); 0: the options' prompt_batch only.
   struct Pass {
     std::span<const int32_t> tokens;
     Logits logits = Logits::kNone;
   };
-  Pass NextPass() const;
-  // After the session has evaluated NextPass(): `logits` as it asked for, `cost` that pass's
-  // share of the session's stats. Samples when there are logits, and decides whether it is over.
-  GenerationStep Consume(std::span<const float> logits, const ForwardStats& cost);
+  Pass NextPass(int64_t max_prompt_tokens = 0) const;
+  // After the session has evaluated `evaluated` (a NextPass()): `logits` as it asked for, `cost`
+  // that pass's share of the session's stats. Samples when there are logits, and decides whether
+  // it is over.
+  GenerationStep Consume(const Pass& evaluated, std::span<const float> logits,
+                         const ForwardStats& cost);
 
   // Ends the running generation at the caller's request (kStoppedByCaller); the last reported
   // token stays pending. Nothing happens when it is not running.
@@ -105,7 +108,9 @@ class Generator {
 
   bool running() const { return started_ && end_ == GenerationEnd::kRunning; }
   GenerationEnd end() const { return end_; }
-  int64_t generated() const { return generated_; }            // tokens reported
+  int64_t generated() const { return generated_; }  // tokens reported
+  // Prompt tokens not evaluated yet: 0 once the generation decodes a token per pass.
+  int64_t prompt_left() const { return static_cast<int64_t>(prompt_.size() - prompt_done_); }
   int64_t context_shifts() const { return context_shifts_; }  // since Start()
   // The last reported token when it was not evaluated, -1 otherwise; a caller that continues the
   // conversation evaluates it first.
@@ -114,7 +119,7 @@ class Generator {
   const ForwardStats& decode_stats() const { return decode_stats_; }  // the generated tokens'
 
  private:
-  size_t NextChunk() const;  // prompt tokens of the next pass
+  size_t NextChunk(int64_t max_prompt_tokens) const;  // prompt tokens of the next pass
   bool IsEndToken(int32_t token) const;
   // Whether `n` more tokens fit the session, after a context shift when they would not and
   // context_shift is on (the shift is made only when it makes room).

@@ -1,7 +1,6 @@
 #include "runtime/exec/session.h"
 
 #include <algorithm>
-#include <chrono>
 #include <new>
 
 #include "absl/strings/str_cat.h"
@@ -14,12 +13,13 @@ absl::StatusOr<int64_t> ContextThatFits(const ModelConfig& c, int64_t requested,
                                         std::optional<uint64_t> available_bytes) {
   const int64_t wanted = requested > 0 ? requested : c.context_length;
   sequences = std::max<int64_t>(1, sequences);
-  // Per position beyond the scratch: the KV cache and the token and logit bookkeeping.
+  // Per sequence: the KV cache and the token and logit bookkeeping; once: the batch's scratch.
   auto bytes_for = [&](int64_t context) {
     return static_cast<uint64_t>(sequences) *
-           (SequenceState::Bytes(c, context, std::min(batch_size, context)) +
-            static_cast<uint64_t>(context) * sizeof(int32_t) +
-            static_cast<uint64_t>(c.vocab_size) * sizeof(float));
+               (SequenceState::Bytes(c, context) +
+                static_cast<uint64_t>(context) * sizeof(int32_t) +
+                static_cast<uint64_t>(c.vocab_size) * sizeof(float)) +
+           BatchState::Bytes(c, std::min(batch_size, context));
   };
   if (!available_bytes || bytes_for(wanted) <= *available_bytes) return wanted;
   // The largest context that fits: bytes_for grows with the context.
@@ -44,8 +44,8 @@ absl::StatusOr<int64_t> ContextThatFits(const ModelConfig& c, int64_t requested,
                             : std::string("not even one position fits")));
 }
 
-Session::Session(Executor& executor, SequenceState state)
-    : executor_(executor), state_(std::move(state)) {}
+Session::Session(Executor& executor, SequenceState state, std::shared_ptr<BatchState> batch)
+    : executor_(executor), state_(std::move(state)), batch_(std::move(batch)) {}
 
 absl::StatusOr<std::unique_ptr<Session>> Session::Create(Executor& executor,
                                                          const SessionOptions& options) {
@@ -54,14 +54,20 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(Executor& executor,
     return absl::InvalidArgumentError(
         absl::StrCat("the context length must be positive, got ", options.context_length));
   }
-  absl::StatusOr<int64_t> fitted = ContextThatFits(c, options.context_length, executor.batch_size(),
+  const int64_t batch_size = options.batch ? options.batch->capacity : executor.batch_size();
+  absl::StatusOr<int64_t> fitted = ContextThatFits(c, options.context_length, batch_size,
                                                    options.sequences, AvailableMemoryBytes());
   if (!fitted.ok()) return fitted.status();
   const int64_t context = *fitted;
-  absl::StatusOr<SequenceState> state =
-      SequenceState::Create(c, context, std::min(executor.batch_size(), context));
+  absl::StatusOr<SequenceState> state = SequenceState::Create(c, context);
   if (!state.ok()) return state.status();
-  auto session = std::unique_ptr<Session>(new Session(executor, *std::move(state)));
+  std::shared_ptr<BatchState> batch = options.batch;
+  if (!batch) {
+    absl::StatusOr<BatchState> own = BatchState::Create(c, std::min(batch_size, context));
+    if (!own.ok()) return own.status();
+    batch = std::make_shared<BatchState>(*std::move(own));
+  }
+  auto session = std::unique_ptr<Session>(new Session(executor, *std::move(state), batch));
   try {
     session->logits_.resize(static_cast<size_t>(c.vocab_size));
     session->tokens_.reserve(static_cast<size_t>(context));
@@ -83,8 +89,7 @@ absl::Status Session::ShiftContext(int64_t keep, int64_t discard) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::span<const float>> Session::Evaluate(std::span<const int32_t> tokens,
-                                                         Logits logits) {
+absl::Status Session::CanEvaluate(std::span<const int32_t> tokens) const {
   const ModelConfig& c = executor_.config();
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n == 0) return absl::InvalidArgumentError("no tokens to evaluate");
@@ -99,30 +104,40 @@ absl::StatusOr<std::span<const float>> Session::Evaluate(std::span<const int32_t
           absl::StrCat("token id ", token, " is outside the ", c.vocab_size, "-token vocabulary"));
     }
   }
-  const size_t vocab = static_cast<size_t>(c.vocab_size);
+  return absl::OkStatus();
+}
+
+BatchEntry Session::Entry(std::span<const int32_t> tokens, Logits logits, size_t logits_offset) {
+  BatchEntry e;
+  e.sequence = &state_;
+  e.pos0 = position();
+  e.tokens = tokens;
+  e.logits = logits;
+  const size_t vocab = static_cast<size_t>(executor_.config().vocab_size);
+  e.logits_out = logits == Logits::kNone ? nullptr : logits_.data() + logits_offset * vocab;
+  e.observer = observer_;
+  e.stats = &stats_;
+  return e;
+}
+
+absl::StatusOr<std::span<const float>> Session::Evaluate(std::span<const int32_t> tokens,
+                                                         Logits logits) {
+  if (absl::Status s = CanEvaluate(tokens); !s.ok()) return s;
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  const size_t vocab = static_cast<size_t>(executor_.config().vocab_size);
   if (logits == Logits::kAll) logits_.resize(static_cast<size_t>(n) * vocab);
-  const auto start = std::chrono::steady_clock::now();
-  for (int64_t first = 0; first < n; first += state_.capacity) {
-    const int64_t count = std::min(state_.capacity, n - first);
+  const int64_t chunk = std::min(executor_.batch_size(), batch_->capacity);
+  for (int64_t first = 0; first < n; first += chunk) {
+    const int64_t count = std::min(chunk, n - first);
     const bool last_batch = first + count == n;
     Logits batch_logits = Logits::kNone;
-    float* out = nullptr;
-    if (logits == Logits::kAll) {
-      batch_logits = Logits::kAll;
-      out = logits_.data() + static_cast<size_t>(first) * vocab;
-    } else if (logits == Logits::kLast && last_batch) {
-      batch_logits = Logits::kLast;
-      out = logits_.data();
-    }
+    if (logits == Logits::kAll || (logits == Logits::kLast && last_batch)) batch_logits = logits;
     const std::span<const int32_t> batch = tokens.subspan(first, count);
-    if (absl::Status s =
-            executor_.Forward(state_, position(), batch, batch_logits, out, observer_, stats_);
-        !s.ok()) {
-      return s;
-    }
+    const BatchEntry entry =
+        Entry(batch, batch_logits, logits == Logits::kAll ? static_cast<size_t>(first) : 0);
+    if (absl::Status s = executor_.Forward(*batch_, {&entry, 1}); !s.ok()) return s;
     tokens_.insert(tokens_.end(), batch.begin(), batch.end());
   }
-  stats_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   switch (logits) {
     case Logits::kNone:
       return std::span<const float>();
@@ -132,6 +147,32 @@ absl::StatusOr<std::span<const float>> Session::Evaluate(std::span<const int32_t
       return std::span<const float>(logits_.data(), static_cast<size_t>(n) * vocab);
   }
   return std::span<const float>();
+}
+
+absl::StatusOr<std::vector<std::span<const float>>> Session::EvaluateTogether(
+    std::span<const Pass> passes, BatchState& batch) {
+  std::vector<BatchEntry> entries;
+  entries.reserve(passes.size());
+  for (const Pass& pass : passes) {
+    if (absl::Status s = pass.session->CanEvaluate(pass.tokens); !s.ok()) return s;
+    const size_t vocab = static_cast<size_t>(pass.session->executor_.config().vocab_size);
+    if (pass.logits == Logits::kAll) pass.session->logits_.resize(pass.tokens.size() * vocab);
+    entries.push_back(pass.session->Entry(pass.tokens, pass.logits, 0));
+  }
+  if (passes.empty()) return std::vector<std::span<const float>>();
+  const Executor& executor = passes.front().session->executor_;
+  if (absl::Status s = executor.Forward(batch, entries); !s.ok()) return s;
+  std::vector<std::span<const float>> logits;
+  logits.reserve(passes.size());
+  for (const Pass& pass : passes) {
+    Session& session = *pass.session;
+    session.tokens_.insert(session.tokens_.end(), pass.tokens.begin(), pass.tokens.end());
+    const size_t vocab = static_cast<size_t>(session.executor_.config().vocab_size);
+    const size_t rows =
+        pass.logits == Logits::kAll ? pass.tokens.size() : (pass.logits == Logits::kLast ? 1 : 0);
+    logits.emplace_back(session.logits_.data(), rows * vocab);
+  }
+  return logits;
 }
 
 }  // namespace pinfer

@@ -1,6 +1,8 @@
 // One sequence being evaluated over a shared Executor (see executor.h for the design): its
-// SequenceState (KV cache, scratch), the tokens evaluated so far, and the accounting of bytes read
-// and time spent.
+// SequenceState (KV cache), the tokens evaluated so far, the accounting of bytes read and time
+// spent, and the BatchState (scratch) it evaluates with: its own, or one shared with other
+// sessions (a server's slots), which Session::EvaluateTogether also uses to evaluate several
+// sessions in one batched forward pass.
 #pragma once
 
 #include <cstdint>
@@ -20,12 +22,16 @@ struct SessionOptions {
   // How many sessions of this size the caller will hold at once (a server's slots): the memory
   // check counts all of them.
   int64_t sequences = 1;
+  // The scratch the session evaluates with, shared with other sessions (the memory check counts
+  // it once); null: a scratch of its own for the executor's batch size.
+  std::shared_ptr<BatchState> batch = nullptr;
 };
 
-// The context a session gets: `requested`, or the model's training context when 0. Refused with
-// the numbers (bytes needed, bytes available, the largest context that fits) when `sequences`
-// sessions of that context would not fit in the memory available; the model's own context is
-// shortened to what fits instead, since the user did not ask for it.
+// The context a session gets: `requested`, or the model's training context when 0, for
+// `sequences` KV caches and one scratch of `batch_size` tokens. Refused with the numbers (bytes
+// needed, bytes available, the largest context that fits) when `sequences` sessions of that context
+// would not fit in the memory available; the model's own context is shortened to what fits instead,
+// since the user did not ask for it.
 absl::StatusOr<int64_t> ContextThatFits(const ModelConfig& config, int64_t requested,
                                         int64_t batch_size, int64_t sequences,
                                         std::optional<uint64_t> available_bytes);
@@ -42,6 +48,22 @@ class Session {
   // not fit the context or an id is outside the vocabulary.
   absl::StatusOr<std::span<const float>> Evaluate(std::span<const int32_t> tokens,
                                                   Logits logits = Logits::kLast);
+  // Why Evaluate would refuse `tokens` (empty, beyond the context, an id outside the vocabulary);
+  // OK when it would not.
+  absl::Status CanEvaluate(std::span<const int32_t> tokens) const;
+
+  // One session's part of a batched pass (EvaluateTogether).
+  struct Pass {
+    Session* session = nullptr;
+    std::span<const int32_t> tokens;
+    Logits logits = Logits::kLast;
+  };
+  // Evaluates the passes of distinct sessions over one executor in ONE forward pass over `batch`
+  // (their tokens together at most its capacity): the weights are read once for every row, each
+  // session's KV cache takes its own. Returns each pass's logits (valid until its session's next
+  // evaluation) in order. Fails, evaluating nothing, when any pass would fail Evaluate's checks.
+  static absl::StatusOr<std::vector<std::span<const float>>> EvaluateTogether(
+      std::span<const Pass> passes, BatchState& batch);
 
   int64_t position() const { return static_cast<int64_t>(tokens_.size()); }
   int64_t context_length() const { return state_.context; }
@@ -66,14 +88,18 @@ class Session {
   }
 
   const Executor& executor() const { return executor_; }
-  // The KV cache and scratch, for tests that look at the cache rows.
+  // The KV cache, for tests that look at the cache rows.
   const SequenceState& state() const { return state_; }
 
  private:
-  Session(Executor& executor, SequenceState state);
+  Session(Executor& executor, SequenceState state, std::shared_ptr<BatchState> batch);
+  // This session's entry of a pass of `tokens` at its current position, its logits into logits_
+  // at `logits_offset` rows.
+  BatchEntry Entry(std::span<const int32_t> tokens, Logits logits, size_t logits_offset);
 
   Executor& executor_;
   SequenceState state_;
+  std::shared_ptr<BatchState> batch_;
   std::vector<int32_t> tokens_;
   std::vector<float> logits_;  // [vocab] or [n, vocab]
   ForwardObserver* observer_ = nullptr;

@@ -158,7 +158,7 @@ TEST_F(GeneratorTest, APassAtATimeGivesTheLogitsOfOneEvaluate) {
         session->Evaluate(pass.tokens, pass.logits);
     ASSERT_TRUE(logits.ok()) << logits.status();
     if (last.empty() && pass.logits == Logits::kLast) last.assign(logits->begin(), logits->end());
-    generator.Consume(*logits, ForwardStats{});
+    generator.Consume(pass, *logits, ForwardStats{});
     ++passes;
   }
   EXPECT_EQ(last, expected);

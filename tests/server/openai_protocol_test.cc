@@ -133,7 +133,8 @@ TEST(OpenAiProtocolTest, ResponsesHaveOpenAisShape) {
   EXPECT_EQ(completion["choices"][0]["finish_reason"], "length");
   EXPECT_EQ(completion["usage"], json::parse(
                                      R"({"prompt_tokens": 5, "completion_tokens": 3,
-                                         "total_tokens": 8})"));
+                                         "total_tokens": 8,
+                                         "prompt_tokens_details": {"cached_tokens": 0}})"));
   outcome.finish_reason = FinishReason::kStop;
   const json chat = CompletionResponse(Endpoint::kChatCompletions, header, outcome);
   EXPECT_EQ(chat["object"], "chat.completion");

@@ -50,7 +50,8 @@ TEST(PiServerCliTest, HelpShowsExamplesAndDefaults) {
        {"pi-server -m stories260K.pi", "curl http://127.0.0.1:8080/v1/", "--parallel", "--api-key",
         "--max-body", "--max-tokens", "--timeout", "--queue", "chatml when the model records none",
         "-c,--ctx-size", "127.0.0.1", "8080", "--max-connections", "--read-timeout",
-        "$PINFER_API_KEY", "keeps the key out of ps", "--strict-model"}) {
+        "$PINFER_API_KEY", "keeps the key out of ps", "--strict-model",
+        "--batch-tokens"}) {
     EXPECT_TRUE(absl::StrContains(r.out, text)) << "--help lacks " << text << "\n" << r.out;
   }
 }
@@ -80,6 +81,11 @@ TEST(PiServerCliTest, BadFlagsAreOneLine) {
       test::RunProgram("timeout", {"20", "env", "PINFER_API_KEY=", PI_SERVER_PATH, "-m", model}),
       "PINFER_API_KEY");
   ExpectOneLineError(PiServer({"-m", model, "--api-key", "two words"}), "--api-key");
+  ExpectOneLineError(PiServer({"-m", model, "--batch-tokens", "0"}), "--batch-tokens");
+  ExpectOneLineError(PiServer({"-m", model, "--batch-tokens", "many"}), "--batch-tokens");
+  ExpectOneLineError(PiServer({"-m", model, "--batch-tokens", "100000"}), "--batch-tokens");
+  ExpectOneLineError(PiServer({"-m", model, "--batch-tokens", "2", "--parallel", "4"}),
+                     "--batch-tokens must be at least --parallel (4)");
 }
 
 // The KV memory at start, in one line: the slots, the context of each, and the bytes of all their

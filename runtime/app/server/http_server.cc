@@ -545,7 +545,8 @@ class PiServer::SseStream {
         out += SseEvent(StreamChunk(endpoint_, header_, "", last_.finish_reason));
         if (include_usage_) {
           out += SseEvent(
-              StreamUsageChunk(endpoint_, header_, last_.prompt_tokens, last_.completion_tokens));
+              StreamUsageChunk(endpoint_, header_, last_.prompt_tokens, last_.completion_tokens,
+                               last_.cached_tokens));
         }
       }
       out += kSseDone;
@@ -701,6 +702,7 @@ void PiServer::HandleCompletion(const httplib::Request& req, httplib::Response& 
   outcome.finish_reason = progress.finish_reason;
   outcome.prompt_tokens = progress.prompt_tokens;
   outcome.completion_tokens = progress.completion_tokens;
+  outcome.cached_tokens = progress.cached_tokens;
   SendJson(res, CompletionResponse(endpoint, header, outcome));
   LogRequest(client, req.method, req.path, DescribeFinished(progress, start, "200"));
 }

@@ -295,10 +295,11 @@ absl::StatusOr<CompletionRequest> ParseCompletionRequest(const json& body, Endpo
   return request;
 }
 
-json UsageJson(int64_t prompt_tokens, int64_t completion_tokens) {
+json UsageJson(int64_t prompt_tokens, int64_t completion_tokens, int64_t cached_tokens) {
   return json{{"prompt_tokens", prompt_tokens},
               {"completion_tokens", completion_tokens},
-              {"total_tokens", prompt_tokens + completion_tokens}};
+              {"total_tokens", prompt_tokens + completion_tokens},
+              {"prompt_tokens_details", {{"cached_tokens", cached_tokens}}}};
 }
 
 namespace {
@@ -332,7 +333,8 @@ json CompletionResponse(Endpoint endpoint, const ResponseHeader& header,
     choice["message"] = json{{"role", "assistant"}, {"content", outcome.text}};
   }
   response["choices"] = json::array({choice});
-  response["usage"] = UsageJson(outcome.prompt_tokens, outcome.completion_tokens);
+  response["usage"] =
+      UsageJson(outcome.prompt_tokens, outcome.completion_tokens, outcome.cached_tokens);
   return response;
 }
 
@@ -353,10 +355,10 @@ json StreamChunk(Endpoint endpoint, const ResponseHeader& header, std::string_vi
 }
 
 json StreamUsageChunk(Endpoint endpoint, const ResponseHeader& header, int64_t prompt_tokens,
-                      int64_t completion_tokens) {
+                      int64_t completion_tokens, int64_t cached_tokens) {
   json chunk = Envelope(endpoint, header, /*chunk=*/true);
   chunk["choices"] = json::array();
-  chunk["usage"] = UsageJson(prompt_tokens, completion_tokens);
+  chunk["usage"] = UsageJson(prompt_tokens, completion_tokens, cached_tokens);
   return chunk;
 }
 

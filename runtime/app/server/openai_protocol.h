@@ -74,6 +74,7 @@ struct CompletionOutcome {
   FinishReason finish_reason = FinishReason::kStop;
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
+  int64_t cached_tokens = 0;  // of the prompt, from the prompt cache
 };
 
 // Identifies one response: "cmpl-..." or "chatcmpl-...", its creation time (Unix seconds) and the
@@ -84,7 +85,10 @@ struct ResponseHeader {
   std::string model;
 };
 
-nlohmann::json UsageJson(int64_t prompt_tokens, int64_t completion_tokens);
+// OpenAI's usage object; prompt_tokens counts the cached ones too, and
+// prompt_tokens_details.cached_tokens says how many of them came from the prompt cache.
+nlohmann::json UsageJson(int64_t prompt_tokens, int64_t completion_tokens,
+                         int64_t cached_tokens = 0);
 // The whole non-streaming response body.
 nlohmann::json CompletionResponse(Endpoint endpoint, const ResponseHeader& header,
                                   const CompletionOutcome& outcome);
@@ -94,7 +98,8 @@ nlohmann::json StreamChunk(Endpoint endpoint, const ResponseHeader& header, std:
                            std::optional<FinishReason> finish_reason, bool role = false);
 // The chunk after the last one when stream_options.include_usage: no choices, the usage.
 nlohmann::json StreamUsageChunk(Endpoint endpoint, const ResponseHeader& header,
-                                int64_t prompt_tokens, int64_t completion_tokens);
+                                int64_t prompt_tokens, int64_t completion_tokens,
+                                int64_t cached_tokens = 0);
 
 // Serialises JSON for the wire; invalid UTF-8 (a model may emit any bytes) becomes U+FFFD.
 std::string DumpJson(const nlohmann::json& value);

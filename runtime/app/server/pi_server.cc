@@ -20,6 +20,8 @@ namespace pinfer {
 namespace {
 
 constexpr char kLog[] = "pi-server: ";
+// The scratch of a step grows with it (about 60 KB per token of a 7B model).
+constexpr int64_t kMaxBatchTokens = 16384;
 
 // The write end of the pipe that turns SIGINT/SIGTERM into something the main thread can wait for
 // (a signal handler may do little more than write(2)).
@@ -85,6 +87,19 @@ void AddServerFlags(CLI::App& app, ServerOptions& options) {
                  "slots: requests generated at the same time, each with its own KV cache of -c "
                  "tokens")
       ->capture_default_str();
+  app.add_option_function<int64_t>(
+      "--batch-tokens",
+      [&options](const int64_t& tokens) {
+        if (tokens < 1 || tokens > kMaxBatchTokens) {
+          throw CLI::ValidationError(
+              "--batch-tokens",
+              absl::StrCat("must be 1 to ", kMaxBatchTokens, " tokens, got ", tokens));
+        }
+        options.scheduler.batch_tokens = tokens;
+      },
+      "tokens per scheduler step, all slots together: one of each generating slot, then "
+      "chunks of waiting prompts, so that a long prompt does not stall the others (llama.cpp's "
+      "-b); at least --parallel [default: -b]");
   app.add_option("--queue", options.scheduler.queue_length,
                  "requests that may wait for a free slot (each holds an HTTP thread); more get "
                  "HTTP 503")
@@ -173,10 +188,11 @@ absl::Status RunPiServer(const PiServerOptions& options) {
                FormatBytes((*server)->kv_cache_bytes()).c_str());
   std::fprintf(
       stderr,
-      "%squeue %d, max %lld tokens per request, timeout %.0f s, at most %d "
+      "%s%lld tokens per step, queue %d, max %lld tokens per request, timeout %.0f s, at most %d "
       "connections, read timeout %g s; chat template %s%s%s\n",
-      kLog, o.scheduler.queue_length, static_cast<long long>(o.max_tokens), o.timeout_seconds,
-      o.max_connections, o.read_timeout_seconds, (*server)->chat_template().Describe().c_str(),
+      kLog, static_cast<long long>((*server)->stats().batch_tokens), o.scheduler.queue_length,
+      static_cast<long long>(o.max_tokens), o.timeout_seconds, o.max_connections,
+      o.read_timeout_seconds, (*server)->chat_template().Describe().c_str(),
       o.api_key.empty() ? "" : "; API key required", o.strict_model ? "; --strict-model" : "");
   std::fprintf(stderr, "%slistening on http://%s:%d (model \"%s\"); Ctrl-C stops\n", kLog,
                o.host.c_str(), (*server)->port(), (*server)->model_name().c_str());

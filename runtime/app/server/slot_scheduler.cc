@@ -1,6 +1,7 @@
 #include "runtime/app/server/slot_scheduler.h"
 
 #include <algorithm>
+#include <span>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -23,10 +24,11 @@ Generation::Progress Generation::Wait(std::chrono::milliseconds timeout) {
   return progress;
 }
 
-void Generation::SetRunning() {
+void Generation::SetRunning(int64_t cached_tokens) {
   std::lock_guard<std::mutex> lock(mutex_);
   progress_.phase = Phase::kRunning;
   progress_.prompt_tokens = static_cast<int64_t>(request_.prompt.size());
+  progress_.cached_tokens = cached_tokens;
   has_news_ = true;
   changed_.notify_all();
 }
@@ -66,19 +68,34 @@ absl::StatusOr<std::unique_ptr<SlotScheduler>> SlotScheduler::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("--queue must be 0 or more requests, got ", options.queue_length));
   }
+  const int64_t batch_tokens = options.batch_tokens > 0
+                                   ? options.batch_tokens
+                                   : std::max<int64_t>(executor.batch_size(), options.parallel);
+  if (batch_tokens < options.parallel) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--batch-tokens must be at least --parallel (", options.parallel,
+                     "): each step takes a token of every generating slot; got ", batch_tokens));
+  }
   std::unique_ptr<SlotScheduler> scheduler(new SlotScheduler(tokenizer, options));
+  scheduler->batch_tokens_ = batch_tokens;
+  // The step's scratch, for all slots together.
+  absl::StatusOr<BatchState> batch = BatchState::Create(executor.config(), batch_tokens);
+  if (!batch.ok()) return batch.status();
+  scheduler->batch_ = std::make_shared<BatchState>(*std::move(batch));
   scheduler->slots_.resize(static_cast<size_t>(options.parallel));
   // The memory check counts every slot: --parallel 8 x -c needs eight KV caches.
   SessionOptions per_slot = session_options;
   per_slot.sequences = options.parallel;
-  for (Slot& slot : scheduler->slots_) {
+  per_slot.batch = scheduler->batch_;
+  for (size_t i = 0; i < scheduler->slots_.size(); ++i) {
+    Slot& slot = scheduler->slots_[i];
+    slot.index = static_cast<int>(i);
     absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(executor, per_slot);
     if (!session.ok()) return session.status();
     slot.session = *std::move(session);
     scheduler->kv_cache_bytes_ += slot.session->KvCacheBytes();
   }
   scheduler->context_length_ = scheduler->slots_.front().session->context_length();
-  scheduler->batch_size_ = std::max<int64_t>(1, executor.batch_size());
   scheduler->thread_ = std::thread([s = scheduler.get()] { s->Loop(); });
   return scheduler;
 }
@@ -122,11 +139,15 @@ SchedulerStats SlotScheduler::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
   SchedulerStats s;
   s.slots = static_cast<int>(slots_.size());
+  s.batch_tokens = batch_tokens_;
   s.busy_slots = busy_slots_;
   s.queued = static_cast<int>(queue_.size());
   s.finished = finished_;
   s.generated_tokens = generated_tokens_;
   s.prompt_tokens = prompt_tokens_;
+  s.prompt_cache_hits = prompt_cache_hits_;
+  s.cached_prompt_tokens = cached_prompt_tokens_;
+  s.steps = steps_;
   return s;
 }
 
@@ -148,17 +169,48 @@ void SlotScheduler::AdmitLocked() {
     ++finished_;
     it = queue_.erase(it);
   }
-  for (Slot& slot : slots_) {
-    while (!slot.generation && !queue_.empty()) {
-      std::shared_ptr<Generation> generation = std::move(queue_.front());
-      queue_.pop_front();
-      StartLocked(slot, std::move(generation));
-    }
+  while (!queue_.empty()) {
+    Slot* slot = BestFreeSlotLocked(queue_.front()->request().prompt);
+    if (slot == nullptr) break;
+    std::shared_ptr<Generation> generation = std::move(queue_.front());
+    queue_.pop_front();
+    StartLocked(*slot, std::move(generation));
   }
   slot_freed_.notify_all();  // Drain() waits for the queue to empty too
 }
 
+namespace {
+
+// How many tokens `a` and `b` share at their start.
+int64_t CommonPrefix(std::span<const int32_t> a, std::span<const int32_t> b) {
+  const auto [end_a, end_b] = std::mismatch(a.begin(), a.end(), b.begin(), b.end());
+  return end_a - a.begin();
+}
+
+}  // namespace
+
+SlotScheduler::Slot* SlotScheduler::BestFreeSlotLocked(const std::vector<int32_t>& prompt) {
+  // As llama.cpp's server routes: the slot whose cache holds the longest prefix of the prompt,
+  // when that covers at least half of it; else the least recently used slot (an unused one first),
+  // so that a prompt sharing only a few tokens (BOS) does not evict a cache another could reuse.
+  Slot* match = nullptr;
+  Slot* oldest = nullptr;
+  int64_t longest = 0;
+  for (Slot& slot : slots_) {
+    if (slot.generation) continue;
+    const int64_t common = CommonPrefix(slot.session->tokens(), prompt);
+    if (2 * common >= static_cast<int64_t>(prompt.size()) &&
+        (common > longest || (common == longest && slot.last_used < match->last_used))) {
+      match = &slot;
+      longest = common;
+    }
+    if (oldest == nullptr || slot.last_used < oldest->last_used) oldest = &slot;
+  }
+  return match != nullptr ? match : oldest;
+}
+
 void SlotScheduler::Loop() {
+  std::vector<Slot*> ready;
   while (true) {
     bool stopping = false;
     bool cut = false;
@@ -172,6 +224,7 @@ void SlotScheduler::Loop() {
     }
     bool held = false;
     bool progressed = false;
+    ready.clear();
     for (Slot& slot : slots_) {
       if (!slot.generation) continue;
       if (slot.generation->cancelled()) {
@@ -182,10 +235,11 @@ void SlotScheduler::Loop() {
         held = true;
         continue;
       } else {
-        Step(slot);
+        ready.push_back(&slot);
       }
       progressed = true;
     }
+    if (!ready.empty()) Step(ready);
     if (held && !progressed) {
       // Only held slots (a test's): look again soon, or at once for new work or a drain.
       std::unique_lock<std::mutex> lock(mutex_);
@@ -199,12 +253,18 @@ void SlotScheduler::StartLocked(Slot& slot, std::shared_ptr<Generation> generati
   GenerationOptions options;
   options.max_tokens = request.max_tokens;
   options.end_tokens = request.end_tokens;
-  // One batch per round, so that a long prompt delays the other slots by one batch at a time.
-  options.prompt_batch = batch_size_;
-  slot.session->Reset();
+  // The prompt cache: keep the prefix the slot's KV cache shares with the prompt, but evaluate at
+  // least the prompt's last token (its logits choose the first generated token).
+  const std::span<const int32_t> prompt(request.prompt);
+  const int64_t cached = std::min<int64_t>(CommonPrefix(slot.session->tokens(), prompt),
+                                           static_cast<int64_t>(prompt.size()) - 1);
+  slot.session->Truncate(cached);
   slot.sampler.emplace(request.sampling);
+  // The sampler sees the whole prompt, as without the cache (its repetition penalty counts it).
+  for (int64_t i = 0; i < cached; ++i) slot.sampler->Accept(prompt[static_cast<size_t>(i)]);
   slot.generator.emplace(*slot.session, *slot.sampler, tokenizer_, std::move(options));
-  if (absl::Status started = slot.generator->Start(request.prompt); !started.ok()) {
+  if (absl::Status started = slot.generator->Start(prompt.subspan(static_cast<size_t>(cached)));
+      !started.ok()) {
     // The caller checks requests, so this is a bug there; the client gets the reason anyway.
     slot.generator.reset();
     slot.sampler.reset();
@@ -212,31 +272,80 @@ void SlotScheduler::StartLocked(Slot& slot, std::shared_ptr<Generation> generati
     ++finished_;
     return;
   }
+  if (cached > 0) {
+    ++prompt_cache_hits_;
+    cached_prompt_tokens_ += cached;
+  }
   slot.text.emplace(request.stop);
   slot.generation = std::move(generation);
+  slot.admitted = ++admissions_;
   ++busy_slots_;
-  slot.generation->SetRunning();
+  slot.generation->SetRunning(cached);
 }
 
-void SlotScheduler::Step(Slot& slot) {
-  absl::StatusOr<GenerationStep> step = slot.generator->Step();
-  if (!step.ok()) {
-    Release(slot, step.status(), FinishReason::kStop);
+void SlotScheduler::Step(const std::vector<Slot*>& ready) {
+  // The step's passes: a token of every generating slot, then prompt chunks, first admitted
+  // first, while the budget lasts (Create makes it hold a token of every slot).
+  std::vector<Slot*> order = ready;
+  std::stable_sort(order.begin(), order.end(), [](const Slot* a, const Slot* b) {
+    const bool a_decodes = a->generator->prompt_left() == 0;
+    const bool b_decodes = b->generator->prompt_left() == 0;
+    if (a_decodes != b_decodes) return a_decodes;
+    return a->admitted < b->admitted;
+  });
+  std::vector<Slot*> slots;
+  std::vector<Generator::Pass> passes;
+  std::vector<Session::Pass> evaluated;
+  int64_t budget = batch_tokens_;
+  for (Slot* slot : order) {
+    if (budget <= 0) break;
+    const Generator::Pass pass = slot->generator->NextPass(budget);
+    // A pass Evaluate would refuse ends its own generation only.
+    if (absl::Status s = slot->session->CanEvaluate(pass.tokens); !s.ok()) {
+      Release(*slot, s, FinishReason::kStop);
+      continue;
+    }
+    budget -= static_cast<int64_t>(pass.tokens.size());
+    slots.push_back(slot);
+    passes.push_back(pass);
+    evaluated.push_back({slot->session.get(), pass.tokens, pass.logits});
+  }
+  if (slots.empty()) return;
+  std::vector<ForwardStats> before;
+  before.reserve(slots.size());
+  for (Slot* slot : slots) before.push_back(slot->session->stats());
+  absl::StatusOr<std::vector<std::span<const float>>> logits =
+      Session::EvaluateTogether(evaluated, *batch_);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++steps_;
+  }
+  if (!logits.ok()) {
+    for (Slot* slot : slots) Release(*slot, logits.status(), FinishReason::kStop);
     return;
   }
-  if (step->prompt_tokens > 0) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    prompt_tokens_ += step->prompt_tokens;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    Slot& slot = *slots[i];
+    const GenerationStep step =
+        slot.generator->Consume(passes[i], (*logits)[i], slot.session->stats() - before[i]);
+    Advance(slot, step);
   }
-  if (step->token >= 0) {
-    const bool stopped = slot.text->Append(tokenizer_.TokenToPiece(step->token));
+}
+
+void SlotScheduler::Advance(Slot& slot, const GenerationStep& step) {
+  if (step.prompt_tokens > 0) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    prompt_tokens_ += step.prompt_tokens;
+  }
+  if (step.token >= 0) {
+    const bool stopped = slot.text->Append(tokenizer_.TokenToPiece(step.token));
     slot.generation->AddPiece(slot.text->TakeReady(), slot.generator->generated());
     if (stopped) {
       Release(slot, absl::OkStatus(), FinishReason::kStop);
       return;
     }
   }
-  switch (step->end) {
+  switch (step.end) {
     case GenerationEnd::kRunning:
       return;  // the token just chosen is evaluated at the slot's next step
     case GenerationEnd::kMaxTokens:
@@ -261,6 +370,8 @@ void SlotScheduler::Release(Slot& slot, absl::Status status, FinishReason reason
   }
   slot.generation->Finish(std::move(status), reason, slot.text ? slot.text->TakeRest() : "",
                           generated);
+  // The session keeps its tokens: the prompt cache of the slot's next generation.
+  slot.last_used = ++releases_;
   slot.generation.reset();
   slot.text.reset();
   slot.generator.reset();

@@ -1,16 +1,25 @@
 // Runs the server's generations: N slots, each a Session (its own KV cache) over the shared
 // Executor, and a bounded queue of generations waiting for a slot.
 //
-// Forward passes run one at a time per process (the kernels use every thread), so one scheduler
-// thread does all of them: in each round it admits queued generations into free slots (first come,
-// first served), then advances every busy slot by one forward pass (a batch of prompt tokens, or
-// one generated token) in turn. N clients thus progress together, each seeing its tokens as they
-// are produced, and a long prompt delays the others by one batch at a time only.
+// Continuous batching: forward passes run one at a time per process (the kernels use every
+// thread), so one scheduler thread does all of them, and each of its steps is ONE batched forward
+// pass that advances every busy slot at once (Session::EvaluateTogether: the weights are read once
+// for all of them): one token of each generating slot, then chunks of the prompts being
+// evaluated, first admitted first, within a budget of --batch-tokens tokens per step, so that a
+// long prompt delays the others by a bounded step only. Generations join (admitted into free
+// slots) and leave (finished, cancelled, cut) between steps.
+//
+// Prompt cache: a slot keeps the KV cache of its last generation when it is over (its session's
+// tokens). A new generation goes to the free slot whose tokens share the longest prefix with its
+// prompt when that prefix is at least half the prompt (as llama.cpp's server routes), else to the
+// least recently used free slot (an unused one first); it evaluates only what its slot does not
+// hold of the prompt (at least its last token, whose logits choose the first generated token),
+// and the reused prefix counts in Progress::cached_tokens and the stats.
 //
 // The HTTP thread that submitted a generation waits on it (Generation::Wait) and takes its text as
 // it comes, one piece per generated token (so that a stream sends each token in an event of its
 // own, however late its reader looks); when its client goes away it cancels it, and the slot is
-// free at the next round.
+// free at the next step.
 #pragma once
 
 #include <atomic>
@@ -28,10 +37,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "runtime/text/completion_text.h"
 #include "runtime/exec/executor.h"
 #include "runtime/exec/generator.h"
 #include "runtime/exec/session.h"
+#include "runtime/text/completion_text.h"
 #include "runtime/text/sampler.h"
 #include "runtime/text/tokenizer.h"
 
@@ -71,6 +80,7 @@ class Generation {
     absl::Status status;  // when finished: OK, or why it never ran (queue timeout, shutdown)
     FinishReason finish_reason = FinishReason::kStop;
     int64_t prompt_tokens = 0;
+    int64_t cached_tokens = 0;      // of the prompt, reused from the slot's cache (not evaluated)
     int64_t completion_tokens = 0;  // generated, EOS or end token excluded
     std::string Text() const;       // the pieces joined
   };
@@ -87,7 +97,7 @@ class Generation {
 
  private:
   friend class SlotScheduler;
-  void SetRunning();
+  void SetRunning(int64_t cached_tokens);
   void AddPiece(std::string piece, int64_t completion_tokens);
   void Finish(absl::Status status, FinishReason reason, std::string rest,
               int64_t completion_tokens);
@@ -103,6 +113,10 @@ class Generation {
 struct SchedulerOptions {
   int parallel = 1;       // slots
   int queue_length = 16;  // generations that may wait for a slot
+  // Tokens per step, all slots together (--batch-tokens; at least `parallel`, since each step
+  // takes a token of every generating slot); 0: the executor's batch size (-b), or `parallel`
+  // when that is more.
+  int64_t batch_tokens = 0;
   // For tests, which order events with it instead of racing the clock (no flag sets it; empty in
   // pi-server). Asked on the scheduler thread before each forward pass of a running generation,
   // with the tokens it has generated so far; true holds the generation there for this round. A
@@ -114,15 +128,15 @@ struct SchedulerOptions {
 
 struct SchedulerStats {
   int slots = 0;
+  int64_t batch_tokens = 0;  // tokens per step
   int busy_slots = 0;
   int queued = 0;
-  int64_t finished = 0;          // generations over (completed, cut, cancelled or refused)
-  int64_t generated_tokens = 0;  // by the generations that left their slot
-  int64_t prompt_tokens = 0;     // evaluated
-  // The prompt cache (shown by /metrics): requests that reused a slot's cached prefix, and the
-  // prompt tokens they took from it instead of evaluating them.
-  int64_t prompt_cache_hits = 0;
-  int64_t cached_prompt_tokens = 0;
+  int64_t finished = 0;              // generations over (completed, cut, cancelled or refused)
+  int64_t generated_tokens = 0;      // by the generations that left their slot
+  int64_t prompt_tokens = 0;         // evaluated (cached ones excluded)
+  int64_t prompt_cache_hits = 0;     // generations that reused at least one cached prompt token
+  int64_t cached_prompt_tokens = 0;  // prompt tokens they reused
+  int64_t steps = 0;                 // batched forward passes
 };
 
 class SlotScheduler {
@@ -145,36 +159,49 @@ class SlotScheduler {
   void Drain(std::chrono::milliseconds grace);
 
   int64_t context_length() const { return context_length_; }
+  int64_t batch_tokens() const { return batch_tokens_; }
   // Bytes of the KV caches of all slots.
   uint64_t kv_cache_bytes() const { return kv_cache_bytes_; }
   SchedulerStats stats() const;
 
  private:
   struct Slot {
-    std::unique_ptr<Session> session;
+    int index = 0;
+    std::unique_ptr<Session> session;        // its tokens: the prompt cache when free
     std::shared_ptr<Generation> generation;  // null: free
     std::optional<Sampler> sampler;
     std::optional<Generator> generator;  // over session and sampler
     std::optional<CompletionText> text;
+    int64_t admitted = 0;   // admission order of its generation (prompts are served in it)
+    int64_t last_used = 0;  // when its last generation left (0: never used)
   };
 
   SlotScheduler(const Tokenizer& tokenizer, const SchedulerOptions& options);
   void Loop();
   // Under mutex_: drops cancelled and expired queued generations, fills free slots.
   void AdmitLocked();
-  // Under mutex_: starts `generation` in the free `slot`, or finishes it with the error when its
-  // request cannot start (the slot stays free).
+  // Under mutex_: the free slot for `prompt` (the prompt cache's routing above); null when none
+  // is free.
+  Slot* BestFreeSlotLocked(const std::vector<int32_t>& prompt);
+  // Under mutex_: starts `generation` in the free `slot` after the prompt prefix its cache holds,
+  // or finishes it with the error when its request cannot start (the slot stays free).
   void StartLocked(Slot& slot, std::shared_ptr<Generation> generation);
-  // One forward pass for the slot's generation; frees the slot when it is over.
-  void Step(Slot& slot);
+  // One batched forward pass over the `ready` slots within the step's token budget; frees the
+  // slots whose generations are over.
+  void Step(const std::vector<Slot*>& ready);
+  // What a slot does after its share of a step.
+  void Advance(Slot& slot, const GenerationStep& step);
   void Release(Slot& slot, absl::Status status, FinishReason reason);
 
   const Tokenizer& tokenizer_;
   const SchedulerOptions options_;
   int64_t context_length_ = 0;
   uint64_t kv_cache_bytes_ = 0;
-  int64_t batch_size_ = 1;
-  std::vector<Slot> slots_;  // touched by the scheduler thread only (and Create)
+  int64_t batch_tokens_ = 1;
+  std::shared_ptr<BatchState> batch_;  // the scratch of a step, shared by the slots' sessions
+  std::vector<Slot> slots_;            // touched by the scheduler thread only (and Create)
+  int64_t admissions_ = 0;             // under mutex_
+  int64_t releases_ = 0;               // scheduler thread
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;  // new work, draining, stopping
@@ -187,6 +214,9 @@ class SlotScheduler {
   int64_t finished_ = 0;
   int64_t generated_tokens_ = 0;
   int64_t prompt_tokens_ = 0;
+  int64_t prompt_cache_hits_ = 0;
+  int64_t cached_prompt_tokens_ = 0;
+  int64_t steps_ = 0;
   std::thread thread_;
 };
 
