@@ -263,8 +263,11 @@ absl::Status Executor::Forward(BatchState& s, std::span<const BatchEntry> entrie
   int64_t n = 0;
   for (const BatchEntry& e : entries) {
     const int64_t rows = static_cast<int64_t>(e.tokens.size());
-    if (rows == 0 || e.pos0 < 0 || e.pos0 + rows > e.sequence->context || e.stats == nullptr ||
+    if (e.sequence == nullptr || e.stats == nullptr ||
         (e.logits != Logits::kNone && e.logits_out == nullptr)) {
+      return absl::InternalError("a batch entry lacks its sequence, stats or logits buffer");
+    }
+    if (rows == 0 || e.pos0 < 0 || e.pos0 + rows > e.sequence->context) {
       return absl::InternalError(absl::StrCat("a pass of ", rows, " tokens at position ", e.pos0,
                                               " does not fit the sequence's KV cache"));
     }
