@@ -17,6 +17,7 @@
 #include "runtime/app/placement_setup.h"
 #include "runtime/app/sparse_setup.h"
 #include "runtime/exec/executor.h"
+#include "runtime/exec/kv_cache.h"
 #include "runtime/exec/session.h"
 #include "runtime/model/model.h"
 #include "runtime/text/tokenizer.h"
@@ -28,25 +29,28 @@ class App;
 namespace pinfer {
 
 struct RuntimeFlags {
-  std::string model_path;    // -m: a .pi, or a model to convert once (model_source.h)
-  ModelSourceFlags source;   // --tokenizer, --dtype: how a -m that is not a .pi is converted
-  int threads = -1;          // -t; -1: every hardware thread (0 is an error)
-  int64_t context = 0;       // -c; positions per session, 0: the model's training context
-  int64_t batch_size = 256;  // -b; prompt tokens per forward pass
-  bool populate = true;      // pre-fault the mapping, so timings do not include disk reads
-  SparseFlags sparse;        // --predictor, --dense, --check ... (sparse_setup.h)
-  PlacementFlags placement;  // --plan, --vram-budget (placement_setup.h)
+  std::string model_path;          // -m: a .pi, or a model to convert once (model_source.h)
+  ModelSourceFlags source;         // --tokenizer, --dtype: how a -m that is not a .pi is converted
+  int threads = -1;                // -t; -1: every hardware thread (0 is an error)
+  int64_t context = 0;             // -c; positions per session, 0: the model's training context
+  int64_t batch_size = 256;        // -b; prompt tokens per forward pass
+  bool populate = true;            // pre-fault the mapping, so timings do not include disk reads
+  std::string cache_type = "f16";  // --cache-type: what the KV cache stores: f32, f16 or q8_0
+  SparseFlags sparse;              // --predictor, --dense, --check ... (sparse_setup.h)
+  PlacementFlags placement;        // --plan, --vram-budget (placement_setup.h)
 
   // What sessions over the executor get.
   SessionOptions session_options() const {
     SessionOptions options;
     options.context_length = context;
+    // ValidateRuntimeFlags refuses any other name.
+    options.cache_type = ParseKvCacheType(cache_type).value_or(kDefaultKvCacheType);
     return options;
   }
 };
 
-// Registers -m/--model (required), --tokenizer, --dtype, -t, -c, -b, --no-populate, the sparse and
-// the placement flags.
+// Registers -m/--model (required), --tokenizer, --dtype, -t, -c, -b, --cache-type, --no-populate,
+// the sparse and the placement flags.
 void AddRuntimeFlags(CLI::App& app, RuntimeFlags& flags);
 
 // Checks values that do not depend on the model; the message names the flag.
@@ -72,9 +76,10 @@ absl::StatusOr<LoadedRuntime> LoadRuntime(const RuntimeFlags& flags,
                                           std::string_view log_prefix = "");
 
 // Logs the model summary to stderr, each line starting with `log_prefix` ("pi-run: "): the
-// architecture and weights, the load time, the context of a session and the bytes of all the
-// sessions' KV caches, threads and kernels, how the FFN executes; a warning for synthetic models
-// and for a context beyond the one the model was trained on, a note for --no-populate.
+// architecture and weights, the load time, the context of a session, the KV cache type and the
+// bytes of all the sessions' KV caches, threads and kernels, how the FFN executes; a warning for
+// synthetic models and for a context beyond the one the model was trained on, a note for
+// --no-populate.
 void LogRuntimeSummary(std::string_view log_prefix, const RuntimeFlags& flags,
                        const LoadedRuntime& runtime, int64_t context_length,
                        uint64_t kv_cache_bytes);

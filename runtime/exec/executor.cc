@@ -1,7 +1,6 @@
 #include "runtime/exec/executor.h"
 
 #include <algorithm>
-#include <cstring>
 #include <functional>
 #include <new>
 
@@ -35,28 +34,29 @@ double ForwardStats::EffectiveGBps() const {
   return static_cast<double>(weight_bytes + kv_bytes) / seconds / 1e9;
 }
 
-uint64_t SequenceState::Bytes(const ModelConfig& c, int64_t context, int64_t capacity) {
-  const uint64_t kv = 2 * static_cast<uint64_t>(c.n_layers) * static_cast<uint64_t>(context) *
-                      static_cast<uint64_t>(c.kv_dim());
-  const uint64_t scratch = static_cast<uint64_t>(capacity) *
-                           static_cast<uint64_t>(3 * c.dim + 2 * c.q_dim() + 3 * c.n_ff);
-  return (kv + scratch) * sizeof(float);
+uint64_t SequenceState::Bytes(const ModelConfig& c, int64_t context, int64_t capacity,
+                              DType cache_type) {
+  const uint64_t scratch =
+      static_cast<uint64_t>(capacity) *
+      static_cast<uint64_t>(3 * c.dim + 2 * c.q_dim() + 2 * c.kv_dim() + 3 * c.n_ff);
+  return KvCache::Bytes(c, context, cache_type) + scratch * sizeof(float);
 }
 
 absl::StatusOr<SequenceState> SequenceState::Create(const ModelConfig& c, int64_t context,
-                                                    int64_t capacity) {
+                                                    int64_t capacity, DType cache_type) {
   SequenceState s;
   s.context = context;
   s.capacity = capacity;
+  absl::StatusOr<KvCache> kv = KvCache::Create(c, context, cache_type);
+  if (!kv.ok()) return kv.status();
+  s.kv = *std::move(kv);
   const size_t b = static_cast<size_t>(capacity);
   try {
-    const size_t cache = static_cast<size_t>(c.n_layers) * static_cast<size_t>(context) *
-                         static_cast<size_t>(c.kv_dim());
-    s.key_cache = ZeroPages<float>(cache);
-    s.value_cache = ZeroPages<float>(cache);
     s.x.resize(b * c.dim);
     s.normed.resize(b * c.dim);
     s.q.resize(b * c.q_dim());
+    s.k.resize(b * c.kv_dim());
+    s.v.resize(b * c.kv_dim());
     s.attention.resize(b * c.q_dim());
     s.projected.resize(b * c.dim);
     s.ffn.capacity = capacity;
@@ -65,8 +65,7 @@ absl::StatusOr<SequenceState> SequenceState::Create(const ModelConfig& c, int64_
     s.ffn.activations.resize(b * c.n_ff);
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("not enough memory for a context of ", context, " tokens (KV cache of ",
-                     2 * c.n_layers * context * c.kv_dim() * 4 / (1 << 20), " MiB)"));
+        absl::StrCat("not enough memory for the scratch of a batch of ", capacity, " tokens"));
   }
   return s;
 }
@@ -109,44 +108,23 @@ uint64_t Executor::Attention(SequenceState& s, int64_t l, int64_t pos0, int64_t 
   const ModelConfig& c = model_.config();
   const LayerWeights& w = model_.layer(l);
   const int64_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
-  float* keys = s.key_cache.data() + l * s.context * kv_dim;
-  float* values = s.value_cache.data() + l * s.context * kv_dim;
-  float* k = keys + pos0 * kv_dim;
-  float* v = values + pos0 * kv_dim;
   cpu::MatMul(w.attn_q, s.normed.data(), n, s.q.data());
-  cpu::MatMul(w.attn_k, s.normed.data(), n, k);
-  cpu::MatMul(w.attn_v, s.normed.data(), n, v);
+  cpu::MatMul(w.attn_k, s.normed.data(), n, s.k.data());
+  cpu::MatMul(w.attn_v, s.normed.data(), n, s.v.data());
   for (int64_t t = 0; t < n; ++t) {
     cpu::RopeInterleaved(s.q.data() + t * q_dim, c.n_heads, c.head_dim, pos0 + t, c.rope_theta);
-    cpu::RopeInterleaved(k + t * kv_dim, c.n_kv_heads, c.head_dim, pos0 + t, c.rope_theta);
+    cpu::RopeInterleaved(s.k.data() + t * kv_dim, c.n_kv_heads, c.head_dim, pos0 + t, c.rope_theta);
   }
-  const cpu::AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim, kv_dim};
-  cpu::Attention(shape, s.q.data(), keys, values, pos0, n, s.attention.data());
+  s.kv.Write(l, pos0, n, s.k.data(), s.v.data());
+  stats.kv_bytes += s.kv.Attend(l, s.q.data(), pos0, n, s.attention.data());
   cpu::MatMul(w.attn_output, s.attention.data(), n, s.projected.data());
   cpu::Add(s.projected.data(), n * c.dim, s.x.data());
-  stats.kv_bytes += 2 * static_cast<uint64_t>(pos0 + n) * kv_dim * sizeof(float);
   return w.AttentionBytes();
 }
 
 absl::Status Executor::ShiftCache(SequenceState& s, int64_t n_past, int64_t keep,
                                   int64_t discard) const {
-  if (keep < 0 || discard < 1 || keep + discard > n_past || n_past > s.context) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot drop ", discard, " positions after ",
-                                                   keep, " of a sequence of ", n_past));
-  }
-  const ModelConfig& c = model_.config();
-  const int64_t kv_dim = c.kv_dim();
-  const int64_t moved = n_past - keep - discard;
-  const size_t bytes = static_cast<size_t>(moved * kv_dim) * sizeof(float);
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    float* keys = s.key_cache.data() + l * s.context * kv_dim;
-    float* values = s.value_cache.data() + l * s.context * kv_dim;
-    std::memmove(keys + keep * kv_dim, keys + (keep + discard) * kv_dim, bytes);
-    std::memmove(values + keep * kv_dim, values + (keep + discard) * kv_dim, bytes);
-    cpu::RopeShift(keys + keep * kv_dim, moved, kv_dim, c.n_kv_heads, c.head_dim, -discard,
-                   c.rope_theta);
-  }
-  return absl::OkStatus();
+  return s.kv.Shift(n_past, keep, discard);
 }
 
 absl::StatusOr<uint64_t> Executor::Ffn(SequenceState& s, int64_t l, int64_t pos0,

@@ -29,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "runtime/exec/ffn_rows.h"
 #include "runtime/exec/forward_observer.h"
+#include "runtime/exec/kv_cache.h"
 #include "runtime/exec/layer_ffn.h"
 #include "runtime/exec/memory_budget.h"
 #include "runtime/model/model.h"
@@ -51,7 +52,7 @@ struct ForwardStats {
   int64_t tokens = 0;         // tokens evaluated
   int64_t passes = 0;         // forward passes (batches)
   uint64_t weight_bytes = 0;  // weight bytes read: each matrix once per pass, as the kernels do
-  uint64_t kv_bytes = 0;      // KV cache bytes read by attention
+  uint64_t kv_bytes = 0;      // KV cache bytes read by attention (in the cache's type)
   double seconds = 0.0;
 
   ForwardStats& operator+=(const ForwardStats& other);
@@ -62,23 +63,26 @@ struct ForwardStats {
 
 // One sequence's memory for the forward pass: the KV cache and the scratch of a batch.
 struct SequenceState {
-  int64_t context = 0;   // positions the KV cache holds
-  int64_t capacity = 0;  // tokens per pass
-  // [n_layers, context, kv_dim]; pages are touched only as positions are reached.
-  ZeroPages<float> key_cache;
-  ZeroPages<float> value_cache;
+  int64_t context = 0;           // positions the KV cache holds
+  int64_t capacity = 0;          // tokens per pass
+  KvCache kv;                    // every layer's keys and values, in the cache's type (kv_cache.h)
   std::vector<float> x;          // [capacity, dim]    the residual stream
   std::vector<float> normed;     // [capacity, dim]
   std::vector<float> q;          // [capacity, q_dim]
+  std::vector<float> k;          // [capacity, kv_dim] this pass's keys, before the cache
+  std::vector<float> v;          // [capacity, kv_dim] and values
   std::vector<float> attention;  // [capacity, q_dim]
   std::vector<float> projected;  // [capacity, dim]
   FfnWorkspace ffn;
 
-  // Sized for `config`; ResourceExhausted (naming the KV bytes) when memory runs out.
+  // Sized for `config`, the KV cache of `cache_type` (f32, f16 or q8_0); InvalidArgument for a
+  // cache type the model cannot use, ResourceExhausted (naming the KV bytes) when memory runs out.
   static absl::StatusOr<SequenceState> Create(const ModelConfig& config, int64_t context,
-                                              int64_t capacity);
+                                              int64_t capacity,
+                                              DType cache_type = kDefaultKvCacheType);
   // The bytes Create allocates (KV cache and scratch), once every position is used.
-  static uint64_t Bytes(const ModelConfig& config, int64_t context, int64_t capacity);
+  static uint64_t Bytes(const ModelConfig& config, int64_t context, int64_t capacity,
+                        DType cache_type = kDefaultKvCacheType);
 };
 
 class Executor {
@@ -108,7 +112,8 @@ class Executor {
   // rotated by -discard positions is the key its hidden state gives at the new position). The
   // moved entries keep what they saw of the dropped tokens; that is the approximation of a
   // context shift. The KV cache is host memory (SequenceState) whatever the plan puts on a GPU,
-  // so there is no device copy to shift.
+  // so there is no device copy to shift. Keys of an f16 or q8_0 cache are decoded, rotated and
+  // encoded again (KvCache::Shift).
   absl::Status ShiftCache(SequenceState& state, int64_t n_past, int64_t keep,
                           int64_t discard) const;
 

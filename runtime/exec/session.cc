@@ -10,14 +10,14 @@
 namespace pinfer {
 
 absl::StatusOr<int64_t> ContextThatFits(const ModelConfig& c, int64_t requested, int64_t batch_size,
-                                        int64_t sequences,
-                                        std::optional<uint64_t> available_bytes) {
+                                        int64_t sequences, std::optional<uint64_t> available_bytes,
+                                        DType cache_type) {
   const int64_t wanted = requested > 0 ? requested : c.context_length;
   sequences = std::max<int64_t>(1, sequences);
   // Per position beyond the scratch: the KV cache and the token and logit bookkeeping.
   auto bytes_for = [&](int64_t context) {
     return static_cast<uint64_t>(sequences) *
-           (SequenceState::Bytes(c, context, std::min(batch_size, context)) +
+           (SequenceState::Bytes(c, context, std::min(batch_size, context), cache_type) +
             static_cast<uint64_t>(context) * sizeof(int32_t) +
             static_cast<uint64_t>(c.vocab_size) * sizeof(float));
   };
@@ -38,8 +38,9 @@ absl::StatusOr<int64_t> ContextThatFits(const ModelConfig& c, int64_t requested,
                               ? absl::StrCat(sequences, " sequences of ", wanted, " tokens need ")
                               : absl::StrCat("a context of ", wanted, " tokens needs ");
   return absl::ResourceExhaustedError(
-      absl::StrCat(who, FormatBytes(bytes_for(wanted)), " (KV cache and scratch), but only ",
-                   FormatBytes(*available_bytes), " of memory is available; ",
+      absl::StrCat(who, FormatBytes(bytes_for(wanted)), " (", std::string(DTypeName(cache_type)),
+                   " KV cache and scratch), but only ", FormatBytes(*available_bytes),
+                   " of memory is available; ",
                    low >= 1 ? absl::StrCat("the largest context that fits is -c ", low)
                             : std::string("not even one position fits")));
 }
@@ -54,12 +55,13 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(Executor& executor,
     return absl::InvalidArgumentError(
         absl::StrCat("the context length must be positive, got ", options.context_length));
   }
-  absl::StatusOr<int64_t> fitted = ContextThatFits(c, options.context_length, executor.batch_size(),
-                                                   options.sequences, AvailableMemoryBytes());
+  absl::StatusOr<int64_t> fitted =
+      ContextThatFits(c, options.context_length, executor.batch_size(), options.sequences,
+                      AvailableMemoryBytes(), options.cache_type);
   if (!fitted.ok()) return fitted.status();
   const int64_t context = *fitted;
-  absl::StatusOr<SequenceState> state =
-      SequenceState::Create(c, context, std::min(executor.batch_size(), context));
+  absl::StatusOr<SequenceState> state = SequenceState::Create(
+      c, context, std::min(executor.batch_size(), context), options.cache_type);
   if (!state.ok()) return state.status();
   auto session = std::unique_ptr<Session>(new Session(executor, *std::move(state)));
   try {
