@@ -29,15 +29,16 @@ class App;
 namespace pinfer {
 
 struct RuntimeFlags {
-  std::string model_path;          // -m: a .pi, or a model to convert once (model_source.h)
-  ModelSourceFlags source;         // --tokenizer, --dtype: how a -m that is not a .pi is converted
-  int threads = -1;                // -t; -1: every hardware thread (0 is an error)
-  int64_t context = 0;             // -c; positions per session, 0: the model's training context
-  int64_t batch_size = 256;        // -b; prompt tokens per forward pass
-  bool populate = true;            // pre-fault the mapping, so timings do not include disk reads
-  std::string cache_type = "f16";  // --cache-type: what the KV cache stores: f32, f16 or q8_0
-  SparseFlags sparse;              // --predictor, --dense, --check ... (sparse_setup.h)
-  PlacementFlags placement;        // --plan, --vram-budget (placement_setup.h)
+  std::string model_path;    // -m: a .pi, or a model to convert once (model_source.h)
+  ModelSourceFlags source;   // --tokenizer, --dtype: how a -m that is not a .pi is converted
+  int threads = -1;          // -t; -1: every hardware thread (0 is an error)
+  int64_t context = 0;       // -c; positions per session, 0: the model's training context
+  int64_t batch_size = 256;  // -b; prompt tokens per forward pass
+  bool populate = true;      // pre-fault the mapping, so timings do not include disk reads
+  SparseFlags sparse;        // --predictor, --dense, --check ... (sparse_setup.h)
+  PlacementFlags placement;  // --plan, --vram-budget (placement_setup.h)
+  // --cache-type: what the KV cache stores: f32, f16 (the default) or q8_0 (kv_cache.h).
+  std::string cache_type = "f16";
 
   // What sessions over the executor get.
   SessionOptions session_options() const {
