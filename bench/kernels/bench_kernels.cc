@@ -338,47 +338,49 @@ void BM_TransposedAccumulate(benchmark::State& state, DType dtype, int64_t rows,
                 2.0 * active_rows * cols * n);
 }
 
-// Decode attention at a context length over the runtime's f32 KV cache: the K and V rows of every
-// head are read once.
-void BM_AttentionDecode(benchmark::State& state, int64_t n_heads, int64_t n_kv_heads,
+// Decode attention at a context length over a KV cache of `kv_type` (f32, f16 or q8_0): the K and V
+// rows of every head are read once.
+void BM_AttentionDecode(benchmark::State& state, DType kv_type, int64_t n_heads, int64_t n_kv_heads,
                         int64_t head_dim, int64_t context) {
   const int threads = static_cast<int>(state.range(0));
   SetThreads(threads);
   AttentionShape shape{n_heads, n_kv_heads, head_dim, n_kv_heads * head_dim};
-  const int64_t cache_floats = context * shape.kv_stride;
-  const int64_t element_bytes = sizeof(float);
+  const int64_t row_bytes = static_cast<int64_t>(*RowBytes(kv_type, shape.kv_stride));
+  const int64_t cache_bytes = context * row_bytes;
   // Several layers' caches, so that the reads come from DRAM.
-  const int64_t layers =
-      std::clamp<int64_t>(PoolBytes() / (2 * element_bytes * cache_floats) + 1, 1, 256);
+  const int64_t layers = std::clamp<int64_t>(PoolBytes() / (2 * cache_bytes) + 1, 1, 256);
   // The caches of the benchmark running now, kept across its runs (Google Benchmark calls the
   // function several times while it sizes the iteration count).
   struct Caches {
     bool filled = false;
-    std::tuple<int64_t, int64_t> key;
-    std::vector<float> k, v;
+    std::tuple<DType, int64_t, int64_t> key;
+    std::vector<uint8_t> k, v;
   };
   static Caches caches;
-  if (!caches.filled || caches.key != std::make_tuple(cache_floats, layers)) {
+  if (!caches.filled || caches.key != std::make_tuple(kv_type, cache_bytes, layers)) {
     caches.filled = true;
-    caches.key = std::make_tuple(cache_floats, layers);
-    caches.k = RandomActivations(layers * cache_floats, 4);
-    caches.v = RandomActivations(layers * cache_floats, 5);
+    caches.key = std::make_tuple(kv_type, cache_bytes, layers);
+    const int64_t rows = layers * context;
+    caches.k.resize(rows * row_bytes);
+    caches.v.resize(rows * row_bytes);
+    EncodeRows(kv_type, RandomActivations(rows * shape.kv_stride, 4).data(), rows, shape.kv_stride,
+               caches.k.data());
+    EncodeRows(kv_type, RandomActivations(rows * shape.kv_stride, 5).data(), rows, shape.kv_stride,
+               caches.v.data());
   }
-  const std::vector<float>& k = caches.k;
-  const std::vector<float>& v = caches.v;
   const std::vector<float> q = RandomActivations(n_heads * head_dim, 6);
   std::vector<float> out(n_heads * head_dim);
   int64_t i = 0;
   CallTimer timer;
   for (auto _ : state) {
     timer.Start();
-    const int64_t offset = (i++ % layers) * cache_floats;
-    Attention(shape, q.data(), k.data() + offset, v.data() + offset, context - 1, 1, out.data());
+    const int64_t offset = (i++ % layers) * cache_bytes;
+    Attention(shape, kv_type, q.data(), caches.k.data() + offset, caches.v.data() + offset,
+              context - 1, 1, out.data());
     benchmark::ClobberMemory();
     timer.Stop();
   }
-  ReportProduct(state, threads, timer, 2.0 * element_bytes * cache_floats,
-                4.0 * n_heads * head_dim * context);
+  ReportProduct(state, threads, timer, 2.0 * cache_bytes, 4.0 * n_heads * head_dim * context);
 }
 
 void BM_AttentionPrefill(benchmark::State& state, int64_t n_heads, int64_t n_kv_heads,
@@ -393,7 +395,7 @@ void BM_AttentionPrefill(benchmark::State& state, int64_t n_heads, int64_t n_kv_
   CallTimer timer;
   for (auto _ : state) {
     timer.Start();
-    Attention(shape, q.data(), k.data(), v.data(), 0, n, out.data());
+    Attention(shape, DType::kF32, q.data(), k.data(), v.data(), 0, n, out.data());
     benchmark::ClobberMemory();
     timer.Stop();
   }
@@ -506,14 +508,18 @@ void RegisterAll() {
   }
   // The names keep the cache's element type ("f32_cache"), so that they stay comparable with
   // earlier runs.
-  for (int64_t context : {512, 2048}) {
-    benchmark::RegisterBenchmark(absl::StrCat("AttentionDecode/f32_cache/7b/ctx:", context).c_str(),
-                                 BM_AttentionDecode, 32, 32, 128, context)
-        ->Apply(AddThreads);
-    benchmark::RegisterBenchmark(
-        absl::StrCat("AttentionDecode/f32_cache/gqa8/ctx:", context).c_str(), BM_AttentionDecode,
-        32, 8, 128, context)
-        ->Apply(AddThreads);
+  for (DType kv_type : {DType::kF32, DType::kF16, DType::kQ8_0}) {
+    const std::string cache = absl::StrCat(std::string(DTypeName(kv_type)), "_cache");
+    for (int64_t context : {512, 2048}) {
+      benchmark::RegisterBenchmark(
+          absl::StrCat("AttentionDecode/", cache, "/7b/ctx:", context).c_str(), BM_AttentionDecode,
+          kv_type, 32, 32, 128, context)
+          ->Apply(AddThreads);
+      benchmark::RegisterBenchmark(
+          absl::StrCat("AttentionDecode/", cache, "/gqa8/ctx:", context).c_str(),
+          BM_AttentionDecode, kv_type, 32, 8, 128, context)
+          ->Apply(AddThreads);
+    }
   }
   benchmark::RegisterBenchmark("AttentionPrefill/7b/n:128", BM_AttentionPrefill, 32, 32, 128, 128)
       ->Apply(AddThreads);

@@ -17,6 +17,7 @@
 #include "runtime/app/placement_setup.h"
 #include "runtime/app/sparse_setup.h"
 #include "runtime/exec/executor.h"
+#include "runtime/exec/kv_cache.h"
 #include "runtime/exec/session.h"
 #include "runtime/model/model.h"
 #include "runtime/text/tokenizer.h"
@@ -36,17 +37,21 @@ struct RuntimeFlags {
   bool populate = true;      // pre-fault the mapping, so timings do not include disk reads
   SparseFlags sparse;        // --predictor, --dense, --check ... (sparse_setup.h)
   PlacementFlags placement;  // --plan, --vram-budget (placement_setup.h)
+  // --cache-type: what the KV cache stores: f32, f16 (the default) or q8_0 (kv_cache.h).
+  std::string cache_type = "f16";
 
   // What sessions over the executor get.
   SessionOptions session_options() const {
     SessionOptions options;
     options.context_length = context;
+    // ValidateRuntimeFlags refuses any other name.
+    options.cache_type = ParseKvCacheType(cache_type).value_or(kDefaultKvCacheType);
     return options;
   }
 };
 
-// Registers -m/--model (required), --tokenizer, --dtype, -t, -c, -b, --no-populate, the sparse and
-// the placement flags.
+// Registers -m/--model (required), --tokenizer, --dtype, -t, -c, -b, --cache-type, --no-populate,
+// the sparse and the placement flags.
 void AddRuntimeFlags(CLI::App& app, RuntimeFlags& flags);
 
 // Checks values that do not depend on the model; the message names the flag.
@@ -72,9 +77,10 @@ absl::StatusOr<LoadedRuntime> LoadRuntime(const RuntimeFlags& flags,
                                           std::string_view log_prefix = "");
 
 // Logs the model summary to stderr, each line starting with `log_prefix` ("pi-run: "): the
-// architecture and weights, the load time, the context of a session and the bytes of all the
-// sessions' KV caches, threads and kernels, how the FFN executes; a warning for synthetic models
-// and for a context beyond the one the model was trained on, a note for --no-populate.
+// architecture and weights, the load time, the context of a session, the KV cache type and the
+// bytes of all the sessions' KV caches, threads and kernels, how the FFN executes; a warning for
+// synthetic models and for a context beyond the one the model was trained on, a note for
+// --no-populate.
 void LogRuntimeSummary(std::string_view log_prefix, const RuntimeFlags& flags,
                        const LoadedRuntime& runtime, int64_t context_length,
                        uint64_t kv_cache_bytes);

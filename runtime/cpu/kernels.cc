@@ -276,8 +276,8 @@ void ShiftedRelu(float* x, int64_t n, float shift) { simd::ShiftedRelu(x, n, shi
 
 void Add(const float* x, int64_t n, float* y) { simd::Add(x, n, y); }
 
-void Attention(const AttentionShape& shape, const float* q, const float* k, const float* v,
-               int64_t pos0, int64_t n, float* out) {
+void Attention(const AttentionShape& shape, DType kv_type, const float* q, const void* k,
+               const void* v, int64_t pos0, int64_t n, float* out) {
   if (n <= 0) return;
   const int64_t max_keys = pos0 + n;
   // Work ~ 2 · heads · keys · head_dim per token.
@@ -292,8 +292,8 @@ void Attention(const AttentionShape& shape, const float* q, const float* k, cons
   auto run = [&](int64_t item, std::vector<float>& scratch) {
     const int64_t t = item / ranges;
     const Range heads = SplitRange(shape.n_kv_heads, ranges, item % ranges, 1);
-    simd::AttentionRange(shape, q + t * token_floats, k, v, heads.begin, heads.end, pos0 + t + 1,
-                         out + t * token_floats, scratch.data());
+    simd::AttentionRange(shape, kv_type, q + t * token_floats, k, v, heads.begin, heads.end,
+                         pos0 + t + 1, out + t * token_floats, scratch.data());
   };
   const int parts = static_cast<int>(std::min<int64_t>(threads, items));
   if (parts <= 1) {
@@ -308,6 +308,20 @@ void Attention(const AttentionShape& shape, const float* q, const float* k, cons
     if (scratch.size() < static_cast<size_t>(scratch_floats)) scratch.resize(scratch_floats);
 #pragma omp for schedule(static, 1)
     for (int64_t item = 0; item < items; ++item) run(item, scratch);
+  }
+}
+
+void EncodeRows(DType dtype, const float* x, int64_t rows, int64_t cols, void* out) {
+  if (rows <= 0) return;
+  const size_t row_bytes = MakeMatrixView(dtype, 1, cols, nullptr).row_bytes;
+  // A prompt's keys or values of a layer: rows split into one contiguous range per thread.
+  const int parts = static_cast<int>(std::min<int64_t>(ThreadsFor(4 * rows * cols), rows));
+  if (parts <= 1) return simd::EncodeRows(dtype, x, rows, cols, out);
+#pragma omp parallel num_threads(parts)
+  {
+    const Range part = SplitRange(rows, parts, omp_get_thread_num(), 1);
+    simd::EncodeRows(dtype, x + part.begin * cols, part.size(), cols,
+                     static_cast<uint8_t*>(out) + part.begin * row_bytes);
   }
 }
 

@@ -85,18 +85,26 @@ void Add(const float* x, int64_t n, float* y);
 
 // Causal self-attention for `n` query positions starting at absolute position `pos0`, against a
 // KV cache holding positions [0, pos0 + n) (the new ones already written).
-//   q:   [n, n_heads, head_dim]
-//   k,v: cache rows for positions: element (p, h, d) at k[p * kv_stride + h * head_dim + d]
-//   out: [n, n_heads, head_dim]
-// Query head h uses KV head h / (n_heads / n_kv_heads) (GQA). Scale 1/sqrt(head_dim).
+//   q:   [n, n_heads, head_dim], f32
+//   k,v: cache rows of `kv_type` (f32, f16, or q8_0 blocks of 32 along the row), one per position,
+//        RowBytes(kv_type, kv_stride) bytes apart: element (p, h, d) is element h * head_dim + d
+//        of row p. For q8_0, kv_stride is a multiple of 32 (a head of fewer than 32 elements
+//        shares its block's scale with its neighbours).
+//   out: [n, n_heads, head_dim], f32
+// Query head h uses KV head h / (n_heads / n_kv_heads) (GQA). Scale 1/sqrt(head_dim). Products
+// and sums are f32 whatever the cache holds.
 struct AttentionShape {
   int64_t n_heads = 0;
   int64_t n_kv_heads = 0;
   int64_t head_dim = 0;
-  int64_t kv_stride = 0;  // floats between consecutive positions in k and v
+  int64_t kv_stride = 0;  // elements of one position's row in k and v
 };
-void Attention(const AttentionShape& shape, const float* q, const float* k, const float* v,
-               int64_t pos0, int64_t n, float* out);
+void Attention(const AttentionShape& shape, DType kv_type, const float* q, const void* k,
+               const void* v, int64_t pos0, int64_t n, float* out);
+// Encodes `rows` contiguous rows of `cols` f32 values as f32, f16 or q8_0 (cols a multiple of 32)
+// into `out`, contiguous: how new keys and values enter a KV cache. Bit-identical to
+// pinfer::EncodeRow (round to nearest even; q8_0 as ggml quantizes) for finite values.
+void EncodeRows(DType dtype, const float* x, int64_t rows, int64_t cols, void* out);
 
 // Name of the SIMD target chosen at run time ("AVX3", "AVX2", "NEON", "EMU128", ...).
 const char* SimdTargetName();

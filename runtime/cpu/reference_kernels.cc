@@ -133,10 +133,18 @@ void Add(const float* x, int64_t n, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
-void Attention(const AttentionShape& s, const float* q, const float* k, const float* v,
+void Attention(const AttentionShape& s, DType kv_type, const float* q, const void* k, const void* v,
                int64_t pos0, int64_t n, float* out) {
   const int64_t group = s.n_heads / s.n_kv_heads;
   const double scale = 1.0 / std::sqrt(static_cast<double>(s.head_dim));
+  // The cache rows decoded to f32 (pinfer::DecodeRow: the format's own decoding).
+  const int64_t positions = pos0 + n;
+  const MatrixView k_rows = MakeMatrixView(kv_type, positions, s.kv_stride, k);
+  const MatrixView v_rows = MakeMatrixView(kv_type, positions, s.kv_stride, v);
+  std::vector<float> keys(static_cast<size_t>(positions * s.kv_stride));
+  std::vector<float> values(keys.size());
+  reference::DecodeRows(k_rows, 0, positions, keys.data());
+  reference::DecodeRows(v_rows, 0, positions, values.data());
   std::vector<float> scores;
   for (int64_t t = 0; t < n; ++t) {
     const int64_t n_keys = pos0 + t + 1;  // causal: up to and including this position
@@ -145,7 +153,7 @@ void Attention(const AttentionShape& s, const float* q, const float* k, const fl
       const float* qh = q + (t * s.n_heads + h) * s.head_dim;
       const int64_t kv_head = h / group;
       for (int64_t p = 0; p < n_keys; ++p) {
-        const float* kp = k + p * s.kv_stride + kv_head * s.head_dim;
+        const float* kp = keys.data() + p * s.kv_stride + kv_head * s.head_dim;
         double dot = 0.0;
         for (int64_t d = 0; d < s.head_dim; ++d) dot += static_cast<double>(qh[d]) * kp[d];
         scores[p] = static_cast<float>(dot * scale);
@@ -155,11 +163,20 @@ void Attention(const AttentionShape& s, const float* q, const float* k, const fl
       for (int64_t d = 0; d < s.head_dim; ++d) {
         double acc = 0.0;
         for (int64_t p = 0; p < n_keys; ++p) {
-          acc += static_cast<double>(scores[p]) * v[p * s.kv_stride + kv_head * s.head_dim + d];
+          acc +=
+              static_cast<double>(scores[p]) * values[p * s.kv_stride + kv_head * s.head_dim + d];
         }
         oh[d] = static_cast<float>(acc);
       }
     }
+  }
+}
+
+void EncodeRows(DType dtype, const float* x, int64_t rows, int64_t cols, void* out) {
+  const size_t row_bytes = *RowBytes(dtype, static_cast<uint64_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    (void)pinfer::EncodeRow(x + r * cols, static_cast<size_t>(cols), dtype,
+                            static_cast<uint8_t*>(out) + r * row_bytes);
   }
 }
 

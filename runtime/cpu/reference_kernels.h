@@ -25,7 +25,8 @@ void FfnCombine(ActivationKind act, float param, const float* gate, const float*
                 float* out);
 void ShiftedRelu(float* x, int64_t n, float shift);
 void Add(const float* x, int64_t n, float* y);
-void Attention(const AttentionShape& shape, const float* q, const float* k, const float* v,
-               int64_t pos0, int64_t n, float* out);
+void Attention(const AttentionShape& shape, DType kv_type, const float* q, const void* k,
+               const void* v, int64_t pos0, int64_t n, float* out);
+void EncodeRows(DType dtype, const float* x, int64_t rows, int64_t cols, void* out);
 
 }  // namespace pinfer::cpu::reference

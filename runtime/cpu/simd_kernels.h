@@ -76,11 +76,17 @@ void Add(const float* x, int64_t n, float* y);
 
 // Causal attention of one token: the query heads of KV heads [kv0, kv1) (q and out: that
 // token's [n_heads, head_dim] rows; the range's heads are the consecutive query heads
-// kv0·group .. kv1·group) against the first n_keys cache positions of k and v (laid out as in
-// cpu::Attention). `scratch` holds at least AttentionScratchFloats(shape, n_keys) floats.
-void AttentionRange(const AttentionShape& shape, const float* q, const float* k, const float* v,
-                    int64_t kv0, int64_t kv1, int64_t n_keys, float* out, float* scratch);
+// kv0·group .. kv1·group) against the first n_keys cache positions of k and v (rows of kv_type,
+// laid out as in cpu::Attention). `scratch` holds at least AttentionScratchFloats(shape, n_keys)
+// floats.
+void AttentionRange(const AttentionShape& shape, DType kv_type, const float* q, const void* k,
+                    const void* v, int64_t kv0, int64_t kv1, int64_t n_keys, float* out,
+                    float* scratch);
 int64_t AttentionScratchFloats(const AttentionShape& shape, int64_t n_keys);
+
+// `rows` contiguous rows of `cols` f32 values encoded as f32, f16 or q8_0 (cols a multiple of 32),
+// contiguous in `out`: bit-identical to pinfer::EncodeRow (format/quant.h) for finite values.
+void EncodeRows(DType dtype, const float* x, int64_t rows, int64_t cols, void* out);
 
 // The Highway target the dispatcher picks for these kernels ("AVX3_DL", "AVX2", "NEON", ...).
 const char* ChosenTargetName();

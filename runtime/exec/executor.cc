@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <functional>
 #include <new>
 
@@ -36,24 +35,17 @@ double ForwardStats::EffectiveGBps() const {
   return static_cast<double>(weight_bytes + kv_bytes) / seconds / 1e9;
 }
 
-uint64_t SequenceState::Bytes(const ModelConfig& c, int64_t context) {
-  return 2 * static_cast<uint64_t>(c.n_layers) * static_cast<uint64_t>(context) *
-         static_cast<uint64_t>(c.kv_dim()) * sizeof(float);
+uint64_t SequenceState::Bytes(const ModelConfig& c, int64_t context, DType cache_type) {
+  return KvCache::Bytes(c, context, cache_type);
 }
 
-absl::StatusOr<SequenceState> SequenceState::Create(const ModelConfig& c, int64_t context) {
+absl::StatusOr<SequenceState> SequenceState::Create(const ModelConfig& c, int64_t context,
+                                                    DType cache_type) {
   SequenceState s;
   s.context = context;
-  try {
-    const size_t cache = static_cast<size_t>(c.n_layers) * static_cast<size_t>(context) *
-                         static_cast<size_t>(c.kv_dim());
-    s.key_cache = ZeroPages<float>(cache);
-    s.value_cache = ZeroPages<float>(cache);
-  } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError(absl::StrCat("not enough memory for a context of ", context,
-                                                     " tokens (KV cache of ",
-                                                     Bytes(c, context) / (1 << 20), " MiB)"));
-  }
+  absl::StatusOr<KvCache> kv = KvCache::Create(c, context, cache_type);
+  if (!kv.ok()) return kv.status();
+  s.kv = *std::move(kv);
   return s;
 }
 
@@ -141,43 +133,21 @@ uint64_t Executor::Attention(BatchState& s, std::span<const BatchEntry> entries,
   return w.AttentionBytes();
 }
 
-uint64_t Executor::Attend(SequenceState& kv, int64_t l, int64_t pos0, int64_t n, float* q, float* k,
-                          const float* v, float* out) const {
+uint64_t Executor::Attend(SequenceState& sequence, int64_t l, int64_t pos0, int64_t n, float* q,
+                          float* k, const float* v, float* out) const {
   const ModelConfig& c = model_.config();
   const int64_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
-  float* keys = kv.key_cache.data() + l * kv.context * kv_dim;
-  float* values = kv.value_cache.data() + l * kv.context * kv_dim;
   for (int64_t t = 0; t < n; ++t) {
     cpu::RopeInterleaved(q + t * q_dim, c.n_heads, c.head_dim, pos0 + t, c.rope_theta);
     cpu::RopeInterleaved(k + t * kv_dim, c.n_kv_heads, c.head_dim, pos0 + t, c.rope_theta);
   }
-  const size_t row_bytes = static_cast<size_t>(n * kv_dim) * sizeof(float);
-  std::memcpy(keys + pos0 * kv_dim, k, row_bytes);
-  std::memcpy(values + pos0 * kv_dim, v, row_bytes);
-  const cpu::AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim, kv_dim};
-  cpu::Attention(shape, q, keys, values, pos0, n, out);
-  return 2 * static_cast<uint64_t>(pos0 + n) * kv_dim * sizeof(float);
+  sequence.kv.Write(l, pos0, n, k, v);
+  return sequence.kv.Attend(l, q, pos0, n, out);
 }
 
 absl::Status Executor::ShiftCache(SequenceState& s, int64_t n_past, int64_t keep,
                                   int64_t discard) const {
-  if (keep < 0 || discard < 1 || keep + discard > n_past || n_past > s.context) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot drop ", discard, " positions after ",
-                                                   keep, " of a sequence of ", n_past));
-  }
-  const ModelConfig& c = model_.config();
-  const int64_t kv_dim = c.kv_dim();
-  const int64_t moved = n_past - keep - discard;
-  const size_t bytes = static_cast<size_t>(moved * kv_dim) * sizeof(float);
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    float* keys = s.key_cache.data() + l * s.context * kv_dim;
-    float* values = s.value_cache.data() + l * s.context * kv_dim;
-    std::memmove(keys + keep * kv_dim, keys + (keep + discard) * kv_dim, bytes);
-    std::memmove(values + keep * kv_dim, values + (keep + discard) * kv_dim, bytes);
-    cpu::RopeShift(keys + keep * kv_dim, moved, kv_dim, c.n_kv_heads, c.head_dim, -discard,
-                   c.rope_theta);
-  }
-  return absl::OkStatus();
+  return s.kv.Shift(n_past, keep, discard);
 }
 
 absl::StatusOr<uint64_t> Executor::Ffn(BatchState& s, std::span<const BatchEntry> entries,

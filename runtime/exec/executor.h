@@ -31,6 +31,7 @@
 #include "absl/status/statusor.h"
 #include "runtime/exec/ffn_rows.h"
 #include "runtime/exec/forward_observer.h"
+#include "runtime/exec/kv_cache.h"
 #include "runtime/exec/layer_ffn.h"
 #include "runtime/exec/memory_budget.h"
 #include "runtime/model/model.h"
@@ -53,7 +54,7 @@ struct ForwardStats {
   int64_t tokens = 0;         // tokens evaluated
   int64_t passes = 0;         // forward passes (batches)
   uint64_t weight_bytes = 0;  // weight bytes read: each matrix once per pass, as the kernels do
-  uint64_t kv_bytes = 0;      // KV cache bytes read by attention
+  uint64_t kv_bytes = 0;      // KV cache bytes read by attention (in the cache's type)
   double seconds = 0.0;
 
   ForwardStats& operator+=(const ForwardStats& other);
@@ -65,14 +66,15 @@ struct ForwardStats {
 // One sequence's memory for the forward pass: its KV cache.
 struct SequenceState {
   int64_t context = 0;  // positions the KV cache holds
-  // [n_layers, context, kv_dim]; pages are touched only as positions are reached.
-  ZeroPages<float> key_cache;
-  ZeroPages<float> value_cache;
+  KvCache kv;           // every layer's keys and values, in the cache's type (kv_cache.h)
 
-  // Sized for `config`; ResourceExhausted (naming the KV bytes) when memory runs out.
-  static absl::StatusOr<SequenceState> Create(const ModelConfig& config, int64_t context);
+  // Sized for `config`, the KV cache of `cache_type` (f32, f16 or q8_0); InvalidArgument for a
+  // cache type the model cannot use, ResourceExhausted (naming the KV bytes) when memory runs out.
+  static absl::StatusOr<SequenceState> Create(const ModelConfig& config, int64_t context,
+                                              DType cache_type = kDefaultKvCacheType);
   // The bytes Create allocates, once every position is used.
-  static uint64_t Bytes(const ModelConfig& config, int64_t context);
+  static uint64_t Bytes(const ModelConfig& config, int64_t context,
+                        DType cache_type = kDefaultKvCacheType);
 };
 
 // The scratch of one forward pass: the rows of every sequence of the batch, concatenated. Shared
@@ -83,8 +85,8 @@ struct BatchState {
   std::vector<float> x;          // [capacity, dim]    the residual stream
   std::vector<float> normed;     // [capacity, dim]
   std::vector<float> q;          // [capacity, q_dim]
-  std::vector<float> k;          // [capacity, kv_dim] before they are written to the caches
-  std::vector<float> v;          // [capacity, kv_dim]
+  std::vector<float> k;          // [capacity, kv_dim] this pass's keys, before the caches
+  std::vector<float> v;          // [capacity, kv_dim] and values
   std::vector<float> attention;  // [capacity, q_dim]
   std::vector<float> projected;  // [capacity, dim]
   std::vector<float> logits;     // [rows, vocab] when several sequences want logits (grown)
@@ -135,7 +137,8 @@ class Executor {
   // rotated by -discard positions is the key its hidden state gives at the new position). The
   // moved entries keep what they saw of the dropped tokens; that is the approximation of a
   // context shift. The KV cache is host memory (SequenceState) whatever the plan puts on a GPU,
-  // so there is no device copy to shift.
+  // so there is no device copy to shift. Keys of an f16 or q8_0 cache are decoded, rotated and
+  // encoded again (KvCache::Shift).
   absl::Status ShiftCache(SequenceState& state, int64_t n_past, int64_t keep,
                           int64_t discard) const;
 
@@ -146,9 +149,9 @@ class Executor {
   uint64_t Attention(BatchState& batch, std::span<const BatchEntry> entries, int64_t n,
                      int64_t l) const;
   // One sequence's attention for layer l: RoPE on its rows of q and k ([n, q_dim], [n, kv_dim]),
-  // their KV rows written to its cache at [pos0, pos0 + n), causal attention into `out`. Returns
-  // the KV bytes read.
-  uint64_t Attend(SequenceState& kv, int64_t l, int64_t pos0, int64_t n, float* q, float* k,
+  // their KV rows encoded into its cache at [pos0, pos0 + n), causal attention into `out`.
+  // Returns the KV bytes read (at the cache type's size).
+  uint64_t Attend(SequenceState& sequence, int64_t l, int64_t pos0, int64_t n, float* q, float* k,
                   const float* v, float* out) const;
   // x += ffn[l](normed) over all n rows; tells each entry's observer of its rows.
   absl::StatusOr<uint64_t> Ffn(BatchState& batch, std::span<const BatchEntry> entries, int64_t n,

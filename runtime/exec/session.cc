@@ -9,14 +9,14 @@
 namespace pinfer {
 
 absl::StatusOr<int64_t> ContextThatFits(const ModelConfig& c, int64_t requested, int64_t batch_size,
-                                        int64_t sequences,
-                                        std::optional<uint64_t> available_bytes) {
+                                        int64_t sequences, std::optional<uint64_t> available_bytes,
+                                        DType cache_type) {
   const int64_t wanted = requested > 0 ? requested : c.context_length;
   sequences = std::max<int64_t>(1, sequences);
   // Per sequence: the KV cache and the token and logit bookkeeping; once: the batch's scratch.
   auto bytes_for = [&](int64_t context) {
     return static_cast<uint64_t>(sequences) *
-               (SequenceState::Bytes(c, context) +
+               (SequenceState::Bytes(c, context, cache_type) +
                 static_cast<uint64_t>(context) * sizeof(int32_t) +
                 static_cast<uint64_t>(c.vocab_size) * sizeof(float)) +
            BatchState::Bytes(c, std::min(batch_size, context));
@@ -38,8 +38,9 @@ absl::StatusOr<int64_t> ContextThatFits(const ModelConfig& c, int64_t requested,
                               ? absl::StrCat(sequences, " sequences of ", wanted, " tokens need ")
                               : absl::StrCat("a context of ", wanted, " tokens needs ");
   return absl::ResourceExhaustedError(
-      absl::StrCat(who, FormatBytes(bytes_for(wanted)), " (KV cache and scratch), but only ",
-                   FormatBytes(*available_bytes), " of memory is available; ",
+      absl::StrCat(who, FormatBytes(bytes_for(wanted)), " (", std::string(DTypeName(cache_type)),
+                   " KV cache and scratch), but only ", FormatBytes(*available_bytes),
+                   " of memory is available; ",
                    low >= 1 ? absl::StrCat("the largest context that fits is -c ", low)
                             : std::string("not even one position fits")));
 }
@@ -56,10 +57,11 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(Executor& executor,
   }
   const int64_t batch_size = options.batch ? options.batch->capacity : executor.batch_size();
   absl::StatusOr<int64_t> fitted = ContextThatFits(c, options.context_length, batch_size,
-                                                   options.sequences, AvailableMemoryBytes());
+                                                   options.sequences, AvailableMemoryBytes(),
+                                                   options.cache_type);
   if (!fitted.ok()) return fitted.status();
   const int64_t context = *fitted;
-  absl::StatusOr<SequenceState> state = SequenceState::Create(c, context);
+  absl::StatusOr<SequenceState> state = SequenceState::Create(c, context, options.cache_type);
   if (!state.ok()) return state.status();
   std::shared_ptr<BatchState> batch = options.batch;
   if (!batch) {

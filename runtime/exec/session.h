@@ -25,16 +25,19 @@ struct SessionOptions {
   // The scratch the session evaluates with, shared with other sessions (the memory check counts
   // it once); null: a scratch of its own for the executor's batch size.
   std::shared_ptr<BatchState> batch = nullptr;
+  // What the KV cache stores: f16 (the default, as llama.cpp's), f32 or q8_0 (kv_cache.h).
+  DType cache_type = kDefaultKvCacheType;
 };
 
 // The context a session gets: `requested`, or the model's training context when 0, for
 // `sequences` KV caches and one scratch of `batch_size` tokens. Refused with the numbers (bytes
 // needed, bytes available, the largest context that fits) when `sequences` sessions of that context
 // would not fit in the memory available; the model's own context is shortened to what fits instead,
-// since the user did not ask for it.
+// since the user did not ask for it. The KV cache counts at the bytes of `cache_type`.
 absl::StatusOr<int64_t> ContextThatFits(const ModelConfig& config, int64_t requested,
                                         int64_t batch_size, int64_t sequences,
-                                        std::optional<uint64_t> available_bytes);
+                                        std::optional<uint64_t> available_bytes,
+                                        DType cache_type = kDefaultKvCacheType);
 
 class Session {
  public:
@@ -82,10 +85,9 @@ class Session {
 
   const ForwardStats& stats() const { return stats_; }
   void ResetStats() { stats_ = {}; }
-  // Bytes of the KV cache.
-  uint64_t KvCacheBytes() const {
-    return (state_.key_cache.size() + state_.value_cache.size()) * sizeof(float);
-  }
+  // Bytes of the KV cache, and what it stores.
+  uint64_t KvCacheBytes() const { return state_.kv.Bytes(); }
+  DType KvCacheType() const { return state_.kv.type(); }
 
   const Executor& executor() const { return executor_; }
   // The KV cache, for tests that look at the cache rows.

@@ -53,7 +53,8 @@ class AttentionTest : public CudaTest {
       }
     }
     std::vector<float> want(q.size());
-    cpu::reference::Attention(cpu_shape, q.data(), k.data(), v.data(), c.pos0, c.n, want.data());
+    cpu::reference::Attention(cpu_shape, DType::kF32, q.data(), k.data(), v.data(), c.pos0, c.n,
+                              want.data());
 
     DeviceBuffer dk = kv_dtype == DType::kF16 ? ToDevice(k16) : ToDevice(k);
     DeviceBuffer dv = kv_dtype == DType::kF16 ? ToDevice(v16) : ToDevice(v);

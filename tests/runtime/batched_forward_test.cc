@@ -204,7 +204,9 @@ TEST(BatchedForwardTest, LogitsAndCacheRowsOfABatchedPassEqualSinglePasses) {
   const auto prefilled = [&] {
     std::vector<SequenceState> states;
     for (const int64_t p : prefix) {
-      states.push_back(*SequenceState::Create(c, kContext));
+      // An f32 cache: the rows are compared to the bound of f32 summation order, which an f16
+      // cache's rounding would exceed.
+      states.push_back(*SequenceState::Create(c, kContext, DType::kF32));
       ForwardStats stats;
       BatchEntry e{&states.back(), 0, std::span(text).first(static_cast<size_t>(p))};
       e.stats = &stats;
@@ -251,15 +253,24 @@ TEST(BatchedForwardTest, LogitsAndCacheRowsOfABatchedPassEqualSinglePasses) {
     }
     // The KV rows each sequence wrote, in its own cache at its own positions, every layer.
     const int64_t kv_dim = c.kv_dim();
+    const int64_t positions = prefix[i] + rows[i];
+    std::vector<float> together_rows(static_cast<size_t>(positions * kv_dim));
+    std::vector<float> alone_rows(together_rows.size());
     for (int64_t layer = 0; layer < c.n_layers; ++layer) {
-      for (int64_t k = 0; k < (prefix[i] + rows[i]) * kv_dim; ++k) {
-        const int64_t at = layer * kContext * kv_dim + k;
-        ASSERT_NEAR(together_states[i].key_cache.data()[at], alone_states[i].key_cache.data()[at],
-                    1e-4f)
-            << "sequence " << i << " layer " << layer;
-        ASSERT_NEAR(together_states[i].value_cache.data()[at],
-                    alone_states[i].value_cache.data()[at], 1e-4f)
-            << "sequence " << i << " layer " << layer;
+      for (const bool keys : {true, false}) {
+        const KvCache& t_kv = together_states[i].kv;
+        const KvCache& a_kv = alone_states[i].kv;
+        if (keys) {
+          t_kv.DecodeKeys(layer, 0, positions, together_rows.data());
+          a_kv.DecodeKeys(layer, 0, positions, alone_rows.data());
+        } else {
+          t_kv.DecodeValues(layer, 0, positions, together_rows.data());
+          a_kv.DecodeValues(layer, 0, positions, alone_rows.data());
+        }
+        for (size_t k = 0; k < alone_rows.size(); ++k) {
+          ASSERT_NEAR(together_rows[k], alone_rows[k], 1e-4f)
+              << "sequence " << i << " layer " << layer << (keys ? " keys" : " values");
+        }
       }
     }
     EXPECT_EQ(together_stats[i].tokens, rows[i]);

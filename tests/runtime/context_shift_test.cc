@@ -123,43 +123,64 @@ TEST(ContextShiftTest, OneLayerModelGivesTheLogitsOfAFreshSessionOfTheKeptTokens
   ExpectSameLogits(twice, LastLogits(*fresh.session, shifted.session->tokens()));
 }
 
-// Every layer's cache after a shift: the kept rows as they were, the later rows moved down with
-// their values unchanged and their keys rotated back by the shift (the scalar reference), in
-// stories260K's five layers.
-TEST(ContextShiftTest, EveryLayersCacheRowsMoveAndTheirKeysAreReRotated) {
-  test::Loaded l = test::LoadForTest(Stories(), 48);
+// Every layer's cache after a shift, for each cache type: the kept rows as they were, the later
+// rows moved down with their values unchanged and their keys rotated back by the shift (the scalar
+// reference rotating the decoded keys), in stories260K's five layers. f32 keys are rotated in
+// place (within f32 rounding); f16 and q8_0 keys are decoded, rotated and encoded again, so they
+// are within one rounding of the type of the rotated keys: half an f16 ulp (2^-11 relative), half
+// a q8_0 step and its f16 scale's rounding (about the block's largest magnitude / 226).
+class ContextShiftCacheTest : public ::testing::TestWithParam<DType> {};
+
+TEST_P(ContextShiftCacheTest, EveryLayersCacheRowsMoveAndTheirKeysAreReRotated) {
+  const DType type = GetParam();
+  test::Loaded l = test::LoadForTest(Stories(), 48, 256, type);
   ASSERT_NE(l.session, nullptr);
+  ASSERT_EQ(l.session->KvCacheType(), type);
   const ModelConfig& c = l.model->config();
   ASSERT_GT(c.n_layers, 1);
   const std::vector<int32_t> story = l.tokenizer->Encode(kStory);
   const std::vector<int32_t> past(story.begin(), story.begin() + 30);
   LastLogits(*l.session, past);
-  const SequenceState& state = l.session->state();
-  const std::vector<float> keys(state.key_cache.data(),
-                                state.key_cache.data() + state.key_cache.size());
-  const std::vector<float> values(state.value_cache.data(),
-                                  state.value_cache.data() + state.value_cache.size());
+  const KvCache& cache = l.session->state().kv;
+  const int64_t kv = c.kv_dim();
+  std::vector<std::vector<float>> keys(c.n_layers), values(c.n_layers);
+  for (int64_t layer = 0; layer < c.n_layers; ++layer) {
+    keys[layer].resize(30 * kv);
+    values[layer].resize(30 * kv);
+    cache.DecodeKeys(layer, 0, 30, keys[layer].data());
+    cache.DecodeValues(layer, 0, 30, values[layer].data());
+  }
   constexpr int64_t kKeep = 3, kDiscard = 10, kMoved = 30 - kKeep - kDiscard;
   ASSERT_TRUE(l.session->ShiftContext(kKeep, kDiscard).ok());
 
-  const int64_t kv = c.kv_dim();
   for (int64_t layer = 0; layer < c.n_layers; ++layer) {
     SCOPED_TRACE(absl::StrCat("layer ", layer));
-    const int64_t base = layer * state.context * kv;
-    std::vector<float> expected_keys(keys.begin() + base + (kKeep + kDiscard) * kv,
-                                     keys.begin() + base + 30 * kv);
+    std::vector<float> expected_keys(keys[layer].begin() + (kKeep + kDiscard) * kv,
+                                     keys[layer].end());
     cpu::reference::RopeShift(expected_keys.data(), kMoved, kv, c.n_kv_heads, c.head_dim, -kDiscard,
                               c.rope_theta);
+    std::vector<float> now_keys(30 * kv), now_values(30 * kv);
+    cache.DecodeKeys(layer, 0, 30 - kDiscard, now_keys.data());
+    cache.DecodeValues(layer, 0, 30 - kDiscard, now_values.data());
     for (int64_t i = 0; i < kKeep * kv; ++i) {
-      ASSERT_EQ(state.key_cache.data()[base + i], keys[base + i]) << i;
-      ASSERT_EQ(state.value_cache.data()[base + i], values[base + i]) << i;
+      ASSERT_EQ(now_keys[i], keys[layer][i]) << i;
+      ASSERT_EQ(now_values[i], values[layer][i]) << i;
     }
     for (int64_t i = 0; i < kMoved * kv; ++i) {
-      const int64_t at = base + kKeep * kv + i;
-      ASSERT_EQ(state.value_cache.data()[at], values[base + (kKeep + kDiscard) * kv + i]) << i;
-      ASSERT_NEAR(state.key_cache.data()[at], expected_keys[i],
-                  1e-6f * (1.0f + std::fabs(expected_keys[i])))
-          << i;
+      const int64_t at = kKeep * kv + i;
+      ASSERT_EQ(now_values[at], values[layer][(kKeep + kDiscard) * kv + i]) << i;
+      float bound = 1e-6f * (1.0f + std::fabs(expected_keys[i]));
+      if (type == DType::kF16) bound = 1e-6f + std::fabs(expected_keys[i]) / 2048 * 1.001f;
+      if (type == DType::kQ8_0) {
+        const int64_t block = i / 32 * 32;
+        float largest = 0.0f;
+        for (int64_t j = block; j < block + 32; ++j)
+          largest = std::max(largest, std::fabs(expected_keys[j]));
+        // ggml's q8_0 rounds x / d with d = amax / 127 but stores d in f16: half a step plus
+        // 127 times the scale's rounding (2^-11 relative).
+        bound = largest / 127 * (0.5f + 127.0f / 2048) * 1.001f + 1e-6f;
+      }
+      ASSERT_NEAR(now_keys[at], expected_keys[i], bound) << i;
     }
   }
   // And generation goes on from there.
@@ -168,6 +189,10 @@ TEST(ContextShiftTest, EveryLayersCacheRowsMoveAndTheirKeysAreReRotated) {
   EXPECT_TRUE(std::all_of(next.begin(), next.end(), [](float v) { return std::isfinite(v); }));
   EXPECT_EQ(l.session->position(), 30 - kDiscard + 1);
 }
+
+INSTANTIATE_TEST_SUITE_P(CacheTypes, ContextShiftCacheTest,
+                         ::testing::Values(DType::kF32, DType::kF16, DType::kQ8_0),
+                         [](const auto& info) { return std::string(DTypeName(info.param)); });
 
 TEST(ContextShiftTest, RefusesWhatItCannotDropAndChangesNothing) {
   test::Loaded l = test::LoadForTest(Stories(), 32);

@@ -275,6 +275,8 @@ TEST(PiRunCliTest, PromptLongerThanTheContext) {
 
 TEST(PiRunCliTest, BadFlagsAndInputs) {
   ExpectOneLineError(PiRun({"-m", Stories(), "-t", "0"}), "-t");
+  ExpectOneLineError(PiRun({"-m", Stories(), "--cache-type", "q4_0"}),
+                     "--cache-type must be f32, f16 or q8_0, not 'q4_0'");
   ExpectOneLineError(PiRun({"-m", Stories(), "--temp", "hot"}), "--temp");
   ExpectOneLineError(PiRun({"-m", Stories(), "-n", "ten"}), "-n");
   ExpectOneLineError(PiRun({"-m", Stories(), "--top-p", "1.5"}), "--top-p");

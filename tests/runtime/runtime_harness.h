@@ -22,8 +22,10 @@ struct Loaded {
   std::unique_ptr<Session> session;
 };
 
-// Fails the test (and returns an empty Loaded) when anything does not load.
-inline Loaded LoadForTest(const std::string& path, int64_t context = 0, int64_t batch_size = 256) {
+// Fails the test (and returns an empty Loaded) when anything does not load. The session's KV cache
+// stores `cache_type` (the runtime's default, f16, unless a test asks for another).
+inline Loaded LoadForTest(const std::string& path, int64_t context = 0, int64_t batch_size = 256,
+                          DType cache_type = kDefaultKvCacheType) {
   Loaded l;
   absl::StatusOr<std::unique_ptr<Model>> model = Model::Load(path);
   EXPECT_TRUE(model.ok()) << model.status();
@@ -36,8 +38,8 @@ inline Loaded LoadForTest(const std::string& path, int64_t context = 0, int64_t 
   ExecutorOptions options;
   options.batch_size = batch_size;
   l.executor = std::make_unique<Executor>(*l.model, options);
-  absl::StatusOr<std::unique_ptr<Session>> session =
-      Session::Create(*l.executor, SessionOptions{context});
+  absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(
+      *l.executor, SessionOptions{.context_length = context, .cache_type = cache_type});
   EXPECT_TRUE(session.ok()) << session.status();
   if (!session.ok()) return {};
   l.session = *std::move(session);

@@ -65,6 +65,8 @@ TEST(PiServerCliTest, BadFlagsAreOneLine) {
   ExpectOneLineError(PiServer({"-m", model, "--max-body", "12Q"}), "--max-body");
   ExpectOneLineError(PiServer({"-m", model, "--timeout", "0"}), "--timeout");
   ExpectOneLineError(PiServer({"-m", model, "-t", "0"}), "-t");
+  ExpectOneLineError(PiServer({"-m", model, "--cache-type", "q4_0"}),
+                     "--cache-type must be f32, f16 or q8_0, not 'q4_0'");
   ExpectOneLineError(PiServer({"-m", test::ScratchDir() + "/missing.pi"}), "missing.pi");
   ExpectOneLineError(PiServer({"-m", model, "--max-connections", "20"}), "--max-connections");
   ExpectOneLineError(PiServer({"-m", model, "--read-timeout", "0"}), "--read-timeout");
