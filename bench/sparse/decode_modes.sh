@@ -8,8 +8,10 @@
 #
 #   bench/sparse/decode_modes.sh MODEL.pi [-t THREADS] [-n TOKENS] [--runs N] [--build DIR]
 #                                [--predictor FILE] [-p PROMPT]
-# Example (synthetic llama-7b q4_0 at 10% planted density, its predictor trained first):
-#   build/bin/pi-synth --shape llama-7b --dtype q4_0 --seed 1 -o /tmp/llama-7b.pi
+# Example (synthetic llama-7b q4_0 at 10% planted density with learnable locality, its predictor
+# trained first):
+#   build/bin/pi-synth --shape llama-7b --dtype q4_0 --seed 1 -o /tmp/llama-7b.pi \
+#     --locality power-law:alpha=1.5,hot=0.04,density=0.1,latent=64
 #   scripts/make_predictor.sh /tmp/llama-7b.pi tests/data/text/tinystories_valid_head.txt
 #   bench/sparse/decode_modes.sh /tmp/llama-7b.pi -t 2
 set -euo pipefail
@@ -24,7 +26,7 @@ while (($#)); do
     --runs) runs="$2"; shift 2 ;;
     --build) build="$2"; shift 2 ;;
     --predictor) predictor="$2"; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "decode_modes.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) model="$1"; shift ;;
   esac
