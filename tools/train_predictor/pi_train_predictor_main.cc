@@ -42,10 +42,10 @@ int Main(int argc, char** argv) {
   app.add_option("-o,--output", options.output_path,
                  "predictor to write (default: beside the model, model.predictor.pi)");
   app.add_option("--rank", rank,
-                 "hidden width of every layer's predictor, or 'auto': per layer the smallest "
-                 "rank of 32, 64, ... 1024 (up to --max-rank and n_ff) whose predicted density "
-                 "at the target recall is within --density-margin of the true density (else the "
-                 "rank with the lowest predicted density)")
+                 "hidden width of every layer's predictor, or 'auto': per layer the rank of 32, "
+                 "64, ... 1024 (up to --max-rank and n_ff) of lowest expected cost per token at "
+                 "the target recall: the predictor's bytes plus its predicted density times the "
+                 "layer's FFN bytes (climbing stops when the cost rises)")
       ->capture_default_str();
   app.add_option("--max-rank", options.max_rank, "largest rank --rank auto tries")
       ->capture_default_str();
@@ -53,7 +53,8 @@ int Main(int argc, char** argv) {
                  "validation recall each layer's threshold must reach")
       ->capture_default_str();
   app.add_option("--density-margin", options.density_margin,
-                 "--rank auto: accept a rank when predicted density <= (1 + margin) x true density")
+                 "--rank auto: also stop climbing at a rank whose predicted density is <= (1 + "
+                 "margin) x the true density (a shorter training; 0: off, the cost alone decides)")
       ->capture_default_str();
   app.add_option("--epochs", options.epochs, "passes over the training samples per rank")
       ->capture_default_str();

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "format/output_check.h"
 #include "format/quant.h"
 #include "format/sample_file.h"
@@ -40,6 +41,16 @@ struct EncodedLayer {
   std::vector<uint8_t> w1, w2;
   std::vector<float> b1, b2;
 };
+
+// Bytes of one layer's predictor of `rank` as stored (PredictorWeights::LayerBytes).
+absl::StatusOr<uint64_t> PredictorBytes(DType dtype, int64_t dim, int64_t n_ff, int64_t rank) {
+  absl::StatusOr<uint64_t> row1 = RowBytes(dtype, static_cast<uint64_t>(dim));
+  absl::StatusOr<uint64_t> row2 = RowBytes(dtype, static_cast<uint64_t>(rank));
+  if (!row1.ok()) return row1.status();
+  if (!row2.ok()) return row2.status();
+  return *row1 * static_cast<uint64_t>(rank) + *row2 * static_cast<uint64_t>(n_ff) +
+         sizeof(float) * static_cast<uint64_t>(rank + n_ff);
+}
 
 absl::StatusOr<EncodedLayer> Encode(const MlpWeights& w, DType dtype) {
   EncodedLayer e;
@@ -296,15 +307,25 @@ absl::StatusOr<TrainReport> TrainPredictor(const TrainPredictorOptions& options)
     LayerTrainReport layer_report;
     layer_report.layer = layer;
     std::optional<TrainedRank> chosen;
+    double best_cost = 0;
+    const double ffn_bytes = static_cast<double>((*model)->layer(layer).FfnBytes());
     for (int64_t rank : ranks) {
+      absl::StatusOr<uint64_t> own = PredictorBytes(options.dtype, config.dim, config.n_ff, rank);
+      if (!own.ok()) return own.status();
+      // Its bytes alone reach the best cost: no density it could reach makes it cheaper.
+      if (chosen && static_cast<double>(*own) >= best_cost) break;
       const Clock::time_point rank_start = Clock::now();
       absl::StatusOr<TrainedRank> trained =
           TrainRank(**data, rank, options, use_cuda, config.n_layers);
       if (!trained.ok()) return trained.status();
       const DecisionStats& d = trained->decision;
+      const double cost = static_cast<double>(*own) + d.predicted_density * ffn_bytes;
       layer_report.trials.push_back(
-          {rank, trained->recall_at_half, d.predicted_density, Seconds(rank_start)});
-      const bool qualifies = d.predicted_density <= (1 + options.density_margin) * d.true_density;
+          {rank, trained->recall_at_half, d.predicted_density, Seconds(rank_start), cost});
+      const bool cheaper = !chosen || cost < best_cost;
+      const bool within_margin =
+          options.density_margin > 0 &&
+          d.predicted_density <= (1 + options.density_margin) * d.true_density;
       if (options.progress) {
         std::fprintf(stderr,
                      "pi-train-predictor: layer %lld/%lld rank %lld: at threshold %.4f recall "
@@ -312,12 +333,16 @@ absl::StatusOr<TrainReport> TrainPredictor(const TrainPredictorOptions& options)
                      static_cast<long long>(layer + 1), static_cast<long long>(config.n_layers),
                      static_cast<long long>(rank), SigmoidOf(d.logit_threshold), d.recall,
                      d.predicted_density, d.true_density,
-                     ranks.size() == 1 ? "" : (qualifies ? ", within the margin" : ""));
+                     ranks.size() == 1
+                         ? ""
+                         : absl::StrFormat(", expected %.1f KB per token%s", cost / 1e3,
+                                           cheaper ? " (the lowest so far)" : "")
+                               .c_str());
       }
-      if (qualifies || !chosen || d.predicted_density < chosen->decision.predicted_density) {
-        chosen = *std::move(trained);
-      }
-      if (qualifies) break;
+      if (!cheaper) break;  // the cost rose: larger ranks only add bytes
+      chosen = *std::move(trained);
+      best_cost = cost;
+      if (within_margin) break;
     }
     storage->push_back(std::move(chosen->encoded));
     const EncodedLayer& e = storage->back();
