@@ -42,6 +42,9 @@ struct EncodedLayer {
   std::vector<float> b1, b2;
 };
 
+// --dtype auto: how much more q8_0 may select than f16 at the target recall and still be chosen.
+constexpr double kQ8DensitySlack = 0.02;
+
 // Bytes of one layer's predictor of `rank` as stored (PredictorWeights::LayerBytes).
 absl::StatusOr<uint64_t> PredictorBytes(DType dtype, int64_t dim, int64_t n_ff, int64_t rank) {
   absl::StatusOr<uint64_t> row1 = RowBytes(dtype, static_cast<uint64_t>(dim));
@@ -110,7 +113,24 @@ struct TrainedRank {
   EncodedLayer encoded;
   DecisionStats decision;
   double recall_at_half = 0;
+  MlpWeights weights;  // before rounding: another dtype may encode them
 };
+
+// `weights` rounded to `dtype` and evaluated on the validation samples with the runtime's kernel.
+absl::StatusOr<TrainedRank> EncodeAndDecide(const LayerSampleStream& data, MlpWeights weights,
+                                            DType dtype, double target_recall) {
+  absl::StatusOr<EncodedLayer> encoded = Encode(weights, dtype);
+  if (!encoded.ok()) return encoded.status();
+  absl::StatusOr<LogitHistogram> histogram =
+      EvaluateStored(data, ViewOf(*encoded, dtype, data.dim(), data.n_ff()));
+  if (!histogram.ok()) return histogram.status();
+  TrainedRank result;
+  result.encoded = *std::move(encoded);
+  result.decision = histogram->ForRecall(target_recall);
+  result.recall_at_half = histogram->At(0.0f).recall;
+  result.weights = std::move(weights);
+  return result;
+}
 
 absl::StatusOr<TrainedRank> TrainRank(const LayerSampleStream& data, int64_t rank,
                                       const TrainPredictorOptions& options, bool use_cuda,
@@ -135,17 +155,16 @@ absl::StatusOr<TrainedRank> TrainRank(const LayerSampleStream& data, int64_t ran
   };
   absl::StatusOr<MlpWeights> weights = TrainMlp(data, train, on_epoch);
   if (!weights.ok()) return weights.status();
-  absl::StatusOr<EncodedLayer> encoded = Encode(*weights, options.dtype);
-  if (!encoded.ok()) return encoded.status();
-  absl::StatusOr<LogitHistogram> histogram =
-      EvaluateStored(data, ViewOf(*encoded, options.dtype, data.dim(), data.n_ff()));
-  if (!histogram.ok()) return histogram.status();
-  TrainedRank result;
-  result.encoded = *std::move(encoded);
-  result.decision = histogram->ForRecall(options.target_recall);
-  result.recall_at_half = histogram->At(0.0f).recall;
-  return result;
+  return EncodeAndDecide(data, *std::move(weights), options.dtype, options.target_recall);
 }
+
+// A layer's choice, before the predictor's dtype is settled.
+struct ChosenLayer {
+  TrainedRank trained;            // in options.dtype
+  std::optional<TrainedRank> q8;  // --dtype auto: the same weights in q8_0
+  LayerTrainReport report;        // the trials so far
+  int64_t train_samples = 0, validation_samples = 0;
+};
 
 }  // namespace
 
@@ -297,6 +316,10 @@ absl::StatusOr<TrainReport> TrainPredictor(const TrainPredictorOptions& options)
   predictor.dtype = options.dtype;
   predictor.target_recall = options.target_recall;
   predictor.fire_rule = samples.metadata().GetString("samples.fire_rule").value_or("");
+  // --dtype auto trains in f16 and also tries q8_0 where its blocks fit (below).
+  const bool q8_candidate =
+      options.dtype_auto && config.dim % GetDTypeInfo(DType::kQ8_0).block_elements == 0;
+  std::vector<ChosenLayer> chosen_layers;
   for (int64_t layer = 0; layer < config.n_layers; ++layer) {
     const Clock::time_point layer_start = Clock::now();
     absl::StatusOr<std::unique_ptr<LayerSampleStream>> data =
@@ -344,24 +367,51 @@ absl::StatusOr<TrainReport> TrainPredictor(const TrainPredictorOptions& options)
       best_cost = cost;
       if (within_margin) break;
     }
-    storage->push_back(std::move(chosen->encoded));
+    ChosenLayer c{*std::move(chosen), std::nullopt, std::move(layer_report),
+                  (*data)->train_samples(), (*data)->validation_samples()};
+    if (q8_candidate && c.trained.encoded.rank % GetDTypeInfo(DType::kQ8_0).block_elements == 0) {
+      absl::StatusOr<TrainedRank> q8 =
+          EncodeAndDecide(**data, c.trained.weights, DType::kQ8_0, options.target_recall);
+      if (!q8.ok()) return q8.status();
+      c.q8 = *std::move(q8);
+    }
+    c.report.seconds = Seconds(layer_start);
+    chosen_layers.push_back(std::move(c));
+  }
+  // --dtype auto: q8_0 (about half the bytes of f16) when it holds the target recall in every
+  // layer at a predicted density at most kQ8DensitySlack above f16's; a file has one dtype.
+  bool use_q8 = q8_candidate && !chosen_layers.empty();
+  for (const ChosenLayer& c : chosen_layers) {
+    use_q8 = use_q8 && c.q8.has_value() && c.q8->decision.recall >= options.target_recall &&
+             c.q8->decision.predicted_density <=
+                 (1 + kQ8DensitySlack) * c.trained.decision.predicted_density;
+  }
+  if (use_q8) {
+    predictor.dtype = DType::kQ8_0;
+    report.dtype = std::string(DTypeName(DType::kQ8_0));
+  }
+  for (ChosenLayer& c : chosen_layers) {
+    const TrainedRank& chosen = use_q8 ? *c.q8 : c.trained;
+    const int64_t layer = static_cast<int64_t>(predictor.layers.size());
+    storage->push_back(chosen.encoded);
     const EncodedLayer& e = storage->back();
     PredictorLayer p;
     p.rank = e.rank;
-    p.logit_threshold = chosen->decision.logit_threshold;
+    p.logit_threshold = chosen.decision.logit_threshold;
     p.threshold = SigmoidOf(p.logit_threshold);
     p.w1 = e.w1;
     p.b1 = e.b1;
     p.w2 = e.w2;
     p.b2 = e.b2;
-    p.report = {.recall = chosen->decision.recall,
-                .precision = chosen->decision.precision,
-                .predicted_density = chosen->decision.predicted_density,
-                .true_density = chosen->decision.true_density,
-                .train_samples = (*data)->train_samples(),
-                .validation_samples = (*data)->validation_samples()};
+    p.report = {.recall = chosen.decision.recall,
+                .precision = chosen.decision.precision,
+                .predicted_density = chosen.decision.predicted_density,
+                .true_density = chosen.decision.true_density,
+                .train_samples = c.train_samples,
+                .validation_samples = c.validation_samples};
     predictor.layers.push_back(p);
 
+    LayerTrainReport& layer_report = c.report;
     layer_report.rank = p.rank;
     layer_report.threshold = p.threshold;
     layer_report.logit_threshold = p.logit_threshold;
@@ -369,11 +419,10 @@ absl::StatusOr<TrainReport> TrainPredictor(const TrainPredictorOptions& options)
     layer_report.precision = p.report.precision;
     layer_report.predicted_density = p.report.predicted_density;
     layer_report.true_density = p.report.true_density;
-    layer_report.recall_at_half = chosen->recall_at_half;
+    layer_report.recall_at_half = chosen.recall_at_half;
     layer_report.train_samples = p.report.train_samples;
     layer_report.validation_samples = p.report.validation_samples;
     layer_report.bytes = predictor.LayerBytes(layer);
-    layer_report.seconds = Seconds(layer_start);
     report.total_bytes += layer_report.bytes;
     report.layers.push_back(std::move(layer_report));
   }
