@@ -23,6 +23,8 @@ constexpr double kHighDensity = 0.7;  // near the crossover: a short extrapolati
 constexpr int64_t kBatchProbe = 8;    // tokens of the batch measurement
 constexpr int kReps = 3;              // the fastest of kReps timed passes counts
 constexpr size_t kMeasuredLayers = 4;
+// Auto: the predictor (approximate) must cost less than this share of the best exact mode.
+constexpr double kPredictorMargin = 0.95;
 
 // Ascending random neurons, `density` of n_ff of them (at least one).
 std::vector<int32_t> RandomNeurons(int64_t n_ff, double density, uint32_t seed) {
@@ -210,9 +212,13 @@ AutoMode FfnCostModel::ChooseMode(int64_t layer, int64_t n, const AutoInputs& in
                                                                   : AutoMode::kDense;
   const ModeCost& best_cost = best == AutoMode::kExact ? exact : dense;
   if (in.has_predictor) {
-    // A predictor must win on time and on bytes: one that reads more than it saves never runs.
+    // A predictor must win on time and on bytes, by a margin: one that reads more than it saves
+    // never runs, and an approximate selection is not worth a saving within the estimates' noise.
     const ModeCost p = Expected(AutoMode::kPredictor, layer, n, in);
-    if (p.seconds < best_cost.seconds && p.bytes < best_cost.bytes) best = AutoMode::kPredictor;
+    if (p.seconds < kPredictorMargin * best_cost.seconds &&
+        p.bytes < kPredictorMargin * best_cost.bytes) {
+      best = AutoMode::kPredictor;
+    }
   }
   return best;
 }

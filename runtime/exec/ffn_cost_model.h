@@ -19,8 +19,9 @@
 //               neuron's bytes, ρ: the density that fires for some token of the batch
 //   predictor:  t_p(n) + the cheapest of the rows above at the predicted density, where
 //               t_p(n) = p0 + p2·(n - 1) is the predictor's own time (timed at load on its
-//               weights); its bytes count too: a predictor whose bytes plus those of the rows it
-//               selects are not below the best other mode's is never chosen.
+//               weights); its bytes count too: a predictor whose time and bytes (its own plus
+//               those of the rows it selects) are not both 5% below the best exact mode's
+//               (dense or exact, whose output is the dense one) is never chosen.
 // The densities are estimates that the part keeps up to date from what it computes (priors: the
 // predictor's report, the profile).
 #pragma once

@@ -54,6 +54,10 @@ TEST(AutoModeTest, APredictorThatCostsMoreThanItSavesIsNeverChosen) {
   // Small in bytes and time, but selecting too much to beat exact (1 + 0.2 * 2 = 1.4 against
   // 0.1 + 0.6 * 3 = 1.9).
   EXPECT_EQ(Linear(0.1).ChooseMode(0, 1, Inputs(0.2, 0.6, 0.1)), AutoMode::kExact);
+  // A saving within the 5% margin is not worth an approximate selection: 0.1 + 0.45 * 3 = 1.45
+  // against exact's 1 + 0.25 * 2 = 1.5 in time and in bytes.
+  EXPECT_EQ(Linear(0.1).ChooseMode(0, 1, Inputs(0.25, 0.45, 0.1)), AutoMode::kExact);
+  EXPECT_EQ(Linear(0.1).ChooseMode(0, 1, Inputs(0.25, 0.40, 0.1)), AutoMode::kPredictor);
 }
 
 TEST(AutoModeTest, ACheapPredictorIsChosen) {
