@@ -96,9 +96,9 @@ if ((quality)); then
   }
   if ((have_trainer)); then
     train "$work/relu.pi" 64
-    predicted=$(ppl "$work/relu.pi" 64)
+    predicted=$(ppl "$work/relu.pi" 64 --sparse-mode predictor)
     printf '%-44s %10s %16s\n' "relu-llama-260k sparse (predictor)" "$predicted" "$(density)"
-    predicted=$(ppl "$work/relu.pi" 64 -b 1)
+    predicted=$(ppl "$work/relu.pi" 64 -b 1 --sparse-mode predictor)
     printf '%-44s %10s %16s\n' "relu-llama-260k sparse (predictor, -b 1)" "$predicted" \
         "$(density)"
   fi
@@ -111,10 +111,10 @@ if ((quality)); then
     printf '%-44s %10s %16s\n' "stories260K calibrated $sparsity (oracle)" "$oracle" "$(density)"
     if ((have_trainer)); then
       train "$work/stories.pi" 256 --target-sparsity "$sparsity"
-      predicted=$(ppl "$work/stories.pi" 256)
+      predicted=$(ppl "$work/stories.pi" 256 --sparse-mode predictor)
       printf '%-44s %10s %16s\n' "stories260K calibrated $sparsity (predictor)" "$predicted" \
           "$(density)"
-      predicted=$(ppl "$work/stories.pi" 256 -b 1)
+      predicted=$(ppl "$work/stories.pi" 256 -b 1 --sparse-mode predictor)
       printf '%-44s %10s %16s\n' "stories260K calibrated $sparsity (predictor, -b 1)" \
           "$predicted" "$(density)"
       rm -f "$work/stories.predictor.pi"

@@ -22,7 +22,9 @@ absl::Status LocalityError(std::string_view text, std::string_view reason) {
 }  // namespace
 
 std::string LocalitySpec::ToString() const {
-  return absl::StrFormat("power-law:alpha=%g,hot=%g,density=%g", alpha, hot, density);
+  std::string text = absl::StrFormat("power-law:alpha=%g,hot=%g,density=%g", alpha, hot, density);
+  if (latent > 0) absl::StrAppendFormat(&text, ",latent=%d,noise=%g", latent, noise);
+  return text;
 }
 
 absl::StatusOr<LocalitySpec> ParseLocality(std::string_view text) {
@@ -30,7 +32,8 @@ absl::StatusOr<LocalitySpec> ParseLocality(std::string_view text) {
     return LocalityError(text, "expected power-law:alpha=A,hot=H,density=D");
   }
   LocalitySpec spec;
-  bool seen[3] = {false, false, false};
+  double latent = 0;
+  bool seen[5] = {false, false, false, false, false};
   const std::string_view body = text.substr(kPowerLaw.size());
   if (body.empty()) return spec;
   for (absl::string_view item : absl::StrSplit(Sv(body), ',')) {
@@ -39,9 +42,13 @@ absl::StatusOr<LocalitySpec> ParseLocality(std::string_view text) {
     const struct {
       const char* key;
       double* value;
-    } fields[] = {{"alpha", &spec.alpha}, {"hot", &spec.hot}, {"density", &spec.density}};
+    } fields[] = {{"alpha", &spec.alpha},
+                  {"hot", &spec.hot},
+                  {"density", &spec.density},
+                  {"latent", &latent},
+                  {"noise", &spec.noise}};
     bool known = false;
-    for (int i = 0; i < 3; ++i) {
+    for (int i = 0; i < 5; ++i) {
       if (kv.first != fields[i].key) continue;
       known = true;
       if (seen[i]) return LocalityError(text, absl::StrCat(fields[i].key, " is given twice"));
@@ -53,7 +60,8 @@ absl::StatusOr<LocalitySpec> ParseLocality(std::string_view text) {
     }
     if (!known) {
       return LocalityError(
-          text, absl::StrCat("unknown key '", kv.first, "' (expected alpha, hot and density)"));
+          text, absl::StrCat("unknown key '", kv.first,
+                             "' (expected alpha, hot, density, latent and noise)"));
     }
   }
   if (spec.alpha < 0 || spec.alpha > 16) {
@@ -64,6 +72,17 @@ absl::StatusOr<LocalitySpec> ParseLocality(std::string_view text) {
   }
   if (!(spec.density > 0 && spec.density < 1)) {
     return LocalityError(text, absl::StrCat("density must be in (0, 1), got ", spec.density));
+  }
+  if (latent < 0 || latent > 4096 || latent != std::floor(latent)) {
+    return LocalityError(text,
+                         absl::StrCat("latent must be a whole number in [0, 4096], got ", latent));
+  }
+  spec.latent = static_cast<int64_t>(latent);
+  if (!(spec.noise >= 0 && spec.noise < 1)) {
+    return LocalityError(text, absl::StrCat("noise must be in [0, 1), got ", spec.noise));
+  }
+  if (spec.noise > 0 && spec.latent == 0) {
+    return LocalityError(text, "noise needs latent directions (latent=K)");
   }
   return spec;
 }

@@ -6,6 +6,12 @@
 // p_hot is solved so that the mean of p over all n neurons is the configured density. Each layer
 // scatters the ranks over neuron indices with its own seeded permutation, as in a real model where
 // hot neurons sit anywhere. bench/synth/README.md has the derivation.
+//
+// Which neurons fire together: with latent=K > 0, every gate row of a layer reads the FFN input
+// through the same K latent directions of the layer (plus a share `noise` of a direction of its
+// own), so that the active set is a function of K numbers per token, which a rank-2K predictor
+// can learn; latent=0 (the default) gives every neuron an independent random direction (a set no
+// low-rank predictor learns). The frequencies above hold either way (README.md).
 #pragma once
 
 #include <cstdint>
@@ -25,13 +31,15 @@ struct LocalitySpec {
   double alpha = 1.5;     // exponent of the tail
   double hot = 0.04;      // fraction of neurons in the hot set
   double density = 0.10;  // mean firing probability
+  int64_t latent = 0;     // K: latent directions per layer the gates read; 0: none
+  double noise = 0.0;     // η: share of a gate's content variance outside the latent directions
 
-  // "power-law:alpha=1.5,hot=0.04,density=0.1"
+  // "power-law:alpha=1.5,hot=0.04,density=0.1" (and ",latent=K,noise=η" when latent > 0)
   std::string ToString() const;
 };
 
-// Parses "power-law:alpha=A,hot=H,density=D" (keys in any order; a missing key keeps its
-// default). Errors name the flag, the text and the reason.
+// Parses "power-law:alpha=A,hot=H,density=D[,latent=K][,noise=N]" (keys in any order; a missing
+// key keeps its default). Errors name the flag, the text and the reason.
 absl::StatusOr<LocalitySpec> ParseLocality(std::string_view text);
 
 class FiringLaw {

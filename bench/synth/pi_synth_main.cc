@@ -56,8 +56,11 @@ int Main(int argc, char** argv) {
   app.add_option("--dtype", dtype_name, "dtype of the weight matrices: f32, f16, bf16, q8_0, q4_0")
       ->capture_default_str();
   app.add_option("--locality", locality_text,
-                 "planted firing probabilities: power-law:alpha=A,hot=H,density=D (hot: fraction "
-                 "of neurons in the hot set; density: mean firing probability)")
+                 "planted firing probabilities: power-law:alpha=A,hot=H,density=D[,latent=K"
+                 "[,noise=N]] (hot: fraction of neurons in the hot set; density: mean firing "
+                 "probability; latent: the gates read K shared directions per layer, so that a "
+                 "rank-2K predictor can learn which neurons fire; noise: the share of a gate's "
+                 "variance outside them)")
       ->capture_default_str();
   app.add_option("--seed", seed, "random seed: the same seed gives the same bytes")
       ->capture_default_str();

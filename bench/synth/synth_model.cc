@@ -395,21 +395,65 @@ class Generator {
                    }});
   }
 
+  // K orthonormal directions [K, n] of the content space (Gram-Schmidt over seeded normal
+  // vectors), which the gate rows of `name` combine; empty for K = 0.
+  std::vector<double> LatentDirections(const std::string& name, int64_t k_latent, int64_t n) const {
+    std::vector<double> dirs(static_cast<size_t>(k_latent * n));
+    std::vector<float> row(static_cast<size_t>(n));
+    for (int64_t k = 0; k < k_latent; ++k) {
+      double* v = dirs.data() + k * n;
+      NormalRow(o_.seed, name + ".latent_direction", k, row.data(), n);
+      std::copy(row.begin(), row.end(), v);
+      for (int pass = 0; pass < 2; ++pass) {  // twice: orthogonal to rounding
+        for (int64_t j = 0; j < k; ++j) {
+          const double* u = dirs.data() + j * n;
+          double dot = 0;
+          for (int64_t i = 0; i < n; ++i) dot += u[i] * v[i];
+          for (int64_t i = 0; i < n; ++i) v[i] -= dot * u[i];
+        }
+      }
+      double norm = 0;
+      for (int64_t i = 0; i < n; ++i) norm += v[i] * v[i];
+      norm = std::sqrt(norm);
+      for (int64_t i = 0; i < n; ++i) v[i] /= norm;
+    }
+    return dirs;
+  }
+
   absl::Status Ffn(int l, const FfnPlan& plan, std::vector<double>& down_row_energy) {
     const int64_t d = s_.dim, ff = s_.n_ff, content = d - kBiasDims;
     if (absl::Status st = Ones(tn::FfnNorm(l)); !st.ok()) return st;
     // Gate row i: β_i/sqrt(B) on the bias channel (projection β_i·x_b), and a content part of norm
-    // sqrt(d - B)/r_x (projection N(0, 1)).
+    // sqrt(d - B)/r_x (projection N(0, 1)): a random direction of its own, or (latent=K) the
+    // combination V·a_i of the layer's K orthonormal latent directions by a random unit code a_i,
+    // mixed with a share η of its own direction (README.md: "Learnable locality").
     const std::string gate = tn::FfnGate(l);
     const double bias_share = 1.0 / std::sqrt(static_cast<double>(kBiasDims));
+    const int64_t k_latent = o_.locality.latent;
+    const std::vector<double> latent = LatentDirections(gate, k_latent, content);
+    const double own_share = std::sqrt(o_.locality.noise);
+    const double latent_share = std::sqrt(1.0 - o_.locality.noise);
     if (absl::Status st =
             Stream({gate, "", o_.dtype, ff, d, 1,
                     [&, gate](int64_t row, float* v) {
                       std::fill(v, v + kBiasDims,
                                 static_cast<float>(plan.bias_weight[static_cast<size_t>(row)] *
                                                    bias_share));
-                      NormalRow(o_.seed, gate, row, v + kBiasDims, content);
-                      ScaleToNorm(v + kBiasDims, content, plan.gate_content_norm);
+                      float* c = v + kBiasDims;
+                      NormalRow(o_.seed, gate, row, c, content);
+                      if (k_latent > 0) {
+                        ScaleToNorm(c, content, own_share);
+                        std::vector<float> code(static_cast<size_t>(k_latent));
+                        NormalRow(o_.seed, gate + ".latent_code", row, code.data(), k_latent);
+                        ScaleToNorm(code.data(), k_latent, latent_share);
+                        for (int64_t k = 0; k < k_latent; ++k) {
+                          const double* dir = latent.data() + k * content;
+                          for (int64_t j = 0; j < content; ++j) {
+                            c[j] += static_cast<float>(code[static_cast<size_t>(k)] * dir[j]);
+                          }
+                        }
+                      }
+                      ScaleToNorm(c, content, plan.gate_content_norm);
                     }});
         !st.ok()) {
       return st;
@@ -490,6 +534,12 @@ absl::StatusOr<SynthReport> WriteSyntheticModel(const SynthOptions& options) {
   }
   absl::StatusOr<FiringLaw> law = FiringLaw::Solve(options.locality, options.shape.n_ff);
   if (!law.ok()) return law.status();
+  if (options.locality.latent > options.shape.dim - kBiasDims) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--locality '", options.locality.ToString(), "': latent=", options.locality.latent,
+        " exceeds the ", options.shape.dim - kBiasDims, " content dimensions of dim ",
+        options.shape.dim, " (dim - ", kBiasDims, " bias dimensions)"));
+  }
   absl::StatusOr<Vocabulary> vocabulary = SyntheticVocabulary(
       options.tokenizer_path.empty() ? DefaultTokenizerPath() : options.tokenizer_path,
       options.shape.vocab_size);

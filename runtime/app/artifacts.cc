@@ -75,11 +75,6 @@ absl::StatusOr<RuntimeArtifacts> ResolveArtifacts(const SparseFlags& sparse,
         " does not exist (make one with scripts/make_predictor.sh ", model_path,
         " TEXT, or pass --predictor FILE)"));
   }
-  if (predictor.empty() && !sparse.oracle && !a.exact && sparse.check && !a.plan) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "--check needs sparse execution: no predictor (", DefaultPredictorPath(model_path),
-        " does not exist; pass --predictor FILE or --oracle-sparse)"));
-  }
   // The predictor is read first: one made for another model is that, whatever else is missing.
   if (!predictor.empty()) {
     absl::StatusOr<PredictorWeights> weights = PredictorWeights::ReadFor(predictor, model);
@@ -90,11 +85,24 @@ absl::StatusOr<RuntimeArtifacts> ResolveArtifacts(const SparseFlags& sparse,
   // Sparse execution of a calibrated model needs its thresholds; a plan applies them when they
   // exist (or --profile names them, which must then be valid), else runs the model exactly.
   const bool selects = !predictor.empty() || sparse.oracle || a.exact;
-  if (selects || a.plan) {
+  // Auto is the default where it is possible and nothing else was asked for: it needs exact
+  // selection (exact zeros, or thresholds found), which a predictor implies.
+  const bool may_auto = !sparse.oracle && !a.plan && (sparse.mode.empty() || sparse.mode == "auto");
+  const bool required = selects || !sparse.profile_path.empty() || sparse.mode == "auto";
+  if (selects || a.plan || may_auto) {
     absl::StatusOr<std::shared_ptr<const FiringThresholds>> firing =
-        LoadThresholds(sparse, model_path, model, selects || !sparse.profile_path.empty());
-    if (!firing.ok()) return firing.status();
-    a.firing = *std::move(firing);
+        LoadThresholds(sparse, model_path, model, required);
+    // Only the default asked: a model whose profile is unusable runs dense, as without one.
+    if (!firing.ok() && (required || a.plan)) return firing.status();
+    if (firing.ok()) a.firing = *std::move(firing);
+  }
+  a.auto_select = may_auto && a.firing != nullptr;
+  if (sparse.check && !a.selects() && !a.plan) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--check needs sparse execution: this ", model.config().ffn_act.ToString(),
+        " model has no calibrated thresholds (run pi-profile --target-sparsity S, expected ",
+        DefaultProfilePath(model_path), ") and no predictor (", DefaultPredictorPath(model_path),
+        "; pass --predictor FILE or --oracle-sparse)"));
   }
   if (a.predictor != nullptr) {
     const PredictorWeights* weights = a.predictor.get();

@@ -5,6 +5,9 @@
 //                required for sparse execution, applied when a plan runs
 //   predictor    --predictor, else model.predictor.pi when it exists (never with --dense or
 //                --oracle-sparse); its firing rule must be the model's
+//   auto         without --dense, --oracle-sparse, --sparse-mode exact|predictor or a plan:
+//                whenever exact selection works (a ReLU-family model, or thresholds found) or a
+//                predictor exists; else dense, as before
 //   plan         --plan, --vram-budget (solved by pi-place when missing), else model.plan.pi when
 //                it exists and a GPU is present; --plan none turns it off
 // Errors name the flag or the file and the reason, on one line.
@@ -33,10 +36,13 @@ struct RuntimeArtifacts {
   std::string plan_path;
   bool oracle = false;             // --oracle-sparse: the true activations select
   bool exact = false;              // --sparse-mode exact: gate-first selection
+  // --sparse-mode auto (the default where possible, without a plan): dense, exact or the
+  // predictor (when there is one) per layer by measured cost.
+  bool auto_select = false;
   std::vector<std::string> notes;  // lines for the program's log (no prefix, no newline)
 
   // Whether some part selects its neurons (a predictor, the oracle, or gate-first).
-  bool selects() const { return predictor != nullptr || oracle || exact; }
+  bool selects() const { return predictor != nullptr || oracle || exact || auto_select; }
 };
 
 absl::StatusOr<RuntimeArtifacts> ResolveArtifacts(const SparseFlags& sparse,

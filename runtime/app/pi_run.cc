@@ -14,11 +14,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "format/atomic_file.h"
 #include "format/file_access.h"
 #include "runtime/app/chat_conversation.h"
 #include "runtime/app/runtime_flags.h"
 #include "runtime/common/cli_common.h"
+#include "nlohmann/json.hpp"
 #include "runtime/exec/executor.h"
+#include "runtime/exec/ffn_report.h"
 #include "runtime/exec/generator.h"
 #include "runtime/exec/perplexity.h"
 #include "runtime/exec/session.h"
@@ -56,6 +59,51 @@ void LogPhase(const char* name, const ForwardStats& stats) {
   std::fprintf(stderr, ", %.3f MB read per token (KV %.3f MB), effective %.2f GB/s\n",
                per_token / 1e6, static_cast<double>(stats.kv_bytes) / stats.tokens / 1e6,
                stats.EffectiveGBps());
+}
+
+nlohmann::json PhaseJson(const ForwardStats& stats) {
+  const double tokens = static_cast<double>(std::max<int64_t>(1, stats.tokens));
+  return {{"tokens", stats.tokens},
+          {"seconds", stats.seconds},
+          {"tokens_per_second", stats.seconds > 0 ? stats.tokens / stats.seconds : 0.0},
+          {"bytes_per_token", static_cast<double>(stats.weight_bytes + stats.kv_bytes) / tokens},
+          {"kv_bytes_per_token", static_cast<double>(stats.kv_bytes) / tokens},
+          {"effective_gbps", stats.EffectiveGBps()}};
+}
+
+// --json: the phases, the FFN mode and each layer's selections, bytes and GB/s; `extra` adds
+// keys (the perplexity). Nothing without --json.
+absl::Status WriteJsonReport(const PiRunOptions& options, const Executor& executor,
+                             const ForwardStats& prompt, const ForwardStats& decode,
+                             nlohmann::json extra = nlohmann::json::object()) {
+  if (options.json_path.empty()) return absl::OkStatus();
+  nlohmann::json report = std::move(extra);
+  report["prompt"] = PhaseJson(prompt);
+  report["decode"] = PhaseJson(decode);
+  report["ffn_mode"] = FfnMode(executor);
+  nlohmann::json layers = nlohmann::json::array();
+  for (const FfnLayerReport& r : FfnLayerReports(executor)) {
+    nlohmann::json calls;
+    for (int kind = 0; kind < 2; ++kind) {
+      for (int m = 0; m < 3; ++m) {
+        calls[kind == 0 ? "decode" : "prompt"][AutoModeName(static_cast<AutoMode>(m))] =
+            r.mode_calls[kind][m];
+      }
+    }
+    layers.push_back({{"layer", r.layer},
+                      {"decode_mode", r.Modes(0)},
+                      {"prompt_mode", r.Modes(1)},
+                      {"calls", calls},
+                      {"bytes_per_token", r.bytes_per_token},
+                      {"predictor_bytes_per_token", r.predictor_bytes_per_token},
+                      {"seconds_per_token", r.seconds_per_token},
+                      {"effective_gbps", r.gbps}});
+  }
+  report["ffn_layers"] = std::move(layers);
+  if (absl::Status s = WriteFileAtomically(options.json_path, report.dump(2) + "\n"); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("--json ", s.message()));
+  }
+  return absl::OkStatus();
 }
 
 // Everything a run needs: the shared runtime and this run's one session.
@@ -101,6 +149,11 @@ absl::Status RunPerplexity(Runtime& rt, const PiRunOptions& options, const std::
       static_cast<long long>(result->scored_tokens), static_cast<long long>(result->text_tokens));
   LogPhase("evaluation", result->stats);
   LogFfnReport(kLog, *rt.loaded.executor);
+  if (absl::Status s = WriteJsonReport(options, *rt.loaded.executor, result->stats, {},
+                                       {{"perplexity", result->ppl}});
+      !s.ok()) {
+    return s;
+  }
   WriteOut(
       absl::StrFormat("Final estimate: PPL = %.4f +/- %.5f\n", result->ppl, result->ppl_error));
   return absl::OkStatus();
@@ -239,7 +292,7 @@ absl::Status RunGeneration(Runtime& rt, const PiRunOptions& options, std::string
   LogPhase("prompt", prompt_stats);
   LogPhase("decode", decode_stats);
   LogFfnReport(kLog, *rt.loaded.executor);
-  return absl::OkStatus();
+  return WriteJsonReport(options, *rt.loaded.executor, prompt_stats, decode_stats);
 }
 
 // -cnv: user messages, one per line on stdin (the first from -p or -f when given), each answered
@@ -306,7 +359,7 @@ absl::Status RunChat(Runtime& rt, const PiRunOptions& options, const std::string
   LogPhase("prompt", prompt_stats);
   LogPhase("decode", decode_stats);
   LogFfnReport(kLog, *rt.loaded.executor);
-  return absl::OkStatus();
+  return WriteJsonReport(options, *rt.loaded.executor, prompt_stats, decode_stats);
 }
 
 // -cnv excludes the other modes; --system and --chat-template need it.

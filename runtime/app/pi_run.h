@@ -33,6 +33,7 @@ struct PiRunOptions {
   int64_t keep = 0;  // --keep: prompt tokens a shift keeps after BOS; -1: the whole prompt
   std::string perplexity_file;
   int64_t chunks = -1;
+  std::string json_path;  // --json: the report as JSON (written at the end of the run)
 };
 
 // Checks flag values that do not depend on the model (names the flag in the message).

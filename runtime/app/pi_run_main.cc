@@ -93,6 +93,10 @@ int Main(int argc, char** argv) {
       "compute the perplexity of a text file (llama.cpp's method) instead of generating");
   app.add_option("--chunks", options.chunks, "perplexity: chunks to evaluate (-1: all)")
       ->capture_default_str();
+  app.add_option("--json", options.json_path,
+                 "also write the run's report as JSON to this file: tokens/s and bytes per token "
+                 "of the prompt and decode, and per FFN layer the selection it ran for decode and "
+                 "for prompts, bytes per token (predictor included) and effective GB/s");
   AddVersionFlag(app, kProgram);
   try {
     std::vector<std::string> args = SpellLlamaCppFlags(argc, argv);

@@ -75,7 +75,25 @@ absl::StatusOr<FfnSetup> MakeFfnSetup(const RuntimeFlags& flags, const Model& mo
     notes.push_back("ffn: active neurons from the true activations (--oracle-sparse)");
   } else if (a.predictor != nullptr) {
     setup.selector = std::make_shared<PredictorSelector>(a.predictor);
-    notes.push_back(absl::StrCat("ffn: active neurons from the predictor ", a.predictor_path));
+    if (!a.auto_select) {
+      notes.push_back(absl::StrCat("ffn: active neurons from the predictor ", a.predictor_path));
+    }
+  }
+  if (a.auto_select) {
+    setup.auto_select = true;
+    notes.push_back(absl::StrCat(
+        "ffn: auto selection: per layer, for decode and prompts apart, dense, exact gate-first",
+        a.predictor != nullptr ? absl::StrCat(" or the predictor ", a.predictor_path) : "",
+        " by measured cost (--dense, --sparse-mode exact|predictor force one)"));
+    // The predictor's report on its validation samples: what it selects and what fires.
+    if (a.predictor != nullptr) {
+      for (const PredictorLayer& layer : a.predictor->layers) {
+        AutoDensities prior;
+        if (layer.report.true_density > 0) prior.fired = layer.report.true_density;
+        if (layer.report.predicted_density > 0) prior.predicted = layer.report.predicted_density;
+        setup.auto_priors.push_back(prior);
+      }
+    }
   }
   if (a.exact) {
     setup.exact = true;
@@ -83,12 +101,13 @@ absl::StatusOr<FfnSetup> MakeFfnSetup(const RuntimeFlags& flags, const Model& mo
         "ffn: exact gate-first selection (every gate row, then the up and down rows of the "
         "neurons that fire)");
   }
-  if (setup.selector != nullptr) {
+  if (setup.selector != nullptr || setup.auto_select) {
     if (flags.sparse.crossover >= 0.0) {
       setup.cost =
           std::make_shared<const FfnCostModel>(FfnCostModel::Fixed(flags.sparse.crossover));
     } else {
-      absl::StatusOr<FfnCostModel> cost = MeasureFfnCostModel(model);
+      absl::StatusOr<FfnCostModel> cost = MeasureFfnCostModel(
+          model, setup.auto_select && !a.oracle ? a.predictor.get() : nullptr);
       if (!cost.ok()) return cost.status();
       setup.cost = std::make_shared<const FfnCostModel>(*std::move(cost));
     }

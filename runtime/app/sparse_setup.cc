@@ -11,9 +11,10 @@ void AddSparseFlags(CLI::App& app, SparseFlags& flags) {
                  "activation predictor for sparse FFN execution (default: MODEL.predictor.pi "
                  "beside the model; when it exists, execution is sparse)");
   app.add_option("--sparse-mode", flags.mode,
-                 "exact: gate-first selection without a predictor (the dense output, fewer bytes "
-                 "read); predictor: the predictor's selection (default: the predictor when there "
-                 "is one, else dense)");
+                 "auto (the default when a sparse mode is possible): per layer, for decode and "
+                 "prompts apart, dense, exact or the predictor by measured cost, the predictor's "
+                 "own included; exact: gate-first selection without a predictor (the dense "
+                 "output, fewer bytes read); predictor: the predictor's selection");
   app.add_flag("--dense", flags.dense, "force dense FFN execution, even with a predictor");
   app.add_flag("--check", flags.check,
                "sparse execution also computes the true activations and reports per layer the "
@@ -35,9 +36,14 @@ absl::Status ValidateSparseFlags(const SparseFlags& flags) {
     return absl::InvalidArgumentError(
         "--dense cannot be combined with --predictor, --oracle-sparse or --check");
   }
-  if (!flags.mode.empty() && flags.mode != "exact" && flags.mode != "predictor") {
+  if (!flags.mode.empty() && flags.mode != "auto" && flags.mode != "exact" &&
+      flags.mode != "predictor") {
     return absl::InvalidArgumentError(
-        absl::StrCat("--sparse-mode must be exact or predictor, not '", flags.mode, "'"));
+        absl::StrCat("--sparse-mode must be auto, exact or predictor, not '", flags.mode, "'"));
+  }
+  if (flags.mode == "auto" && (flags.dense || flags.oracle)) {
+    return absl::InvalidArgumentError(
+        "--sparse-mode auto cannot be combined with --dense or --oracle-sparse");
   }
   if (flags.mode == "exact" && (flags.dense || flags.oracle || !flags.predictor_path.empty())) {
     return absl::InvalidArgumentError(

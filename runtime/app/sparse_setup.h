@@ -1,11 +1,13 @@
 // The flags of neuron-sparse execution, shared by pi-run and pi-server through
 // RuntimeFlags/LoadRuntime (artifacts.h resolves the files they name):
-//   --sparse-mode M    exact: gate-first selection, no predictor (every gate row, then the up and
-//                      down rows of the neurons that fire; the dense output); predictor: the
-//                      predictor's selection, which must exist (default: the predictor when there
-//                      is one, else dense)
+//   --sparse-mode M    auto (the default whenever a sparse mode is possible: a ReLU-family model,
+//                      a calibrated silu/gelu model or a predictor): per layer, and for decode and
+//                      prompt batches apart, dense, exact or the predictor by measured cost, the
+//                      predictor's own cost counted; exact: gate-first selection, no predictor
+//                      (every gate row, then the up and down rows of the neurons that fire; the
+//                      dense output); predictor: the predictor's selection, which must exist
 //   --predictor FILE   the activation predictor (default: model.predictor.pi beside the model;
-//                      when that file exists, execution is sparse without any flag)
+//                      when that file exists, auto has it as a candidate)
 //   --dense            force dense execution (for comparison)
 //   --check            also compute the true activations and report, per layer, recall,
 //                      false-negative mass, actual against selected density
@@ -30,7 +32,7 @@ namespace pinfer {
 struct SparseFlags {
   std::string predictor_path;  // empty: the default path, if the file exists
   std::string profile_path;    // empty: the default path
-  std::string mode;            // --sparse-mode: "", "exact" or "predictor"
+  std::string mode;            // --sparse-mode: "" (auto where possible), "auto", "exact", "predictor"
   bool dense = false;
   bool check = false;
   bool oracle = false;

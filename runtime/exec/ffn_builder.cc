@@ -26,8 +26,13 @@ absl::StatusOr<std::vector<std::unique_ptr<LayerFfn>>> BuildFfnLayers(const Mode
   const Selection selection = setup.selector != nullptr ? Selection::kPredicted
                               : setup.exact             ? Selection::kExact
                                                         : Selection::kAll;
-  if (setup.exact && setup.selector != nullptr) {
+  if (setup.exact && (setup.selector != nullptr || setup.auto_select)) {
     return absl::InvalidArgumentError("exact selection and a selector cannot be combined");
+  }
+  if (!setup.auto_priors.empty() &&
+      static_cast<int64_t>(setup.auto_priors.size()) != c.n_layers) {
+    return absl::InvalidArgumentError(absl::StrCat("auto densities of ", setup.auto_priors.size(),
+                                                   " layers for a model of ", c.n_layers));
   }
   // A device part runs one token at a time over its masks: each token's own set, not the union.
   const auto device_cost =
@@ -68,12 +73,15 @@ absl::StatusOr<std::vector<std::unique_ptr<LayerFfn>>> BuildFfnLayers(const Mode
     if (!cold.empty()) {
       FfnPart cpu;
       // Dense execution is the original model: thresholds belong to sparse and hybrid runs.
-      const bool dense = !plan && selection == Selection::kAll;
+      const bool dense = !plan && selection == Selection::kAll && !setup.auto_select;
       cpu.backend = std::make_unique<CpuPartBackend>(model, l, cold, /*separate_partial=*/false,
                                                      dense ? nullptr : setup.firing);
       cpu.neurons = std::move(cold);
-      cpu.selection = selection;
+      cpu.selection = setup.auto_select ? Selection::kAuto : selection;
       cpu.cost = setup.cost;
+      if (setup.auto_select && !setup.auto_priors.empty()) {
+        cpu.seen = setup.auto_priors[static_cast<size_t>(l)];
+      }
       parts.push_back(std::move(cpu));
     }
     absl::StatusOr<std::unique_ptr<LayerFfn>> layer =

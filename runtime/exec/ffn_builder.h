@@ -5,6 +5,8 @@
 //   no plan, exact         one CPU part selecting gate-first (no predictor; the dense output)
 //   no plan, a selector    sparse CPU execution: one CPU part selecting the predicted neurons,
 //                          with the thresholds and the cost model
+//   auto                   the CPU parts choose per call between all, exact and the selector
+//                          (when there is one) by the cost model (--sparse-mode auto)
 //   a plan                 hybrid: the plan's GPU neurons in a GPU part (or a CPU stand-in), the
 //                          rest in a CPU part; both select when there is a selector (a CUDA part
 //                          may select with its own device predictor)
@@ -37,6 +39,10 @@ struct FfnSetup {
   // No selector: the CPU parts select exactly, gate-first (a CUDA part computes all of its
   // neurons).
   bool exact = false;
+  // The CPU parts select auto (a selector, when given, is one of the candidates), starting from
+  // these per-layer densities (empty: none known).
+  bool auto_select = false;
+  std::vector<AutoDensities> auto_priors;
   // A plan: per layer, the GPU part's neurons (ascending; empty for a layer all on the CPU).
   // Empty vector: no plan.
   std::vector<std::vector<int32_t>> gpu_neurons;

@@ -45,6 +45,10 @@ absl::Status CpuPartBackend::Begin(const PartCall& call) {
   pending_.computed = rows.kind == NeuronRows::Kind::kGateFirst
                           ? fired
                           : rows.Computed(call.n, model_.config().n_ff);
+  // Gate-first: the union that fired, which auto learns the firing density from.
+  if (rows.kind == NeuronRows::Kind::kGateFirst) {
+    pending_.max_selected = static_cast<int64_t>(ws.fired.size());
+  }
   pending_.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return absl::OkStatus();

@@ -49,6 +49,11 @@ Summary Summarize(const Executor& executor) {
         s.selects = true;
         s.selector = "exact gate-first";
       }
+      if (part.selection == Selection::kAuto) {
+        if (!s.selects && part.cost != nullptr) s.cost_source = part.cost->source;
+        s.selects = true;
+        s.selector = "auto";
+      }
     }
     s.device.select_seconds += layer.selector_stats().select_seconds;
   }
@@ -63,7 +68,55 @@ std::string CheckColumns(const FfnStats& s, int64_t n_ff) {
       static_cast<long long>(s.calls), s.TrueDensity(n_ff), s.Recall(), s.FalseNegativeMass());
 }
 
+std::string LayerLine(const FfnLayerReport& r) {
+  return absl::StrFormat(
+      "ffn: layer %2d: decode %s; prompts %s; %.4f MB read per token (predictor %.4f MB), "
+      "%.2f GB/s",
+      static_cast<int>(r.layer), r.Modes(0), r.Modes(1), r.bytes_per_token / 1e6,
+      r.predictor_bytes_per_token / 1e6, r.gbps);
+}
+
 }  // namespace
+
+std::string FfnLayerReport::Modes(int kind) const {
+  std::string out;
+  int used = 0;
+  int64_t total = 0;
+  for (int m = 0; m < 3; ++m) {
+    total += mode_calls[kind][m];
+    used += mode_calls[kind][m] > 0;
+  }
+  if (total == 0) return "-";
+  for (int m = 0; m < 3; ++m) {
+    const int64_t calls = mode_calls[kind][m];
+    if (calls == 0) continue;
+    if (!out.empty()) out += ", ";
+    out += AutoModeName(static_cast<AutoMode>(m));
+    if (used > 1) absl::StrAppend(&out, " ", calls);
+  }
+  return out;
+}
+
+std::vector<FfnLayerReport> FfnLayerReports(const Executor& executor) {
+  std::vector<FfnLayerReport> reports;
+  for (int64_t l = 0; l < executor.n_layers(); ++l) {
+    const LayerFfn& layer = executor.ffn(l);
+    const FfnStats total = layer.Totals();
+    FfnLayerReport r;
+    r.layer = l;
+    for (int kind = 0; kind < 2; ++kind) {
+      for (int m = 0; m < 3; ++m) r.mode_calls[kind][m] = total.mode_calls[kind][m];
+    }
+    const double tokens = static_cast<double>(std::max<int64_t>(1, total.tokens));
+    const double seconds = total.seconds + layer.selector_stats().select_seconds;
+    r.bytes_per_token = static_cast<double>(total.weight_bytes) / tokens;
+    r.predictor_bytes_per_token = static_cast<double>(layer.selector_stats().weight_bytes) / tokens;
+    r.seconds_per_token = seconds / tokens;
+    r.gbps = seconds > 0 ? static_cast<double>(total.weight_bytes) / seconds / 1e9 : 0.0;
+    reports.push_back(r);
+  }
+  return reports;
+}
 
 const char* FfnMode(const Executor& executor) {
   const Summary s = Summarize(executor);
@@ -89,6 +142,9 @@ std::vector<std::string> FfnReportLines(const Executor& executor) {
         s.cost_source.empty() ? "none" : s.cost_source, s.total.SelectedDensity(n_ff),
         static_cast<long long>(s.total.dense_calls), static_cast<long long>(s.total.calls),
         static_cast<double>(s.total.weight_bytes) / tokens / 1e6, s.dense_bytes / tokens / 1e6));
+  }
+  if (s.selects) {
+    for (const FfnLayerReport& r : FfnLayerReports(executor)) lines.push_back(LayerLine(r));
   }
   if (hybrid) {
     const double tokens = static_cast<double>(std::max<int64_t>(1, s.first_layer_tokens));

@@ -20,6 +20,9 @@ FfnStats& FfnStats::operator+=(const FfnStats& o) {
   hits += o.hits;
   true_mass += o.true_mass;
   missed_mass += o.missed_mass;
+  for (int kind = 0; kind < 2; ++kind) {
+    for (int mode = 0; mode < 3; ++mode) mode_calls[kind][mode] += o.mode_calls[kind][mode];
+  }
   return *this;
 }
 

@@ -26,6 +26,9 @@ struct FfnStats {
   int64_t hits = 0;          // Σ over tokens of neurons selected and firing
   double true_mass = 0.0;    // Σ |a_i| over the firing neurons
   double missed_mass = 0.0;  // Σ |a_i| over the firing neurons not selected
+  // Calls by how the part selected them: [0] decode (one token), [1] batches (prompts); then
+  // [0] every neuron, [1] exact gate-first, [2] the predictor (AutoMode's order, ffn_cost_model.h).
+  int64_t mode_calls[2][3] = {};
 
   FfnStats& operator+=(const FfnStats& other);
   // Fractions of `neurons` (the part's size, or n_ff) per token.

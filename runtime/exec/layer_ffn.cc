@@ -30,6 +30,8 @@ LayerFfn::LayerFfn(const Model& model, int64_t layer, std::vector<FfnPart> parts
       part_tokens_(parts_.size()),
       part_union_(parts_.size()),
       part_calls_(parts_.size()),
+      modes_(parts_.size(), AutoMode::kDense),
+      selected_union_(parts_.size(), 0),
       marks_(static_cast<size_t>(model.config().n_ff), 0) {
   // Asynchronous parts begin first, so that their work is enqueued before the CPU starts on its
   // own.
@@ -38,9 +40,67 @@ LayerFfn::LayerFfn(const Model& model, int64_t layer, std::vector<FfnPart> parts
   });
   for (size_t p = 0; p < parts_.size(); ++p) {
     for (int32_t id : parts_[p].neurons) owner_[static_cast<size_t>(id)] = static_cast<int32_t>(p);
-    if (parts_[p].selection == Selection::kPredicted && !parts_[p].backend->selects_on_device()) {
-      host_selection_ = true;
-    }
+  }
+  const LayerWeights& w = model.layer(layer);
+  const double n_ff = static_cast<double>(model.config().n_ff);
+  gate_bytes_ = n_ff * static_cast<double>(w.ffn_gate.row_bytes);
+  up_down_bytes_ = n_ff * static_cast<double>(w.ffn_up.row_bytes + w.ffn_down_t.row_bytes);
+  if (selector_ != nullptr) predictor_bytes_ = static_cast<double>(selector_->SelectBytes(layer));
+}
+
+namespace {
+
+// The share of n_ff that fires (or is selected) for some token of n, from a per-token density:
+// as if the tokens were independent (an upper estimate for correlated ones), and back.
+double UnionOf(double per_token, int64_t n) {
+  if (per_token < 0.0 || n <= 1) return per_token;
+  return 1.0 - std::pow(1.0 - std::clamp(per_token, 0.0, 1.0), static_cast<double>(n));
+}
+double PerTokenOf(double union_density, int64_t n) {
+  if (n <= 1) return union_density;
+  return 1.0 - std::pow(1.0 - std::clamp(union_density, 0.0, 1.0), 1.0 / static_cast<double>(n));
+}
+// A running estimate: the recent calls weigh most, the first one sets it.
+double Blend(double old_value, double observed) {
+  return old_value < 0.0 ? observed : 0.8 * old_value + 0.2 * observed;
+}
+
+}  // namespace
+
+AutoMode LayerFfn::ModeOf(size_t p, int64_t n) const {
+  const FfnPart& part = parts_[p];
+  switch (part.selection) {
+    case Selection::kAll:
+      return AutoMode::kDense;
+    case Selection::kExact:
+      return AutoMode::kExact;
+    case Selection::kPredicted:
+      return AutoMode::kPredictor;
+    case Selection::kAuto:
+      break;
+  }
+  AutoInputs in;
+  in.part = static_cast<double>(part.neurons.size()) / static_cast<double>(model_.config().n_ff);
+  in.fired = UnionOf(part.seen.fired, n);
+  in.predicted = UnionOf(part.seen.predicted, n);
+  in.has_predictor = selector_ != nullptr;
+  in.gate_bytes = gate_bytes_;
+  in.up_down_bytes = up_down_bytes_;
+  in.predictor_bytes = predictor_bytes_;
+  const FfnCostModel fixed;
+  return (part.cost != nullptr ? *part.cost : fixed).ChooseMode(layer_, n, in);
+}
+
+void LayerFfn::Learn(size_t p, int64_t n, AutoMode mode, const FfnStats& result) {
+  FfnPart& part = parts_[p];
+  if (part.selection != Selection::kAuto) return;
+  const double n_ff = static_cast<double>(model_.config().n_ff);
+  if (mode == AutoMode::kExact) {
+    // The backend reports the union that fired as the call's largest selection.
+    part.seen.fired = Blend(part.seen.fired, PerTokenOf(result.max_selected / n_ff, n));
+  } else if (mode == AutoMode::kPredictor) {
+    part.seen.predicted =
+        Blend(part.seen.predicted, PerTokenOf(selected_union_[p] / n_ff, n));
   }
 }
 
@@ -76,12 +136,13 @@ void LayerFfn::Union(const SelectedNeurons& sets, std::vector<int32_t>& out) {
   std::sort(out.begin(), out.end());  // ascending rows: the weights stream in order
 }
 
-NeuronRows LayerFfn::ChooseRows(size_t p, int64_t n) {
+NeuronRows LayerFfn::ChooseRows(size_t p, int64_t n, AutoMode mode) {
   FfnPart& part = parts_[p];
   const int64_t size = static_cast<int64_t>(part.neurons.size());
-  if (part.selection == Selection::kExact) return NeuronRows::GateFirst();
-  if (part.selection == Selection::kAll || part.backend->selects_on_device()) {
-    if (part.selection == Selection::kAll) part.stats.selected += n * size;
+  part.stats.mode_calls[n > 1 ? 1 : 0][static_cast<int>(mode)] += 1;
+  if (mode == AutoMode::kExact) return NeuronRows::GateFirst();
+  if (mode == AutoMode::kDense || part.backend->selects_on_device()) {
+    if (mode == AutoMode::kDense) part.stats.selected += n * size;
     return NeuronRows::All();
   }
   // The selector's sets restricted to the part (the sets themselves for a one-part layer).
@@ -104,6 +165,7 @@ NeuronRows LayerFfn::ChooseRows(size_t p, int64_t n) {
     batch = part_union_[p];
   }
   const int64_t union_size = static_cast<int64_t>(batch.size());
+  selected_union_[p] = union_size;
   part.stats.selected += selected_sum;
   part.stats.max_selected = std::max(part.stats.max_selected, union_size);
   const FfnCostModel fixed;
@@ -127,7 +189,12 @@ absl::StatusOr<uint64_t> LayerFfn::Forward(const FfnCall& call) {
         "FFN batch of ", call.n, " tokens exceeds the workspace capacity ", ws.capacity));
   }
   uint64_t bytes = 0;
-  if (host_selection_) {
+  bool select = false;
+  for (size_t p = 0; p < parts_.size(); ++p) {
+    modes_[p] = ModeOf(p, call.n);
+    select = select || (modes_[p] == AutoMode::kPredictor && !parts_[p].backend->selects_on_device());
+  }
+  if (select) {
     const auto start = std::chrono::steady_clock::now();
     if (absl::Status s = selector_->Select(layer_, call.input, call.n, ws, selected_); !s.ok()) {
       return s;
@@ -141,7 +208,7 @@ absl::StatusOr<uint64_t> LayerFfn::Forward(const FfnCall& call) {
     selector_stats_.weight_bytes += selector_->SelectBytes(layer_);
     bytes += selector_->SelectBytes(layer_);
   }
-  if (check_) Check(call);
+  if (check_) Check(call, select);
 
   // Begin every part (asynchronous ones first), then finish them in the same order: the CPU
   // parts compute while the device ones do, and the layer waits once per device part.
@@ -152,7 +219,7 @@ absl::StatusOr<uint64_t> LayerFfn::Forward(const FfnCall& call) {
     pc.input = call.input;
     pc.output = call.output;
     pc.workspace = call.workspace;
-    pc.rows = ChooseRows(p, call.n);
+    pc.rows = ChooseRows(p, call.n, modes_[p]);
     if (absl::Status s = parts_[p].backend->Begin(pc); !s.ok()) return s;
   }
   for (size_t p = 0; p < parts_.size(); ++p) {
@@ -165,9 +232,10 @@ absl::StatusOr<uint64_t> LayerFfn::Forward(const FfnCall& call) {
       part.stats.synchronisations += 1;
     }
     // These parts learn their selection while computing: what they computed is what they chose.
-    if (part.backend->selects_on_device() || part.selection == Selection::kExact) {
+    if (part.backend->selects_on_device() || modes_[p] == AutoMode::kExact) {
       part.stats.selected += result->computed;
     }
+    Learn(p, call.n, modes_[p], *result);
     part.stats.calls += 1;
     part.stats.tokens += call.n;
     part.stats.computed += result->computed;
@@ -188,7 +256,7 @@ absl::StatusOr<uint64_t> LayerFfn::Forward(const FfnCall& call) {
   return bytes;
 }
 
-void LayerFfn::Check(const FfnCall& call) {
+void LayerFfn::Check(const FfnCall& call, bool selected_on_host) {
   const int64_t n_ff = model_.config().n_ff;
   FfnWorkspace& ws = *call.workspace;
   ComputeTrueActivations({&model_, layer_, firing_.get()}, call.input, call.n, ws);
@@ -202,17 +270,18 @@ void LayerFfn::Check(const FfnCall& call) {
       std::fill(marks_.begin(), marks_.end(), 0);
       mark_ = 1;
     }
-    if (host_selection_) {
+    if (selected_on_host) {
       for (int32_t id : selected_.Token(t)) marks_[static_cast<size_t>(id)] = mark_;
     }
     for (int64_t i = 0; i < n_ff; ++i) {
       if (!rule.Fires(layer_, g[i], a[i])) continue;
-      FfnPart& part = parts_[static_cast<size_t>(owner_[static_cast<size_t>(i)])];
+      const size_t p = static_cast<size_t>(owner_[static_cast<size_t>(i)]);
+      FfnPart& part = parts_[p];
       // A part selecting on its device is not seen from here: not checked.
       if (part.backend->selects_on_device()) continue;
-      // An exact part computes every neuron that fires.
+      // An exact (or dense) call computes every neuron that fires.
       const bool selected =
-          part.selection != Selection::kPredicted || marks_[static_cast<size_t>(i)] == mark_;
+          modes_[p] != AutoMode::kPredictor || marks_[static_cast<size_t>(i)] == mark_;
       const double mass = std::fabs(a[i]);
       part.stats.true_active += 1;
       part.stats.true_mass += mass;

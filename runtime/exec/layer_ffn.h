@@ -8,7 +8,12 @@
 //     then the up and down rows of the neurons that fire; the output is the dense one);
 //   - a cost model (ffn_cost_model.h) that picks, per call, how a selecting part computes: its
 //     tokens' union for the whole batch, each token's own set, or every neuron of the part (the
-//     dense fallback, when the selection is too dense to win).
+//     dense fallback, when the selection is too dense to win);
+//   - or, selection auto (--sparse-mode auto), the same cost model picks per call which of the
+//     three selections runs (every neuron, exact, the predictor), its own cost counted, from the
+//     densities the part has seen (each token's firing density from its exact calls, the
+//     predictor's from its predicted ones; priors from the predictor's report). A decode call
+//     (one token) and a batch choose apart: their costs differ.
 // Dense execution is one CPU part selecting all; sparse CPU execution one CPU part selecting
 // predicted; a hybrid layer has a GPU part (hot neurons) and a CPU part (the rest), run
 // concurrently and summed. --check works for every part: the true activations are computed and
@@ -55,6 +60,13 @@ enum class Selection {
   kAll,        // every neuron of the part
   kPredicted,  // the layer's selector (or the backend's own on-device predictor)
   kExact,      // gate-first: every gate row, then up and down for the neurons that fire (CPU)
+  kAuto,       // per call, the cheapest of the three by the part's cost model (CPU)
+};
+
+// What an auto part has seen: per-token densities (fractions of n_ff); < 0: not yet known.
+struct AutoDensities {
+  double fired = -1.0;      // neurons that fire for a token (its exact calls)
+  double predicted = -1.0;  // neurons the predictor selects for a token (its predicted calls)
 };
 
 struct FfnPart {
@@ -64,6 +76,7 @@ struct FfnPart {
   // How a selecting part computes each call; null: the selection always (the union of a batch).
   std::shared_ptr<const FfnCostModel> cost;
   FfnStats stats;
+  AutoDensities seen;  // kAuto: updated after every call
 };
 
 class LayerFfn {
@@ -88,12 +101,17 @@ class LayerFfn {
   void ResetStats();
 
  private:
-  // The rows part p computes for this call (and its stats of the selection).
-  NeuronRows ChooseRows(size_t p, int64_t n);
+  // How part p selects this call (kAuto: by the cost model).
+  AutoMode ModeOf(size_t p, int64_t n) const;
+  // The rows part p computes for this call in `mode` (and its stats of the selection).
+  NeuronRows ChooseRows(size_t p, int64_t n, AutoMode mode);
+  // kAuto: what the call just computed refines the part's densities.
+  void Learn(size_t p, int64_t n, AutoMode mode, const FfnStats& result);
   // The union of `sets` (ascending) into `out`.
   void Union(const SelectedNeurons& sets, std::vector<int32_t>& out);
   // --check: the true activations (into the workspace) against each part's selection.
-  void Check(const FfnCall& call);
+  // `selected_on_host`: the selector's sets of this call are in selected_.
+  void Check(const FfnCall& call, bool selected_on_host);
 
   const Model& model_;
   int64_t layer_;
@@ -101,7 +119,8 @@ class LayerFfn {
   std::shared_ptr<NeuronSelector> selector_;
   std::shared_ptr<const FiringThresholds> firing_;
   bool check_;
-  bool host_selection_ = false;  // some part uses the selector's sets
+  // Bytes of the layer for the auto choice: gate rows, up and down rows, the predictor.
+  double gate_bytes_ = 0.0, up_down_bytes_ = 0.0, predictor_bytes_ = 0.0;
   std::vector<int32_t> owner_;   // [n_ff]: the part of each neuron
   FfnStats selector_stats_;
   // Per-call scratch.
@@ -109,6 +128,8 @@ class LayerFfn {
   std::vector<SelectedNeurons> part_tokens_;  // per part: each token's selected neurons of it
   std::vector<std::vector<int32_t>> part_union_;
   std::vector<PartCall> part_calls_;
+  std::vector<AutoMode> modes_;           // per part, this call's
+  std::vector<int64_t> selected_union_;  // per part: the predictor's union of this call
   std::vector<uint32_t> marks_;  // [n_ff]: the stamp that last marked the neuron
   uint32_t mark_ = 0;
 };

@@ -135,7 +135,7 @@ TEST_F(PiTrainPredictorCliTest, BadFlagsAndInputsGetOneLine) {
       {{"-m", *model_, "--rank", "big"}, "--rank must be a positive integer or 'auto'"},
       {{"-m", *model_, "--target-recall", "1.5"}, "--target-recall"},
       {{"-m", *model_, "--dtype", "q4_0"}, "--dtype"},
-      {{"-m", *model_, "--dtype", "int9"}, "--dtype must be f16, q8_0 or f32"},
+      {{"-m", *model_, "--dtype", "int9"}, "--dtype must be auto, f16, q8_0 or f32"},
       {{"-m", *model_, "--rank", "40", "--dtype", "q8_0"}, "multiple of 32"},
       {{"-m", *model_, "--epochs", "0"}, "--epochs"},
       {{"-m", *model_, "--memory", "lots"}, "--memory"},
@@ -184,7 +184,7 @@ TEST(ReluModelWithPredictorTest, MakesAPredictorForTheModel) {
       PredictorWeights::Read(files.predictor, (*model)->ContentDigestHex());
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ(p->n_layers(), 4);
-  EXPECT_EQ(p->dtype, DType::kF16);
+  EXPECT_EQ(p->dtype, DType::kQ8_0);  // --dtype auto: q8_0 holds the recall here
   for (const PredictorLayer& l : p->layers) {
     EXPECT_EQ(l.rank, 64);
     EXPECT_GE(l.report.recall, 0.99);

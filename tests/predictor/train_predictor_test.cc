@@ -141,36 +141,45 @@ TEST_F(TrainPredictorTest, EveryLayerReachesTheTargetRecallAtASensibleDensity) {
   EXPECT_EQ(report_->samples_path, *dir_ + "/relu.samples.zst");
   EXPECT_EQ(report_->device, "cpu");
   EXPECT_EQ(report_->rank_mode, "auto");
+  EXPECT_EQ(report_->dtype, "q8_0");  // --dtype auto, the default
   ASSERT_EQ(report_->layers.size(), 4u);
   uint64_t bytes = 0;
   for (const LayerTrainReport& l : report_->layers) {
     SCOPED_TRACE(absl::StrCat("layer ", l.layer));
     EXPECT_GE(l.recall, 0.99);
-    // Measured on this data (rank 64, the defaults): the predicted density is 1.08-1.15x the
-    // true one at recall 0.99; an untrained predictor would need most of the layer.
+    // Measured on this data: the predicted density is 1.08-1.15x the true one at rank 64 and
+    // 1.3-1.45x at rank 32 (which the expected cost may prefer), at recall 0.99; an untrained
+    // predictor would need most of the layer.
     EXPECT_GT(l.predicted_density, l.true_density);
-    EXPECT_LT(l.predicted_density, 1.3 * l.true_density);
-    EXPECT_GT(l.precision, 0.75);
+    EXPECT_LT(l.predicted_density, 1.6 * l.true_density);
+    EXPECT_GT(l.precision, 0.6);  // recall 0.99 at < 1.6x the true density
     // The validation split's density is the profile's (a tenth of the same text).
     EXPECT_NEAR(l.true_density, profile_->layers[static_cast<size_t>(l.layer)].density, 0.03);
     EXPECT_GT(l.true_density, 0.1);
     EXPECT_LT(l.true_density, 0.45);
-    // --rank auto climbed the ladder from 32 and stopped at the first rank within the density
-    // margin (0.25), else kept the lowest predicted density.
+    // --rank auto climbed the ladder from 32 and kept the rank of lowest expected cost per token:
+    // the predictor's bytes plus the predicted density times the layer's 39168 FFN bytes (q8_0
+    // gate, up and down); each rank it went on from was cheaper than the one before.
     ASSERT_FALSE(l.trials.empty());
     EXPECT_EQ(l.trials.front().rank, 32);
-    auto within = [&](const RankTrial& t) { return t.predicted_density <= 1.25 * l.true_density; };
-    for (size_t i = 0; i + 1 < l.trials.size(); ++i) EXPECT_FALSE(within(l.trials[i])) << i;
-    if (within(l.trials.back())) {
-      EXPECT_EQ(l.rank, l.trials.back().rank);
-    } else {
-      EXPECT_EQ(l.trials.size(), 2u);  // the ladder up to --max-rank 64
+    const RankTrial* cheapest = &l.trials.front();
+    for (size_t i = 0; i < l.trials.size(); ++i) {
+      const RankTrial& t = l.trials[i];
+      const double own = static_cast<double>(t.rank * (64 + 192) * 2 + (t.rank + 192) * 4);
+      EXPECT_NEAR(t.expected_bytes, own + t.predicted_density * 39168.0, 1e-6) << t.rank;
+      if (t.expected_bytes < cheapest->expected_bytes) cheapest = &t;
+      if (i > 0 && i + 1 < l.trials.size()) {
+        EXPECT_LT(t.expected_bytes, l.trials[i - 1].expected_bytes) << t.rank;
+      }
+      // The trials are in f16; the stored q8_0 (--dtype auto) selects at most 2% more.
+      if (t.rank == l.rank) {
+        EXPECT_LE(l.predicted_density, 1.02 * t.predicted_density);
+        EXPECT_GE(l.recall, 0.99);
+      }
     }
-    for (const RankTrial& t : l.trials) {
-      if (t.rank == l.rank) EXPECT_DOUBLE_EQ(t.predicted_density, l.predicted_density);
-      EXPECT_GE(t.predicted_density, l.predicted_density);
-    }
-    EXPECT_EQ(l.bytes, static_cast<uint64_t>(l.rank * (64 + 192) * 2 + (l.rank + 192) * 4));
+    EXPECT_EQ(l.rank, cheapest->rank);
+    // --dtype auto stored q8_0 (34 bytes per 32 weights), which holds the recall on this data.
+    EXPECT_EQ(l.bytes, static_cast<uint64_t>(l.rank * (64 + 192) * 34 / 32 + (l.rank + 192) * 4));
     EXPECT_GT(l.train_samples, kTrainTokens * 8 / 10);
     EXPECT_GT(l.validation_samples, kTrainTokens / 20);
     EXPECT_EQ(l.train_samples + l.validation_samples, kTrainTokens);
@@ -195,7 +204,7 @@ TEST_F(TrainPredictorTest, TheFileHoldsWhatTheReportSays) {
   EXPECT_EQ(p->n_layers(), 4);
   EXPECT_EQ(p->dim, 64);
   EXPECT_EQ(p->n_ff, 192);
-  EXPECT_EQ(p->dtype, DType::kF16);
+  EXPECT_EQ(p->dtype, DType::kQ8_0);  // --dtype auto
   EXPECT_EQ(p->fire_rule, "nonzero");
   EXPECT_DOUBLE_EQ(p->target_recall, 0.99);
   for (const LayerTrainReport& l : report_->layers) {
@@ -255,7 +264,8 @@ TEST_F(TrainPredictorTest, GeneralizesToTextItNeverSaw) {
                 static_cast<long long>(l.layer), m.recall, m.predicted_density, m.true_density);
     EXPECT_EQ(m.samples, kHeldBackTokens);
     EXPECT_GE(m.recall, 0.97);
-    EXPECT_LT(m.predicted_density, 1.35 * m.true_density);
+    // The rank of lowest expected cost (32 here) selects about 1.5x the true density.
+    EXPECT_LT(m.predicted_density, 1.7 * m.true_density);
   }
 }
 

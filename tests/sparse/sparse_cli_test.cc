@@ -14,7 +14,9 @@
 #include "format/pi_file.h"
 #include "format/quant.h"
 #include "format/strings.h"
+#include "format/file_access.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "runtime/model/predictor_weights.h"
 #include "tests/runtime/test_models.h"
 
@@ -41,7 +43,7 @@ std::string CopyModel(const std::string& from, const std::string& name) {
 // A predictor with random f16 weights (rank 32) for the model at `model_path`, written to `path`:
 // a real, loadable artifact for the plumbing (selection, checks, errors); not a trained one.
 void WriteRandomPredictor(const std::string& model_path, const std::string& path,
-                          const std::string& fire_rule) {
+                          const std::string& fire_rule, int64_t rank = 32) {
   absl::StatusOr<std::unique_ptr<PiFile>> model = PiFile::Open(model_path);
   ASSERT_TRUE(model.ok()) << model.status();
   const int64_t dim = *(*model)->GetInt("llama.dim");
@@ -72,14 +74,14 @@ void WriteRandomPredictor(const std::string& model_path, const std::string& path
   p.fire_rule = fire_rule;
   for (int64_t l = 0; l < n_layers; ++l) {
     PredictorLayer layer;
-    layer.rank = 32;
+    layer.rank = rank;
     layer.logit_threshold = 0.0f;
     layer.threshold = SigmoidOf(0.0);
-    buffers->weights.push_back(encode(32, dim));
+    buffers->weights.push_back(encode(rank, dim));
     layer.w1 = buffers->weights.back();
-    buffers->biases.emplace_back(32, 0.1f);
+    buffers->biases.emplace_back(static_cast<size_t>(rank), 0.1f);
     layer.b1 = buffers->biases.back();
-    buffers->weights.push_back(encode(n_ff, 32));
+    buffers->weights.push_back(encode(n_ff, rank));
     layer.w2 = buffers->weights.back();
     buffers->biases.emplace_back(static_cast<size_t>(n_ff), 0.0f);
     layer.b2 = buffers->biases.back();
@@ -189,9 +191,92 @@ TEST(SparseCliTest, SparseModesNameWhatIsMissing) {
   ExpectOneLineError(PiRun({"-m", relu, "--sparse-mode", "predictor", "-p", "x"}),
                      "scripts/make_predictor.sh");
   ExpectOneLineError(PiRun({"-m", relu, "--sparse-mode", "fast", "-p", "x"}),
-                     "--sparse-mode must be exact or predictor");
+                     "--sparse-mode must be auto, exact or predictor");
+  ExpectOneLineError(PiRun({"-m", relu, "--sparse-mode", "auto", "--dense", "-p", "x"}),
+                     "--sparse-mode auto");
+  // Auto asked for on a SiLU model without thresholds: what is missing and how to make it.
+  ExpectOneLineError(PiRun({"-m", stories, "--sparse-mode", "auto", "-p", "x"}),
+                     "pi-profile --target-sparsity");
+  ExpectOneLineError(PiRun({"-m", stories, "--sparse-mode", "predictor", "-p", "x"}),
+                     "scripts/make_predictor.sh");
+  // By default the same model runs dense, saying nothing of sparse modes.
+  const test::ProgramResult plain = PiRun({"-m", stories, "-p", "x", "-n", "2", "-t", "1"});
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_TRUE(absl::StrContains(plain.err, "pi-run: ffn: dense\n")) << plain.err;
+  EXPECT_FALSE(absl::StrContains(plain.err, "auto")) << plain.err;
   ExpectOneLineError(PiRun({"-m", relu, "--sparse-mode", "exact", "--dense", "-p", "x"}),
                      "--sparse-mode exact");
+}
+
+// Auto is the default on a ReLU model: its greedy text is the dense one for 200 tokens, and a
+// predictor larger than the layer's FFN (rank 96: 50 KB a layer against 39 KB of q8_0 FFN) is
+// never chosen, although `--sparse-mode predictor` runs it. The stderr report and --json give
+// per layer the mode chosen for decode and for prompts, the bytes per token (predictor
+// included) and the effective GB/s.
+TEST(SparseCliTest, AutoIsTheDefaultAndNeverRunsAPredictorThatCostsMoreThanItSaves) {
+  const std::string model = CopyModel(Relu(), "relu_auto");
+  WriteRandomPredictor(model, test::ScratchDir() + "/relu_auto.predictor.pi", "nonzero", 96);
+  const std::string json = test::ScratchDir() + "/relu_auto.json";
+  const std::vector<std::string> generate = {"-m", model, "-p", "Once upon a time", "-n",
+                                             "200", "--temp", "0", "-t", "1"};
+  std::vector<std::string> dense_args = generate, auto_args = generate, forced_args = generate;
+  dense_args.push_back("--dense");
+  for (const std::string& a : {std::string("--json"), json}) auto_args.push_back(a);
+  for (const std::string& a : {std::string("--sparse-mode"), std::string("predictor"),
+                               std::string("--json"), json + ".predictor"}) {
+    forced_args.push_back(a);
+  }
+  const test::ProgramResult dense = PiRun(dense_args);
+  const test::ProgramResult automatic = PiRun(auto_args);
+  const test::ProgramResult forced = PiRun(forced_args);
+  ASSERT_EQ(dense.exit_code, 0) << dense.err;
+  ASSERT_EQ(automatic.exit_code, 0) << automatic.err;
+  ASSERT_EQ(forced.exit_code, 0) << forced.err;
+  EXPECT_GT(dense.out.size(), 100u);
+  EXPECT_EQ(automatic.out, dense.out);
+  EXPECT_NE(forced.out, dense.out);  // a random predictor misses neurons
+  EXPECT_TRUE(absl::StrContains(automatic.err, "ffn: sparse (auto selection")) << automatic.err;
+  EXPECT_TRUE(absl::StrContains(automatic.err, "ffn: layer  3: decode ")) << automatic.err;
+  EXPECT_TRUE(absl::StrContains(forced.err, "ffn: layer  3: decode predictor; prompts predictor"))
+      << forced.err;
+
+  const uint64_t ffn_bytes = 3ull * 192 * 64 / 32 * 34;  // gate, up, down of a q8_0 layer
+  auto read = [](const std::string& path) {
+    absl::StatusOr<std::string> text = ReadRegularFile(path);
+    EXPECT_TRUE(text.ok()) << text.status();
+    return nlohmann::json::parse(text.ok() ? *text : "{}", nullptr, false);
+  };
+  const nlohmann::json a = read(json), p = read(json + ".predictor");
+  ASSERT_TRUE(a.contains("ffn_layers")) << a.dump();
+  ASSERT_TRUE(p.contains("ffn_layers")) << p.dump();
+  EXPECT_EQ(a["ffn_mode"], "sparse");
+  EXPECT_EQ(a["decode"]["tokens"], 199);
+  EXPECT_GT(a["decode"]["tokens_per_second"].get<double>(), 0.0);
+  ASSERT_EQ(a["ffn_layers"].size(), 4u);
+  for (const nlohmann::json& layer : a["ffn_layers"]) {
+    EXPECT_EQ(layer["calls"]["decode"]["predictor"], 0) << layer.dump();
+    EXPECT_EQ(layer["calls"]["prompt"]["predictor"], 0) << layer.dump();
+    EXPECT_EQ(layer["calls"]["decode"]["dense"].get<int64_t>() +
+                  layer["calls"]["decode"]["exact"].get<int64_t>(),
+              199)
+        << layer.dump();
+    EXPECT_NE(layer["decode_mode"], "-");
+    EXPECT_EQ(layer["predictor_bytes_per_token"], 0.0);
+    // Exact reads the gate rows and those of the neurons that fire: between a third and all.
+    const double bytes = layer["bytes_per_token"].get<double>();
+    EXPECT_GE(bytes, ffn_bytes / 3.0) << layer.dump();
+    EXPECT_LE(bytes, 1.0 * ffn_bytes) << layer.dump();
+    EXPECT_GT(layer["effective_gbps"].get<double>(), 0.0) << layer.dump();
+  }
+  for (const nlohmann::json& layer : p["ffn_layers"]) {
+    EXPECT_EQ(layer["decode_mode"], "predictor") << layer.dump();
+    // Read once per call: 199 decode calls and one prompt call over 204 tokens.
+    const double predictor_bytes = 96 * 64 * 2 + 192 * 96 * 2 + 4 * (96 + 192);
+    EXPECT_NEAR(layer["predictor_bytes_per_token"].get<double>(), predictor_bytes * 200 / 204,
+                1.0)
+        << layer.dump();
+    EXPECT_GT(layer["bytes_per_token"].get<double>(), ffn_bytes) << layer.dump();
+  }
 }
 
 // The script the errors above point to: --help prints its usage (and only that) and exits 0; too
@@ -211,7 +296,9 @@ TEST(SparseCliTest, MakePredictorPrintsItsUsage) {
 
 TEST(SparseCliTest, BadFlagsGiveOneLine) {
   ExpectOneLineError(PiRun({"-m", Relu(), "--dense", "--check", "-p", "x"}), "--dense");
-  ExpectOneLineError(PiRun({"-m", Relu(), "--check", "-p", "x"}), "--check needs sparse");
+  const std::string plain = CopyModel(test::ConvertedModel(BundledModel::kStories260K), "plain_check");
+  ExpectOneLineError(PiRun({"-m", plain, "--check", "-p", "x"}), "--check needs sparse");
+  ExpectOneLineError(PiRun({"-m", plain, "--check", "-p", "x"}), "pi-profile --target-sparsity");
   ExpectOneLineError(PiRun({"-m", Relu(), "--oracle-sparse", "--sparse-crossover", "2", "-p", "x"}),
                      "--sparse-crossover");
   ExpectOneLineError(PiRun({"-m", Relu(), "--predictor", "/nonexistent/p.predictor.pi", "-p", "x"}),
@@ -238,9 +325,16 @@ TEST(SparseCliTest, PredictorBesideTheModelMakesExecutionSparse) {
       {"-m", model, "-p", "Once upon a time", "-n", "8", "--temp", "0", "-t", "1", "--check"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_FALSE(r.out.empty());
-  for (const char* line : {"ffn: sparse (predictor selection", "check: all layers", "recall "}) {
+  // Auto by default, the predictor one of its candidates.
+  for (const char* line : {"ffn: sparse (auto selection", "or the predictor ", "check: all layers",
+                           "recall "}) {
     EXPECT_TRUE(absl::StrContains(r.err, line)) << r.err << " lacks " << line;
   }
+  const test::ProgramResult forced =
+      PiRun({"-m", model, "-p", "Once upon a time", "-n", "8", "--temp", "0", "-t", "1",
+             "--sparse-mode", "predictor"});
+  ASSERT_EQ(forced.exit_code, 0) << forced.err;
+  EXPECT_TRUE(absl::StrContains(forced.err, "ffn: sparse (predictor selection")) << forced.err;
   const test::ProgramResult dense = PiRun(
       {"-m", model, "-p", "Once upon a time", "-n", "8", "--temp", "0", "-t", "1", "--dense"});
   ASSERT_EQ(dense.exit_code, 0) << dense.err;

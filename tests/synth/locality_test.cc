@@ -25,6 +25,14 @@ TEST(LocalityTest, ParsesTheGrammar) {
   EXPECT_DOUBLE_EQ(spec->density, 0.05);
   EXPECT_DOUBLE_EQ(spec->alpha, LocalitySpec().alpha);
   EXPECT_TRUE(ParseLocality(LocalitySpec().ToString()).ok());
+  EXPECT_EQ(LocalitySpec().latent, 0);
+  // Latent directions (learnable locality), with a share of noise; the text round-trips.
+  spec = ParseLocality("power-law:latent=16,noise=0.1,density=0.1");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->latent, 16);
+  EXPECT_DOUBLE_EQ(spec->noise, 0.1);
+  EXPECT_EQ(spec->ToString(), "power-law:alpha=1.5,hot=0.04,density=0.1,latent=16,noise=0.1");
+  EXPECT_EQ(ParseLocality(spec->ToString())->ToString(), spec->ToString());
 }
 
 TEST(LocalityTest, RejectsBadSpecsWithTheReason) {
@@ -38,6 +46,10 @@ TEST(LocalityTest, RejectsBadSpecsWithTheReason) {
       {"power-law:hot=0", "hot must be in (0, 1)"},
       {"power-law:alpha=-1", "alpha must be in [0, 16]"},
       {"power-law:density=nan", "density needs a number"},
+      {"power-law:latent=2.5", "latent must be a whole number in [0, 4096]"},
+      {"power-law:latent=-1", "latent must be a whole number"},
+      {"power-law:latent=8,noise=1", "noise must be in [0, 1)"},
+      {"power-law:noise=0.2", "noise needs latent directions"},
   };
   for (const auto& [text, reason] : bad) {
     absl::StatusOr<LocalitySpec> spec = ParseLocality(text);

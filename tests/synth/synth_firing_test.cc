@@ -60,7 +60,12 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"q4_0_gqa", "custom:d=256,ff=768,layers=6,heads=8,kv_heads=2,vocab=300",
                            DType::kQ4_0, "power-law:alpha=1.2,hot=0.1,density=0.2"},
                       Case{"f16", "custom:d=384,ff=1024,layers=3,heads=6,vocab=512", DType::kF16,
-                           "power-law:alpha=2,hot=0.05,density=0.08"}),
+                           "power-law:alpha=2,hot=0.05,density=0.08"},
+                      // Learnable locality: the gates share 8 latent directions per layer, and
+                      // the planted frequencies still hold.
+                      Case{"q8_0_latent", "custom:d=256,ff=1024,layers=4,heads=4,vocab=512",
+                           DType::kQ8_0, "power-law:alpha=1.5,hot=0.04,density=0.1,latent=8,"
+                           "noise=0.1"}),
     [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
 
 // Llama-7B's widths (two layers, a small vocabulary): minutes and ~2 GB, so not in CI; run with

@@ -34,7 +34,7 @@ int Main(int argc, char** argv) {
       "--rank 128 --target-recall 0.995 --epochs 20 --seed 7 --dtype q8_0 --json",
       kProgram};
   TrainPredictorOptions options;
-  std::string rank = "auto", dtype = "f16", memory = "1G";
+  std::string rank = "auto", dtype = "auto", memory = "1G";
   bool json = false, quiet = false;
   app.add_option("-m,--model", options.model_path, "model file (.pi)")->required();
   app.add_option("--samples", options.samples_path,
@@ -42,10 +42,10 @@ int Main(int argc, char** argv) {
   app.add_option("-o,--output", options.output_path,
                  "predictor to write (default: beside the model, model.predictor.pi)");
   app.add_option("--rank", rank,
-                 "hidden width of every layer's predictor, or 'auto': per layer the smallest "
-                 "rank of 32, 64, ... 1024 (up to --max-rank and n_ff) whose predicted density "
-                 "at the target recall is within --density-margin of the true density (else the "
-                 "rank with the lowest predicted density)")
+                 "hidden width of every layer's predictor, or 'auto': per layer the rank of 32, "
+                 "64, ... 1024 (up to --max-rank and n_ff) of lowest expected cost per token at "
+                 "the target recall: the predictor's bytes plus its predicted density times the "
+                 "layer's FFN bytes (climbing stops when the cost rises)")
       ->capture_default_str();
   app.add_option("--max-rank", options.max_rank, "largest rank --rank auto tries")
       ->capture_default_str();
@@ -53,7 +53,8 @@ int Main(int argc, char** argv) {
                  "validation recall each layer's threshold must reach")
       ->capture_default_str();
   app.add_option("--density-margin", options.density_margin,
-                 "--rank auto: accept a rank when predicted density <= (1 + margin) x true density")
+                 "--rank auto: also stop climbing at a rank whose predicted density is <= (1 + "
+                 "margin) x the true density (a shorter training; 0: off, the cost alone decides)")
       ->capture_default_str();
   app.add_option("--epochs", options.epochs, "passes over the training samples per rank")
       ->capture_default_str();
@@ -71,7 +72,10 @@ int Main(int argc, char** argv) {
                  "seed of the split, the initial weights and the shuffling: the same seed (and "
                  "-t) gives the same file")
       ->capture_default_str();
-  app.add_option("--dtype", dtype, "dtype of the stored weights: f16, q8_0 or f32")
+  app.add_option("--dtype", dtype,
+                 "dtype of the stored weights: auto (q8_0 where it holds the target recall in "
+                 "every layer at a predicted density at most 2% above f16's, else f16), f16, q8_0 "
+                 "or f32")
       ->capture_default_str();
   app.add_option("-t,--threads", options.threads,
                  "CPU threads (-1: all; at most the hardware's thread count)")
@@ -99,10 +103,11 @@ int Main(int argc, char** argv) {
                        absl::InvalidArgumentError(absl::StrCat(
                            "--rank must be a positive integer or 'auto', got '", rank, "'")));
   }
-  absl::StatusOr<DType> parsed_dtype = ParseDType(dtype);
+  options.dtype_auto = dtype == "auto";
+  absl::StatusOr<DType> parsed_dtype = ParseDType(options.dtype_auto ? "f16" : dtype);
   if (!parsed_dtype.ok()) {
     return ReportError(kProgram, absl::InvalidArgumentError(absl::StrCat(
-                                     "--dtype must be f16, q8_0 or f32, got '", dtype, "'")));
+                                     "--dtype must be auto, f16, q8_0 or f32, got '", dtype, "'")));
   }
   options.dtype = *parsed_dtype;
   absl::StatusOr<uint64_t> memory_bytes = ParseByteSize(memory);

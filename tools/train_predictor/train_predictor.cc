@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "format/output_check.h"
 #include "format/quant.h"
 #include "format/sample_file.h"
@@ -40,6 +41,19 @@ struct EncodedLayer {
   std::vector<uint8_t> w1, w2;
   std::vector<float> b1, b2;
 };
+
+// --dtype auto: how much more q8_0 may select than f16 at the target recall and still be chosen.
+constexpr double kQ8DensitySlack = 0.02;
+
+// Bytes of one layer's predictor of `rank` as stored (PredictorWeights::LayerBytes).
+absl::StatusOr<uint64_t> PredictorBytes(DType dtype, int64_t dim, int64_t n_ff, int64_t rank) {
+  absl::StatusOr<uint64_t> row1 = RowBytes(dtype, static_cast<uint64_t>(dim));
+  absl::StatusOr<uint64_t> row2 = RowBytes(dtype, static_cast<uint64_t>(rank));
+  if (!row1.ok()) return row1.status();
+  if (!row2.ok()) return row2.status();
+  return *row1 * static_cast<uint64_t>(rank) + *row2 * static_cast<uint64_t>(n_ff) +
+         sizeof(float) * static_cast<uint64_t>(rank + n_ff);
+}
 
 absl::StatusOr<EncodedLayer> Encode(const MlpWeights& w, DType dtype) {
   EncodedLayer e;
@@ -99,7 +113,24 @@ struct TrainedRank {
   EncodedLayer encoded;
   DecisionStats decision;
   double recall_at_half = 0;
+  MlpWeights weights;  // before rounding: another dtype may encode them
 };
+
+// `weights` rounded to `dtype` and evaluated on the validation samples with the runtime's kernel.
+absl::StatusOr<TrainedRank> EncodeAndDecide(const LayerSampleStream& data, MlpWeights weights,
+                                            DType dtype, double target_recall) {
+  absl::StatusOr<EncodedLayer> encoded = Encode(weights, dtype);
+  if (!encoded.ok()) return encoded.status();
+  absl::StatusOr<LogitHistogram> histogram =
+      EvaluateStored(data, ViewOf(*encoded, dtype, data.dim(), data.n_ff()));
+  if (!histogram.ok()) return histogram.status();
+  TrainedRank result;
+  result.encoded = *std::move(encoded);
+  result.decision = histogram->ForRecall(target_recall);
+  result.recall_at_half = histogram->At(0.0f).recall;
+  result.weights = std::move(weights);
+  return result;
+}
 
 absl::StatusOr<TrainedRank> TrainRank(const LayerSampleStream& data, int64_t rank,
                                       const TrainPredictorOptions& options, bool use_cuda,
@@ -124,17 +155,16 @@ absl::StatusOr<TrainedRank> TrainRank(const LayerSampleStream& data, int64_t ran
   };
   absl::StatusOr<MlpWeights> weights = TrainMlp(data, train, on_epoch);
   if (!weights.ok()) return weights.status();
-  absl::StatusOr<EncodedLayer> encoded = Encode(*weights, options.dtype);
-  if (!encoded.ok()) return encoded.status();
-  absl::StatusOr<LogitHistogram> histogram =
-      EvaluateStored(data, ViewOf(*encoded, options.dtype, data.dim(), data.n_ff()));
-  if (!histogram.ok()) return histogram.status();
-  TrainedRank result;
-  result.encoded = *std::move(encoded);
-  result.decision = histogram->ForRecall(options.target_recall);
-  result.recall_at_half = histogram->At(0.0f).recall;
-  return result;
+  return EncodeAndDecide(data, *std::move(weights), options.dtype, options.target_recall);
 }
+
+// A layer's choice, before the predictor's dtype is settled.
+struct ChosenLayer {
+  TrainedRank trained;            // in options.dtype
+  std::optional<TrainedRank> q8;  // --dtype auto: the same weights in q8_0
+  LayerTrainReport report;        // the trials so far
+  int64_t train_samples = 0, validation_samples = 0;
+};
 
 }  // namespace
 
@@ -286,6 +316,10 @@ absl::StatusOr<TrainReport> TrainPredictor(const TrainPredictorOptions& options)
   predictor.dtype = options.dtype;
   predictor.target_recall = options.target_recall;
   predictor.fire_rule = samples.metadata().GetString("samples.fire_rule").value_or("");
+  // --dtype auto trains in f16 and also tries q8_0 where its blocks fit (below).
+  const bool q8_candidate =
+      options.dtype_auto && config.dim % GetDTypeInfo(DType::kQ8_0).block_elements == 0;
+  std::vector<ChosenLayer> chosen_layers;
   for (int64_t layer = 0; layer < config.n_layers; ++layer) {
     const Clock::time_point layer_start = Clock::now();
     absl::StatusOr<std::unique_ptr<LayerSampleStream>> data =
@@ -296,15 +330,25 @@ absl::StatusOr<TrainReport> TrainPredictor(const TrainPredictorOptions& options)
     LayerTrainReport layer_report;
     layer_report.layer = layer;
     std::optional<TrainedRank> chosen;
+    double best_cost = 0;
+    const double ffn_bytes = static_cast<double>((*model)->layer(layer).FfnBytes());
     for (int64_t rank : ranks) {
+      absl::StatusOr<uint64_t> own = PredictorBytes(options.dtype, config.dim, config.n_ff, rank);
+      if (!own.ok()) return own.status();
+      // Its bytes alone reach the best cost: no density it could reach makes it cheaper.
+      if (chosen && static_cast<double>(*own) >= best_cost) break;
       const Clock::time_point rank_start = Clock::now();
       absl::StatusOr<TrainedRank> trained =
           TrainRank(**data, rank, options, use_cuda, config.n_layers);
       if (!trained.ok()) return trained.status();
       const DecisionStats& d = trained->decision;
+      const double cost = static_cast<double>(*own) + d.predicted_density * ffn_bytes;
       layer_report.trials.push_back(
-          {rank, trained->recall_at_half, d.predicted_density, Seconds(rank_start)});
-      const bool qualifies = d.predicted_density <= (1 + options.density_margin) * d.true_density;
+          {rank, trained->recall_at_half, d.predicted_density, Seconds(rank_start), cost});
+      const bool cheaper = !chosen || cost < best_cost;
+      const bool within_margin =
+          options.density_margin > 0 &&
+          d.predicted_density <= (1 + options.density_margin) * d.true_density;
       if (options.progress) {
         std::fprintf(stderr,
                      "pi-train-predictor: layer %lld/%lld rank %lld: at threshold %.4f recall "
@@ -312,31 +356,62 @@ absl::StatusOr<TrainReport> TrainPredictor(const TrainPredictorOptions& options)
                      static_cast<long long>(layer + 1), static_cast<long long>(config.n_layers),
                      static_cast<long long>(rank), SigmoidOf(d.logit_threshold), d.recall,
                      d.predicted_density, d.true_density,
-                     ranks.size() == 1 ? "" : (qualifies ? ", within the margin" : ""));
+                     ranks.size() == 1
+                         ? ""
+                         : absl::StrFormat(", expected %.1f KB per token%s", cost / 1e3,
+                                           cheaper ? " (the lowest so far)" : "")
+                               .c_str());
       }
-      if (qualifies || !chosen || d.predicted_density < chosen->decision.predicted_density) {
-        chosen = *std::move(trained);
-      }
-      if (qualifies) break;
+      if (!cheaper) break;  // the cost rose: larger ranks only add bytes
+      chosen = *std::move(trained);
+      best_cost = cost;
+      if (within_margin) break;
     }
-    storage->push_back(std::move(chosen->encoded));
+    ChosenLayer c{*std::move(chosen), std::nullopt, std::move(layer_report),
+                  (*data)->train_samples(), (*data)->validation_samples()};
+    if (q8_candidate && c.trained.encoded.rank % GetDTypeInfo(DType::kQ8_0).block_elements == 0) {
+      absl::StatusOr<TrainedRank> q8 =
+          EncodeAndDecide(**data, c.trained.weights, DType::kQ8_0, options.target_recall);
+      if (!q8.ok()) return q8.status();
+      c.q8 = *std::move(q8);
+    }
+    c.report.seconds = Seconds(layer_start);
+    chosen_layers.push_back(std::move(c));
+  }
+  // --dtype auto: q8_0 (about half the bytes of f16) when it holds the target recall in every
+  // layer at a predicted density at most kQ8DensitySlack above f16's; a file has one dtype.
+  bool use_q8 = q8_candidate && !chosen_layers.empty();
+  for (const ChosenLayer& c : chosen_layers) {
+    use_q8 = use_q8 && c.q8.has_value() && c.q8->decision.recall >= options.target_recall &&
+             c.q8->decision.predicted_density <=
+                 (1 + kQ8DensitySlack) * c.trained.decision.predicted_density;
+  }
+  if (use_q8) {
+    predictor.dtype = DType::kQ8_0;
+    report.dtype = std::string(DTypeName(DType::kQ8_0));
+  }
+  for (ChosenLayer& c : chosen_layers) {
+    const TrainedRank& chosen = use_q8 ? *c.q8 : c.trained;
+    const int64_t layer = static_cast<int64_t>(predictor.layers.size());
+    storage->push_back(chosen.encoded);
     const EncodedLayer& e = storage->back();
     PredictorLayer p;
     p.rank = e.rank;
-    p.logit_threshold = chosen->decision.logit_threshold;
+    p.logit_threshold = chosen.decision.logit_threshold;
     p.threshold = SigmoidOf(p.logit_threshold);
     p.w1 = e.w1;
     p.b1 = e.b1;
     p.w2 = e.w2;
     p.b2 = e.b2;
-    p.report = {.recall = chosen->decision.recall,
-                .precision = chosen->decision.precision,
-                .predicted_density = chosen->decision.predicted_density,
-                .true_density = chosen->decision.true_density,
-                .train_samples = (*data)->train_samples(),
-                .validation_samples = (*data)->validation_samples()};
+    p.report = {.recall = chosen.decision.recall,
+                .precision = chosen.decision.precision,
+                .predicted_density = chosen.decision.predicted_density,
+                .true_density = chosen.decision.true_density,
+                .train_samples = c.train_samples,
+                .validation_samples = c.validation_samples};
     predictor.layers.push_back(p);
 
+    LayerTrainReport& layer_report = c.report;
     layer_report.rank = p.rank;
     layer_report.threshold = p.threshold;
     layer_report.logit_threshold = p.logit_threshold;
@@ -344,11 +419,10 @@ absl::StatusOr<TrainReport> TrainPredictor(const TrainPredictorOptions& options)
     layer_report.precision = p.report.precision;
     layer_report.predicted_density = p.report.predicted_density;
     layer_report.true_density = p.report.true_density;
-    layer_report.recall_at_half = chosen->recall_at_half;
+    layer_report.recall_at_half = chosen.recall_at_half;
     layer_report.train_samples = p.report.train_samples;
     layer_report.validation_samples = p.report.validation_samples;
     layer_report.bytes = predictor.LayerBytes(layer);
-    layer_report.seconds = Seconds(layer_start);
     report.total_bytes += layer_report.bytes;
     report.layers.push_back(std::move(layer_report));
   }

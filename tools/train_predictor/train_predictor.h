@@ -10,11 +10,14 @@
 //      the reported recall, precision and densities are exactly the runtime's on those samples;
 //   4. write model.predictor.pi (runtime/model/predictor_weights.h) atomically.
 //
-// --rank auto: what a predictor costs at run time is the neurons it predicts active, so a rank
-// qualifies when, at the threshold that gives the target recall on validation, its predicted
-// density is at most (1 + density_margin) times the true density. The ladder is climbed from the
-// smallest rank and stops at the first that qualifies; when none does, the rank with the lowest
-// predicted density is kept.
+// --rank auto: what a predictor costs a token at run time is its own bytes plus the gate, up and
+// down rows of the neurons it selects, so each rank r of the ladder has the expected cost
+//   bytes(r) + predicted density(r) · FFN bytes of the layer
+// at the threshold that gives the target recall on validation, and the rank of lowest cost is
+// kept. The ladder is climbed from the smallest rank and stops at the first rank whose cost is not
+// below the best so far (a larger one doubles the predictor's bytes), before training a rank
+// whose bytes alone reach the best cost (it cannot win), or, with density_margin > 0, at a rank
+// whose predicted density is within that margin of the true density (a shorter training).
 #pragma once
 
 #include <cstdint>
@@ -43,7 +46,7 @@ struct TrainPredictorOptions {
   // output is no longer low-rank); at least the smallest rung.
   int64_t max_rank = 1024;
   double target_recall = 0.99;
-  double density_margin = 0.25;  // --rank auto: see above
+  double density_margin = 0;  // --rank auto: see above (0: off)
   int64_t epochs = 12;
   int64_t batch_size = 64;
   double learning_rate = 1e-2;
@@ -51,6 +54,10 @@ struct TrainPredictorOptions {
   double validation_fraction = 0.1;
   uint64_t seed = 0;
   DType dtype = DType::kF16;
+  // --dtype auto (the default): train and choose ranks in `dtype` (f16), then store q8_0 instead
+  // when, in every layer, it holds the target recall at a predicted density at most 2% above
+  // f16's (q8_0 needs dim and the ranks to be multiples of 32).
+  bool dtype_auto = true;
   int threads = -1;                           // -1: all cores
   std::string device = "auto";                // auto (CUDA when LibTorch has it), cpu, cuda
   uint64_t memory_bytes = uint64_t{1} << 30;  // decoded samples held at once per layer

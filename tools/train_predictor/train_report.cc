@@ -80,6 +80,7 @@ nlohmann::json TrainReport::ToJson() const {
       t.push_back({{"rank", r.rank},
                    {"recall_at_half", r.recall_at_half},
                    {"predicted_density", r.predicted_density},
+                   {"expected_bytes", r.expected_bytes},
                    {"seconds", r.seconds}});
     }
     layers_json.push_back({{"layer", l.layer},

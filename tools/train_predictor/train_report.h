@@ -16,6 +16,9 @@ struct RankTrial {
   double recall_at_half = 0;     // validation recall at p >= 0.5, stored weights
   double predicted_density = 0;  // at the threshold chosen for the target recall
   double seconds = 0;
+  // What a token costs the sparse path with this rank: the predictor's bytes and the gate, up and
+  // down rows of the neurons it selects (--rank auto keeps the rank where it is lowest).
+  double expected_bytes = 0;
 };
 
 struct LayerTrainReport {
