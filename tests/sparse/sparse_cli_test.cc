@@ -153,6 +153,24 @@ TEST(SparseCliTest, CalibratedSiluModelRunsWithItsProfilesThresholds) {
   double density = 0.0;
   ASSERT_TRUE(absl::SimpleAtod(r.err.substr(at + 36, 5), &density)) << r.err;
   EXPECT_NEAR(density, 0.5, 0.1);
+
+  // The thresholds change the model's output, so the default (auto) leaves them alone unless
+  // asked: without a predictor, the calibrated model runs as it is; --sparse-mode auto runs the
+  // thresholded model, whose perplexity is higher.
+  const std::vector<std::string> ppl = {"-m", model, "--perplexity", TinyStories(), "-c", "128",
+                                        "--chunks", "4", "-t", "1"};
+  std::vector<std::string> dense_ppl = ppl, auto_ppl = ppl;
+  dense_ppl.push_back("--dense");
+  for (const char* a : {"--sparse-mode", "auto"}) auto_ppl.push_back(a);
+  const test::ProgramResult by_default = PiRun(ppl);
+  const test::ProgramResult dense = PiRun(dense_ppl);
+  const test::ProgramResult thresholded = PiRun(auto_ppl);
+  for (const test::ProgramResult* run : {&by_default, &dense, &thresholded}) {
+    ASSERT_EQ(run->exit_code, 0) << run->err;
+  }
+  EXPECT_EQ(FinalPpl(by_default), FinalPpl(dense)) << by_default.err;
+  EXPECT_TRUE(absl::StrContains(by_default.err, "ffn: dense")) << by_default.err;
+  EXPECT_GT(FinalPpl(thresholded), FinalPpl(dense) * 1.01) << thresholded.err;
 }
 
 TEST(SparseCliTest, ExactModeGivesTheDenseTextAndPerplexity) {
