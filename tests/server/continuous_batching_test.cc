@@ -24,39 +24,7 @@ using std::chrono::milliseconds;
 
 GenerationRequest Greedy(const Tokenizer& tokenizer, const std::string& prompt,
                          int64_t max_tokens) {
-  GenerationRequest r;
-  r.prompt = tokenizer.Encode(prompt, /*add_special=*/true);
-  r.sampling.temperature = 0;
-  r.max_tokens = max_tokens;
-  return r;
-}
-
-// Generate()'s tokens for `request` on a session of its own.
-std::vector<int32_t> Alone(LoadedRuntime& rt, const GenerationRequest& request) {
-  std::unique_ptr<Session> session = *Session::Create(*rt.executor);
-  Sampler sampler(request.sampling);
-  GenerationOptions options;
-  options.max_tokens = request.max_tokens;
-  return Generate(*session, sampler, *rt.tokenizer, request.prompt, options, nullptr)->tokens;
-}
-
-// The text a generation's pieces make: each token's piece, joined (Decode would drop a leading
-// space).
-std::string PiecesOf(const Tokenizer& tokenizer, const std::vector<int32_t>& tokens) {
-  std::string text;
-  for (const int32_t token : tokens) text += tokenizer.TokenToPiece(token);
-  return text;
-}
-
-Generation::Progress Finish(Generation& g) {
-  std::vector<std::string> pieces;
-  Generation::Progress p;
-  do {
-    p = g.Wait(milliseconds(50));
-    pieces.insert(pieces.end(), p.pieces.begin(), p.pieces.end());
-  } while (p.phase != Generation::Phase::kFinished);
-  p.pieces = pieces;
-  return p;
+  return test::GreedyRequest(tokenizer.Encode(prompt, /*add_special=*/true), max_tokens);
 }
 
 // Five generations of different prompt lengths and lengths over 3 slots: the first three are
@@ -79,7 +47,7 @@ void ExpectScheduledEqualsAlone(LoadedRuntime& rt) {
   int64_t sequential_passes = 0;  // what one pass per slot and step would take
   constexpr int64_t kBatchTokens = 8;
   for (const GenerationRequest& r : requests) {
-    alone.push_back(Alone(rt, r));
+    alone.push_back(test::GenerateAlone(rt, r));
     ASSERT_EQ(alone.back().size(), static_cast<size_t>(r.max_tokens));
     sequential_passes += (static_cast<int64_t>(r.prompt.size()) + kBatchTokens - 1) / kBatchTokens +
                          r.max_tokens - 1;
@@ -99,9 +67,9 @@ void ExpectScheduledEqualsAlone(LoadedRuntime& rt) {
   ASSERT_TRUE(hold.WaitUntilHeld(3));
   hold.Release();
   for (size_t i = 0; i < requests.size(); ++i) {
-    const Generation::Progress p = Finish(*generations[i]);
+    const Generation::Progress p = test::WaitToTheEnd(*generations[i]);
     EXPECT_TRUE(p.status.ok()) << p.status;
-    EXPECT_EQ(p.Text(), PiecesOf(tokenizer, alone[i])) << "generation " << i;
+    EXPECT_EQ(p.Text(), test::PiecesOf(tokenizer, alone[i])) << "generation " << i;
     EXPECT_EQ(p.completion_tokens, requests[i].max_tokens) << "generation " << i;
   }
   const SchedulerStats stats = scheduler->stats();
@@ -164,10 +132,10 @@ TEST(ContinuousBatchingTest, ALongPromptDoesNotStallAGeneratingSlot) {
   }
   ASSERT_EQ(scheduler->stats().busy_slots, 2);
   go = true;
-  const Generation::Progress p = Finish(*first);
-  EXPECT_EQ(p.Text(), PiecesOf(tokenizer, Alone(rt, running)));
-  const Generation::Progress q = Finish(*second);
-  EXPECT_EQ(q.Text(), PiecesOf(tokenizer, Alone(rt, long_prompt)));
+  const Generation::Progress p = test::WaitToTheEnd(*first);
+  EXPECT_EQ(p.Text(), test::PiecesOf(tokenizer, test::GenerateAlone(rt, running)));
+  const Generation::Progress q = test::WaitToTheEnd(*second);
+  EXPECT_EQ(q.Text(), test::PiecesOf(tokenizer, test::GenerateAlone(rt, long_prompt)));
   // 12 steps of at most 16 tokens, one of them the other generation's.
   EXPECT_GT(prompt_tokens_when_done, 0);
   EXPECT_LE(prompt_tokens_when_done, 12 * 16);

@@ -15,43 +15,16 @@
 namespace pinfer {
 namespace {
 
-using std::chrono::milliseconds;
-
 GenerationRequest Greedy(std::vector<int32_t> prompt, int64_t max_tokens) {
-  GenerationRequest r;
-  r.prompt = std::move(prompt);
-  r.sampling.temperature = 0;
-  r.max_tokens = max_tokens;
-  return r;
+  return test::GreedyRequest(std::move(prompt), max_tokens);
 }
 
 std::vector<int32_t> Alone(const GenerationRequest& request) {
-  LoadedRuntime& rt = test::StoriesRuntime();
-  std::unique_ptr<Session> session = *Session::Create(*rt.executor);
-  Sampler sampler(request.sampling);
-  GenerationOptions options;
-  options.max_tokens = request.max_tokens;
-  return Generate(*session, sampler, *rt.tokenizer, request.prompt, options, nullptr)->tokens;
-}
-
-// The text a generation's pieces make: each token's piece, joined (Decode would drop a leading
-// space).
-std::string PiecesOf(const Tokenizer& tokenizer, const std::vector<int32_t>& tokens) {
-  std::string text;
-  for (const int32_t token : tokens) text += tokenizer.TokenToPiece(token);
-  return text;
+  return test::GenerateAlone(test::StoriesRuntime(), request);
 }
 
 Generation::Progress RunToTheEnd(SlotScheduler& scheduler, const GenerationRequest& request) {
-  std::shared_ptr<Generation> g = *scheduler.Submit(request);
-  std::vector<std::string> pieces;
-  Generation::Progress p;
-  do {
-    p = g->Wait(milliseconds(50));
-    pieces.insert(pieces.end(), p.pieces.begin(), p.pieces.end());
-  } while (p.phase != Generation::Phase::kFinished);
-  p.pieces = pieces;
-  return p;
+  return test::WaitToTheEnd(**scheduler.Submit(request));
 }
 
 TEST(PromptCacheTest, AHitGivesTheColdTextAndIsRoutedToTheSlotThatHoldsIt) {
@@ -65,14 +38,14 @@ TEST(PromptCacheTest, AHitGivesTheColdTextAndIsRoutedToTheSlotThatHoldsIt) {
   const GenerationRequest first = Greedy(tokenizer.Encode("Once upon a time", true), 10);
   const std::vector<int32_t> first_tokens = Alone(first);
   const Generation::Progress a = RunToTheEnd(*scheduler, first);
-  EXPECT_EQ(a.Text(), PiecesOf(tokenizer, first_tokens));
+  EXPECT_EQ(a.Text(), test::PiecesOf(tokenizer, first_tokens));
   EXPECT_EQ(a.cached_tokens, 0);
 
   // An unrelated prompt (it shares BOS only) goes to the unused slot, leaving the first one's
   // cache alone...
   const GenerationRequest other = Greedy(tokenizer.Encode("Tom had a red ball.", true), 6);
   const Generation::Progress c = RunToTheEnd(*scheduler, other);
-  EXPECT_EQ(c.Text(), PiecesOf(tokenizer, Alone(other)));
+  EXPECT_EQ(c.Text(), test::PiecesOf(tokenizer, Alone(other)));
   EXPECT_EQ(c.cached_tokens, 0);
   // ...and again, it goes to its slot, not to the least recently used one: all of it but its last
   // token is reused, and the text is the cold one.
@@ -87,7 +60,7 @@ TEST(PromptCacheTest, AHitGivesTheColdTextAndIsRoutedToTheSlotThatHoldsIt) {
   for (const int32_t t : tokenizer.Encode(" Then Tom came to play.", false)) turn.push_back(t);
   const GenerationRequest next = Greedy(turn, 12);
   const Generation::Progress b = RunToTheEnd(*scheduler, next);
-  EXPECT_EQ(b.Text(), PiecesOf(tokenizer, Alone(next)));
+  EXPECT_EQ(b.Text(), test::PiecesOf(tokenizer, Alone(next)));
   const int64_t reused = static_cast<int64_t>(first.prompt.size()) + 9;
   EXPECT_EQ(b.cached_tokens, reused);
   EXPECT_EQ(b.prompt_tokens, static_cast<int64_t>(turn.size()));

@@ -57,6 +57,39 @@ std::vector<std::string> GreedyPieces(const std::string& prompt, int n) {
   return pieces;
 }
 
+GenerationRequest GreedyRequest(std::vector<int32_t> prompt, int64_t max_tokens) {
+  GenerationRequest r;
+  r.prompt = std::move(prompt);
+  r.sampling.temperature = 0;
+  r.max_tokens = max_tokens;
+  return r;
+}
+
+std::vector<int32_t> GenerateAlone(LoadedRuntime& rt, const GenerationRequest& request) {
+  std::unique_ptr<Session> session = *Session::Create(*rt.executor);
+  Sampler sampler(request.sampling);
+  GenerationOptions options;
+  options.max_tokens = request.max_tokens;
+  return Generate(*session, sampler, *rt.tokenizer, request.prompt, options, nullptr)->tokens;
+}
+
+std::string PiecesOf(const Tokenizer& tokenizer, const std::vector<int32_t>& tokens) {
+  std::string text;
+  for (const int32_t token : tokens) text += tokenizer.TokenToPiece(token);
+  return text;
+}
+
+Generation::Progress WaitToTheEnd(Generation& generation) {
+  std::vector<std::string> pieces;
+  Generation::Progress p;
+  do {
+    p = generation.Wait(std::chrono::milliseconds(50));
+    pieces.insert(pieces.end(), p.pieces.begin(), p.pieces.end());
+  } while (p.phase != Generation::Phase::kFinished);
+  p.pieces = pieces;
+  return p;
+}
+
 std::unique_ptr<PiServer> StartServer(ServerOptions options, int64_t context) {
   LoadedRuntime& rt = StoriesRuntime();
   options.host = "127.0.0.1";

@@ -31,6 +31,15 @@ LoadedRuntime& StoriesRuntime();
 // runtime generates (they would share the executor).
 std::vector<std::string> GreedyPieces(const std::string& prompt, int n);
 
+// What the scheduler tests share: a greedy request of `max_tokens` after `prompt`; the tokens
+// Generate() gives for it on a session of its own over `rt` (the reference a scheduled generation
+// must equal); the text of tokens as their pieces joined (as a stream sends them; Decode would drop
+// a leading space); and a generation's final progress with all its pieces, once it is finished.
+GenerationRequest GreedyRequest(std::vector<int32_t> prompt, int64_t max_tokens);
+std::vector<int32_t> GenerateAlone(LoadedRuntime& rt, const GenerationRequest& request);
+std::string PiecesOf(const Tokenizer& tokenizer, const std::vector<int32_t>& tokens);
+Generation::Progress WaitToTheEnd(Generation& generation);
+
 // A server over StoriesRuntime() on 127.0.0.1 and a free port, with request logs off unless
 // options.log is set; sessions of `context` positions (0: the model's 512).
 std::unique_ptr<PiServer> StartServer(ServerOptions options = {}, int64_t context = 0);

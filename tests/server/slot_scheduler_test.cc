@@ -34,34 +34,16 @@ class SlotSchedulerTest : public ::testing::Test {
   const Tokenizer& tokenizer() { return *test::StoriesRuntime().tokenizer; }
 
   GenerationRequest Greedy(const std::string& prompt, int64_t max_tokens) {
-    GenerationRequest r;
-    r.prompt = tokenizer().Encode(prompt);
-    r.sampling.temperature = 0;
-    r.max_tokens = max_tokens;
-    return r;
+    return test::GreedyRequest(tokenizer().Encode(prompt), max_tokens);
   }
 
   // Generate()'s tokens for `request` on a session of its own: the reference.
   std::vector<int32_t> Reference(const GenerationRequest& request) {
-    LoadedRuntime& rt = test::StoriesRuntime();
-    std::unique_ptr<Session> session = *Session::Create(*rt.executor);
-    Sampler sampler(request.sampling);
-    GenerationOptions options;
-    options.max_tokens = request.max_tokens;
-    return Generate(*session, sampler, tokenizer(), request.prompt, options, nullptr)->tokens;
+    return test::GenerateAlone(test::StoriesRuntime(), request);
   }
 
   // Waits for the end; returns the final progress with all the pieces.
-  static Generation::Progress Finish(Generation& g) {
-    std::vector<std::string> pieces;
-    Generation::Progress p;
-    do {
-      p = g.Wait(milliseconds(50));
-      pieces.insert(pieces.end(), p.pieces.begin(), p.pieces.end());
-    } while (p.phase != Generation::Phase::kFinished);
-    p.pieces = pieces;
-    return p;
-  }
+  static Generation::Progress Finish(Generation& g) { return test::WaitToTheEnd(g); }
 };
 
 TEST_F(SlotSchedulerTest, AGenerationEqualsGenerate) {
