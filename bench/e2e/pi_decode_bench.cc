@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <random>
 #include <string>
 #include <thread>
@@ -98,26 +99,12 @@ absl::StatusOr<ForwardStats> RunTogether(std::vector<std::unique_ptr<Session>>& 
   return total;
 }
 
-absl::StatusOr<Measurement> Measure(Session& session, const std::vector<int32_t>& tokens,
-                                    bool one_by_one, int repetitions) {
+// `repetitions` timed runs of `run_once` after one warm-up run.
+absl::StatusOr<Measurement> Measure(const std::function<absl::StatusOr<ForwardStats>()>& run_once,
+                                    int repetitions) {
   Measurement m;
   for (int r = -1; r < repetitions; ++r) {  // r = -1: warm-up
-    absl::StatusOr<ForwardStats> stats = RunOnce(session, tokens, one_by_one);
-    if (!stats.ok()) return stats.status();
-    if (r < 0) continue;
-    m.tokens_per_second.push_back(stats->tokens / stats->seconds);
-    m.gbps.push_back(stats->EffectiveGBps());
-    m.bytes_per_token = static_cast<double>(stats->weight_bytes + stats->kv_bytes) / stats->tokens;
-  }
-  return m;
-}
-
-absl::StatusOr<Measurement> MeasureTogether(std::vector<std::unique_ptr<Session>>& sessions,
-                                            BatchState& batch, const std::vector<int32_t>& tokens,
-                                            int64_t steps, int repetitions) {
-  Measurement m;
-  for (int r = -1; r < repetitions; ++r) {  // r = -1: warm-up
-    absl::StatusOr<ForwardStats> stats = RunTogether(sessions, batch, tokens, steps);
+    absl::StatusOr<ForwardStats> stats = run_once();
     if (!stats.ok()) return stats.status();
     if (r < 0) continue;
     m.tokens_per_second.push_back(stats->tokens / stats->seconds);
@@ -220,10 +207,10 @@ int Main(int argc, char** argv) {
     absl::StatusOr<Measurement> m;
     std::string test = absl::StrCat(name, count);
     if (one_by_one && !together.empty()) {
-      m = MeasureTogether(together, *batch_state, tokens, count, repetitions);
+      m = Measure([&] { return RunTogether(together, *batch_state, tokens, count); }, repetitions);
       absl::StrAppend(&test, "x", sequences);
     } else {
-      m = Measure(**session, tokens, one_by_one, repetitions);
+      m = Measure([&] { return RunOnce(**session, tokens, one_by_one); }, repetitions);
     }
     if (!m.ok()) return ReportError(kProgram, m.status());
     if (csv) {
