@@ -14,7 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "bench/synth/down_tiles.h"
-#include "bench/synth/gguf_writer.h"
+#include "tools/convert/gguf_writer.h"
 #include "bench/synth/synth_design.h"
 #include "bench/synth/synth_random.h"
 #include "bench/synth/synth_vocabulary.h"

@@ -1,4 +1,4 @@
-#include "bench/synth/gguf_writer.h"
+#include "tools/convert/gguf_writer.h"
 
 #include <cstring>
 #include <filesystem>

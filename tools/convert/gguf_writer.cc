@@ -1,11 +1,11 @@
-#include "bench/synth/gguf_writer.h"
+#include "tools/convert/gguf_writer.h"
 
 #include "absl/strings/str_cat.h"
 #include "format/byte_io.h"
 #include "format/strings.h"
 #include "tools/convert/gguf_file.h"  // GgufValueType: the wire values the reader checks
 
-namespace pinfer::synth {
+namespace pinfer {
 namespace {
 
 uint64_t AlignUp(uint64_t value, uint64_t alignment) {
@@ -109,11 +109,12 @@ void GgufMetadata::Serialize(std::vector<uint8_t>& out) const {
 
 absl::StatusOr<std::unique_ptr<GgufWriter>> GgufWriter::Create(const std::string& path,
                                                                const GgufMetadata& metadata,
-                                                               std::vector<TensorSpec> tensors) {
+                                                               std::vector<TensorSpec> tensors,
+                                                               GgufMagic magic) {
   auto writer = std::unique_ptr<GgufWriter>(new GgufWriter());
   ByteWriter head;
   head.bytes().reserve(1 << 16);
-  head.PutBytes("GGUF", 4);
+  head.PutBytes(magic == GgufMagic::kPowerInfer ? "PWRI" : "GGUF", 4);
   head.Put<uint32_t>(kGgufVersion);
   head.Put<uint64_t>(tensors.size());
   head.Put<uint64_t>(metadata.size());
@@ -191,4 +192,18 @@ absl::Status GgufWriter::Commit() {
   return file_->Commit();
 }
 
-}  // namespace pinfer::synth
+absl::StatusOr<DType> GgufDTypeFor(DType pi_dtype) {
+  if (absl::StatusOr<GgmlType> type = GgmlTypeFor(pi_dtype); !type.ok()) return type.status();
+  return pi_dtype;
+}
+
+absl::Status AppendPiTensor(GgufWriter& writer, std::string_view gguf_name, DType pi_dtype,
+                            std::span<const uint8_t> pi_bytes) {
+  if (absl::StatusOr<GgmlType> type = GgmlTypeFor(pi_dtype); !type.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor '", Sv(gguf_name), "': ", type.status().message()));
+  }
+  return writer.Append(gguf_name, pi_bytes);
+}
+
+}  // namespace pinfer

@@ -1,5 +1,6 @@
-// A streaming, atomic GGUF (version 3) writer: what pi-synth needs to hand llama.cpp the same
-// weights it writes to model.pi.
+// A streaming, atomic GGUF (version 3) writer, the one GGUF writer of the project: pi-synth hands
+// llama.cpp the same weights it writes to model.pi, pi-export writes llama.cpp and PowerInfer GGUFs
+// of a model.pi.
 //
 // Layout (little-endian; strings are u64 length + bytes): "GGUF", u32 version 3, u64 tensor count,
 // u64 key/value count; each key/value as (string key, u32 value type, value), arrays as (u32
@@ -29,12 +30,16 @@
 #include "format/dtype.h"
 #include "format/pi_writer.h"
 
-namespace pinfer::synth {
+namespace pinfer {
 
 inline constexpr uint32_t kGgufVersion = 3;
 inline constexpr uint64_t kGgufAlignment = 32;
 
-// ggml_type values of the tensor types pi-synth writes; their blocks are bit-identical to the
+// PowerInfer marks a sparse (predictor-carrying) GGUF with "PWRI" instead of "GGUF" (its
+// convert.py and ggml.c); the layout is the same.
+enum class GgufMagic { kGguf, kPowerInfer };
+
+// ggml_type values of the tensor types the writer writes; their blocks are bit-identical to the
 // pinfer dtypes of the same name.
 enum class GgmlType : uint32_t { kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ8_0 = 8, kBF16 = 30 };
 absl::StatusOr<GgmlType> GgmlTypeFor(DType dtype);
@@ -65,7 +70,8 @@ class GgufWriter {
   // `tensors` use pinfer's row-major shapes and dtypes; they are written as ne = reversed shape.
   static absl::StatusOr<std::unique_ptr<GgufWriter>> Create(const std::string& path,
                                                             const GgufMetadata& metadata,
-                                                            std::vector<TensorSpec> tensors);
+                                                            std::vector<TensorSpec> tensors,
+                                                            GgufMagic magic = GgufMagic::kGguf);
   GgufWriter(const GgufWriter&) = delete;
   GgufWriter& operator=(const GgufWriter&) = delete;
 
@@ -92,4 +98,13 @@ class GgufWriter {
   uint64_t file_size_ = 0;
 };
 
-}  // namespace pinfer::synth
+// The one conversion of a .pi tensor's stored bytes into GGUF tensor bytes: every tensor that
+// pi-export copies as stored goes through these two. GgufDTypeFor is the dtype the GGUF tensor has
+// (its spec's dtype); AppendPiTensor appends the tensor's bytes in that dtype's GGML layout. Every
+// dtype the writer accepts is bit-identical to GGML's, so today both are the identity; a pinfer-
+// only layout (a within-row permutation of blocks) is undone here and nowhere else.
+absl::StatusOr<DType> GgufDTypeFor(DType pi_dtype);
+absl::Status AppendPiTensor(GgufWriter& writer, std::string_view gguf_name, DType pi_dtype,
+                            std::span<const uint8_t> pi_bytes);
+
+}  // namespace pinfer
