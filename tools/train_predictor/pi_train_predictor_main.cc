@@ -1,5 +1,6 @@
 // pi-train-predictor: train one activation predictor per layer from pi-profile's samples and
 // write model.predictor.pi.
+#include <cstdlib>
 #include <iostream>
 #include <string>
 
@@ -10,6 +11,9 @@
 #include "absl/strings/str_cat.h"
 #include "runtime/common/cli_common.h"
 #include "runtime/common/cli_flags.h"
+#include "tools/train_predictor/powerinfer_activations.h"
+#include "tools/train_predictor/powerinfer_import.h"
+#include "tools/train_predictor/powerinfer_layout.h"
 #include "tools/train_predictor/train_predictor.h"
 
 namespace pinfer {
@@ -31,12 +35,47 @@ int Main(int argc, char** argv) {
       "--dump-samples\n"
       "  pi-train-predictor -m relu-llama-260k.pi\n"
       "  pi-train-predictor -m model.pi --samples model.samples.zst -o model.predictor.pi "
-      "--rank 128 --target-recall 0.995 --epochs 20 --seed 7 --dtype q8_0 --json",
+      "--rank 128 --target-recall 0.995 --epochs 20 --seed 7 --dtype q8_0 --json\n\n"
+      "PowerInfer interop (no training):\n"
+      "  --import POWERINFER.gguf writes model.predictor.pi from PowerInfer's own predictors "
+      "(blk.N.fc1/fc2) for the model.pi that pi-convert made from that GGUF (checked by its source "
+      "digest). PowerInfer's fc2 . relu(fc1 . h) reads the residual h before ffn_norm; the import "
+      "folds ffn_norm's weight into fc1, biases are zero, and every layer's logit threshold is "
+      "PowerInfer's global powerinfer.sparse_threshold (default 0), or the value of the "
+      "environment variable LLAMA_SPARSE_PRED_THRESHOLD when it is set, as PowerInfer does. At "
+      "threshold 0 the decisions are PowerInfer's exactly; other thresholds are approximate. "
+      "--dtype: f32 (auto; exact), f16 or q8_0.\n"
+      "  --import-activations DIR writes model.profile.pi from PowerInfer's "
+      "activation/activation_N.pt (per-neuron firing counts; -o names another file), so that "
+      "pi-place works without a dataset; --export-activations DIR writes them from "
+      "model.profile.pi (--profile) for PowerInfer's solver.\n"
+      "  pi-convert ReluLLaMA.powerinfer.gguf -o relu.pi\n"
+      "  pi-train-predictor -m relu.pi --import ReluLLaMA.powerinfer.gguf\n"
+      "  pi-train-predictor -m relu.pi --import-activations ReluLLaMA/activation\n"
+      "  pi-train-predictor -m relu.pi --export-activations out/activation",
       kProgram};
   TrainPredictorOptions options;
   std::string rank = "auto", dtype = "auto", memory = "1G";
   bool json = false, quiet = false;
+  std::string import_gguf, import_activations, export_activations, profile_path;
+  int64_t activation_tokens = 0;
   app.add_option("-m,--model", options.model_path, "model file (.pi)")->required();
+  auto* import_option = app.add_option(
+      "--import", import_gguf,
+      "write model.predictor.pi from this PowerInfer GGUF's predictors instead of training");
+  auto* import_activations_option =
+      app.add_option("--import-activations", import_activations,
+                     "write model.profile.pi from this directory of PowerInfer's activation_N.pt");
+  auto* export_activations_option = app.add_option(
+      "--export-activations", export_activations,
+      "write activation_N.pt for PowerInfer's solver into this directory from the profile");
+  import_option->excludes(import_activations_option)->excludes(export_activations_option);
+  import_activations_option->excludes(export_activations_option);
+  app.add_option("--profile", profile_path,
+                 "--export-activations: the profile to read (default: beside the model)");
+  app.add_option("--activation-tokens", activation_tokens,
+                 "--import-activations: tokens the counts were taken over (the files do not say; "
+                 "default: the largest count)");
   app.add_option("--samples", options.samples_path,
                  "training samples (default: beside the model, model.samples.zst)");
   app.add_option("-o,--output", options.output_path,
@@ -94,6 +133,44 @@ int Main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return ReportParseError(kProgram, app, e);
+  }
+  if (!import_activations.empty() || !export_activations.empty()) {
+    ActivationFilesOptions files;
+    files.model_path = options.model_path;
+    files.directory = import_activations.empty() ? export_activations : import_activations;
+    files.profile_path = import_activations.empty() ? profile_path : options.output_path;
+    files.tokens = activation_tokens;
+    files.command_line = JoinCommandLine(argc, argv);
+    return PrintReport(kProgram,
+                       import_activations.empty() ? ExportPowerInferActivations(files)
+                                                  : ImportPowerInferActivations(files),
+                       json);
+  }
+  if (!import_gguf.empty()) {
+    ImportPredictorOptions import;
+    import.model_path = options.model_path;
+    import.gguf_path = import_gguf;
+    import.output_path = options.output_path;
+    import.command_line = JoinCommandLine(argc, argv);
+    if (dtype != "auto") {
+      absl::StatusOr<DType> d = ParseDType(dtype);
+      if (!d.ok()) {
+        return ReportError(kProgram,
+                           absl::InvalidArgumentError(absl::StrCat(
+                               "--dtype must be auto, f32, f16 or q8_0, got '", dtype, "'")));
+      }
+      import.dtype = *d;
+    }
+    if (const char* env = std::getenv(powerinfer::kThresholdEnvironment); env != nullptr) {
+      float t = 0;
+      if (!absl::SimpleAtof(env, &t)) {
+        return ReportError(
+            kProgram, absl::InvalidArgumentError(absl::StrCat(powerinfer::kThresholdEnvironment,
+                                                              "='", env, "' is not a number")));
+      }
+      import.threshold_override = t;
+    }
+    return PrintReport(kProgram, ImportPowerInferPredictor(import), json);
   }
   options.threads = ThreadsToUseWithWarning(kProgram, options.threads);
   if (absl::AsciiStrToLower(rank) == "auto") {
