@@ -332,6 +332,33 @@ TEST_F(TrainPredictorTest, QuantizedWeightsKeepTheRecall) {
   }
 }
 
+// --powerinfer-compatible: what PowerInfer's fc1/fc2 hold (no biases, one threshold, 0), with the
+// recall measured at that threshold by the runtime's kernel, and still a useful predictor.
+TEST_F(TrainPredictorTest, PowerInferCompatibleHasNoBiasesAndThresholdZero) {
+  ASSERT_NE(report_, nullptr);
+  TrainPredictorOptions options = BaseOptions(*model_);
+  options.rank = 32;
+  options.epochs = 2;
+  options.powerinfer_compatible = true;
+  options.output_path = *dir_ + "/compatible.predictor.pi";
+  absl::StatusOr<TrainReport> r = TrainPredictor(options);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->powerinfer_compatible);
+  EXPECT_TRUE(absl::StrContains(r->ToText(), "PowerInfer-compatible")) << r->ToText();
+  EXPECT_EQ(r->dtype, "f16");
+  absl::StatusOr<PredictorWeights> p = PredictorWeights::Read(options.output_path);
+  ASSERT_TRUE(p.ok()) << p.status();
+  for (int64_t l = 0; l < p->n_layers(); ++l) {
+    const PredictorLayer& layer = p->layers[l];
+    EXPECT_EQ(layer.logit_threshold, 0.0f) << "layer " << l;
+    for (float b : layer.b1) ASSERT_EQ(b, 0.0f) << "layer " << l;
+    for (float b : layer.b2) ASSERT_EQ(b, 0.0f) << "layer " << l;
+    EXPECT_NEAR(layer.report.recall, r->layers[l].recall_at_half, 1e-6);
+    EXPECT_GT(layer.report.recall, 0.8) << "layer " << l;
+    EXPECT_LT(layer.report.predicted_density, 0.9) << "layer " << l;
+  }
+}
+
 TEST_F(TrainPredictorTest, DamagedSamplesAreReportedAndNothingIsWritten) {
   ASSERT_NE(report_, nullptr);
   std::string bytes = FileBytes(report_->samples_path);

@@ -55,11 +55,12 @@ torch::Tensor Constant(const std::vector<float>& values, const torch::Device& de
 class LayerModel {
  public:
   LayerModel(const MlpWeights& init, const std::vector<float>& mean, const std::vector<float>& std,
-             const torch::Device& device)
-      : w1_(Parameter(init.w1, {init.rank, init.dim}, device)),
-        b1_(Parameter(init.b1, {init.rank}, device)),
+             const torch::Device& device, bool biases)
+      : biases_(biases),
+        w1_(Parameter(init.w1, {init.rank, init.dim}, device)),
+        b1_(biases ? Parameter(init.b1, {init.rank}, device) : Constant(init.b1, device)),
         w2_(Parameter(init.w2, {init.n_ff, init.rank}, device)),
-        b2_(Parameter(init.b2, {init.n_ff}, device)),
+        b2_(biases ? Parameter(init.b2, {init.n_ff}, device) : Constant(init.b2, device)),
         mean_(mean),
         std_(std),
         mean_t_(Constant(mean, device)),
@@ -69,7 +70,10 @@ class LayerModel {
     const torch::Tensor z = (x - mean_t_) / std_t_;
     return torch::addmm(b2_, torch::relu(torch::addmm(b1_, z, w1_.t())), w2_.t());
   }
-  std::vector<torch::Tensor> parameters() const { return {w1_, b1_, w2_, b2_}; }
+  std::vector<torch::Tensor> parameters() const {
+    if (!biases_) return {w1_, w2_};
+    return {w1_, b1_, w2_, b2_};
+  }
   // W1' = W1 / std (per column), b1' = b1 − W1' · mean: the same function of raw inputs.
   MlpWeights Export(int64_t dim, int64_t rank, int64_t n_ff) const {
     MlpWeights w{dim, rank, n_ff, ToVector(w1_), ToVector(b1_), ToVector(w2_), ToVector(b2_)};
@@ -86,6 +90,7 @@ class LayerModel {
   }
 
  private:
+  bool biases_;
   torch::Tensor w1_, b1_, w2_, b2_;
   std::vector<float> mean_, std_;
   torch::Tensor mean_t_, std_t_;
@@ -150,10 +155,16 @@ absl::StatusOr<MlpWeights> Train(const LayerSampleStream& data, const MlpTrainOp
   const F::BinaryCrossEntropyWithLogitsFuncOptions loss_options =
       F::BinaryCrossEntropyWithLogitsFuncOptions().pos_weight(pos_weight_t);
 
-  LayerModel model(InitialWeights(dim, rank, n_ff, rate, pos_weight,
-                                  MixSeed(options.seed, static_cast<uint64_t>(data.layer()),
-                                          static_cast<uint64_t>(rank))),
-                   data.input_mean(), data.input_std(), device);
+  MlpWeights init = InitialWeights(
+      dim, rank, n_ff, rate, pos_weight,
+      MixSeed(options.seed, static_cast<uint64_t>(data.layer()), static_cast<uint64_t>(rank)));
+  std::vector<float> mean = data.input_mean();
+  if (!options.biases) {
+    std::fill(init.b1.begin(), init.b1.end(), 0.0f);
+    std::fill(init.b2.begin(), init.b2.end(), 0.0f);
+    std::fill(mean.begin(), mean.end(), 0.0f);
+  }
+  LayerModel model(init, mean, data.input_std(), device, options.biases);
   torch::optim::Adam optimizer(model.parameters(),
                                torch::optim::AdamOptions(options.learning_rate));
 

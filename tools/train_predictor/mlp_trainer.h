@@ -40,6 +40,9 @@ struct MlpTrainOptions {
   double max_pos_weight = 20;
   uint64_t seed = 0;
   bool use_cuda = false;
+  // false: b1 = b2 = 0, not trained (PowerInfer's fc1/fc2 have none), and the inputs are scaled
+  // but not centred, since centring folds into b1.
+  bool biases = true;
 };
 
 // Per epoch, on the validation samples at the model's own boundary p >= 0.5.

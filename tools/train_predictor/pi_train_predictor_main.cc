@@ -126,6 +126,10 @@ int Main(int argc, char** argv) {
   app.add_option("--memory", memory,
                  "decoded samples held in memory per layer (larger layers are streamed)")
       ->capture_default_str();
+  app.add_flag("--powerinfer-compatible", options.powerinfer_compatible,
+               "train a predictor that pi-export --format powerinfer can write as fc1/fc2: no "
+               "biases and the logit threshold 0 in every layer (the target recall is then not "
+               "held; the report says what recall is reached)");
   app.add_flag("--json", json, "print the report as JSON");
   app.add_flag("-q,--quiet", quiet, "no progress on stderr");
   AddVersionFlag(app, kProgram);

@@ -109,6 +109,10 @@ absl::StatusOr<LogitHistogram> EvaluateStored(const LayerSampleStream& data,
   return histogram;
 }
 
+double DecisionTarget(const TrainPredictorOptions& options) {
+  return options.powerinfer_compatible ? -1.0 : options.target_recall;
+}
+
 struct TrainedRank {
   EncodedLayer encoded;
   DecisionStats decision;
@@ -117,6 +121,7 @@ struct TrainedRank {
 };
 
 // `weights` rounded to `dtype` and evaluated on the validation samples with the runtime's kernel.
+// target_recall < 0: the decision at logit 0 (--powerinfer-compatible).
 absl::StatusOr<TrainedRank> EncodeAndDecide(const LayerSampleStream& data, MlpWeights weights,
                                             DType dtype, double target_recall) {
   absl::StatusOr<EncodedLayer> encoded = Encode(weights, dtype);
@@ -126,7 +131,7 @@ absl::StatusOr<TrainedRank> EncodeAndDecide(const LayerSampleStream& data, MlpWe
   if (!histogram.ok()) return histogram.status();
   TrainedRank result;
   result.encoded = *std::move(encoded);
-  result.decision = histogram->ForRecall(target_recall);
+  result.decision = target_recall < 0 ? histogram->At(0.0f) : histogram->ForRecall(target_recall);
   result.recall_at_half = histogram->At(0.0f).recall;
   result.weights = std::move(weights);
   return result;
@@ -143,6 +148,7 @@ absl::StatusOr<TrainedRank> TrainRank(const LayerSampleStream& data, int64_t ran
   train.max_pos_weight = options.max_pos_weight;
   train.seed = options.seed;
   train.use_cuda = use_cuda;
+  train.biases = !options.powerinfer_compatible;
   auto on_epoch = [&](const EpochReport& e) {
     if (!options.progress) return;
     std::fprintf(stderr,
@@ -155,7 +161,7 @@ absl::StatusOr<TrainedRank> TrainRank(const LayerSampleStream& data, int64_t ran
   };
   absl::StatusOr<MlpWeights> weights = TrainMlp(data, train, on_epoch);
   if (!weights.ok()) return weights.status();
-  return EncodeAndDecide(data, *std::move(weights), options.dtype, options.target_recall);
+  return EncodeAndDecide(data, *std::move(weights), options.dtype, DecisionTarget(options));
 }
 
 // A layer's choice, before the predictor's dtype is settled.
@@ -295,6 +301,7 @@ absl::StatusOr<TrainReport> TrainPredictor(const TrainPredictorOptions& options)
   report.threads = threads;
   report.rank_mode = options.rank > 0 ? absl::StrCat(options.rank) : "auto";
   report.target_recall = options.target_recall;
+  report.powerinfer_compatible = options.powerinfer_compatible;
   report.epochs = options.epochs;
   report.seed = options.seed;
   report.dim = config.dim;
@@ -317,8 +324,10 @@ absl::StatusOr<TrainReport> TrainPredictor(const TrainPredictorOptions& options)
   predictor.target_recall = options.target_recall;
   predictor.fire_rule = samples.metadata().GetString("samples.fire_rule").value_or("");
   // --dtype auto trains in f16 and also tries q8_0 where its blocks fit (below).
-  const bool q8_candidate =
-      options.dtype_auto && config.dim % GetDTypeInfo(DType::kQ8_0).block_elements == 0;
+  // (Not for --powerinfer-compatible, whose recall is not held to the target: pi-export writes
+  // its fc1/fc2 in --predictor-dtype anyway.)
+  const bool q8_candidate = options.dtype_auto && !options.powerinfer_compatible &&
+                            config.dim % GetDTypeInfo(DType::kQ8_0).block_elements == 0;
   std::vector<ChosenLayer> chosen_layers;
   for (int64_t layer = 0; layer < config.n_layers; ++layer) {
     const Clock::time_point layer_start = Clock::now();
@@ -371,7 +380,7 @@ absl::StatusOr<TrainReport> TrainPredictor(const TrainPredictorOptions& options)
                   (*data)->train_samples(), (*data)->validation_samples()};
     if (q8_candidate && c.trained.encoded.rank % GetDTypeInfo(DType::kQ8_0).block_elements == 0) {
       absl::StatusOr<TrainedRank> q8 =
-          EncodeAndDecide(**data, c.trained.weights, DType::kQ8_0, options.target_recall);
+          EncodeAndDecide(**data, c.trained.weights, DType::kQ8_0, DecisionTarget(options));
       if (!q8.ok()) return q8.status();
       c.q8 = *std::move(q8);
     }

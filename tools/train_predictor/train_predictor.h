@@ -63,6 +63,11 @@ struct TrainPredictorOptions {
   uint64_t memory_bytes = uint64_t{1} << 30;  // decoded samples held at once per layer
   std::string command_line;                   // provenance
   bool progress = true;                       // per-epoch lines on stderr
+  // --powerinfer-compatible: a predictor that pi-export --format powerinfer can write as fc1/fc2:
+  // no biases, and the logit threshold 0 in every layer (PowerInfer has one global threshold, and
+  // reads the residual before ffn_norm, whose decisions equal ours only at 0). The target recall
+  // is then not held; the report gives the recall reached.
+  bool powerinfer_compatible = false;
 };
 
 // Checks the flags that need neither the model nor the samples; errors name the flag.

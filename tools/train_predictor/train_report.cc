@@ -1,5 +1,7 @@
 #include "tools/train_predictor/train_report.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -16,6 +18,12 @@ double TrainReport::MeanPredictedDensity() const {
 double TrainReport::MeanTrueDensity() const {
   double sum = 0;
   for (const LayerTrainReport& l : layers) sum += l.true_density;
+  return layers.empty() ? 0 : sum / static_cast<double>(layers.size());
+}
+
+double TrainReport::MeanRecall() const {
+  double sum = 0;
+  for (const LayerTrainReport& l : layers) sum += l.recall;
   return layers.empty() ? 0 : sum / static_cast<double>(layers.size());
 }
 
@@ -49,6 +57,13 @@ std::string TrainReport::ToText() const {
                                                        static_cast<double>(layers.size()))
                                                 : 0.0,
                         seconds);
+  if (powerinfer_compatible) {
+    absl::StrAppendFormat(&out,
+                          "PowerInfer-compatible (no biases, logit threshold 0 in every layer): "
+                          "mean validation recall %.4f, %.4f below the target %.4g that a "
+                          "per-layer threshold would hold\n",
+                          MeanRecall(), std::max(0.0, target_recall - MeanRecall()), target_recall);
+  }
   return out;
 }
 
@@ -66,6 +81,8 @@ nlohmann::json TrainReport::ToJson() const {
   j["torch_version"] = torch_version;
   j["rank"] = rank_mode;
   j["target_recall"] = target_recall;
+  j["powerinfer_compatible"] = powerinfer_compatible;
+  j["mean_recall"] = MeanRecall();
   j["epochs"] = epochs;
   j["seed"] = seed;
   j["bytes"] = total_bytes;

@@ -49,6 +49,7 @@ struct TrainReport {
   int threads = 0;
   std::string rank_mode;  // "auto" or the fixed rank
   double target_recall = 0;
+  bool powerinfer_compatible = false;  // no biases, logit threshold 0: recall not held to target
   int64_t epochs = 0;
   uint64_t seed = 0;
   int64_t dim = 0;
@@ -60,6 +61,7 @@ struct TrainReport {
 
   double MeanPredictedDensity() const;
   double MeanTrueDensity() const;
+  double MeanRecall() const;
   std::string ToText() const;
   nlohmann::json ToJson() const;
 };
