@@ -307,6 +307,12 @@ TEST_F(PowerInferInteropTest, ActivationFilesRoundTripAndWrongLayerCounts) {
   EXPECT_EQ(imported->fire_count, profiled->fire_count);
   EXPECT_EQ(imported->tokens, profiled->tokens);
   EXPECT_GT(imported->LayerDensity(0), 0.0);
+  // pi-place plans from it without a dataset.
+  r = pinfer::testing::Run(PI_PLACE_PATH,
+                           {"-m", Path("m.pi"), "--profile", Path("imported.pi"), "--predictor",
+                            Path("m.predictor.pi"), "--vram", "3M", "-o", Path("m.plan.pi")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(Path("m.plan.pi")));
   // Without the token count, the largest count stands in for it.
   r = PiTrainPredictor({"-m", Path("m.pi"), "--import-activations", dir, "-o", Path("est.pi")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
