@@ -50,7 +50,9 @@ std::vector<uint8_t> BuildPowerInferGguf(SourceModel& model, const PowerInferFix
   b.AddUint32("tokenizer.ggml.unknown_token_id", static_cast<uint32_t>(v.unk_id));
   b.AddBool("tokenizer.ggml.add_bos_token", v.add_bos);
   b.AddBool("tokenizer.ggml.add_space_prefix", v.add_space_prefix);
-  // The weights in f32, under PowerInfer's names: ffn_down_t keeps our neuron-major [n_ff, dim].
+  // The weights under PowerInfer's names, matrices f16 as its convert.py writes them (its CPU
+  // sparse axpy reads only f16 or q4_0 ffn_down_t), vectors f32: ffn_down_t keeps our
+  // neuron-major [n_ff, dim].
   for (SourceTensor& t : model.tensors) {
     std::vector<float> values(static_cast<size_t>(t.rows() * t.cols()));
     absl::Status s = t.read_rows(0, t.rows(), values.data());
@@ -58,8 +60,9 @@ std::vector<uint8_t> BuildPowerInferGguf(SourceModel& model, const PowerInferFix
     const uint64_t rows = static_cast<uint64_t>(t.rows()), cols = static_cast<uint64_t>(t.cols());
     const bool vector = t.shape.size() == 1;
     b.AddTensor(t.name + ".weight",
-                vector ? std::vector<uint64_t>{cols} : std::vector<uint64_t>{cols, rows}, kF32,
-                Encode(values, rows, cols, DType::kF32));
+                vector ? std::vector<uint64_t>{cols} : std::vector<uint64_t>{cols, rows},
+                vector ? kF32 : kF16,
+                Encode(values, rows, cols, vector ? DType::kF32 : DType::kF16));
   }
   // fc1 ~ N(0, 1/dim), fc2 ~ N(0, 1/rank): about half of the neurons predicted active.
   std::mt19937_64 rng(fixture.seed);

@@ -263,6 +263,18 @@ TEST_F(PowerInferInteropTest, BadPredictorsAreOneLineErrorsAndLeaveNothing) {
   EXPECT_FALSE(fs::exists(Path("other.predictor.pi")));
 }
 
+// PowerInfer's CPU sparse axpy reads ffn_down_t as f16 or q4_0 only: other dtypes become f16.
+TEST_F(PowerInferInteropTest, ExportWritesFfnDownTInATypePowerInferReads) {
+  test::ProgramResult r = PiExport(
+      {"-m", Path("m.pi"), "--format", "powerinfer", "--dtype", "f32", "-o", Path("f32.gguf")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "sparse axpy reads f16 or q4_0 only")) << r.out;
+  ParsedGguf exported = ParseGguf(Path("f32.gguf"));
+  ASSERT_TRUE(exported.gguf);
+  EXPECT_EQ(exported.gguf->FindTensor("blk.0.attn_q.weight")->ggml_type, 0u);      // F32
+  EXPECT_EQ(exported.gguf->FindTensor("blk.0.ffn_down_t.weight")->ggml_type, 1u);  // F16
+}
+
 TEST_F(PowerInferInteropTest, ExportRefusesWhatPowerInferCannotHold) {
   // A predictor with biases (as pi-train-predictor trains by default).
   absl::StatusOr<PredictorWeights> p = PredictorWeights::Read(Path("m.predictor.pi"));

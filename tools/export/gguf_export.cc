@@ -139,6 +139,10 @@ std::string ExportReport::ToText() const {
     absl::StrAppendFormat(&out, "  predictor %s as fc1/fc2, powerinfer.sparse_threshold %g\n",
                           predictor_path, threshold);
   }
+  if (!axpy_f16.empty()) {
+    absl::StrAppend(&out, "  written f16 (PowerInfer's sparse axpy reads f16 or q4_0 only): ",
+                    absl::StrJoin(axpy_f16, ", "), "\n");
+  }
   if (!f16_fallback.empty()) {
     absl::StrAppend(&out, "  written f16 (rows are not whole blocks of the dtype): ",
                     absl::StrJoin(f16_fallback, ", "), "\n");
@@ -148,9 +152,16 @@ std::string ExportReport::ToText() const {
 }
 
 nlohmann::json ExportReport::ToJson() const {
-  return {{"model", model_path},          {"output", output_path},  {"format", format},
-          {"predictor", predictor_path},  {"bytes", bytes},         {"tensors", tensors},
-          {"f16_fallback", f16_fallback}, {"threshold", threshold}, {"notes", notes}};
+  return {{"model", model_path},
+          {"output", output_path},
+          {"format", format},
+          {"predictor", predictor_path},
+          {"bytes", bytes},
+          {"tensors", tensors},
+          {"f16_fallback", f16_fallback},
+          {"axpy_f16", axpy_f16},
+          {"threshold", threshold},
+          {"notes", notes}};
 }
 
 absl::StatusOr<ExportReport> ExportGguf(const ExportOptions& options) {
@@ -243,6 +254,14 @@ absl::StatusOr<ExportReport> ExportGguf(const ExportOptions& options) {
     if (powerinfer) {
       if (absl::Status s = add_matrix_or_vector(tn::FfnDownT(l), powerinfer::FfnDownT(l)); !s.ok())
         return s;
+      // PowerInfer's CPU axpy over ffn_down_t (ggml.c, GGML_OP_AXPY) reads f16 or q4_0 rows only
+      // and silently misreads any other type.
+      Job& down = jobs.back();
+      if (down.spec.dtype != DType::kF16 && down.spec.dtype != DType::kQ4_0) {
+        down.spec.dtype = DType::kF16;
+        down.source = Source::kReencoded;
+        report.axpy_f16.push_back(down.spec.name);
+      }
       const PredictorLayer& p = predictor->layers[static_cast<size_t>(l)];
       const uint64_t rank = static_cast<uint64_t>(p.rank);
       const DType fc1 = MatrixDType(options.predictor_dtype, static_cast<uint64_t>(c.dim));

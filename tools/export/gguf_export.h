@@ -16,7 +16,9 @@
 //                         pi-train-predictor --import, see
 //                         tools/train_predictor/powerinfer_import.h) and fc2 = W2. A predictor with
 //                         non-zero biases or per-layer thresholds is refused: pi-train-predictor
-//                         --powerinfer-compatible trains one that fits.
+//                         --powerinfer-compatible trains one that fits. ffn_down_t is written
+//                         f16 unless it is f16 or q4_0: PowerInfer's CPU sparse axpy reads no
+//                         other type (any other comes out as garbage text).
 //
 // --dtype keep writes every matrix in its stored dtype (through the one .pi-to-GGUF bytes function,
 // tools/convert/gguf_writer.h); f32/f16/q8_0/q4_0 re-encode every matrix (1-D tensors stay f32); a
@@ -56,6 +58,7 @@ struct ExportReport {
   uint64_t bytes = 0;
   int64_t tensors = 0;
   std::vector<std::string> f16_fallback;  // matrices written f16: rows not whole blocks
+  std::vector<std::string> axpy_f16;      // powerinfer: ffn_down_t written f16 (see the header)
   float threshold = 0;                    // powerinfer: powerinfer.sparse_threshold
   std::vector<std::string> notes;
 
