@@ -12,7 +12,7 @@ cmake_args=()
 for arg in "$@"; do
   case $arg in
     --tools) targets=(pi-convert pi-inspect pi-run pi-server pi-profile pi-train-predictor pi-place
-                      pi-prepare) ;;
+                      pi-prepare pi-export) ;;
     *) cmake_args+=("$arg") ;;
   esac
 done
