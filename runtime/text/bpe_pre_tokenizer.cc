@@ -29,12 +29,21 @@ void AppendUtf8(uint32_t cpt, std::string& out) {
   }
 }
 
-// The text as llama.cpp's unicode_cpts_from_utf8 reads it, written back as UTF-8: a byte that does
-// not start a complete sequence becomes U+FFFD; overlong forms come back in their short form.
-// (Code points PCRE2 cannot hold, surrogates and those past U+10FFFF, also become U+FFFD.)
-std::string WellFormedUtf8(std::string_view text) {
-  std::string out;
+// The text as llama.cpp's unicode_cpts_from_utf8 reads it, written back as UTF-8 (`words`): a byte
+// that does not start a complete sequence becomes U+FFFD; overlong forms come back in their short
+// form; surrogates stay. `matched` is the same text for PCRE2, which cannot hold surrogates: they
+// are U+E000 there (private use: like a surrogate, neither letter, number nor space; also three
+// bytes, so offsets agree). Code points past U+10FFFF, which llama.cpp cannot write back, become
+// U+FFFD in both.
+struct ReadText {
+  std::string words;
+  std::string matched;
+};
+ReadText WellFormedUtf8(std::string_view text) {
+  ReadText read;
+  std::string& out = read.matched;
   out.reserve(text.size());
+  read.words.reserve(text.size());
   auto continuation = [&](size_t i) {
     return i < text.size() && (static_cast<uint8_t>(text[i]) & 0xc0) == 0x80;
   };
@@ -56,11 +65,13 @@ std::string WellFormedUtf8(std::string_view text) {
             ((text[i + 2] & 0x3fu) << 6) | (text[i + 3] & 0x3f);
       length = 4;
     }
-    if ((cpt >= 0xd800 && cpt <= 0xdfff) || cpt > 0x10ffff) cpt = 0xfffd;
-    AppendUtf8(cpt, out);
+    if (cpt > 0x10ffff) cpt = 0xfffd;
+    const bool surrogate = cpt >= 0xd800 && cpt <= 0xdfff;
+    AppendUtf8(surrogate ? 0xe000 : cpt, out);
+    AppendUtf8(cpt, read.words);
     i += length;
   }
-  return out;
+  return read;
 }
 
 }  // namespace
@@ -102,7 +113,8 @@ absl::StatusOr<BpePreTokenizer> BpePreTokenizer::Create(std::string_view name) {
 }
 
 std::vector<std::string> BpePreTokenizer::Split(std::string_view raw) const {
-  const std::string text = WellFormedUtf8(raw);
+  const ReadText read = WellFormedUtf8(raw);
+  const std::string& text = read.matched;
   // Pieces as [begin, end) byte ranges of `text`.
   std::vector<std::pair<size_t, size_t>> pieces;
   if (!text.empty()) pieces.push_back({0, text.size()});
@@ -137,7 +149,7 @@ std::vector<std::string> BpePreTokenizer::Split(std::string_view raw) const {
   }
   std::vector<std::string> words;
   words.reserve(pieces.size());
-  for (auto [begin, end] : pieces) words.push_back(text.substr(begin, end - begin));
+  for (auto [begin, end] : pieces) words.push_back(read.words.substr(begin, end - begin));
   return words;
 }
 
