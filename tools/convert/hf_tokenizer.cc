@@ -356,7 +356,7 @@ absl::StatusOr<Vocabulary> ReadByteLevelTokenizerJson(const nlohmann::json& root
   }
   if (known == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(
-        path, ": pre_tokenizer [", *signature,
+        path, ": the byte-level pre_tokenizer [", *signature,
         "] is not one pinfer knows (those of gpt-2, falcon, llama-bpe, qwen2, starcoder)"));
   }
   v.pre_tokenizer = known->name;
