@@ -25,7 +25,8 @@ constexpr BpePreTokenizerFamily kGpt2Family = {{kGpt2}};
 constexpr BpePreTokenizerFamily kFalconFamily = {
     {"[\\p{P}\\$\\+<=>\\^~\\|`]+", kGpt2, "[0-9][0-9][0-9]"}};
 constexpr BpePreTokenizerFamily kStarcoderFamily = {{"\\p{N}", kGpt2}};
-constexpr BpePreTokenizerFamily kLlama3Family = {{kLlama3}, /*ignore_merges=*/true,
+constexpr BpePreTokenizerFamily kLlama3Family = {{kLlama3},
+                                                 /*ignore_merges=*/true,
                                                  /*add_bos=*/true};
 constexpr BpePreTokenizerFamily kDbrxFamily = {{kLlama3}};
 constexpr BpePreTokenizerFamily kQwen2Family = {{kQwen2}};
@@ -35,7 +36,8 @@ struct NamedFamily {
   const BpePreTokenizerFamily* family;
 };
 // llama.cpp's names (llama_vocab::impl::load); families whose expressions hold non-ASCII ranges
-// (deepseek, chatglm, tekken, bloom, ...) are not carried.
+// (deepseek, chatglm, tekken, bloom, ...) are not carried. One name a line:
+// clang-format off
 constexpr NamedFamily kFamilies[] = {
     {"", &kDefaultFamily},
     {"default", &kDefaultFamily},
@@ -64,6 +66,7 @@ constexpr NamedFamily kFamilies[] = {
     {"megrez", &kQwen2Family},
     {"stablelm2", &kQwen2Family},
 };
+// clang-format on
 
 }  // namespace
 
@@ -135,9 +138,8 @@ absl::Status Vocabulary::ValidateMerges() const {
       }
     }
     if (!known.contains(left + right)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("merge ", rank, " '", merge, "' makes '", left, right,
-                       "', which is not a token"));
+      return absl::InvalidArgumentError(absl::StrCat("merge ", rank, " '", merge, "' makes '", left,
+                                                     right, "', which is not a token"));
     }
   }
   return absl::OkStatus();

@@ -29,8 +29,8 @@ enum class TokenType : int32_t {
 // text into words (runtime/text/bpe_pre_tokenizer.h runs them) and llama.cpp's per-family flags.
 struct BpePreTokenizerFamily {
   std::string_view expressions[4];  // empty entries end the list
-  bool ignore_merges = false;  // a word that is a vocabulary piece is emitted whole (Llama 3)
-  bool add_bos = false;        // llama.cpp forces add_bos for this family (Llama 3)
+  bool ignore_merges = false;       // a word that is a vocabulary piece is emitted whole (Llama 3)
+  bool add_bos = false;             // llama.cpp forces add_bos for this family (Llama 3)
 };
 
 // The family llama.cpp maps a tokenizer.ggml.pre `name` to, or null when llama.cpp does not know

@@ -61,8 +61,8 @@ ReadText WellFormedUtf8(std::string_view text) {
       length = 3;
     } else if ((lead & 0xf8) == 0xf0 && continuation(i + 1) && continuation(i + 2) &&
                continuation(i + 3)) {
-      cpt = ((lead & 0x07u) << 18) | ((text[i + 1] & 0x3fu) << 12) |
-            ((text[i + 2] & 0x3fu) << 6) | (text[i + 3] & 0x3f);
+      cpt = ((lead & 0x07u) << 18) | ((text[i + 1] & 0x3fu) << 12) | ((text[i + 2] & 0x3fu) << 6) |
+            (text[i + 3] & 0x3f);
       length = 4;
     }
     if (cpt > 0x10ffff) cpt = 0xfffd;
@@ -101,9 +101,8 @@ absl::StatusOr<BpePreTokenizer> BpePreTokenizer::Create(std::string_view name) {
       PCRE2_UCHAR message[256];
       pcre2_get_error_message(error, message, sizeof(message));
       return absl::InternalError(absl::StrCat("pre-tokenizer '", Sv(name), "': expression ",
-                                              Sv(expression), " does not compile at ",
-                                              error_offset, ": ",
-                                              reinterpret_cast<const char*>(message)));
+                                              Sv(expression), " does not compile at ", error_offset,
+                                              ": ", reinterpret_cast<const char*>(message)));
     }
     pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);  // a speed-up only: matching works without it
     compiled->codes.push_back(code);

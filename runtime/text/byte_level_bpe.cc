@@ -110,7 +110,8 @@ absl::StatusOr<ByteLevelBpe> ByteLevelBpe::Create(const Vocabulary& vocabulary) 
   bpe.merge_rank_.reserve(vocabulary.merges.size());
   for (size_t rank = 0; rank < vocabulary.merges.size(); ++rank) {
     const std::string& merge = vocabulary.merges[rank];
-    bpe.merge_rank_.emplace(merge, static_cast<int>(rank));  // a repeated merge keeps its first rank
+    // A repeated merge keeps its first rank, as in llama.cpp.
+    bpe.merge_rank_.emplace(merge, static_cast<int>(rank));
   }
   return bpe;
 }

@@ -79,7 +79,9 @@ absl::StatusOr<Tokenizer> Tokenizer::Create(const Vocabulary& vocabulary) {
     for (std::string_view text : {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",
                                   "<|endoftext|>", "<|eom_id|>", "<EOT>"}) {
       const int32_t id = tokenizer.PieceToToken(text);
-      if (id >= 0 && tokenizer.type(id) == TokenType::kControl) tokenizer.end_of_turn_.push_back(id);
+      if (id >= 0 && tokenizer.type(id) == TokenType::kControl) {
+        tokenizer.end_of_turn_.push_back(id);
+      }
     }
     return tokenizer;
   }

@@ -18,10 +18,9 @@
 // punctuation, is not applied).
 #pragma once
 
-#include <memory>
-
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>

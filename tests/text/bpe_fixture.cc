@@ -16,8 +16,11 @@ namespace {
 // header tokens, Qwen 2's ChatML), and one user-defined token to check that path.
 std::vector<BpeSpecialToken> SpecialsOf(const std::string& pre) {
   if (pre == "llama-bpe") {
-    return {{"<|begin_of_text|>"}, {"<|end_of_text|>"}, {"<|start_header_id|>"},
-            {"<|end_header_id|>"}, {"<|eot_id|>"}};
+    return {{"<|begin_of_text|>"},
+            {"<|end_of_text|>"},
+            {"<|start_header_id|>"},
+            {"<|end_header_id|>"},
+            {"<|eot_id|>"}};
   }
   if (pre == "qwen2") return {{"<|endoftext|>"}, {"<|im_start|>"}, {"<|im_end|>"}};
   if (pre == "falcon") return {{"<|endoftext|>"}, {">>INTRODUCTION<<"}, {"[user]", false}};
@@ -171,8 +174,9 @@ absl::StatusOr<BpeFixture> TrainBpeFixture(const std::string& pre, std::string_v
 
   // Llama 3's vocabulary has words no merge sequence reaches; its ignore_merges emits them whole.
   // One such piece here (" Hello": the merges split it) makes that rule observable.
-  if (pre == "llama-bpe" && index.try_emplace(ByteToBpeChar(' ') + "Hello",
-                                              static_cast<int32_t>(fixture.pieces.size())).second) {
+  if (pre == "llama-bpe" &&
+      index.try_emplace(ByteToBpeChar(' ') + "Hello", static_cast<int32_t>(fixture.pieces.size()))
+          .second) {
     fixture.pieces.push_back(ByteToBpeChar(' ') + "Hello");
   }
   fixture.specials = SpecialsOf(pre);
@@ -281,15 +285,15 @@ nlohmann::json BpeFixtureTokenizerJson(const BpeFixture& f) {
   nlohmann::json post = ByteLevelStep(true);
   if (f.add_bos) {  // Llama 3: a TemplateProcessing that puts <|begin_of_text|> first
     const std::string& bos = f.pieces[f.bos_id];
-    post = {{"type", "Sequence"},
-            {"processors",
-             {ByteLevelStep(true),
-              {{"type", "TemplateProcessing"},
-               {"single",
-                {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}},
-                 {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
-               {"special_tokens",
-                {{bos, {{"id", bos}, {"ids", {f.bos_id}}, {"tokens", {bos}}}}}}}}}};
+    post = {
+        {"type", "Sequence"},
+        {"processors",
+         {ByteLevelStep(true),
+          {{"type", "TemplateProcessing"},
+           {"single",
+            {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}},
+             {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+           {"special_tokens", {{bos, {{"id", bos}, {"ids", {f.bos_id}}, {"tokens", {bos}}}}}}}}}};
   }
   return {{"version", "1.0"},
           {"truncation", nullptr},

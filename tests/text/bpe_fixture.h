@@ -1,5 +1,6 @@
-// Small byte-level BPE vocabularies of our own, one per pre-tokenizer family, so that the byte-level
-// tokenizer can be checked against llama.cpp's without committing anyone else's vocabulary.
+// Small byte-level BPE vocabularies of our own, one per pre-tokenizer family, so that the
+// byte-level tokenizer can be checked against llama.cpp's without committing anyone else's
+// vocabulary.
 //
 // TrainBpeFixture learns merges from text the way BPE is trained (GPT-2, HF tokenizers): the text
 // is cut into words by the family's pre-tokenizer, each word spelled in the byte alphabet, and the

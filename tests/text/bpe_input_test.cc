@@ -92,13 +92,11 @@ TEST(BpeBadInputTest, TokenizerJsonOfAnUnsupportedModelType) {
 
 TEST(BpeBadInputTest, TokenizerJsonWithAnUnknownPreTokenizer) {
   nlohmann::json json = testing::BpeFixtureTokenizerJson(SmallFixture());
-  json["pre_tokenizer"] = {{"type", "Sequence"},
-                           {"pretokenizers",
-                            {{{"type", "Whitespace"}},
-                             {{"type", "ByteLevel"}, {"use_regex", true}}}}};
+  json["pre_tokenizer"] = {
+      {"type", "Sequence"},
+      {"pretokenizers", {{{"type", "Whitespace"}}, {{"type", "ByteLevel"}, {"use_regex", true}}}}};
   std::string error = JsonError(json, "bpe_json_unknown_pre");
-  EXPECT_NE(error.find("pre_tokenizer [Whitespace | ByteLevel+regex]"), std::string::npos)
-      << error;
+  EXPECT_NE(error.find("pre_tokenizer [Whitespace | ByteLevel+regex]"), std::string::npos) << error;
   json["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}};
   error = JsonError(json, "bpe_json_prefix_space");
   EXPECT_NE(error.find("add_prefix_space"), std::string::npos) << error;
@@ -150,8 +148,8 @@ TEST(PiTokenizeTest, FormatsOfLlamaTokenize) {
   const std::string gguf = testing::RepoPath("tests/data/bpe/gpt-2/vocab.gguf");
   const testing::ToolResult ids = RunTool("pi-tokenize", {"-m", gguf, "-p", "the cat\n", "--ids"});
   ASSERT_EQ(ids.exit_code, 0) << ids.err;
-  absl::StatusOr<Vocabulary> v = ReadTokenizerJson(
-      testing::RepoPath("tests/data/bpe/gpt-2/tokenizer.json"));
+  absl::StatusOr<Vocabulary> v =
+      ReadTokenizerJson(testing::RepoPath("tests/data/bpe/gpt-2/tokenizer.json"));
   ASSERT_TRUE(v.ok());
   absl::StatusOr<Tokenizer> t = Tokenizer::Create(*v);
   ASSERT_TRUE(t.ok());
@@ -175,11 +173,11 @@ TEST(PiTokenizeTest, BosAndSpecialFlags) {
   const std::string json = testing::RepoPath("tests/data/bpe/llama-bpe/tokenizer.json");
   const std::string dir = ScratchDir("pi_tokenize_flags");
   WriteFileText(dir + "/prompt.txt", "<|eot_id|>");
-  const testing::ToolResult with = RunTool("pi-tokenize", {"-m", json, "-f", dir + "/prompt.txt",
-                                                           "--ids"});
-  const testing::ToolResult without = RunTool(
-      "pi-tokenize", {"-m", json, "-f", dir + "/prompt.txt", "--ids", "--no-bos",
-                      "--no-parse-special"});
+  const testing::ToolResult with =
+      RunTool("pi-tokenize", {"-m", json, "-f", dir + "/prompt.txt", "--ids"});
+  const testing::ToolResult without =
+      RunTool("pi-tokenize",
+              {"-m", json, "-f", dir + "/prompt.txt", "--ids", "--no-bos", "--no-parse-special"});
   ASSERT_EQ(with.exit_code, 0) << with.err;
   ASSERT_EQ(without.exit_code, 0) << without.err;
   absl::StatusOr<Vocabulary> v = ReadTokenizerJson(json);
@@ -215,8 +213,8 @@ TEST(PiTokenizeTest, BadInputIsOneLine) {
 // pi-tokenize reads it from there with the golden ids, pi-run generates with it.
 TEST(PiTokenizeTest, ByteLevelVocabularyThroughModelPi) {
   std::vector<std::string> notes;
-  absl::StatusOr<Vocabulary> v = ReadGgufVocabulary(
-      testing::RepoPath("tests/data/bpe/qwen2/vocab.gguf"), notes);
+  absl::StatusOr<Vocabulary> v =
+      ReadGgufVocabulary(testing::RepoPath("tests/data/bpe/qwen2/vocab.gguf"), notes);
   ASSERT_TRUE(v.ok()) << v.status();
   BpeFixture f;
   f.pre = v->pre_tokenizer;
@@ -224,7 +222,8 @@ TEST(PiTokenizeTest, ByteLevelVocabularyThroughModelPi) {
   f.merges = v->merges;
   for (size_t i = 0; i < v->size(); ++i) {
     if (v->types[i] != static_cast<int32_t>(TokenType::kNormal)) {
-      f.specials.push_back({v->pieces[i], v->types[i] == static_cast<int32_t>(TokenType::kControl)});
+      f.specials.push_back(
+          {v->pieces[i], v->types[i] == static_cast<int32_t>(TokenType::kControl)});
     }
   }
   f.bos_id = v->bos_id;
@@ -240,8 +239,8 @@ TEST(PiTokenizeTest, ByteLevelVocabularyThroughModelPi) {
       RunTool("pi-tokenize", {"-m", dir + "/model.pi", "-f", dir + "/excerpt.txt", "--ids"});
   ASSERT_EQ(ids.exit_code, 0) << ids.err;
   std::string golden = [] {
-    const std::vector<uint8_t> bytes = testing::ReadFileBytes(
-        testing::RepoPath("tests/data/bpe/qwen2/wikitext2_test.tokens.ids"));
+    const std::vector<uint8_t> bytes =
+        testing::ReadFileBytes(testing::RepoPath("tests/data/bpe/qwen2/wikitext2_test.tokens.ids"));
     return std::string(bytes.begin(), bytes.end());
   }();
   golden.pop_back();  // the newline

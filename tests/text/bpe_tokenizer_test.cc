@@ -45,8 +45,7 @@ std::vector<int32_t> ParseIds(std::string_view line) {
 
 // llama.cpp's test-case files: cases separated (and ended) by "\n__ggml_vocab_test__\n".
 std::vector<std::string> ReadCases(const std::string& path) {
-  std::vector<std::string> cases =
-      absl::StrSplit(ReadText(path), "\n__ggml_vocab_test__\n");
+  std::vector<std::string> cases = absl::StrSplit(ReadText(path), "\n__ggml_vocab_test__\n");
   if (!cases.empty() && cases.back().empty()) cases.pop_back();
   return cases;
 }
@@ -63,8 +62,11 @@ std::vector<std::vector<int32_t>> ReadIdLines(const std::string& path) {
 bool IsValidUtf8(const std::string& s) {
   for (size_t i = 0; i < s.size();) {
     const uint8_t c = static_cast<uint8_t>(s[i]);
-    const size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
-                               : (c & 0xf8) == 0xf0 ? 4 : 0;
+    const size_t n = c < 0x80             ? 1
+                     : (c & 0xe0) == 0xc0 ? 2
+                     : (c & 0xf0) == 0xe0 ? 3
+                     : (c & 0xf8) == 0xf0 ? 4
+                                          : 0;
     if (n == 0 || i + n > s.size() || (n == 2 && c < 0xc2)) return false;
     for (size_t k = 1; k < n; ++k) {
       if ((static_cast<uint8_t>(s[i + k]) & 0xc0) != 0x80) return false;
@@ -134,8 +136,7 @@ TEST_P(BpeGoldenTest, HardStringsRoundTrip) {
   for (const std::string& text : ReadCases(RepoPath("tests/data/bpe/hard_strings.txt"))) {
     if (!IsValidUtf8(text)) continue;  // invalid bytes come back as U+FFFD, as in llama.cpp
     EXPECT_EQ(tokenizer.Decode(tokenizer.Encode(text, false, false)), text);
-    EXPECT_EQ(tokenizer.Decode(tokenizer.Encode(text, false, true), false, /*unparse=*/true),
-              text);
+    EXPECT_EQ(tokenizer.Decode(tokenizer.Encode(text, false, true), false, /*unparse=*/true), text);
   }
 }
 
@@ -209,7 +210,7 @@ TEST(BpeTokenizerTest, PiecesSpecialsAndEndOfTurn) {
   EXPECT_FALSE(llama3.IsEndOfGeneration(llama3.PieceToToken("<|start_header_id|>")));
   EXPECT_EQ(llama3.TokenToPiece(eot), "");
   EXPECT_EQ(llama3.TokenToPiece(eot, /*special=*/true), "<|eot_id|>");
-  EXPECT_EQ(llama3.TokenToPiece(llama3.PieceToToken("\xc4\xa0")), " ");  // "Ġ"
+  EXPECT_EQ(llama3.TokenToPiece(llama3.PieceToToken("\xc4\xa0")), " ");   // "Ġ"
   EXPECT_EQ(llama3.TokenToPiece(llama3.PieceToToken("\xc4\x8a")), "\n");  // "Ċ"
   // A word that is a piece no merge sequence makes: whole with Llama 3's ignore_merges, split by
   // the merges elsewhere.

@@ -167,7 +167,9 @@ absl::StatusOr<Vocabulary> ReadVocabulary(const GgufFile& gguf, const std::strin
   } else {
     v.scores.assign(n, 0.0f);
     // Byte-level BPE ranks merges, not pieces: it has no scores to miss.
-    if (!v.byte_level()) notes.push_back("the GGUF tokenizer has no scores: all merges rank equally");
+    if (!v.byte_level()) {
+      notes.push_back("the GGUF tokenizer has no scores: all merges rank equally");
+    }
   }
   if (gguf.Has("tokenizer.ggml.token_type")) {
     auto types = gguf.GetIntArray("tokenizer.ggml.token_type");
@@ -255,8 +257,9 @@ absl::StatusOr<Vocabulary> ReadVocabulary(const GgufFile& gguf, const std::strin
     v.add_space_prefix = false;  // llama.cpp's BPE tokenizer never adds one
     if (v.bos_id >= static_cast<int32_t>(n) || v.eos_id >= static_cast<int32_t>(n)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          path, ": the gpt2 tokenizer names no tokenizer.ggml.bos_token_id/eos_token_id and has "
-                "no token 11 (llama.cpp's default)"));
+          path,
+          ": the gpt2 tokenizer names no tokenizer.ggml.bos_token_id/eos_token_id and has "
+          "no token 11 (llama.cpp's default)"));
     }
   }
   if (gguf.Has("tokenizer.chat_template")) {

@@ -129,7 +129,8 @@ absl::Status AddToken(Vocabulary& v, int64_t id, const std::string& content, boo
 }
 
 // model.vocab {"piece": id} as pieces by id (ids 0..n-1, each once).
-absl::StatusOr<std::vector<std::string>> ReadBpeVocab(const JsonFields& m, const std::string& path) {
+absl::StatusOr<std::vector<std::string>> ReadBpeVocab(const JsonFields& m,
+                                                      const std::string& path) {
   const nlohmann::json* vocab = m.Find("vocab");
   if (vocab == nullptr || !vocab->is_object() || vocab->empty()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": the BPE model has no vocab"));
@@ -237,7 +238,8 @@ absl::Status ApplyTokenizerConfig(const std::string& path, Vocabulary& v) {
 
 // A pre-tokenizer as a signature of its steps ("ByteLevel+regex", "Split:<pattern>",
 // "Digits:individual" ... joined by " | "), the form the family table below is written in.
-absl::StatusOr<std::string> PreTokenizerSignature(const nlohmann::json& pre, const std::string& path) {
+absl::StatusOr<std::string> PreTokenizerSignature(const nlohmann::json& pre,
+                                                  const std::string& path) {
   std::vector<const nlohmann::json*> steps;
   auto type_of = [](const nlohmann::json& c) {
     auto t = c.is_object() ? c.find("type") : c.end();
@@ -266,8 +268,8 @@ absl::StatusOr<std::string> PreTokenizerSignature(const nlohmann::json& pre, con
     };
     if (type == "ByteLevel") {
       if (flag("add_prefix_space", false)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            path, ": pre_tokenizer ByteLevel with add_prefix_space is not supported"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": pre_tokenizer ByteLevel with add_prefix_space is not supported"));
       }
       parts.push_back(flag("use_regex", true) ? "ByteLevel+regex" : "ByteLevel");
     } else if (type == "Split") {
@@ -346,7 +348,8 @@ absl::StatusOr<Vocabulary> ReadByteLevelTokenizerJson(const nlohmann::json& root
   v.types.assign(v.pieces.size(), static_cast<int32_t>(TokenType::kNormal));
   auto pre = root.find("pre_tokenizer");
   if (pre == root.end() || !pre->is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": the byte-level tokenizer has no pre_tokenizer"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": the byte-level tokenizer has no pre_tokenizer"));
   }
   absl::StatusOr<std::string> signature = PreTokenizerSignature(*pre, path);
   if (!signature.ok()) return signature.status();

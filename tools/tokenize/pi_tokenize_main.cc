@@ -64,8 +64,8 @@ int Main(int argc, char** argv) {
   if (!vocabulary.ok()) return ReportError(kProgram, vocabulary.status());
   absl::StatusOr<Tokenizer> tokenizer = Tokenizer::Create(*vocabulary);
   if (!tokenizer.ok()) {
-    return ReportError(kProgram, absl::InvalidArgumentError(absl::StrCat(
-                                     model_path, ": ", tokenizer.status().message())));
+    return ReportError(kProgram, absl::InvalidArgumentError(
+                                     absl::StrCat(model_path, ": ", tokenizer.status().message())));
   }
   const std::vector<int32_t> tokens =
       tokenizer->Encode(prompt, /*add_special=*/!no_bos, /*parse_special=*/!no_parse_special);
