@@ -127,7 +127,11 @@ std::vector<std::string> BpePreTokenizer::Split(std::string_view raw) const {
       size_t done = 0;  // relative to begin: the piece up to here is cut
       size_t from = 0;
       while (from < length) {
-        const int rc = pcre2_match(code, subject, length, from, PCRE2_NO_UTF_CHECK, match, nullptr);
+        int rc = pcre2_match(code, subject, length, from, PCRE2_NO_UTF_CHECK, match, nullptr);
+        if (rc == PCRE2_ERROR_JIT_STACKLIMIT) {  // JIT code's stack is small: interpret instead
+          rc = pcre2_match(code, subject, length, from, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, match,
+                           nullptr);
+        }
         if (rc < 0) break;  // no further match (or a matching limit: the rest stays whole)
         const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match);
         const size_t match_begin = ovector[0];
