@@ -9,6 +9,7 @@ packages=(
   libabsl-dev libcli11-dev libzstd-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libhwy-dev libsentencepiece-dev nlohmann-json3-dev libcpp-httplib-dev
+  libpcre2-dev        # the pre-tokenizer regexes of byte-level BPE vocabularies (runtime/text)
   libtorch-dev        # pi-train-predictor only (CPU build in Debian)
   coinor-libcbc-dev   # pi-place only
   curl jq             # the README examples (tests/readme) and the server tests

@@ -72,6 +72,19 @@ absl::StatusOr<Tokenizer> Tokenizer::Create(const Vocabulary& vocabulary) {
                    [&](int32_t a, int32_t b) {
                      return vocabulary.pieces[a].size() > vocabulary.pieces[b].size();
                    });
+  if (vocabulary.byte_level()) {
+    absl::StatusOr<ByteLevelBpe> bpe = ByteLevelBpe::Create(vocabulary);
+    if (!bpe.ok()) return bpe.status();
+    tokenizer.bpe_ = std::make_shared<const ByteLevelBpe>(*std::move(bpe));
+    for (std::string_view text : {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",
+                                  "<|endoftext|>", "<|eom_id|>", "<EOT>"}) {
+      const int32_t id = tokenizer.PieceToToken(text);
+      if (id >= 0 && tokenizer.type(id) == TokenType::kControl) {
+        tokenizer.end_of_turn_.push_back(id);
+      }
+    }
+    return tokenizer;
+  }
   for (int byte = 0; byte < 256; ++byte) {
     int32_t id = tokenizer.PieceToToken(absl::StrFormat("<0x%02X>", byte));
     if (id < 0) id = tokenizer.PieceToToken(std::string(1, static_cast<char>(byte)));
@@ -86,6 +99,10 @@ int32_t Tokenizer::PieceToToken(std::string_view piece) const {
 }
 
 void Tokenizer::EncodeFragment(std::string_view raw, std::vector<int32_t>& out) const {
+  if (bpe_) {
+    bpe_->Encode(raw, piece_to_token_, out);
+    return;
+  }
   const std::string text = absl::StrReplaceAll(Sv(raw), {{" ", Sv(kSpaceMarker)}});
   std::vector<Symbol> symbols;
   for (size_t offset = 0; offset < text.size();) {
@@ -178,7 +195,7 @@ std::vector<int32_t> Tokenizer::EncodeFrom(std::string_view text, bool add_bos, 
       after_special = true;
       continue;
     }
-    if (vocabulary_.add_space_prefix && after_special) {
+    if (vocabulary_.add_space_prefix && after_special && !bpe_) {
       EncodeFragment(absl::StrCat(" ", Sv(fragment.text)), out);
     } else {
       EncodeFragment(fragment.text, out);
@@ -193,8 +210,10 @@ std::string Tokenizer::TokenToPiece(int32_t token, bool special) const {
   const std::string& piece = vocabulary_.pieces[token];
   switch (type(token)) {
     case TokenType::kNormal:
+      if (bpe_) return BpePieceToBytes(piece);
       return absl::StrReplaceAll(piece, {{Sv(kSpaceMarker), " "}});
     case TokenType::kByte: {
+      if (bpe_) return "";  // llama.cpp renders no byte pieces of a BPE vocabulary
       int byte = 0;
       if (piece.size() == 6 && piece.starts_with("<0x") &&
           absl::SimpleHexAtoi(absl::string_view(piece).substr(3, 2), &byte)) {
@@ -215,7 +234,7 @@ std::string Tokenizer::TokenToPiece(int32_t token, bool special) const {
 
 std::string Tokenizer::Decode(std::span<const int32_t> tokens, bool remove_special,
                               bool unparse_special) const {
-  bool strip_space = vocabulary_.add_space_prefix;
+  bool strip_space = vocabulary_.add_space_prefix && !bpe_;
   if (remove_special && vocabulary_.add_bos && !tokens.empty() &&
       tokens.front() == vocabulary_.bos_id) {
     strip_space = false;

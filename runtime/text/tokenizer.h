@@ -11,9 +11,16 @@
 //   - Decode: normal pieces with "▁" turned back into spaces, byte pieces as their byte, control
 //     and unknown pieces only when asked; the space that Encode added is dropped from the first
 //     piece unless the sequence starts with a BOS that Decode removes (llama.cpp's rule).
+// A byte-level BPE vocabulary (model "gpt2") goes through the same special-token cutting and BOS
+// rule, and encodes each text fragment with ByteLevelBpe (byte_level_bpe.h: the family's
+// pre-tokenizer, merges by rank, no space prefix); its normal pieces decode through the byte
+// alphabet. Decode gives the text exactly (llama.cpp's clean_spaces, which drops the space before
+// punctuation, is not applied).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -22,6 +29,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "runtime/model/vocabulary.h"
+#include "runtime/text/byte_level_bpe.h"
 
 namespace pinfer {
 
@@ -54,8 +62,12 @@ class Tokenizer {
   int32_t bos() const { return vocabulary_.bos_id; }
   int32_t eos() const { return vocabulary_.eos_id; }
   bool add_bos() const { return vocabulary_.add_bos; }
-  // Tokens that end a generation (EOS).
-  bool IsEndOfGeneration(int32_t token) const { return token == vocabulary_.eos_id; }
+  // Tokens that end a generation: EOS and, in byte-level vocabularies, the control tokens
+  // llama.cpp recognises by their text as ends of a turn ("<|eot_id|>", "<|im_end|>", ...).
+  bool IsEndOfGeneration(int32_t token) const {
+    return token == vocabulary_.eos_id ||
+           std::find(end_of_turn_.begin(), end_of_turn_.end(), token) != end_of_turn_.end();
+  }
   // The token of a vocabulary piece, or -1.
   int32_t PieceToToken(std::string_view piece) const;
 
@@ -70,6 +82,8 @@ class Tokenizer {
   absl::flat_hash_map<std::string, int32_t> piece_to_token_;
   int32_t byte_tokens_[256] = {};
   std::vector<int32_t> special_tokens_;  // control, unknown and user-defined; longest first
+  std::shared_ptr<const ByteLevelBpe> bpe_;  // byte-level vocabularies only
+  std::vector<int32_t> end_of_turn_;
 };
 
 }  // namespace pinfer

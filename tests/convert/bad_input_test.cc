@@ -291,7 +291,7 @@ std::vector<Case> Cases() {
          const std::string p = Put(d + "/s.gguf", Build(t));
          return Args{{p}, p};
        },
-       "tokenizer model 'gpt2' is not supported"},
+       "the gpt2 tokenizer has no tokenizer.ggml.merges"},
       {"GgufMissingHparam",
        [](const std::string& d) {
          std::vector<uint8_t> b = Build({});

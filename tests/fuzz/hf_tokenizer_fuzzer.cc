@@ -2,7 +2,10 @@
 // ReadHfTokenizer adds: tokenizer_config.json (added tokens, special ids by name, chat template),
 // padding to the model's vocabulary and config.json's special ids. The input is tokenizer.json,
 // optionally followed by a NUL byte and tokenizer_config.json (a JSON text has no NUL byte).
-// Accepted vocabularies that validate (as the converter requires) must tokenize (fuzz_checks.h).
+// Accepted vocabularies that validate (as the converter requires) must tokenize (fuzz_checks.h):
+// SentencePiece-style ones and byte-level BPE ones (a ByteLevel pre-tokenizer: the PCRE2
+// pre-tokenizer and the merges by rank). The corpus seeds byte_level_{falcon,llama_bpe}.json are
+// tests/data/bpe's tokenizer.json files cut to their first 40 merges.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>

@@ -146,11 +146,12 @@ absl::StatusOr<Vocabulary> ReadVocabulary(const GgufFile& gguf, const std::strin
   }
   auto model = gguf.GetString("tokenizer.ggml.model");
   if (!model.ok()) return model.status();
-  if (*model != "llama") {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": tokenizer model '", *model,
-                     "' is not supported (only SentencePiece 'llama' vocabularies are, for now)"));
+  if (*model != "llama" && *model != "gpt2") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": tokenizer.ggml.model '", *model,
+        "' is not supported (SentencePiece 'llama' and byte-level BPE 'gpt2' vocabularies are)"));
   }
+  v.model = *model;
   auto tokens = gguf.GetStringArray("tokenizer.ggml.tokens");
   if (!tokens.ok()) return tokens.status();
   v.pieces = *std::move(tokens);
@@ -165,7 +166,10 @@ absl::StatusOr<Vocabulary> ReadVocabulary(const GgufFile& gguf, const std::strin
     v.scores.assign(scores->begin(), scores->end());
   } else {
     v.scores.assign(n, 0.0f);
-    notes.push_back("the GGUF tokenizer has no scores: all merges rank equally");
+    // Byte-level BPE ranks merges, not pieces: it has no scores to miss.
+    if (!v.byte_level()) {
+      notes.push_back("the GGUF tokenizer has no scores: all merges rank equally");
+    }
   }
   if (gguf.Has("tokenizer.ggml.token_type")) {
     auto types = gguf.GetIntArray("tokenizer.ggml.token_type");
@@ -183,13 +187,48 @@ absl::StatusOr<Vocabulary> ReadVocabulary(const GgufFile& gguf, const std::strin
   } else {
     v.types.assign(n, static_cast<int32_t>(TokenType::kNormal));
   }
+  if (v.byte_level()) {
+    // llama.cpp's defaults for a BPE vocabulary: bos = eos = 11, no <unk>, no BOS added, no space
+    // prefix (the file's keys below may say otherwise, except for the space prefix).
+    v.bos_id = v.eos_id = 11;
+    v.unk_id = -1;
+    v.add_bos = false;
+    if (!gguf.Has("tokenizer.ggml.merges")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": the gpt2 tokenizer has no tokenizer.ggml.merges"));
+    }
+    auto merges = gguf.GetStringArray("tokenizer.ggml.merges");
+    if (!merges.ok()) return merges.status();
+    v.merges = *std::move(merges);
+    if (gguf.Has("tokenizer.ggml.pre")) {
+      auto pre = gguf.GetString("tokenizer.ggml.pre");
+      if (!pre.ok()) return pre.status();
+      v.pre_tokenizer = *pre;
+    } else {
+      notes.push_back(
+          "the GGUF names no tokenizer.ggml.pre: using llama.cpp's 'default' pre-tokenizer");
+    }
+    const BpePreTokenizerFamily* family = FindBpePreTokenizer(v.pre_tokenizer);
+    if (family == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": tokenizer.ggml.pre '", v.pre_tokenizer,
+                       "' is not a pre-tokenizer pinfer knows (gpt-2, falcon, llama-bpe, qwen2, "
+                       "starcoder, ... as llama.cpp names them)"));
+    }
+    v.add_bos = family->add_bos;
+    if (absl::Status s = v.ValidateMerges(); !s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": tokenizer.ggml.merges: ", s.message()));
+    }
+  }
+  const bool byte_level = v.byte_level();
   struct Id {
     const char* key;
     int32_t* field;
     bool optional;
   } ids[] = {{"tokenizer.ggml.bos_token_id", &v.bos_id, false},
              {"tokenizer.ggml.eos_token_id", &v.eos_id, false},
-             {"tokenizer.ggml.unknown_token_id", &v.unk_id, false},
+             {"tokenizer.ggml.unknown_token_id", &v.unk_id, byte_level},
              {"tokenizer.ggml.padding_token_id", &v.pad_id, true}};
   for (const Id& id : ids) {
     if (!gguf.Has(id.key)) {
@@ -214,6 +253,15 @@ absl::StatusOr<Vocabulary> ReadVocabulary(const GgufFile& gguf, const std::strin
     if (!value.ok()) return value.status();
     *field = *value;
   }
+  if (byte_level) {
+    v.add_space_prefix = false;  // llama.cpp's BPE tokenizer never adds one
+    if (v.bos_id >= static_cast<int32_t>(n) || v.eos_id >= static_cast<int32_t>(n)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path,
+          ": the gpt2 tokenizer names no tokenizer.ggml.bos_token_id/eos_token_id and has "
+          "no token 11 (llama.cpp's default)"));
+    }
+  }
   if (gguf.Has("tokenizer.chat_template")) {
     auto chat = gguf.GetString("tokenizer.chat_template");
     if (!chat.ok()) return chat.status();
@@ -223,6 +271,20 @@ absl::StatusOr<Vocabulary> ReadVocabulary(const GgufFile& gguf, const std::strin
 }
 
 }  // namespace
+
+absl::StatusOr<Vocabulary> ReadGgufVocabulary(const std::string& path,
+                                              std::vector<std::string>& notes) {
+  absl::StatusOr<std::unique_ptr<MappedFile>> file = MappedFile::Open(path);
+  if (!file.ok()) return file.status();
+  absl::StatusOr<GgufFile> gguf = GgufFile::Parse((*file)->bytes(), path);
+  if (!gguf.ok()) return gguf.status();
+  absl::StatusOr<Vocabulary> vocabulary = ReadVocabulary(*gguf, path, notes);
+  if (!vocabulary.ok()) return vocabulary.status();
+  if (absl::Status s = vocabulary->Validate(); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
+  }
+  return vocabulary;
+}
 
 absl::StatusOr<SourceModel> ReadGguf(const std::string& path, const ActivationFlags& flags) {
   absl::StatusOr<std::unique_ptr<MappedFile>> opened = MappedFile::Open(path);

@@ -9,13 +9,15 @@
 //   decode, transpose, encode again: one extra rounding of that tensor (PowerInfer's converter
 //   does the same). PowerInfer GGUFs already store ffn_down_t, which is copied.
 // - Hparams from "{arch}.*" metadata, the tokenizer from "tokenizer.ggml.*" (SentencePiece
-//   "llama" vocabularies only) and tokenizer.chat_template.
+//   "llama" and byte-level BPE "gpt2" vocabularies: tokens, token_type, merges, pre, bos/eos ids,
+//   add_bos_token, with llama.cpp's defaults) and tokenizer.chat_template.
 // - The activation: PowerInfer's "bamboo" architecture is drelu (ReLU on gate and up); a
 //   PowerInfer sparse llama ("PWRI" magic, ffn_down_t or predictor tensors) is relu. A plain GGUF
 //   does not record the activation (llama.cpp assumes SiLU), so flags declare it.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "tools/convert/activation_choice.h"
@@ -24,5 +26,10 @@
 namespace pinfer {
 
 absl::StatusOr<SourceModel> ReadGguf(const std::string& path, const ActivationFlags& flags);
+
+// The tokenizer of any GGUF, whatever its architecture and tensors: llama.cpp's vocabulary-only
+// files (models/ggml-vocab-*.gguf) included. `notes` as in SourceModel.
+absl::StatusOr<Vocabulary> ReadGgufVocabulary(const std::string& path,
+                                              std::vector<std::string>& notes);
 
 }  // namespace pinfer

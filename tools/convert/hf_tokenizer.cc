@@ -7,6 +7,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "format/file_access.h"
 #include "tools/convert/json_fields.h"
@@ -127,6 +128,64 @@ absl::Status AddToken(Vocabulary& v, int64_t id, const std::string& content, boo
   return absl::OkStatus();
 }
 
+// model.vocab {"piece": id} as pieces by id (ids 0..n-1, each once).
+absl::StatusOr<std::vector<std::string>> ReadBpeVocab(const JsonFields& m,
+                                                      const std::string& path) {
+  const nlohmann::json* vocab = m.Find("vocab");
+  if (vocab == nullptr || !vocab->is_object() || vocab->empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": the BPE model has no vocab"));
+  }
+  const size_t n = vocab->size();
+  std::vector<std::string> pieces(n);
+  std::vector<bool> seen(n, false);
+  for (const auto& [piece, id_json] : vocab->items()) {
+    if (!id_json.is_number_integer() || id_json.get<int64_t>() < 0 ||
+        id_json.get<int64_t>() >= static_cast<int64_t>(n) || seen[id_json.get<int64_t>()]) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": vocab entry '", piece, "' has an invalid or repeated id"));
+    }
+    const int64_t id = id_json.get<int64_t>();
+    seen[id] = true;
+    pieces[id] = piece;
+  }
+  return pieces;
+}
+
+// A merge as tokenizers writes it: "a b" (older files) or ["a", "b"] (tokenizers >= 0.20).
+std::optional<std::pair<std::string, std::string>> ParseMerge(const nlohmann::json& merge) {
+  if (merge.is_string()) {
+    std::vector<std::string> parts = absl::StrSplit(merge.get<std::string>(), ' ');
+    if (parts.size() != 2) return std::nullopt;
+    return std::pair{parts[0], parts[1]};
+  }
+  if (merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string()) {
+    return std::pair{merge[0].get<std::string>(), merge[1].get<std::string>()};
+  }
+  return std::nullopt;
+}
+
+// added_tokens [{id, content, special}]: special ones become control tokens, the others
+// user-defined (added_tokens_decoder's rule, see ApplyTokenizerConfig).
+absl::Status ApplyAddedTokens(const nlohmann::json& root, Vocabulary& v, const std::string& path) {
+  auto added = root.find("added_tokens");
+  if (added == root.end() || !added->is_array()) return absl::OkStatus();
+  std::map<int64_t, std::pair<std::string, bool>> by_id;
+  for (const nlohmann::json& token : *added) {
+    auto id = token.is_object() ? token.find("id") : token.end();
+    std::optional<std::string> content = TokenContent(&token);
+    if (id == token.end() || !id->is_number_integer() || !content) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": an added token is malformed"));
+    }
+    auto special = token.find("special");
+    by_id[id->get<int64_t>()] = {
+        *content, special != token.end() && special->is_boolean() && special->get<bool>()};
+  }
+  for (const auto& [id, token] : by_id) {
+    if (absl::Status s = AddToken(v, id, token.first, token.second, path); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 // tokenizer_config.json: add_bos_token, chat_template, added_tokens_decoder.
 absl::Status ApplyTokenizerConfig(const std::string& path, Vocabulary& v) {
   absl::StatusOr<nlohmann::json> json = ReadJsonFile(path);
@@ -177,6 +236,160 @@ absl::Status ApplyTokenizerConfig(const std::string& path, Vocabulary& v) {
   return absl::OkStatus();
 }
 
+// A pre-tokenizer as a signature of its steps ("ByteLevel+regex", "Split:<pattern>",
+// "Digits:individual" ... joined by " | "), the form the family table below is written in.
+absl::StatusOr<std::string> PreTokenizerSignature(const nlohmann::json& pre,
+                                                  const std::string& path) {
+  std::vector<const nlohmann::json*> steps;
+  auto type_of = [](const nlohmann::json& c) {
+    auto t = c.is_object() ? c.find("type") : c.end();
+    return t != c.end() && t->is_string() ? t->get<std::string>() : std::string();
+  };
+  if (type_of(pre) == "Sequence") {
+    auto list = pre.find("pretokenizers");
+    if (list == pre.end() || !list->is_array()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": pre_tokenizer Sequence has no pretokenizers"));
+    }
+    for (const nlohmann::json& c : *list) steps.push_back(&c);
+  } else {
+    steps.push_back(&pre);
+  }
+  std::vector<std::string> parts;
+  for (const nlohmann::json* c : steps) {
+    const std::string type = type_of(*c);
+    auto flag = [&](const char* key, bool fallback) {
+      auto it = c->find(key);
+      return it != c->end() && it->is_boolean() ? it->get<bool>() : fallback;
+    };
+    auto text = [&](const char* key) {
+      auto it = c->find(key);
+      return it != c->end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    if (type == "ByteLevel") {
+      if (flag("add_prefix_space", false)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": pre_tokenizer ByteLevel with add_prefix_space is not supported"));
+      }
+      parts.push_back(flag("use_regex", true) ? "ByteLevel+regex" : "ByteLevel");
+    } else if (type == "Split") {
+      std::string pattern;
+      if (auto p = c->find("pattern"); p != c->end() && p->is_object()) {
+        for (const char* kind : {"Regex", "String"}) {
+          auto it = p->find(kind);
+          if (it != p->end() && it->is_string()) pattern = it->get<std::string>();
+        }
+      }
+      const bool isolated = text("behavior") == "Isolated" && !flag("invert", false);
+      parts.push_back(absl::StrCat(isolated ? "Split:" : "Split(other):", pattern));
+    } else if (type == "Punctuation") {
+      parts.push_back(absl::StrCat("Punctuation:", text("behavior")));
+    } else if (type == "Digits") {
+      parts.push_back(flag("individual_digits", false) ? "Digits:individual" : "Digits");
+    } else {
+      parts.push_back(type.empty() ? "?" : type);
+    }
+  }
+  return absl::StrJoin(parts, " | ");
+}
+
+// The pre-tokenizers of the families' published tokenizer.json files, by llama.cpp's name.
+struct KnownPreTokenizer {
+  const char* signature;
+  const char* name;
+};
+constexpr KnownPreTokenizer kKnownPreTokenizers[] = {
+    {"ByteLevel+regex", "gpt-2"},
+    {"Punctuation:Contiguous | ByteLevel+regex | Digits | Split:[0-9][0-9][0-9]", "falcon"},
+    {"Split:(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+ | ByteLevel",
+     "llama-bpe"},
+    {"Split:(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+ | ByteLevel",
+     "qwen2"},
+    {"Digits:individual | ByteLevel+regex", "starcoder"},
+};
+
+// The special token a TemplateProcessing post-processor puts first ("<|begin_of_text|>"), if any.
+std::optional<std::string> TemplateBos(const nlohmann::json& root) {
+  auto post = root.find("post_processor");
+  if (post == root.end() || !post->is_object()) return std::nullopt;
+  std::vector<const nlohmann::json*> processors = {&*post};
+  if (auto list = post->find("processors"); list != post->end() && list->is_array()) {
+    for (const nlohmann::json& p : *list) processors.push_back(&p);
+  }
+  for (const nlohmann::json* p : processors) {
+    auto type = p->is_object() ? p->find("type") : p->end();
+    if (type == p->end() || *type != "TemplateProcessing") continue;
+    auto single = p->find("single");
+    if (single == p->end() || !single->is_array() || single->empty()) continue;
+    const nlohmann::json& first = (*single)[0];
+    auto special = first.is_object() ? first.find("SpecialToken") : first.end();
+    if (special == first.end() || !special->is_object()) continue;
+    auto id = special->find("id");
+    if (id != special->end() && id->is_string()) return id->get<std::string>();
+  }
+  return std::nullopt;
+}
+
+// A ByteLevel BPE tokenizer.json (GPT-2, Falcon, Llama 3, Qwen 2): pieces spelled in the byte
+// alphabet, merges kept by rank, the pre-tokenizer recognised by its steps. BOS is what a
+// TemplateProcessing post-processor prepends (then added, as Llama 3's is), else
+// "<|endoftext|>"; tokenizer_config.json and config.json may still name others.
+absl::StatusOr<Vocabulary> ReadByteLevelTokenizerJson(const nlohmann::json& root,
+                                                      const JsonFields& m,
+                                                      const std::string& path) {
+  absl::StatusOr<std::vector<std::string>> pieces = ReadBpeVocab(m, path);
+  if (!pieces.ok()) return pieces.status();
+  Vocabulary v;
+  v.model = "gpt2";
+  v.pieces = *std::move(pieces);
+  v.scores.assign(v.pieces.size(), 0.0f);
+  v.types.assign(v.pieces.size(), static_cast<int32_t>(TokenType::kNormal));
+  auto pre = root.find("pre_tokenizer");
+  if (pre == root.end() || !pre->is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": the byte-level tokenizer has no pre_tokenizer"));
+  }
+  absl::StatusOr<std::string> signature = PreTokenizerSignature(*pre, path);
+  if (!signature.ok()) return signature.status();
+  const KnownPreTokenizer* known = nullptr;
+  for (const KnownPreTokenizer& k : kKnownPreTokenizers) {
+    if (*signature == k.signature) known = &k;
+  }
+  if (known == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": the byte-level pre_tokenizer [", *signature,
+        "] is not one pinfer knows (those of gpt-2, falcon, llama-bpe, qwen2, starcoder)"));
+  }
+  v.pre_tokenizer = known->name;
+  const nlohmann::json* merges = m.Find("merges");
+  if (merges == nullptr || !merges->is_array()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": the BPE model has no merges"));
+  }
+  for (const nlohmann::json& merge : *merges) {
+    std::optional<std::pair<std::string, std::string>> parsed = ParseMerge(merge);
+    if (!parsed || parsed->first.empty() || parsed->first.find(' ') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": model.merges: merge ", v.merges.size(), " is malformed"));
+    }
+    v.merges.push_back(absl::StrCat(parsed->first, " ", parsed->second));
+  }
+  if (absl::Status s = v.ValidateMerges(); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": model.merges: ", s.message()));
+  }
+  if (absl::Status s = ApplyAddedTokens(root, v, path); !s.ok()) return s;
+  v.unk_id = -1;
+  v.pad_id = -1;
+  v.add_space_prefix = false;
+  std::optional<std::string> template_bos = TemplateBos(root);
+  v.add_bos = template_bos.has_value() || FindBpePreTokenizer(v.pre_tokenizer)->add_bos;
+  const int32_t endoftext = FindPiece(v, "<|endoftext|>", 0);
+  v.bos_id = template_bos ? FindPiece(v, *template_bos, endoftext) : endoftext;
+  v.eos_id = FindPiece(v, "<|end_of_text|>", endoftext);
+  return v;
+}
+
 }  // namespace
 
 absl::StatusOr<Vocabulary> ReadSentencePieceTokenizer(const std::string& path) {
@@ -218,29 +431,15 @@ absl::StatusOr<Vocabulary> ReadTokenizerJson(const std::string& path) {
   for (const char* part : {"pre_tokenizer", "decoder"}) {
     auto it = root.find(part);
     if (it != root.end() && UsesComponent(*it, "ByteLevel")) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": byte-level BPE tokenizers (GPT-2/Llama-3 style) are not supported yet"));
+      return ReadByteLevelTokenizerJson(root, m, path);
     }
   }
-  const nlohmann::json* vocab = m.Find("vocab");
-  if (vocab == nullptr || !vocab->is_object() || vocab->empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": the BPE model has no vocab"));
-  }
+  absl::StatusOr<std::vector<std::string>> pieces = ReadBpeVocab(m, path);
+  if (!pieces.ok()) return pieces.status();
   Vocabulary v;
   v.model = "llama";
-  const size_t n = vocab->size();
-  v.pieces.assign(n, std::string());
-  std::vector<bool> seen(n, false);
-  for (const auto& [piece, id_json] : vocab->items()) {
-    if (!id_json.is_number_integer() || id_json.get<int64_t>() < 0 ||
-        id_json.get<int64_t>() >= static_cast<int64_t>(n) || seen[id_json.get<int64_t>()]) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": vocab entry '", piece, "' has an invalid or repeated id"));
-    }
-    const int64_t id = id_json.get<int64_t>();
-    seen[id] = true;
-    v.pieces[id] = piece;
-  }
+  v.pieces = *std::move(pieces);
+  const size_t n = v.pieces.size();
   absl::StatusOr<std::optional<bool>> byte_fallback = m.OptionalBool("byte_fallback");
   if (!byte_fallback.ok()) return byte_fallback.status();
   absl::flat_hash_map<std::string, int32_t> id_of;
@@ -255,21 +454,11 @@ absl::StatusOr<Vocabulary> ReadTokenizerJson(const std::string& path) {
   std::vector<float> rank_score(n, kUnranked);
   int64_t rank = 0;
   for (const nlohmann::json& merge : *merges) {
-    std::string left, right;
-    if (merge.is_string()) {  // "a b" (older files)
-      std::vector<std::string> parts = absl::StrSplit(merge.get<std::string>(), ' ');
-      if (parts.size() != 2) {
-        return absl::InvalidArgumentError(absl::StrCat(path, ": merge ", rank, " is malformed"));
-      }
-      left = parts[0];
-      right = parts[1];
-    } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() &&
-               merge[1].is_string()) {  // ["a", "b"] (tokenizers >= 0.20)
-      left = merge[0].get<std::string>();
-      right = merge[1].get<std::string>();
-    } else {
+    std::optional<std::pair<std::string, std::string>> parsed = ParseMerge(merge);
+    if (!parsed) {
       return absl::InvalidArgumentError(absl::StrCat(path, ": merge ", rank, " is malformed"));
     }
+    const auto& [left, right] = *parsed;
     auto it = id_of.find(left + right);
     if (it == id_of.end()) {
       return absl::InvalidArgumentError(absl::StrCat(path, ": merge ", rank, " ('", left, "' + '",
@@ -298,20 +487,7 @@ absl::StatusOr<Vocabulary> ReadTokenizerJson(const std::string& path) {
   v.pad_id = -1;
   v.add_space_prefix = PrependsSpace(root);
   if (auto added = root.find("added_tokens"); added != root.end() && added->is_array()) {
-    std::map<int64_t, std::pair<std::string, bool>> by_id;
-    for (const nlohmann::json& token : *added) {
-      auto id = token.is_object() ? token.find("id") : token.end();
-      std::optional<std::string> content = TokenContent(&token);
-      if (id == token.end() || !id->is_number_integer() || !content) {
-        return absl::InvalidArgumentError(absl::StrCat(path, ": an added token is malformed"));
-      }
-      auto special = token.find("special");
-      by_id[id->get<int64_t>()] = {
-          *content, special != token.end() && special->is_boolean() && special->get<bool>()};
-    }
-    for (const auto& [id, token] : by_id) {
-      if (absl::Status s = AddToken(v, id, token.first, token.second, path); !s.ok()) return s;
-    }
+    if (absl::Status s = ApplyAddedTokens(root, v, path); !s.ok()) return s;
     // <unk> is special in tokenizers' eyes, unknown in ours.
     v.types[v.unk_id] = static_cast<int32_t>(TokenType::kUnknown);
   }

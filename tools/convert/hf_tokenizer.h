@@ -6,8 +6,10 @@
 //   tokenizer.json    HF "tokenizers" BPE with byte fallback (Llama-2/Mistral style). It has no
 //                     scores, only ranked merges; a piece made by merge number r gets score -r, so
 //                     "merge the best-scoring pair" (our encoder) is exactly "apply the
-//                     lowest-ranked merge" (HF's). Byte-level (GPT-2/Llama-3) tokenizers are
-//                     rejected for now.
+//                     lowest-ranked merge" (HF's).
+//                     Or byte-level BPE (a ByteLevel pre-tokenizer/decoder: GPT-2, Falcon,
+//                     Llama 3, Qwen 2): our "gpt2" vocabulary with the merges as they are and
+//                     the pre-tokenizer named as llama.cpp names it, recognised by its steps.
 // Then tokenizer_config.json adds add_bos_token, chat_template and added_tokens_decoder (special
 // added tokens become control tokens, the others user-defined), and config.json's bos/eos/pad ids
 // override the tokenizer's.
