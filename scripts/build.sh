@@ -12,7 +12,7 @@ cmake_args=()
 for arg in "$@"; do
   case $arg in
     --tools) targets=(pi-convert pi-inspect pi-run pi-server pi-profile pi-train-predictor pi-place
-                      pi-prepare pi-export) ;;
+                      pi-prepare pi-export pi-tokenize) ;;
     *) cmake_args+=("$arg") ;;
   esac
 done

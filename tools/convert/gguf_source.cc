@@ -402,9 +402,11 @@ absl::StatusOr<SourceModel> ReadGguf(const std::string& path, const ActivationFl
         "models)");
   }
   if (ignored_predictor > 0) {
-    model.notes.push_back(absl::StrCat("ignored ", ignored_predictor,
-                                       " PowerInfer predictor tensors (fc1/fc2): pinfer trains its "
-                                       "own with pi-train-predictor"));
+    model.notes.push_back(absl::StrCat(
+        "ignored ", ignored_predictor,
+        " PowerInfer predictor tensors (fc1/fc2) in the model; import them as its predictor, "
+        "without training: pi-train-predictor -m MODEL.pi --import ",
+        path));
   }
 
   absl::StatusOr<std::vector<SourceTensor>> assembled =
