@@ -69,6 +69,10 @@ class BackendBuffer {
 
   void* data() const { return data_; }
   float* floats() const { return static_cast<float*>(data_); }
+  template <typename T>
+  T* As() const {
+    return static_cast<T*>(data_);
+  }
   size_t size() const { return bytes_; }
   void Reset();
 

@@ -39,13 +39,15 @@ class CudaFfnContext {
       if (!b.ok()) return b.status();
       host_mask = *std::move(b);
       const size_t ids = static_cast<size_t>(n_ff) * sizeof(int32_t);
-      for (auto [device, bytes] :
+      // Through the backend, so that the VRAM report counts them (workspace).
+      for (auto [buffer, bytes] :
            {std::pair{&dev_x, vec}, std::pair{&dev_y, vec}, std::pair{&dev_mask, mask},
             std::pair{&dev_computed, counts}, std::pair{&dev_active_ids, ids},
             std::pair{&dev_active_count, sizeof(int32_t)}}) {
-        absl::StatusOr<cuda::DeviceBuffer> b = cuda::DeviceBuffer::Allocate(bytes);
+        buffer->Reset();
+        absl::StatusOr<BackendBuffer> b = device->Allocate(bytes, MemoryPart::kWorkspace);
         if (!b.ok()) return b.status();
-        *device = *std::move(b);
+        *buffer = *std::move(b);
       }
       tokens_ = n;
     }
@@ -56,9 +58,9 @@ class CudaFfnContext {
   cuda::Stream& stream;
   int64_t dim, n_ff;
   cuda::PinnedHostBuffer host_x, host_y, host_mask;
-  cuda::DeviceBuffer dev_x, dev_y, dev_mask;
-  cuda::DeviceBuffer dev_computed;                      // [n] int32
-  cuda::DeviceBuffer dev_active_ids, dev_active_count;  // the GPU predictor's compacted list
+  BackendBuffer dev_x, dev_y, dev_mask;
+  BackendBuffer dev_computed;                      // [n] int32
+  BackendBuffer dev_active_ids, dev_active_count;  // the GPU predictor's compacted list
 
  private:
   int64_t tokens_ = 0;  // batch the I/O buffers hold
