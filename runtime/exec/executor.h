@@ -152,6 +152,8 @@ class Executor {
     return places_[static_cast<size_t>(layer)].on_device;
   }
   bool classifier_on_device() const { return classifier_.on_device; }
+  // Layers whose KV cache is host memory (all of them without a placement).
+  int64_t host_kv_layers() const { return host_slots_; }
   // The device backend, or null.
   const Backend* device() const { return device_.get(); }
   // Host <-> device transfers and synchronisations of the passes so far (tests, reports).

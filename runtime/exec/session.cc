@@ -56,7 +56,10 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(Executor& executor,
         absl::StrCat("the context length must be positive, got ", options.context_length));
   }
   const int64_t batch_size = options.batch ? options.batch->capacity : executor.batch_size();
-  absl::StatusOr<int64_t> fitted = ContextThatFits(c, options.context_length, batch_size,
+  // Host memory holds the KV cache of the layers whose attention runs on the host only.
+  ModelConfig host = c;
+  host.n_layers = executor.host_kv_layers();
+  absl::StatusOr<int64_t> fitted = ContextThatFits(host, options.context_length, batch_size,
                                                    options.sequences, AvailableMemoryBytes(),
                                                    options.cache_type);
   if (!fitted.ok()) return fitted.status();
