@@ -73,11 +73,28 @@ nlohmann::json PhaseJson(const ForwardStats& stats) {
 
 // --json: the phases, the FFN mode and each layer's selections, bytes and GB/s; `extra` adds
 // keys (the perplexity). Nothing without --json.
-absl::Status WriteJsonReport(const PiRunOptions& options, const Executor& executor,
+nlohmann::json BytesJson(const PlanBytes& b) {
+  return {{"workspace", b.workspace}, {"norms", b.norms},         {"attention", b.attention},
+          {"kv", b.kv},               {"ffn", b.ffn},             {"predictor", b.predictor},
+          {"output", b.output},       {"total", b.total()}};
+}
+
+absl::Status WriteJsonReport(const PiRunOptions& options, const LoadedRuntime& loaded,
                              const ForwardStats& prompt, const ForwardStats& decode,
                              nlohmann::json extra = nlohmann::json::object()) {
   if (options.json_path.empty()) return absl::OkStatus();
+  const Executor& executor = *loaded.executor;
   nlohmann::json report = std::move(extra);
+  // What the device holds, per part, next to the plan's budget and expectation.
+  if (const Backend* device = executor.device(); device != nullptr) {
+    nlohmann::json vram = {{"device", std::string(device->name())},
+                           {"used", BytesJson(device->used())}};
+    if (loaded.vram_budget) {
+      vram["budget_bytes"] = *loaded.vram_budget;
+      vram["plan"] = BytesJson(loaded.plan_bytes);
+    }
+    report["vram"] = std::move(vram);
+  }
   report["prompt"] = PhaseJson(prompt);
   report["decode"] = PhaseJson(decode);
   report["ffn_mode"] = FfnMode(executor);
@@ -149,7 +166,7 @@ absl::Status RunPerplexity(Runtime& rt, const PiRunOptions& options, const std::
       static_cast<long long>(result->scored_tokens), static_cast<long long>(result->text_tokens));
   LogPhase("evaluation", result->stats);
   LogFfnReport(kLog, *rt.loaded.executor);
-  if (absl::Status s = WriteJsonReport(options, *rt.loaded.executor, result->stats, {},
+  if (absl::Status s = WriteJsonReport(options, rt.loaded, result->stats, {},
                                        {{"perplexity", result->ppl}});
       !s.ok()) {
     return s;
@@ -292,7 +309,7 @@ absl::Status RunGeneration(Runtime& rt, const PiRunOptions& options, std::string
   LogPhase("prompt", prompt_stats);
   LogPhase("decode", decode_stats);
   LogFfnReport(kLog, *rt.loaded.executor);
-  return WriteJsonReport(options, *rt.loaded.executor, prompt_stats, decode_stats);
+  return WriteJsonReport(options, rt.loaded, prompt_stats, decode_stats);
 }
 
 // -cnv: user messages, one per line on stdin (the first from -p or -f when given), each answered
@@ -359,7 +376,7 @@ absl::Status RunChat(Runtime& rt, const PiRunOptions& options, const std::string
   LogPhase("prompt", prompt_stats);
   LogPhase("decode", decode_stats);
   LogFfnReport(kLog, *rt.loaded.executor);
-  return WriteJsonReport(options, *rt.loaded.executor, prompt_stats, decode_stats);
+  return WriteJsonReport(options, rt.loaded, prompt_stats, decode_stats);
 }
 
 // -cnv excludes the other modes; --system and --chat-template need it.

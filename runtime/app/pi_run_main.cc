@@ -17,13 +17,14 @@ namespace {
 constexpr char kProgram[] = "pi-run";
 
 // llama.cpp's multi-letter single-dash flags, which CLI11 cannot name, spelled as their long
-// forms: -cnv is --conversation, -sys is --system.
+// forms: -cnv is --conversation, -sys is --system, -ngl is --n-gpu-layers (SpellLlamaCppFlag).
 std::vector<std::string> SpellLlamaCppFlags(int argc, char** argv) {
   std::vector<std::string> args(argv, argv + argc);
   for (size_t i = 1; i < args.size(); ++i) {
     if (args[i] == "--") break;  // what follows is not a flag
     if (args[i] == "-cnv") args[i] = "--conversation";
     if (args[i] == "-sys") args[i] = "--system";
+    args[i] = SpellLlamaCppFlag(args[i]);
   }
   return args;
 }

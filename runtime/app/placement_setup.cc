@@ -9,6 +9,8 @@
 #include "absl/strings/str_format.h"
 #include "runtime/app/sibling_tool.h"
 #include "runtime/common/cli_common.h"
+#include "runtime/exec/cpu_backend.h"
+#include "runtime/exec/cuda_backend.h"
 #include "runtime/exec/cuda_ffn_part.h"
 #include "runtime/model/activation_profile.h"
 #include "runtime/model/firing_thresholds.h"
@@ -85,9 +87,66 @@ void AddPlacementFlags(CLI::App& app, PlacementFlags& flags) {
                  "where the plan's GPU part runs: auto (CUDA if a GPU is present, else the CPU), "
                  "cuda, or cpu")
       ->capture_default_str();
+  app.add_option("--n-gpu-layers,--gpu-layers", flags.n_gpu_layers,
+                 "-ngl N, as llama.cpp: the last N layers whole on the GPU (attention, KV cache, "
+                 "every FFN neuron), and the output layer too when N exceeds the layer count; "
+                 "instead of a plan");
+}
+
+std::string SpellLlamaCppFlag(const std::string& arg) {
+  return arg == "-ngl" ? std::string("--n-gpu-layers") : arg;
+}
+
+PlacementPlan LayerOffloadPlan(const Model& model, int n_gpu_layers) {
+  const ModelConfig& c = model.config();
+  const int64_t L = c.n_layers;
+  // llama.cpp's i_gpu_start: the layers [L - N, L) go to the GPU; the output layer is the
+  // (L + 1)-th, offloaded when N > L.
+  const int64_t first = std::max<int64_t>(0, L - n_gpu_layers);
+  PlacementPlan plan;
+  plan.model_digest = model.file().ContentDigestHex();
+  plan.n_layers = L;
+  plan.n_ff = c.n_ff;
+  plan.group_size = 1;
+  plan.objective = "layers";
+  plan.hardware = "none";
+  plan.solver = absl::StrCat("-ngl ", n_gpu_layers);
+  plan.attention_on_gpu.assign(static_cast<size_t>(L), 0);
+  plan.predictor_on_gpu.assign(static_cast<size_t>(L), 0);  // whole layers: dense, as llama.cpp
+  plan.min_share_neurons.assign(static_cast<size_t>(L), 0);
+  plan.ffn_gpu_coverage.assign(static_cast<size_t>(L), 0.0f);
+  plan.ffn_gpu_neurons.resize(static_cast<size_t>(L));
+  for (int64_t l = first; l < L; ++l) {
+    const size_t i = static_cast<size_t>(l);
+    plan.attention_on_gpu[i] = 1;
+    plan.ffn_gpu_coverage[i] = 1.0f;
+    for (int32_t n = 0; n < c.n_ff; ++n) plan.ffn_gpu_neurons[i].push_back(n);
+    const LayerWeights& w = model.layer(l);
+    plan.bytes.attention += w.AttentionBytes();
+    plan.bytes.ffn += w.FfnBytes();
+    plan.bytes.norms += 2 * static_cast<uint64_t>(c.dim) * sizeof(float);
+  }
+  if (n_gpu_layers > L) {
+    plan.gpu_tensors.push_back(c.tied_embeddings ? "token_embd" : "output");
+    plan.bytes.output = static_cast<uint64_t>(model.output().rows) * model.output().row_bytes;
+    plan.bytes.norms += static_cast<uint64_t>(c.dim) * sizeof(float);
+  }
+  plan.expected_coverage = static_cast<double>(L - first) / static_cast<double>(std::max<int64_t>(1, L));
+  return plan;
 }
 
 absl::Status ValidatePlacementFlags(const PlacementFlags& flags) {
+  if (flags.n_gpu_layers != -1) {
+    if (flags.n_gpu_layers < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("-ngl must be 0 or more layers, got ", flags.n_gpu_layers));
+    }
+    if ((!flags.plan_path.empty() && flags.plan_path != kNoPlan) || !flags.vram_budget.empty()) {
+      return absl::InvalidArgumentError(
+          "-ngl builds its own plan of whole layers: it cannot be combined with --plan or "
+          "--vram-budget");
+    }
+  }
   if (flags.gpu_backend != "auto" && flags.gpu_backend != "cuda" && flags.gpu_backend != "cpu") {
     return absl::InvalidArgumentError(
         absl::StrCat("--gpu-backend must be auto, cuda or cpu, not '", flags.gpu_backend, "'"));
@@ -124,7 +183,8 @@ absl::StatusOr<std::optional<std::string>> ResolvePlanPath(const PlacementFlags&
                                                            const Model& model,
                                                            std::vector<std::string>& notes) {
   if (absl::Status s = ValidatePlacementFlags(flags); !s.ok()) return s;
-  if (flags.plan_path == kNoPlan) return std::nullopt;
+  // -ngl's plan is built in memory (LayerOffloadPlan), never read from a file.
+  if (flags.plan_path == kNoPlan || flags.n_gpu_layers >= 0) return std::nullopt;
   if (!flags.vram_budget.empty()) {
     absl::StatusOr<std::string> path = PlanForBudget(flags.vram_budget, model, notes);
     if (!path.ok()) return path.status();
@@ -144,28 +204,47 @@ absl::StatusOr<std::optional<std::string>> ResolvePlanPath(const PlacementFlags&
   return beside;
 }
 
+std::string DeviceMemoryWarning(std::optional<uint64_t> free_bytes, uint64_t budget_bytes,
+                                const std::string& plan_path) {
+  if (!free_bytes || *free_bytes >= budget_bytes) return "";
+  return absl::StrCat("warning: the GPU has ", FormatBytes(*free_bytes),
+                      " free, less than the plan's budget of ", FormatBytes(budget_bytes), " (",
+                      plan_path, "): allocating it may fail");
+}
+
 absl::StatusOr<GpuSide> SetUpGpuSide(const PlacementFlags& flags, const Model& model,
                                      const PlacementPlan& plan, const std::string& plan_path,
                                      std::shared_ptr<const PredictorWeights> predictor,
                                      std::shared_ptr<const FiringThresholds> firing) {
   GpuSide side;
+  const ModelConfig& c = model.config();
   const int64_t gpu_neurons = plan.GpuNeuronCount();
-  const int64_t total = model.config().n_layers * model.config().n_ff;
+  const int64_t total = c.n_layers * c.n_ff;
+  int64_t attention_layers = 0;
+  for (uint8_t on : plan.attention_on_gpu) attention_layers += on != 0 ? 1 : 0;
+  const bool classifier = plan.ClassifierOnGpu(c.tied_embeddings);
   side.notes.push_back(absl::StrFormat(
-      "plan %s: %d of %d FFN neurons (%.1f%%) in the GPU part, expected hot coverage %.1f%%",
+      "plan %s: %d of %d FFN neurons (%.1f%%) in the GPU part, expected hot coverage %.1f%%; "
+      "attention of %d of %d layers and %s on the GPU",
       plan_path, gpu_neurons, total, 100.0 * gpu_neurons / std::max<int64_t>(1, total),
-      100.0 * plan.expected_coverage));
-  if (gpu_neurons == 0) return side;
+      100.0 * plan.expected_coverage, attention_layers, c.n_layers,
+      classifier ? "the classifier" : "not the classifier"));
+  if (!plan.AnythingOnGpu(c.tied_embeddings)) return side;
   const absl::Status cuda = flags.gpu_backend == "cpu" ? absl::OkStatus() : CheckCudaAvailable();
   if (flags.gpu_backend == "cuda" && !cuda.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat("--gpu-backend cuda: no GPU for the plan's GPU part: ", cuda.message()));
   }
+  const bool on_cuda = flags.gpu_backend != "cpu" && cuda.ok();
   std::string where;
-  if (flags.gpu_backend == "cpu") {
-    where = "the CPU (--gpu-backend cpu)";
-  } else if (cuda.ok()) {
-    absl::StatusOr<std::shared_ptr<CudaFfnContext>> context = CreateCudaFfnContext(model);
+  if (on_cuda) {
+    absl::StatusOr<std::shared_ptr<Backend>> device = CreateCudaBackend();
+    if (!device.ok()) return device.status();
+    side.placement.device = *device;
+    side.memory_warning = DeviceMemoryWarning(side.placement.device->FreeMemoryBytes(),
+                                              plan.budget_bytes, plan_path);
+    absl::StatusOr<std::shared_ptr<CudaFfnContext>> context =
+        CreateCudaFfnContext(model, side.placement.device);
     if (!context.ok()) return context.status();
     side.factory = [context = *context, &model, predictor, firing, on_gpu = plan.predictor_on_gpu](
                        int64_t layer, std::vector<int32_t> neurons) {
@@ -176,16 +255,20 @@ absl::StatusOr<GpuSide> SetUpGpuSide(const PlacementFlags& flags, const Model& m
       return CreateCudaPartBackend(context, model, layer, std::move(neurons),
                                    here ? predictor : nullptr, threshold);
     };
-    absl::StatusOr<std::string> device = DescribeCudaDevice();
-    where = absl::StrCat("CUDA on ", device.ok() ? *device : "the current device");
+    absl::StatusOr<std::string> device_name = DescribeCudaDevice();
+    where = absl::StrCat("CUDA on ", device_name.ok() ? *device_name : "the current device");
   } else {
-    where = absl::StrCat("the CPU (no GPU: ", cuda.message(), ")");
+    // The CPU stands in for the device: its own memory, the same copies and merges.
+    side.placement.device = std::shared_ptr<Backend>(CpuBackend::StandIn());
+    side.factory = StandInPartFactory(model, side.placement.device, firing);
+    where = flags.gpu_backend == "cpu" ? std::string("the CPU (--gpu-backend cpu)")
+                                       : absl::StrCat("the CPU (no GPU: ", cuda.message(), ")");
   }
-  side.notes.push_back(
-      absl::StrCat("the GPU part runs on ", where,
-                   "; attention and the classifier run on the CPU in this "
-                   "version",
-                   predictor == nullptr ? "; no predictor: every neuron is computed" : ""));
+  side.placement.attention_on_device = plan.attention_on_gpu;
+  side.placement.classifier_on_device = classifier;
+  side.notes.push_back(absl::StrCat(
+      "the GPU part runs on ", where,
+      predictor == nullptr ? "; no predictor: every neuron is computed" : ""));
   return side;
 }
 

@@ -7,6 +7,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "runtime/app/artifacts.h"
 #include "runtime/common/cli_common.h"
 #include "runtime/cpu/kernels.h"
@@ -53,18 +54,21 @@ namespace {
 absl::Status ValidateSparseWithPlacement(const RuntimeFlags& flags) {
   const bool plan_asked =
       (!flags.placement.plan_path.empty() && flags.placement.plan_path != "none") ||
-      !flags.placement.vram_budget.empty();
+      !flags.placement.vram_budget.empty() || flags.placement.n_gpu_layers > 0;
   if (flags.sparse.dense && plan_asked) {
     return absl::InvalidArgumentError(
-        "--dense runs every neuron on the CPU: it cannot be combined with --plan or --vram-budget");
+        "--dense runs every neuron on the CPU: it cannot be combined with --plan, --vram-budget "
+        "or -ngl");
   }
   return absl::OkStatus();
 }
 
 // The FFN the artifacts call for: the selector, the thresholds, the cost model (measured once,
 // when a CPU part selects) and the plan's GPU side. `notes` says how it will execute.
+// `placement` receives the plan's dense placement (nothing without a plan).
 absl::StatusOr<FfnSetup> MakeFfnSetup(const RuntimeFlags& flags, const Model& model,
-                                      const RuntimeArtifacts& a, std::vector<std::string>& notes) {
+                                      const RuntimeArtifacts& a, std::vector<std::string>& notes,
+                                      DensePlacement* placement, std::string_view log_prefix) {
   FfnSetup setup;
   setup.firing = a.firing;
   setup.check = flags.sparse.check;
@@ -118,6 +122,13 @@ absl::StatusOr<FfnSetup> MakeFfnSetup(const RuntimeFlags& flags, const Model& mo
     if (!gpu.ok()) return gpu.status();
     setup.gpu_backend = std::move(gpu->factory);
     setup.gpu_neurons = a.plan->ffn_gpu_neurons;
+    *placement = std::move(gpu->placement);
+    // Said before anything is allocated on the device, so that an out-of-memory error that
+    // follows has its reason above it.
+    if (!gpu->memory_warning.empty()) {
+      std::fprintf(stderr, "%.*s%s\n", static_cast<int>(log_prefix.size()), log_prefix.data(),
+                   gpu->memory_warning.c_str());
+    }
     for (const std::string& note : gpu->notes) notes.push_back(note);
   }
   return setup;
@@ -175,11 +186,23 @@ absl::StatusOr<LoadedRuntime> LoadRuntime(const RuntimeFlags& flags, std::string
   absl::StatusOr<RuntimeArtifacts> artifacts =
       ResolveArtifacts(flags.sparse, flags.placement, rt.model_path, *rt.model);
   if (!artifacts.ok()) return artifacts.status();
-  absl::StatusOr<FfnSetup> setup = MakeFfnSetup(flags, *rt.model, *artifacts, rt.notes);
+  // -ngl: llama.cpp's layer offload as an in-memory plan of whole layers (-ngl 0: none).
+  if (flags.placement.n_gpu_layers > 0) {
+    artifacts->plan = LayerOffloadPlan(*rt.model, flags.placement.n_gpu_layers);
+    artifacts->plan_path = absl::StrCat("-ngl ", flags.placement.n_gpu_layers);
+  }
+  DensePlacement placement;
+  absl::StatusOr<FfnSetup> setup =
+      MakeFfnSetup(flags, *rt.model, *artifacts, rt.notes, &placement, log_prefix);
   if (!setup.ok()) return setup.status();
   absl::StatusOr<std::vector<std::unique_ptr<LayerFfn>>> layers = BuildFfnLayers(*rt.model, *setup);
   if (!layers.ok()) return layers.status();
   if (absl::Status s = rt.executor->SetFfnLayers(*std::move(layers)); !s.ok()) return s;
+  if (absl::Status s = rt.executor->SetPlacement(std::move(placement)); !s.ok()) return s;
+  if (artifacts->plan && artifacts->plan->budget_bytes > 0 && rt.executor->device() != nullptr) {
+    rt.vram_budget = artifacts->plan->budget_bytes;
+    rt.plan_bytes = artifacts->plan->bytes;
+  }
   rt.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return rt;
 }
@@ -233,10 +256,34 @@ void LogRuntimeSummary(std::string_view log_prefix, const RuntimeFlags& flags,
   for (const std::string& note : rt.notes) {
     std::fprintf(stderr, "%s%s\n", prefix.c_str(), note.c_str());
   }
+  if (const std::string vram = DeviceMemoryLine(rt); !vram.empty()) {
+    std::fprintf(stderr, "%s%s\n", prefix.c_str(), vram.c_str());
+  }
+}
+
+std::string DeviceMemoryLine(const LoadedRuntime& rt) {
+  const Backend* device = rt.executor->device();
+  if (device == nullptr) return "";
+  const PlanBytes used = device->used();
+  std::string line = absl::StrCat("VRAM (", std::string(device->name()), "): ",
+                                  FormatBytes(used.total()), " used");
+  if (rt.vram_budget) absl::StrAppend(&line, " of the budget ", FormatBytes(*rt.vram_budget));
+  absl::StrAppend(&line, ": ", DescribeMemory(used));
+  if (rt.vram_budget) absl::StrAppend(&line, "; the plan expects ", DescribeMemory(rt.plan_bytes));
+  return line;
 }
 
 void LogFfnReport(std::string_view log_prefix, const Executor& executor) {
-  for (const std::string& line : FfnReportLines(executor)) {
+  std::vector<std::string> lines = FfnReportLines(executor);
+  if (executor.device() != nullptr) {
+    const Executor::TransferCounts t = executor.transfers();
+    lines.push_back(absl::StrFormat(
+        "device (%s): %d uploads and %d downloads of hidden states, %d synchronisations, "
+        "waited %.3f ms in all",
+        std::string(executor.device()->name()), t.uploads, t.downloads, t.synchronisations,
+        t.wait_seconds * 1e3));
+  }
+  for (const std::string& line : lines) {
     std::fprintf(stderr, "%.*s%s\n", static_cast<int>(log_prefix.size()), log_prefix.data(),
                  line.c_str());
   }

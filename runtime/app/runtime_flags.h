@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -65,7 +66,15 @@ struct LoadedRuntime {
   std::unique_ptr<Executor> executor;
   std::vector<std::string> notes;  // how the FFN executes, for the load log
   double load_seconds = 0.0;
+  // With a plan that puts something on the GPU: its budget and the bytes it expects per part, to
+  // report next to what the device holds (DeviceMemoryLine, DeviceMemoryJson).
+  std::optional<uint64_t> vram_budget;
+  PlanBytes plan_bytes;
 };
+
+// "VRAM (cuda): 1.2 GiB of the 8 GiB budget: workspace ..., attention ...; the plan expects ..."
+// once the sessions are created; empty without a device.
+std::string DeviceMemoryLine(const LoadedRuntime& runtime);
 
 // Decides once at load: validates the flags, sets the kernels' thread count, converts a -m that is
 // not a .pi (or reuses its cached conversion: a line on stderr after `log_prefix` says which),

@@ -13,17 +13,15 @@
 #include "runtime/cuda/predictor.h"
 #include "runtime/cuda/sparse_ffn.h"
 #include "runtime/cuda/stream.h"
+#include "runtime/exec/cuda_backend.h"
+#include "runtime/exec/cuda_backend_internal.h"
 
 namespace pinfer {
 
 class CudaFfnContext {
  public:
-  CudaFfnContext(cuda::Stream stream, cuda::Event start, cuda::Event end, int64_t dim, int64_t n_ff)
-      : stream(std::move(stream)),
-        start(std::move(start)),
-        end(std::move(end)),
-        dim(dim),
-        n_ff(n_ff) {}
+  CudaFfnContext(std::shared_ptr<Backend> device, cuda::Stream& stream, int64_t dim, int64_t n_ff)
+      : device(std::move(device)), stream(stream), dim(dim), n_ff(n_ff) {}
 
   // Grows the buffers for n tokens. Only called between layers,
   // after the previous layer's synchronisation, so no enqueued work uses what is freed.
@@ -37,35 +35,32 @@ class CudaFfnContext {
         *pinned = *std::move(b);
       }
       const size_t counts = static_cast<size_t>(n) * sizeof(int32_t);
-      for (auto [pinned, bytes] :
-           {std::pair{&host_mask, mask}, std::pair{&host_computed, counts}}) {
-        absl::StatusOr<cuda::PinnedHostBuffer> b = cuda::PinnedHostBuffer::Allocate(bytes);
-        if (!b.ok()) return b.status();
-        *pinned = *std::move(b);
-      }
+      absl::StatusOr<cuda::PinnedHostBuffer> b = cuda::PinnedHostBuffer::Allocate(mask);
+      if (!b.ok()) return b.status();
+      host_mask = *std::move(b);
       const size_t ids = static_cast<size_t>(n_ff) * sizeof(int32_t);
-      for (auto [device, bytes] :
+      // Through the backend, so that the VRAM report counts them (workspace).
+      for (auto [buffer, bytes] :
            {std::pair{&dev_x, vec}, std::pair{&dev_y, vec}, std::pair{&dev_mask, mask},
             std::pair{&dev_computed, counts}, std::pair{&dev_active_ids, ids},
             std::pair{&dev_active_count, sizeof(int32_t)}}) {
-        absl::StatusOr<cuda::DeviceBuffer> b = cuda::DeviceBuffer::Allocate(bytes);
+        buffer->Reset();
+        absl::StatusOr<BackendBuffer> b = device->Allocate(bytes, MemoryPart::kWorkspace);
         if (!b.ok()) return b.status();
-        *device = *std::move(b);
+        *buffer = *std::move(b);
       }
       tokens_ = n;
     }
     return absl::OkStatus();
   }
 
-  cuda::Stream stream;
-  cuda::Event start, end;
+  std::shared_ptr<Backend> device;  // the CUDA backend: its stream, its memory accounting
+  cuda::Stream& stream;
   int64_t dim, n_ff;
-  uint64_t uploaded_bytes = 0;
   cuda::PinnedHostBuffer host_x, host_y, host_mask;
-  cuda::PinnedHostBuffer host_computed;  // [n] int32: hot neurons computed per token
-  cuda::DeviceBuffer dev_x, dev_y, dev_mask;
-  cuda::DeviceBuffer dev_computed;                      // [n] int32
-  cuda::DeviceBuffer dev_active_ids, dev_active_count;  // the GPU predictor's compacted list
+  BackendBuffer dev_x, dev_y, dev_mask;
+  BackendBuffer dev_computed;                      // [n] int32
+  BackendBuffer dev_active_ids, dev_active_count;  // the GPU predictor's compacted list
 
  private:
   int64_t tokens_ = 0;  // batch the I/O buffers hold
@@ -73,23 +68,8 @@ class CudaFfnContext {
 
 namespace {
 
-// The listed rows of a mapped weight matrix, uploaded contiguously in list order.
-absl::StatusOr<cuda::DeviceBuffer> UploadRows(cuda::Stream& stream, const cpu::MatrixView& w,
-                                              const std::vector<int32_t>& rows,
-                                              std::vector<uint8_t>& staging) {
-  staging.resize(rows.size() * w.row_bytes);
-  for (size_t j = 0; j < rows.size(); ++j) {
-    std::memcpy(staging.data() + j * w.row_bytes, w.Row(rows[j]), w.row_bytes);
-  }
-  absl::StatusOr<cuda::DeviceBuffer> buffer = cuda::DeviceBuffer::Allocate(staging.size());
-  if (!buffer.ok()) return buffer.status();
-  if (absl::Status s = cuda::CopyToDevice(stream, buffer->data(), staging.data(), staging.size());
-      !s.ok()) {
-    return s;
-  }
-  // The staging vector is reused for the next matrix: wait for this copy.
-  if (absl::Status s = stream.Synchronize(); !s.ok()) return s;
-  return buffer;
+cuda::DeviceMatrix OnDevice(const BackendMatrix& m) {
+  return cuda::DeviceMatrix{m.dtype, m.rows, m.cols, m.data, m.row_bytes};
 }
 
 class CudaPartBackend : public PartBackend {
@@ -108,67 +88,63 @@ class CudaPartBackend : public PartBackend {
 
   absl::Status Upload() {
     const LayerWeights& w = model_.layer(layer_);
-    cuda::Stream& stream = context_->stream;
-    std::vector<uint8_t> staging;
-    for (auto [buffer, view] : {std::pair{&gate_, &w.ffn_gate}, std::pair{&up_, &w.ffn_up},
-                                std::pair{&down_, &w.ffn_down_t}}) {
-      absl::StatusOr<cuda::DeviceBuffer> b = UploadRows(stream, *view, neurons_, staging);
-      if (!b.ok()) return b.status();
-      *buffer = *std::move(b);
-      context_->uploaded_bytes += buffer->size();
+    Backend& device = *context_->device;
+    // The part's rows of each matrix, slot j holding neuron neurons_[j].
+    for (auto [matrix, view] : {std::pair{&weights_.gate, &w.ffn_gate},
+                                std::pair{&weights_.up, &w.ffn_up},
+                                std::pair{&weights_.down, &w.ffn_down_t}}) {
+      absl::StatusOr<BackendMatrix> m = device.UploadWeight(*view, neurons_, MemoryPart::kFfn);
+      if (!m.ok()) return m.status();
+      *matrix = OnDevice(*m);
     }
-    absl::StatusOr<cuda::DeviceBuffer> ids =
-        cuda::DeviceBuffer::Allocate(neurons_.size() * sizeof(int32_t));
+    const size_t id_bytes = neurons_.size() * sizeof(int32_t);
+    absl::StatusOr<BackendBuffer> ids = device.Allocate(id_bytes, MemoryPart::kFfn);
     if (!ids.ok()) return ids.status();
     ids_ = *std::move(ids);
-    if (absl::Status s = cuda::CopyToDevice(stream, ids_.data(), neurons_.data(), ids_.size());
-        !s.ok()) {
-      return s;
+    for (absl::Status s : {device.CopyIn(ids_.data(), neurons_.data(), id_bytes),
+                           device.Synchronize()}) {
+      if (!s.ok()) return s;
     }
-    if (absl::Status s = stream.Synchronize(); !s.ok()) return s;
-    const int64_t n_hot = static_cast<int64_t>(neurons_.size());
-    const int64_t dim = model_.config().dim;
-    weights_.gate = cuda::MakeDeviceMatrix(w.ffn_gate.dtype, n_hot, dim, gate_.data());
-    weights_.up = cuda::MakeDeviceMatrix(w.ffn_up.dtype, n_hot, dim, up_.data());
-    weights_.down = cuda::MakeDeviceMatrix(w.ffn_down_t.dtype, n_hot, dim, down_.data());
-    weights_.neuron_ids = ids_.As<int32_t>();
+    weights_.neuron_ids = static_cast<const int32_t*>(ids_.data());
     row_bytes_ = w.ffn_gate.row_bytes + w.ffn_up.row_bytes + w.ffn_down_t.row_bytes;
+    for (auto* event : {&start_, &end_}) {
+      absl::StatusOr<cuda::Event> e = cuda::Event::Create(/*timing=*/true);
+      if (!e.ok()) return e.status();
+      *event = std::make_unique<cuda::Event>(*std::move(e));
+    }
     if (predictor_ != nullptr) return UploadPredictor();
     return absl::OkStatus();
   }
 
-  // The layer's predictor, as stored (output-major W1 [rank, dim], W2 [n_ff, rank], f32 biases).
+  // The layer's predictor, as stored (output-major W1 [rank, dim], W2 [n_ff, rank], f32 biases),
+  // through the one weight upload.
   absl::Status UploadPredictor() {
     // Its shape was checked against the model when it was read (PredictorWeights::Read).
     const PredictorWeights& p = *predictor_;
     const PredictorLayer& layer = p.layers[static_cast<size_t>(layer_)];
-    cuda::Stream& stream = context_->stream;
-    struct Piece {
-      cuda::DeviceBuffer* buffer;
-      const void* data;
-      size_t bytes;
-    };
-    for (const Piece& piece : {Piece{&predictor_w1_, layer.w1.data(), layer.w1.size()},
-                               Piece{&predictor_w2_, layer.w2.data(), layer.w2.size()},
-                               Piece{&predictor_b1_, layer.b1.data(), layer.b1.size_bytes()},
-                               Piece{&predictor_b2_, layer.b2.data(), layer.b2.size_bytes()}}) {
-      absl::StatusOr<cuda::DeviceBuffer> b = cuda::DeviceBuffer::Allocate(piece.bytes);
-      if (!b.ok()) return b.status();
-      *piece.buffer = *std::move(b);
-      if (absl::Status s =
-              cuda::CopyToDevice(stream, piece.buffer->data(), piece.data, piece.bytes);
-          !s.ok()) {
-        return s;
-      }
-      context_->uploaded_bytes += piece.bytes;
-    }
-    if (absl::Status s = stream.Synchronize(); !s.ok()) return s;
+    Backend& device = *context_->device;
     const int64_t dim = model_.config().dim, n_ff = model_.config().n_ff;
-    gpu_predictor_.w1 = cuda::MakeDeviceMatrix(p.dtype, layer.rank, dim, predictor_w1_.data());
-    gpu_predictor_.w2 = cuda::MakeDeviceMatrix(p.dtype, n_ff, layer.rank, predictor_w2_.data());
-    gpu_predictor_.b1 = predictor_b1_.As<float>();
-    gpu_predictor_.b2 = predictor_b2_.As<float>();
+    auto upload = [&device](const cpu::MatrixView& view) {
+      return device.UploadWeight(view, {}, MemoryPart::kPredictor);
+    };
+    absl::StatusOr<BackendMatrix> w1 =
+        upload(cpu::MakeMatrixView(p.dtype, layer.rank, dim, layer.w1.data()));
+    if (!w1.ok()) return w1.status();
+    absl::StatusOr<BackendMatrix> w2 =
+        upload(cpu::MakeMatrixView(p.dtype, n_ff, layer.rank, layer.w2.data()));
+    if (!w2.ok()) return w2.status();
+    absl::StatusOr<BackendMatrix> b1 = upload(cpu::MakeMatrixView(
+        DType::kF32, 1, static_cast<int64_t>(layer.b1.size()), layer.b1.data()));
+    if (!b1.ok()) return b1.status();
+    absl::StatusOr<BackendMatrix> b2 = upload(cpu::MakeMatrixView(
+        DType::kF32, 1, static_cast<int64_t>(layer.b2.size()), layer.b2.data()));
+    if (!b2.ok()) return b2.status();
+    gpu_predictor_.w1 = OnDevice(*w1);
+    gpu_predictor_.w2 = OnDevice(*w2);
+    gpu_predictor_.b1 = b1->floats();
+    gpu_predictor_.b2 = b2->floats();
     gpu_predictor_.layout = cuda::PredictorLayout::kOutputMajor;
+    predictor_bytes_ = w1->bytes() + w2->bytes();
     threshold_ = layer.threshold;
     return absl::OkStatus();
   }
@@ -180,18 +156,39 @@ class CudaPartBackend : public PartBackend {
   absl::Status Begin(const PartCall& call) override {
     CudaFfnContext& ctx = *context_;
     const int64_t n = call.n, dim = model_.config().dim, n_ff = model_.config().n_ff;
+    // A device-resident call's stats are read at the part's next call, when its events are done
+    // (every pass ends with a synchronisation).
+    carried_ = {};
+    if (deferred_n_ > 0) {
+      absl::StatusOr<FfnStats> previous = Collect(deferred_n_);
+      if (!previous.ok()) return previous.status();
+      carried_ = *previous;
+      deferred_n_ = 0;
+    }
     if (absl::Status s = ctx.Reserve(n); !s.ok()) return s;
+    if (computed_capacity_ < n) {
+      absl::StatusOr<cuda::PinnedHostBuffer> b =
+          cuda::PinnedHostBuffer::Allocate(static_cast<size_t>(n) * sizeof(int32_t));
+      if (!b.ok()) return b.status();
+      host_computed_ = *std::move(b);
+      computed_capacity_ = n;
+    }
     cuda::Stream& stream = ctx.stream;
     const size_t vec_bytes = static_cast<size_t>(n * dim) * sizeof(float);
-    std::memcpy(ctx.host_x.data(), call.input, vec_bytes);
     pending_ = {};
-    float* x = ctx.dev_x.As<float>();
-    float* y = ctx.dev_y.As<float>();
+    // On the device: the normed input and the residual stream where they are. Otherwise through
+    // the context's buffers.
+    const float* x = call.on_device ? call.input : ctx.dev_x.As<float>();
+    float* y = call.on_device ? call.output : ctx.dev_y.As<float>();
     uint8_t* mask = ctx.dev_mask.As<uint8_t>();
-    for (absl::Status s :
-         {ctx.start.Record(stream), cuda::CopyToDevice(stream, x, ctx.host_x.data(), vec_bytes),
-          cuda::ZeroDevice(stream, y, vec_bytes)}) {
-      if (!s.ok()) return s;
+    if (absl::Status s = start_->Record(stream); !s.ok()) return s;
+    if (!call.on_device) {
+      std::memcpy(ctx.host_x.data(), call.input, vec_bytes);
+      for (absl::Status s : {cuda::CopyToDevice(stream, ctx.dev_x.data(), ctx.host_x.data(),
+                                                vec_bytes),
+                             cuda::ZeroDevice(stream, y, vec_bytes)}) {
+        if (!s.ok()) return s;
+      }
     }
     const uint8_t* masks = nullptr;
     int32_t* computed = nullptr;
@@ -209,7 +206,9 @@ class CudaPartBackend : public PartBackend {
       masks = mask;
       computed = ctx.dev_computed.As<int32_t>();
     } else if (call.rows.kind != NeuronRows::Kind::kAll) {
-      // The rows LayerFfn chose (the host predictor's), as an n_ff-byte mask per token.
+      // The rows LayerFfn chose (the host predictor's), as an n_ff-byte mask per token. The host
+      // selector ran on a downloaded input, after a synchronisation: no earlier copy from the
+      // pinned mask is still pending.
       uint8_t* host = ctx.host_mask.As<uint8_t>();
       std::memset(host, 0, static_cast<size_t>(n * n_ff));
       for (int64_t t = 0; t < n; ++t) {
@@ -232,49 +231,80 @@ class CudaPartBackend : public PartBackend {
       return s;
     }
     if (computed != nullptr) {
-      if (absl::Status s = cuda::CopyToHost(stream, ctx.host_computed.data(), computed,
+      if (absl::Status s = cuda::CopyToHost(stream, host_computed_.data(), computed,
                                             static_cast<size_t>(n) * sizeof(int32_t));
           !s.ok()) {
         return s;
       }
     }
     pending_.weight_bytes = static_cast<uint64_t>(pending_.computed) * row_bytes_;
-    for (absl::Status s :
-         {ctx.end.Record(stream), cuda::CopyToHost(stream, ctx.host_y.data(), y, vec_bytes)}) {
-      if (!s.ok()) return s;
+    if (absl::Status s = end_->Record(stream); !s.ok()) return s;
+    if (!call.on_device) {
+      if (absl::Status s = cuda::CopyToHost(stream, ctx.host_y.data(), y, vec_bytes); !s.ok()) {
+        return s;
+      }
     }
     return absl::OkStatus();
   }
 
   absl::StatusOr<FfnStats> Finish(const PartCall& call) override {
     CudaFfnContext& ctx = *context_;
+    if (call.on_device) {
+      // Nothing to wait for: the residual is the device's. The time and the device predictor's
+      // counts come with the next call (Collect).
+      deferred_n_ = call.n;
+      FfnStats now = pending_;
+      if (predictor_ != nullptr) now.computed = 0, now.weight_bytes = 0;
+      now += carried_;
+      return now;
+    }
     if (absl::Status s = ctx.stream.Synchronize(); !s.ok()) {
       return absl::Status(s.code(), absl::StrCat("layer ", layer_, " GPU FFN: ", s.message()));
     }
     cpu::Add(ctx.host_y.As<float>(), call.n * model_.config().dim, call.output);
+    absl::StatusOr<FfnStats> done = Collect(call.n);
+    if (!done.ok()) return done.status();
+    FfnStats result = pending_;
     if (predictor_ != nullptr) {
-      const int32_t* computed = ctx.host_computed.As<int32_t>();
-      for (int64_t t = 0; t < call.n; ++t) pending_.computed += computed[t];
-      pending_.weight_bytes =
-          static_cast<uint64_t>(pending_.computed) * row_bytes_ +
-          static_cast<uint64_t>(call.n) * (predictor_w1_.size() + predictor_w2_.size());
+      result.computed = done->computed;
+      result.weight_bytes = done->weight_bytes;
     }
-    absl::StatusOr<float> ms = cuda::Event::ElapsedMilliseconds(ctx.start, ctx.end);
-    if (!ms.ok()) return ms.status();
-    pending_.seconds = *ms / 1e3;
-    return pending_;
+    result.seconds = done->seconds;
+    result += carried_;
+    return result;
   }
 
  private:
+  // What is known of a call of n tokens only once its work is done: its time between the part's
+  // events and, with a device predictor, the neurons it computed and their bytes.
+  absl::StatusOr<FfnStats> Collect(int64_t n) {
+    FfnStats done;
+    if (predictor_ != nullptr) {
+      const int32_t* computed = host_computed_.As<int32_t>();
+      for (int64_t t = 0; t < n; ++t) done.computed += computed[t];
+      done.weight_bytes = static_cast<uint64_t>(done.computed) * row_bytes_ +
+                          static_cast<uint64_t>(n) * predictor_bytes_;
+    }
+    absl::StatusOr<float> ms = cuda::Event::ElapsedMilliseconds(*start_, *end_);
+    if (!ms.ok()) return ms.status();
+    done.seconds = *ms / 1e3;
+    return done;
+  }
+
   std::shared_ptr<CudaFfnContext> context_;
   const Model& model_;
   int64_t layer_;
   std::vector<int32_t> neurons_;
   std::shared_ptr<const PredictorWeights> predictor_;  // null: the rows the call names
-  cuda::DeviceBuffer gate_, up_, down_, ids_;
-  cuda::HotFfnWeights weights_;
-  cuda::DeviceBuffer predictor_w1_, predictor_w2_, predictor_b1_, predictor_b2_;
+  BackendBuffer ids_;
+  cuda::HotFfnWeights weights_;  // over the backend's uploads
   cuda::DevicePredictor gpu_predictor_;
+  uint64_t predictor_bytes_ = 0;  // W1 and W2, read once per token
+  std::unique_ptr<cuda::Event> start_, end_;  // this part's timing
+  cuda::PinnedHostBuffer host_computed_;      // [n] int32: hot neurons computed per token
+  int64_t computed_capacity_ = 0;
+  int64_t deferred_n_ = 0;  // > 0: a device-resident call of that many tokens to collect
+  FfnStats carried_;        // the previous device-resident call's, reported with this one
   float threshold_ = 0.5f;
   uint64_t row_bytes_ = 0;
   cuda::HotFfnRule rule_;
@@ -295,16 +325,20 @@ absl::StatusOr<std::string> DescribeCudaDevice() {
   return cuda::DescribeDevice(*info);
 }
 
-absl::StatusOr<std::shared_ptr<CudaFfnContext>> CreateCudaFfnContext(const Model& model) {
-  if (absl::Status s = cuda::CheckDeviceAvailable(); !s.ok()) return s;
-  absl::StatusOr<cuda::Stream> stream = cuda::Stream::Create();
-  if (!stream.ok()) return stream.status();
-  absl::StatusOr<cuda::Event> start = cuda::Event::Create(/*timing=*/true);
-  if (!start.ok()) return start.status();
-  absl::StatusOr<cuda::Event> end = cuda::Event::Create(/*timing=*/true);
-  if (!end.ok()) return end.status();
-  return std::make_shared<CudaFfnContext>(*std::move(stream), *std::move(start), *std::move(end),
-                                          model.config().dim, model.config().n_ff);
+absl::StatusOr<std::shared_ptr<CudaFfnContext>> CreateCudaFfnContext(
+    const Model& model, std::shared_ptr<Backend> device) {
+  if (device == nullptr) {
+    absl::StatusOr<std::shared_ptr<Backend>> own = CreateCudaBackend();
+    if (!own.ok()) return own.status();
+    device = *std::move(own);
+  }
+  cuda::Stream* stream = CudaStreamOf(*device);
+  if (stream == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("the CUDA FFN parts need the CUDA backend, not ",
+                                                   std::string(device->name())));
+  }
+  return std::make_shared<CudaFfnContext>(std::move(device), *stream, model.config().dim,
+                                          model.config().n_ff);
 }
 
 absl::StatusOr<std::unique_ptr<PartBackend>> CreateCudaPartBackend(
@@ -322,6 +356,9 @@ absl::StatusOr<std::unique_ptr<PartBackend>> CreateCudaPartBackend(
   return part;
 }
 
-uint64_t CudaFfnUploadedBytes(const CudaFfnContext& context) { return context.uploaded_bytes; }
+uint64_t CudaFfnUploadedBytes(const CudaFfnContext& context) {
+  const PlanBytes used = context.device->used();
+  return used.ffn + used.predictor;
+}
 
 }  // namespace pinfer

@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "runtime/exec/backend.h"
 #include "runtime/exec/ffn_part.h"
 #include "runtime/model/model.h"
 #include "runtime/model/predictor_weights.h"
@@ -31,12 +32,19 @@ absl::Status CheckCudaAvailable();
 // "NVIDIA H100 80GB HBM3 (sm_90, ...)" for the current device.
 absl::StatusOr<std::string> DescribeCudaDevice();
 
-// What every layer's CUDA part shares: the stream, the timing events and the pinned and device
-// buffers the hidden states travel through (one call runs at a time). Opaque here.
+// What every layer's CUDA part shares: the CUDA backend (cuda_backend.h: its stream, its memory
+// accounting, the one weight upload), the timing events and the pinned and device buffers the
+// hidden states travel through (one call runs at a time). Opaque here. `device` null: a CUDA
+// backend of its own; otherwise it must be the CUDA backend, whose stream the parts then share
+// with the dense work of device-resident layers.
 class CudaFfnContext;
-absl::StatusOr<std::shared_ptr<CudaFfnContext>> CreateCudaFfnContext(const Model& model);
+absl::StatusOr<std::shared_ptr<CudaFfnContext>> CreateCudaFfnContext(
+    const Model& model, std::shared_ptr<Backend> device = nullptr);
 
-// Uploads layer `layer`'s rows of `neurons` (ascending, non-empty) and returns the backend. With
+// Uploads layer `layer`'s rows of `neurons` (ascending, non-empty; through Backend::UploadWeight)
+// and returns the backend. A call with PartCall::on_device reads and adds on the device (no
+// copies, no synchronisation: the executor's stream order does it); the others copy the input up
+// and the partial sum back, and Finish waits for it. With
 // a `predictor` (read and checked against the model), its layer is uploaded too and runs on the
 // GPU (cuda::PredictActiveNeurons → the masks HotFfn reads): the backend then selects on the
 // device (selects_on_device()), so only hidden states cross the bus (the plan's
@@ -46,7 +54,7 @@ absl::StatusOr<std::unique_ptr<PartBackend>> CreateCudaPartBackend(
     std::vector<int32_t> neurons, std::shared_ptr<const PredictorWeights> predictor,
     float threshold);
 
-// Device bytes of the weights uploaded so far through `context`.
+// Device bytes of the weights uploaded so far through `context` (its backend's FFN and predictor).
 uint64_t CudaFfnUploadedBytes(const CudaFfnContext& context);
 
 }  // namespace pinfer

@@ -16,7 +16,8 @@ class CudaFfnContext {};
 bool CudaBackendBuilt() { return false; }
 absl::Status CheckCudaAvailable() { return NotBuilt(); }
 absl::StatusOr<std::string> DescribeCudaDevice() { return NotBuilt(); }
-absl::StatusOr<std::shared_ptr<CudaFfnContext>> CreateCudaFfnContext(const Model&) {
+absl::StatusOr<std::shared_ptr<CudaFfnContext>> CreateCudaFfnContext(const Model&,
+                                                                   std::shared_ptr<Backend>) {
   return NotBuilt();
 }
 absl::StatusOr<std::unique_ptr<PartBackend>> CreateCudaPartBackend(

@@ -2,12 +2,21 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <functional>
 #include <new>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/exec/ffn_builder.h"
+
+// A failed step ends the pass with its status.
+#define PI_RETURN_IF_ERROR(expr)                                    \
+  do {                                                             \
+    if (absl::Status pi_status_ = (expr); !pi_status_.ok()) {      \
+      return pi_status_;                                           \
+    }                                                              \
+  } while (false)
 
 namespace pinfer {
 
@@ -79,11 +88,25 @@ absl::StatusOr<BatchState> BatchState::Create(const ModelConfig& c, int64_t capa
   return s;
 }
 
+// The device's activations of a pass, grown to the largest pass so far.
+struct Executor::DeviceScratch {
+  int64_t capacity = 0;
+  BackendBuffer x, normed, q, k, v, attention, projected;
+  BackendBuffer logits;
+  size_t logits_floats = 0;
+};
+
 Executor::Executor(const Model& model, const ExecutorOptions& options)
-    : model_(model), options_(options) {
+    : model_(model), options_(options), host_(CpuBackend::Host()) {
   options_.batch_size = std::max<int64_t>(1, options_.batch_size);
-  // The dense setup has nothing that can fail (no plan, no selector).
+  // The dense setup has nothing that can fail (no plan, no selector), nor has the host placement.
   ffn_ = *BuildFfnLayers(model, FfnSetup{});
+  (void)SetPlacement(DensePlacement{});
+}
+
+Executor::~Executor() {
+  // The device's buffers go back to it while it lives.
+  scratch_.reset();
 }
 
 absl::Status Executor::SetFfnLayers(std::vector<std::unique_ptr<LayerFfn>> layers) {
@@ -100,70 +123,246 @@ absl::Status Executor::SetFfnLayers(std::vector<std::unique_ptr<LayerFfn>> layer
   return absl::OkStatus();
 }
 
-uint64_t Executor::Normalize(BatchState& s, int64_t n, const float* weight) const {
+absl::Status Executor::SetPlacement(DensePlacement p) {
   const ModelConfig& c = model_.config();
-  const float eps = static_cast<float>(c.rms_eps);
-  for (int64_t t = 0; t < n; ++t) {
-    cpu::RmsNorm(s.x.data() + t * c.dim, weight, c.dim, eps, s.normed.data() + t * c.dim);
+  if (!p.attention_on_device.empty() &&
+      static_cast<int64_t>(p.attention_on_device.size()) != c.n_layers) {
+    return absl::InvalidArgumentError(absl::StrCat("a placement of ", p.attention_on_device.size(),
+                                                   " layers for a model of ", c.n_layers));
   }
-  if (c.norm_act.kind == ActivationKind::kShiftedRelu) {
-    cpu::ShiftedRelu(s.normed.data(), n * c.dim, c.norm_act.param);
+  const bool any = p.classifier_on_device ||
+                   std::any_of(p.attention_on_device.begin(), p.attention_on_device.end(),
+                               [](uint8_t on) { return on != 0; });
+  if (any && p.device == nullptr) {
+    return absl::InvalidArgumentError("a placement on the device needs a device backend");
   }
-  return static_cast<uint64_t>(c.dim) * sizeof(float);
+  // The old device's scratch goes before the old device may.
+  scratch_ = std::make_unique<DeviceScratch>();
+  std::vector<LayerPlace> places(static_cast<size_t>(c.n_layers));
+  int64_t host_slots = 0, device_slots = 0;
+  auto upload = [](Backend& b, const cpu::MatrixView& w, MemoryPart part, BackendMatrix& out) {
+    absl::StatusOr<BackendMatrix> m = b.UploadWeight(w, {}, part);
+    if (!m.ok()) return m.status();
+    out = *m;
+    return absl::OkStatus();
+  };
+  auto vector = [&c](Backend& b, const float* w, const float*& out) {
+    absl::StatusOr<const float*> v = b.UploadVector(w, c.dim, MemoryPart::kNorms);
+    if (!v.ok()) return v.status();
+    out = *v;
+    return absl::OkStatus();
+  };
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const bool on = !p.attention_on_device.empty() && p.attention_on_device[static_cast<size_t>(l)];
+    LayerPlace& place = places[static_cast<size_t>(l)];
+    Backend& b = on ? *p.device : *host_;
+    const LayerWeights& w = model_.layer(l);
+    place.backend = &b;
+    place.on_device = on;
+    place.kv_slot = on ? device_slots++ : host_slots++;
+    PI_RETURN_IF_ERROR(vector(b, w.attn_norm, place.attn_norm));
+    PI_RETURN_IF_ERROR(vector(b, w.ffn_norm, place.ffn_norm));
+    PI_RETURN_IF_ERROR(upload(b, w.attn_q, MemoryPart::kAttention, place.q));
+    PI_RETURN_IF_ERROR(upload(b, w.attn_k, MemoryPart::kAttention, place.k));
+    PI_RETURN_IF_ERROR(upload(b, w.attn_v, MemoryPart::kAttention, place.v));
+    PI_RETURN_IF_ERROR(upload(b, w.attn_output, MemoryPart::kAttention, place.o));
+  }
+  ClassifierPlace classifier;
+  classifier.on_device = p.classifier_on_device;
+  classifier.backend = p.classifier_on_device ? p.device.get() : host_.get();
+  PI_RETURN_IF_ERROR(vector(*classifier.backend, model_.output_norm(), classifier.norm));
+  PI_RETURN_IF_ERROR(
+      upload(*classifier.backend, model_.output(), MemoryPart::kOutput, classifier.output));
+  places_ = std::move(places);
+  classifier_ = classifier;
+  host_slots_ = host_slots;
+  device_slots_ = device_slots;
+  device_ = any ? std::move(p.device) : nullptr;
+  return absl::OkStatus();
 }
 
-uint64_t Executor::Attention(BatchState& s, std::span<const BatchEntry> entries, int64_t n,
-                             int64_t l) const {
-  const ModelConfig& c = model_.config();
-  const LayerWeights& w = model_.layer(l);
-  const int64_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
-  cpu::MatMul(w.attn_q, s.normed.data(), n, s.q.data());
-  cpu::MatMul(w.attn_k, s.normed.data(), n, s.k.data());
-  cpu::MatMul(w.attn_v, s.normed.data(), n, s.v.data());
-  int64_t row = 0;
-  for (const BatchEntry& e : entries) {
-    const int64_t rows = static_cast<int64_t>(e.tokens.size());
-    e.stats->kv_bytes +=
-        Attend(*e.sequence, l, e.pos0, rows, s.q.data() + row * q_dim, s.k.data() + row * kv_dim,
-               s.v.data() + row * kv_dim, s.attention.data() + row * q_dim);
-    row += rows;
+absl::StatusOr<SequenceState> Executor::CreateSequenceState(int64_t context,
+                                                            DType cache_type) const {
+  ModelConfig host = model_.config();
+  host.n_layers = host_slots_;
+  SequenceState s;
+  s.context = context;
+  absl::StatusOr<KvCache> kv = KvCache::Create(host, context, cache_type);
+  if (!kv.ok()) return kv.status();
+  s.kv = *std::move(kv);
+  if (device_slots_ > 0) {
+    absl::StatusOr<std::unique_ptr<KvStore>> device =
+        device_->CreateKv(model_.config(), device_slots_, context, cache_type);
+    if (!device.ok()) return device.status();
+    s.device_kv = *std::move(device);
   }
-  cpu::MatMul(w.attn_output, s.attention.data(), n, s.projected.data());
-  cpu::Add(s.projected.data(), n * c.dim, s.x.data());
-  return w.AttentionBytes();
+  return s;
 }
 
-uint64_t Executor::Attend(SequenceState& sequence, int64_t l, int64_t pos0, int64_t n, float* q,
-                          float* k, const float* v, float* out) const {
-  const ModelConfig& c = model_.config();
-  const int64_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
-  for (int64_t t = 0; t < n; ++t) {
-    cpu::RopeInterleaved(q + t * q_dim, c.n_heads, c.head_dim, pos0 + t, c.rope_theta);
-    cpu::RopeInterleaved(k + t * kv_dim, c.n_kv_heads, c.head_dim, pos0 + t, c.rope_theta);
+absl::Status Executor::CheckSequence(const SequenceState& s) const {
+  const int64_t device = s.device_kv != nullptr ? s.device_kv->slots() : 0;
+  if (s.kv.slots() != host_slots_ || device != device_slots_ ||
+      (s.device_kv != nullptr && s.device_kv->context() < s.context)) {
+    return absl::InternalError(absl::StrCat(
+        "a sequence's KV cache holds ", s.kv.slots(), " host and ", device,
+        " device layers, but the placement runs ", host_slots_, " on the host and ", device_slots_,
+        " on the device (create it with Executor::CreateSequenceState)"));
   }
-  sequence.kv.Write(l, pos0, n, k, v);
-  return sequence.kv.Attend(l, q, pos0, n, out);
+  return absl::OkStatus();
 }
 
 absl::Status Executor::ShiftCache(SequenceState& s, int64_t n_past, int64_t keep,
                                   int64_t discard) const {
-  return s.kv.Shift(n_past, keep, discard);
+  PI_RETURN_IF_ERROR(CheckSequence(s));
+  // The host's check of the arguments comes first: an invalid shift changes nothing anywhere.
+  PI_RETURN_IF_ERROR(s.kv.Shift(n_past, keep, discard));
+  if (s.device_kv != nullptr) return device_->ShiftKv(*s.device_kv, n_past, keep, discard);
+  return absl::OkStatus();
 }
 
-absl::StatusOr<uint64_t> Executor::Ffn(BatchState& s, std::span<const BatchEntry> entries,
-                                       int64_t n, int64_t l) const {
+absl::Status Executor::ReserveDevice(int64_t tokens) {
+  if (device_ == nullptr) return absl::OkStatus();
+  BatchState none;
+  none.capacity = tokens;
+  absl::StatusOr<PassBuffers> b = Buffers(true, none, tokens);
+  return b.status();
+}
+
+absl::StatusOr<Executor::PassBuffers> Executor::Buffers(bool on_device, BatchState& s,
+                                                        int64_t n) const {
+  if (!on_device) {
+    return PassBuffers{s.x.data(), s.normed.data(),    s.q.data(),        s.k.data(),
+                       s.v.data(), s.attention.data(), s.projected.data()};
+  }
+  DeviceScratch& d = *scratch_;
+  if (d.capacity < n) {
+    // Only at the start of a pass: the previous one ended with a synchronisation, so no enqueued
+    // work uses what is freed.
+    const ModelConfig& c = model_.config();
+    const size_t rows = static_cast<size_t>(std::max(n, s.capacity));
+    for (auto [buffer, width] :
+         {std::pair{&d.x, c.dim}, std::pair{&d.normed, c.dim}, std::pair{&d.q, c.q_dim()},
+          std::pair{&d.k, c.kv_dim()}, std::pair{&d.v, c.kv_dim()},
+          std::pair{&d.attention, c.q_dim()}, std::pair{&d.projected, c.dim}}) {
+      buffer->Reset();
+      absl::StatusOr<BackendBuffer> b =
+          device_->Allocate(rows * static_cast<size_t>(width) * sizeof(float), MemoryPart::kWorkspace);
+      if (!b.ok()) return b.status();
+      *buffer = *std::move(b);
+    }
+    d.capacity = static_cast<int64_t>(rows);
+  }
+  return PassBuffers{d.x.floats(), d.normed.floats(),    d.q.floats(),        d.k.floats(),
+                     d.v.floats(), d.attention.floats(), d.projected.floats()};
+}
+
+absl::Status Executor::Synchronize() const {
+  const auto start = std::chrono::steady_clock::now();
+  const absl::Status s = device_->Synchronize();
+  transfers_->wait_seconds +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ++transfers_->synchronisations;
+  return s;
+}
+
+absl::Status Executor::MoveResidual(BatchState& s, bool& on_device, bool to_device,
+                                    int64_t n) const {
+  if (on_device == to_device) return absl::OkStatus();
+  const size_t bytes = static_cast<size_t>(n * model_.config().dim) * sizeof(float);
+  float* device_x = scratch_->x.floats();
+  if (to_device) {
+    PI_RETURN_IF_ERROR(device_->CopyIn(device_x, s.x.data(), bytes));
+    ++transfers_->uploads;
+  } else {
+    PI_RETURN_IF_ERROR(device_->CopyOut(s.x.data(), device_x, bytes));
+    PI_RETURN_IF_ERROR(Synchronize());
+    ++transfers_->downloads;
+  }
+  on_device = to_device;
+  return absl::OkStatus();
+}
+
+absl::Status Executor::Normalize(const LayerPlace& place, const PassBuffers& b, int64_t n,
+                                 const float* weight, uint64_t& bytes) const {
+  const ModelConfig& c = model_.config();
+  PI_RETURN_IF_ERROR(place.backend->RmsNorm(b.x, weight, n, c.dim, static_cast<float>(c.rms_eps),
+                                            b.normed));
+  if (c.norm_act.kind == ActivationKind::kShiftedRelu) {
+    PI_RETURN_IF_ERROR(place.backend->ShiftedRelu(b.normed, n * c.dim, c.norm_act.param));
+  }
+  bytes += static_cast<uint64_t>(c.dim) * sizeof(float);
+  return absl::OkStatus();
+}
+
+absl::Status Executor::Attention(const LayerPlace& place, const PassBuffers& b,
+                                 std::span<const BatchEntry> entries, int64_t n,
+                                 uint64_t& bytes) const {
+  const ModelConfig& c = model_.config();
+  Backend& be = *place.backend;
+  const int64_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
+  PI_RETURN_IF_ERROR(be.MatMul(place.q, b.normed, n, b.q));
+  PI_RETURN_IF_ERROR(be.MatMul(place.k, b.normed, n, b.k));
+  PI_RETURN_IF_ERROR(be.MatMul(place.v, b.normed, n, b.v));
+  // RoPE, the KV writes and attention per sequence, against its own cache at its positions.
+  int64_t row = 0;
+  for (const BatchEntry& e : entries) {
+    const int64_t rows = static_cast<int64_t>(e.tokens.size());
+    KvStore& kv = place.on_device ? *e.sequence->device_kv : e.sequence->kv;
+    float* q = b.q + row * q_dim;
+    float* k = b.k + row * kv_dim;
+    PI_RETURN_IF_ERROR(be.Rope(q, rows, c.n_heads, c.head_dim, e.pos0, c.rope_theta));
+    PI_RETURN_IF_ERROR(be.Rope(k, rows, c.n_kv_heads, c.head_dim, e.pos0, c.rope_theta));
+    PI_RETURN_IF_ERROR(be.WriteKv(kv, place.kv_slot, e.pos0, rows, k, b.v + row * kv_dim));
+    PI_RETURN_IF_ERROR(be.Attend(kv, place.kv_slot, q, e.pos0, rows, b.attention + row * q_dim,
+                                 &e.stats->kv_bytes));
+    row += rows;
+  }
+  PI_RETURN_IF_ERROR(be.MatMul(place.o, b.attention, n, b.projected));
+  PI_RETURN_IF_ERROR(be.Add(b.projected, n * c.dim, b.x));
+  bytes += place.q.bytes() + place.k.bytes() + place.v.bytes() + place.o.bytes();
+  return absl::OkStatus();
+}
+
+absl::Status Executor::Ffn(const LayerPlace& place, const PassBuffers& b, BatchState& s,
+                           std::span<const BatchEntry> entries, int64_t n, int64_t l,
+                           uint64_t& bytes) const {
+  const ModelConfig& c = model_.config();
+  LayerFfn& layer = ffn(l);
   const bool observed = std::any_of(entries.begin(), entries.end(),
                                     [](const BatchEntry& e) { return e.observer != nullptr; });
   FfnCall call;
   call.layer = l;
   call.n = n;
-  call.input = s.normed.data();
-  call.output = s.x.data();
   call.workspace = &s.ffn;
   call.need_activations = observed;
-  absl::StatusOr<uint64_t> bytes = ffn(l).Forward(call);
-  if (!bytes.ok() || !observed) return bytes;
-  const ModelConfig& c = model_.config();
+  call.input = b.normed;
+  call.output = b.x;
+  const size_t vec_bytes = static_cast<size_t>(n * c.dim) * sizeof(float);
+  const bool host_parts = place.on_device && layer.has_host_parts();
+  if (place.on_device) {
+    // The device parts read the normed input where it is and add into the device's residual; the
+    // host parts get it downloaded once (the layer's one synchronisation) and sum into a partial
+    // of their own, uploaded and added on the device after them.
+    call.device_input = b.normed;
+    call.device_output = b.x;
+    call.input = s.normed.data();
+    call.output = s.projected.data();
+    if (host_parts || layer.NeedsHostInput(observed)) {
+      PI_RETURN_IF_ERROR(device_->CopyOut(s.normed.data(), b.normed, vec_bytes));
+      PI_RETURN_IF_ERROR(Synchronize());
+      ++transfers_->downloads;
+    }
+    if (host_parts) std::memset(s.projected.data(), 0, vec_bytes);
+  }
+  absl::StatusOr<uint64_t> ffn_bytes = layer.Forward(call);
+  if (!ffn_bytes.ok()) return ffn_bytes.status();
+  bytes += *ffn_bytes;
+  if (host_parts) {
+    PI_RETURN_IF_ERROR(device_->CopyIn(b.projected, s.projected.data(), vec_bytes));
+    PI_RETURN_IF_ERROR(device_->Add(b.projected, n * c.dim, b.x));
+    ++transfers_->uploads;
+  }
+  if (!observed) return absl::OkStatus();
   int64_t row = 0;
   for (const BatchEntry& e : entries) {
     if (e.observer != nullptr) {
@@ -180,27 +379,35 @@ absl::StatusOr<uint64_t> Executor::Ffn(BatchState& s, std::span<const BatchEntry
     }
     row += static_cast<int64_t>(e.tokens.size());
   }
-  return bytes;
+  return absl::OkStatus();
 }
 
-uint64_t Executor::Classify(BatchState& s, std::span<const BatchEntry> entries) const {
+absl::Status Executor::Classify(BatchState& s, bool& on_device,
+                                std::span<const BatchEntry> entries, int64_t n,
+                                uint64_t& bytes) const {
   const ModelConfig& c = model_.config();
+  int64_t wanting = 0;
+  for (const BatchEntry& e : entries) wanting += e.logits != Logits::kNone ? 1 : 0;
+  if (wanting == 0) return absl::OkStatus();
+  const ClassifierPlace& place = classifier_;
+  PI_RETURN_IF_ERROR(MoveResidual(s, on_device, place.on_device, n));
+  absl::StatusOr<PassBuffers> b = Buffers(place.on_device, s, n);
+  if (!b.ok()) return b.status();
   // Only the rows whose logits are wanted go through the final norm and the classifier: gathered
   // into `normed`, one product for all of them.
-  int64_t rows = 0, row = 0, wanting = 0;
+  int64_t rows = 0, row = 0;
   for (const BatchEntry& e : entries) {
-    const int64_t n = static_cast<int64_t>(e.tokens.size());
-    const int64_t first = e.logits == Logits::kAll ? 0 : n - 1;
+    const int64_t count = static_cast<int64_t>(e.tokens.size());
     if (e.logits != Logits::kNone) {
-      ++wanting;
-      for (int64_t t = first; t < n; ++t, ++rows) {
-        cpu::RmsNorm(s.x.data() + (row + t) * c.dim, model_.output_norm(), c.dim,
-                     static_cast<float>(c.rms_eps), s.normed.data() + rows * c.dim);
-      }
+      const int64_t first = e.logits == Logits::kAll ? 0 : count - 1;
+      PI_RETURN_IF_ERROR(place.backend->RmsNorm(b->x + (row + first) * c.dim, place.norm,
+                                                count - first, c.dim,
+                                                static_cast<float>(c.rms_eps),
+                                                b->normed + rows * c.dim));
+      rows += count - first;
     }
-    row += n;
+    row += count;
   }
-  if (rows == 0) return 0;
   const size_t vocab = static_cast<size_t>(c.vocab_size);
   // One sequence's logits go straight to it; several sequences' through the batch's buffer.
   float* out = nullptr;
@@ -213,18 +420,35 @@ uint64_t Executor::Classify(BatchState& s, std::span<const BatchEntry> entries) 
     }
     out = s.logits.data();
   }
-  cpu::MatMul(model_.output(), s.normed.data(), rows, out);
+  const size_t floats = static_cast<size_t>(rows) * vocab;
+  if (place.on_device) {
+    DeviceScratch& d = *scratch_;
+    if (d.logits_floats < floats) {
+      d.logits.Reset();
+      absl::StatusOr<BackendBuffer> buffer =
+          device_->Allocate(floats * sizeof(float), MemoryPart::kWorkspace);
+      if (!buffer.ok()) return buffer.status();
+      d.logits = *std::move(buffer);
+      d.logits_floats = floats;
+    }
+    PI_RETURN_IF_ERROR(device_->MatMul(place.output, b->normed, rows, d.logits.floats()));
+    PI_RETURN_IF_ERROR(device_->CopyOut(out, d.logits.floats(), floats * sizeof(float)));
+    PI_RETURN_IF_ERROR(Synchronize());
+    ++transfers_->downloads;
+  } else {
+    PI_RETURN_IF_ERROR(host_->MatMul(place.output, b->normed, rows, out));
+  }
   if (wanting > 1) {
     const float* from = s.logits.data();
     for (const BatchEntry& e : entries) {
       if (e.logits == Logits::kNone) continue;
-      const size_t n = e.logits == Logits::kAll ? e.tokens.size() : 1;
-      std::memcpy(e.logits_out, from, n * vocab * sizeof(float));
-      from += n * vocab;
+      const size_t count = e.logits == Logits::kAll ? e.tokens.size() : 1;
+      std::memcpy(e.logits_out, from, count * vocab * sizeof(float));
+      from += count * vocab;
     }
   }
-  return model_.output().row_bytes * static_cast<uint64_t>(model_.output().rows) +
-         static_cast<uint64_t>(c.dim) * sizeof(float);
+  bytes += place.output.bytes() + static_cast<uint64_t>(c.dim) * sizeof(float);
+  return absl::OkStatus();
 }
 
 absl::Status Executor::Forward(BatchState& s, std::span<const BatchEntry> entries) const {
@@ -241,6 +465,7 @@ absl::Status Executor::Forward(BatchState& s, std::span<const BatchEntry> entrie
       return absl::InternalError(absl::StrCat("a pass of ", rows, " tokens at position ", e.pos0,
                                               " does not fit the sequence's KV cache"));
     }
+    PI_RETURN_IF_ERROR(CheckSequence(*e.sequence));
     n += rows;
   }
   if (n > s.capacity) {
@@ -255,17 +480,26 @@ absl::Status Executor::Forward(BatchState& s, std::span<const BatchEntry> entrie
     }
   }
   uint64_t bytes = static_cast<uint64_t>(n) * embedding.row_bytes;
-
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    const LayerWeights& w = model_.layer(l);
-    bytes += Normalize(s, n, w.attn_norm);
-    bytes += Attention(s, entries, n, l);  // x += attention(norm(x))
-    bytes += Normalize(s, n, w.ffn_norm);
-    absl::StatusOr<uint64_t> ffn_bytes = Ffn(s, entries, n, l);  // x += ffn[l](norm(x))
-    if (!ffn_bytes.ok()) return ffn_bytes.status();
-    bytes += *ffn_bytes;
+  // The device's scratch is sized before the first layer that uses it.
+  if (device_ != nullptr) {
+    absl::StatusOr<PassBuffers> grown = Buffers(true, s, n);
+    if (!grown.ok()) return grown.status();
   }
-  bytes += Classify(s, entries);
+
+  bool on_device = false;  // where the residual stream is
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const LayerPlace& place = places_[static_cast<size_t>(l)];
+    PI_RETURN_IF_ERROR(MoveResidual(s, on_device, place.on_device, n));
+    absl::StatusOr<PassBuffers> b = Buffers(place.on_device, s, n);
+    if (!b.ok()) return b.status();
+    PI_RETURN_IF_ERROR(Normalize(place, *b, n, place.attn_norm, bytes));
+    PI_RETURN_IF_ERROR(Attention(place, *b, entries, n, bytes));  // x += attention(norm(x))
+    PI_RETURN_IF_ERROR(Normalize(place, *b, n, place.ffn_norm, bytes));
+    PI_RETURN_IF_ERROR(Ffn(place, *b, s, entries, n, l, bytes));  // x += ffn[l](norm(x))
+  }
+  PI_RETURN_IF_ERROR(Classify(s, on_device, entries, n, bytes));
+  // A pass ends with its device work done (and its errors known): the next may regrow the scratch.
+  if (device_ != nullptr) PI_RETURN_IF_ERROR(device_->Synchronize());
   // Each sequence's share of what the pass read and took, by its tokens (the last one gets the
   // rounding, so that the shares add up to the pass).
   const double seconds =

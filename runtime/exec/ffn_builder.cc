@@ -13,7 +13,35 @@ std::vector<int32_t> AllNeurons(int64_t n_ff) {
   return ids;
 }
 
+// A stand-in GPU part whose rows count in the stand-in device's memory while it lives.
+class StandInPart : public CpuPartBackend {
+ public:
+  StandInPart(const Model& model, int64_t layer, std::vector<int32_t> neurons,
+              std::shared_ptr<const FiringThresholds> firing, std::shared_ptr<Backend> device)
+      : CpuPartBackend(model, layer, neurons, /*separate_partial=*/true, std::move(firing)),
+        device_(std::move(device)) {
+    const LayerWeights& w = model.layer(layer);
+    bytes_ = static_cast<int64_t>(neurons.size() *
+                                  (w.ffn_gate.row_bytes + w.ffn_up.row_bytes + w.ffn_down_t.row_bytes));
+    device_->Account(MemoryPart::kFfn, bytes_);
+  }
+  ~StandInPart() override { device_->Account(MemoryPart::kFfn, -bytes_); }
+
+ private:
+  std::shared_ptr<Backend> device_;
+  int64_t bytes_ = 0;
+};
+
 }  // namespace
+
+GpuBackendFactory StandInPartFactory(const Model& model, std::shared_ptr<Backend> device,
+                                     std::shared_ptr<const FiringThresholds> firing) {
+  return [&model, device = std::move(device), firing = std::move(firing)](
+             int64_t layer,
+             std::vector<int32_t> neurons) -> absl::StatusOr<std::unique_ptr<PartBackend>> {
+    return std::make_unique<StandInPart>(model, layer, std::move(neurons), firing, device);
+  };
+}
 
 absl::StatusOr<std::vector<std::unique_ptr<LayerFfn>>> BuildFfnLayers(const Model& model,
                                                                       const FfnSetup& setup) {
@@ -57,16 +85,17 @@ absl::StatusOr<std::vector<std::unique_ptr<LayerFfn>>> BuildFfnLayers(const Mode
         absl::StatusOr<std::unique_ptr<PartBackend>> backend = setup.gpu_backend(l, hot);
         if (!backend.ok()) return backend.status();
         gpu.backend = *std::move(backend);
-        gpu.cost = device_cost;
       } else {
         gpu.backend = std::make_unique<CpuPartBackend>(model, l, hot, /*separate_partial=*/true,
                                                        setup.firing);
-        gpu.cost = setup.cost;
       }
-      // The CUDA backend has no gate-first path: an exact run computes all of its neurons.
-      gpu.selection = gpu.backend->selects_on_device()                      ? Selection::kPredicted
-                      : selection == Selection::kExact && setup.gpu_backend ? Selection::kAll
-                                                                            : selection;
+      // A stand-in computes as the CPU does; a device part one token at a time over its masks,
+      // and with no gate-first path (an exact run computes all of its neurons).
+      const bool stand_in = gpu.backend->device() == "cpu";
+      gpu.cost = stand_in ? setup.cost : device_cost;
+      gpu.selection = gpu.backend->selects_on_device()               ? Selection::kPredicted
+                      : selection == Selection::kExact && !stand_in ? Selection::kAll
+                                                                     : selection;
       parts.push_back(std::move(gpu));
       cold = ComplementNeurons(hot, c.n_ff);
     }

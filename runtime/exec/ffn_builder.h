@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "runtime/exec/backend.h"
 #include "runtime/exec/ffn_cost_model.h"
 #include "runtime/exec/ffn_part.h"
 #include "runtime/exec/layer_ffn.h"
@@ -30,6 +31,12 @@ namespace pinfer {
 // Builds a layer's GPU backend over its plan neurons (ascending, non-empty).
 using GpuBackendFactory = std::function<absl::StatusOr<std::unique_ptr<PartBackend>>(
     int64_t layer, std::vector<int32_t> neurons)>;
+
+// The GPU parts of the CPU stand-in device (cpu_backend.h): CpuPartBackends with a partial sum of
+// their own, merged as the GPU's, whose rows are accounted in `device`'s memory (they are read from
+// the mapped model: the rows are read-only, what the stand-in checks is where activations go).
+GpuBackendFactory StandInPartFactory(const Model& model, std::shared_ptr<Backend> device,
+                                     std::shared_ptr<const FiringThresholds> firing);
 
 struct FfnSetup {
   std::shared_ptr<NeuronSelector> selector;        // null: every neuron

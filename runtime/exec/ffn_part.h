@@ -28,8 +28,12 @@ namespace pinfer {
 struct PartCall {
   int64_t layer = 0;
   int64_t n = 0;                 // tokens
-  const float* input = nullptr;  // [n, dim] host memory
+  const float* input = nullptr;  // [n, dim] host memory, or the device's when on_device
   float* output = nullptr;       // [n, dim] the residual stream: the partial sum is added here
+  // The layer's hidden state is on the device (its attention runs there): input and output are
+  // the device backend's memory, and a device part neither uploads nor downloads them. Only an
+  // asynchronous (device) part is called so.
+  bool on_device = false;
   // The neurons to compute. kAll: every neuron of the PART (not of the layer).
   NeuronRows rows;
   FfnWorkspace* workspace = nullptr;  // the session's scratch, for backends computing on the CPU

@@ -11,11 +11,13 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "format/dtype.h"
+#include "runtime/exec/backend.h"
 #include "runtime/exec/memory_budget.h"
 #include "runtime/model/model_config.h"
 
@@ -27,9 +29,12 @@ absl::StatusOr<DType> ParseKvCacheType(std::string_view name);
 inline constexpr DType kDefaultKvCacheType = DType::kF16;
 inline constexpr char kKvCacheTypeChoices[] = "f32, f16 or q8_0";
 
-class KvCache {
+// The host's KV store (backend.h): a backend on the CPU attends over it directly.
+class KvCache : public KvStore {
  public:
   KvCache() = default;
+  KvCache(KvCache&&) = default;
+  KvCache& operator=(KvCache&&) = default;
   // A cache of `context` positions for `config`'s layers. InvalidArgument when the type is not a
   // cache type or does not fit the model (q8_0 and a kv_dim that is not a multiple of 32);
   // ResourceExhausted (naming the bytes) when the mapping fails.
@@ -40,8 +45,14 @@ class KvCache {
   static uint64_t RowBytes(const ModelConfig& config, DType type);
 
   DType type() const { return type_; }
-  int64_t context() const { return context_; }
-  uint64_t Bytes() const { return keys_.size() + values_.size(); }
+  int64_t context() const override { return context_; }
+  uint64_t Bytes() const override { return keys_.size() + values_.size(); }
+  int64_t slots() const override { return n_layers_; }
+  KvCache* host_cache() override { return this; }
+  // Every layer's keys (or values) as stored: [layers, context] rows (a device cache of the same
+  // layout is copied through these for its context shift).
+  std::span<uint8_t> key_bytes() { return {keys_.data(), keys_.size()}; }
+  std::span<uint8_t> value_bytes() { return {values_.data(), values_.size()}; }
 
   // Encodes the keys and values of positions [pos0, pos0 + n) of `layer` ([n, kv_dim] f32 each,
   // the keys already rotated) into the cache.

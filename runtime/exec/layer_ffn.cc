@@ -216,8 +216,10 @@ absl::StatusOr<uint64_t> LayerFfn::Forward(const FfnCall& call) {
     PartCall& pc = part_calls_[p];
     pc.layer = layer_;
     pc.n = call.n;
-    pc.input = call.input;
-    pc.output = call.output;
+    // The device parts work where the hidden state is; the host parts always on the host.
+    pc.on_device = call.device_input != nullptr && parts_[p].backend->asynchronous();
+    pc.input = pc.on_device ? call.device_input : call.input;
+    pc.output = pc.on_device ? call.device_output : call.output;
     pc.workspace = call.workspace;
     pc.rows = ChooseRows(p, call.n, modes_[p]);
     if (absl::Status s = parts_[p].backend->Begin(pc); !s.ok()) return s;
@@ -227,7 +229,8 @@ absl::StatusOr<uint64_t> LayerFfn::Forward(const FfnCall& call) {
     const auto start = std::chrono::steady_clock::now();
     absl::StatusOr<FfnStats> result = part.backend->Finish(part_calls_[p]);
     if (!result.ok()) return result.status();
-    if (part.backend->asynchronous()) {
+    // A device-resident call does not wait here (the executor synchronises once per layer).
+    if (part.backend->asynchronous() && !part_calls_[p].on_device) {
       part.stats.wait_seconds += SecondsSince(start);
       part.stats.synchronisations += 1;
     }
@@ -254,6 +257,20 @@ absl::StatusOr<uint64_t> LayerFfn::Forward(const FfnCall& call) {
       ComputeTrueActivations({&model_, layer_, firing_.get()}, call.input, call.n, ws);
   }
   return bytes;
+}
+
+bool LayerFfn::has_host_parts() const {
+  return std::any_of(parts_.begin(), parts_.end(),
+                     [](const FfnPart& part) { return !part.backend->asynchronous(); });
+}
+
+bool LayerFfn::NeedsHostInput(bool need_activations) const {
+  if (need_activations || check_ || has_host_parts()) return true;
+  // A part that does not select on its device may run the host selector.
+  return selector_ != nullptr &&
+         std::any_of(parts_.begin(), parts_.end(), [](const FfnPart& part) {
+           return part.selection != Selection::kAll && !part.backend->selects_on_device();
+         });
 }
 
 void LayerFfn::Check(const FfnCall& call, bool selected_on_host) {

@@ -54,6 +54,12 @@ struct FfnCall {
   // An observer wants the activation vector: after the call, workspace->gate and ->activations
   // hold all of [n, n_ff] (the true activations, thresholds applied).
   bool need_activations = false;
+  // A layer whose hidden state is on the device (Executor): the device parts read device_input
+  // and add into device_output (device memory); the host parts read `input` (the normed input,
+  // downloaded) and add into `output` (a partial sum the executor uploads and adds). Null: every
+  // part works on `input` and `output`.
+  const float* device_input = nullptr;
+  float* device_output = nullptr;
 };
 
 enum class Selection {
@@ -92,6 +98,12 @@ class LayerFfn {
 
   int64_t layer() const { return layer_; }
   std::span<const FfnPart> parts() const { return parts_; }
+  // Whether a part computes on the host (not asynchronous): a device-resident call then needs the
+  // normed input on the host and an upload of the host parts' partial sum.
+  bool has_host_parts() const;
+  // Whether a device-resident call needs the normed input on the host even without host parts:
+  // the host selector runs, --check, or an observer wants the activations.
+  bool NeedsHostInput(bool need_activations) const;
   const NeuronSelector* selector() const { return selector_.get(); }
   bool check() const { return check_; }
   // The selector's own time and bytes (not in any part's stats).

@@ -56,12 +56,15 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(Executor& executor,
         absl::StrCat("the context length must be positive, got ", options.context_length));
   }
   const int64_t batch_size = options.batch ? options.batch->capacity : executor.batch_size();
-  absl::StatusOr<int64_t> fitted = ContextThatFits(c, options.context_length, batch_size,
+  // Host memory holds the KV cache of the layers whose attention runs on the host only.
+  ModelConfig host = c;
+  host.n_layers = executor.host_kv_layers();
+  absl::StatusOr<int64_t> fitted = ContextThatFits(host, options.context_length, batch_size,
                                                    options.sequences, AvailableMemoryBytes(),
                                                    options.cache_type);
   if (!fitted.ok()) return fitted.status();
   const int64_t context = *fitted;
-  absl::StatusOr<SequenceState> state = SequenceState::Create(c, context, options.cache_type);
+  absl::StatusOr<SequenceState> state = executor.CreateSequenceState(context, options.cache_type);
   if (!state.ok()) return state.status();
   std::shared_ptr<BatchState> batch = options.batch;
   if (!batch) {
@@ -69,6 +72,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(Executor& executor,
     if (!own.ok()) return own.status();
     batch = std::make_shared<BatchState>(*std::move(own));
   }
+  if (absl::Status s = executor.ReserveDevice(batch->capacity); !s.ok()) return s;
   auto session = std::unique_ptr<Session>(new Session(executor, *std::move(state), batch));
   try {
     session->logits_.resize(static_cast<size_t>(c.vocab_size));

@@ -76,6 +76,13 @@ bool PlacementPlan::TensorOnGpu(const std::string& name) const {
   return std::find(gpu_tensors.begin(), gpu_tensors.end(), name) != gpu_tensors.end();
 }
 
+bool PlacementPlan::AnythingOnGpu(bool tied_embeddings) const {
+  for (uint8_t on : attention_on_gpu) {
+    if (on != 0) return true;
+  }
+  return GpuNeuronCount() > 0 || ClassifierOnGpu(tied_embeddings);
+}
+
 int64_t PlacementPlan::GpuNeuronCount() const {
   int64_t n = 0;
   for (const std::vector<int32_t>& layer : ffn_gpu_neurons) n += static_cast<int64_t>(layer.size());

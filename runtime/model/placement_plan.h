@@ -99,6 +99,12 @@ struct PlacementPlan {
 
   static std::string NeuronTensorName(int64_t layer);
   bool TensorOnGpu(const std::string& name) const;
+  // Whether the classifier is on the GPU: `output`, or `token_embd` for tied embeddings.
+  bool ClassifierOnGpu(bool tied_embeddings) const {
+    return TensorOnGpu(tied_embeddings ? "token_embd" : "output");
+  }
+  // Whether anything (FFN neurons, a layer's attention, the classifier) is on the GPU.
+  bool AnythingOnGpu(bool tied_embeddings) const;
   int64_t GpuNeuronCount() const;
 
   // Shapes, sortedness and ranges, the byte total against the budget, the minimum shares and the

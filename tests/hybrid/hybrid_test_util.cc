@@ -82,6 +82,68 @@ RunResult RunFfn(const Model& model, const FfnSetup& setup) {
   return result;
 }
 
+std::vector<uint8_t> AttentionPattern(const Model& model, const std::string& which) {
+  const size_t L = static_cast<size_t>(model.n_layers());
+  std::vector<uint8_t> on(L, which == "all" ? 1 : 0);
+  for (size_t l = 0; l < L; ++l) {
+    if (which == "alternating") on[l] = l % 2;
+  }
+  if (which == "first") on.front() = 1;
+  if (which == "last") on.back() = 1;
+  return on;
+}
+
+PlacedRun RunPlaced(const Model& model, const std::vector<std::vector<int32_t>>& gpu_neurons,
+                    const DenseSpec& spec) {
+  PlacedRun result;
+  std::shared_ptr<Backend> device =
+      spec.device != nullptr ? spec.device : std::shared_ptr<Backend>(CpuBackend::StandIn());
+  Executor executor(model, {.batch_size = 16});
+  FfnSetup setup = Hybrid(gpu_neurons);
+  if (!gpu_neurons.empty()) {
+    setup.gpu_backend = spec.ffn_parts ? spec.ffn_parts(device)
+                                       : StandInPartFactory(model, device, nullptr);
+  }
+  absl::StatusOr<std::vector<std::unique_ptr<LayerFfn>>> layers = BuildFfnLayers(model, setup);
+  EXPECT_TRUE(layers.ok()) << layers.status();
+  if (!layers.ok()) return result;
+  EXPECT_TRUE(executor.SetFfnLayers(*std::move(layers)).ok());
+  const absl::Status placed = executor.SetPlacement({device, spec.attention, spec.classifier});
+  EXPECT_TRUE(placed.ok()) << placed;
+  absl::StatusOr<std::unique_ptr<Session>> session =
+      Session::Create(executor, {.context_length = 32, .cache_type = DType::kF16});
+  EXPECT_TRUE(session.ok()) << session.status();
+  if (!session.ok()) return result;
+  const int64_t vocab = model.config().vocab_size;
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 12; ++i) prompt.push_back(static_cast<int32_t>((i * 37 + 1) % vocab));
+  absl::StatusOr<std::span<const float>> logits = (*session)->Evaluate(prompt, Logits::kAll);
+  EXPECT_TRUE(logits.ok()) << logits.status();
+  if (!logits.ok()) return result;
+  result.logits.assign(logits->begin(), logits->end());
+  const Executor::TransferCounts before = executor.transfers();
+  for (int i = 0; i < 4; ++i) {
+    const int32_t token = static_cast<int32_t>((i * 53 + 7) % vocab);
+    logits = (*session)->Evaluate(std::span<const int32_t>(&token, 1), Logits::kLast);
+    EXPECT_TRUE(logits.ok()) << logits.status();
+    if (!logits.ok()) return result;
+    result.logits.insert(result.logits.end(), logits->begin(), logits->end());
+  }
+  const Executor::TransferCounts after = executor.transfers();
+  result.transfers = {after.uploads - before.uploads, after.downloads - before.downloads,
+                      after.synchronisations - before.synchronisations};
+  for (int i = 0; i < 8; ++i) {
+    const int32_t token =
+        static_cast<int32_t>(std::max_element(logits->begin(), logits->end()) - logits->begin());
+    result.greedy.push_back(token);
+    logits = (*session)->Evaluate(std::span<const int32_t>(&token, 1), Logits::kLast);
+    EXPECT_TRUE(logits.ok()) << logits.status();
+    if (!logits.ok()) return result;
+  }
+  result.device_bytes = device->used();
+  return result;
+}
+
 double MaxAbsDiff(const std::vector<float>& a, const std::vector<float>& b) {
   EXPECT_EQ(a.size(), b.size());
   double worst = 0;

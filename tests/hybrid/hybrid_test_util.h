@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "format/dtype.h"
+#include "runtime/exec/executor.h"
 #include "runtime/exec/ffn_builder.h"
 #include "runtime/exec/layer_ffn.h"
 #include "runtime/exec/neuron_selector.h"
@@ -55,6 +57,29 @@ FfnSetup Hybrid(std::vector<std::vector<int32_t>> gpu_neurons,
                 std::shared_ptr<NeuronSelector> selector = nullptr,
                 std::shared_ptr<const FiringThresholds> firing = nullptr,
                 GpuBackendFactory gpu_backend = nullptr);
+
+// Where a run puts the dense parts (Executor::SetPlacement) on a fresh CPU stand-in device.
+struct DenseSpec {
+  std::vector<uint8_t> attention;  // [n_layers] 1: the layer's attention on the device
+  bool classifier = false;
+  std::shared_ptr<Backend> device;  // null: a fresh CPU stand-in
+  // The FFN's device parts over `device`; null: stand-in parts (StandInPartFactory).
+  std::function<GpuBackendFactory(std::shared_ptr<Backend>)> ffn_parts;
+};
+// "none", "all", "alternating" (odd layers), "first", "last": which layers' attention.
+std::vector<uint8_t> AttentionPattern(const Model& model, const std::string& which);
+
+struct PlacedRun {
+  std::vector<float> logits;      // as RunFfn's: a 12-token prompt and 4 decoded tokens
+  std::vector<int32_t> greedy;    // then 8 greedy tokens
+  Executor::TransferCounts transfers;  // of the 4 decoded tokens
+  PlanBytes device_bytes;         // the stand-in's memory after the run (KV included)
+  int64_t passes = 4;             // of `transfers`
+};
+// `gpu_neurons` (empty: none) in stand-in GPU parts on the same device, the dense parts as `spec`
+// says, an f16 KV cache (the device's type, so that host and device caches round alike).
+PlacedRun RunPlaced(const Model& model, const std::vector<std::vector<int32_t>>& gpu_neurons,
+                    const DenseSpec& spec);
 
 double MaxAbsDiff(const std::vector<float>& a, const std::vector<float>& b);
 double MaxAbs(const std::vector<float>& a);

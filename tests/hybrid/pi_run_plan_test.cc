@@ -3,6 +3,8 @@
 // pi-place from a pi-profile profile and reusing the cached plan, and one clear line for every bad
 // input.
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -41,8 +43,10 @@ std::string Beside(const std::string& model, const std::string& suffix) {
   return model.substr(0, model.size() - 3) + "." + suffix + ".pi";
 }
 
-// A valid plan for `model_path` with a random share of each layer's neurons on the GPU.
-void WriteRandomPlan(const std::string& model_path, const std::string& plan_path, double share) {
+// A valid plan for `model_path` with a random share of each layer's neurons on the GPU, and the
+// attention of the layers `attention` marks (empty: none) and the classifier when asked.
+void WriteRandomPlan(const std::string& model_path, const std::string& plan_path, double share,
+                     std::vector<uint8_t> attention = {}, bool classifier = false) {
   absl::StatusOr<std::unique_ptr<Model>> model = Model::Load(model_path);
   ASSERT_TRUE(model.ok()) << model.status();
   PlacementPlan plan;
@@ -67,6 +71,10 @@ void WriteRandomPlan(const std::string& model_path, const std::string& plan_path
       if (pick(rng)) plan.ffn_gpu_neurons[l].push_back(i);
     }
     plan.predictor_on_gpu[l] = !plan.ffn_gpu_neurons[l].empty();
+  }
+  if (!attention.empty()) plan.attention_on_gpu = attention;
+  if (classifier) {
+    plan.gpu_tensors.push_back((*model)->config().tied_embeddings ? "token_embd" : "output");
   }
   ASSERT_TRUE(plan.Write(plan_path).ok());
 }
@@ -115,6 +123,30 @@ TEST(PiRunPlanTest, ExplicitPlanGivesTheDenseTextAndReportsTheSplit) {
        {"plan ", "in the GPU part", "the GPU part runs on the CPU (--gpu-backend cpu)",
         "hybrid FFN over", "ms/token", "hot coverage", "decode: 23 tokens"}) {
     EXPECT_TRUE(absl::StrContains(r.err, s)) << r.err << " lacks " << s;
+  }
+}
+
+// A plan with attention (odd layers) and the classifier on the GPU as well: the CPU standing in
+// for it gives the dense text, and the VRAM it holds is reported, per part, next to the budget, on
+// stderr and in --json.
+TEST(PiRunPlanTest, DensePartsOnTheDeviceGiveTheDenseTextAndReportTheirMemory) {
+  const std::string model = ModelInOwnDirectory("dense_parts");
+  const std::string plan = fs::path(model).parent_path() / "device.plan.pi";
+  WriteRandomPlan(model, plan, 0.5, {0, 1, 0, 1}, /*classifier=*/true);
+  const std::string json = fs::path(model).parent_path() / "report.json";
+  const test::ProgramResult r = PiRun(Args(model, {"--plan", plan, "--json", json}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, DenseText());
+  for (const char* s : {"attention of 2 of 4 layers and the classifier on the GPU",
+                        "VRAM (cpu stand-in): ", " used of the budget 1.00 MiB: workspace ",
+                        "attention ", "kv ", "ffn ", "output ", "the plan expects "}) {
+    EXPECT_TRUE(absl::StrContains(r.err, s)) << r.err << " lacks " << s;
+  }
+  std::ifstream in(json);
+  const std::string report((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const char* s : {"\"vram\"", "\"device\": \"cpu stand-in\"", "\"budget_bytes\": 1048576",
+                        "\"attention\": "}) {
+    EXPECT_TRUE(absl::StrContains(report, s)) << report << " lacks " << s;
   }
 }
 

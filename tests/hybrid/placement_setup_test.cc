@@ -65,7 +65,9 @@ TEST(PlacementSetupTest, ResolvesThePlanAndThePredictorOnce) {
   absl::StatusOr<GpuSide> gpu =
       SetUpGpuSide(placement, *model, *a->plan, a->plan_path, a->predictor, a->firing);
   ASSERT_TRUE(gpu.ok()) << gpu.status();
-  EXPECT_EQ(gpu->factory, nullptr);  // --gpu-backend cpu: the CPU stands in
+  // --gpu-backend cpu: the CPU stands in for the device.
+  ASSERT_NE(gpu->placement.device, nullptr);
+  EXPECT_EQ(gpu->placement.device->name(), "cpu stand-in");
   ASSERT_EQ(gpu->notes.size(), 2u);
   EXPECT_TRUE(absl::StrContains(gpu->notes[0], placement.plan_path)) << gpu->notes[0];
   EXPECT_TRUE(absl::StrContains(gpu->notes[1], "the CPU (--gpu-backend cpu)")) << gpu->notes[1];
@@ -116,6 +118,17 @@ TEST(PlacementSetupTest, CachedPlanNamesTheBudget) {
   EXPECT_EQ(CachedPlanPath("d/model.pi", uint64_t{1536} << 20), "d/model.plan-1536M.pi");
   EXPECT_EQ(CachedPlanPath("d/model.pi", 3900 << 10), "d/model.plan-3900K.pi");
   EXPECT_EQ(CachedPlanPath("d/model.pi", 1000), "d/model.plan-1000.pi");
+}
+
+// One line before allocating when the device has less free memory than the budget; none when it
+// has enough or nothing is known of it (the CPU stand-in).
+TEST(PlacementSetupTest, WarnsWhenTheDeviceHasLessFreeMemoryThanTheBudget) {
+  const std::string line = DeviceMemoryWarning(uint64_t{1} << 30, uint64_t{2} << 30, "m.plan.pi");
+  EXPECT_EQ(line,
+            "warning: the GPU has 1.00 GiB free, less than the plan's budget of 2.00 GiB "
+            "(m.plan.pi): allocating it may fail");
+  EXPECT_EQ(DeviceMemoryWarning(uint64_t{2} << 30, uint64_t{2} << 30, "m.plan.pi"), "");
+  EXPECT_EQ(DeviceMemoryWarning(std::nullopt, uint64_t{2} << 30, "m.plan.pi"), "");
 }
 
 }  // namespace

@@ -21,7 +21,11 @@ namespace pinfer::test {
 namespace fs = std::filesystem;
 
 std::string SourcePath(const std::string& relative) {
-  return (fs::path(PINFER_SOURCE_DIR) / relative).string();
+  // $PINFER_SOURCE_DIR: the repository moved since the build (test binaries carried to another
+  // machine, bench/hybrid/gpu_check.sh).
+  const char* moved = std::getenv("PINFER_SOURCE_DIR");
+  return (fs::path(moved != nullptr && *moved != '\0' ? moved : PINFER_SOURCE_DIR) / relative)
+      .string();
 }
 
 namespace {

@@ -1,4 +1,7 @@
 // pi-server: an OpenAI-compatible HTTP API over a .pi model.
+#include <string>
+#include <vector>
+
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "runtime/app/runtime_flags.h"
@@ -27,8 +30,13 @@ int Main(int argc, char** argv) {
   AddRuntimeFlags(app, options.runtime);
   AddServerFlags(app, options.server);
   AddVersionFlag(app, kProgram);
+  // -ngl, llama.cpp's multi-letter single-dash flag, as its long form.
+  std::vector<std::string> args(argv, argv + argc);
+  for (size_t i = 1; i < args.size() && args[i] != "--"; ++i) args[i] = SpellLlamaCppFlag(args[i]);
+  std::vector<char*> arg_pointers;
+  for (std::string& arg : args) arg_pointers.push_back(arg.data());
   try {
-    app.parse(argc, argv);
+    app.parse(static_cast<int>(arg_pointers.size()), arg_pointers.data());
   } catch (const CLI::ParseError& e) {
     return ReportParseError(kProgram, app, e);
   }
