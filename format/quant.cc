@@ -126,19 +126,6 @@ void QuantizeRowQ4_0MinError(const float* x, BlockQ4_0* out, size_t n) {
   }
 }
 
-BlockQ4_0 Q4_0x16Block(const uint8_t* row, size_t b, size_t blocks) {
-  BlockQ4_0 block;
-  std::memcpy(&block.d, row + Q4x16ScaleOffset(b, blocks), 2);
-  if (b / kQ4x16GroupBlocks >= blocks / kQ4x16GroupBlocks) {
-    std::memcpy(block.qs, row + b * sizeof(BlockQ4_0) + 2, sizeof(block.qs));
-  } else {
-    for (size_t i = 0; i < sizeof(block.qs); i += 4) {
-      std::memcpy(block.qs + i, row + Q4x16NibbleOffset(b, i, blocks), 4);
-    }
-  }
-  return block;
-}
-
 namespace {
 
 // One row; `to_x16` picks the direction. Only full groups move; the tail is copied.

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 
 #include "absl/status/status.h"
@@ -51,7 +52,18 @@ inline size_t Q4x16NibbleOffset(size_t b, size_t i, size_t blocks) {
   return group * kQ4x16GroupBytes + 32 + 64 * (i / 4) + 4 * (b % kQ4x16GroupBlocks) + i % 4;
 }
 // Block b of a q4_0x16 row of `blocks` blocks, as a plain q4_0 block.
-BlockQ4_0 Q4_0x16Block(const uint8_t* row, size_t b, size_t blocks);
+inline BlockQ4_0 Q4_0x16Block(const uint8_t* row, size_t b, size_t blocks) {
+  BlockQ4_0 block;
+  std::memcpy(&block.d, row + Q4x16ScaleOffset(b, blocks), 2);
+  if (b / kQ4x16GroupBlocks >= blocks / kQ4x16GroupBlocks) {
+    std::memcpy(block.qs, row + b * sizeof(BlockQ4_0) + 2, sizeof(block.qs));
+  } else {
+    for (size_t i = 0; i < sizeof(block.qs); i += 4) {
+      std::memcpy(block.qs + i, row + Q4x16NibbleOffset(b, i, blocks), 4);
+    }
+  }
+  return block;
+}
 
 // The two directions of the reordering, for `rows` rows of `cols` elements (cols a multiple of
 // 32; src and dst must not overlap). Lossless: each is the other's inverse, byte for byte. Used
