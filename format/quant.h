@@ -92,7 +92,8 @@ enum class Q4Scales { kGgml, kMinError };
 // same values, reordered.
 absl::Status EncodeRow(const float* x, size_t n, DType dtype, void* out,
                        Q4Scales q4_scales = Q4Scales::kGgml);
-// Decode n values of a floating or quantized dtype to f32.
+// Decode n values of a floating or quantized dtype to f32. For q4_0x16, whose groups are per row,
+// n is one whole row.
 absl::Status DecodeRow(const void* in, size_t n, DType dtype, float* out);
 
 }  // namespace pinfer
