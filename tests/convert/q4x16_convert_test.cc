@@ -21,7 +21,7 @@ namespace pinfer::testing {
 namespace {
 
 struct Models {
-  std::string gguf, x16, plain;
+  std::string gguf, x16, plain, synth;  // synth: the .pi pi-synth wrote beside the GGUF
 };
 
 // Made once for the suite: the synthesis and both conversions take well under a second.
@@ -31,10 +31,10 @@ const Models& MakeModels() {
     // seconds; the kernels' thread split is tested in tests/cpu.
     cpu::SetThreads(1);
     const std::string dir = ScratchDir("q4x16_convert");
-    Models m{dir + "/m.gguf", dir + "/x16.pi", dir + "/plain.pi"};
+    Models m{dir + "/m.gguf", dir + "/x16.pi", dir + "/plain.pi", dir + "/synth.pi"};
     const ToolResult synth =
         RunTool("pi-synth", {"--shape", "custom:d=512,ff=1056,layers=2,heads=8,vocab=512",
-                             "--dtype", "q4_0", "--seed", "3", "-o", dir + "/synth.pi", "--gguf",
+                             "--dtype", "q4_0", "--seed", "3", "-o", m.synth, "--gguf",
                              m.gguf, "-q"});
     EXPECT_EQ(synth.exit_code, 0) << synth.err;
     const ToolResult x16 = RunTool("pi-convert", {m.gguf, "-o", m.x16, "-q"});
@@ -79,6 +79,18 @@ TEST(Q4x16Convert, DotProductMatricesBecomeQ4_0x16Losslessly) {
     ++reordered;
   }
   EXPECT_EQ(reordered, 2 * 6 + 1);
+
+  // pi-synth writes its .pi as pi-convert writes the GGUF it made alongside.
+  auto synth = PiFile::Open(m.synth);
+  ASSERT_TRUE(synth.ok()) << synth.status();
+  for (const TensorInfo& t : (*x16)->tensors()) {
+    if (!ReadByDotProducts(t.name)) continue;
+    SCOPED_TRACE(t.name);
+    const TensorInfo* s = (*synth)->Find(t.name);
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->dtype, DType::kQ4_0x16);
+    EXPECT_EQ(s->checksum, t.checksum);
+  }
 
   const ToolResult inspect = RunTool("pi-inspect", {m.x16, "--verify"});
   EXPECT_EQ(inspect.exit_code, 0) << inspect.err;
