@@ -138,8 +138,8 @@ void ReorderQ4x16Row(const uint8_t* src, uint8_t* dst, size_t blocks, bool to_x1
     std::memcpy(to, from, 2);
     for (size_t i = 0; i < kQuantBlockElements / 2; i += 4) {
       const size_t x16 = Q4x16NibbleOffset(b, i, blocks);
-      std::memcpy(to_x16 ? dst + x16 : dst + plain + 2 + i, to_x16 ? src + plain + 2 + i : src + x16,
-                  4);
+      std::memcpy(to_x16 ? dst + x16 : dst + plain + 2 + i,
+                  to_x16 ? src + plain + 2 + i : src + x16, 4);
     }
   }
   std::memcpy(dst + full * sizeof(BlockQ4_0), src + full * sizeof(BlockQ4_0),
@@ -193,7 +193,8 @@ absl::Status EncodeRow(const float* x, size_t n, DType dtype, void* out, Q4Scale
       return absl::OkStatus();
     case DType::kQ4_0x16: {
       std::vector<BlockQ4_0> plain(n / kQuantBlockElements);
-      if (absl::Status s = EncodeRow(x, n, DType::kQ4_0, plain.data(), q4_scales); !s.ok()) return s;
+      if (absl::Status s = EncodeRow(x, n, DType::kQ4_0, plain.data(), q4_scales); !s.ok())
+        return s;
       ConvertQ4_0ToQ4_0x16(plain.data(), out, 1, n);
       return absl::OkStatus();
     }

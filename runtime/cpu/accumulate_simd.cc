@@ -142,7 +142,8 @@ struct ChunkDecoder<DType::kQ4_0x16> {
   static constexpr int64_t kVectors = ChunkDecoder<DType::kQ4_0>::kVectors;
   static int64_t Columns() { return 32; }
   static HWY_INLINE float Scale(const uint8_t* row, int64_t c, int64_t blocks) {
-    return BlockScale(row + Q4x16ScaleOffset(static_cast<size_t>(c / 32), static_cast<size_t>(blocks)));
+    return BlockScale(row +
+                      Q4x16ScaleOffset(static_cast<size_t>(c / 32), static_cast<size_t>(blocks)));
   }
   static HWY_INLINE void Decode(const uint8_t* row, int64_t c, int64_t blocks, VQ* out) {
     const BlockQ4_0 block =
@@ -216,7 +217,8 @@ HWY_INLINE void AccumulateGroup(const uint8_t* const* w, const uint8_t* const* a
     for (int64_t c = c0; c < c1; c += 32 * kScaleBlocks) {
       const int64_t count = std::min(kScaleBlocks, (c1 - c) / 32);
       HWY_ALIGN float scaled[kRows][kScaleBlocks];
-      for (int r = 0; r < kRows; ++r) ScaledBlockScales<kType>(w[r], c, count, a[r], blocks, scaled[r]);
+      for (int r = 0; r < kRows; ++r)
+        ScaledBlockScales<kType>(w[r], c, count, a[r], blocks, scaled[r]);
       for (int64_t k = 0; k < count; ++k) {
         const int64_t ck = c + 32 * k;
         hn::Vec<D> acc[Dec::kVectors];
@@ -286,7 +288,8 @@ void AccumulateOneToken(const MatrixView& w, const RowSet& rows, const float* a,
       if (prefetch) {
         for (int j = 0; j < kGroupRows; ++j) ahead_rows[j] = w.Row(active[next + j]);
       }
-      AccumulateGroup<kType, kGroupRows>(group, prefetch ? ahead_rows : nullptr, scales, c0, c1, w.cols / 32, y);
+      AccumulateGroup<kType, kGroupRows>(group, prefetch ? ahead_rows : nullptr, scales, c0, c1,
+                                         w.cols / 32, y);
     }
     const int64_t left = count - g;
     for (int j = 0; j < left; ++j) {

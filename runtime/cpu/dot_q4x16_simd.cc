@@ -68,7 +68,8 @@ void InterleaveActivationsQ4x16(const int8_t* q, int64_t cols, int64_t t0, int64
         std::memcpy(vectors + (2 * g + 1) * 64 + 4 * j, src + b * kBlock + 16 + 4 * g, 4);
       }
     }
-    std::memcpy(dst + full * kBlock, src + full * kBlock, static_cast<size_t>((blocks - full) * kBlock));
+    std::memcpy(dst + full * kBlock, src + full * kBlock,
+                static_cast<size_t>((blocks - full) * kBlock));
   }
 }
 
@@ -108,8 +109,8 @@ HWY_INLINE int32_t DotWidened(const Widened& w, const int8_t* x) {
   auto sum0 = hn::Zero(d32);
   auto sum1 = hn::Zero(d32);
   for (int64_t i = 0; i < kVectors16; ++i) {
-    sum0 = hn::ReorderWidenMulAccumulate(d32, w.v[i], hn::PromoteTo(d16, hn::LoadU(d8, x + i * kLanes16)),
-                                         sum0, sum1);
+    sum0 = hn::ReorderWidenMulAccumulate(
+        d32, w.v[i], hn::PromoteTo(d16, hn::LoadU(d8, x + i * kLanes16)), sum0, sum1);
   }
   return hn::GetLane(hn::SumOfLanes(d32, hn::Add(sum0, sum1)));
 }
@@ -120,8 +121,7 @@ HWY_INLINE void PortableRowBlocks(const uint8_t* row, int64_t blocks, int64_t b0
                                   const QuantizedActivations& x, int64_t t0, int64_t n, float* sums,
                                   int64_t stride) {
   for (int64_t b = b0; b < b1; ++b) {
-    const BlockQ4_0 block =
-        Q4_0x16Block(row, static_cast<size_t>(b), static_cast<size_t>(blocks));
+    const BlockQ4_0 block = Q4_0x16Block(row, static_cast<size_t>(b), static_cast<size_t>(blocks));
     const float d = F16ToF32(block.d);
     const Widened w = WidenBlock(block);
     for (int64_t t = t0; t < t0 + n; ++t) {
@@ -140,8 +140,8 @@ HWY_INLINE __m512i DotBytes(__m512i acc, __m512i unsigned_w, __m512i signed_x) {
 #if HWY_TARGET == HWY_AVX3_DL
   return _mm512_dpbusd_epi32(acc, unsigned_w, signed_x);
 #else
-  return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(unsigned_w, signed_x),
-                                                 _mm512_set1_epi16(1)));
+  return _mm512_add_epi32(
+      acc, _mm512_madd_epi16(_mm512_maddubs_epi16(unsigned_w, signed_x), _mm512_set1_epi16(1)));
 #endif
 }
 
@@ -156,10 +156,12 @@ HWY_INLINE void GroupTile(const uint8_t* const* w, const uint8_t* const* ahead,
     __m512 wscale[kRows];
     for (int r = 0; r < kRows; ++r) {
       if (ahead != nullptr) {  // the group's 288 bytes span at most 6 lines
-        for (int64_t line = 0; line < kGroupBytes; line += 64) hwy::Prefetch(ahead[r] + offset + line);
+        for (int64_t line = 0; line < kGroupBytes; line += 64)
+          hwy::Prefetch(ahead[r] + offset + line);
         hwy::Prefetch(ahead[r] + offset + kGroupBytes - 1);
       }
-      wscale[r] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[r] + offset)));
+      wscale[r] =
+          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[r] + offset)));
     }
     __m512i dot[kRows][kTokens];
     for (int t = 0; t < kTokens; ++t) {
@@ -177,7 +179,8 @@ HWY_INLINE void GroupTile(const uint8_t* const* w, const uint8_t* const* ahead,
         const int8_t* xv = x.x16 + (t0 + t) * x.cols + g * kGroupElements + 128 * v;
         const __m512i xl = _mm512_loadu_si512(xv);
         const __m512i xh = _mm512_loadu_si512(xv + 64);
-        for (int r = 0; r < kRows; ++r) dot[r][t] = DotBytes(DotBytes(dot[r][t], low[r], xl), high[r], xh);
+        for (int r = 0; r < kRows; ++r)
+          dot[r][t] = DotBytes(DotBytes(dot[r][t], low[r], xl), high[r], xh);
       }
     }
     for (int t = 0; t < kTokens; ++t) {
@@ -243,7 +246,8 @@ HWY_INLINE void RunTile(const MatrixView& w, const RowSet& rows, int64_t i0,
   }
   if (tail) {
     for (int r = 0; r < kRows; ++r) {
-      PortableRowBlocks(wr[r], blocks, groups * kGroupBlocks, blocks, x, t0, kTokens, &sums[r][0], 1);
+      PortableRowBlocks(wr[r], blocks, groups * kGroupBlocks, blocks, x, t0, kTokens, &sums[r][0],
+                        1);
     }
   }
   for (int r = 0; r < kRows; ++r) {
@@ -276,13 +280,17 @@ HWY_INLINE void RunTokens(int64_t count, const MatrixView& w, const RowSet& rows
                           int64_t y_stride) {
   switch (count) {
     case 4:
-      return RunRows<kRows, 4>(w, rows, i_begin, i_end, x, t0, g0, g1, tail, first, prefetch, y, y_stride);
+      return RunRows<kRows, 4>(w, rows, i_begin, i_end, x, t0, g0, g1, tail, first, prefetch, y,
+                               y_stride);
     case 3:
-      return RunRows<kRows, 3>(w, rows, i_begin, i_end, x, t0, g0, g1, tail, first, prefetch, y, y_stride);
+      return RunRows<kRows, 3>(w, rows, i_begin, i_end, x, t0, g0, g1, tail, first, prefetch, y,
+                               y_stride);
     case 2:
-      return RunRows<kRows, 2>(w, rows, i_begin, i_end, x, t0, g0, g1, tail, first, prefetch, y, y_stride);
+      return RunRows<kRows, 2>(w, rows, i_begin, i_end, x, t0, g0, g1, tail, first, prefetch, y,
+                               y_stride);
     default:
-      return RunRows<kRows, 1>(w, rows, i_begin, i_end, x, t0, g0, g1, tail, first, prefetch, y, y_stride);
+      return RunRows<kRows, 1>(w, rows, i_begin, i_end, x, t0, g0, g1, tail, first, prefetch, y,
+                               y_stride);
   }
 }
 

@@ -63,8 +63,8 @@ struct QuantScratch {
 };
 
 // `x16`: also lay the values out for q4_0x16 weights (simd::QuantizedActivations).
-simd::QuantizedActivations QuantizeForWeights(const float* x, int64_t n, int64_t cols,
-                                              int threads, bool x16) {
+simd::QuantizedActivations QuantizeForWeights(const float* x, int64_t n, int64_t cols, int threads,
+                                              bool x16) {
   thread_local QuantScratch scratch;
   const int64_t blocks = cols / 32;
   if (scratch.q.size() < static_cast<size_t>(n * cols)) scratch.q.resize(n * cols);

@@ -32,10 +32,9 @@ const Models& MakeModels() {
     cpu::SetThreads(1);
     const std::string dir = ScratchDir("q4x16_convert");
     Models m{dir + "/m.gguf", dir + "/x16.pi", dir + "/plain.pi", dir + "/synth.pi"};
-    const ToolResult synth =
-        RunTool("pi-synth", {"--shape", "custom:d=512,ff=1056,layers=2,heads=8,vocab=512",
-                             "--dtype", "q4_0", "--seed", "3", "-o", m.synth, "--gguf",
-                             m.gguf, "-q"});
+    const ToolResult synth = RunTool(
+        "pi-synth", {"--shape", "custom:d=512,ff=1056,layers=2,heads=8,vocab=512", "--dtype",
+                     "q4_0", "--seed", "3", "-o", m.synth, "--gguf", m.gguf, "-q"});
     EXPECT_EQ(synth.exit_code, 0) << synth.err;
     const ToolResult x16 = RunTool("pi-convert", {m.gguf, "-o", m.x16, "-q"});
     EXPECT_EQ(x16.exit_code, 0) << x16.err;
@@ -103,7 +102,8 @@ std::vector<std::vector<float>> RunLogits(const std::string& path, int64_t promp
   std::vector<std::vector<float>> out;
   if (l.session == nullptr) return out;
   std::vector<int32_t> tokens;
-  for (int64_t i = 0; i < prompt_tokens; ++i) tokens.push_back(static_cast<int32_t>(1 + i * 37 % 500));
+  for (int64_t i = 0; i < prompt_tokens; ++i)
+    tokens.push_back(static_cast<int32_t>(1 + i * 37 % 500));
   auto logits = l.session->Evaluate(tokens, Logits::kAll);
   EXPECT_TRUE(logits.ok()) << logits.status();
   if (!logits.ok()) return out;

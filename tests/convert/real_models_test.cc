@@ -293,7 +293,10 @@ TEST_P(LlamaCppGgufTest, ImportCopiesGgmlBlocksBitExactly) {
       // back in q4_0 order (the embedding table of an untied model stays q4_0).
       const bool x16 = dtype == DType::kQ4_0 && info.ne.size() == 2 &&
                        (name != "token_embd" || pi->Find("output") == nullptr);
-      EXPECT_EQ(t->dtype, info.ne.size() == 1 ? DType::kF32 : x16 ? DType::kQ4_0x16 : dtype) << name;
+      EXPECT_EQ(t->dtype, info.ne.size() == 1 ? DType::kF32
+                          : x16               ? DType::kQ4_0x16
+                                              : dtype)
+          << name;
       std::vector<uint8_t> ours(pi->Data(*t).begin(), pi->Data(*t).end());
       if (x16) {
         std::vector<uint8_t> plain(ours.size());

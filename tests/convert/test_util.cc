@@ -104,8 +104,8 @@ std::vector<float> DecodeTensor(const PiFile& file, const std::string& name) {
   const uint64_t cols = t->shape.back(), rows = values.size() / std::max<uint64_t>(cols, 1);
   const uint64_t row_bytes = rows == 0 ? 0 : t->size / rows;
   for (uint64_t r = 0; r < rows; ++r) {
-    absl::Status s = DecodeRow(file.Data(*t).data() + r * row_bytes, cols, t->dtype,
-                               values.data() + r * cols);
+    absl::Status s =
+        DecodeRow(file.Data(*t).data() + r * row_bytes, cols, t->dtype, values.data() + r * cols);
     EXPECT_TRUE(s.ok()) << s;
   }
   return values;

@@ -54,7 +54,8 @@ TEST_P(Q4x16Test, MatMulMatchesReferenceAndPlainQ4_0) {
       MatMul(plain.view(), x.data(), n, q4.data());
       for (int64_t t = 0; t < n; ++t) {
         for (int64_t r = 0; r < c.rows; ++r) {
-          const double tolerance = kRelativeTolerance * Magnitude(w.decoded, seen, r, t, c.cols) + 1e-30;
+          const double tolerance =
+              kRelativeTolerance * Magnitude(w.decoded, seen, r, t, c.cols) + 1e-30;
           ASSERT_NEAR(actual[t * c.rows + r], expected[t * c.rows + r], tolerance)
               << "token " << t << " row " << r;
           ASSERT_NEAR(actual[t * c.rows + r], q4[t * c.rows + r], tolerance)

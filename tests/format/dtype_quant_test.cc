@@ -197,7 +197,8 @@ TEST(Q4x16Test, RoundTripIsIdentityAndBlocksMatch) {
     std::vector<float> y_plain(cols), y_x16(cols);
     for (size_t r = 0; r < rows; ++r) {
       ASSERT_TRUE(DecodeRow(&plain[r * blocks], cols, DType::kQ4_0, y_plain.data()).ok());
-      ASSERT_TRUE(DecodeRow(x16.data() + r * blocks * 18, cols, DType::kQ4_0x16, y_x16.data()).ok());
+      ASSERT_TRUE(
+          DecodeRow(x16.data() + r * blocks * 18, cols, DType::kQ4_0x16, y_x16.data()).ok());
       EXPECT_EQ(y_plain, y_x16);
     }
   }

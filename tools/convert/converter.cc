@@ -33,8 +33,8 @@ namespace {
 // ffn_down_t by the transposed product.
 bool ReadByDotProducts(const std::string& name, bool classifier) {
   if (classifier) return true;
-  for (const char* suffix : {".attn_q", ".attn_k", ".attn_v", ".attn_output", ".ffn_gate",
-                             ".ffn_up"}) {
+  for (const char* suffix :
+       {".attn_q", ".attn_k", ".attn_v", ".attn_output", ".ffn_gate", ".ffn_up"}) {
     if (name.ends_with(suffix)) return true;
   }
   return false;
