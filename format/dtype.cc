@@ -8,7 +8,7 @@
 namespace pinfer {
 namespace {
 
-constexpr std::array<DTypeInfo, 7> kInfos = {{
+constexpr std::array<DTypeInfo, 8> kInfos = {{
     {"f32", 1, 4, false, true},
     {"f16", 1, 2, false, true},
     {"bf16", 1, 2, false, true},
@@ -16,6 +16,7 @@ constexpr std::array<DTypeInfo, 7> kInfos = {{
     {"q4_0", kQuantBlockElements, 18, true, true},
     {"i32", 1, 4, false, false},
     {"u8", 1, 1, false, false},
+    {"q4_0x16", kQuantBlockElements, 18, true, true},
 }};
 
 }  // namespace
@@ -29,12 +30,12 @@ absl::StatusOr<DType> ParseDType(std::string_view name) {
     if (kInfos[i].name == name) return static_cast<DType>(i);
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown dtype '", Sv(name), "' (expected f32, f16, bf16, q8_0, q4_0, i32 or u8)"));
+      absl::StrCat("unknown dtype '", Sv(name), "' (expected f32, f16, bf16, q8_0, q4_0, q4_0x16, i32 or u8)"));
 }
 
 absl::StatusOr<DType> ParseWeightDType(std::string_view name) {
   absl::StatusOr<DType> dtype = ParseDType(name);
-  if (!dtype.ok() || *dtype == DType::kI32 || *dtype == DType::kU8) {
+  if (!dtype.ok() || *dtype == DType::kI32 || *dtype == DType::kU8 || *dtype == DType::kQ4_0x16) {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown weight dtype '", Sv(name), "' (expected f32, f16, bf16, q8_0 or q4_0)"));
   }

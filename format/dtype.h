@@ -17,6 +17,10 @@ enum class DType : uint32_t {
   kQ4_0 = 4,  // GGUF/GGML block_q4_0: f16 scale + 16 bytes of packed nibbles.
   kI32 = 5,
   kU8 = 6,
+  // q4_0 blocks (the same 18 bytes per 32 elements) reordered within each group of 16 blocks of a
+  // row so that one 512-bit integer dot product covers 16 blocks (format/README.md,
+  // format/quant.h).
+  kQ4_0x16 = 7,
 };
 
 // Quantized types group this many consecutive elements of a row into one block.
@@ -35,7 +39,8 @@ bool IsKnownDType(uint32_t raw);
 const DTypeInfo& GetDTypeInfo(DType dtype);
 inline std::string_view DTypeName(DType dtype) { return GetDTypeInfo(dtype).name; }
 absl::StatusOr<DType> ParseDType(std::string_view name);
-// ParseDType for a weight matrix: f32, f16, bf16, q8_0 or q4_0 (the error offers only those).
+// ParseDType for a weight matrix: f32, f16, bf16, q8_0 or q4_0 (the error offers only those;
+// q4_0x16 is a storage layout pi-convert picks, not a choice).
 absl::StatusOr<DType> ParseWeightDType(std::string_view name);
 
 // Bytes that `elements` consecutive elements take. Fails when a quantized row length is not a

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "format/half.h"
@@ -124,6 +126,45 @@ void QuantizeRowQ4_0MinError(const float* x, BlockQ4_0* out, size_t n) {
   }
 }
 
+namespace {
+
+// One row; `to_x16` picks the direction. Only full groups move; the tail is copied.
+void ReorderQ4x16Row(const uint8_t* src, uint8_t* dst, size_t blocks, bool to_x16) {
+  const size_t full = blocks / kQ4x16GroupBlocks * kQ4x16GroupBlocks;
+  for (size_t b = 0; b < full; ++b) {
+    const size_t plain = b * sizeof(BlockQ4_0);
+    const uint8_t* from = to_x16 ? src + plain : src + Q4x16ScaleOffset(b, blocks);
+    uint8_t* to = to_x16 ? dst + Q4x16ScaleOffset(b, blocks) : dst + plain;
+    std::memcpy(to, from, 2);
+    for (size_t i = 0; i < kQuantBlockElements / 2; i += 4) {
+      const size_t x16 = Q4x16NibbleOffset(b, i, blocks);
+      std::memcpy(to_x16 ? dst + x16 : dst + plain + 2 + i,
+                  to_x16 ? src + plain + 2 + i : src + x16, 4);
+    }
+  }
+  std::memcpy(dst + full * sizeof(BlockQ4_0), src + full * sizeof(BlockQ4_0),
+              (blocks - full) * sizeof(BlockQ4_0));
+}
+
+void ReorderQ4x16(const void* src, void* dst, size_t rows, size_t cols, bool to_x16) {
+  const size_t blocks = cols / kQuantBlockElements;
+  const size_t row_bytes = blocks * sizeof(BlockQ4_0);
+  for (size_t r = 0; r < rows; ++r) {
+    ReorderQ4x16Row(static_cast<const uint8_t*>(src) + r * row_bytes,
+                    static_cast<uint8_t*>(dst) + r * row_bytes, blocks, to_x16);
+  }
+}
+
+}  // namespace
+
+void ConvertQ4_0ToQ4_0x16(const void* src, void* dst, size_t rows, size_t cols) {
+  ReorderQ4x16(src, dst, rows, cols, true);
+}
+
+void ConvertQ4_0x16ToQ4_0(const void* src, void* dst, size_t rows, size_t cols) {
+  ReorderQ4x16(src, dst, rows, cols, false);
+}
+
 absl::Status EncodeRow(const float* x, size_t n, DType dtype, void* out, Q4Scales q4_scales) {
   if (GetDTypeInfo(dtype).quantized && n % kQuantBlockElements != 0) {
     return absl::InvalidArgumentError(absl::StrCat("cannot quantize a row of ", n, " values to ",
@@ -150,6 +191,13 @@ absl::Status EncodeRow(const float* x, size_t n, DType dtype, void* out, Q4Scale
         QuantizeRowQ4_0(x, static_cast<BlockQ4_0*>(out), n);
       }
       return absl::OkStatus();
+    case DType::kQ4_0x16: {
+      std::vector<BlockQ4_0> plain(n / kQuantBlockElements);
+      if (absl::Status s = EncodeRow(x, n, DType::kQ4_0, plain.data(), q4_scales); !s.ok())
+        return s;
+      ConvertQ4_0ToQ4_0x16(plain.data(), out, 1, n);
+      return absl::OkStatus();
+    }
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("cannot encode floats as ", Sv(DTypeName(dtype))));
@@ -177,6 +225,12 @@ absl::Status DecodeRow(const void* in, size_t n, DType dtype, float* out) {
     case DType::kQ4_0:
       DequantizeRowQ4_0(static_cast<const BlockQ4_0*>(in), out, n);
       return absl::OkStatus();
+    case DType::kQ4_0x16: {
+      std::vector<BlockQ4_0> plain(n / kQuantBlockElements);
+      ConvertQ4_0x16ToQ4_0(in, plain.data(), 1, n);
+      DequantizeRowQ4_0(plain.data(), out, n);
+      return absl::OkStatus();
+    }
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("cannot decode ", Sv(DTypeName(dtype)), " as floats"));

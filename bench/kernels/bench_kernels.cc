@@ -463,7 +463,8 @@ void RegisterAll() {
       ->Unit(benchmark::kMillisecond)
       ->Iterations(3);
 
-  const DType kDTypes[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0};
+  const DType kDTypes[] = {DType::kF32,  DType::kF16,  DType::kBF16,
+                           DType::kQ8_0, DType::kQ4_0, DType::kQ4_0x16};
   struct Shape {
     int64_t rows, cols;
     const char* what;
@@ -489,6 +490,16 @@ void RegisterAll() {
           absl::StrCat("MatMul/", name, "/7b_attn/4096x4096/n:", n).c_str(), BM_MatMul, dtype, 4096,
           4096, n)
           ->Apply(AddThreads);
+    }
+    // Small batches (a decode step of a few sequences, a speculative draft): each weight block
+    // should be read once for every token, so x_matvec should approach n.
+    if (dtype == DType::kQ4_0 || dtype == DType::kQ4_0x16) {
+      for (int64_t n : {2, 4, 8, 16}) {
+        benchmark::RegisterBenchmark(
+            absl::StrCat("MatMul/", name, "/7b_ffn_up/11008x4096/n:", n).c_str(), BM_MatMul, dtype,
+            11008, 4096, n)
+            ->Apply(AddThreads);
+      }
     }
     for (double density : {1.0, 0.1}) {
       benchmark::RegisterBenchmark(absl::StrCat("MatVecTransposedAccumulate/", name,

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
 
@@ -37,15 +38,28 @@ constexpr uint64_t kChunkBytes = 16ull << 20;
 // The .pi writer, the optional GGUF writer, and one progress bar over both.
 class Outputs {
  public:
-  Outputs(PiWriter& pi, GgufWriter* gguf, ProgressBar& progress)
-      : pi_(pi), gguf_(gguf), progress_(progress) {}
+  Outputs(PiWriter& pi, GgufWriter* gguf, ProgressBar& progress,
+          const std::vector<TensorSpec>& pi_tensors)
+      : pi_(pi), gguf_(gguf), progress_(progress) {
+    for (const TensorSpec& t : pi_tensors) {
+      if (t.dtype == DType::kQ4_0x16) x16_cols_[t.name] = t.shape.back();
+    }
+  }
 
   // Appends to the .pi tensor `pi_name` and to the GGUF tensor `gguf_name`; an empty name skips
-  // that output.
+  // that output. `bytes` are whole rows in the GGUF's dtype; a .pi tensor stored as q4_0x16 gets
+  // them reordered (as pi-convert does with a q4_0 GGUF).
   absl::Status Append(const std::string& pi_name, const std::string& gguf_name,
                       std::span<const uint8_t> bytes) {
     if (!pi_name.empty()) {
-      if (absl::Status s = pi_.Append(pi_name, bytes); !s.ok()) return s;
+      std::span<const uint8_t> pi_bytes = bytes;
+      if (auto x16 = x16_cols_.find(pi_name); x16 != x16_cols_.end()) {
+        const uint64_t cols = x16->second, row_bytes = cols / 32 * sizeof(BlockQ4_0);
+        reordered_.resize(bytes.size());
+        ConvertQ4_0ToQ4_0x16(bytes.data(), reordered_.data(), bytes.size() / row_bytes, cols);
+        pi_bytes = reordered_;
+      }
+      if (absl::Status s = pi_.Append(pi_name, pi_bytes); !s.ok()) return s;
       done_ += bytes.size();
     }
     if (gguf_ != nullptr && !gguf_name.empty()) {
@@ -62,6 +76,8 @@ class Outputs {
   GgufWriter* gguf_;
   ProgressBar& progress_;
   uint64_t done_ = 0;
+  std::map<std::string, uint64_t> x16_cols_;  // .pi tensors stored as q4_0x16: their row length
+  std::vector<uint8_t> reordered_;
 };
 
 // A matrix generated in units of `unit_rows` rows: fill(unit, values) writes unit_rows × cols
@@ -183,26 +199,30 @@ Layout PlanLayout(const SynthOptions& options, Vocabulary vocabulary) {
   const auto d = static_cast<uint64_t>(s.dim), ff = static_cast<uint64_t>(s.n_ff);
   const auto q_dim = static_cast<uint64_t>(c.q_dim()), kv_dim = static_cast<uint64_t>(c.kv_dim());
   const DType w = options.dtype;
-  auto add = [&](const std::string& name, DType dtype, std::vector<uint64_t> shape) {
-    layout.pi_tensors.push_back({name, dtype, shape});
+  // As pi-convert stores a q4_0 model: the matrices read by dot products as q4_0x16 in model.pi
+  // (format/README.md), the GGUF in llama.cpp's q4_0.
+  auto add = [&](const std::string& name, DType dtype, std::vector<uint64_t> shape,
+                 bool dot_products = false) {
+    const DType pi_dtype = dtype == DType::kQ4_0 && dot_products ? DType::kQ4_0x16 : dtype;
+    layout.pi_tensors.push_back({name, pi_dtype, shape});
     layout.gguf_tensors.push_back({GgufName(name), dtype, std::move(shape)});
   };
   add(tn::kTokenEmbedding, w, {static_cast<uint64_t>(s.vocab_size), d});
   for (int l = 0; l < s.n_layers; ++l) {
     add(tn::AttnNorm(l), DType::kF32, {d});
-    add(tn::AttnQ(l), w, {q_dim, d});
-    add(tn::AttnK(l), w, {kv_dim, d});
-    add(tn::AttnV(l), w, {kv_dim, d});
-    add(tn::AttnOutput(l), w, {d, q_dim});
+    add(tn::AttnQ(l), w, {q_dim, d}, true);
+    add(tn::AttnK(l), w, {kv_dim, d}, true);
+    add(tn::AttnV(l), w, {kv_dim, d}, true);
+    add(tn::AttnOutput(l), w, {d, q_dim}, true);
     add(tn::FfnNorm(l), DType::kF32, {d});
-    add(tn::FfnGate(l), w, {ff, d});
-    add(tn::FfnUp(l), w, {ff, d});
+    add(tn::FfnGate(l), w, {ff, d}, true);
+    add(tn::FfnUp(l), w, {ff, d}, true);
     // model.pi stores down transposed, neuron-major; GGUF stores it [d, n_ff].
     layout.pi_tensors.push_back({tn::FfnDownT(l), w, {ff, d}});
     layout.gguf_tensors.push_back({GgufName(tn::Layer(l, "ffn_down")), w, {d, ff}});
   }
   add(tn::kOutputNorm, DType::kF32, {d});
-  add(tn::kOutput, w, {static_cast<uint64_t>(s.vocab_size), d});
+  add(tn::kOutput, w, {static_cast<uint64_t>(s.vocab_size), d}, true);
   layout.pi_tensors.push_back(
       {kPlantedProbabilityTensor, DType::kF32, {static_cast<uint64_t>(s.n_layers), ff}});
   return layout;
@@ -584,7 +604,7 @@ absl::StatusOr<SynthReport> WriteSyntheticModel(const SynthOptions& options) {
   const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
   ProgressBar::SetEnabled(options.progress);
   ProgressBar progress("generating", (*pi)->total_bytes() + (gguf ? gguf->total_bytes() : 0), "B");
-  Outputs outputs(**pi, gguf.get(), progress);
+  Outputs outputs(**pi, gguf.get(), progress, layout.pi_tensors);
   SynthReport report;
   Generator generator(options, *law, outputs, threads);
   if (absl::Status s = generator.Run(report.content_energy); !s.ok()) return s;

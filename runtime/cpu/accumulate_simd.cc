@@ -14,6 +14,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "format/quant.h"
+
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "runtime/cpu/accumulate_simd.cc"
 #include "hwy/cache_control.h"
@@ -42,7 +44,8 @@ constexpr int kTileVectors = 4;
 constexpr int64_t kRowBlockBytes = int64_t{256} << 10;
 
 // Decoding of one "chunk" of columns of a row, as raw values (the integers of quantized blocks)
-// to be multiplied by Scale(row, c) · activation.
+// to be multiplied by Scale(row, c, blocks) · activation (`blocks`: the row's quantized blocks,
+// which q4_0x16 needs to tell its groups from its tail).
 template <DType kType>
 struct ChunkDecoder;
 
@@ -51,8 +54,8 @@ struct FloatChunkDecoder {
   using D = DF;
   static constexpr int64_t kVectors = 1;
   static int64_t Columns() { return static_cast<int64_t>(hn::Lanes(D())); }
-  static HWY_INLINE float Scale(const uint8_t*, int64_t) { return 1.0f; }
-  static HWY_INLINE void Decode(const uint8_t* row, int64_t c, hn::Vec<D>* out) {
+  static HWY_INLINE float Scale(const uint8_t*, int64_t, int64_t) { return 1.0f; }
+  static HWY_INLINE void Decode(const uint8_t* row, int64_t c, int64_t, hn::Vec<D>* out) {
     out[0] = FloatElement<T>::Load(D(), reinterpret_cast<const T*>(row) + c);
   }
   static HWY_INLINE float ScalarAt(const uint8_t* row, int64_t c) {
@@ -74,10 +77,10 @@ struct ChunkDecoder<DType::kQ8_0> {
   static constexpr int64_t kLanes = static_cast<int64_t>(hn::MaxLanes(DQ()));
   static constexpr int64_t kVectors = 32 / kLanes;
   static int64_t Columns() { return 32; }
-  static HWY_INLINE float Scale(const uint8_t* row, int64_t c) {
+  static HWY_INLINE float Scale(const uint8_t* row, int64_t c, int64_t) {
     return BlockScale(row + c / 32 * kBlockBytes);
   }
-  static HWY_INLINE void Decode(const uint8_t* row, int64_t c, VQ* out) {
+  static HWY_INLINE void Decode(const uint8_t* row, int64_t c, int64_t, VQ* out) {
     const DQ df;
     const hn::Rebind<int32_t, DQ> di32;
     const hn::Rebind<int8_t, DQ> di8;
@@ -95,14 +98,14 @@ struct ChunkDecoder<DType::kQ4_0> {
   static constexpr int64_t kLanes = static_cast<int64_t>(hn::MaxLanes(DQ()));
   static constexpr int64_t kVectors = 32 / kLanes;
   static int64_t Columns() { return 32; }
-  static HWY_INLINE float Scale(const uint8_t* row, int64_t c) {
+  static HWY_INLINE float Scale(const uint8_t* row, int64_t c, int64_t) {
     return BlockScale(row + c / 32 * kBlockBytes);
   }
   // The nibbles are split and re-centred (q - 8) on bytes, before the widening: narrow vectors,
   // which leaves the wide ports to the conversion and the FMAs. With AVX-512, a nibble indexes a
   // 16-entry table of the floats -8..7 directly (VPERMPS reads only the low four index bits),
   // which replaces the re-centring and the int -> float conversion.
-  static HWY_INLINE void Decode(const uint8_t* row, int64_t c, VQ* out) {
+  static HWY_INLINE void Decode(const uint8_t* row, int64_t c, int64_t, VQ* out) {
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
     const __m512 table = _mm512_setr_ps(-8.0f, -7.0f, -6.0f, -5.0f, -4.0f, -3.0f, -2.0f, -1.0f,
                                         0.0f, 1.0f, 2.0f, 3.0f, 4.0f, 5.0f, 6.0f, 7.0f);
@@ -129,6 +132,26 @@ struct ChunkDecoder<DType::kQ4_0> {
   }
 };
 
+// q4_0x16: the block is gathered back into q4_0 order (four 4-byte moves) and decoded as q4_0. No
+// model stores ffn_down_t, the only transposed operand, in this layout; this keeps every product
+// correct for any weight.
+template <>
+struct ChunkDecoder<DType::kQ4_0x16> {
+  using D = DQ;
+  static constexpr int64_t kBlockBytes = 18;
+  static constexpr int64_t kVectors = ChunkDecoder<DType::kQ4_0>::kVectors;
+  static int64_t Columns() { return 32; }
+  static HWY_INLINE float Scale(const uint8_t* row, int64_t c, int64_t blocks) {
+    return BlockScale(row +
+                      Q4x16ScaleOffset(static_cast<size_t>(c / 32), static_cast<size_t>(blocks)));
+  }
+  static HWY_INLINE void Decode(const uint8_t* row, int64_t c, int64_t blocks, VQ* out) {
+    const BlockQ4_0 block =
+        Q4_0x16Block(row, static_cast<size_t>(c / 32), static_cast<size_t>(blocks));
+    ChunkDecoder<DType::kQ4_0>::Decode(reinterpret_cast<const uint8_t*>(&block), 0, 1, out);
+  }
+};
+
 // Blocks whose scales are fetched together (see AccumulateGroup).
 constexpr int64_t kScaleBlocks = 16;
 
@@ -137,9 +160,15 @@ constexpr int64_t kScaleBlocks = 16;
 // per-block work on the vector ports is a broadcast load.
 template <DType kType>
 HWY_INLINE void ScaledBlockScales(const uint8_t* row, int64_t c, int64_t count, float factor,
-                                  float* out) {
+                                  int64_t blocks, float* out) {
   constexpr int64_t kBlockBytes = ChunkDecoder<kType>::kBlockBytes;
   const uint8_t* first = row + c / 32 * kBlockBytes;
+  if constexpr (kType == DType::kQ4_0x16) {
+    for (int64_t k = 0; k < count; ++k) {
+      out[k] = factor * ChunkDecoder<kType>::Scale(row, c + 32 * k, blocks);
+    }
+    return;
+  }
   if (count < 8) {  // short rows (tiny models): one conversion per block is cheaper
     for (int64_t k = 0; k < count; ++k) out[k] = factor * BlockScale(first + k * kBlockBytes);
     return;
@@ -179,7 +208,7 @@ constexpr int64_t ColumnBytes(int64_t c) {
 // at the same columns.
 template <DType kType, int kRows>
 HWY_INLINE void AccumulateGroup(const uint8_t* const* w, const uint8_t* const* ahead,
-                                const float* a, int64_t c0, int64_t c1, float* y) {
+                                const float* a, int64_t c0, int64_t c1, int64_t blocks, float* y) {
   using Dec = ChunkDecoder<kType>;
   using D = typename Dec::D;
   const D d;
@@ -188,7 +217,8 @@ HWY_INLINE void AccumulateGroup(const uint8_t* const* w, const uint8_t* const* a
     for (int64_t c = c0; c < c1; c += 32 * kScaleBlocks) {
       const int64_t count = std::min(kScaleBlocks, (c1 - c) / 32);
       HWY_ALIGN float scaled[kRows][kScaleBlocks];
-      for (int r = 0; r < kRows; ++r) ScaledBlockScales<kType>(w[r], c, count, a[r], scaled[r]);
+      for (int r = 0; r < kRows; ++r)
+        ScaledBlockScales<kType>(w[r], c, count, a[r], blocks, scaled[r]);
       for (int64_t k = 0; k < count; ++k) {
         const int64_t ck = c + 32 * k;
         hn::Vec<D> acc[Dec::kVectors];
@@ -196,7 +226,7 @@ HWY_INLINE void AccumulateGroup(const uint8_t* const* w, const uint8_t* const* a
         for (int r = 0; r < kRows; ++r) {
           if (ahead != nullptr) hwy::Prefetch(ahead[r] + ColumnBytes<kType>(ck));
           hn::Vec<D> raw[Dec::kVectors];
-          Dec::Decode(w[r], ck, raw);
+          Dec::Decode(w[r], ck, blocks, raw);
           const auto vscale = hn::Set(d, scaled[r][k]);
           for (int64_t v = 0; v < Dec::kVectors; ++v) acc[v] = hn::MulAdd(raw[v], vscale, acc[v]);
         }
@@ -210,7 +240,7 @@ HWY_INLINE void AccumulateGroup(const uint8_t* const* w, const uint8_t* const* a
       for (int r = 0; r < kRows; ++r) {
         if (ahead != nullptr) hwy::Prefetch(ahead[r] + ColumnBytes<kType>(c));
         hn::Vec<D> raw[1];
-        Dec::Decode(w[r], c, raw);
+        Dec::Decode(w[r], c, blocks, raw);
         acc = hn::MulAdd(raw[0], hn::Set(d, a[r]), acc);
       }
       hn::StoreU(acc, d, y + c);
@@ -258,7 +288,8 @@ void AccumulateOneToken(const MatrixView& w, const RowSet& rows, const float* a,
       if (prefetch) {
         for (int j = 0; j < kGroupRows; ++j) ahead_rows[j] = w.Row(active[next + j]);
       }
-      AccumulateGroup<kType, kGroupRows>(group, prefetch ? ahead_rows : nullptr, scales, c0, c1, y);
+      AccumulateGroup<kType, kGroupRows>(group, prefetch ? ahead_rows : nullptr, scales, c0, c1,
+                                         w.cols / 32, y);
     }
     const int64_t left = count - g;
     for (int j = 0; j < left; ++j) {
@@ -267,13 +298,13 @@ void AccumulateOneToken(const MatrixView& w, const RowSet& rows, const float* a,
     }
     switch (left) {
       case 3:
-        AccumulateGroup<kType, 3>(group, nullptr, scales, c0, c1, y);
+        AccumulateGroup<kType, 3>(group, nullptr, scales, c0, c1, w.cols / 32, y);
         break;
       case 2:
-        AccumulateGroup<kType, 2>(group, nullptr, scales, c0, c1, y);
+        AccumulateGroup<kType, 2>(group, nullptr, scales, c0, c1, w.cols / 32, y);
         break;
       case 1:
-        AccumulateGroup<kType, 1>(group, nullptr, scales, c0, c1, y);
+        AccumulateGroup<kType, 1>(group, nullptr, scales, c0, c1, w.cols / 32, y);
         break;
       default:
         break;
@@ -313,9 +344,9 @@ HWY_INLINE void AccumulateTile(const MatrixView& w, const RowSet& rows, int64_t 
     hn::Vec<D> values[kVectors];
     for (int k = 0; k < kChunks; ++k) {
       const int64_t ck = c + k * Dec::Columns();
-      Dec::Decode(row, ck, values + k * Dec::kVectors);
+      Dec::Decode(row, ck, w.cols / 32, values + k * Dec::kVectors);
       if constexpr (IsQuantized(kType)) {
-        const auto scale = hn::Set(d, Dec::Scale(row, ck));
+        const auto scale = hn::Set(d, Dec::Scale(row, ck, w.cols / 32));
         for (int64_t v = 0; v < Dec::kVectors; ++v) {
           values[k * Dec::kVectors + v] = hn::Mul(values[k * Dec::kVectors + v], scale);
         }
@@ -400,6 +431,8 @@ void AccumulateRowsTransposed(const MatrixView& w, RowSet rows, const float* a, 
       return AccumulateT<DType::kQ8_0>(w, rows, a, a_stride, n, c0, c1, y, y_stride);
     case DType::kQ4_0:
       return AccumulateT<DType::kQ4_0>(w, rows, a, a_stride, n, c0, c1, y, y_stride);
+    case DType::kQ4_0x16:
+      return AccumulateT<DType::kQ4_0x16>(w, rows, a, a_stride, n, c0, c1, y, y_stride);
     default:
       return;
   }
@@ -420,8 +453,8 @@ void DecodeRowsT(const MatrixView& w, int64_t row, int64_t count, float* out) {
     int64_t c = 0;
     for (; c + Dec::Columns() <= w.cols; c += Dec::Columns()) {
       hn::Vec<D> raw[Dec::kVectors];
-      Dec::Decode(src, c, raw);
-      const auto vscale = hn::Set(d, Dec::Scale(src, c));
+      Dec::Decode(src, c, w.cols / 32, raw);
+      const auto vscale = hn::Set(d, Dec::Scale(src, c, w.cols / 32));
       for (int64_t v = 0; v < Dec::kVectors; ++v) {
         hn::StoreU(hn::Mul(raw[v], vscale), d, dst + c + v * lanes);
       }
@@ -444,6 +477,8 @@ void DecodeRows(const MatrixView& w, int64_t row, int64_t count, float* out) {
       return DecodeRowsT<DType::kQ8_0>(w, row, count, out);
     case DType::kQ4_0:
       return DecodeRowsT<DType::kQ4_0>(w, row, count, out);
+    case DType::kQ4_0x16:
+      return DecodeRowsT<DType::kQ4_0x16>(w, row, count, out);
     default:
       return;
   }

@@ -34,7 +34,9 @@ namespace {
 // Below this many multiply-adds a product runs on one thread (a parallel region costs a few µs).
 constexpr int64_t kMinParallelWork = int64_t{1} << 16;
 
-bool IsQuantized(DType dtype) { return dtype == DType::kQ8_0 || dtype == DType::kQ4_0; }
+bool IsQuantized(DType dtype) {
+  return dtype == DType::kQ8_0 || dtype == DType::kQ4_0 || dtype == DType::kQ4_0x16;
+}
 
 int ThreadsFor(int64_t work) { return work < kMinParallelWork ? 1 : std::max(1, Threads()); }
 
@@ -56,27 +58,38 @@ Range SplitRange(int64_t total, int64_t parts, int64_t index, int64_t align) {
 struct QuantScratch {
   std::vector<int8_t> q;
   std::vector<float> d;
+  std::vector<int8_t> x16;  // q4_0x16 weights only
+  std::vector<int32_t> corr;
 };
 
-simd::QuantizedActivations QuantizeForWeights(const float* x, int64_t n, int64_t cols,
-                                              int threads) {
+// `x16`: also lay the values out for q4_0x16 weights (simd::QuantizedActivations).
+simd::QuantizedActivations QuantizeForWeights(const float* x, int64_t n, int64_t cols, int threads,
+                                              bool x16) {
   thread_local QuantScratch scratch;
   const int64_t blocks = cols / 32;
   if (scratch.q.size() < static_cast<size_t>(n * cols)) scratch.q.resize(n * cols);
   if (scratch.d.size() < static_cast<size_t>(n * blocks)) scratch.d.resize(n * blocks);
+  if (x16 && scratch.x16.size() < static_cast<size_t>(n * cols)) scratch.x16.resize(n * cols);
+  if (x16 && scratch.corr.size() < static_cast<size_t>(n * blocks)) scratch.corr.resize(n * blocks);
   int8_t* q = scratch.q.data();
   float* d = scratch.d.data();
+  int8_t* xq16 = x16 ? scratch.x16.data() : nullptr;
+  int32_t* corr = x16 ? scratch.corr.data() : nullptr;
+  auto run = [&](int64_t t0, int64_t t1) {
+    simd::QuantizeActivations(x, cols, t0, t1, q, d);
+    if (x16) simd::InterleaveActivationsQ4x16(q, cols, t0, t1, xq16, corr);
+  };
   const int parts = static_cast<int>(std::min<int64_t>(threads, n));
   if (parts <= 1) {
-    simd::QuantizeActivations(x, cols, 0, n, q, d);
+    run(0, n);
   } else {
 #pragma omp parallel num_threads(parts)
     {
       const Range tokens = SplitRange(n, parts, omp_get_thread_num(), 1);
-      simd::QuantizeActivations(x, cols, tokens.begin, tokens.end, q, d);
+      run(tokens.begin, tokens.end);
     }
   }
-  return {q, d, n, cols};
+  return {q, d, n, cols, xq16, corr};
 }
 
 }  // namespace
@@ -113,10 +126,12 @@ void DotRows(const MatrixView& w, const int32_t* index, int64_t count, bool comp
     return simd::RowSet{index, r.begin, r.end, compact};
   };
   if (IsQuantized(w.dtype)) {
-    const simd::QuantizedActivations xq = QuantizeForWeights(x, n, w.cols, parts);
-    if (parts <= 1) return simd::DotRowsQuant(w, rows_of(0), xq, y, y_stride);
+    const simd::QuantizedActivations xq =
+        QuantizeForWeights(x, n, w.cols, parts, w.dtype == DType::kQ4_0x16);
+    auto dot = w.dtype == DType::kQ4_0x16 ? simd::DotRowsQ4x16 : simd::DotRowsQuant;
+    if (parts <= 1) return dot(w, rows_of(0), xq, y, y_stride);
 #pragma omp parallel num_threads(parts)
-    simd::DotRowsQuant(w, rows_of(omp_get_thread_num()), xq, y, y_stride);
+    dot(w, rows_of(omp_get_thread_num()), xq, y, y_stride);
     return;
   }
   if (parts <= 1) return simd::DotRowsFloat(w, rows_of(0), x, n, y, y_stride);

@@ -3,10 +3,11 @@
 // are the fast ones (Highway SIMD, dispatched at run time; OpenMP threads inside).
 //
 // Conventions:
-//   - A weight matrix is [rows, cols] row-major in any model dtype (f32, f16, bf16, q8_0, q4_0);
-//     quantized blocks run along cols.
+//   - A weight matrix is [rows, cols] row-major in any model dtype (f32, f16, bf16, q8_0, q4_0,
+//     q4_0x16); quantized blocks run along cols.
 //   - "x" vectors and "X" batches are f32; a batch is [n, cols] row-major (one token per row).
-//   - For q8_0/q4_0 weights the activations are quantized to q8_0 internally, as llama.cpp does,
+//   - For q8_0/q4_0/q4_0x16 weights the activations are quantized to q8_0 internally, as llama.cpp
+//   does,
 //     so results differ from the f32 reference by that rounding (tests use a tolerance).
 //   - Kernels split work across the OpenMP threads set by SetThreads(); they may be called from
 //     one thread only (not from inside another parallel region).

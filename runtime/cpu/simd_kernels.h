@@ -33,16 +33,26 @@ struct RowSet {
 // q + t * cols (contiguous, like the f32 input), the scale of block b of token t at
 // d[t * (cols / 32) + b]. The scale is the f16-rounded one, so q * d is exactly what ggml's
 // dequantize_row_q8_0 yields for the block pinfer::QuantizeRowQ8_0 produces.
+// For q4_0x16 weights they also come in that layout's order (format/quant.h): x16 holds token t's
+// values at x16 + t * cols, each full group of 16 blocks as 8 vectors of 64 bytes, vector 2g + h
+// holding in lane j (4 bytes) elements 16h + 4g .. 16h + 4g + 3 of the group's block j (the
+// elements the weights' nibble lane j meets), the tail blocks in natural order; corr[t * (cols /
+// 32) + b] = -8 · Σ of block b's values (the q - 8 offset of q4_0, folded into the int32 sum).
 struct QuantizedActivations {
   const int8_t* q = nullptr;
   const float* d = nullptr;
   int64_t n = 0;
   int64_t cols = 0;
+  const int8_t* x16 = nullptr;
+  const int32_t* corr = nullptr;
 };
 
 // Quantizes tokens [t0, t1) of x ([n, cols], cols a multiple of 32) into q/d (the layout above).
 // Bit-identical to pinfer::QuantizeRowQ8_0 (round half away from zero).
 void QuantizeActivations(const float* x, int64_t cols, int64_t t0, int64_t t1, int8_t* q, float* d);
+// The q4_0x16 order and corrections (above) of tokens [t0, t1) of quantized values q ([n, cols]).
+void InterleaveActivationsQ4x16(const int8_t* q, int64_t cols, int64_t t0, int64_t t1, int8_t* x16,
+                                int32_t* corr);
 
 // y[t * y_stride + slot(r)] = W[r,:] · X[t,:] for every row r of `rows` and token t < n.
 // Float weights (f32, f16, bf16) against f32 activations.
@@ -50,6 +60,9 @@ void DotRowsFloat(const MatrixView& w, RowSet rows, const float* x, int64_t n, f
                   int64_t y_stride);
 // Quantized weights (q8_0, q4_0) against q8_0 activations, with integer block dot products.
 void DotRowsQuant(const MatrixView& w, RowSet rows, const QuantizedActivations& x, float* y,
+                  int64_t y_stride);
+// q4_0x16 weights (dot_q4x16_simd.cc); x carries x16 and corr.
+void DotRowsQ4x16(const MatrixView& w, RowSet rows, const QuantizedActivations& x, float* y,
                   int64_t y_stride);
 
 // Y[t, c] += Σ_{r in rows} A[t, slot(r)] · W[r, c] for columns c in [c0, c1) and tokens t < n

@@ -18,6 +18,7 @@ bool IsWeightDType(DType dtype) {
     case DType::kBF16:
     case DType::kQ8_0:
     case DType::kQ4_0:
+    case DType::kQ4_0x16:
       return true;
     default:
       return false;
@@ -89,9 +90,9 @@ absl::Status Model::Bind() {
     }
     const TensorInfo& info = **t;
     if (!IsWeightDType(info.dtype)) {
-      status = absl::InvalidArgumentError(absl::StrCat(pi.path(), ": tensor '", name,
-                                                       "' has dtype ", Sv(DTypeName(info.dtype)),
-                                                       ", expected f32, f16, bf16, q8_0 or q4_0"));
+      status = absl::InvalidArgumentError(
+          absl::StrCat(pi.path(), ": tensor '", name, "' has dtype ", Sv(DTypeName(info.dtype)),
+                       ", expected f32, f16, bf16, q8_0, q4_0 or q4_0x16"));
       return;
     }
     out.dtype = info.dtype;

@@ -20,7 +20,8 @@ namespace {
 
 constexpr double kRelativeTolerance = 2e-5;
 
-const DType kAllDTypes[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0};
+const DType kAllDTypes[] = {DType::kF32,  DType::kF16,  DType::kBF16,
+                            DType::kQ8_0, DType::kQ4_0, DType::kQ4_0x16};
 
 struct Shape {
   int64_t rows, cols;

@@ -35,7 +35,8 @@ std::vector<Shape> ShapesFor(DType dtype) {
   return {{1, 1}, {3, 7}, {17, 172}, {64, 64}, {131, 544}, {6, 1000}};
 }
 
-const DType kAllDTypes[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0};
+const DType kAllDTypes[] = {DType::kF32,  DType::kF16,  DType::kBF16,
+                            DType::kQ8_0, DType::kQ4_0, DType::kQ4_0x16};
 
 void ExpectMatMulMatchesReference(DType dtype, Shape shape, int64_t n, uint32_t seed) {
   SCOPED_TRACE(::testing::Message()

@@ -42,10 +42,12 @@ TestMatrix RandomMatrix(DType dtype, int64_t rows, int64_t cols, uint32_t seed);
 
 // What the kernels compute from f32 activations for weights of this dtype: the activations
 // themselves for float weights, their q8_0 round trip (pinfer::QuantizeRowQ8_0, then dequantize)
-// for q8_0/q4_0 weights. x: [n, cols].
+// for q8_0/q4_0/q4_0x16 weights. x: [n, cols].
 std::vector<float> ActivationsAsSeenBy(DType weights, const std::vector<float>& x, int64_t n,
                                        int64_t cols);
 
-inline bool IsQuantizedDType(DType dtype) { return dtype == DType::kQ8_0 || dtype == DType::kQ4_0; }
+inline bool IsQuantizedDType(DType dtype) {
+  return dtype == DType::kQ8_0 || dtype == DType::kQ4_0 || dtype == DType::kQ4_0x16;
+}
 
 }  // namespace pinfer::cpu::testing

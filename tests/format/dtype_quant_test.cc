@@ -1,4 +1,5 @@
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -27,11 +28,19 @@ TEST(DTypeTest, SizesAndNames) {
   EXPECT_EQ(*TensorBytes(DType::kF32, shape), 172u * 64 * 4);
   const uint64_t huge[] = {UINT64_MAX / 2, 64};
   EXPECT_FALSE(TensorBytes(DType::kF32, huge).ok());
-  for (std::string_view name : {"f32", "f16", "bf16", "q8_0", "q4_0", "i32", "u8"}) {
+  for (std::string_view name : {"f32", "f16", "bf16", "q8_0", "q4_0", "i32", "u8", "q4_0x16"}) {
     EXPECT_EQ(DTypeName(*ParseDType(name)), name);
   }
   EXPECT_FALSE(ParseDType("q5_k").ok());
-  EXPECT_FALSE(IsKnownDType(7));
+  // The file format's numbers: q4_0x16 took the next free one.
+  EXPECT_EQ(static_cast<uint32_t>(DType::kQ4_0x16), 7u);
+  EXPECT_TRUE(IsKnownDType(7));
+  EXPECT_FALSE(IsKnownDType(8));
+  // The same bytes as q4_0 for any row length that q4_0 allows.
+  EXPECT_EQ(*RowBytes(DType::kQ4_0x16, 544), *RowBytes(DType::kQ4_0, 544));
+  EXPECT_FALSE(RowBytes(DType::kQ4_0x16, 48).ok());
+  // A storage layout, not a dtype to ask for.
+  EXPECT_FALSE(ParseWeightDType("q4_0x16").ok());
 }
 
 // A block worked by hand with ggml's formulas.
@@ -163,6 +172,68 @@ TEST(QuantTest, EncodeDecodeEveryFloatDType) {
   std::vector<uint8_t> bytes(64);
   EXPECT_FALSE(EncodeRow(x.data(), 16, DType::kI32, bytes.data()).ok());
   EXPECT_FALSE(EncodeRow(x.data(), 48, DType::kQ8_0, bytes.data()).ok());
+}
+
+// Row lengths with no full group (64), one group and a tail (544), several groups (1024).
+TEST(Q4x16Test, RoundTripIsIdentityAndBlocksMatch) {
+  for (size_t cols : {64u, 96u, 512u, 544u, 1024u}) {
+    const size_t rows = 3, blocks = cols / 32;
+    std::vector<float> x = RandomRow(rows * cols, 11 + static_cast<uint32_t>(cols));
+    std::vector<BlockQ4_0> plain(rows * blocks), back(rows * blocks);
+    for (size_t r = 0; r < rows; ++r) QuantizeRowQ4_0(&x[r * cols], &plain[r * blocks], cols);
+    std::vector<uint8_t> x16(rows * blocks * 18);
+    ConvertQ4_0ToQ4_0x16(plain.data(), x16.data(), rows, cols);
+    ConvertQ4_0x16ToQ4_0(x16.data(), back.data(), rows, cols);
+    ASSERT_EQ(std::memcmp(plain.data(), back.data(), x16.size()), 0) << cols;
+    // A full group really moves its bytes; a tail stays where it is.
+    const bool moved = std::memcmp(plain.data(), x16.data(), x16.size()) != 0;
+    EXPECT_EQ(moved, cols >= 512) << cols;
+    for (size_t r = 0; r < rows; ++r) {
+      for (size_t b = 0; b < blocks; ++b) {
+        const BlockQ4_0 block = Q4_0x16Block(x16.data() + r * blocks * 18, b, blocks);
+        EXPECT_EQ(std::memcmp(&block, &plain[r * blocks + b], 18), 0) << cols << " " << b;
+      }
+    }
+    std::vector<float> y_plain(cols), y_x16(cols);
+    for (size_t r = 0; r < rows; ++r) {
+      ASSERT_TRUE(DecodeRow(&plain[r * blocks], cols, DType::kQ4_0, y_plain.data()).ok());
+      ASSERT_TRUE(
+          DecodeRow(x16.data() + r * blocks * 18, cols, DType::kQ4_0x16, y_x16.data()).ok());
+      EXPECT_EQ(y_plain, y_x16);
+    }
+  }
+}
+
+// The layout byte by byte, as format/README.md states it: group scales first, then lane j of
+// 64-byte vector g holds bytes qs[4g..4g+3] of block j.
+TEST(Q4x16Test, LayoutAsDocumented) {
+  const size_t cols = 544, blocks = 17;
+  std::vector<BlockQ4_0> plain(blocks);
+  for (size_t b = 0; b < blocks; ++b) {
+    plain[b].d = static_cast<uint16_t>(0x3c00 + b);
+    for (size_t i = 0; i < 16; ++i) plain[b].qs[i] = static_cast<uint8_t>(b * 16 + i);
+  }
+  std::vector<uint8_t> x16(blocks * 18);
+  ConvertQ4_0ToQ4_0x16(plain.data(), x16.data(), 1, cols);
+  uint16_t d5;
+  std::memcpy(&d5, &x16[10], 2);
+  EXPECT_EQ(d5, 0x3c05);
+  EXPECT_EQ(x16[32 + 64 * 2 + 4 * 5 + 1], 5 * 16 + 9);  // block 5, qs[9]
+  EXPECT_EQ(x16[32 + 64 * 3 + 4 * 15 + 3], 15 * 16 + 15);
+  EXPECT_EQ(std::memcmp(&x16[288], &plain[16], 18), 0);  // the tail block, unchanged
+  EXPECT_EQ(Q4x16NibbleOffset(16, 3, blocks), 288u + 2 + 3);
+}
+
+TEST(Q4x16Test, EncodeIsReorderedQ4_0) {
+  const size_t n = 1056;  // two groups and a tail of 1 block
+  std::vector<float> x = RandomRow(n, 5);
+  for (Q4Scales scales : {Q4Scales::kGgml, Q4Scales::kMinError}) {
+    std::vector<uint8_t> q4(*RowBytes(DType::kQ4_0, n)), x16(q4.size()), expected(q4.size());
+    ASSERT_TRUE(EncodeRow(x.data(), n, DType::kQ4_0, q4.data(), scales).ok());
+    ASSERT_TRUE(EncodeRow(x.data(), n, DType::kQ4_0x16, x16.data(), scales).ok());
+    ConvertQ4_0ToQ4_0x16(q4.data(), expected.data(), 1, n);
+    EXPECT_EQ(x16, expected);
+  }
 }
 
 }  // namespace

@@ -26,10 +26,30 @@ int64_t SourceTensor::rows() const {
   return rows;
 }
 
+namespace {
+
+// The matrices that only dot products read (MatVec/MatMul/GatherMatMul: q4_0x16 pays there). The
+// embedding table is read by row lookups (and by dot products only when it is the classifier);
+// ffn_down_t by the transposed product.
+bool ReadByDotProducts(const std::string& name, bool classifier) {
+  if (classifier) return true;
+  for (const char* suffix :
+       {".attn_q", ".attn_k", ".attn_v", ".attn_output", ".ffn_gate", ".ffn_up"}) {
+    if (name.ends_with(suffix)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 DType OutputDType(const SourceTensor& tensor, bool classifier, const ConvertOptions& options) {
   if (tensor.shape.size() == 1) return DType::kF32;
   if (classifier && options.dtype == DType::kQ4_0 && !options.pure) return DType::kQ8_0;
-  return options.dtype.value_or(tensor.native_dtype);
+  const DType dtype = options.dtype.value_or(tensor.native_dtype);
+  if (dtype == DType::kQ4_0 && options.q4_0x16 && ReadByDotProducts(tensor.name, classifier)) {
+    return DType::kQ4_0x16;
+  }
+  return dtype;
 }
 
 namespace {
@@ -53,13 +73,21 @@ absl::Status WriteTensor(const SourceTensor& tensor, DType dtype, Q4Scales q4_sc
                                                    ": ", row_bytes.status().message()));
   }
   const int64_t chunk = ChunkRows(cols);
-  if (dtype == tensor.native_dtype && tensor.read_native) {
+  // q4_0 source blocks reordered into q4_0x16: as lossless as a copy.
+  const bool reorder_q4 = dtype == DType::kQ4_0x16 && tensor.native_dtype == DType::kQ4_0;
+  if ((dtype == tensor.native_dtype || reorder_q4) && tensor.read_native) {
     // Lossless: the source bytes already are our layout in the output dtype.
     std::vector<uint8_t> bytes(static_cast<size_t>(chunk * *row_bytes));
+    std::vector<uint8_t> reordered(reorder_q4 ? bytes.size() : 0);
     for (int64_t first = 0; first < rows; first += chunk) {
       const int64_t count = std::min(chunk, rows - first);
       std::span<uint8_t> out(bytes.data(), static_cast<size_t>(count * *row_bytes));
       if (absl::Status s = tensor.read_native(first, count, out); !s.ok()) return s;
+      if (reorder_q4) {
+        ConvertQ4_0ToQ4_0x16(out.data(), reordered.data(), static_cast<size_t>(count),
+                             static_cast<size_t>(cols));
+        out = std::span<uint8_t>(reordered.data(), out.size());
+      }
       if (absl::Status s = writer.Append(tensor.name, out); !s.ok()) return s;
       done += out.size();
       progress.Update(done);

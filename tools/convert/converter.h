@@ -23,6 +23,11 @@ struct ConvertOptions {
   // llama.cpp's Q4_0 keeps it at 6 bits: it decides every logit, and costs one matrix of many.
   // `pure` stores it as q4_0 too (llama-quantize --pure).
   bool pure = false;
+  // q4_0 matrices read by dot products (attn_q/k/v/output, ffn_gate, ffn_up, the classifier) are
+  // stored as q4_0x16, the same blocks reordered for 512-bit integer dots (format/README.md);
+  // ffn_down_t, read by the transposed product, stays q4_0. false keeps every matrix plain q4_0
+  // (pi-convert --plain-q4_0).
+  bool q4_0x16 = true;
   std::string command_line;  // provenance.arguments
   bool progress = true;
 };
@@ -37,8 +42,9 @@ absl::StatusOr<ConvertReport> ConvertModel(SourceModel& source, const std::strin
                                            const ConvertOptions& options);
 
 // The dtype a tensor gets: f32 for 1-D tensors (norms), q8_0 for the classifier of a q4_0 model
-// (unless options.pure), else options.dtype or its native dtype. `classifier`: the tensor computes
-// the logits (`output`, or `token_embd` of a model with tied embeddings).
+// (unless options.pure), else options.dtype or its native dtype; q4_0 becomes q4_0x16 for the
+// matrices read by dot products (unless !options.q4_0x16). `classifier`: the tensor computes the
+// logits (`output`, or `token_embd` of a model with tied embeddings).
 DType OutputDType(const SourceTensor& tensor, bool classifier, const ConvertOptions& options);
 
 }  // namespace pinfer

@@ -142,10 +142,10 @@ absl::StatusOr<InspectReport> InspectPiFile(const std::string& path,
   size_t name_width = 4;
   for (const TensorInfo& t : file.tensors()) name_width = std::max(name_width, t.name.size());
   absl::StrAppendFormat(&s, "\ntensors (%d)\n", file.tensors().size());
-  absl::StrAppendFormat(&s, "  %-*s  %-5s  %-14s  %12s  %12s  %s\n", static_cast<int>(name_width),
+  absl::StrAppendFormat(&s, "  %-*s  %-7s  %-14s  %12s  %12s  %s\n", static_cast<int>(name_width),
                         "name", "dtype", "shape", "offset", "bytes", "checksum");
   for (const TensorInfo& t : file.tensors()) {
-    absl::StrAppendFormat(&s, "  %-*s  %-5s  %-14s  %12d  %12d  %s\n", static_cast<int>(name_width),
+    absl::StrAppendFormat(&s, "  %-*s  %-7s  %-14s  %12d  %12d  %s\n", static_cast<int>(name_width),
                           t.name, DTypeName(t.dtype), t.ShapeString(), t.offset, t.size,
                           ChecksumHex(t.checksum));
   }
