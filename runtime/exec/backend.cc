@@ -1,8 +1,10 @@
 #include "runtime/exec/backend.h"
 
 #include <cstring>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "format/quant.h"
 #include "runtime/common/cli_common.h"
 
 namespace pinfer {
@@ -81,8 +83,7 @@ absl::StatusOr<BackendMatrix> Backend::UploadWeight(const cpu::MatrixView& w,
           absl::StrCat("uploading row ", r, " of a weight of ", w.rows, " rows"));
     }
   }
-  // Staged on the host in the order asked (a device copies from it in one transfer). This is where
-  // a stored layout that the device kernels do not read would be converted back first.
+  // Staged on the host in the order asked (a device copies from it in one transfer).
   const size_t bytes = static_cast<size_t>(m.bytes());
   std::vector<uint8_t> staging;
   const void* source = w.data;
@@ -92,6 +93,17 @@ absl::StatusOr<BackendMatrix> Backend::UploadWeight(const cpu::MatrixView& w,
       std::memcpy(staging.data() + j * w.row_bytes, w.Row(rows[j]), w.row_bytes);
     }
     source = staging.data();
+  }
+  // A device's kernels read q4_0, not the CPU's reordering of its blocks (q4_0x16, the same bytes
+  // per row): it is undone here, once, for every device (the stand-in too, so that the CPU tests
+  // exercise the conversion the GPU depends on).
+  std::vector<uint8_t> reordered;
+  if (m.dtype == DType::kQ4_0x16) {
+    reordered.resize(bytes);
+    ConvertQ4_0x16ToQ4_0(source, reordered.data(), static_cast<size_t>(m.rows),
+                         static_cast<size_t>(m.cols));
+    source = reordered.data();
+    m.dtype = DType::kQ4_0;
   }
   absl::StatusOr<BackendBuffer> buffer = Allocate(bytes, part);
   if (!buffer.ok()) return buffer.status();

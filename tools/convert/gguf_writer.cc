@@ -1,7 +1,11 @@
 #include "tools/convert/gguf_writer.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "format/byte_io.h"
+#include "format/quant.h"
 #include "format/strings.h"
 #include "tools/convert/gguf_file.h"  // GgufValueType: the wire values the reader checks
 
@@ -193,17 +197,39 @@ absl::Status GgufWriter::Commit() {
 }
 
 absl::StatusOr<DType> GgufDTypeFor(DType pi_dtype) {
+  if (pi_dtype == DType::kQ4_0x16) return DType::kQ4_0;
   if (absl::StatusOr<GgmlType> type = GgmlTypeFor(pi_dtype); !type.ok()) return type.status();
   return pi_dtype;
 }
 
 absl::Status AppendPiTensor(GgufWriter& writer, std::string_view gguf_name, DType pi_dtype,
-                            std::span<const uint8_t> pi_bytes) {
-  if (absl::StatusOr<GgmlType> type = GgmlTypeFor(pi_dtype); !type.ok()) {
+                            int64_t cols, std::span<const uint8_t> pi_bytes) {
+  absl::StatusOr<DType> gguf_dtype = GgufDTypeFor(pi_dtype);
+  if (!gguf_dtype.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("tensor '", Sv(gguf_name), "': ", type.status().message()));
+        absl::StrCat("tensor '", Sv(gguf_name), "': ", gguf_dtype.status().message()));
   }
-  return writer.Append(gguf_name, pi_bytes);
+  if (pi_dtype != DType::kQ4_0x16) return writer.Append(gguf_name, pi_bytes);
+  // One row group at a time: a classifier is hundreds of MB, and the writer streams.
+  absl::StatusOr<uint64_t> row_bytes = RowBytes(pi_dtype, static_cast<uint64_t>(cols));
+  if (!row_bytes.ok() || *row_bytes == 0 || pi_bytes.size() % *row_bytes != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor '", Sv(gguf_name), "': ",
+                                                   pi_bytes.size(), " bytes are not rows of ",
+                                                   cols, " q4_0x16 elements"));
+  }
+  const size_t rows = pi_bytes.size() / *row_bytes;
+  const size_t rows_per_chunk = std::max<size_t>(1, (4u << 20) / *row_bytes);
+  std::vector<uint8_t> q4_0(std::min(rows, rows_per_chunk) * *row_bytes);
+  for (size_t r = 0; r < rows; r += rows_per_chunk) {
+    const size_t n = std::min(rows_per_chunk, rows - r);
+    ConvertQ4_0x16ToQ4_0(pi_bytes.data() + r * *row_bytes, q4_0.data(), n,
+                         static_cast<size_t>(cols));
+    if (absl::Status s = writer.Append(gguf_name, std::span(q4_0.data(), n * *row_bytes));
+        !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace pinfer

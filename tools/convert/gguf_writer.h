@@ -101,10 +101,11 @@ class GgufWriter {
 // The one conversion of a .pi tensor's stored bytes into GGUF tensor bytes: every tensor that
 // pi-export copies as stored goes through these two. GgufDTypeFor is the dtype the GGUF tensor has
 // (its spec's dtype); AppendPiTensor appends the tensor's bytes in that dtype's GGML layout. Every
-// dtype the writer accepts is bit-identical to GGML's, so today both are the identity; a pinfer-
-// only layout (a within-row permutation of blocks) is undone here and nowhere else.
+// dtype but one is bit-identical to GGML's; q4_0x16 (a within-row permutation of q4_0 blocks,
+// format/README.md) becomes GGUF q4_0 here and nowhere else, row by row (`cols`: the tensor's
+// row length).
 absl::StatusOr<DType> GgufDTypeFor(DType pi_dtype);
 absl::Status AppendPiTensor(GgufWriter& writer, std::string_view gguf_name, DType pi_dtype,
-                            std::span<const uint8_t> pi_bytes);
+                            int64_t cols, std::span<const uint8_t> pi_bytes);
 
 }  // namespace pinfer

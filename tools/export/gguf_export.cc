@@ -222,10 +222,12 @@ absl::StatusOr<ExportReport> ExportGguf(const ExportOptions& options) {
     absl::StatusOr<DType> stored = GgufDTypeFor((*tensor)->dtype);
     if (!stored.ok()) return stored.status();
     job.spec.dtype = *stored;
-    if (matrix && options.dtype && *options.dtype != (*tensor)->dtype) {
+    // Against the GGUF dtype of the stored bytes: a q4_0x16 matrix asked for as q4_0 is copied
+    // (reordered back by AppendPiTensor), not requantized.
+    if (matrix && options.dtype && *options.dtype != *stored) {
       job.spec.dtype = MatrixDType(*options.dtype, (*tensor)->cols());
       if (job.spec.dtype != *options.dtype) report.f16_fallback.push_back(gguf_name);
-      job.source = job.spec.dtype == (*tensor)->dtype ? Source::kStored : Source::kReencoded;
+      job.source = job.spec.dtype == *stored ? Source::kStored : Source::kReencoded;
     }
     jobs.push_back(std::move(job));
     return absl::OkStatus();
@@ -304,7 +306,7 @@ absl::StatusOr<ExportReport> ExportGguf(const ExportOptions& options) {
     const int64_t cols = static_cast<int64_t>(job.spec.shape.back());
     if (job.source == Source::kStored) {
       if (absl::Status s =
-              AppendPiTensor(**writer, name, job.tensor->dtype, file.Data(*job.tensor));
+              AppendPiTensor(**writer, name, job.tensor->dtype, cols, file.Data(*job.tensor));
           !s.ok()) {
         return s;
       }
