@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# pinfer's two q4_0 layouts on the same GGUF blocks: the default (pi-convert: the matrices read by
-# dot products as q4_0x16) against --plain-q4_0 (GGUF's block order), decode of 1 sequence and of
+# pinfer's two q4_0 layouts on the same GGUF blocks: pi-convert --q4_0x16 (the matrices read by
+# dot products as q4_0x16) against the default (GGUF's block order), decode of 1 sequence and of
 # K sequences together (one batched pass per step), interleaved round by round; medians, and the
 # cost of a K-sequence step over a 1-sequence step for each layout (a batch of K tokens should cost
 # little more than one: each weight block is read once for all of them).
@@ -35,7 +35,7 @@ cleanup() { if ((keep == 0)); then rm -rf "$work"; fi; }
 trap cleanup EXIT
 
 declare -A model=([x16]="$work/x16.pi" [plain]="$work/plain.pi")
-declare -A flags=([x16]="" [plain]="--plain-q4_0")
+declare -A flags=([x16]="--q4_0x16" [plain]="")
 for layout in x16 plain; do
   if [[ ! -f "${model[$layout]}" || "${model[$layout]}" -ot "$gguf" ]]; then
     echo "converting $gguf -> ${model[$layout]} ${flags[$layout]}" >&2

@@ -68,6 +68,9 @@ int Main(int argc, char** argv) {
                  "llama2.c tokenizer.bin of the Llama 2 vocabulary (default: the copy in the "
                  "source tree, tests/data/tokenizers/llama2_tokenizer.bin)");
   app.add_option("-t,--threads", options.threads, "threads (default: all)");
+  app.add_flag("--q4_0x16", options.q4_0x16,
+               "with --dtype q4_0: store the matrices read by dot products as q4_0x16 in model.pi, "
+               "as pi-convert --q4_0x16 does (the GGUF stays q4_0)");
   app.add_flag("--json", json, "print a JSON report on stdout");
   app.add_flag("-q,--quiet", quiet, "no progress output");
   AddVersionFlag(app, kProgram);

@@ -199,11 +199,12 @@ Layout PlanLayout(const SynthOptions& options, Vocabulary vocabulary) {
   const auto d = static_cast<uint64_t>(s.dim), ff = static_cast<uint64_t>(s.n_ff);
   const auto q_dim = static_cast<uint64_t>(c.q_dim()), kv_dim = static_cast<uint64_t>(c.kv_dim());
   const DType w = options.dtype;
-  // As pi-convert stores a q4_0 model: the matrices read by dot products as q4_0x16 in model.pi
-  // (format/README.md), the GGUF in llama.cpp's q4_0.
+  // As pi-convert stores a q4_0 model: with --q4_0x16, the matrices read by dot products as
+  // q4_0x16 in model.pi (format/README.md); the GGUF always in llama.cpp's q4_0.
   auto add = [&](const std::string& name, DType dtype, std::vector<uint64_t> shape,
                  bool dot_products = false) {
-    const DType pi_dtype = dtype == DType::kQ4_0 && dot_products ? DType::kQ4_0x16 : dtype;
+    const DType pi_dtype =
+        dtype == DType::kQ4_0 && dot_products && options.q4_0x16 ? DType::kQ4_0x16 : dtype;
     layout.pi_tensors.push_back({name, pi_dtype, shape});
     layout.gguf_tensors.push_back({GgufName(name), dtype, std::move(shape)});
   };

@@ -21,6 +21,7 @@ inline constexpr char kPlantedProbabilityTensor[] = "synth.firing_probability";
 struct SynthOptions {
   ShapeSpec shape;
   DType dtype = DType::kQ4_0;  // of the weight matrices; norms are f32
+  bool q4_0x16 = false;        // model.pi stores q4_0 dot-product matrices as pi-convert --q4_0x16
   LocalitySpec locality;
   uint64_t seed = 0;
   std::string output_path;     // model.pi

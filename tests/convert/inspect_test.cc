@@ -51,8 +51,7 @@ TEST(PiInspect, TextReport) {
     EXPECT_NE(r.out.find(expected), std::string::npos) << expected << "\n" << r.out;
   }
   EXPECT_TRUE(HasLineWith(r.out, {"  blk.4.ffn_down_t ", " q4_0 ", " [172, 64] "}));
-  // The tied classifier, read by dot products: q4_0x16.
-  EXPECT_TRUE(HasLineWith(r.out, {"  token_embd ", " q4_0x16 ", " [512, 64] ", " 18432 "}));
+  EXPECT_TRUE(HasLineWith(r.out, {"  token_embd ", " q4_0 ", " [512, 64] ", " 18432 "}));
   EXPECT_TRUE(HasLineWith(r.out, {"  output_norm ", " f32 ", " [64] ", " 256 "}));
   // Without --verify there is no verdict.
   const ToolResult plain = RunTool("pi-inspect", {Converted()});
@@ -78,7 +77,7 @@ TEST(PiInspect, JsonReport) {
   EXPECT_EQ(j["metadata"]["llama.ffn_act"]["value"], "silu");
   ASSERT_EQ(j["tensors"].size(), 47u);
   EXPECT_EQ(j["tensors"][0]["name"], "token_embd");
-  EXPECT_EQ(j["tensors"][0]["dtype"], "q4_0x16");
+  EXPECT_EQ(j["tensors"][0]["dtype"], "q4_0");
   EXPECT_EQ(j["tensors"][0]["shape"], nlohmann::json::array({512, 64}));
   EXPECT_EQ(j["tensors"][0]["size"], 512 * 2 * 18);
   EXPECT_EQ(j["verify"]["sound"], true);

@@ -35,11 +35,11 @@ const Models& MakeModels() {
     Models m{dir + "/m.gguf", dir + "/x16.pi", dir + "/plain.pi", dir + "/synth.pi"};
     const ToolResult synth = RunTool(
         "pi-synth", {"--shape", "custom:d=512,ff=1056,layers=2,heads=8,vocab=512", "--dtype",
-                     "q4_0", "--seed", "3", "-o", m.synth, "--gguf", m.gguf, "-q"});
+                     "q4_0", "--seed", "3", "--q4_0x16", "-o", m.synth, "--gguf", m.gguf, "-q"});
     EXPECT_EQ(synth.exit_code, 0) << synth.err;
-    const ToolResult x16 = RunTool("pi-convert", {m.gguf, "-o", m.x16, "-q"});
+    const ToolResult x16 = RunTool("pi-convert", {m.gguf, "--q4_0x16", "-o", m.x16, "-q"});
     EXPECT_EQ(x16.exit_code, 0) << x16.err;
-    const ToolResult plain = RunTool("pi-convert", {m.gguf, "-o", m.plain, "-q", "--plain-q4_0"});
+    const ToolResult plain = RunTool("pi-convert", {m.gguf, "-o", m.plain, "-q"});
     EXPECT_EQ(plain.exit_code, 0) << plain.err;
     return m;
   }();
@@ -65,7 +65,7 @@ TEST(Q4x16Convert, DotProductMatricesBecomeQ4_0x16Losslessly) {
     const TensorInfo* p = (*plain)->Find(t.name);
     ASSERT_NE(p, nullptr);
     if (t.shape.size() == 1) continue;
-    EXPECT_EQ(p->dtype, DType::kQ4_0);  // --plain-q4_0 keeps the GGUF's blocks as they are
+    EXPECT_EQ(p->dtype, DType::kQ4_0);  // the default keeps the GGUF's blocks as they are
     if (!ReadByDotProducts(t.name)) {
       EXPECT_EQ(t.dtype, DType::kQ4_0);  // ffn_down_t, the embedding table of an untied model
       continue;
@@ -161,7 +161,7 @@ TEST(Q4x16Convert, ExportGivesTheSourceBlocksBack) {
   const Models& m = MakeModels();
   const std::string dir = ScratchDir("q4x16_export");
   const std::string silu = dir + "/silu.pi", exported = dir + "/exported.gguf";
-  const ToolResult convert = RunTool("pi-convert", {m.gguf, "--ffn-act", "silu", "-o", silu, "-q"});
+  const ToolResult convert = RunTool("pi-convert", {m.gguf, "--q4_0x16", "--ffn-act", "silu", "-o", silu, "-q"});
   ASSERT_EQ(convert.exit_code, 0) << convert.err;
   const ToolResult out = RunTool("pi-export", {"-m", silu, "-o", exported, "-q"});
   ASSERT_EQ(out.exit_code, 0) << out.err;

@@ -114,14 +114,9 @@ TEST_P(RealModelTest, ConvertsAndVerifies) {
   // The classifier of a q4_0 model stays at q8_0 (llama.cpp's Q4_0 keeps it at 6 bits).
   const std::string classifier = (*file)->Find("output") ? "output" : "token_embd";
   for (const TensorInfo& t : (*file)->tensors()) {
-    DType want = t.shape.size() == 1                         ? DType::kF32
-                 : (dtype == "q4_0" && t.name == classifier) ? DType::kQ8_0
-                                                             : expected;
-    // q4_0 matrices read by dot products are stored as q4_0x16 (ffn_down_t and the embedding
-    // table of an untied model stay q4_0).
-    if (want == DType::kQ4_0 && !t.name.ends_with("ffn_down_t") && t.name != "token_embd") {
-      want = DType::kQ4_0x16;
-    }
+    const DType want = t.shape.size() == 1                         ? DType::kF32
+                       : (dtype == "q4_0" && t.name == classifier) ? DType::kQ8_0
+                                                                   : expected;
     EXPECT_EQ(t.dtype, want) << t.name;
   }
 
@@ -231,8 +226,7 @@ TEST(RealModels, Q4ClassifierAndScaleOptions) {
   ASSERT_TRUE(ref && pure && ggml);
   for (const TensorInfo& t : pure->tensors()) {
     if (t.shape.size() == 1) continue;
-    // The matrices read by dot products in the q4_0x16 order, the others in q4_0's.
-    EXPECT_EQ(t.dtype, t.name.ends_with("ffn_down_t") ? DType::kQ4_0 : DType::kQ4_0x16) << t.name;
+    EXPECT_EQ(t.dtype, DType::kQ4_0) << t.name;
     const std::vector<float> want = DecodeTensor(*ref, t.name);
     EXPECT_LT(RelativeRmsError(DecodeTensor(*pure, t.name), want),
               RelativeRmsError(DecodeTensor(*ggml, t.name), want))
@@ -289,20 +283,8 @@ TEST_P(LlamaCppGgufTest, ImportCopiesGgmlBlocksBitExactly) {
     ASSERT_NE(t, nullptr) << name;
     const std::span<const uint8_t> source = gguf->TensorData(info);
     if (!name.ends_with("ffn_down_t")) {
-      // q4_0 matrices read by dot products come reordered as q4_0x16: the same bytes once put
-      // back in q4_0 order (the embedding table of an untied model stays q4_0).
-      const bool x16 = dtype == DType::kQ4_0 && info.ne.size() == 2 &&
-                       (name != "token_embd" || pi->Find("output") == nullptr);
-      EXPECT_EQ(t->dtype, info.ne.size() == 1 ? DType::kF32
-                          : x16               ? DType::kQ4_0x16
-                                              : dtype)
-          << name;
-      std::vector<uint8_t> ours(pi->Data(*t).begin(), pi->Data(*t).end());
-      if (x16) {
-        std::vector<uint8_t> plain(ours.size());
-        ConvertQ4_0x16ToQ4_0(ours.data(), plain.data(), t->shape[0], t->shape[1]);
-        ours = plain;
-      }
+      EXPECT_EQ(t->dtype, info.ne.size() == 1 ? DType::kF32 : dtype) << name;
+      const std::span<const uint8_t> ours = pi->Data(*t);
       EXPECT_TRUE(std::equal(ours.begin(), ours.end(), source.begin(), source.end())) << name;
       ++copied;
       continue;

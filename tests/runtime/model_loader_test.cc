@@ -47,13 +47,11 @@ TEST(ModelLoaderTest, QuantizedViewsHaveBlockRowBytes) {
   absl::StatusOr<std::unique_ptr<Model>> model =
       Model::Load(test::ConvertedModel(BundledModel::kReluLlama260K, DType::kQ4_0));
   ASSERT_TRUE(model.ok()) << model.status();
-  // pi-convert stores the q4_0 matrices read by dot products as q4_0x16, ffn_down_t as q4_0.
-  EXPECT_EQ((*model)->layer(0).ffn_gate.dtype, DType::kQ4_0x16);
+  EXPECT_EQ((*model)->layer(0).ffn_gate.dtype, DType::kQ4_0);
   EXPECT_EQ((*model)->layer(0).ffn_gate.row_bytes, 2u * 18);  // 64 columns: two blocks
-  EXPECT_EQ((*model)->layer(0).ffn_down_t.dtype, DType::kQ4_0);
   EXPECT_EQ((*model)->config().norm_act.kind, ActivationKind::kShiftedRelu);
   // pi-convert keeps the classifier of a q4_0 model at q8_0.
-  EXPECT_EQ((*model)->WeightDTypeSummary(), "mixed (q4_0, q4_0x16, q8_0)");
+  EXPECT_EQ((*model)->WeightDTypeSummary(), "mixed (q4_0, q8_0)");
 }
 
 class BadModelTest : public ::testing::Test {

@@ -23,11 +23,12 @@ struct ConvertOptions {
   // llama.cpp's Q4_0 keeps it at 6 bits: it decides every logit, and costs one matrix of many.
   // `pure` stores it as q4_0 too (llama-quantize --pure).
   bool pure = false;
-  // q4_0 matrices read by dot products (attn_q/k/v/output, ffn_gate, ffn_up, the classifier) are
-  // stored as q4_0x16, the same blocks reordered for 512-bit integer dots (format/README.md);
-  // ffn_down_t, read by the transposed product, stays q4_0. false keeps every matrix plain q4_0
-  // (pi-convert --plain-q4_0).
-  bool q4_0x16 = true;
+  // true (pi-convert --q4_0x16): the q4_0 matrices read by dot products (attn_q/k/v/output,
+  // ffn_gate, ffn_up, the classifier) are stored as q4_0x16, the same blocks reordered for 512-bit
+  // integer dots (format/README.md); ffn_down_t, read by the transposed product, stays q4_0. Off
+  // by default: it makes small batches cheap but single-sequence decode slower here
+  // (bench/e2e/q4_0_layouts.sh).
+  bool q4_0x16 = false;
   std::string command_line;  // provenance.arguments
   bool progress = true;
 };

@@ -62,11 +62,13 @@ int Main(int argc, char** argv) {
   app.add_flag("--pure", pure,
                "with --dtype q4_0, quantize the classifier to q4_0 too (default: q8_0, as "
                "llama.cpp keeps it at higher precision)");
-  bool plain_q4_0 = false;
-  app.add_flag("--plain-q4_0", plain_q4_0,
-               "store every q4_0 matrix in plain q4_0 block order (default: the matrices read by "
-               "dot products, attn_q/k/v/output, ffn_gate, ffn_up and the classifier, as "
-               "q4_0x16, the same blocks reordered for faster CPU dot products)");
+  bool q4_0x16 = false;
+  app.add_flag("--q4_0x16", q4_0x16,
+               "store the q4_0 matrices read by dot products (attn_q/k/v/output, ffn_gate, ffn_up, "
+               "the classifier) as q4_0x16: the same blocks reordered so that a batch of a few "
+               "tokens (servers, several sequences) costs little more than one; on this "
+               "project's test machine it made single-sequence decode slower "
+               "(bench/e2e/q4_0_layouts.sh), so it is not the default");
   app.add_flag("-q,--quiet", quiet, "no progress output");
   app.add_flag("--json", json, "print a JSON report on stdout");
   AddVersionFlag(app, kProgram);
@@ -81,7 +83,7 @@ int Main(int argc, char** argv) {
   options.progress = !quiet && !json;
   if (ggml_q4_scales) options.q4_scales = Q4Scales::kGgml;
   options.pure = pure;
-  options.q4_0x16 = !plain_q4_0;
+  options.q4_0x16 = q4_0x16;
   if (!dtype_name.empty()) {
     absl::StatusOr<DType> dtype = ParseWeightDType(dtype_name);
     if (!dtype.ok()) return ReportError(kProgram, FlagError("--dtype", dtype.status()));
