@@ -16,8 +16,8 @@
 # usage.prompt_tokens_details.cached_tokens; llama-server: prompt_tokens - timings.prompt_n), and
 # hit / miss. With the cache, a hit's time follows the new tokens only (the prompt tokens minus
 # the cached ones), where a miss pays for the whole prompt.
-# MODEL: any model source pi-server takes (a .pi, a GGUF: converted once beside it). Needs curl,
-# jq and bc. Server logs go to a temporary directory, printed when a server fails.
+# MODEL: any model source pi-server takes (a .pi, a GGUF: converted once beside it). Needs curl
+# and jq. Server logs go to a temporary directory, printed when a server fails.
 set -euo pipefail
 
 model="" threads=$(nproc) systems="64 256" news="8 32 128" rounds=3 ctx=2048 port=18490
@@ -42,7 +42,7 @@ done
 [[ -e "$model" ]] || { echo "prompt_cache_bench.sh: $model does not exist" >&2; exit 1; }
 [[ -x "$bin/pi-server" ]] || { echo "prompt_cache_bench.sh: $bin/pi-server is missing (--bin)" >&2; exit 1; }
 [[ -f "$text" ]] || { echo "prompt_cache_bench.sh: $text is missing" >&2; exit 1; }
-for tool in curl jq bc; do
+for tool in curl jq; do
   command -v "$tool" > /dev/null || { echo "prompt_cache_bench.sh: $tool is required" >&2; exit 1; }
 done
 llama="${LLAMA_CPP_DIR:-}"
@@ -165,7 +165,7 @@ for s in $systems; do
       hit=$(median < "$work/hit.$name")
       miss=$(median < "$work/miss.$name")
       printf '| %s | %s | %s | %s | %s | %.3f | %.3f | %.2f |\n' "$name" "$s" "$k" "$ht" "$hc" \
-        "$hit" "$miss" "$(echo "$hit / $miss" | bc -l)"
+        "$hit" "$miss" "$(awk -v h="$hit" -v m="$miss" 'BEGIN {print h / m}')"
     done
   done
 done
