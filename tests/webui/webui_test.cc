@@ -105,6 +105,27 @@ TEST(WebUiTest, PropsNeedTheApiKeyAndThePageDoesNot) {
   EXPECT_EQ(test::Get(port, "/app.js").status, 200);
 }
 
+// The page's paths answer GET only: another method gets 405 with Allow, as the API's paths do.
+// Without the page (--no-webui) they are unknown: 404.
+TEST(WebUiTest, ThePagesPathsAnswerGetOnly) {
+  std::unique_ptr<PiServer> server = test::StartServer(ServerOptions{});
+  ASSERT_NE(server, nullptr);
+  const test::HttpReply post_page = test::Post(server->port(), "/", json::object());
+  EXPECT_EQ(post_page.status, 405) << post_page.body;
+  EXPECT_EQ(post_page.Header("Allow"), "GET, HEAD");
+  EXPECT_EQ(post_page.Json()["error"]["code"], "method_not_allowed") << post_page.body;
+  EXPECT_EQ(test::Post(server->port(), "/style.css", json::object()).status, 405);
+  EXPECT_EQ(test::Post(server->port(), "/nothing.js", json::object()).status, 404);
+
+  ServerOptions no_page;
+  no_page.webui = false;
+  std::unique_ptr<PiServer> bare = test::StartServer(no_page);
+  ASSERT_NE(bare, nullptr);
+  const test::HttpReply post_bare = test::Post(bare->port(), "/", json::object());
+  EXPECT_EQ(post_bare.status, 404) << post_bare.body;
+  EXPECT_EQ(post_bare.Json()["error"]["code"], "unknown_url") << post_bare.body;
+}
+
 // The mode /props reports is the executor's FFN: dense, sparse (exact gate-first selection on
 // relu-llama-260k) or hybrid (a GPU part, here the CPU stand-in, over half of each layer).
 TEST(WebUiTest, PropsTellHowTheFfnExecutes) {

@@ -33,14 +33,14 @@ namespace {
 
 // The methods each routed path answers (Route() below registers the same), so that a known path
 // asked with another method gets 405 and an Allow header instead of 404. GET handlers answer
-// HEAD too (cpp-httplib).
-const char* MethodsOfPath(const std::string& path) {
+// HEAD too (cpp-httplib). `webui`: the chat page's files are routed (--no-webui: they are not).
+const char* MethodsOfPath(const std::string& path, bool webui) {
   if (path == "/v1/completions" || path == "/v1/chat/completions" || path == "/tokenize" ||
       path == "/detokenize") {
     return "POST";
   }
   if (path == "/v1/models" || path.starts_with("/v1/models/") || path == "/health" ||
-      path == "/props" || path == "/metrics") {
+      path == "/props" || path == "/metrics" || (webui && IsWebUiPath(path))) {
     return "GET, HEAD";
   }
   return nullptr;
@@ -345,12 +345,12 @@ void PiServer::Route() {
     }
     ApiError error;
     error.http_status = res.status;
-    if (res.status == 404 && MethodsOfPath(req.path) != nullptr) {
+    const char* methods = MethodsOfPath(req.path, options_.webui);
+    if (res.status == 404 && methods != nullptr) {
       res.status = error.http_status = 405;
-      error.message =
-          absl::StrCat(req.path, " answers ", MethodsOfPath(req.path), ", not ", req.method);
+      error.message = absl::StrCat(req.path, " answers ", methods, ", not ", req.method);
       error.code = "method_not_allowed";
-      res.set_header("Allow", MethodsOfPath(req.path));
+      res.set_header("Allow", methods);
     } else if (res.status == 404) {
       error.message = absl::StrCat("unknown endpoint ", req.method, " ", req.path);
       error.code = "unknown_url";

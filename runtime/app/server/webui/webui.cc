@@ -27,9 +27,24 @@ nlohmann::json PropsJson(const ServerProps& props) {
                         {"max_tokens", props.max_tokens}};
 }
 
+namespace {
+
+std::string PathOf(const EmbeddedFile& file) {
+  return file.name == "index.html" ? "/" : "/" + std::string(file.name);
+}
+
+}  // namespace
+
+bool IsWebUiPath(const std::string& path) {
+  for (const EmbeddedFile& file : EmbeddedWebUiFiles()) {
+    if (PathOf(file) == path) return true;
+  }
+  return false;
+}
+
 void RouteWebUi(httplib::Server& server) {
   for (const EmbeddedFile& file : EmbeddedWebUiFiles()) {
-    const std::string path = file.name == "index.html" ? "/" : "/" + std::string(file.name);
+    const std::string path = PathOf(file);
     const EmbeddedFile served = file;  // the arrays live as long as the program
     server.Get(path, [served](const httplib::Request&, httplib::Response& res) {
       res.set_content(served.bytes.data(), served.bytes.size(), ContentTypeOf(served.name));

@@ -36,4 +36,7 @@ nlohmann::json PropsJson(const ServerProps& props);
 // Registers a GET route for each of the page's files: "/" for index.html, "/<name>" for the others.
 void RouteWebUi(httplib::Server& server);
 
+// Whether RouteWebUi serves `path` (so that another method on it gets 405, not 404).
+bool IsWebUiPath(const std::string& path);
+
 }  // namespace pinfer
