@@ -181,21 +181,18 @@ absl::Status ConvertStage(Pipeline& p) {
   const Clock::time_point start = Clock::now();
   absl::StatusOr<SourceModel> source = ReadSource(o.source, source_options);
   if (!source.ok()) return source.status();
-  std::vector<std::string> digests;
-  for (const std::string& file : source->source_files) {
-    absl::StatusOr<std::string> digest = FileDigest(file);
-    if (!digest.ok()) return digest.status();
-    digests.push_back(*digest);
-  }
+  const std::optional<ArtifactRecord> existing =
+      ReadArtifactRecord(p.report.model_path, ArtifactKind::kModel);
+  absl::StatusOr<std::vector<std::string>> digests =
+      SourceDigests(source->source_files, existing);
+  if (!digests.ok()) return digests.status();
   // The source files' digests are compared separately (pi-convert records them itself).
   const std::string record =
       absl::StrCat("pi-prepare convert: dtype=", o.dtype.empty() ? "source" : o.dtype,
                    " ffn-act=", o.ffn_act.empty() ? "source" : o.ffn_act,
                    " norm-act=", o.norm_act.empty() ? "source" : o.norm_act);
-  const std::optional<ArtifactRecord> existing =
-      ReadArtifactRecord(p.report.model_path, ArtifactKind::kModel);
   const bool matches =
-      existing && existing->arguments == record && existing->source_digests == digests;
+      existing && existing->arguments == record && existing->source_digests == *digests;
   if (!o.force && matches) {
     stage.status = "skipped";
     stage.reason = "up to date";

@@ -1,7 +1,13 @@
 #include "tools/prepare/stage_record.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <memory>
+
+#include "absl/strings/str_cat.h"
 
 #include "format/checksum.h"
 #include "format/mapped_file.h"
@@ -53,7 +59,54 @@ std::optional<ArtifactRecord> ReadArtifactRecord(const std::string& path, Artifa
       v.ok()) {
     record.source_digests = *v;
   }
+  if (absl::StatusOr<std::vector<std::string>> v =
+          metadata.GetStringArray(keys::kProvenanceSourcePath);
+      v.ok()) {
+    record.source_paths = *v;
+  }
+  if (absl::StatusOr<std::vector<int64_t>> v = metadata.GetIntArray(keys::kProvenanceSourceSize);
+      v.ok()) {
+    record.source_sizes = *v;
+  }
+  if (absl::StatusOr<std::vector<int64_t>> v = metadata.GetIntArray(keys::kProvenanceSourceMtime);
+      v.ok()) {
+    record.source_mtimes_ns = *v;
+  }
   return record;
+}
+
+absl::StatusOr<std::vector<std::string>> SourceDigests(
+    const std::vector<std::string>& files, const std::optional<ArtifactRecord>& existing) {
+  std::vector<std::string> digests;
+  for (const std::string& file : files) {
+    struct stat st {};
+    if (stat(file.c_str(), &st) != 0) {
+      return absl::NotFoundError(absl::StrCat(file, ": ", std::strerror(errno)));
+    }
+    const std::string path = std::filesystem::absolute(file).lexically_normal().string();
+    const int64_t size = static_cast<int64_t>(st.st_size);
+    const int64_t mtime = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    std::optional<std::string> recorded;
+    if (existing && existing->source_digests.size() == existing->source_paths.size() &&
+        existing->source_sizes.size() == existing->source_paths.size() &&
+        existing->source_mtimes_ns.size() == existing->source_paths.size()) {
+      for (size_t i = 0; i < existing->source_paths.size(); ++i) {
+        if (existing->source_paths[i] == path && existing->source_sizes[i] == size &&
+            existing->source_mtimes_ns[i] == mtime) {
+          recorded = existing->source_digests[i];
+          break;
+        }
+      }
+    }
+    if (recorded) {
+      digests.push_back(*recorded);
+      continue;
+    }
+    absl::StatusOr<std::string> digest = FileDigest(file);
+    if (!digest.ok()) return digest.status();
+    digests.push_back(*digest);
+  }
+  return digests;
 }
 
 std::optional<std::string> SamplesArguments(const std::string& path,

@@ -8,6 +8,7 @@
 // Thread counts are not part of a record: they change how fast a result comes, not what it is for.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,10 +33,21 @@ struct ArtifactRecord {
   std::string model_digest;                 // model.digest ("" for a model)
   std::string arguments;                    // provenance.arguments ("" when absent)
   std::vector<std::string> source_digests;  // provenance.source_digest (models)
+  // provenance.source_path, _size, _mtime_ns (models): each source file as pi-convert found it.
+  std::vector<std::string> source_paths;
+  std::vector<int64_t> source_sizes;
+  std::vector<int64_t> source_mtimes_ns;
 };
 
 // nullopt when the file is absent or does not open as a valid artifact of `kind`.
 std::optional<ArtifactRecord> ReadArtifactRecord(const std::string& path, ArtifactKind kind);
+
+// The digests of a model's source files (FileDigest), in order. A file that `existing` (the model
+// made before, or nullopt) records at the same absolute path with the same size and modification
+// time keeps its recorded digest without being read again, as pi-run's conversion cache does
+// (runtime/app/model_source.h): a 7B source is not read whole on every run. Errors name the file.
+absl::StatusOr<std::vector<std::string>> SourceDigests(const std::vector<std::string>& files,
+                                                       const std::optional<ArtifactRecord>& existing);
 
 // The provenance.arguments of a sample file; nullopt when it does not open (or is another model's).
 std::optional<std::string> SamplesArguments(const std::string& path,
