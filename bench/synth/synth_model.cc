@@ -191,7 +191,9 @@ Layout PlanLayout(const SynthOptions& options, Vocabulary vocabulary) {
   c.context_length = s.context_length;
   c.rope_theta = 10000.0;
   c.rms_eps = 1e-5;
-  c.ffn_act = {ActivationKind::kFatRelu, static_cast<float>(kFatReluThreshold)};
+  c.ffn_act = options.ffn_act == SynthActivation::kRelu
+                  ? Activation{ActivationKind::kRelu, 0.0f}
+                  : Activation{ActivationKind::kFatRelu, static_cast<float>(kFatReluThreshold)};
   c.norm_act = {ActivationKind::kNone, 0.0f};
   c.synthetic = true;
   layout.vocabulary = std::move(vocabulary);
@@ -330,7 +332,7 @@ class Generator {
       const InputGeometry input = NormalizedInput(d, e);
       content_energy.push_back(e);
       if (absl::Status st = Attention(l, input); !st.ok()) return st;
-      const FfnPlan plan = PlanFfn(law_, o_.seed, l, d, s_.n_layers, input);
+      const FfnPlan plan = PlanFfn(law_, o_.seed, l, d, s_.n_layers, input, o_.ffn_act);
       std::vector<double> down_row_energy;
       if (absl::Status st = Ffn(l, plan, down_row_energy); !st.ok()) return st;
       double added = 0;
