@@ -204,6 +204,25 @@ absl::Status EncodeRow(const float* x, size_t n, DType dtype, void* out, Q4Scale
   }
 }
 
+absl::StatusOr<std::vector<uint8_t>> EncodeMatrix(std::span<const float> values, int64_t rows,
+                                                  int64_t cols, DType dtype) {
+  if (rows < 0 || cols < 0 || values.size() != static_cast<size_t>(rows * cols)) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot encode ", values.size(),
+                                                   " values as a [", rows, ", ", cols, "] matrix"));
+  }
+  absl::StatusOr<uint64_t> row_bytes = RowBytes(dtype, static_cast<uint64_t>(cols));
+  if (!row_bytes.ok()) return row_bytes.status();
+  std::vector<uint8_t> out(static_cast<size_t>(*row_bytes * static_cast<uint64_t>(rows)));
+  for (int64_t r = 0; r < rows; ++r) {
+    if (absl::Status s = EncodeRow(values.data() + r * cols, static_cast<size_t>(cols), dtype,
+                                   out.data() + static_cast<uint64_t>(r) * *row_bytes);
+        !s.ok()) {
+      return s;
+    }
+  }
+  return out;
+}
+
 absl::Status DecodeRow(const void* in, size_t n, DType dtype, float* out) {
   if (GetDTypeInfo(dtype).quantized && n % kQuantBlockElements != 0) {
     return absl::InvalidArgumentError(

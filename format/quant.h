@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "format/dtype.h"
 
 namespace pinfer {
@@ -92,6 +94,11 @@ enum class Q4Scales { kGgml, kMinError };
 // same values, reordered.
 absl::Status EncodeRow(const float* x, size_t n, DType dtype, void* out,
                        Q4Scales q4_scales = Q4Scales::kGgml);
+// Encode a row-major [rows, cols] f32 matrix row by row, as EncodeRow (ggml's q4_0 scales):
+// rows × RowBytes(dtype, cols) bytes. InvalidArgument when `values` is not rows × cols long or
+// the rows cannot be encoded (EncodeRow's errors).
+absl::StatusOr<std::vector<uint8_t>> EncodeMatrix(std::span<const float> values, int64_t rows,
+                                                  int64_t cols, DType dtype);
 // Decode n values of a floating or quantized dtype to f32. For q4_0x16, whose groups are per row,
 // n is one whole row.
 absl::Status DecodeRow(const void* in, size_t n, DType dtype, float* out);

@@ -62,6 +62,11 @@ int Main(int argc, char** argv) {
                  "rank-2K predictor can learn which neurons fire; noise: the share of a gate's "
                  "variance outside them)")
       ->capture_default_str();
+  std::string ffn_act_name = "fatrelu";
+  app.add_option("--ffn-act", ffn_act_name,
+                 "FFN activation: fatrelu (fatrelu:1) or relu (plain ReLU, as PowerInfer computes "
+                 "it, with the same planted firing sets: every gate is shifted down by 1)")
+      ->capture_default_str();
   app.add_option("--seed", seed, "random seed: the same seed gives the same bytes")
       ->capture_default_str();
   app.add_option("--tokenizer", options.tokenizer_path,
@@ -89,6 +94,12 @@ int Main(int argc, char** argv) {
   }
   absl::StatusOr<LocalitySpec> locality = ParseLocality(locality_text);
   if (!locality.ok()) return ReportError(kProgram, locality.status());
+  if (ffn_act_name == "relu") {
+    options.ffn_act = SynthActivation::kRelu;
+  } else if (ffn_act_name != "fatrelu") {
+    return ReportError(kProgram, absl::InvalidArgumentError(absl::StrCat(
+                                     "--ffn-act '", ffn_act_name, "': expected fatrelu or relu")));
+  }
   if (seed > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
     return ReportError(kProgram, absl::InvalidArgumentError("--seed must be below 2^63"));
   }
@@ -127,6 +138,7 @@ int Main(int argc, char** argv) {
     j["dtype"] = dtype_name;
     j["parameters"] = report->parameters;
     j["locality"] = locality->ToString();
+    j["ffn_act"] = ffn_act_name == "relu" ? "relu" : "fatrelu:1";
     j["seed"] = seed;
     j["hot_neurons_per_layer"] = report->hot_neurons;
     j["hot_probability"] = report->hot_probability;

@@ -17,8 +17,13 @@ InputGeometry NormalizedInput(int64_t dim, double content_energy) {
           std::sqrt(d * content_energy / (kBiasEnergy + content_energy))};
 }
 
+double FiringThreshold(SynthActivation act) {
+  return act == SynthActivation::kRelu ? 0.0 : kFatReluThreshold;
+}
+
 FfnPlan PlanFfn(const FiringLaw& law, uint64_t seed, int64_t layer, int64_t dim, int64_t n_layers,
-                const InputGeometry& input) {
+                const InputGeometry& input, SynthActivation act) {
+  const double threshold = FiringThreshold(act);
   FfnPlan plan;
   plan.probability = law.LayerProbabilities(seed, layer);
   const size_t n_ff = plan.probability.size();
@@ -27,9 +32,11 @@ FfnPlan PlanFfn(const FiringLaw& law, uint64_t seed, int64_t layer, int64_t dim,
   double moment_sum = 0;
   for (size_t i = 0; i < n_ff; ++i) {
     const double t = -NormalQuantile(plan.probability[i]);  // Φ⁻¹(1 - p) = -Φ⁻¹(p)
-    const double mu = kFatReluThreshold - t;
+    // The gate's mean: fires (g > threshold) with probability P(z > t) = p. For fatrelu:T this is
+    // T − t; relu's is the same minus T, i.e. −t (written so to keep fatrelu's bytes as they were).
+    const double mu = act == SynthActivation::kRelu ? -t : kFatReluThreshold - t;
     plan.bias_weight[i] = static_cast<float>(mu / input.bias_projection);
-    plan.output_moment[i] = kUpScale * kUpScale * FatReluSecondMoment(mu, kFatReluThreshold);
+    plan.output_moment[i] = kUpScale * kUpScale * FatReluSecondMoment(mu, threshold);
     moment_sum += plan.output_moment[i];
   }
   plan.gate_content_norm = std::sqrt(static_cast<double>(dim - kBiasDims)) / input.content_norm;

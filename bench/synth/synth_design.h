@@ -9,7 +9,8 @@
 // content is N(0, 1); then g_i = β_i·x_b + N(0, 1) exceeds the model's fatrelu threshold T exactly
 // when the content part exceeds t_i = T − β_i·x_b, i.e. with probability 1 − Φ(t_i) = p_i. That is
 // a per-neuron fatrelu threshold folded into the gate row, with one global fatrelu:T for the
-// runtime. e grows through the layers by what the FFNs add (computed in closed form from the
+// runtime. A ReLU model (PowerInfer computes plain ReLU) shifts every gate's bias-channel part by
+// −T/x_b: its gate is g − T, and relu(g − T) > 0 where g > T, the same planted sets. e grows through the layers by what the FFNs add (computed in closed form from the
 // planted p_i and the generated down rows), and every layer is calibrated for its own e.
 #pragma once
 
@@ -37,6 +38,14 @@ inline constexpr double kAttentionGain = 0.25;
 // Where |value| = kDownTileSpan·σ, a ffn_down tile puts its extreme code.
 inline constexpr double kDownTileSpan = 2.5;
 
+// The FFN activation a synthetic model is written with. kFatRelu (fatrelu:T, T = kFatReluThreshold)
+// is the original construction; kRelu plants the same firing sets for a plain-ReLU runtime such as
+// PowerInfer's: every gate's mean is lowered by T, so relu(g − T) fires exactly where g > T.
+enum class SynthActivation { kFatRelu, kRelu };
+
+// The value the gate must exceed to fire: T for fatrelu:T, 0 for relu.
+double FiringThreshold(SynthActivation act);
+
 // E[fat_T(g)²] for g ~ N(mu, 1), fat_T(g) = g when g > T, else 0:
 //   (1 + mu²)·Q(T − mu) + (T + mu)·φ(T − mu),  Q = 1 − Φ.
 double FatReluSecondMoment(double mu, double threshold);
@@ -53,13 +62,16 @@ InputGeometry NormalizedInput(int64_t dim, double content_energy);
 // Everything the FFN of one layer is generated from.
 struct FfnPlan {
   std::vector<double> probability;    // p_i, the planted firing probability of neuron i
-  std::vector<float> bias_weight;     // β_i = (T − t_i)/x_b, t_i = Φ⁻¹(1 − p_i)
-  std::vector<double> output_moment;  // E[a_i²] = σ_u²·FatReluSecondMoment(T − t_i, T)
+  // β_i = (T − t_i)/x_b, t_i = Φ⁻¹(1 − p_i) for fatrelu:T; β_i − T/x_b = −t_i/x_b for relu.
+  std::vector<float> bias_weight;
+  // E[a_i²] = σ_u²·FatReluSecondMoment(μ_i, threshold), μ_i = β_i·x_b the gate's mean and
+  // threshold = FiringThreshold(act): fatrelu:T gives its output g, relu gives g − T.
+  std::vector<double> output_moment;
   double gate_content_norm = 0;       // |gate_i content part| = sqrt(d − B)/r_x: noise N(0, 1)
   double up_std = 0;                  // σ_u/r_x per element: u_i ~ N(0, σ_u²)
   double down_std = 0;                // σ_d: the FFN adds about 1/(2L) per dimension
 };
 FfnPlan PlanFfn(const FiringLaw& law, uint64_t seed, int64_t layer, int64_t dim, int64_t n_layers,
-                const InputGeometry& input);
+                const InputGeometry& input, SynthActivation act);
 
 }  // namespace pinfer::synth

@@ -191,7 +191,9 @@ Layout PlanLayout(const SynthOptions& options, Vocabulary vocabulary) {
   c.context_length = s.context_length;
   c.rope_theta = 10000.0;
   c.rms_eps = 1e-5;
-  c.ffn_act = {ActivationKind::kFatRelu, static_cast<float>(kFatReluThreshold)};
+  c.ffn_act = options.ffn_act == SynthActivation::kRelu
+                  ? Activation{ActivationKind::kRelu, 0.0f}
+                  : Activation{ActivationKind::kFatRelu, static_cast<float>(kFatReluThreshold)};
   c.norm_act = {ActivationKind::kNone, 0.0f};
   c.synthetic = true;
   layout.vocabulary = std::move(vocabulary);
@@ -232,9 +234,7 @@ Layout PlanLayout(const SynthOptions& options, Vocabulary vocabulary) {
 GgufMetadata GgufMetadataFor(const SynthOptions& options, const Layout& layout) {
   const ModelConfig& c = layout.config;
   const Vocabulary& v = layout.vocabulary;
-  GgufMetadata m;
-  m.SetString("general.architecture", "llama");
-  m.SetString("general.name", c.name);
+  GgufMetadata m = LlamaGgufMetadata(c, v);
   m.SetString("general.description",
               absl::StrCat("pinfer pi-synth synthetic model: random weights with planted "
                            "activation locality, for speed benchmarks only. model.pi runs the FFN "
@@ -244,28 +244,6 @@ GgufMetadata GgufMetadataFor(const SynthOptions& options, const Layout& layout) 
                            "weights."));
   m.SetUint32("general.file_type", GgufFileType(options.dtype));
   m.SetUint32("general.quantization_version", 2);
-  m.SetUint32("llama.context_length", static_cast<uint32_t>(c.context_length));
-  m.SetUint32("llama.embedding_length", static_cast<uint32_t>(c.dim));
-  m.SetUint32("llama.block_count", static_cast<uint32_t>(c.n_layers));
-  m.SetUint32("llama.feed_forward_length", static_cast<uint32_t>(c.n_ff));
-  m.SetUint32("llama.rope.dimension_count", static_cast<uint32_t>(c.head_dim));
-  m.SetUint32("llama.attention.head_count", static_cast<uint32_t>(c.n_heads));
-  m.SetUint32("llama.attention.head_count_kv", static_cast<uint32_t>(c.n_kv_heads));
-  m.SetFloat32("llama.attention.layer_norm_rms_epsilon", static_cast<float>(c.rms_eps));
-  m.SetFloat32("llama.rope.freq_base", static_cast<float>(c.rope_theta));
-  m.SetUint32("llama.vocab_size", static_cast<uint32_t>(c.vocab_size));
-  m.SetString("tokenizer.ggml.model", "llama");
-  m.SetStringArray("tokenizer.ggml.tokens", v.pieces);
-  m.SetFloat32Array("tokenizer.ggml.scores", v.scores);
-  m.SetInt32Array("tokenizer.ggml.token_type", v.types);
-  m.SetUint32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(v.bos_id));
-  m.SetUint32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(v.eos_id));
-  m.SetUint32("tokenizer.ggml.unknown_token_id", static_cast<uint32_t>(v.unk_id));
-  if (v.pad_id >= 0)
-    m.SetUint32("tokenizer.ggml.padding_token_id", static_cast<uint32_t>(v.pad_id));
-  m.SetBool("tokenizer.ggml.add_bos_token", v.add_bos);
-  m.SetBool("tokenizer.ggml.add_eos_token", false);
-  m.SetBool("tokenizer.ggml.add_space_prefix", v.add_space_prefix);
   m.SetBool("pinfer.synthetic", true);
   m.SetUint64("pinfer.synth.seed", options.seed);
   m.SetString("pinfer.synth.locality", options.locality.ToString());
@@ -330,7 +308,7 @@ class Generator {
       const InputGeometry input = NormalizedInput(d, e);
       content_energy.push_back(e);
       if (absl::Status st = Attention(l, input); !st.ok()) return st;
-      const FfnPlan plan = PlanFfn(law_, o_.seed, l, d, s_.n_layers, input);
+      const FfnPlan plan = PlanFfn(law_, o_.seed, l, d, s_.n_layers, input, o_.ffn_act);
       std::vector<double> down_row_energy;
       if (absl::Status st = Ffn(l, plan, down_row_energy); !st.ok()) return st;
       double added = 0;

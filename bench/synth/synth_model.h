@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "bench/synth/locality.h"
+#include "bench/synth/synth_design.h"
 #include "bench/synth/shapes.h"
 #include "format/dtype.h"
 
@@ -23,6 +24,8 @@ struct SynthOptions {
   DType dtype = DType::kQ4_0;  // of the weight matrices; norms are f32
   bool q4_0x16 = false;        // model.pi stores q4_0 dot-product matrices as pi-convert --q4_0x16
   LocalitySpec locality;
+  // fatrelu:1 (the default) or relu with the same planted firing sets (README.md, "A ReLU model").
+  SynthActivation ffn_act = SynthActivation::kFatRelu;
   uint64_t seed = 0;
   std::string output_path;     // model.pi
   std::string gguf_path;       // empty: no GGUF

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "format/dtype.h"
 #include "tools/convert/gguf_file.h"
 #include "tools/convert/source_model.h"
 
@@ -17,15 +18,18 @@ namespace pinfer::testing {
 
 struct PowerInferFixture {
   int64_t rank = 32;
-  uint32_t fc_ggml_type = 1;              // F16, what PowerInfer's convert.py writes
+  DType fc_dtype = DType::kF16;           // what PowerInfer's convert.py writes
   std::optional<float> threshold = 0.0f;  // nullopt: no powerinfer.sparse_threshold key
   int64_t fc1_dim = 0;                    // != 0: a wrong fc1 width (bad input)
   int64_t predictor_layers = -1;          // -1: every layer
   uint64_t seed = 1;                      // of the predictor's random weights
 };
 
-// The model's weights (as read by tools/convert) and a seeded random predictor.
-std::vector<uint8_t> BuildPowerInferGguf(SourceModel& model, const PowerInferFixture& fixture);
+// Writes the model's weights (as read by tools/convert) and a seeded random predictor to `path`
+// with the project's GGUF writer (PowerInfer's magic, LlamaGgufMetadata's keys); failures are
+// test failures.
+void WritePowerInferGguf(SourceModel& model, const PowerInferFixture& fixture,
+                         const std::string& path);
 
 // A 2-D GGUF tensor decoded to f32, row-major [ne[1], ne[0]].
 std::vector<float> DecodeGgufTensor(const GgufFile& gguf, const std::string& name);

@@ -27,18 +27,12 @@ namespace fs = std::filesystem;
 
 constexpr char kTrain[] = "pi-train-predictor";
 
-void WriteBytes(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(bytes.data()),
-            static_cast<std::streamsize>(bytes.size()));
-}
-
 // stories260K's weights with a PowerInfer predictor, as a PowerInfer GGUF at `path`.
 void WriteFixture(const std::string& path, const PowerInferFixture& fixture) {
   absl::StatusOr<SourceModel> source =
       ReadSource(test::SourcePath("models/stories260K/stories260K.gguf"), {});
   ASSERT_TRUE(source.ok()) << source.status();
-  WriteBytes(path, BuildPowerInferGguf(*source, fixture));
+  WritePowerInferGguf(*source, fixture, path);
 }
 
 struct ParsedGguf {

@@ -3,6 +3,7 @@
 // dimensions — give a predictor whose validation recall is at least 0.99 at a predicted density
 // at most 1.5x the true one, in every layer. With latent=0 (every neuron its own random direction)
 // the same training selects about 1.6x the true density: the rank cannot span the directions.
+// A --powerinfer-compatible predictor (no biases, threshold 0) of the same samples meets them too.
 #include <string>
 #include <vector>
 
@@ -47,6 +48,24 @@ TEST(LearnableLocalityTest, ATrainedPredictorMeetsRecallAndDensityTargets) {
     EXPECT_GE(layer["recall"].get<double>(), 0.99) << layer.dump();
     EXPECT_NEAR(truth, 0.1, 0.03) << layer.dump();  // the planted density, as measured
     EXPECT_LE(predicted, 1.5 * truth) << layer.dump();
+  }
+
+  // The same samples, trained for PowerInfer (no biases, decision at logit 0): the learnable
+  // locality needs no per-layer threshold either. Without biases the trainer cannot centre the
+  // inputs, and the bias channel's near-constant dimensions once swamped every hidden unit
+  // (standardized by their tiny std): all died, and the predictor said "fires" for every neuron.
+  const test::ProgramResult compatible = test::RunProgram(
+      PI_TRAIN_PREDICTOR_PATH,
+      {"-m", options.output_path, "--rank", "32", "--epochs", "4", "--seed", "1", "-t", "1", "-q",
+       "--json", "--powerinfer-compatible", "-o", scratch.Path("compatible.predictor.pi")});
+  ASSERT_EQ(compatible.exit_code, 0) << compatible.err;
+  const nlohmann::json cj = nlohmann::json::parse(compatible.out, nullptr, false);
+  ASSERT_TRUE(cj.is_object() && cj.contains("layers")) << compatible.out;
+  for (const nlohmann::json& layer : cj["layers"]) {
+    EXPECT_GE(layer["recall"].get<double>(), 0.98) << layer.dump();
+    EXPECT_LE(layer["predicted_density"].get<double>(),
+              1.5 * layer["true_density"].get<double>())
+        << layer.dump();
   }
 }
 

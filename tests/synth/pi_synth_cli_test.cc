@@ -91,6 +91,8 @@ TEST(PiSynthCliTest, BadFlagsGetOneClearLineAndLeaveNoFile) {
       {{"--shape", shape, "--locality", "power-law:alpha=3,hot=0.01,density=0.9", "-o", out},
        "density 0.9 is out of reach"},
       {{"--shape", shape, "--dtype", "q5_k", "-o", out}, "unknown weight dtype 'q5_k'"},
+      {{"--shape", shape, "--ffn-act", "silu", "-o", out},
+       "--ffn-act 'silu': expected fatrelu or relu"},
       {{"--shape", shape, "-o", scratch.Path("no/such/dir/m.pi")}, "no/such/dir/m.pi"},
       {{"--shape", shape, "-o", out, "--gguf", scratch.Path("none/m.gguf")}, "none/m.gguf"},
       {{"--shape", shape, "-o", out, "--tokenizer", scratch.Path("tok.bin")},

@@ -134,6 +134,7 @@ absl::StatusOr<FiringMeasurement> MeasureFiring(const std::string& model_path, i
     for (int pos = 0; pos < length; ++pos) {
       const int64_t id = token(rng);
       std::vector<float> x(embedding->row(id), embedding->row(id) + d);
+      std::vector<std::vector<int32_t>>& active = m.active.emplace_back(layers.size());
       for (size_t l = 0; l < layers.size(); ++l) {
         const Layer& L = layers[l];
         std::vector<float> h = RmsNorm(x, L.attn_norm, c.rms_eps);
@@ -183,6 +184,7 @@ absl::StatusOr<FiringMeasurement> MeasureFiring(const std::string& model_path, i
           const float gi = g[static_cast<size_t>(i)];
           if (!(gi > threshold)) continue;
           ++m.fired[l][static_cast<size_t>(i)];
+          active[l].push_back(static_cast<int32_t>(i));
           const float a = gi * u[static_cast<size_t>(i)];
           observe(a);
           const float* down = L.down_t.row(i);

@@ -13,7 +13,10 @@ namespace pinfer::synth::testing {
 
 struct FiringMeasurement {
   int64_t tokens = 0;                       // token positions run
-  std::vector<std::vector<int64_t>> fired;  // [layer][neuron]: positions where gate·x > T
+  std::vector<std::vector<int64_t>> fired;  // [layer][neuron]: positions where gate·x > T (T of fatrelu:T, 0 for relu)
+  // [position][layer]: the neurons that fired there, in increasing order (positions counted over
+  // all sequences), so that two models can be compared token by token.
+  std::vector<std::vector<std::vector<int32_t>>> active;
   // Per layer: mean over tokens of |h_content|²/(d - B) of the residual entering the FFN norm.
   std::vector<double> content_energy;
   double max_abs_activation = 0;  // largest |value| in any residual, FFN activation or logit

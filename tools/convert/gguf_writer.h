@@ -29,6 +29,8 @@
 #include "format/atomic_file.h"
 #include "format/dtype.h"
 #include "format/pi_writer.h"
+#include "runtime/model/model_config.h"
+#include "runtime/model/vocabulary.h"
 
 namespace pinfer {
 
@@ -64,6 +66,14 @@ class GgufMetadata {
  private:
   std::map<std::string, std::vector<uint8_t>, std::less<>> entries_;  // key -> type and value
 };
+
+// The llama architecture's metadata of a model, the one place that writes it (pi-export, pi-synth
+// and the PowerInfer test fixtures): general.architecture and general.name, llama.cpp's llama
+// hparams (llama.attention.key_length/value_length only when head_dim × heads ≠ dim) and its
+// SentencePiece tokenizer keys (padding id when there is one, the chat template when there is
+// one), as tools/convert/gguf_source.cc reads them back. Callers add what is theirs
+// (general.description, general.file_type, their own keys).
+GgufMetadata LlamaGgufMetadata(const ModelConfig& config, const Vocabulary& vocabulary);
 
 class GgufWriter {
  public:

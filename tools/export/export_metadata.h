@@ -1,6 +1,6 @@
-// The GGUF metadata of an exported model: llama.cpp's llama hparams and its SentencePiece
-// tokenizer keys, from model.pi's ModelConfig and Vocabulary (what tools/convert/gguf_source.cc
-// reads back).
+// The GGUF metadata of an exported model: the llama hparams and tokenizer keys of
+// LlamaGgufMetadata (tools/convert/gguf_writer.h), from model.pi's ModelConfig and Vocabulary,
+// and a description saying that pi-export wrote it.
 #pragma once
 
 #include "runtime/model/model_config.h"

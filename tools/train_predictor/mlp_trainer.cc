@@ -158,13 +158,21 @@ absl::StatusOr<MlpWeights> Train(const LayerSampleStream& data, const MlpTrainOp
   MlpWeights init = InitialWeights(
       dim, rank, n_ff, rate, pos_weight,
       MixSeed(options.seed, static_cast<uint64_t>(data.layer()), static_cast<uint64_t>(rank)));
-  std::vector<float> mean = data.input_mean();
+  std::vector<float> mean = data.input_mean(), scale = data.input_std();
   if (!options.biases) {
     std::fill(init.b1.begin(), init.b1.end(), 0.0f);
     std::fill(init.b2.begin(), init.b2.end(), 0.0f);
+    // Without biases the inputs cannot be centred, so scale them by their root mean square
+    // instead of their standard deviation: a feature that is nearly constant (a model's massive
+    // activation, pi-synth's bias channel) has a tiny std, and x/std would be in the thousands,
+    // swamp every hidden unit and kill them all in the first steps (a predictor stuck at logit 0,
+    // predicting every neuron). x/rms keeps every feature of order one.
+    for (size_t c = 0; c < scale.size(); ++c) {
+      scale[c] = std::sqrt(mean[c] * mean[c] + scale[c] * scale[c]);
+    }
     std::fill(mean.begin(), mean.end(), 0.0f);
   }
-  LayerModel model(init, mean, data.input_std(), device, options.biases);
+  LayerModel model(init, mean, scale, device, options.biases);
   torch::optim::Adam optimizer(model.parameters(),
                                torch::optim::AdamOptions(options.learning_rate));
 

@@ -68,21 +68,6 @@ struct ImportedLayer {
   std::vector<float> b1, b2;
 };
 
-absl::StatusOr<std::vector<uint8_t>> EncodeMatrix(const std::vector<float>& values, int64_t rows,
-                                                  int64_t cols, DType dtype) {
-  absl::StatusOr<uint64_t> row_bytes = RowBytes(dtype, static_cast<uint64_t>(cols));
-  if (!row_bytes.ok()) return row_bytes.status();
-  std::vector<uint8_t> out(static_cast<size_t>(*row_bytes * static_cast<uint64_t>(rows)));
-  for (int64_t r = 0; r < rows; ++r) {
-    if (absl::Status s = EncodeRow(values.data() + r * cols, static_cast<size_t>(cols), dtype,
-                                   out.data() + static_cast<uint64_t>(r) * *row_bytes);
-        !s.ok()) {
-      return s;
-    }
-  }
-  return out;
-}
-
 // model.pi must be pi-convert's conversion of this very GGUF: its provenance records the digest of
 // each source file.
 absl::Status CheckConvertedFrom(const Model& model, const std::string& gguf_path,
