@@ -312,7 +312,7 @@ HfModel WriteHfModel(const std::string& dir, const HfSpec& spec) {
   fs::create_directories(dir);
   HfModel model;
   model.dir = dir;
-  model.vocab_size = TestTokenizerSize();
+  model.vocab_size = spec.vocab_size > 0 ? spec.vocab_size : TestTokenizerSize();
   model.config = ConfigFor(spec, model.vocab_size);
   WriteFileText(dir + "/config.json", model.config.dump(2));
 

@@ -35,6 +35,9 @@ struct HfSpec {
   // model's attention almost uniform; the forward-pass reference tests use larger weights so that
   // positions (RoPE, masks) change the logits visibly.
   float weight_std = 0.02f;
+  // The embedding's rows and config.json's vocab_size; 0: the tokenizer's. Larger: the tokenizer is
+  // padded (as pi-convert pads a tokenizer smaller than vocab_size), e.g. Llama 3's 128256.
+  int64_t vocab_size = 0;
   // Merged into config.json last (RFC 7386 merge patch: a null value removes the key), for the
   // tests of other hparams (rope_scaling, sliding_window, ...).
   nlohmann::json config_patch = nlohmann::json::object();
