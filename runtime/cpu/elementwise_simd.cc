@@ -70,7 +70,8 @@ void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* o
              [vscale](DF, VF v, VF w) HWY_ATTR { return hn::Mul(hn::Mul(v, vscale), w); });
 }
 
-void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, double theta) {
+void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos,
+                     const RopeFrequencies& rope) {
   // The angles are computed in double, as the reference does (pos · freq reaches thousands of
   // radians, beyond what f32 sin/cos arguments resolve), once per call and shared by the heads.
   constexpr int64_t kMaxPairs = 256;
@@ -78,9 +79,7 @@ void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, d
   for (int64_t p0 = 0; p0 < head_dim / 2; p0 += kMaxPairs) {
     const int64_t pairs = std::min(head_dim / 2 - p0, kMaxPairs);
     for (int64_t i = 0; i < pairs; ++i) {
-      const double freq =
-          std::pow(theta, -static_cast<double>(2 * (p0 + i)) / static_cast<double>(head_dim));
-      const double angle = static_cast<double>(pos) * freq;
+      const double angle = static_cast<double>(pos) * rope.Frequency(p0 + i, head_dim);
       cosines[i] = static_cast<float>(std::cos(angle));
       sines[i] = static_cast<float>(std::sin(angle));
     }
@@ -170,8 +169,9 @@ HWY_EXPORT(Add);
 void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* out) {
   HWY_DYNAMIC_DISPATCH(RmsNorm)(x, weight, n, eps, out);
 }
-void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, double theta) {
-  HWY_DYNAMIC_DISPATCH(RopeInterleaved)(v, n_heads, head_dim, pos, theta);
+void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos,
+                     const RopeFrequencies& rope) {
+  HWY_DYNAMIC_DISPATCH(RopeInterleaved)(v, n_heads, head_dim, pos, rope);
 }
 void Softmax(float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(Softmax)(x, n); }
 void FfnCombine(ActivationKind act, float param, const float* gate, const float* up, int64_t n,

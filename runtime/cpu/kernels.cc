@@ -250,18 +250,18 @@ void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* o
   simd::RmsNorm(x, weight, n, eps, out);
 }
 
-void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, double theta) {
-  simd::RopeInterleaved(v, n_heads, head_dim, pos, theta);
+void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos,
+                     const RopeFrequencies& rope) {
+  simd::RopeInterleaved(v, n_heads, head_dim, pos, rope);
 }
 
 void RopeShift(float* rows, int64_t n_rows, int64_t row_stride, int64_t n_heads, int64_t head_dim,
-               int64_t delta, double theta) {
+               int64_t delta, const RopeFrequencies& rope) {
   if (n_rows <= 0 || head_dim <= 0) return;
   // One angle per pair for every row: the tables in f64 as RopeInterleaved computes its angles.
   std::vector<float> cosines(static_cast<size_t>(head_dim)), sines(static_cast<size_t>(head_dim));
   for (int64_t i = 0; i + 1 < head_dim; i += 2) {
-    const double freq = std::pow(theta, -static_cast<double>(i) / static_cast<double>(head_dim));
-    const double angle = static_cast<double>(delta) * freq;
+    const double angle = static_cast<double>(delta) * rope.Frequency(i / 2, head_dim);
     cosines[i] = cosines[i + 1] = static_cast<float>(std::cos(angle));
     sines[i] = static_cast<float>(-std::sin(angle));
     sines[i + 1] = static_cast<float>(std::sin(angle));

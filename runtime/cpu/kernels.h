@@ -18,6 +18,7 @@
 
 #include "format/dtype.h"
 #include "runtime/cpu/activation_kind.h"
+#include "runtime/cpu/rope_frequencies.h"
 
 namespace pinfer::cpu {
 
@@ -65,14 +66,16 @@ void DecodeRows(const MatrixView& w, int64_t row, int64_t count, float* out);
 // out = x / sqrt(mean(x²) + eps) · weight  (out may alias x)
 void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* out);
 // Rotates interleaved pairs (v[2i], v[2i+1]) of each of `n_heads` heads at position `pos`:
-// angle = pos · theta^(-2i/head_dim).
-void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, double theta);
+// angle = pos · rope.Frequency(i) (theta^(-2i/head_dim), divided by the model's RoPE scaling
+// factor of the pair: rope_frequencies.h). head_dim / 2 <= kMaxRopePairs when rope has factors.
+void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos,
+                     const RopeFrequencies& rope);
 // Moves keys that RopeInterleaved rotated to other positions: rotates the interleaved pairs of each
 // of `n_heads` heads of `n_rows` rows (`row_stride` floats apart) by `delta` positions. Rotations
 // compose, so a key rotated at position p becomes the key rotated at p + delta: the context shift
 // of a KV cache (delta < 0) re-rotates the keys it moves down without their unrotated values.
 void RopeShift(float* rows, int64_t n_rows, int64_t row_stride, int64_t n_heads, int64_t head_dim,
-               int64_t delta, double theta);
+               int64_t delta, const RopeFrequencies& rope);
 // In place, numerically stable.
 void Softmax(float* x, int64_t n);
 // out[i] = act(gate[i], up[i]) for the FFN activation (see runtime/model/activation.h); the

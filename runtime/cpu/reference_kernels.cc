@@ -87,12 +87,12 @@ void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* o
   for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
 }
 
-void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, double theta) {
+void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos,
+                     const RopeFrequencies& rope) {
   for (int64_t h = 0; h < n_heads; ++h) {
     float* head = v + h * head_dim;
     for (int64_t i = 0; i < head_dim; i += 2) {
-      const double freq = std::pow(theta, -static_cast<double>(i) / static_cast<double>(head_dim));
-      const double angle = static_cast<double>(pos) * freq;
+      const double angle = static_cast<double>(pos) * rope.Frequency(i / 2, head_dim);
       const double c = std::cos(angle), s = std::sin(angle);
       const double x0 = head[i], x1 = head[i + 1];
       head[i] = static_cast<float>(x0 * c - x1 * s);
@@ -103,9 +103,9 @@ void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, d
 
 // A rotation by `delta` positions is RoPE at position `delta`.
 void RopeShift(float* rows, int64_t n_rows, int64_t row_stride, int64_t n_heads, int64_t head_dim,
-               int64_t delta, double theta) {
+               int64_t delta, const RopeFrequencies& rope) {
   for (int64_t r = 0; r < n_rows; ++r) {
-    reference::RopeInterleaved(rows + r * row_stride, n_heads, head_dim, delta, theta);
+    reference::RopeInterleaved(rows + r * row_stride, n_heads, head_dim, delta, rope);
   }
 }
 

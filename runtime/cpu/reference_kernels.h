@@ -17,9 +17,10 @@ void GatherMatMulTransposedAccumulate(const MatrixView& w, const int32_t* rows, 
                                       const float* a, int64_t n, float* y);
 void DecodeRows(const MatrixView& w, int64_t row, int64_t count, float* out);
 void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* out);
-void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, double theta);
+void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos,
+                     const RopeFrequencies& rope);
 void RopeShift(float* rows, int64_t n_rows, int64_t row_stride, int64_t n_heads, int64_t head_dim,
-               int64_t delta, double theta);
+               int64_t delta, const RopeFrequencies& rope);
 void Softmax(float* x, int64_t n);
 void FfnCombine(ActivationKind act, float param, const float* gate, const float* up, int64_t n,
                 float* out);

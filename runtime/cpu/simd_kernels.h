@@ -75,7 +75,8 @@ void AccumulateRowsTransposed(const MatrixView& w, RowSet rows, const float* a, 
 void DecodeRows(const MatrixView& w, int64_t row, int64_t count, float* out);
 
 void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* out);
-void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, double theta);
+void RopeInterleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos,
+                     const RopeFrequencies& rope);
 // Rotates every interleaved pair of the `n_heads` heads of `n_rows` rows (`row_stride` floats
 // apart) by the angle of its index: cosines = (c0, c0, c1, c1, ...), sines = (-s0, s0, -s1, s1,
 // ...), head_dim floats each (cpu::RopeShift builds them).

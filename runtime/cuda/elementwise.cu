@@ -23,7 +23,7 @@ __global__ void __launch_bounds__(kRowThreads)
 }
 
 __global__ void RopeKernel(float* v, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
-                           int64_t pos0, double theta) {
+                           int64_t pos0, const RopeFrequencies rope) {
   const int64_t pairs_per_head = head_dim / 2;
   const int64_t total = n_tokens * n_heads * pairs_per_head;
   for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
@@ -32,8 +32,7 @@ __global__ void RopeKernel(float* v, int64_t n_tokens, int64_t n_heads, int64_t 
     const int64_t token = idx / (pairs_per_head * n_heads);
     const int64_t i = 2 * pair;
     // In double, as the reference: at positions in the thousands a float angle loses 1e-4 rad.
-    const double freq = pow(theta, -static_cast<double>(i) / static_cast<double>(head_dim));
-    const double angle = static_cast<double>(pos0 + token) * freq;
+    const double angle = static_cast<double>(pos0 + token) * rope.Frequency(pair, head_dim);
     double s, c;
     sincos(angle, &s, &c);
     float* p = v + (idx / pairs_per_head) * head_dim + i;
@@ -101,11 +100,11 @@ cudaError_t LaunchRmsNorm(const float* x, const float* weight, int64_t rows, int
 }
 
 cudaError_t LaunchRope(float* v, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t pos0,
-                       double theta, cudaStream_t stream) {
+                       const RopeFrequencies& rope, cudaStream_t stream) {
   const int64_t pairs = n_tokens * n_heads * (head_dim / 2);
   if (pairs == 0) return cudaSuccess;
   RopeKernel<<<ElementwiseBlocks(pairs), kElementwiseThreads, 0, stream>>>(v, n_tokens, n_heads,
-                                                                           head_dim, pos0, theta);
+                                                                           head_dim, pos0, rope);
   return cudaGetLastError();
 }
 

@@ -137,17 +137,22 @@ absl::Status RmsNorm(Stream& stream, const float* x, const float* weight, int64_
 }
 
 absl::Status RopeInterleaved(Stream& stream, float* v, int64_t n_tokens, int64_t n_heads,
-                             int64_t head_dim, int64_t pos0, double theta) {
+                             int64_t head_dim, int64_t pos0, const RopeFrequencies& rope) {
   constexpr std::string_view kOp = "RopeInterleaved";
   if (n_tokens < 0 || n_heads < 0 || head_dim <= 0 || head_dim % 2 != 0 || pos0 < 0) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "%s: bad shape (%d tokens, %d heads, head_dim %d, position %d); head_dim must be even", kOp,
         n_tokens, n_heads, head_dim, pos0));
   }
+  if (rope.n_factors > 0 && rope.n_factors != head_dim / 2) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: %d RoPE scaling factors for head_dim %d (one per pair)", kOp, rope.n_factors,
+        head_dim));
+  }
   if (n_tokens == 0 || n_heads == 0) return absl::OkStatus();
   if (absl::Status s = CheckNotNull(v, kOp, "v"); !s.ok()) return s;
   return LaunchStatus(
-      internal::LaunchRope(v, n_tokens, n_heads, head_dim, pos0, theta, NativeStream(stream)), kOp);
+      internal::LaunchRope(v, n_tokens, n_heads, head_dim, pos0, rope, NativeStream(stream)), kOp);
 }
 
 absl::Status Softmax(Stream& stream, float* x, int64_t rows, int64_t n) {

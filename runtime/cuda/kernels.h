@@ -72,9 +72,10 @@ absl::Status GatherRows(Stream& stream, const DeviceMatrix& w, const int32_t* ro
 absl::Status RmsNorm(Stream& stream, const float* x, const float* weight, int64_t rows, int64_t n,
                      float eps, float* out);
 // v: [n_tokens, n_heads, head_dim]; rotates the interleaved pairs (v[2i], v[2i+1]) of token t by
-// (pos0 + t) · theta^(-2i/head_dim). head_dim must be even.
+// (pos0 + t) · rope.Frequency(i) (theta^(-2i/head_dim) over the pair's scaling factor:
+// runtime/cpu/rope_frequencies.h). head_dim must be even.
 absl::Status RopeInterleaved(Stream& stream, float* v, int64_t n_tokens, int64_t n_heads,
-                             int64_t head_dim, int64_t pos0, double theta);
+                             int64_t head_dim, int64_t pos0, const RopeFrequencies& rope);
 // Each of `rows` rows of n, in place, numerically stable.
 absl::Status Softmax(Stream& stream, float* x, int64_t rows, int64_t n);
 // out[i] = act(gate[i], up[i]) (runtime/model/activation.h); with threshold >= 0 (a calibrated

@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "runtime/cpu/activation_kind.h"
+#include "runtime/cpu/rope_frequencies.h"
 
 namespace pinfer::cuda::internal {
 
@@ -83,8 +84,9 @@ cudaError_t LaunchConvertF32(const float* x, int64_t n, bool to_bf16, uint16_t* 
 cudaError_t LaunchRmsNorm(const float* x, const float* weight, int64_t rows, int64_t n, float eps,
                           float* out, cudaStream_t stream);
 // v: [n_tokens, n_heads, head_dim]; token t is at position pos0 + t.
+// `rope` travels by value, as a kernel argument (about 1 KiB, within the 4 KiB limit).
 cudaError_t LaunchRope(float* v, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t pos0,
-                       double theta, cudaStream_t stream);
+                       const RopeFrequencies& rope, cudaStream_t stream);
 cudaError_t LaunchSoftmax(float* x, int64_t rows, int64_t n, cudaStream_t stream);
 // threshold >= 0: a calibrated model's rule (device_common.cuh CombineActivation); < 0: none.
 cudaError_t LaunchFfnCombine(ActivationKind act, float param, float threshold, const float* gate,

@@ -134,9 +134,10 @@ class Backend {
   virtual absl::Status ShiftedRelu(float* x, int64_t count, float shift) = 0;
   // Y[t,r] = W[r,:] · X[t,:] for t < n.
   virtual absl::Status MatMul(const BackendMatrix& w, const float* x, int64_t n, float* y) = 0;
-  // Interleaved RoPE of n tokens ([n, n_heads, head_dim]) at positions [pos0, pos0 + n).
+  // Interleaved RoPE of n tokens ([n, n_heads, head_dim]) at positions [pos0, pos0 + n), at the
+  // model's frequencies (rope_frequencies.h).
   virtual absl::Status Rope(float* v, int64_t n, int64_t n_heads, int64_t head_dim, int64_t pos0,
-                            double theta) = 0;
+                            const RopeFrequencies& rope) = 0;
   // y[i] += x[i]
   virtual absl::Status Add(const float* x, int64_t count, float* y) = 0;
 

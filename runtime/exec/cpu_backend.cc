@@ -87,9 +87,9 @@ absl::Status CpuBackend::MatMul(const BackendMatrix& w, const float* x, int64_t 
 }
 
 absl::Status CpuBackend::Rope(float* v, int64_t n, int64_t n_heads, int64_t head_dim, int64_t pos0,
-                              double theta) {
+                              const RopeFrequencies& rope) {
   for (int64_t t = 0; t < n; ++t) {
-    cpu::RopeInterleaved(v + t * n_heads * head_dim, n_heads, head_dim, pos0 + t, theta);
+    cpu::RopeInterleaved(v + t * n_heads * head_dim, n_heads, head_dim, pos0 + t, rope);
   }
   return absl::OkStatus();
 }

@@ -34,7 +34,7 @@ class CpuBackend : public Backend {
   absl::Status ShiftedRelu(float* x, int64_t count, float shift) override;
   absl::Status MatMul(const BackendMatrix& w, const float* x, int64_t n, float* y) override;
   absl::Status Rope(float* v, int64_t n, int64_t n_heads, int64_t head_dim, int64_t pos0,
-                    double theta) override;
+                    const RopeFrequencies& rope) override;
   absl::Status Add(const float* x, int64_t count, float* y) override;
 
   absl::StatusOr<std::unique_ptr<KvStore>> CreateKv(const ModelConfig& config, int64_t slots,

@@ -89,8 +89,8 @@ class CudaBackend : public Backend {
     return cuda::MatMul(stream_, OnDevice(w), x, n, y);
   }
   absl::Status Rope(float* v, int64_t n, int64_t n_heads, int64_t head_dim, int64_t pos0,
-                    double theta) override {
-    return cuda::RopeInterleaved(stream_, v, n, n_heads, head_dim, pos0, theta);
+                    const RopeFrequencies& rope) override {
+    return cuda::RopeInterleaved(stream_, v, n, n_heads, head_dim, pos0, rope);
   }
   absl::Status Add(const float* x, int64_t count, float* y) override {
     return cuda::Add(stream_, x, count, y);

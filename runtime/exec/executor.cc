@@ -299,6 +299,7 @@ absl::Status Executor::Attention(const LayerPlace& place, const PassBuffers& b,
                                  uint64_t& bytes) const {
   const ModelConfig& c = model_.config();
   Backend& be = *place.backend;
+  const RopeFrequencies rope = c.Rope();
   const int64_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
   PI_RETURN_IF_ERROR(be.MatMul(place.q, b.normed, n, b.q));
   PI_RETURN_IF_ERROR(be.MatMul(place.k, b.normed, n, b.k));
@@ -310,8 +311,8 @@ absl::Status Executor::Attention(const LayerPlace& place, const PassBuffers& b,
     KvStore& kv = place.on_device ? *e.sequence->device_kv : e.sequence->kv;
     float* q = b.q + row * q_dim;
     float* k = b.k + row * kv_dim;
-    PI_RETURN_IF_ERROR(be.Rope(q, rows, c.n_heads, c.head_dim, e.pos0, c.rope_theta));
-    PI_RETURN_IF_ERROR(be.Rope(k, rows, c.n_kv_heads, c.head_dim, e.pos0, c.rope_theta));
+    PI_RETURN_IF_ERROR(be.Rope(q, rows, c.n_heads, c.head_dim, e.pos0, rope));
+    PI_RETURN_IF_ERROR(be.Rope(k, rows, c.n_kv_heads, c.head_dim, e.pos0, rope));
     PI_RETURN_IF_ERROR(be.WriteKv(kv, place.kv_slot, e.pos0, rows, k, b.v + row * kv_dim));
     PI_RETURN_IF_ERROR(be.Attend(kv, place.kv_slot, q, e.pos0, rows, b.attention + row * q_dim,
                                  &e.stats->kv_bytes));

@@ -37,6 +37,12 @@ absl::StatusOr<KvCache> KvCache::Create(const ModelConfig& c, int64_t context, D
         "a q8_0 KV cache needs rows of a multiple of 32 elements; this model's KV row (",
         c.n_kv_heads, " KV heads x ", c.head_dim, ") has ", c.kv_dim(), " (use f16 or f32)"));
   }
+  if (c.sliding_window > 0 && context > c.sliding_window) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a context of ", context, " positions exceeds this model's sliding attention window of ",
+        c.sliding_window, " (sliding-window attention is not implemented): use -c ",
+        c.sliding_window, " or less"));
+  }
   KvCache cache;
   cache.type_ = type;
   cache.n_layers_ = c.n_layers;
@@ -44,7 +50,7 @@ absl::StatusOr<KvCache> KvCache::Create(const ModelConfig& c, int64_t context, D
   cache.n_heads_ = c.n_heads;
   cache.n_kv_heads_ = c.n_kv_heads;
   cache.head_dim_ = c.head_dim;
-  cache.rope_theta_ = c.rope_theta;
+  cache.rope_ = c.Rope();
   cache.row_bytes_ = static_cast<size_t>(RowBytes(c, type));
   const size_t half = static_cast<size_t>(Bytes(c, context, type) / 2);
   try {
@@ -97,14 +103,14 @@ absl::Status KvCache::Shift(int64_t n_past, int64_t keep, int64_t discard) {
     uint8_t* keys = Row(keys_, l, keep);
     if (type_ == DType::kF32) {
       cpu::RopeShift(reinterpret_cast<float*>(keys), moved, kv_dim, n_kv_heads_, head_dim_,
-                     -discard, rope_theta_);
+                     -discard, rope_);
       continue;
     }
     const cpu::MatrixView rows = cpu::MakeMatrixView(type_, moved, kv_dim, keys);
     for (int64_t r = 0; r < moved; r += run) {
       const int64_t count = std::min(run, moved - r);
       cpu::DecodeRows(rows, r, count, decoded.data());
-      cpu::RopeShift(decoded.data(), count, kv_dim, n_kv_heads_, head_dim_, -discard, rope_theta_);
+      cpu::RopeShift(decoded.data(), count, kv_dim, n_kv_heads_, head_dim_, -discard, rope_);
       cpu::EncodeRows(type_, decoded.data(), count, kv_dim,
                       keys + static_cast<size_t>(r) * row_bytes_);
     }

@@ -82,7 +82,7 @@ class KvCache : public KvStore {
   int64_t n_heads_ = 0;
   int64_t n_kv_heads_ = 0;
   int64_t head_dim_ = 0;
-  double rope_theta_ = 10000.0;
+  RopeFrequencies rope_;  // the model's (ModelConfig::Rope), to re-rotate moved keys
   size_t row_bytes_ = 0;
   ZeroPages<uint8_t> keys_;    // [n_layers, context] rows of row_bytes_
   ZeroPages<uint8_t> values_;  // [n_layers, context] rows of row_bytes_

@@ -1,11 +1,22 @@
 #include "runtime/model/model_config.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "format/strings.h"
 
 namespace pinfer {
+
+RopeFrequencies ModelConfig::Rope() const {
+  RopeFrequencies rope(rope_theta);
+  // Validate() bounds the table; a config that skipped it gets plain RoPE rather than an overrun.
+  if (!rope_freq_factors.empty() && static_cast<int64_t>(rope_freq_factors.size()) <= kMaxRopePairs) {
+    rope.n_factors = static_cast<int32_t>(rope_freq_factors.size());
+    std::copy(rope_freq_factors.begin(), rope_freq_factors.end(), rope.factors);
+  }
+  return rope;
+}
 
 absl::Status ModelConfig::Validate() const {
   if (architecture != "llama") {
@@ -32,6 +43,10 @@ absl::Status ModelConfig::Validate() const {
           absl::StrCat(p.name, " ", p.value, " is implausible (at most ", kMaxModelCount, ")"));
     }
   }
+  if (sliding_window < 0 || sliding_window > kMaxModelCount) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sliding_window ", sliding_window, " is implausible"));
+  }
   if (n_heads % n_kv_heads != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("n_heads ", n_heads, " is not a multiple of n_kv_heads ", n_kv_heads));
@@ -41,6 +56,23 @@ absl::Status ModelConfig::Validate() const {
   if (!(rope_theta > 0) || !std::isfinite(rope_theta)) {
     return absl::InvalidArgumentError(
         absl::StrCat("rope_theta must be positive and finite, got ", rope_theta));
+  }
+  if (!rope_freq_factors.empty()) {
+    if (static_cast<int64_t>(rope_freq_factors.size()) != head_dim / 2) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("rope_freq_factors has ", rope_freq_factors.size(),
+                       " entries; RoPE of head_dim ", head_dim, " needs ", head_dim / 2));
+    }
+    if (head_dim / 2 > kMaxRopePairs) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "rope_freq_factors with head_dim ", head_dim, " (at most ", 2 * kMaxRopePairs, ")"));
+    }
+    for (float f : rope_freq_factors) {
+      if (!(f > 0) || !std::isfinite(f)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("rope_freq_factors must be positive and finite, got ", f));
+      }
+    }
   }
   if (!(rms_eps > 0 && rms_eps < 1)) {
     return absl::InvalidArgumentError(absl::StrCat("rms_eps must lie in (0, 1), got ", rms_eps));
@@ -66,7 +98,9 @@ void ModelConfig::ToMetadata(Metadata& m) const {
   m.SetInt("llama.n_ff", n_ff);
   m.SetInt("llama.vocab_size", vocab_size);
   m.SetInt("llama.context_length", context_length);
+  if (sliding_window > 0) m.SetInt("llama.sliding_window", sliding_window);
   m.SetFloat("llama.rope_theta", rope_theta);
+  if (!rope_freq_factors.empty()) m.SetFloatArray("llama.rope_freq_factors", rope_freq_factors);
   m.SetFloat("llama.rms_eps", rms_eps);
   m.SetString("llama.ffn_act", ffn_act.ToString());
   m.SetString("llama.norm_act", norm_act.ToString());
@@ -101,9 +135,19 @@ absl::StatusOr<ModelConfig> ModelConfig::FromMetadata(const Metadata& m) {
     if (!v.ok()) return v.status();
     *i.field = *v;
   }
+  if (m.Has("llama.sliding_window")) {
+    absl::StatusOr<int64_t> window = m.GetInt("llama.sliding_window");
+    if (!window.ok()) return window.status();
+    c.sliding_window = *window;
+  }
   absl::StatusOr<double> theta = m.GetFloat("llama.rope_theta");
   if (!theta.ok()) return theta.status();
   c.rope_theta = *theta;
+  if (m.Has("llama.rope_freq_factors")) {
+    absl::StatusOr<std::vector<float>> factors = m.GetFloatArray("llama.rope_freq_factors");
+    if (!factors.ok()) return factors.status();
+    c.rope_freq_factors = *std::move(factors);
+  }
   absl::StatusOr<double> eps = m.GetFloat("llama.rms_eps");
   if (!eps.ok()) return eps.status();
   c.rms_eps = *eps;

@@ -11,9 +11,11 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "format/metadata.h"
+#include "runtime/cpu/rope_frequencies.h"
 #include "runtime/model/activation.h"
 
 namespace pinfer {
@@ -34,7 +36,15 @@ struct ModelConfig {
   int64_t n_ff = 0;
   int64_t vocab_size = 0;
   int64_t context_length = 0;  // the training context
+  // Mistral's sliding-window attention: a position attends to the last sliding_window positions.
+  // pinfer's attention has no window, so a KV cache longer than it is refused (KvCache::Create);
+  // within it both are the same. 0: none. Key llama.sliding_window (absent when 0).
+  int64_t sliding_window = 0;
   double rope_theta = 10000.0;
+  // Empty (plain RoPE), or head_dim / 2 divisors of RoPE's pair frequencies: Llama 3's
+  // rope_scaling and linear scaling, computed by pi-convert, or a GGUF's rope_freqs tensor
+  // (runtime/cpu/rope_frequencies.h). Key llama.rope_freq_factors.
+  std::vector<float> rope_freq_factors;
   double rms_eps = 1e-5;
   Activation ffn_act{ActivationKind::kSilu, 0.0f};
   Activation norm_act{ActivationKind::kNone, 0.0f};
@@ -44,6 +54,8 @@ struct ModelConfig {
 
   int64_t q_dim() const { return n_heads * head_dim; }
   int64_t kv_dim() const { return n_kv_heads * head_dim; }
+  // RoPE's frequencies for the kernels: rope_theta and rope_freq_factors.
+  RopeFrequencies Rope() const;
 
   absl::Status Validate() const;
   void ToMetadata(Metadata& metadata) const;

@@ -310,6 +310,34 @@ std::vector<Case> Cases() {
          return Args{{p}, p};
        },
        "RoPE scaling 'yarn' is not supported"},
+      {"GgufRopeScalingLinearWithoutFactor",
+       [](const std::string& d) {
+         TinyGguf t;
+         t.extra = [](GgufBuilder& b) { b.AddString("llama.rope.scaling.type", "linear"); };
+         const std::string p = Put(d + "/s.gguf", Build(t));
+         return Args{{p}, p};
+       },
+       "metadata 'llama.rope.scaling.type' is linear but 'llama.rope.scaling.factor' is missing"},
+      {"GgufRopeFreqsOfTheWrongSize",
+       [](const std::string& d) {
+         TinyGguf t;
+         t.extra = [](GgufBuilder& b) {
+           b.AddTensor("rope_freqs.weight", {7}, 0, std::vector<uint8_t>(7 * 4, 0));
+         };
+         const std::string p = Put(d + "/s.gguf", Build(t));
+         return Args{{p}, p};
+       },
+       "tensor 'rope_freqs.weight' must be f32 of 8 values (head size 16 / 2)"},
+      {"GgufRopeFreqsNotPositive",
+       [](const std::string& d) {
+         TinyGguf t;
+         t.extra = [](GgufBuilder& b) {
+           b.AddTensor("rope_freqs.weight", {8}, 0, std::vector<uint8_t>(8 * 4, 0));
+         };
+         const std::string p = Put(d + "/s.gguf", Build(t));
+         return Args{{p}, p};
+       },
+       "tensor 'rope_freqs.weight': value 0 is 0 (RoPE divisors must be positive)"},
       {"GgufBlockCountBeyondTheTensors",
        [](const std::string& d) {
          TinyGguf t;
@@ -382,6 +410,59 @@ std::vector<Case> Cases() {
          return Args{{hf}, hf + "/config.json"};
        },
        "'rope_scaling' (a JSON array) is not supported"},
+      {"HfRopeScalingLlama3LacksAField",
+       [](const std::string& d) {
+         const std::string hf = Hf(d);
+         EditConfig(hf, "rope_scaling",
+                    {{"rope_type", "llama3"}, {"factor", 8.0}, {"high_freq_factor", 4.0},
+                     {"original_max_position_embeddings", 8192}});
+         return Args{{hf}, hf + "/config.json"};
+       },
+       "'rope_scaling' of type 'llama3' lacks 'low_freq_factor'"},
+      {"HfRopeScalingLinearLacksItsFactor",
+       [](const std::string& d) {
+         const std::string hf = Hf(d);
+         EditConfig(hf, "rope_scaling", {{"type", "linear"}});
+         return Args{{hf}, hf + "/config.json"};
+       },
+       "'rope_scaling' of type 'linear' lacks 'factor'"},
+      {"HfRopeScalingNegativeFactor",
+       [](const std::string& d) {
+         const std::string hf = Hf(d);
+         EditConfig(hf, "rope_scaling", {{"type", "linear"}, {"factor", -2.0}});
+         return Args{{hf}, hf + "/config.json"};
+       },
+       "'rope_scaling.factor' must be positive, got -2"},
+      {"HfRopeScalingLlama3FrequencyFactorsInverted",
+       [](const std::string& d) {
+         const std::string hf = Hf(d);
+         EditConfig(hf, "rope_scaling",
+                    {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 4.0},
+                     {"high_freq_factor", 1.0}, {"original_max_position_embeddings", 8192}});
+         return Args{{hf}, hf + "/config.json"};
+       },
+       "'rope_scaling.high_freq_factor' 1 must exceed 'low_freq_factor' 4"},
+      {"HfRopeScalingNamesNoType",
+       [](const std::string& d) {
+         const std::string hf = Hf(d);
+         EditConfig(hf, "rope_scaling", {{"factor", 2.0}});
+         return Args{{hf}, hf + "/config.json"};
+       },
+       "'rope_scaling' names no 'rope_type' (or 'type')"},
+      {"HfRopeScalingFieldOfTheWrongType",
+       [](const std::string& d) {
+         const std::string hf = Hf(d);
+         EditConfig(hf, "rope_scaling", {{"rope_type", "llama3"}, {"factor", "8"}});
+         return Args{{hf}, hf + "/config.json"};
+       },
+       "'rope_scaling': 'factor' is not a number"},
+      {"HfSlidingWindowNegative",
+       [](const std::string& d) {
+         const std::string hf = Hf(d, HfVariant::kMistral);
+         EditConfig(hf, "sliding_window", -4);
+         return Args{{hf}, hf + "/config.json"};
+       },
+       "'sliding_window' has an implausible value -4"},
       {"HfConfigIsAFifo",
        [](const std::string& d) {
          const std::string hf = Hf(d);

@@ -1,5 +1,6 @@
 #include "tests/convert/gguf_model.h"
 
+#include <cstring>
 #include <map>
 #include <string>
 
@@ -95,6 +96,13 @@ std::vector<uint8_t> BuildLlamaGguf(SourceModel& model, const GgufModelOptions& 
     std::vector<uint64_t> ne =
         vector ? std::vector<uint64_t>{cols} : std::vector<uint64_t>{cols, rows};
     b.AddTensor(name + ".weight", ne, type, std::move(data));
+  }
+  // RoPE scaling as llama.cpp's convert_hf_to_gguf.py writes Llama 3's: the per-pair divisors as
+  // the f32 tensor rope_freqs.
+  if (!c.rope_freq_factors.empty()) {
+    std::vector<uint8_t> data(c.rope_freq_factors.size() * sizeof(float));
+    std::memcpy(data.data(), c.rope_freq_factors.data(), data.size());
+    b.AddTensor("rope_freqs.weight", {c.rope_freq_factors.size()}, 0, std::move(data));
   }
   if (options.powerinfer) {  // a predictor MLP per layer: fc1 [dim -> 16], fc2 [16 -> n_ff]
     for (int l = 0; l < c.n_layers; ++l) {

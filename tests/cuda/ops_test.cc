@@ -62,6 +62,30 @@ TEST_F(OpsTest, RopeMatchesReference) {
             absl::StatusCode::kInvalidArgument);  // odd head_dim
 }
 
+// A model's RoPE scaling (Llama 3's per-pair divisors, passed to the kernel by value) as the
+// reference applies it.
+TEST_F(OpsTest, ScaledRopeMatchesReference) {
+  for (const int64_t head_dim : {int64_t{128}, int64_t{512}}) {
+    RopeFrequencies rope(500000.0);
+    rope.n_factors = static_cast<int32_t>(head_dim / 2);
+    for (int32_t i = 0; i < rope.n_factors; ++i) rope.factors[i] = 1.0f + 0.25f * (i % 29);
+    const int64_t n_tokens = 3, n_heads = 4, pos0 = 8000, row = n_heads * head_dim;
+    const std::vector<float> v = RandomVector(static_cast<size_t>(n_tokens * row), 5);
+    std::vector<float> want = v;
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      cpu::reference::RopeInterleaved(want.data() + t * row, n_heads, head_dim, pos0 + t, rope);
+    }
+    DeviceBuffer dv = ToDevice(v);
+    PINFER_ASSERT_OK(
+        RopeInterleaved(stream(), dv.As<float>(), n_tokens, n_heads, head_dim, pos0, rope));
+    ExpectClose(ToHost<float>(dv.data(), v.size()), want, 1e-6,
+                absl::StrFormat("scaled Rope, head_dim %d", head_dim));
+    // A divisor table of another head size is refused.
+    EXPECT_EQ(RopeInterleaved(stream(), dv.As<float>(), 1, 1, head_dim / 2, 0, rope).code(),
+              absl::StatusCode::kInvalidArgument);
+  }
+}
+
 TEST_F(OpsTest, SoftmaxMatchesReference) {
   for (int64_t n : {int64_t{7}, int64_t{1000}, int64_t{32000}}) {
     const int64_t rows = 2;

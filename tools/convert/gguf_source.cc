@@ -1,5 +1,7 @@
 #include "tools/convert/gguf_source.h"
 
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -64,6 +66,33 @@ struct Reader {
   }
 };
 
+// llama.cpp's rope_freqs tensor (Llama 3.1+): f32 [head_dim / 2] divisors of RoPE's frequencies,
+// multiplied into those of a linear scaling.
+absl::Status ReadRopeFreqs(const GgufFile& gguf, const GgufTensorInfo& info,
+                           const std::string& what, ModelConfig& c) {
+  const uint64_t pairs = static_cast<uint64_t>(c.head_dim / 2);
+  if (info.ggml_type != 0 || info.ne.size() != 1 || info.ne[0] != pairs) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " must be f32 of ", pairs, " values (head size ", c.head_dim, " / 2)"));
+  }
+  if (pairs > static_cast<uint64_t>(kMaxRopePairs)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": RoPE scaling with head size ", c.head_dim, " is not supported"));
+  }
+  const std::span<const uint8_t> data = gguf.TensorData(info);
+  if (c.rope_freq_factors.empty()) c.rope_freq_factors.assign(pairs, 1.0f);
+  for (uint64_t i = 0; i < pairs; ++i) {
+    float f = 0;
+    std::memcpy(&f, data.data() + 4 * i, sizeof(f));
+    if (!(f > 0) || !std::isfinite(f)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": value ", i, " is ", f, " (RoPE divisors must be positive)"));
+    }
+    c.rope_freq_factors[i] *= f;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ModelConfig> ReadHparams(const Reader& r) {
   ModelConfig c;
   c.architecture = "llama";
@@ -117,21 +146,43 @@ absl::StatusOr<ModelConfig> ReadHparams(const Reader& r) {
   auto eps = r.gguf.GetFloat(r.Key("attention.layer_norm_rms_epsilon"));
   if (!eps.ok()) return eps.status();
   c.rms_eps = *eps;
+  // RoPE scaling as llama.cpp writes it: rope.scaling.type "linear" with rope.scaling.factor
+  // (every frequency divided by it), and/or Llama 3's per-pair divisors in the rope_freqs tensor
+  // (ReadRopeFreqs); the two compose as llama.cpp composes them.
+  std::string scaling = "none";
   if (r.gguf.Has(r.Key("rope.scaling.type"))) {
     auto type = r.gguf.GetString(r.Key("rope.scaling.type"));
     if (!type.ok()) return type.status();
-    if (*type != "none") {
+    scaling = *type;
+    if (scaling != "none" && scaling != "linear") {
       return absl::InvalidArgumentError(
-          absl::StrCat(path, ": RoPE scaling '", *type, "' is not supported"));
+          absl::StrCat(path, ": RoPE scaling '", scaling, "' is not supported (metadata '",
+                       r.Key("rope.scaling.type"), "'; supported: none, linear)"));
     }
   }
   if (r.gguf.Has(r.Key("rope.scaling.factor"))) {
     auto factor = r.gguf.GetFloat(r.Key("rope.scaling.factor"));
     if (!factor.ok()) return factor.status();
-    if (*factor != 0.0 && *factor != 1.0) {
+    if (scaling == "linear") {
+      if (!(*factor > 0) || !std::isfinite(*factor)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            path, ": metadata '", r.Key("rope.scaling.factor"), "' must be positive, got ",
+            *factor));
+      }
+      if (c.head_dim / 2 > kMaxRopePairs) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            path, ": RoPE scaling with head size ", c.head_dim, " is not supported"));
+      }
+      c.rope_freq_factors.assign(static_cast<size_t>(c.head_dim / 2), static_cast<float>(*factor));
+    } else if (*factor != 0.0 && *factor != 1.0) {
       return absl::InvalidArgumentError(
-          absl::StrCat(path, ": RoPE scaling factor ", *factor, " is not supported"));
+          absl::StrCat(path, ": RoPE scaling factor ", *factor, " (metadata '",
+                       r.Key("rope.scaling.factor"), "') without rope.scaling.type linear is not supported"));
     }
+  } else if (scaling == "linear") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": metadata '", r.Key("rope.scaling.type"), "' is linear but '",
+        r.Key("rope.scaling.factor"), "' is missing"));
   }
   c.name = r.gguf.GetString("general.name").value_or(std::filesystem::path(path).stem().string());
   return c;
@@ -330,7 +381,8 @@ absl::StatusOr<SourceModel> ReadGguf(const std::string& path, const ActivationFl
     } else if (info.name == "output.weight") {
       our_name = tensor_names::kOutput;
     } else if (info.name == "rope_freqs.weight") {
-      continue;  // precomputed RoPE frequencies: we compute them
+      if (absl::Status s = ReadRopeFreqs(*gguf, info, what, c); !s.ok()) return s;
+      continue;  // carried as ModelConfig::rope_freq_factors, not as a tensor
     } else {
       std::vector<std::string> parts = absl::StrSplit(info.name, '.');
       int layer = -1;

@@ -1,5 +1,8 @@
 #include "tools/convert/hf_config.h"
 
+#include <cmath>
+#include <numbers>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "tools/convert/json_fields.h"
@@ -21,6 +24,96 @@ std::string DescribeRopeScaling(const nlohmann::json& scaling) {
     return "an object";
   }
   return absl::StrCat("a JSON ", scaling.type_name());
+}
+
+// rope_scaling (transformers' rope_type "linear" or "llama3"; "default" is none) as the per-pair
+// divisors of RoPE's frequencies (ModelConfig::rope_freq_factors), computed as llama.cpp's
+// convert_hf_to_gguf.py computes its rope_freqs tensor and transformers its inverse frequencies:
+// pairs of wavelength 2π/freq below original_max_position_embeddings / high_freq_factor keep their
+// frequency, those above original / low_freq_factor are divided by factor, and those between are
+// interpolated by smooth = (original / wavelength - low) / (high - low):
+// divisor 1 / ((1 - smooth) / factor + smooth). A missing or bad field is an error naming it.
+absl::Status ParseRopeScaling(const nlohmann::json& scaling, const std::string& path,
+                              ModelConfig& c, std::vector<std::string>& notes) {
+  if (!scaling.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": 'rope_scaling' (", DescribeRopeScaling(scaling), ") is not supported"));
+  }
+  // Type errors name the object: "config.json: 'rope_scaling': 'factor' is not a number".
+  JsonFields f(scaling, absl::StrCat(path, ": 'rope_scaling'"));
+  absl::StatusOr<std::optional<std::string>> type = f.OptionalString("rope_type");
+  if (!type.ok()) return type.status();
+  if (!*type) {
+    type = f.OptionalString("type");
+    if (!type.ok()) return type.status();
+  }
+  if (!*type) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": 'rope_scaling' names no 'rope_type' (or 'type')"));
+  }
+  const std::string& kind = **type;
+  if (kind == "default") return absl::OkStatus();
+  if (kind != "linear" && kind != "llama3") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": 'rope_scaling' (", DescribeRopeScaling(scaling),
+        ") is not supported (supported: llama3, linear)"));
+  }
+  // A positive finite number; `key` is named as rope_scaling.key.
+  auto number = [&](const char* key) -> absl::StatusOr<double> {
+    absl::StatusOr<std::optional<double>> v = f.OptionalNumber(key);
+    if (!v.ok()) return v.status();
+    if (!*v) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": 'rope_scaling' of type '", kind,
+                                                     "' lacks '", key, "'"));
+    }
+    if (!(**v > 0) || !std::isfinite(**v)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": 'rope_scaling.", key, "' must be positive, got ", **v));
+    }
+    return **v;
+  };
+  absl::StatusOr<double> factor = number("factor");
+  if (!factor.ok()) return factor.status();
+  const int64_t pairs = c.head_dim / 2;
+  if (pairs > kMaxRopePairs) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": 'rope_scaling' with head_dim ",
+                                                   c.head_dim, " (at most ", 2 * kMaxRopePairs,
+                                                   ") is not supported"));
+  }
+  c.rope_freq_factors.assign(static_cast<size_t>(pairs), static_cast<float>(*factor));
+  if (kind == "linear") {
+    notes.push_back(absl::StrCat("rope_scaling linear, factor ", *factor));
+    return absl::OkStatus();
+  }
+  absl::StatusOr<double> low = number("low_freq_factor");
+  if (!low.ok()) return low.status();
+  absl::StatusOr<double> high = number("high_freq_factor");
+  if (!high.ok()) return high.status();
+  absl::StatusOr<double> original = number("original_max_position_embeddings");
+  if (!original.ok()) return original.status();
+  if (!(*high > *low)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": 'rope_scaling.high_freq_factor' ", *high,
+                     " must exceed 'low_freq_factor' ", *low));
+  }
+  const double low_wavelength = *original / *low, high_wavelength = *original / *high;
+  for (int64_t i = 0; i < pairs; ++i) {
+    const double freq =
+        std::pow(c.rope_theta, -static_cast<double>(2 * i) / static_cast<double>(c.head_dim));
+    const double wavelength = 2 * std::numbers::pi / freq;
+    double divisor = *factor;
+    if (wavelength < high_wavelength) {
+      divisor = 1.0;
+    } else if (wavelength <= low_wavelength) {
+      const double smooth = (*original / wavelength - *low) / (*high - *low);
+      divisor = 1.0 / ((1 - smooth) / *factor + smooth);
+    }
+    c.rope_freq_factors[static_cast<size_t>(i)] = static_cast<float>(divisor);
+  }
+  notes.push_back(absl::StrCat("rope_scaling llama3: factor ", *factor, ", low_freq_factor ",
+                               *low, ", high_freq_factor ", *high,
+                               ", original_max_position_embeddings ", *original));
+  return absl::OkStatus();
 }
 
 constexpr const char* kArchitectures[] = {"LlamaForCausalLM", "MistralForCausalLM",
@@ -63,10 +156,6 @@ absl::StatusOr<HfConfig> ParseHfConfig(const nlohmann::json& json, const std::st
     if (b->value_or(false)) {
       return absl::InvalidArgumentError(absl::StrCat(path, ": '", bias, "' is not supported"));
     }
-  }
-  if (const nlohmann::json* scaling = f.Find("rope_scaling"); scaling && !scaling->is_null()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": 'rope_scaling' (", DescribeRopeScaling(*scaling), ") is not supported"));
   }
 
   ModelConfig& c = out.config;
@@ -120,16 +209,34 @@ absl::StatusOr<HfConfig> ParseHfConfig(const nlohmann::json& json, const std::st
   }
   absl::StatusOr<std::optional<int64_t>> window = f.OptionalInt("sliding_window");
   if (!window.ok()) return window.status();
-  if (*window && **window > 0 && **window < c.context_length) {
+  if (*window && **window < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": 'sliding_window' has an implausible value ", **window));
+  }
+  if (*window && **window > 0) {
+    if (**window > kMaxModelCount) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": 'sliding_window' has an implausible value ", **window));
+    }
     // pinfer's attention has no sliding window; within the window both are the same, so the
-    // usable context is the window.
-    out.notes.push_back(absl::StrCat("sliding_window ", **window, " < max_position_embeddings ",
-                                     c.context_length, ": context_length set to ", **window));
-    c.context_length = **window;
+    // usable context is the window (the runtime refuses a longer one: ModelConfig).
+    c.sliding_window = **window;
+    if (**window < c.context_length) {
+      out.notes.push_back(absl::StrCat("sliding_window ", **window, " < max_position_embeddings ",
+                                       c.context_length, ": context_length set to ", **window));
+      c.context_length = **window;
+    }
   }
   absl::StatusOr<std::optional<double>> theta = f.OptionalNumber("rope_theta");
   if (!theta.ok()) return theta.status();
   c.rope_theta = theta->value_or(10000.0);
+  if (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": 'rope_theta' must be positive, got ", c.rope_theta));
+  }
+  if (const nlohmann::json* scaling = f.Find("rope_scaling"); scaling && !scaling->is_null()) {
+    if (absl::Status s = ParseRopeScaling(*scaling, path, c, out.notes); !s.ok()) return s;
+  }
   absl::StatusOr<std::optional<double>> eps = f.OptionalNumber("rms_norm_eps");
   if (!eps.ok()) return eps.status();
   c.rms_eps = eps->value_or(1e-6);

@@ -15,8 +15,10 @@
 // hidden_act: silu/swish -> silu, relu -> relu (drelu for Bamboo), fatrelu -> fatrelu:
 // hidden_act_param, relu2 -> relu2, gelu_pytorch_tanh/gelu -> gelu (the tanh form).
 // Missing keys take the defaults of transformers' LlamaConfig/MistralConfig (rope_theta 10000,
-// rms_norm_eps 1e-6, ...). RoPE scaling, attention/MLP biases and pre-quantized checkpoints are
-// rejected with a clear message rather than converted wrongly.
+// rms_norm_eps 1e-6, ...). rope_scaling of rope_type "llama3" (Llama 3.1+: factor,
+// low_freq_factor, high_freq_factor, original_max_position_embeddings) or "linear" (factor) become
+// ModelConfig::rope_freq_factors; other RoPE scalings, attention/MLP biases and pre-quantized
+// checkpoints are rejected with a clear message rather than converted wrongly.
 #pragma once
 
 #include <optional>
