@@ -236,6 +236,9 @@ TEST(ReferenceTest, LinearRopeScalingMatchesTheReference) {
   spec.seed = 5;
   spec.config_patch = {{"rope_scaling", {{"type", "linear"}, {"factor", 4.0}}}};
   CheckAgainstReference("linear", spec);
+  // And through a GGUF: rope.scaling.type linear, rope.scaling.factor 4.
+  CheckAgainstReference("linear_gguf", spec, Plan{.lengths = {40}, .greedy = 4}, nullptr,
+                        /*via_gguf=*/true);
 }
 
 // Mistral-7B-v0.1's config (GQA, sliding_window 4096: wider than these prompts), bf16 weights.
