@@ -3,10 +3,10 @@
 //
 // Tolerance: the reference computes in double, pinfer in f32 with an f32 KV cache, so what differs
 // is f32 rounding through two layers (sums of 64-96 products, softmax, RMSNorm): observed at most
-// 1e-5 for logits up to about 8 in magnitude (2e-6 of the largest). kReferenceTolerance (1e-4 of the
-// largest |logit| of the position, absolute) is some 50 times that and still thousands of times
-// smaller than what a wrong RoPE frequency does (rope_theta 10000 instead of 500000: errors of 0.2
-// to 4).
+// 1e-5 for logits up to about 8 in magnitude (2e-6 of the largest). kReferenceTolerance (1e-4 of
+// the largest |logit| of the position, absolute) is some 50 times that and still thousands of
+// times smaller than what a wrong RoPE frequency does (rope_theta 10000 instead of 500000: errors
+// of 0.2 to 4).
 #pragma once
 
 #include <cstdint>
