@@ -73,8 +73,9 @@ int Main(int argc, char** argv) {
                "message; /exit or Ctrl-D ends");
   app.add_option("--system", options.system, "-sys: the chat's system message (with -cnv)");
   app.add_option("--chat-template", options.chat_template,
-                 "chat format with -cnv: llama2 or chatml (default: the one the model's chat "
-                 "template writes; chatml when the model records none or another, as pi-server)");
+                 "chat format with -cnv: llama2, chatml or llama3 (default: the one the model's "
+                 "chat template writes; chatml when the model records none or another, as "
+                 "pi-server)");
   app.add_flag("--context-shift,!--no-context-shift", options.context_shift,
                "when the context is full, drop the oldest half of the tokens after --keep and go "
                "on (the default when -n sets a budget; with -cnv a turn that does not fit shifts "

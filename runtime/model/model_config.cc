@@ -11,7 +11,8 @@ namespace pinfer {
 RopeFrequencies ModelConfig::Rope() const {
   RopeFrequencies rope(rope_theta);
   // Validate() bounds the table; a config that skipped it gets plain RoPE rather than an overrun.
-  if (!rope_freq_factors.empty() && static_cast<int64_t>(rope_freq_factors.size()) <= kMaxRopePairs) {
+  const int64_t pairs = static_cast<int64_t>(rope_freq_factors.size());
+  if (pairs > 0 && pairs <= kMaxRopePairs) {
     rope.n_factors = static_cast<int32_t>(rope_freq_factors.size());
     std::copy(rope_freq_factors.begin(), rope_freq_factors.end(), rope.factors);
   }

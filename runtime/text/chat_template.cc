@@ -10,6 +10,9 @@ namespace {
 
 constexpr char kImStart[] = "<|im_start|>";
 constexpr char kImEnd[] = "<|im_end|>";
+constexpr char kStartHeader[] = "<|start_header_id|>";
+constexpr char kEndHeader[] = "<|end_header_id|>";
+constexpr char kEotId[] = "<|eot_id|>";
 
 std::string_view Strip(std::string_view text) {
   return StdSv(absl::StripAsciiWhitespace(Sv(text)));
@@ -69,6 +72,16 @@ std::string ApplyChatMl(std::span<const ChatMessage> messages) {
   return text;
 }
 
+// llama.cpp strips the contents with C isspace, which is what absl's ASCII whitespace is.
+std::string ApplyLlama3(std::span<const ChatMessage> messages) {
+  std::string text;
+  for (const ChatMessage& m : messages) {
+    absl::StrAppend(&text, kStartHeader, m.role, kEndHeader, "\n\n", Sv(Strip(m.content)), kEotId);
+  }
+  absl::StrAppend(&text, kStartHeader, "assistant", kEndHeader, "\n\n");
+  return text;
+}
+
 }  // namespace
 
 std::string_view ChatFormatName(ChatFormat format) {
@@ -77,6 +90,8 @@ std::string_view ChatFormatName(ChatFormat format) {
       return "llama2";
     case ChatFormat::kChatMl:
       return "chatml";
+    case ChatFormat::kLlama3:
+      return "llama3";
   }
   return "unknown";
 }
@@ -85,13 +100,17 @@ absl::StatusOr<ChatFormat> ParseChatFormat(std::string_view name) {
   const std::string lower = absl::AsciiStrToLower(Sv(name));
   if (lower == "llama2" || lower == "llama-2") return ChatFormat::kLlama2;
   if (lower == "chatml") return ChatFormat::kChatMl;
+  if (lower == "llama3" || lower == "llama-3") return ChatFormat::kLlama3;
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown chat template '", Sv(name), "' (known: llama2, chatml)"));
+      absl::StrCat("unknown chat template '", Sv(name), "' (known: llama2, chatml, llama3)"));
 }
 
 std::optional<ChatFormat> DetectChatFormat(std::string_view jinja) {
   if (absl::StrContains(Sv(jinja), kImStart)) return ChatFormat::kChatMl;
   if (absl::StrContains(Sv(jinja), "[INST]")) return ChatFormat::kLlama2;
+  if (absl::StrContains(Sv(jinja), kStartHeader) && absl::StrContains(Sv(jinja), kEndHeader)) {
+    return ChatFormat::kLlama3;
+  }
   return std::nullopt;
 }
 
@@ -124,7 +143,7 @@ std::string ChatTemplate::Describe() const {
       why = "default: the model records no chat template";
       break;
     case Origin::kDefaultUnrecognised:
-      why = "default: the model's chat template is neither llama2 nor chatml";
+      why = "default: the model's chat template is not llama2, chatml or llama3";
       break;
   }
   return absl::StrCat(Sv(ChatFormatName(format_)), " (", why, ")");
@@ -138,6 +157,8 @@ absl::StatusOr<std::string> ChatTemplate::Apply(std::span<const ChatMessage> mes
       return ApplyLlama2(messages, bos, eos);
     case ChatFormat::kChatMl:
       return ApplyChatMl(messages);
+    case ChatFormat::kLlama3:
+      return ApplyLlama3(messages);
   }
   return absl::InternalError("unknown chat format");
 }
@@ -150,13 +171,14 @@ absl::StatusOr<std::vector<int32_t>> ChatTemplate::Encode(std::span<const ChatMe
   };
   absl::StatusOr<std::string> text = Apply(messages, piece(v.bos_id), piece(v.eos_id));
   if (!text.ok()) return text.status();
-  // llama2 writes BOS itself; ChatML leaves it to the vocabulary's add_bos.
-  const bool add_bos = format_ == ChatFormat::kChatMl;
+  // llama2 writes BOS itself; ChatML and llama3 leave it to the vocabulary's add_bos.
+  const bool add_bos = format_ != ChatFormat::kLlama2;
   return tokenizer.Encode(*text, /*add_special=*/add_bos, /*parse_special=*/true);
 }
 
 std::vector<std::string> ChatTemplate::StopSequences() const {
   if (format_ == ChatFormat::kChatMl) return {kImEnd};
+  if (format_ == ChatFormat::kLlama3) return {kEotId};
   return {};
 }
 

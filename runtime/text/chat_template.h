@@ -1,4 +1,4 @@
-// Chat prompts in the two formats most Llama-family chat models are trained on. A model records its
+// Chat prompts in the formats most Llama-family chat models are trained on. A model records its
 // format as a Jinja template (GGUF tokenizer.chat_template, HF tokenizer_config.json), kept in
 // Vocabulary::chat_template; instead of running Jinja we recognise which of the two formats the
 // template writes, by its markers, and render that format ourselves:
@@ -13,6 +13,13 @@
 //   chatml   <|im_start|>{role}\n{content}<|im_end|>\n ... <|im_start|>assistant\n
 //            (any roles, in any order; BOS is added as the vocabulary says; the reply ends with
 //            "<|im_end|>", a stop sequence.)
+//   llama3   <|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|> ...
+//            <|start_header_id|>assistant<|end_header_id|>\n\n
+//            (Meta's Llama 3 instruct models: any roles, contents stripped of surrounding
+//            whitespace; BOS (<|begin_of_text|>) is added as the vocabulary says; the reply ends
+//            with "<|eot_id|>", a stop sequence.)
+// Each is exactly the text llama.cpp's llama_chat_apply_template writes for its "llama2"
+// (the system variant), "chatml" and "llama3" templates, and recognised by the same markers.
 #pragma once
 
 #include <optional>
@@ -32,18 +39,20 @@ struct ChatMessage {
   std::string content;
 };
 
-enum class ChatFormat { kLlama2, kChatMl };
+enum class ChatFormat { kLlama2, kChatMl, kLlama3 };
 
 // The format used when the model records no template, or one we do not recognise: ChatML, as
 // llama.cpp does.
 inline constexpr ChatFormat kDefaultChatFormat = ChatFormat::kChatMl;
 
-// "llama2", "chatml".
+// "llama2", "chatml", "llama3".
 std::string_view ChatFormatName(ChatFormat format);
-// Accepts the names above (case-insensitive) and "llama-2"; the error lists the accepted names.
+// Accepts the names above (case-insensitive), "llama-2" and "llama-3"; the error lists the
+// accepted names.
 absl::StatusOr<ChatFormat> ParseChatFormat(std::string_view name);
-// Which format a Jinja chat template writes: ChatML when it contains "<|im_start|>", llama2 when it
-// contains "[INST]"; nullopt for anything else (an empty template included).
+// Which format a Jinja chat template writes, tested in llama.cpp's order: ChatML when it contains
+// "<|im_start|>", llama2 when it contains "[INST]", llama3 when it contains "<|start_header_id|>"
+// and "<|end_header_id|>"; nullopt for anything else (an empty template included).
 std::optional<ChatFormat> DetectChatFormat(std::string_view jinja);
 
 class ChatTemplate {
@@ -74,7 +83,8 @@ class ChatTemplate {
   absl::StatusOr<std::vector<int32_t>> Encode(std::span<const ChatMessage> messages,
                                               const Tokenizer& tokenizer) const;
 
-  // Text that ends the assistant's reply besides EOS ("<|im_end|>" for ChatML). When the
+  // Text that ends the assistant's reply besides EOS ("<|im_end|>" for ChatML, "<|eot_id|>" for
+  // llama3). When the
   // vocabulary has it as a single piece, that token ends the generation too.
   std::vector<std::string> StopSequences() const;
 

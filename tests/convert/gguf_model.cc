@@ -1,5 +1,6 @@
 #include "tests/convert/gguf_model.h"
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <string>
@@ -97,9 +98,16 @@ std::vector<uint8_t> BuildLlamaGguf(SourceModel& model, const GgufModelOptions& 
         vector ? std::vector<uint64_t>{cols} : std::vector<uint64_t>{cols, rows};
     b.AddTensor(name + ".weight", ne, type, std::move(data));
   }
-  // RoPE scaling as llama.cpp's convert_hf_to_gguf.py writes Llama 3's: the per-pair divisors as
-  // the f32 tensor rope_freqs.
-  if (!c.rope_freq_factors.empty()) {
+  // RoPE scaling as llama.cpp's convert_hf_to_gguf.py writes it: a linear rope_scaling (one divisor
+  // for every pair) as rope.scaling.type/factor, Llama 3's per-pair divisors as the f32 tensor
+  // rope_freqs.
+  const std::vector<float>& factors = c.rope_freq_factors;
+  const bool linear = !factors.empty() && std::all_of(factors.begin(), factors.end(),
+                                                      [&](float f) { return f == factors[0]; });
+  if (linear) {
+    b.AddString(a + ".rope.scaling.type", "linear");
+    b.AddFloat32(a + ".rope.scaling.factor", factors[0]);
+  } else if (!factors.empty()) {
     std::vector<uint8_t> data(c.rope_freq_factors.size() * sizeof(float));
     std::memcpy(data.data(), c.rope_freq_factors.data(), data.size());
     b.AddTensor("rope_freqs.weight", {c.rope_freq_factors.size()}, 0, std::move(data));

@@ -20,6 +20,8 @@ struct GgufModelOptions {
   bool powerinfer = false;
 };
 
+// RoPE scaling (ModelConfig::rope_freq_factors) is written as llama.cpp writes it: one factor for
+// every pair as rope.scaling.type linear, per-pair ones as the rope_freqs tensor.
 std::vector<uint8_t> BuildLlamaGguf(SourceModel& model, const GgufModelOptions& options = {});
 
 }  // namespace pinfer::testing

@@ -28,9 +28,9 @@ using RopeFn = void (*)(float*, int64_t, int64_t, int64_t, const RopeFrequencies
 RopeFrequencies Scaled(double theta, int64_t head_dim) {
   RopeFrequencies rope(theta);
   rope.n_factors = static_cast<int32_t>(head_dim / 2);
+  const float last = static_cast<float>(std::max(1, rope.n_factors - 1));
   for (int32_t i = 0; i < rope.n_factors; ++i) {
-    rope.factors[i] = 1.0f + 7.0f * static_cast<float>(i * i) /
-                                 static_cast<float>(std::max(1, (rope.n_factors - 1) * (rope.n_factors - 1)));
+    rope.factors[i] = 1.0f + 7.0f * static_cast<float>(i * i) / (last * last);
   }
   return rope;
 }
@@ -126,8 +126,8 @@ void ExpectUniformDivisorIsAPositionScale(RopeFn rope) {
         rope(by_position.data(), kHeads, head_dim, pos / static_cast<int64_t>(k),
              RopeFrequencies(500000.0));
         for (int64_t i = 0; i < kHeads * head_dim; ++i) {
-          ASSERT_NEAR(by_factor[i], by_position[i], 1e-6 * (std::fabs(v[i & ~1]) + std::fabs(v[i | 1])))
-              << i;
+          const double bound = 1e-6 * (std::fabs(v[i & ~1]) + std::fabs(v[i | 1]));
+          ASSERT_NEAR(by_factor[i], by_position[i], bound) << i;
         }
         // And the divisors matter: unscaled RoPE at p differs (p >= 8: the first pair turns by p
         // radians, not p / k).

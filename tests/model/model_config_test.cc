@@ -1,5 +1,7 @@
 #include "runtime/model/model_config.h"
 
+#include <cmath>
+
 #include "gtest/gtest.h"
 #include "runtime/model/vocabulary.h"
 
@@ -34,6 +36,39 @@ TEST(ModelConfigTest, RoundTripsThroughMetadata) {
   EXPECT_EQ(back->ffn_act, c.ffn_act);
   EXPECT_EQ(back->norm_act, c.norm_act);
   EXPECT_TRUE(back->tied_embeddings);
+}
+
+// Llama 3's RoPE divisors and Mistral's window travel as optional keys, absent when unused.
+TEST(ModelConfigTest, RopeFactorsAndSlidingWindowRoundTrip) {
+  ModelConfig c = Stories260K();
+  Metadata plain;
+  c.ToMetadata(plain);
+  EXPECT_FALSE(plain.Has("llama.rope_freq_factors"));
+  EXPECT_FALSE(plain.Has("llama.sliding_window"));
+  EXPECT_EQ(ModelConfig::FromMetadata(plain)->Rope().n_factors, 0);
+
+  c.rope_theta = 500000.0;
+  c.rope_freq_factors = {1.0f, 2.5f, 8.0f, 8.0f};
+  c.sliding_window = 256;
+  Metadata m;
+  c.ToMetadata(m);
+  absl::StatusOr<ModelConfig> back = ModelConfig::FromMetadata(m);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->rope_freq_factors, c.rope_freq_factors);
+  EXPECT_EQ(back->sliding_window, 256);
+  const RopeFrequencies rope = back->Rope();
+  ASSERT_EQ(rope.n_factors, 4);
+  // Pair 2 of a head of 8: 500000^(-4/8) / 8.
+  EXPECT_DOUBLE_EQ(rope.Frequency(2, 8), std::pow(500000.0, -0.5) / 8.0);
+  EXPECT_DOUBLE_EQ(rope.Frequency(0, 8), 1.0);
+
+  c.rope_freq_factors = {1.0f, 2.0f};  // head_dim 8 has 4 pairs
+  EXPECT_FALSE(c.Validate().ok());
+  c.rope_freq_factors = {1.0f, 0.0f, 1.0f, 1.0f};
+  EXPECT_FALSE(c.Validate().ok());
+  c.rope_freq_factors.clear();
+  c.sliding_window = -1;
+  EXPECT_FALSE(c.Validate().ok());
 }
 
 TEST(ModelConfigTest, RejectsUnknownArchitectureAndBadShapes) {

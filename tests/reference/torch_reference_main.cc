@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
     }
     std::vector<torch::Tensor> logits;
     for (const std::string& sequence : sequences) {
-      logits.push_back(forward(checkpoint, ParseTokens(sequence)));
+      logits.push_back(forward(checkpoint, ParseTokens(sequence)).to(torch::kFloat32));
     }
     const torch::Tensor all = torch::cat(logits, 0).contiguous();
     std::ofstream file(out, std::ios::binary);

@@ -110,6 +110,13 @@ TEST(PiRunChatTest, Llama2TemplateRepliesAsTheServer) {
   ExpectTwoTurnsAsTheServer("llama2", /*reply_kept=*/false);
 }
 
+// Llama 3's format (--chat-template llama3, as a model whose template writes <|start_header_id|>
+// gets): the same prompt as pi-server's. It trims the reply it writes back, so the reply's tokens
+// are evaluated again, as with llama2.
+TEST(PiRunChatTest, Llama3TemplateRepliesAsTheServer) {
+  ExpectTwoTurnsAsTheServer("llama3", /*reply_kept=*/false);
+}
+
 TEST(PiRunChatTest, SystemMessageChangesTheReply) {
   std::unique_ptr<PiServer> server = test::StartServer();
   ASSERT_NE(server, nullptr);

@@ -313,8 +313,9 @@ TEST(PiRunCliTest, ChatFlagsThatDoNotFitAreOneLine) {
                      "-cnv and --perplexity cannot be combined");
   ExpectOneLineError(PiRun({"-m", Stories(), "-cnv", "--truncate"}),
                      "--truncate does not apply to -cnv");
-  ExpectOneLineError(PiRun({"-m", Stories(), "-cnv", "--chat-template", "jinja"}),
-                     "--chat-template: unknown chat template 'jinja' (known: llama2, chatml)");
+  ExpectOneLineError(
+      PiRun({"-m", Stories(), "-cnv", "--chat-template", "jinja"}),
+      "--chat-template: unknown chat template 'jinja' (known: llama2, chatml, llama3)");
   // A first message that leaves no room for a reply.
   ExpectOneLineError(PiRun({"-m", Stories(), "-cnv", "-c", "16", "-p", "Hello there"}),
                      "leaves no room for a reply in the context of 16 tokens");

@@ -1,4 +1,4 @@
-// Chat templates: recognising the two formats in real Jinja templates, rendering them exactly as
+// Chat templates: recognising the formats in real Jinja templates, rendering them exactly as
 // the models' own templates do, and encoding them with a real vocabulary (stories260K's).
 #include "runtime/text/chat_template.h"
 
@@ -34,10 +34,18 @@ constexpr char kChatMlJinja[] =
     "'<|im_start|>assistant\\n' "
     "}}{% endif %}";
 
-// Llama-3's: neither format.
+// meta-llama/Meta-Llama-3-8B-Instruct tokenizer_config.json's chat_template.
 constexpr char kLlama3Jinja[] =
-    "{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + "
-    "'<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}{% endfor %}";
+    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+    "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | "
+    "trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% "
+    "endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ "
+    "'<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}";
+
+// google/gemma-2b-it's: none of the formats.
+constexpr char kGemmaJinja[] =
+    "{{ bos_token }}{% for message in messages %}{{ '<start_of_turn>' + message['role'] + '\\n' "
+    "+ message['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}";
 
 std::vector<ChatMessage> Conversation() {
   return {{"system", "You are terse."},
@@ -49,7 +57,11 @@ std::vector<ChatMessage> Conversation() {
 TEST(ChatTemplateTest, RecognisesTheFormatOfRealTemplates) {
   EXPECT_EQ(DetectChatFormat(kLlama2Jinja), ChatFormat::kLlama2);
   EXPECT_EQ(DetectChatFormat(kChatMlJinja), ChatFormat::kChatMl);
-  EXPECT_EQ(DetectChatFormat(kLlama3Jinja), std::nullopt);
+  EXPECT_EQ(DetectChatFormat(kLlama3Jinja), ChatFormat::kLlama3);
+  EXPECT_EQ(DetectChatFormat(kGemmaJinja), std::nullopt);
+  // llama.cpp's order: a template with ChatML's markers is ChatML whatever else it holds.
+  EXPECT_EQ(DetectChatFormat(std::string(kLlama3Jinja) + "<|im_start|>"), ChatFormat::kChatMl);
+  EXPECT_EQ(DetectChatFormat("<|start_header_id|> alone"), std::nullopt);
   EXPECT_EQ(DetectChatFormat(""), std::nullopt);
 }
 
@@ -57,12 +69,15 @@ TEST(ChatTemplateTest, ParsesFormatNames) {
   EXPECT_EQ(*ParseChatFormat("llama2"), ChatFormat::kLlama2);
   EXPECT_EQ(*ParseChatFormat("Llama-2"), ChatFormat::kLlama2);
   EXPECT_EQ(*ParseChatFormat("ChatML"), ChatFormat::kChatMl);
+  EXPECT_EQ(*ParseChatFormat("llama3"), ChatFormat::kLlama3);
+  EXPECT_EQ(*ParseChatFormat("Llama-3"), ChatFormat::kLlama3);
   const absl::StatusOr<ChatFormat> bad = ParseChatFormat("zephyr");
   ASSERT_FALSE(bad.ok());
   EXPECT_TRUE(absl::StrContains(bad.status().message(), "'zephyr'")) << bad.status();
-  EXPECT_TRUE(absl::StrContains(bad.status().message(), "llama2, chatml")) << bad.status();
+  EXPECT_TRUE(absl::StrContains(bad.status().message(), "llama2, chatml, llama3")) << bad.status();
   EXPECT_EQ(ChatFormatName(ChatFormat::kLlama2), "llama2");
   EXPECT_EQ(ChatFormatName(ChatFormat::kChatMl), "chatml");
+  EXPECT_EQ(ChatFormatName(ChatFormat::kLlama3), "llama3");
 }
 
 TEST(ChatTemplateTest, ChoosesFlagThenModelThenDefault) {
@@ -75,6 +90,9 @@ TEST(ChatTemplateTest, ChoosesFlagThenModelThenDefault) {
   EXPECT_FALSE(ChatTemplate::ForVocabulary(v, "jinja").ok());
 
   v.chat_template = kLlama3Jinja;
+  EXPECT_EQ(ChatTemplate::ForVocabulary(v)->format(), ChatFormat::kLlama3);
+  EXPECT_EQ(ChatTemplate::ForVocabulary(v)->Describe(), "llama3 (the model's template)");
+  v.chat_template = kGemmaJinja;
   const ChatTemplate unrecognised = *ChatTemplate::ForVocabulary(v);
   EXPECT_EQ(unrecognised.format(), kDefaultChatFormat);
   EXPECT_EQ(unrecognised.origin(), ChatTemplate::Origin::kDefaultUnrecognised);
@@ -120,6 +138,30 @@ TEST(ChatTemplateTest, ChatMlRendersEveryRole) {
             "<|im_start|>assistant\n");
   EXPECT_EQ(chatml.StopSequences(), std::vector<std::string>{"<|im_end|>"});
   EXPECT_TRUE(ChatTemplate(ChatFormat::kLlama2).StopSequences().empty());
+}
+
+// llama.cpp's llama_chat_apply_template for "llama3" (what kLlama3Jinja renders without its
+// bos_token, which the tokenizer adds): every role, contents trimmed, the assistant's header last.
+TEST(ChatTemplateTest, Llama3RendersAsLlamaCpp) {
+  const ChatTemplate llama3(ChatFormat::kLlama3);
+  EXPECT_EQ(*llama3.Apply(Conversation(), "<|begin_of_text|>", "<|end_of_text|>"),
+            "<|start_header_id|>system<|end_header_id|>\n\nYou are terse.<|eot_id|>"
+            "<|start_header_id|>user<|end_header_id|>\n\nHello!<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\nHi.<|eot_id|>"
+            "<|start_header_id|>user<|end_header_id|>\n\nTell me a story.<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  const std::vector<ChatMessage> single = {{"user", "How are you"}};
+  EXPECT_EQ(*llama3.Apply(single, "", ""),
+            "<|start_header_id|>user<|end_header_id|>\n\nHow are you<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  // Any role, in any order (the template checks none); whitespace inside is kept.
+  const std::vector<ChatMessage> tool = {{"ipython", "\t{\"a\":  1}\n"}, {"user", "a\n\nb"}};
+  EXPECT_EQ(*llama3.Apply(tool, "", ""),
+            "<|start_header_id|>ipython<|end_header_id|>\n\n{\"a\":  1}<|eot_id|>"
+            "<|start_header_id|>user<|end_header_id|>\n\na\n\nb<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  EXPECT_FALSE(llama3.Apply({}, "", "").ok());
+  EXPECT_EQ(llama3.StopSequences(), std::vector<std::string>{"<|eot_id|>"});
 }
 
 class ChatTemplateEncodeTest : public ::testing::Test {

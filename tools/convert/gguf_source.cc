@@ -175,9 +175,9 @@ absl::StatusOr<ModelConfig> ReadHparams(const Reader& r) {
       }
       c.rope_freq_factors.assign(static_cast<size_t>(c.head_dim / 2), static_cast<float>(*factor));
     } else if (*factor != 0.0 && *factor != 1.0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": RoPE scaling factor ", *factor, " (metadata '",
-                       r.Key("rope.scaling.factor"), "') without rope.scaling.type linear is not supported"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": RoPE scaling factor ", *factor, " (metadata '", r.Key("rope.scaling.factor"),
+          "') without rope.scaling.type linear is not supported"));
     }
   } else if (scaling == "linear") {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -154,8 +154,8 @@ void AddServerFlags(CLI::App& app, ServerOptions& options) {
                  "on SIGINT/SIGTERM, seconds running requests may still take before they are cut")
       ->capture_default_str();
   app.add_option("--chat-template", options.chat_template,
-                 "chat format: llama2 or chatml (default: the one the model's chat template "
-                 "writes; chatml when the model records none or another)");
+                 "chat format: llama2, chatml or llama3 (default: the one the model's chat "
+                 "template writes; chatml when the model records none or another)");
   app.add_option("--alias", options.model_name,
                  "the model's name in the API (default: the model file's name without .pi)");
   app.add_flag("--strict-model", options.strict_model,
