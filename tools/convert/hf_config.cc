@@ -24,10 +24,122 @@ std::string DescribeRopeScaling(const nlohmann::json& scaling) {
 }
 
 constexpr const char* kArchitectures[] = {"LlamaForCausalLM", "MistralForCausalLM",
-                                          "SparseLlamaForCausalLM", "BambooForCausalLM"};
+                                          "SparseLlamaForCausalLM", "BambooForCausalLM",
+                                          "OPTForCausalLM"};
 
 bool IsMistralShaped(const std::string& arch) {
   return arch == "MistralForCausalLM" || arch == "BambooForCausalLM";
+}
+
+absl::Status Implausible(const std::string& path, const char* key, int64_t value) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(path, ": '", key, "' has an implausible value ", value));
+}
+
+// The special ids of config.json (some list several EOS ids: the first is the one generation
+// stops on by default).
+absl::Status ReadSpecialIds(const JsonFields& f, HfConfig& out) {
+  for (auto [key, field] :
+       {std::pair{"bos_token_id", &out.bos_token_id}, std::pair{"eos_token_id", &out.eos_token_id},
+        std::pair{"pad_token_id", &out.pad_token_id}}) {
+    const nlohmann::json* v = f.Find(key);
+    if (v != nullptr && v->is_array() && !v->empty() && (*v)[0].is_number_integer()) {
+      *field = (*v)[0].get<int64_t>();
+      continue;
+    }
+    absl::StatusOr<std::optional<int64_t>> id = f.OptionalInt(key);
+    if (!id.ok()) return id.status();
+    *field = *id;
+  }
+  return absl::OkStatus();
+}
+
+// OPTForCausalLM (facebook/opt-*), keys and defaults of transformers' OPTConfig: hidden_size,
+// ffn_dim, num_hidden_layers, num_attention_heads, vocab_size, max_position_embeddings (2048),
+// activation_function ("relu"), do_layer_norm_before (true), word_embed_proj_dim (hidden_size),
+// enable_bias (true), layer_norm_elementwise_affine (true), _remove_final_layer_norm (false),
+// tie_word_embeddings (true). LayerNorm's eps is torch's default 1e-5 (OPT has no key for it).
+// Refused, one line naming the field: OPT-350m's post-norm (do_layer_norm_before false) and its
+// project_in/project_out (word_embed_proj_dim != hidden_size), and the variants without biases or
+// norm weights.
+absl::StatusOr<HfConfig> ParseOptConfig(const JsonFields& f, HfConfig out) {
+  const std::string& path = f.file();
+  ModelConfig& c = out.config;
+  c.architecture = "opt";
+  c.norm = NormKind::kLayer;
+  c.positions = PositionKind::kLearned;
+  c.position_offset = 2;  // OPTLearnedPositionalEmbedding's offset
+  c.ffn_gated = false;
+  c.biases = true;
+  c.rms_eps = 1e-5;
+  c.rope_source_layout = "none";
+  const struct {
+    const char* key;
+    int64_t* field;
+  } required[] = {{"hidden_size", &c.dim},
+                  {"ffn_dim", &c.n_ff},
+                  {"num_hidden_layers", &c.n_layers},
+                  {"num_attention_heads", &c.n_heads},
+                  {"vocab_size", &c.vocab_size}};
+  for (const auto& r : required) {
+    absl::StatusOr<int64_t> v = f.Int(r.key);
+    if (!v.ok()) return v.status();
+    if (*v <= 0 || *v > kMaxModelCount) return Implausible(path, r.key, *v);
+    *r.field = *v;
+  }
+  if (c.dim % c.n_heads != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": inconsistent shapes: hidden_size ",
+                                                   c.dim, " is not a multiple of ",
+                                                   "num_attention_heads ", c.n_heads));
+  }
+  c.n_kv_heads = c.n_heads;
+  c.head_dim = c.dim / c.n_heads;
+  absl::StatusOr<std::optional<int64_t>> positions = f.OptionalInt("max_position_embeddings");
+  if (!positions.ok()) return positions.status();
+  c.context_length = positions->value_or(2048);
+  if (c.context_length <= 0 || c.context_length > kMaxModelCount) {
+    return Implausible(path, "max_position_embeddings", c.context_length);
+  }
+  absl::StatusOr<std::optional<int64_t>> proj = f.OptionalInt("word_embed_proj_dim");
+  if (!proj.ok()) return proj.status();
+  if (*proj && **proj != c.dim) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": 'word_embed_proj_dim' ", **proj, " != hidden_size ", c.dim,
+        " (OPT-350m's project_in/project_out) is not supported"));
+  }
+  const struct {
+    const char* key;
+    bool fallback;
+    bool needed;
+    const char* what;
+  } flags[] = {{"do_layer_norm_before", true, true, "OPT-350m's post-norm layers"},
+               {"enable_bias", true, true, "projections without biases"},
+               {"layer_norm_elementwise_affine", true, true, "LayerNorms without weights"},
+               {"_remove_final_layer_norm", false, false, "no final LayerNorm"}};
+  for (const auto& flag : flags) {
+    absl::StatusOr<std::optional<bool>> b = f.OptionalBool(flag.key);
+    if (!b.ok()) return b.status();
+    if (b->value_or(flag.fallback) != flag.needed) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": '", flag.key, "' ",
+                                                     !flag.needed ? "true" : "false", " (",
+                                                     flag.what, ") is not supported"));
+    }
+  }
+  absl::StatusOr<std::optional<bool>> tied = f.OptionalBool("tie_word_embeddings");
+  if (!tied.ok()) return tied.status();
+  c.tied_embeddings = tied->value_or(true);
+  absl::StatusOr<std::optional<std::string>> act = f.OptionalString("activation_function");
+  if (!act.ok()) return act.status();
+  const std::string activation = act->value_or("relu");
+  if (activation != "relu") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": activation_function '", activation, "' is not supported for OPT (relu only)"));
+  }
+  out.declared_ffn_act = {ActivationKind::kRelu, 0.0f};
+  out.declared_by = "config.json activation_function 'relu'";
+  c.ffn_act = out.declared_ffn_act;
+  if (absl::Status s = ReadSpecialIds(f, out); !s.ok()) return s;
+  return out;
 }
 
 }  // namespace
@@ -57,6 +169,7 @@ absl::StatusOr<HfConfig> ParseHfConfig(const nlohmann::json& json, const std::st
         ": pre-quantized checkpoints (quantization_config) are not supported; convert the "
         "F16/BF16/F32 weights"));
   }
+  if (out.architecture == "OPTForCausalLM") return ParseOptConfig(f, std::move(out));
   for (const char* bias : {"attention_bias", "mlp_bias"}) {
     absl::StatusOr<std::optional<bool>> b = f.OptionalBool(bias);
     if (!b.ok()) return b.status();
@@ -173,20 +286,7 @@ absl::StatusOr<HfConfig> ParseHfConfig(const nlohmann::json& json, const std::st
         absl::StrCat(path, ": hidden_act '", hidden_act, "' is not supported"));
   }
   c.ffn_act = out.declared_ffn_act;
-
-  for (auto [key, field] :
-       {std::pair{"bos_token_id", &out.bos_token_id}, std::pair{"eos_token_id", &out.eos_token_id},
-        std::pair{"pad_token_id", &out.pad_token_id}}) {
-    const nlohmann::json* v = f.Find(key);
-    // Some configs list several EOS ids; the first is the one generation stops on by default.
-    if (v != nullptr && v->is_array() && !v->empty() && (*v)[0].is_number_integer()) {
-      *field = (*v)[0].get<int64_t>();
-      continue;
-    }
-    absl::StatusOr<std::optional<int64_t>> id = f.OptionalInt(key);
-    if (!id.ok()) return id.status();
-    *field = *id;
-  }
+  if (absl::Status s = ReadSpecialIds(f, out); !s.ok()) return s;
   return out;
 }
 

@@ -3,7 +3,9 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
+#include <string_view>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -39,6 +41,80 @@ constexpr LayerTensor kLayerTensors[] = {
     {"mlp.up_proj.weight", "ffn_up", Role::kDirect},
     {"mlp.down_proj.weight", "ffn_down_t", Role::kTransposed},
 };
+
+// OPTForCausalLM's tensors (under "model.decoder." as saved from OPTForCausalLM, or "decoder." as
+// in the original facebook/opt-* checkpoints): fc1 is the gate of our gate-less FFN, fc2 is
+// stored transposed as ffn_down_t; q/k/v need no permutation (no RoPE).
+constexpr LayerTensor kOptLayerTensors[] = {
+    {"self_attn_layer_norm.weight", "attn_norm", Role::kVector},
+    {"self_attn_layer_norm.bias", "attn_norm_b", Role::kVector},
+    {"self_attn.q_proj.weight", "attn_q", Role::kDirect},
+    {"self_attn.q_proj.bias", "attn_q_b", Role::kVector},
+    {"self_attn.k_proj.weight", "attn_k", Role::kDirect},
+    {"self_attn.k_proj.bias", "attn_k_b", Role::kVector},
+    {"self_attn.v_proj.weight", "attn_v", Role::kDirect},
+    {"self_attn.v_proj.bias", "attn_v_b", Role::kVector},
+    {"self_attn.out_proj.weight", "attn_output", Role::kDirect},
+    {"self_attn.out_proj.bias", "attn_output_b", Role::kVector},
+    {"final_layer_norm.weight", "ffn_norm", Role::kVector},
+    {"final_layer_norm.bias", "ffn_norm_b", Role::kVector},
+    {"fc1.weight", "ffn_gate", Role::kDirect},
+    {"fc1.bias", "ffn_gate_b", Role::kVector},
+    {"fc2.weight", "ffn_down_t", Role::kTransposed},
+    {"fc2.bias", "ffn_down_b", Role::kVector},
+};
+
+// What an HF tensor name is in our model.pi: our name and how it is converted; lm_head.weight
+// is reported as such (kept or dropped by the caller); nullopt: not a tensor of this model.
+struct MappedName {
+  std::string our_name;
+  Role role = Role::kDirect;
+  bool lm_head = false;
+  bool skip = false;  // a tensor we recompute (rotary inv_freq)
+};
+
+// "<prefix>N.<suffix>" with 0 <= N < n_layers and a suffix of `table`.
+template <size_t kSize>
+std::optional<MappedName> MapLayerName(const std::string& name, const std::string& prefix,
+                                       int64_t n_layers, const LayerTensor (&table)[kSize]) {
+  if (!name.starts_with(prefix)) return std::nullopt;
+  const std::string rest = name.substr(prefix.size());
+  const size_t dot = rest.find('.');
+  int layer = -1;
+  if (dot == std::string::npos || !absl::SimpleAtoi(rest.substr(0, dot), &layer) || layer < 0 ||
+      layer >= n_layers) {
+    return std::nullopt;
+  }
+  const std::string suffix = rest.substr(dot + 1);
+  if (suffix == "self_attn.rotary_emb.inv_freq") return MappedName{"", Role::kDirect, false, true};
+  for (const LayerTensor& lt : table) {
+    if (suffix == lt.hf_suffix) return MappedName{tensor_names::Layer(layer, lt.our_suffix), lt.role};
+  }
+  return std::nullopt;
+}
+
+std::optional<MappedName> MapHfName(const ModelConfig& c, const std::string& name) {
+  if (name == "lm_head.weight") return MappedName{tensor_names::kOutput, Role::kDirect, true};
+  if (c.architecture == "opt") {
+    for (const char* prefix : {"model.decoder.", "decoder."}) {
+      if (!name.starts_with(prefix)) continue;
+      const std::string rest = name.substr(std::string_view(prefix).size());
+      if (rest == "embed_tokens.weight") return MappedName{tensor_names::kTokenEmbedding};
+      if (rest == "embed_positions.weight") return MappedName{tensor_names::kPositionEmbedding};
+      if (rest == "final_layer_norm.weight") {
+        return MappedName{tensor_names::kOutputNorm, Role::kVector};
+      }
+      if (rest == "final_layer_norm.bias") {
+        return MappedName{tensor_names::kOutputNormBias, Role::kVector};
+      }
+      return MapLayerName(name, absl::StrCat(prefix, "layers."), c.n_layers, kOptLayerTensors);
+    }
+    return std::nullopt;
+  }
+  if (name == "model.embed_tokens.weight") return MappedName{tensor_names::kTokenEmbedding};
+  if (name == "model.norm.weight") return MappedName{tensor_names::kOutputNorm, Role::kVector};
+  return MapLayerName(name, "model.layers.", c.n_layers, kLayerTensors);
+}
 
 struct Shard {
   std::shared_ptr<MappedFile> file;
@@ -158,43 +234,22 @@ absl::StatusOr<SourceModel> ReadHfDirectory(const std::string& dir_name,
   for (const auto& [name, located] : all) {
     const auto& [shard, info] = located;
     const std::string what = absl::StrCat(shard->tensors->name(), ": tensor '", name, "'");
-    std::string our_name;
-    Role role = Role::kDirect;
-    if (name == "model.embed_tokens.weight") {
-      our_name = tensor_names::kTokenEmbedding;
-    } else if (name == "model.norm.weight") {
-      our_name = tensor_names::kOutputNorm;
-      role = Role::kVector;
-    } else if (name == "lm_head.weight") {
+    const std::optional<MappedName> mapped = MapHfName(c, name);
+    if (!mapped) {
+      return absl::InvalidArgumentError(absl::StrCat(what, " is not part of a ", c.n_layers, "-layer ",
+                                                     c.architecture,
+                                                     " model (unsupported variant?)"));
+    }
+    if (mapped->skip) continue;  // we compute RoPE
+    if (mapped->lm_head) {
       has_lm_head = true;
       if (c.tied_embeddings) {
         model.notes.push_back("tie_word_embeddings is true: lm_head.weight ignored");
         continue;
       }
-      our_name = tensor_names::kOutput;
-    } else {
-      // model.layers.N.<suffix>
-      const LayerTensor* match = nullptr;
-      int layer = -1;
-      if (name.starts_with("model.layers.")) {
-        const std::string rest = name.substr(13);
-        const size_t dot = rest.find('.');
-        if (dot != std::string::npos && absl::SimpleAtoi(rest.substr(0, dot), &layer) &&
-            layer >= 0 && layer < c.n_layers) {
-          const std::string suffix = rest.substr(dot + 1);
-          if (suffix == "self_attn.rotary_emb.inv_freq") continue;  // we compute RoPE
-          for (const LayerTensor& lt : kLayerTensors) {
-            if (suffix == lt.hf_suffix) match = &lt;
-          }
-        }
-      }
-      if (match == nullptr) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            what, " is not part of a ", c.n_layers, "-layer llama model (unsupported variant?)"));
-      }
-      our_name = tensor_names::Layer(layer, match->our_suffix);
-      role = match->role;
     }
+    const std::string& our_name = mapped->our_name;
+    const Role role = mapped->role;
     std::optional<DType> dtype = SafetensorsDType(info->dtype);
     if (!dtype) {
       return absl::InvalidArgumentError(absl::StrCat(
