@@ -91,7 +91,7 @@ absl::StatusOr<BatchState> BatchState::Create(const ModelConfig& c, int64_t capa
 // The device's activations of a pass, grown to the largest pass so far.
 struct Executor::DeviceScratch {
   int64_t capacity = 0;
-  BackendBuffer x, normed, q, k, v, attention, projected;
+  BackendBuffer x, normed, q, k, v, attention, projected, partial;
   BackendBuffer logits;
   size_t logits_floats = 0;
 };
@@ -231,9 +231,9 @@ absl::Status Executor::ShiftCache(SequenceState& s, int64_t n_past, int64_t keep
   PI_RETURN_IF_ERROR(CheckSequence(s));
   if (model_.config().positions != PositionKind::kRope) {
     // A key holds its absolute position through the hidden state, not a rotation to undo.
-    return absl::FailedPreconditionError(absl::StrCat(
-        "a context shift needs RoPE; architecture '", model_.config().architecture,
-        "' has learned positions: the context (", s.context, ") is full"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("a context shift needs RoPE; architecture '", model_.config().architecture,
+                     "' has learned positions: the context (", s.context, ") is full"));
   }
   // The host's check of the arguments comes first: an invalid shift changes nothing anywhere.
   PI_RETURN_IF_ERROR(s.kv.Shift(n_past, keep, discard));
@@ -252,8 +252,8 @@ absl::Status Executor::ReserveDevice(int64_t tokens) {
 absl::StatusOr<Executor::PassBuffers> Executor::Buffers(bool on_device, BatchState& s,
                                                         int64_t n) const {
   if (!on_device) {
-    return PassBuffers{s.x.data(), s.normed.data(),    s.q.data(),        s.k.data(),
-                       s.v.data(), s.attention.data(), s.projected.data()};
+    return PassBuffers{s.x.data(), s.normed.data(),    s.q.data(),         s.k.data(),
+                       s.v.data(), s.attention.data(), s.projected.data(), nullptr};
   }
   DeviceScratch& d = *scratch_;
   if (d.capacity < n) {
@@ -261,20 +261,20 @@ absl::StatusOr<Executor::PassBuffers> Executor::Buffers(bool on_device, BatchSta
     // work uses what is freed.
     const ModelConfig& c = model_.config();
     const size_t rows = static_cast<size_t>(std::max(n, s.capacity));
-    for (auto [buffer, width] :
-         {std::pair{&d.x, c.dim}, std::pair{&d.normed, c.dim}, std::pair{&d.q, c.q_dim()},
-          std::pair{&d.k, c.kv_dim()}, std::pair{&d.v, c.kv_dim()},
-          std::pair{&d.attention, c.q_dim()}, std::pair{&d.projected, c.dim}}) {
+    for (auto [buffer, width] : {std::pair{&d.x, c.dim}, std::pair{&d.normed, c.dim},
+                                 std::pair{&d.q, c.q_dim()}, std::pair{&d.k, c.kv_dim()},
+                                 std::pair{&d.v, c.kv_dim()}, std::pair{&d.attention, c.q_dim()},
+                                 std::pair{&d.projected, c.dim}, std::pair{&d.partial, c.dim}}) {
       buffer->Reset();
-      absl::StatusOr<BackendBuffer> b =
-          device_->Allocate(rows * static_cast<size_t>(width) * sizeof(float), MemoryPart::kWorkspace);
+      absl::StatusOr<BackendBuffer> b = device_->Allocate(
+          rows * static_cast<size_t>(width) * sizeof(float), MemoryPart::kWorkspace);
       if (!b.ok()) return b.status();
       *buffer = *std::move(b);
     }
     d.capacity = static_cast<int64_t>(rows);
   }
-  return PassBuffers{d.x.floats(), d.normed.floats(),    d.q.floats(),        d.k.floats(),
-                     d.v.floats(), d.attention.floats(), d.projected.floats()};
+  return PassBuffers{d.x.floats(), d.normed.floats(),    d.q.floats(),         d.k.floats(),
+                     d.v.floats(), d.attention.floats(), d.projected.floats(), d.partial.floats()};
 }
 
 absl::Status Executor::Synchronize() const {
@@ -323,7 +323,7 @@ absl::Status Executor::Normalize(const LayerPlace& place, const PassBuffers& b, 
 }
 
 absl::Status Executor::Attention(const LayerPlace& place, const PassBuffers& b,
-                                 std::span<const BatchEntry> entries, int64_t n,
+                                 std::span<const BatchEntry> entries, int64_t n, bool add,
                                  uint64_t& bytes) const {
   const ModelConfig& c = model_.config();
   Backend& be = *place.backend;
@@ -355,7 +355,7 @@ absl::Status Executor::Attention(const LayerPlace& place, const PassBuffers& b,
   }
   PI_RETURN_IF_ERROR(be.MatMul(place.o, b.attention, n, b.projected));
   if (place.o_b != nullptr) PI_RETURN_IF_ERROR(be.AddBias(place.o_b, n, c.dim, b.projected));
-  PI_RETURN_IF_ERROR(be.Add(b.projected, n * c.dim, b.x));
+  if (add) PI_RETURN_IF_ERROR(be.Add(b.projected, n * c.dim, b.x));
   bytes += place.q.bytes() + place.k.bytes() + place.v.bytes() + place.o.bytes();
   if (place.q_b != nullptr) {
     bytes += static_cast<uint64_t>(q_dim + 2 * kv_dim + c.dim) * sizeof(float);
@@ -398,8 +398,8 @@ absl::Status Executor::Ffn(const LayerPlace& place, const PassBuffers& b, BatchS
   if (!ffn_bytes.ok()) return ffn_bytes.status();
   bytes += *ffn_bytes;
   if (host_parts) {
-    PI_RETURN_IF_ERROR(device_->CopyIn(b.projected, s.projected.data(), vec_bytes));
-    PI_RETURN_IF_ERROR(device_->Add(b.projected, n * c.dim, b.x));
+    PI_RETURN_IF_ERROR(device_->CopyIn(b.partial, s.projected.data(), vec_bytes));
+    PI_RETURN_IF_ERROR(device_->Add(b.partial, n * c.dim, b.x));
     ++transfers_->uploads;
   }
   // fc2's bias, once per token whatever the layer's parts (each part adds only its neurons' sum).
@@ -510,9 +510,9 @@ absl::Status Executor::Forward(BatchState& s, std::span<const BatchEntry> entrie
     }
     PI_RETURN_IF_ERROR(CheckSequence(*e.sequence));
     if (c.positions == PositionKind::kLearned && e.pos0 + rows > c.context_length) {
-      return absl::OutOfRangeError(absl::StrCat(
-          "position ", e.pos0 + rows - 1, " is past the ", c.context_length,
-          " positions the model learned (architecture '", c.architecture, "')"));
+      return absl::OutOfRangeError(
+          absl::StrCat("position ", e.pos0 + rows - 1, " is past the ", c.context_length,
+                       " positions the model learned (architecture '", c.architecture, "')"));
     }
     n += rows;
   }
@@ -537,7 +537,8 @@ absl::Status Executor::Forward(BatchState& s, std::span<const BatchEntry> entrie
       }
     }
   }
-  uint64_t bytes = static_cast<uint64_t>(n) * (embedding.row_bytes + (learned ? positions.row_bytes : 0));
+  uint64_t bytes =
+      static_cast<uint64_t>(n) * (embedding.row_bytes + (learned ? positions.row_bytes : 0));
   // The device's scratch is sized before the first layer that uses it.
   if (device_ != nullptr) {
     absl::StatusOr<PassBuffers> grown = Buffers(true, s, n);
@@ -551,9 +552,12 @@ absl::Status Executor::Forward(BatchState& s, std::span<const BatchEntry> entrie
     absl::StatusOr<PassBuffers> b = Buffers(place.on_device, s, n);
     if (!b.ok()) return b.status();
     PI_RETURN_IF_ERROR(Normalize(place, *b, n, place.attn_norm, place.attn_norm_b, bytes));
-    PI_RETURN_IF_ERROR(Attention(place, *b, entries, n, bytes));  // x += attention(norm(x))
+    // x += attention(norm(x)); a parallel layer (Falcon) keeps it aside until the FFN, whose norm
+    // reads the same x, has added its own.
+    PI_RETURN_IF_ERROR(Attention(place, *b, entries, n, !c.parallel_attn, bytes));
     PI_RETURN_IF_ERROR(Normalize(place, *b, n, place.ffn_norm, place.ffn_norm_b, bytes));
     PI_RETURN_IF_ERROR(Ffn(place, *b, s, entries, n, l, bytes));  // x += ffn[l](norm(x))
+    if (c.parallel_attn) PI_RETURN_IF_ERROR(place.backend->Add(b->projected, n * c.dim, b->x));
   }
   PI_RETURN_IF_ERROR(Classify(s, on_device, entries, n, bytes));
   // A pass ends with its device work done (and its errors known): the next may regrow the scratch.

@@ -229,6 +229,7 @@ class Executor {
     float* v;
     float* attention;
     float* projected;
+    float* partial;  // device only: the host FFN parts' partial sum, uploaded (null on the host)
   };
   struct DeviceScratch;
 
@@ -243,9 +244,11 @@ class Executor {
   // normed = norm_act(norm(x)) for the n rows; adds the bytes read.
   absl::Status Normalize(const LayerPlace& place, const PassBuffers& b, int64_t n,
                          const float* weight, const float* bias, uint64_t& bytes) const;
-  // x += attention(normed) for layer l over the n rows of the entries; adds the weight bytes.
+  // x += attention(normed) for layer l over the n rows of the entries (`add` false: the output is
+  // left in `projected`, for a parallel layer); adds the weight bytes.
   absl::Status Attention(const LayerPlace& place, const PassBuffers& b,
-                         std::span<const BatchEntry> entries, int64_t n, uint64_t& bytes) const;
+                         std::span<const BatchEntry> entries, int64_t n, bool add,
+                         uint64_t& bytes) const;
   // x += ffn[l](normed) over all n rows; tells each entry's observer of its rows.
   absl::Status Ffn(const LayerPlace& place, const PassBuffers& b, BatchState& batch,
                    std::span<const BatchEntry> entries, int64_t n, int64_t l,

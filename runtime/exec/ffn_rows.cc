@@ -14,8 +14,7 @@ uint64_t RowBytes(const LayerWeights& w) {
 }
 
 // fc1's bias (a gate-less FFN with biases): gate[t, j] += b[ids[j]] (null ids: b[j]).
-void AddGateBias(const LayerWeights& w, const int32_t* ids, int64_t count, int64_t n,
-                 float* gate) {
+void AddGateBias(const LayerWeights& w, const int32_t* ids, int64_t count, int64_t n, float* gate) {
   if (w.ffn_gate_b == nullptr) return;
   if (ids == nullptr) {
     cpu::AddBias(w.ffn_gate_b, n, count, gate);

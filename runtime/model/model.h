@@ -21,23 +21,23 @@ namespace pinfer {
 // The pointers of the optional tensors (model_config.h: per architecture) are null, and ffn_up
 // an empty view (rows 0, row_bytes 0), when the architecture has none.
 struct LayerWeights {
-  const float* attn_norm = nullptr;  // [dim]
-  const float* attn_norm_b = nullptr;  // [dim]      LayerNorm only
-  cpu::MatrixView attn_q;            // [q_dim, dim]
-  cpu::MatrixView attn_k;            // [kv_dim, dim]
-  cpu::MatrixView attn_v;            // [kv_dim, dim]
-  cpu::MatrixView attn_output;       // [dim, q_dim]
-  const float* attn_q_b = nullptr;   // [q_dim]    biases only
-  const float* attn_k_b = nullptr;   // [kv_dim]
-  const float* attn_v_b = nullptr;   // [kv_dim]
+  const float* attn_norm = nullptr;      // [dim]
+  const float* attn_norm_b = nullptr;    // [dim]      LayerNorm only
+  cpu::MatrixView attn_q;                // [q_dim, dim]
+  cpu::MatrixView attn_k;                // [kv_dim, dim]
+  cpu::MatrixView attn_v;                // [kv_dim, dim]
+  cpu::MatrixView attn_output;           // [dim, q_dim]
+  const float* attn_q_b = nullptr;       // [q_dim]    biases only
+  const float* attn_k_b = nullptr;       // [kv_dim]
+  const float* attn_v_b = nullptr;       // [kv_dim]
   const float* attn_output_b = nullptr;  // [dim]
-  const float* ffn_norm = nullptr;   // [dim]
-  const float* ffn_norm_b = nullptr;  // [dim]      LayerNorm only
-  cpu::MatrixView ffn_gate;          // [n_ff, dim]  (fc1 of a gate-less FFN)
-  cpu::MatrixView ffn_up;            // [n_ff, dim]  empty for a gate-less FFN
-  cpu::MatrixView ffn_down_t;        // [n_ff, dim]: row i is neuron i's down column
-  const float* ffn_gate_b = nullptr;  // [n_ff]     biases only: entry i is neuron i's
-  const float* ffn_down_b = nullptr;  // [dim]      biases only: added once per token
+  const float* ffn_norm = nullptr;       // [dim]
+  const float* ffn_norm_b = nullptr;     // [dim]      LayerNorm only
+  cpu::MatrixView ffn_gate;              // [n_ff, dim]  (fc1 of a gate-less FFN)
+  cpu::MatrixView ffn_up;                // [n_ff, dim]  empty for a gate-less FFN
+  cpu::MatrixView ffn_down_t;            // [n_ff, dim]: row i is neuron i's down column
+  const float* ffn_gate_b = nullptr;     // [n_ff]     biases only: entry i is neuron i's
+  const float* ffn_down_b = nullptr;     // [dim]      biases only: added once per token
 
   uint64_t AttentionBytes() const;  // q, k, v and output matrices
   uint64_t FfnBytes() const;        // gate, up and down

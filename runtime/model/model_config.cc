@@ -9,11 +9,11 @@ namespace pinfer {
 
 namespace {
 
-bool KnownArchitecture(const std::string& a) { return a == "llama" || a == "opt"; }
+bool KnownArchitecture(const std::string& a) { return a == "llama" || a == "opt" || a == "falcon"; }
 
 absl::Status UnknownArchitecture(const std::string& a) {
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown architecture '", a, "' (supported: llama, opt)"));
+      absl::StrCat("unknown architecture '", a, "' (supported: llama, opt, falcon)"));
 }
 
 const char* NormName(NormKind k) { return k == NormKind::kLayer ? "layer" : "rms"; }
@@ -26,16 +26,19 @@ const char* PositionsName(PositionKind k) {
 absl::Status ModelConfig::Validate() const {
   if (!KnownArchitecture(architecture)) return UnknownArchitecture(architecture);
   // Each architecture is one fixed combination of the structural hparams.
-  const bool opt = architecture == "opt";
   const ModelConfig& c = *this;
-  const bool matches = opt ? c.norm == NormKind::kLayer && c.positions == PositionKind::kLearned &&
-                                 !c.ffn_gated && c.biases
-                           : c.llama_shaped();
+  const bool layer_norm = c.norm == NormKind::kLayer;
+  const bool matches =
+      architecture == "opt" ? layer_norm && c.positions == PositionKind::kLearned && !c.ffn_gated &&
+                                  c.biases && !c.parallel_attn
+      : architecture == "falcon" ? layer_norm && c.positions == PositionKind::kRope &&
+                                       !c.ffn_gated && !c.biases && c.parallel_attn
+                                 : c.llama_shaped();
   if (!matches) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "architecture '", architecture, "' with norm ", NormName(norm), ", positions ",
-        PositionsName(positions), ", ffn_gated ", ffn_gated, ", biases ", biases,
-        " is not a combination pinfer runs"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("architecture '", architecture, "' with norm ", NormName(norm), ", positions ",
+                     PositionsName(positions), ", ffn_gated ", ffn_gated, ", biases ", biases,
+                     ", parallel_attn ", parallel_attn, " is not a combination pinfer runs"));
   }
   if (positions == PositionKind::kLearned && (position_offset < 0 || position_offset > 1024)) {
     return absl::InvalidArgumentError(
@@ -65,7 +68,8 @@ absl::Status ModelConfig::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrCat("n_heads ", n_heads, " is not a multiple of n_kv_heads ", n_kv_heads));
   }
-  if (positions == PositionKind::kRope && head_dim % 2 != 0) return absl::InvalidArgumentError("head_dim must be even for RoPE");
+  if (positions == PositionKind::kRope && head_dim % 2 != 0)
+    return absl::InvalidArgumentError("head_dim must be even for RoPE");
   // (NaN fails every comparison, so these also refuse it.)
   if (!(rope_theta > 0) || !std::isfinite(rope_theta)) {
     return absl::InvalidArgumentError(
@@ -76,6 +80,10 @@ absl::Status ModelConfig::Validate() const {
   }
   if (ffn_act.kind == ActivationKind::kNone) {
     return absl::InvalidArgumentError("the FFN activation cannot be 'none'");
+  }
+  if (ffn_act.kind == ActivationKind::kGeluErf && ffn_gated) {
+    // Only the gate-less row routine computes it; the fused gated kernels (CPU SIMD, CUDA) do not.
+    return absl::InvalidArgumentError("gelu_erf is an activation of gate-less FFNs only");
   }
   if (norm_act.kind != ActivationKind::kNone && norm_act.kind != ActivationKind::kShiftedRelu) {
     return absl::InvalidArgumentError("the norm activation must be none or shifted_relu:S");
@@ -108,6 +116,7 @@ void ModelConfig::ToMetadata(Metadata& m) const {
     m.SetInt("llama.position_offset", position_offset);
     m.SetBool("llama.ffn_gated", ffn_gated);
     m.SetBool("llama.biases", biases);
+    m.SetBool("llama.parallel_attn", parallel_attn);
   }
 }
 
@@ -167,6 +176,7 @@ absl::StatusOr<ModelConfig> ModelConfig::FromMetadata(const Metadata& m) {
   c.position_offset = m.GetInt("llama.position_offset").value_or(0);
   c.ffn_gated = m.GetBool("llama.ffn_gated").value_or(true);
   c.biases = m.GetBool("llama.biases").value_or(false);
+  c.parallel_attn = m.GetBool("llama.parallel_attn").value_or(false);
   if (absl::Status s = c.Validate(); !s.ok()) return s;
   return c;
 }

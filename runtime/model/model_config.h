@@ -15,6 +15,9 @@
 //   opt    LayerNorm with bias, learned absolute positions (row p + position_offset, OPT: 2),
 //          biases on q/k/v/output, fc1 (ffn_gate_b) and fc2 (ffn_down_b), gate-less FFN
 //          act(fc1·x + b1), pre-norm (OPT-350m's post-norm is refused at conversion)
+//   falcon LayerNorm with bias, RoPE, gate-less FFN act(up·x) (GELU, exact erf form), no biases,
+//          attention and FFN in parallel: x += attn(attn_norm(x)) + ffn(ffn_norm(x)) (Falcon-7B's
+//          one LayerNorm is stored twice, as attn_norm and ffn_norm)
 #pragma once
 
 #include <cstdint>
@@ -31,11 +34,11 @@ namespace pinfer {
 // of two counts fits in 64 bits.
 inline constexpr int64_t kMaxModelCount = int64_t{1} << 24;
 
-enum class NormKind { kRms, kLayer };          // rmsnorm·w, or LayerNorm·w + b
-enum class PositionKind { kRope, kLearned };   // RoPE on q and k, or a learned table added to x
+enum class NormKind { kRms, kLayer };         // rmsnorm·w, or LayerNorm·w + b
+enum class PositionKind { kRope, kLearned };  // RoPE on q and k, or a learned table added to x
 
 struct ModelConfig {
-  std::string architecture = "llama";  // "llama" or "opt"
+  std::string architecture = "llama";  // "llama", "opt" or "falcon"
   std::string name;
   int64_t dim = 0;
   int64_t n_layers = 0;
@@ -57,11 +60,13 @@ struct ModelConfig {
   int64_t position_offset = 0;  // learned: position p reads row p + offset of position_embd
   bool ffn_gated = true;        // false: no ffn_up, a neuron is act(ffn_gate·x + b)
   bool biases = false;          // attn_{q,k,v,output}_b, ffn_gate_b and ffn_down_b
+  bool parallel_attn = false;   // x += attn(attn_norm(x)) + ffn(ffn_norm(x)), both of the input
 
   // What the CUDA kernels and the llama-only tools (pi-export) compute: rmsnorm, RoPE, a gated
   // FFN, no biases.
   bool llama_shaped() const {
-    return norm == NormKind::kRms && positions == PositionKind::kRope && ffn_gated && !biases;
+    return norm == NormKind::kRms && positions == PositionKind::kRope && ffn_gated && !biases &&
+           !parallel_attn;
   }
   // Rows of position_embd (learned positions only).
   int64_t position_rows() const { return context_length + position_offset; }

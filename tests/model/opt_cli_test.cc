@@ -61,8 +61,8 @@ class OptPipelineTest : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   static std::vector<std::string> Run(std::vector<std::string> extra) {
-    std::vector<std::string> args = {"-m", *model_, "-p", "Once upon a time", "-n", "16",
-                                     "--temp", "0", "-t", "1", "--seed", "1"};
+    std::vector<std::string> args = {"-m", *model_, "-p", "Once upon a time", "-n", "16", "--temp",
+                                     "0",  "-t",    "1",  "--seed",           "1"};
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
   }
@@ -96,9 +96,8 @@ TEST_F(OptPipelineTest, ProfilePredictorAndPlanRunOnAGateLessFfn) {
               {"-m", *model_, "--rank", "16", "--epochs", "2", "-t", "1", "--seed", "1", "-q"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ASSERT_TRUE(std::filesystem::exists(base + ".predictor.pi"));
-  const ToolResult predicted =
-      RunTool("pi-run", Run({"--predictor", base + ".predictor.pi", "--sparse-mode", "predictor",
-                             "--check"}));
+  const ToolResult predicted = RunTool("pi-run", Run({"--predictor", base + ".predictor.pi",
+                                                      "--sparse-mode", "predictor", "--check"}));
   ASSERT_EQ(predicted.exit_code, 0) << predicted.err;
   EXPECT_NE(predicted.err.find("recall"), std::string::npos) << predicted.err;
   EXPECT_GT(predicted.out.size(), std::string("Once upon a time").size());
@@ -110,8 +109,8 @@ TEST_F(OptPipelineTest, ProfilePredictorAndPlanRunOnAGateLessFfn) {
   const ToolResult dense = RunTool("pi-run", Run({"--dense", "--plan", "none"}));
   ASSERT_EQ(dense.exit_code, 0) << dense.err;
   const ToolResult planned =
-      RunTool("pi-run", Run({"--sparse-mode", "exact", "--plan", base + ".plan.pi",
-                             "--gpu-backend", "cpu"}));
+      RunTool("pi-run",
+              Run({"--sparse-mode", "exact", "--plan", base + ".plan.pi", "--gpu-backend", "cpu"}));
   ASSERT_EQ(planned.exit_code, 0) << planned.err;
   EXPECT_EQ(dense.out, planned.out);
   EXPECT_NE(planned.err.find("GPU part runs on the CPU"), std::string::npos) << planned.err;

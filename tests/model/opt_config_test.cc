@@ -70,7 +70,8 @@ TEST(OptConfigTest, RefusesCombinationsNoArchitectureHas) {
   EXPECT_FALSE(llama_with_biases.Validate().ok());
   ModelConfig unknown = Opt();
   unknown.architecture = "gptj";
-  EXPECT_NE(unknown.Validate().message().find("unknown architecture 'gptj' (supported: llama, opt)"),
+  EXPECT_NE(unknown.Validate().message().find(
+                "unknown architecture 'gptj' (supported: llama, opt, falcon)"),
             std::string::npos);
   Metadata m;
   Opt().ToMetadata(m);

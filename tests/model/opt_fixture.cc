@@ -193,8 +193,7 @@ std::vector<double> OptReferenceLogits(const OptModel& m, const std::vector<int3
   return logits;
 }
 
-std::vector<int32_t> OptReferenceGreedy(const OptModel& m, std::vector<int32_t> prompt,
-                                        int steps) {
+std::vector<int32_t> OptReferenceGreedy(const OptModel& m, std::vector<int32_t> prompt, int steps) {
   std::vector<int32_t> out;
   for (int i = 0; i < steps; ++i) {
     const std::vector<double> logits = OptReferenceLogits(m, prompt);

@@ -31,7 +31,7 @@ struct OptModel {
   OptSpec spec;
   nlohmann::json config;
   std::map<std::string, std::vector<float>> weights;  // by HF name without the prefix
-  int64_t bos = 0;  // the tokenizer's <|endoftext|>
+  int64_t bos = 0;                                    // the tokenizer's <|endoftext|>
 };
 
 // Writes config.json, model.safetensors and tokenizer.json into `dir` (created).

@@ -53,12 +53,14 @@ const Converted& Tiny() {
 
 std::vector<int32_t> Prompt(int64_t n, int64_t vocab, int salt = 0) {
   std::vector<int32_t> tokens;
-  for (int64_t i = 0; i < n; ++i) tokens.push_back(static_cast<int32_t>((i * 97 + 13 + salt) % vocab));
+  for (int64_t i = 0; i < n; ++i)
+    tokens.push_back(static_cast<int32_t>((i * 97 + 13 + salt) % vocab));
   return tokens;
 }
 
 // max |ref - got| <= 2e-4 · max(1, max |ref|): f32 products against f64.
-void ExpectNear(const std::vector<double>& ref, std::span<const float> got, const std::string& what) {
+void ExpectNear(const std::vector<double>& ref, std::span<const float> got,
+                const std::string& what) {
   ASSERT_EQ(ref.size(), got.size()) << what;
   double scale = 1.0, worst = 0.0;
   for (size_t i = 0; i < ref.size(); ++i) {
@@ -170,7 +172,8 @@ TEST_F(OptForwardTest, PositionsPastTheLearnedTableAndContextShiftsAreRefused) {
   ASSERT_NE(t.model, nullptr);
   Executor executor(*t.model);
   // A session longer than the 64 positions OPT learned.
-  absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(executor, {.context_length = 80});
+  absl::StatusOr<std::unique_ptr<Session>> session =
+      Session::Create(executor, {.context_length = 80});
   ASSERT_TRUE(session.ok()) << session.status();
   const std::vector<int32_t> prompt = Prompt(70, t.model->config().vocab_size);
   absl::StatusOr<std::span<const float>> logits = (*session)->Evaluate(prompt, Logits::kLast);
@@ -214,7 +217,8 @@ TEST_F(OptForwardTest, StandInPlacementsGiveTheHostLogitsAndText) {
   const hybrid_test::PlacedRun host = hybrid_test::RunPlaced(model, {}, {});
   ASSERT_EQ(host.greedy.size(), 8u);
   const std::vector<std::vector<std::vector<int32_t>>> splits = {
-      {}, hybrid_test::RandomPartition(model, 0.5, 4),
+      {},
+      hybrid_test::RandomPartition(model, 0.5, 4),
       hybrid_test::EveryLayer(model, hybrid_test::AllNeurons(model.config().n_ff))};
   for (size_t s = 0; s < splits.size(); ++s) {
     for (const std::string pattern : {"none", "all", "first"}) {

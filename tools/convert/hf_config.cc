@@ -1,5 +1,9 @@
 #include "tools/convert/hf_config.h"
 
+#include <initializer_list>
+#include <iterator>
+#include <tuple>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "tools/convert/json_fields.h"
@@ -23,9 +27,9 @@ std::string DescribeRopeScaling(const nlohmann::json& scaling) {
   return absl::StrCat("a JSON ", scaling.type_name());
 }
 
-constexpr const char* kArchitectures[] = {"LlamaForCausalLM", "MistralForCausalLM",
+constexpr const char* kArchitectures[] = {"LlamaForCausalLM",       "MistralForCausalLM",
                                           "SparseLlamaForCausalLM", "BambooForCausalLM",
-                                          "OPTForCausalLM"};
+                                          "OPTForCausalLM",         "FalconForCausalLM"};
 
 bool IsMistralShaped(const std::string& arch) {
   return arch == "MistralForCausalLM" || arch == "BambooForCausalLM";
@@ -103,9 +107,9 @@ absl::StatusOr<HfConfig> ParseOptConfig(const JsonFields& f, HfConfig out) {
   absl::StatusOr<std::optional<int64_t>> proj = f.OptionalInt("word_embed_proj_dim");
   if (!proj.ok()) return proj.status();
   if (*proj && **proj != c.dim) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": 'word_embed_proj_dim' ", **proj, " != hidden_size ", c.dim,
-        " (OPT-350m's project_in/project_out) is not supported"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": 'word_embed_proj_dim' ", **proj, " != hidden_size ", c.dim,
+                     " (OPT-350m's project_in/project_out) is not supported"));
   }
   const struct {
     const char* key;
@@ -132,11 +136,136 @@ absl::StatusOr<HfConfig> ParseOptConfig(const JsonFields& f, HfConfig out) {
   if (!act.ok()) return act.status();
   const std::string activation = act->value_or("relu");
   if (activation != "relu") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": activation_function '", activation, "' is not supported for OPT (relu only)"));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": activation_function '", activation,
+                                                   "' is not supported for OPT (relu only)"));
   }
   out.declared_ffn_act = {ActivationKind::kRelu, 0.0f};
   out.declared_by = "config.json activation_function 'relu'";
+  c.ffn_act = out.declared_ffn_act;
+  if (absl::Status s = ReadSpecialIds(f, out); !s.ok()) return s;
+  return out;
+}
+
+// The first of `keys` present (Falcon's configs use both names), or `fallback`.
+absl::StatusOr<std::optional<int64_t>> FirstInt(const JsonFields& f,
+                                                std::initializer_list<const char*> keys) {
+  for (const char* key : keys) {
+    absl::StatusOr<std::optional<int64_t>> v = f.OptionalInt(key);
+    if (!v.ok() || *v) return v;
+  }
+  return std::optional<int64_t>();
+}
+
+// FalconForCausalLM (tiiuae/falcon-7b, -40b; ReluFalcon), keys and defaults of transformers'
+// FalconConfig: hidden_size, num_hidden_layers (n_layer), num_attention_heads (n_head),
+// num_kv_heads (n_head_kv; default num_attention_heads), multi_query (true),
+// new_decoder_architecture (false), parallel_attn (true), bias (false), alibi (false),
+// layer_norm_epsilon (1e-5), rope_theta (10000), max_position_embeddings (2048), ffn_hidden_size
+// (4·hidden_size), activation ("gelu": exact; "relu": ReluFalcon), tie_word_embeddings (true).
+// The key/value heads as Falcon's attention counts them: num_kv_heads with the new decoder
+// architecture or without multi_query, else 1. Refused naming the field: sequential layers
+// (parallel_attn false without the new decoder architecture), ALiBi, biases, rope_scaling.
+absl::StatusOr<HfConfig> ParseFalconConfig(const JsonFields& f, HfConfig out) {
+  const std::string& path = f.file();
+  ModelConfig& c = out.config;
+  c.architecture = "falcon";
+  c.norm = NormKind::kLayer;
+  c.positions = PositionKind::kRope;
+  c.ffn_gated = false;
+  c.biases = false;
+  c.parallel_attn = true;
+  c.rope_source_layout = "half";
+  const struct {
+    std::initializer_list<const char*> keys;
+    int64_t* field;
+  } required[] = {{{"hidden_size"}, &c.dim},
+                  {{"num_hidden_layers", "n_layer"}, &c.n_layers},
+                  {{"num_attention_heads", "n_head"}, &c.n_heads},
+                  {{"vocab_size"}, &c.vocab_size}};
+  for (const auto& r : required) {
+    absl::StatusOr<std::optional<int64_t>> v = FirstInt(f, r.keys);
+    if (!v.ok()) return v.status();
+    if (!*v) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": '", *r.keys.begin(), "' is missing"));
+    }
+    if (**v <= 0 || **v > kMaxModelCount) return Implausible(path, *r.keys.begin(), **v);
+    *r.field = **v;
+  }
+  if (c.dim % c.n_heads != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": inconsistent shapes: hidden_size ",
+                                                   c.dim, " is not a multiple of ",
+                                                   "num_attention_heads ", c.n_heads));
+  }
+  c.head_dim = c.dim / c.n_heads;
+  const struct {
+    const char* key;
+    bool fallback;
+  } flags[] = {{"multi_query", true},
+               {"new_decoder_architecture", false},
+               {"parallel_attn", true},
+               {"bias", false},
+               {"alibi", false}};
+  bool values[std::size(flags)];
+  for (size_t i = 0; i < std::size(flags); ++i) {
+    absl::StatusOr<std::optional<bool>> b = f.OptionalBool(flags[i].key);
+    if (!b.ok()) return b.status();
+    values[i] = b->value_or(flags[i].fallback);
+  }
+  const bool multi_query = values[0], new_decoder = values[1], parallel = values[2];
+  if (!new_decoder && !parallel) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": 'parallel_attn' false (sequential Falcon layers) is not supported"));
+  }
+  if (values[3]) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": 'bias' true (biased Falcon projections) is not supported"));
+  }
+  if (values[4]) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": 'alibi' true is not supported"));
+  }
+  absl::StatusOr<std::optional<int64_t>> kv = FirstInt(f, {"num_kv_heads", "n_head_kv"});
+  if (!kv.ok()) return kv.status();
+  c.n_kv_heads = new_decoder || !multi_query ? kv->value_or(c.n_heads) : 1;
+  if (c.n_kv_heads <= 0 || c.n_heads % c.n_kv_heads != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": 'num_kv_heads' ", c.n_kv_heads,
+                                                   " does not divide num_attention_heads ",
+                                                   c.n_heads));
+  }
+  if (const nlohmann::json* scaling = f.Find("rope_scaling"); scaling && !scaling->is_null()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": 'rope_scaling' (", DescribeRopeScaling(*scaling), ") is not supported"));
+  }
+  absl::StatusOr<std::optional<int64_t>> ff = f.OptionalInt("ffn_hidden_size");
+  if (!ff.ok()) return ff.status();
+  c.n_ff = ff->value_or(4 * c.dim);
+  absl::StatusOr<std::optional<int64_t>> positions = f.OptionalInt("max_position_embeddings");
+  if (!positions.ok()) return positions.status();
+  c.context_length = positions->value_or(2048);
+  for (auto [key, value] : {std::pair{"ffn_hidden_size", c.n_ff},
+                            std::pair{"max_position_embeddings", c.context_length}}) {
+    if (value <= 0 || value > kMaxModelCount) return Implausible(path, key, value);
+  }
+  for (auto [key, fallback, field] : {std::tuple{"rope_theta", 10000.0, &c.rope_theta},
+                                      std::tuple{"layer_norm_epsilon", 1e-5, &c.rms_eps}}) {
+    absl::StatusOr<std::optional<double>> v = f.OptionalNumber(key);
+    if (!v.ok()) return v.status();
+    *field = v->value_or(fallback);
+  }
+  absl::StatusOr<std::optional<bool>> tied = f.OptionalBool("tie_word_embeddings");
+  if (!tied.ok()) return tied.status();
+  c.tied_embeddings = tied->value_or(true);
+  absl::StatusOr<std::optional<std::string>> act = f.OptionalString("activation");
+  if (!act.ok()) return act.status();
+  const std::string activation = act->value_or("gelu");
+  if (activation == "gelu") {
+    out.declared_ffn_act = {ActivationKind::kGeluErf, 0.0f};
+  } else if (activation == "relu") {
+    out.declared_ffn_act = {ActivationKind::kRelu, 0.0f};
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": activation '", activation,
+                                                   "' is not supported for Falcon (gelu or relu)"));
+  }
+  out.declared_by = absl::StrCat("config.json activation '", activation, "'");
   c.ffn_act = out.declared_ffn_act;
   if (absl::Status s = ReadSpecialIds(f, out); !s.ok()) return s;
   return out;
@@ -170,6 +299,7 @@ absl::StatusOr<HfConfig> ParseHfConfig(const nlohmann::json& json, const std::st
         "F16/BF16/F32 weights"));
   }
   if (out.architecture == "OPTForCausalLM") return ParseOptConfig(f, std::move(out));
+  if (out.architecture == "FalconForCausalLM") return ParseFalconConfig(f, std::move(out));
   for (const char* bias : {"attention_bias", "mlp_bias"}) {
     absl::StatusOr<std::optional<bool>> b = f.OptionalBool(bias);
     if (!b.ok()) return b.status();
