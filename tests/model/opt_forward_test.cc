@@ -6,12 +6,14 @@
 // stand-in equal the host run).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "runtime/cpu/kernels.h"
+#include "runtime/exec/cpu_backend.h"
 #include "runtime/exec/executor.h"
 #include "runtime/exec/ffn_builder.h"
 #include "runtime/exec/session.h"
@@ -232,6 +234,85 @@ TEST_F(OptForwardTest, StandInPlacementsGiveTheHostLogitsAndText) {
       }
     }
   }
+}
+
+// A device backend without LayerNorm or biases (as the CUDA one): the default SupportsModel.
+// Everything else is the CPU's, so a llama model placed on it runs.
+class LlamaOnlyDevice : public Backend {
+ public:
+  std::string_view name() const override { return "llama-only device"; }
+  bool host() const override { return false; }
+  absl::Status CopyIn(void* d, const void* s, size_t n) override { return cpu_->CopyIn(d, s, n); }
+  absl::Status CopyOut(void* d, const void* s, size_t n) override { return cpu_->CopyOut(d, s, n); }
+  absl::Status Synchronize() override { return absl::OkStatus(); }
+  absl::Status RmsNorm(const float* x, const float* w, int64_t rows, int64_t dim, float eps,
+                       float* out) override {
+    return cpu_->RmsNorm(x, w, rows, dim, eps, out);
+  }
+  absl::Status ShiftedRelu(float* x, int64_t count, float shift) override {
+    return cpu_->ShiftedRelu(x, count, shift);
+  }
+  absl::Status MatMul(const BackendMatrix& w, const float* x, int64_t n, float* y) override {
+    return cpu_->MatMul(w, x, n, y);
+  }
+  absl::Status Rope(float* v, int64_t n, int64_t heads, int64_t head_dim, int64_t pos0,
+                    double theta) override {
+    return cpu_->Rope(v, n, heads, head_dim, pos0, theta);
+  }
+  absl::Status Add(const float* x, int64_t count, float* y) override {
+    return cpu_->Add(x, count, y);
+  }
+  absl::StatusOr<std::unique_ptr<KvStore>> CreateKv(const ModelConfig& c, int64_t slots,
+                                                    int64_t context, DType type) override {
+    return cpu_->CreateKv(c, slots, context, type);
+  }
+  absl::Status WriteKv(KvStore& kv, int64_t slot, int64_t pos0, int64_t n, const float* k,
+                       const float* v) override {
+    return cpu_->WriteKv(kv, slot, pos0, n, k, v);
+  }
+  absl::Status Attend(const KvStore& kv, int64_t slot, const float* q, int64_t pos0, int64_t n,
+                      float* out, uint64_t* bytes) override {
+    return cpu_->Attend(kv, slot, q, pos0, n, out, bytes);
+  }
+  absl::Status ShiftKv(KvStore& kv, int64_t n_past, int64_t keep, int64_t discard) override {
+    return cpu_->ShiftKv(kv, n_past, keep, discard);
+  }
+  ~LlamaOnlyDevice() override { ReleaseWeights(); }
+
+ protected:
+  absl::StatusOr<void*> AllocateRaw(size_t bytes) override {
+    void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (p == nullptr) return absl::ResourceExhaustedError("out of memory");
+    return p;
+  }
+  void FreeRaw(void* data) override { std::free(data); }
+
+ private:
+  std::unique_ptr<CpuBackend> cpu_ = CpuBackend::StandIn();
+};
+
+TEST_F(OptForwardTest, ADeviceWithoutTheOptOperationsIsRefusedInOneLine) {
+  const Converted& t = Tiny();
+  ASSERT_NE(t.model, nullptr);
+  Executor executor(*t.model);
+  const absl::Status refused = executor.SetPlacement(
+      {std::make_shared<LlamaOnlyDevice>(), hybrid_test::AttentionPattern(*t.model, "all"), false});
+  EXPECT_EQ(refused.code(), absl::StatusCode::kUnimplemented) << refused;
+  EXPECT_NE(refused.message().find("the llama-only device backend runs llama-architecture layers "
+                                   "only, not 'opt'"),
+            std::string::npos)
+      << refused;
+  EXPECT_EQ(std::string(refused.message()).find('\n'), std::string::npos);
+  // The classifier alone is refused too: the final norm is a LayerNorm.
+  EXPECT_FALSE(executor.SetPlacement({std::make_shared<LlamaOnlyDevice>(), {}, true}).ok());
+  // A llama model runs on it.
+  std::unique_ptr<Model> llama = hybrid_test::LoadModel(test::BundledModel::kStories260K);
+  ASSERT_NE(llama, nullptr);
+  Executor llama_executor(*llama);
+  EXPECT_TRUE(llama_executor
+                  .SetPlacement({std::make_shared<LlamaOnlyDevice>(),
+                                 hybrid_test::AttentionPattern(*llama, "all"), true})
+                  .ok());
 }
 
 }  // namespace
