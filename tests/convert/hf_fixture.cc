@@ -191,6 +191,32 @@ nlohmann::json ConfigFor(const HfSpec& spec, int64_t vocab) {
            {"transformers_version", "4.34.0.dev0"},
            {"use_cache", true}};
       break;
+    case HfVariant::kLlama3:
+      // meta-llama/Llama-3.1-8B config.json, but the fixture's token ids: its vocabulary is the
+      // test SentencePiece model's, not the 128256 byte-level BPE tokens (bos 128000, eos 128001).
+      c = {{"architectures", {"LlamaForCausalLM"}},
+           {"attention_bias", false},
+           {"attention_dropout", 0.0},
+           {"bos_token_id", 1},
+           {"eos_token_id", 2},
+           {"hidden_act", "silu"},
+           {"initializer_range", 0.02},
+           {"max_position_embeddings", 131072},
+           {"mlp_bias", false},
+           {"model_type", "llama"},
+           {"pretraining_tp", 1},
+           {"rms_norm_eps", 1e-05},
+           {"rope_scaling",
+            {{"factor", 8.0},
+             {"low_freq_factor", 1.0},
+             {"high_freq_factor", 4.0},
+             {"original_max_position_embeddings", 8192},
+             {"rope_type", "llama3"}}},
+           {"rope_theta", 500000.0},
+           {"torch_dtype", "bfloat16"},
+           {"transformers_version", "4.43.0.dev0"},
+           {"use_cache", true}};
+      break;
   }
   c["hidden_size"] = spec.dim;
   c["intermediate_size"] = spec.n_ff;
@@ -199,6 +225,7 @@ nlohmann::json ConfigFor(const HfSpec& spec, int64_t vocab) {
   c["num_key_value_heads"] = spec.n_kv_heads;
   c["tie_word_embeddings"] = spec.tied;
   c["vocab_size"] = vocab;
+  c.merge_patch(spec.config_patch);
   return c;
 }
 
@@ -297,21 +324,22 @@ HfModel WriteHfModel(const std::string& dir, const HfSpec& spec) {
     for (uint64_t s : shape) n *= s;
     model.weights[name] = {shape, RandomValues(rng, n, mean, stddev, spec.dtype)};
   };
-  add("model.embed_tokens.weight", {v, d}, 0.0f, 0.02f);
+  const float w = spec.weight_std;
+  add("model.embed_tokens.weight", {v, d}, 0.0f, w);
   for (int64_t l = 0; l < spec.n_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     add(p + "input_layernorm.weight", {d}, 1.0f, 0.1f);
-    add(p + "self_attn.q_proj.weight", {q, d}, 0.0f, 0.02f);
-    add(p + "self_attn.k_proj.weight", {kv, d}, 0.0f, 0.02f);
-    add(p + "self_attn.v_proj.weight", {kv, d}, 0.0f, 0.02f);
-    add(p + "self_attn.o_proj.weight", {d, q}, 0.0f, 0.02f);
+    add(p + "self_attn.q_proj.weight", {q, d}, 0.0f, w);
+    add(p + "self_attn.k_proj.weight", {kv, d}, 0.0f, w);
+    add(p + "self_attn.v_proj.weight", {kv, d}, 0.0f, w);
+    add(p + "self_attn.o_proj.weight", {d, q}, 0.0f, w);
     add(p + "post_attention_layernorm.weight", {d}, 1.0f, 0.1f);
-    add(p + "mlp.gate_proj.weight", {ff, d}, 0.0f, 0.02f);
-    add(p + "mlp.up_proj.weight", {ff, d}, 0.0f, 0.02f);
-    add(p + "mlp.down_proj.weight", {d, ff}, 0.0f, 0.02f);
+    add(p + "mlp.gate_proj.weight", {ff, d}, 0.0f, w);
+    add(p + "mlp.up_proj.weight", {ff, d}, 0.0f, w);
+    add(p + "mlp.down_proj.weight", {d, ff}, 0.0f, w);
   }
   add("model.norm.weight", {d}, 1.0f, 0.1f);
-  if (!spec.tied) add("lm_head.weight", {v, d}, 0.0f, 0.02f);
+  if (!spec.tied) add("lm_head.weight", {v, d}, 0.0f, w);
 
   // Shards in the order transformers writes them, split as evenly as the tensor list allows.
   std::vector<std::vector<RawTensor>> shards(static_cast<size_t>(spec.shards));

@@ -19,6 +19,7 @@ enum class HfVariant {
   kProSparse,  // SparseLLM/prosparse-llama-2-7b: fatrelu 0.01, custom SparseLlamaForCausalLM
   kBamboo,     // PowerInfer/Bamboo-base-v0_1: relu on gate and up, GQA, sliding window
   kMistral,    // mistralai/Mistral-7B-v0.1: silu, GQA, sliding window
+  kLlama3,     // meta-llama/Llama-3.1-8B: silu, GQA, rope_theta 500000, rope_scaling llama3
 };
 
 struct HfSpec {
@@ -30,6 +31,13 @@ struct HfSpec {
   bool tied = false;
   int64_t dim = 64, n_ff = 96, n_layers = 2, n_heads = 4, n_kv_heads = 4;
   uint32_t seed = 1;
+  // The standard deviation of the random projection weights. Real checkpoints' 0.02 leaves a tiny
+  // model's attention almost uniform; the forward-pass reference tests use larger weights so that
+  // positions (RoPE, masks) change the logits visibly.
+  float weight_std = 0.02f;
+  // Merged into config.json last (RFC 7386 merge patch: a null value removes the key), for the
+  // tests of other hparams (rope_scaling, sliding_window, ...).
+  nlohmann::json config_patch = nlohmann::json::object();
 };
 
 // One weight as written: HF name, shape, and its values as f32 (before encoding to the dtype).
