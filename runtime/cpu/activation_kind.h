@@ -23,6 +23,7 @@ enum class ActivationKind : int {
   kDRelu,
   kFatRelu,
   kShiftedRelu,
+  kGeluErf,  // the exact GELU, 0.5·g·(1 + erf(g/√2)) (torch.nn.GELU(), Falcon)
 };
 
 // The gate nonlinearity alone, act(g): what decides whether a neuron fires.
@@ -45,6 +46,8 @@ PINFER_HOST_DEVICE inline float ActivationGate(ActivationKind kind, float param,
       return g > param ? g : 0.0f;
     case ActivationKind::kShiftedRelu:
       return g > param ? g - param : 0.0f;
+    case ActivationKind::kGeluErf:
+      return 0.5f * g * (1.0f + erff(g * 0.7071067811865476f));
   }
   return g;
 }

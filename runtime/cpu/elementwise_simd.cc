@@ -135,6 +135,9 @@ void FfnCombine(ActivationKind act, float param, const float* gate, const float*
       return Transform2(gate, up, n, out, [vparam](DF, VF g, VF u) HWY_ATTR {
         return hn::IfThenElseZero(hn::Gt(g, vparam), hn::Mul(hn::Sub(g, vparam), u));
       });
+    case ActivationKind::kGeluErf:  // (gate-less FFNs only: no SIMD form, the scalar definition)
+      for (int64_t i = 0; i < n; ++i) out[i] = ActivationCombine(act, param, gate[i], up[i]);
+      return;
     case ActivationKind::kNone:  // the identity, as the reference
       return Transform2(gate, up, n, out, [](DF, VF g, VF u) HWY_ATTR { return hn::Mul(g, u); });
   }

@@ -51,6 +51,23 @@ uint64_t& PartOf(PlanBytes& b, MemoryPart part) {
 
 }  // namespace
 
+absl::Status Backend::LayerNorm(const float*, const float*, const float*, int64_t, int64_t, float,
+                                float*) {
+  return absl::UnimplementedError(absl::StrCat(std::string(name()), " has no LayerNorm"));
+}
+
+absl::Status Backend::AddBias(const float*, int64_t, int64_t, float*) {
+  return absl::UnimplementedError(absl::StrCat(std::string(name()), " has no bias add"));
+}
+
+absl::Status Backend::SupportsModel(const ModelConfig& config) const {
+  if (config.llama_shaped()) return absl::OkStatus();
+  return absl::UnimplementedError(absl::StrCat(
+      "the ", std::string(name()), " backend runs llama-architecture layers only, not '",
+      config.architecture, "' (LayerNorm, biases, learned positions): run it on the CPU, without ",
+      "-ngl or a plan that puts layers on the GPU"));
+}
+
 void Backend::Account(MemoryPart part, int64_t bytes) {
   uint64_t& field = PartOf(used_, part);
   field = static_cast<uint64_t>(static_cast<int64_t>(field) + bytes);

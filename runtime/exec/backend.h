@@ -130,6 +130,16 @@ class Backend {
   // For each of `rows` rows of `dim`: out = x / sqrt(mean(x²) + eps) · weight.
   virtual absl::Status RmsNorm(const float* x, const float* weight, int64_t rows, int64_t dim,
                                float eps, float* out) = 0;
+  // For each of `rows` rows of `dim`: LayerNorm · weight + bias (cpu/layer_norm.h). Only backends
+  // whose SupportsModel accepts a LayerNorm model are called with it.
+  virtual absl::Status LayerNorm(const float* x, const float* weight, const float* bias,
+                                 int64_t rows, int64_t dim, float eps, float* out);
+  // y[r, c] += bias[c] for r < rows, c < cols: the biases of the projections (same proviso).
+  virtual absl::Status AddBias(const float* bias, int64_t rows, int64_t cols, float* y);
+  // Whether this backend computes every operation `config`'s architecture needs. The default:
+  // the llama ones only (rmsnorm, RoPE, no biases); the message names the backend and the
+  // architecture. The executor asks before placing anything on a device.
+  virtual absl::Status SupportsModel(const ModelConfig& config) const;
   // x[i] = max(x[i] - shift, 0): the norm activation.
   virtual absl::Status ShiftedRelu(float* x, int64_t count, float shift) = 0;
   // Y[t,r] = W[r,:] · X[t,:] for t < n.

@@ -5,6 +5,7 @@
 #include <new>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/cpu/layer_norm.h"
 #include "runtime/exec/kv_cache.h"
 
 namespace pinfer {
@@ -73,6 +74,19 @@ absl::Status CpuBackend::CopyOut(void* host_dst, const void* src, size_t bytes) 
 absl::Status CpuBackend::RmsNorm(const float* x, const float* weight, int64_t rows, int64_t dim,
                                  float eps, float* out) {
   for (int64_t t = 0; t < rows; ++t) cpu::RmsNorm(x + t * dim, weight, dim, eps, out + t * dim);
+  return absl::OkStatus();
+}
+
+absl::Status CpuBackend::LayerNorm(const float* x, const float* weight, const float* bias,
+                                   int64_t rows, int64_t dim, float eps, float* out) {
+  for (int64_t t = 0; t < rows; ++t) {
+    cpu::LayerNorm(x + t * dim, weight, bias, dim, eps, out + t * dim);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CpuBackend::AddBias(const float* bias, int64_t rows, int64_t cols, float* y) {
+  cpu::AddBias(bias, rows, cols, y);
   return absl::OkStatus();
 }
 

@@ -31,6 +31,11 @@ class CpuBackend : public Backend {
 
   absl::Status RmsNorm(const float* x, const float* weight, int64_t rows, int64_t dim, float eps,
                        float* out) override;
+  absl::Status LayerNorm(const float* x, const float* weight, const float* bias, int64_t rows,
+                         int64_t dim, float eps, float* out) override;
+  absl::Status AddBias(const float* bias, int64_t rows, int64_t cols, float* y) override;
+  // Every architecture: the CPU has every kernel.
+  absl::Status SupportsModel(const ModelConfig&) const override { return absl::OkStatus(); }
   absl::Status ShiftedRelu(float* x, int64_t count, float shift) override;
   absl::Status MatMul(const BackendMatrix& w, const float* x, int64_t n, float* y) override;
   absl::Status Rope(float* v, int64_t n, int64_t n_heads, int64_t head_dim, int64_t pos0,

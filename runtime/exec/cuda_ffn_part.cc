@@ -347,6 +347,12 @@ absl::StatusOr<std::unique_ptr<PartBackend>> CreateCudaPartBackend(
     float threshold) {
   if (context == nullptr) return absl::InvalidArgumentError("no CUDA FFN context");
   if (neurons.empty()) return absl::InvalidArgumentError("a CUDA FFN part needs neurons");
+  // The device kernels compute act(gate)·up without biases.
+  if (!model.config().llama_shaped()) {
+    return absl::UnimplementedError(absl::StrCat(
+        "the CUDA FFN part computes llama-architecture layers only, not '",
+        model.config().architecture, "': run it on the CPU, without a plan's GPU part or -ngl"));
+  }
   auto part = std::make_unique<CudaPartBackend>(
       std::move(context), model, layer, std::move(neurons), std::move(predictor), threshold);
   if (absl::Status s = part->Upload(); !s.ok()) {

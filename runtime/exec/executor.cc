@@ -91,7 +91,7 @@ absl::StatusOr<BatchState> BatchState::Create(const ModelConfig& c, int64_t capa
 // The device's activations of a pass, grown to the largest pass so far.
 struct Executor::DeviceScratch {
   int64_t capacity = 0;
-  BackendBuffer x, normed, q, k, v, attention, projected;
+  BackendBuffer x, normed, q, k, v, attention, projected, partial;
   BackendBuffer logits;
   size_t logits_floats = 0;
 };
@@ -146,8 +146,15 @@ absl::Status Executor::SetPlacement(DensePlacement p) {
     out = *m;
     return absl::OkStatus();
   };
-  auto vector = [&c](Backend& b, const float* w, const float*& out) {
-    absl::StatusOr<const float*> v = b.UploadVector(w, c.dim, MemoryPart::kNorms);
+  if (any) PI_RETURN_IF_ERROR(p.device->SupportsModel(c));
+  // A vector of `count` floats (default: dim); an absent one (null) stays absent.
+  auto vector = [&c](Backend& b, const float* w, const float*& out, int64_t count = 0) {
+    if (w == nullptr) {
+      out = nullptr;
+      return absl::OkStatus();
+    }
+    absl::StatusOr<const float*> v =
+        b.UploadVector(w, count > 0 ? count : c.dim, MemoryPart::kNorms);
     if (!v.ok()) return v.status();
     out = *v;
     return absl::OkStatus();
@@ -166,11 +173,19 @@ absl::Status Executor::SetPlacement(DensePlacement p) {
     PI_RETURN_IF_ERROR(upload(b, w.attn_k, MemoryPart::kAttention, place.k));
     PI_RETURN_IF_ERROR(upload(b, w.attn_v, MemoryPart::kAttention, place.v));
     PI_RETURN_IF_ERROR(upload(b, w.attn_output, MemoryPart::kAttention, place.o));
+    PI_RETURN_IF_ERROR(vector(b, w.attn_norm_b, place.attn_norm_b));
+    PI_RETURN_IF_ERROR(vector(b, w.ffn_norm_b, place.ffn_norm_b));
+    PI_RETURN_IF_ERROR(vector(b, w.attn_q_b, place.q_b, c.q_dim()));
+    PI_RETURN_IF_ERROR(vector(b, w.attn_k_b, place.k_b, c.kv_dim()));
+    PI_RETURN_IF_ERROR(vector(b, w.attn_v_b, place.v_b, c.kv_dim()));
+    PI_RETURN_IF_ERROR(vector(b, w.attn_output_b, place.o_b));
+    PI_RETURN_IF_ERROR(vector(b, w.ffn_down_b, place.ffn_down_b));
   }
   ClassifierPlace classifier;
   classifier.on_device = p.classifier_on_device;
   classifier.backend = p.classifier_on_device ? p.device.get() : host_.get();
   PI_RETURN_IF_ERROR(vector(*classifier.backend, model_.output_norm(), classifier.norm));
+  PI_RETURN_IF_ERROR(vector(*classifier.backend, model_.output_norm_bias(), classifier.norm_b));
   PI_RETURN_IF_ERROR(
       upload(*classifier.backend, model_.output(), MemoryPart::kOutput, classifier.output));
   places_ = std::move(places);
@@ -214,6 +229,12 @@ absl::Status Executor::CheckSequence(const SequenceState& s) const {
 absl::Status Executor::ShiftCache(SequenceState& s, int64_t n_past, int64_t keep,
                                   int64_t discard) const {
   PI_RETURN_IF_ERROR(CheckSequence(s));
+  if (model_.config().positions != PositionKind::kRope) {
+    // A key holds its absolute position through the hidden state, not a rotation to undo.
+    return absl::FailedPreconditionError(
+        absl::StrCat("a context shift needs RoPE; architecture '", model_.config().architecture,
+                     "' has learned positions: the context (", s.context, ") is full"));
+  }
   // The host's check of the arguments comes first: an invalid shift changes nothing anywhere.
   PI_RETURN_IF_ERROR(s.kv.Shift(n_past, keep, discard));
   if (s.device_kv != nullptr) return device_->ShiftKv(*s.device_kv, n_past, keep, discard);
@@ -231,8 +252,8 @@ absl::Status Executor::ReserveDevice(int64_t tokens) {
 absl::StatusOr<Executor::PassBuffers> Executor::Buffers(bool on_device, BatchState& s,
                                                         int64_t n) const {
   if (!on_device) {
-    return PassBuffers{s.x.data(), s.normed.data(),    s.q.data(),        s.k.data(),
-                       s.v.data(), s.attention.data(), s.projected.data()};
+    return PassBuffers{s.x.data(), s.normed.data(),    s.q.data(),         s.k.data(),
+                       s.v.data(), s.attention.data(), s.projected.data(), nullptr};
   }
   DeviceScratch& d = *scratch_;
   if (d.capacity < n) {
@@ -240,20 +261,20 @@ absl::StatusOr<Executor::PassBuffers> Executor::Buffers(bool on_device, BatchSta
     // work uses what is freed.
     const ModelConfig& c = model_.config();
     const size_t rows = static_cast<size_t>(std::max(n, s.capacity));
-    for (auto [buffer, width] :
-         {std::pair{&d.x, c.dim}, std::pair{&d.normed, c.dim}, std::pair{&d.q, c.q_dim()},
-          std::pair{&d.k, c.kv_dim()}, std::pair{&d.v, c.kv_dim()},
-          std::pair{&d.attention, c.q_dim()}, std::pair{&d.projected, c.dim}}) {
+    for (auto [buffer, width] : {std::pair{&d.x, c.dim}, std::pair{&d.normed, c.dim},
+                                 std::pair{&d.q, c.q_dim()}, std::pair{&d.k, c.kv_dim()},
+                                 std::pair{&d.v, c.kv_dim()}, std::pair{&d.attention, c.q_dim()},
+                                 std::pair{&d.projected, c.dim}, std::pair{&d.partial, c.dim}}) {
       buffer->Reset();
-      absl::StatusOr<BackendBuffer> b =
-          device_->Allocate(rows * static_cast<size_t>(width) * sizeof(float), MemoryPart::kWorkspace);
+      absl::StatusOr<BackendBuffer> b = device_->Allocate(
+          rows * static_cast<size_t>(width) * sizeof(float), MemoryPart::kWorkspace);
       if (!b.ok()) return b.status();
       *buffer = *std::move(b);
     }
     d.capacity = static_cast<int64_t>(rows);
   }
-  return PassBuffers{d.x.floats(), d.normed.floats(),    d.q.floats(),        d.k.floats(),
-                     d.v.floats(), d.attention.floats(), d.projected.floats()};
+  return PassBuffers{d.x.floats(), d.normed.floats(),    d.q.floats(),         d.k.floats(),
+                     d.v.floats(), d.attention.floats(), d.projected.floats(), d.partial.floats()};
 }
 
 absl::Status Executor::Synchronize() const {
@@ -282,28 +303,41 @@ absl::Status Executor::MoveResidual(BatchState& s, bool& on_device, bool to_devi
   return absl::OkStatus();
 }
 
-absl::Status Executor::Normalize(const LayerPlace& place, const PassBuffers& b, int64_t n,
-                                 const float* weight, uint64_t& bytes) const {
+absl::Status Executor::Norm(Backend& backend, const float* x, int64_t rows, const float* weight,
+                            const float* bias, float* out) const {
   const ModelConfig& c = model_.config();
-  PI_RETURN_IF_ERROR(place.backend->RmsNorm(b.x, weight, n, c.dim, static_cast<float>(c.rms_eps),
-                                            b.normed));
+  const float eps = static_cast<float>(c.rms_eps);
+  if (c.norm == NormKind::kLayer) return backend.LayerNorm(x, weight, bias, rows, c.dim, eps, out);
+  return backend.RmsNorm(x, weight, rows, c.dim, eps, out);
+}
+
+absl::Status Executor::Normalize(const LayerPlace& place, const PassBuffers& b, int64_t n,
+                                 const float* weight, const float* bias, uint64_t& bytes) const {
+  const ModelConfig& c = model_.config();
+  PI_RETURN_IF_ERROR(Norm(*place.backend, b.x, n, weight, bias, b.normed));
   if (c.norm_act.kind == ActivationKind::kShiftedRelu) {
     PI_RETURN_IF_ERROR(place.backend->ShiftedRelu(b.normed, n * c.dim, c.norm_act.param));
   }
-  bytes += static_cast<uint64_t>(c.dim) * sizeof(float);
+  bytes += static_cast<uint64_t>(c.dim) * sizeof(float) * (bias != nullptr ? 2 : 1);
   return absl::OkStatus();
 }
 
 absl::Status Executor::Attention(const LayerPlace& place, const PassBuffers& b,
-                                 std::span<const BatchEntry> entries, int64_t n,
+                                 std::span<const BatchEntry> entries, int64_t n, bool add,
                                  uint64_t& bytes) const {
   const ModelConfig& c = model_.config();
   Backend& be = *place.backend;
-  const RopeFrequencies rope = c.Rope();
+  const RopeFrequencies rope_frequencies = c.Rope();
   const int64_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
   PI_RETURN_IF_ERROR(be.MatMul(place.q, b.normed, n, b.q));
   PI_RETURN_IF_ERROR(be.MatMul(place.k, b.normed, n, b.k));
   PI_RETURN_IF_ERROR(be.MatMul(place.v, b.normed, n, b.v));
+  if (place.q_b != nullptr) {
+    PI_RETURN_IF_ERROR(be.AddBias(place.q_b, n, q_dim, b.q));
+    PI_RETURN_IF_ERROR(be.AddBias(place.k_b, n, kv_dim, b.k));
+    PI_RETURN_IF_ERROR(be.AddBias(place.v_b, n, kv_dim, b.v));
+  }
+  const bool rope = c.positions == PositionKind::kRope;  // (learned positions are in x already)
   // RoPE, the KV writes and attention per sequence, against its own cache at its positions.
   int64_t row = 0;
   for (const BatchEntry& e : entries) {
@@ -311,16 +345,22 @@ absl::Status Executor::Attention(const LayerPlace& place, const PassBuffers& b,
     KvStore& kv = place.on_device ? *e.sequence->device_kv : e.sequence->kv;
     float* q = b.q + row * q_dim;
     float* k = b.k + row * kv_dim;
-    PI_RETURN_IF_ERROR(be.Rope(q, rows, c.n_heads, c.head_dim, e.pos0, rope));
-    PI_RETURN_IF_ERROR(be.Rope(k, rows, c.n_kv_heads, c.head_dim, e.pos0, rope));
+    if (rope) {
+      PI_RETURN_IF_ERROR(be.Rope(q, rows, c.n_heads, c.head_dim, e.pos0, rope_frequencies));
+      PI_RETURN_IF_ERROR(be.Rope(k, rows, c.n_kv_heads, c.head_dim, e.pos0, rope_frequencies));
+    }
     PI_RETURN_IF_ERROR(be.WriteKv(kv, place.kv_slot, e.pos0, rows, k, b.v + row * kv_dim));
     PI_RETURN_IF_ERROR(be.Attend(kv, place.kv_slot, q, e.pos0, rows, b.attention + row * q_dim,
                                  &e.stats->kv_bytes));
     row += rows;
   }
   PI_RETURN_IF_ERROR(be.MatMul(place.o, b.attention, n, b.projected));
-  PI_RETURN_IF_ERROR(be.Add(b.projected, n * c.dim, b.x));
+  if (place.o_b != nullptr) PI_RETURN_IF_ERROR(be.AddBias(place.o_b, n, c.dim, b.projected));
+  if (add) PI_RETURN_IF_ERROR(be.Add(b.projected, n * c.dim, b.x));
   bytes += place.q.bytes() + place.k.bytes() + place.v.bytes() + place.o.bytes();
+  if (place.q_b != nullptr) {
+    bytes += static_cast<uint64_t>(q_dim + 2 * kv_dim + c.dim) * sizeof(float);
+  }
   return absl::OkStatus();
 }
 
@@ -359,9 +399,14 @@ absl::Status Executor::Ffn(const LayerPlace& place, const PassBuffers& b, BatchS
   if (!ffn_bytes.ok()) return ffn_bytes.status();
   bytes += *ffn_bytes;
   if (host_parts) {
-    PI_RETURN_IF_ERROR(device_->CopyIn(b.projected, s.projected.data(), vec_bytes));
-    PI_RETURN_IF_ERROR(device_->Add(b.projected, n * c.dim, b.x));
+    PI_RETURN_IF_ERROR(device_->CopyIn(b.partial, s.projected.data(), vec_bytes));
+    PI_RETURN_IF_ERROR(device_->Add(b.partial, n * c.dim, b.x));
     ++transfers_->uploads;
+  }
+  // fc2's bias, once per token whatever the layer's parts (each part adds only its neurons' sum).
+  if (place.ffn_down_b != nullptr) {
+    PI_RETURN_IF_ERROR(place.backend->AddBias(place.ffn_down_b, n, c.dim, b.x));
+    bytes += static_cast<uint64_t>(c.dim) * sizeof(float);
   }
   if (!observed) return absl::OkStatus();
   int64_t row = 0;
@@ -401,10 +446,8 @@ absl::Status Executor::Classify(BatchState& s, bool& on_device,
     const int64_t count = static_cast<int64_t>(e.tokens.size());
     if (e.logits != Logits::kNone) {
       const int64_t first = e.logits == Logits::kAll ? 0 : count - 1;
-      PI_RETURN_IF_ERROR(place.backend->RmsNorm(b->x + (row + first) * c.dim, place.norm,
-                                                count - first, c.dim,
-                                                static_cast<float>(c.rms_eps),
-                                                b->normed + rows * c.dim));
+      PI_RETURN_IF_ERROR(Norm(*place.backend, b->x + (row + first) * c.dim, count - first,
+                              place.norm, place.norm_b, b->normed + rows * c.dim));
       rows += count - first;
     }
     row += count;
@@ -467,6 +510,11 @@ absl::Status Executor::Forward(BatchState& s, std::span<const BatchEntry> entrie
                                               " does not fit the sequence's KV cache"));
     }
     PI_RETURN_IF_ERROR(CheckSequence(*e.sequence));
+    if (c.positions == PositionKind::kLearned && e.pos0 + rows > c.context_length) {
+      return absl::OutOfRangeError(
+          absl::StrCat("position ", e.pos0 + rows - 1, " is past the ", c.context_length,
+                       " positions the model learned (architecture '", c.architecture, "')"));
+    }
     n += rows;
   }
   if (n > s.capacity) {
@@ -474,13 +522,24 @@ absl::Status Executor::Forward(BatchState& s, std::span<const BatchEntry> entrie
         absl::StrCat("a pass of ", n, " tokens exceeds the batch's ", s.capacity));
   }
   const cpu::MatrixView& embedding = model_.token_embedding();
+  // Learned positions (OPT): x = token row + the row of its position (p + position_offset).
+  const bool learned = c.positions == PositionKind::kLearned;
+  const cpu::MatrixView& positions = model_.position_embedding();
+  std::vector<float> position_row(learned ? static_cast<size_t>(c.dim) : 0);
   int64_t row = 0;
   for (const BatchEntry& e : entries) {
-    for (const int32_t token : e.tokens) {
-      cpu::DecodeRows(embedding, token, 1, s.x.data() + row++ * c.dim);
+    for (size_t i = 0; i < e.tokens.size(); ++i) {
+      float* x = s.x.data() + row++ * c.dim;
+      cpu::DecodeRows(embedding, e.tokens[i], 1, x);
+      if (learned) {
+        cpu::DecodeRows(positions, e.pos0 + static_cast<int64_t>(i) + c.position_offset, 1,
+                        position_row.data());
+        cpu::Add(position_row.data(), c.dim, x);
+      }
     }
   }
-  uint64_t bytes = static_cast<uint64_t>(n) * embedding.row_bytes;
+  uint64_t bytes =
+      static_cast<uint64_t>(n) * (embedding.row_bytes + (learned ? positions.row_bytes : 0));
   // The device's scratch is sized before the first layer that uses it.
   if (device_ != nullptr) {
     absl::StatusOr<PassBuffers> grown = Buffers(true, s, n);
@@ -493,10 +552,13 @@ absl::Status Executor::Forward(BatchState& s, std::span<const BatchEntry> entrie
     PI_RETURN_IF_ERROR(MoveResidual(s, on_device, place.on_device, n));
     absl::StatusOr<PassBuffers> b = Buffers(place.on_device, s, n);
     if (!b.ok()) return b.status();
-    PI_RETURN_IF_ERROR(Normalize(place, *b, n, place.attn_norm, bytes));
-    PI_RETURN_IF_ERROR(Attention(place, *b, entries, n, bytes));  // x += attention(norm(x))
-    PI_RETURN_IF_ERROR(Normalize(place, *b, n, place.ffn_norm, bytes));
+    PI_RETURN_IF_ERROR(Normalize(place, *b, n, place.attn_norm, place.attn_norm_b, bytes));
+    // x += attention(norm(x)); a parallel layer (Falcon) keeps it aside until the FFN, whose norm
+    // reads the same x, has added its own.
+    PI_RETURN_IF_ERROR(Attention(place, *b, entries, n, !c.parallel_attn, bytes));
+    PI_RETURN_IF_ERROR(Normalize(place, *b, n, place.ffn_norm, place.ffn_norm_b, bytes));
     PI_RETURN_IF_ERROR(Ffn(place, *b, s, entries, n, l, bytes));  // x += ffn[l](norm(x))
+    if (c.parallel_attn) PI_RETURN_IF_ERROR(place.backend->Add(b->projected, n * c.dim, b->x));
   }
   PI_RETURN_IF_ERROR(Classify(s, on_device, entries, n, bytes));
   // A pass ends with its device work done (and its errors known): the next may regrow the scratch.

@@ -13,6 +13,10 @@
 //                               attention, the output projection
 //   x += ffn[l](norm(x))        norm: rmsnorm · ffn_norm, then the norm activation
 // then logits = output · rmsnorm(x) · output_norm (no norm activation on the final norm).
+// Other architectures (model_config.h) change the parts, not the shape of the pass: OPT adds its
+// learned position rows to the embeddings instead of RoPE, norms with LayerNorm (+ bias), adds the
+// biases of q/k/v/output after their products and fc2's once per token after the FFN (fc1's is the
+// FFN's own, per neuron: ffn_rows.h).
 // Prompts are evaluated in batches of up to batch_size tokens (MatMul kernels), decode one token at
 // a time (the same path with n = 1, where the kernels are matrix-vector products). A pass may hold
 // several sequences (a server's slots: one token of each generating one, a chunk of a prompt):
@@ -202,11 +206,17 @@ class Executor {
     const float* attn_norm = nullptr;
     const float* ffn_norm = nullptr;
     BackendMatrix q, k, v, o;
+    // Null where the architecture has none (model_config.h).
+    const float* attn_norm_b = nullptr;
+    const float* ffn_norm_b = nullptr;
+    const float *q_b = nullptr, *k_b = nullptr, *v_b = nullptr, *o_b = nullptr;
+    const float* ffn_down_b = nullptr;
   };
   struct ClassifierPlace {
     Backend* backend = nullptr;
     bool on_device = false;
     const float* norm = nullptr;
+    const float* norm_b = nullptr;  // LayerNorm only
     BackendMatrix output;
   };
   // The activations of a pass where a place keeps them: the BatchState's on the host, the device
@@ -219,6 +229,7 @@ class Executor {
     float* v;
     float* attention;
     float* projected;
+    float* partial;  // device only: the host FFN parts' partial sum, uploaded (null on the host)
   };
   struct DeviceScratch;
 
@@ -227,12 +238,17 @@ class Executor {
   absl::Status Synchronize() const;
   // Moves the residual stream's n rows to the place of the next step, if it is not there.
   absl::Status MoveResidual(BatchState& batch, bool& on_device, bool to_device, int64_t n) const;
-  // normed = norm_act(rmsnorm(x) · weight) for the n rows; adds the bytes read.
+  // out = the model's norm of the rows rows of x: rmsnorm(x) · weight, or LayerNorm · weight + bias.
+  absl::Status Norm(Backend& backend, const float* x, int64_t rows, const float* weight,
+                    const float* bias, float* out) const;
+  // normed = norm_act(norm(x)) for the n rows; adds the bytes read.
   absl::Status Normalize(const LayerPlace& place, const PassBuffers& b, int64_t n,
-                         const float* weight, uint64_t& bytes) const;
-  // x += attention(normed) for layer l over the n rows of the entries; adds the weight bytes.
+                         const float* weight, const float* bias, uint64_t& bytes) const;
+  // x += attention(normed) for layer l over the n rows of the entries (`add` false: the output is
+  // left in `projected`, for a parallel layer); adds the weight bytes.
   absl::Status Attention(const LayerPlace& place, const PassBuffers& b,
-                         std::span<const BatchEntry> entries, int64_t n, uint64_t& bytes) const;
+                         std::span<const BatchEntry> entries, int64_t n, bool add,
+                         uint64_t& bytes) const;
   // x += ffn[l](normed) over all n rows; tells each entry's observer of its rows.
   absl::Status Ffn(const LayerPlace& place, const PassBuffers& b, BatchState& batch,
                    std::span<const BatchEntry> entries, int64_t n, int64_t l,

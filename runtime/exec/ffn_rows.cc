@@ -4,12 +4,36 @@
 #include <vector>
 
 #include "runtime/cpu/kernels.h"
+#include "runtime/cpu/layer_norm.h"
 
 namespace pinfer {
 namespace {
 
 uint64_t RowBytes(const LayerWeights& w) {
   return w.ffn_gate.row_bytes + w.ffn_up.row_bytes + w.ffn_down_t.row_bytes;
+}
+
+// fc1's bias (a gate-less FFN with biases): gate[t, j] += b[ids[j]] (null ids: b[j]).
+void AddGateBias(const LayerWeights& w, const int32_t* ids, int64_t count, int64_t n, float* gate) {
+  if (w.ffn_gate_b == nullptr) return;
+  if (ids == nullptr) {
+    cpu::AddBias(w.ffn_gate_b, n, count, gate);
+    return;
+  }
+  for (int64_t t = 0; t < n; ++t) {
+    float* row = gate + t * count;
+    for (int64_t j = 0; j < count; ++j) row[j] += w.ffn_gate_b[ids[j]];
+  }
+}
+
+// a = act(g)·u for a gated FFN, act(g) for a gate-less one (no up: u is 1), over m values.
+void Activate(const Activation& act, bool gated, const float* gate, const float* up, int64_t m,
+              float* a) {
+  if (gated) {
+    cpu::FfnCombine(act.kind, act.param, gate, up, m, a);
+    return;
+  }
+  for (int64_t i = 0; i < m; ++i) a[i] = ActivationGate(act.kind, act.param, gate[i]);
 }
 
 // One list of `count` neurons (null ids: all of them, with the dense kernels) for n tokens.
@@ -21,14 +45,16 @@ void ComputeList(const FfnRowsLayer& layer, const int32_t* ids, int64_t count, c
   float* gate = ws.gate.data();
   float* up = ws.up.data();
   float* a = ws.activations.data();
+  const bool gated = layer.model->config().ffn_gated;
   if (ids == nullptr) {
     cpu::MatMul(w.ffn_gate, x, n, gate);
-    cpu::MatMul(w.ffn_up, x, n, up);
+    if (gated) cpu::MatMul(w.ffn_up, x, n, up);
   } else {
     cpu::GatherMatMul(w.ffn_gate, ids, count, x, n, gate);
-    cpu::GatherMatMul(w.ffn_up, ids, count, x, n, up);
+    if (gated) cpu::GatherMatMul(w.ffn_up, ids, count, x, n, up);
   }
-  cpu::FfnCombine(act.kind, act.param, gate, up, n * count, a);
+  AddGateBias(w, ids, count, n, gate);
+  Activate(act, gated, gate, up, n * count, a);
   if (layer.firing != nullptr) layer.firing->Apply(layer.layer, gate, n * count, a);
   if (y == nullptr) return;
   if (ids == nullptr) {
@@ -51,6 +77,7 @@ uint64_t ComputeGateFirst(const FfnRowsLayer& layer, const int32_t* ids, int64_t
   } else {
     cpu::GatherMatMul(w.ffn_gate, ids, count, x, n, gate);
   }
+  AddGateBias(w, ids, count, n, gate);
   const FiringThresholds* firing = layer.firing;
   const float tau = firing != nullptr && firing->calibrated()
                         ? firing->per_layer[static_cast<size_t>(layer.layer)]
@@ -85,8 +112,10 @@ uint64_t ComputeGateFirst(const FfnRowsLayer& layer, const int32_t* ids, int64_t
   for (int64_t t = 0; t < n; ++t) {
     for (int64_t m = 0; m < k; ++m) a[t * k + m] = gate[t * count + slots[static_cast<size_t>(m)]];
   }
-  cpu::GatherMatMul(w.ffn_up, ws.fired.data(), k, x, n, ws.up.data());
-  cpu::FfnCombine(act.kind, act.param, a, ws.up.data(), n * k, a);
+  // A gate-less FFN has no up rows: the fired neurons' fc1 products are all there is.
+  const bool gated = layer.model->config().ffn_gated;
+  if (gated) cpu::GatherMatMul(w.ffn_up, ws.fired.data(), k, x, n, ws.up.data());
+  Activate(act, gated, a, ws.up.data(), n * k, a);
   if (n > 1 || tau >= 0.0f) {
     for (int64_t t = 0; t < n; ++t) {
       for (int64_t m = 0; m < k; ++m) {

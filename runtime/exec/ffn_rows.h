@@ -7,6 +7,11 @@
 // neuron's three rows are contiguous):
 //   g = gate_i·x_t, u = up_i·x_t, a = act(g, u), zeroed unless it fires (firing_thresholds.h)
 //   y_t += a · down_i
+// A gate-less FFN (OPT: fc1 -> act -> fc2, stored with fc1 as the gate and no up):
+//   g = gate_i·x_t + b_i (fc1's bias, when the model has biases), a = act(g)
+// so the gate rows decide the firing set exactly as for a gated FFN and gate-first selection,
+// the predictor's sets and the profile apply unchanged; fc2's bias is the executor's (once per
+// token, not per part).
 #pragma once
 
 #include <cstdint>

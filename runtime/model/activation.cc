@@ -24,6 +24,7 @@ constexpr NamedKind kKinds[] = {
     {"drelu", ActivationKind::kDRelu, false},
     {"fatrelu", ActivationKind::kFatRelu, true},
     {"shifted_relu", ActivationKind::kShiftedRelu, true},
+    {"gelu_erf", ActivationKind::kGeluErf, false},
 };
 
 }  // namespace
@@ -32,7 +33,7 @@ absl::StatusOr<Activation> Activation::Parse(std::string_view text, bool for_nor
   const size_t colon = text.find(':');
   const std::string_view name = text.substr(0, colon);
   const char* expected = for_norm ? "none or shifted_relu:S"
-                                  : "silu, gelu, relu, relu2, drelu, fatrelu:T or shifted_relu:S";
+                                  : "silu, gelu, gelu_erf, relu, relu2, drelu, fatrelu:T or shifted_relu:S";
   for (const NamedKind& k : kKinds) {
     if (k.name != name) continue;
     const bool allowed =
@@ -69,7 +70,7 @@ std::string Activation::ToString() const {
 
 bool Activation::HasExactZeros() const {
   return kind != ActivationKind::kSilu && kind != ActivationKind::kGelu &&
-         kind != ActivationKind::kNone;
+         kind != ActivationKind::kGeluErf && kind != ActivationKind::kNone;
 }
 
 float Activation::Gate(float g) const { return ActivationGate(kind, param, g); }

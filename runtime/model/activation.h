@@ -5,6 +5,7 @@
 // FFN semantics, for gate g = gate_i·x and up u = up_i·x of neuron i:
 //   silu         a = g·sigmoid(g) · u
 //   gelu         a = gelu_tanh(g) · u            (the tanh approximation, as llama.cpp)
+//   gelu_erf     a = gelu(g) · u                 (exact, erf; gate-less FFNs only: Falcon)
 //   relu         a = max(g, 0) · u
 //   relu2        a = max(g, 0)² · u
 //   drelu        a = max(g, 0) · max(u, 0)       (Bamboo, TurboSparse)

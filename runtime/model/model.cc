@@ -102,16 +102,17 @@ absl::Status Model::Bind() {
     out.row_bytes = info.size / rows;  // the reader checked size == RowBytes(cols) * rows
     weight_bytes_ += info.size;
   };
-  auto bind_norm = [&](const std::string& name, const float*& out) {
+  // A 1-D f32 tensor of `count` entries (norms and biases).
+  auto bind_vector = [&](const std::string& name, uint64_t count, const float*& out) {
     if (!status.ok()) return;
-    const uint64_t shape[] = {dim};
+    const uint64_t shape[] = {count};
     absl::StatusOr<const TensorInfo*> t = pi.GetChecked(name, shape);
     if (!t.ok()) {
       status = t.status();
       return;
     }
     if ((*t)->dtype != DType::kF32) {
-      status = absl::InvalidArgumentError(absl::StrCat(pi.path(), ": norm tensor '", name,
+      status = absl::InvalidArgumentError(absl::StrCat(pi.path(), ": vector tensor '", name,
                                                        "' has dtype ", Sv(DTypeName((*t)->dtype)),
                                                        ", expected f32"));
       return;
@@ -120,9 +121,24 @@ absl::Status Model::Bind() {
     weight_bytes_ += (*t)->size;
   };
 
+  auto bind_norm = [&](const std::string& name, const float*& out) { bind_vector(name, dim, out); };
+  const bool layer_norm = c.norm == NormKind::kLayer;
+  // The bias of a LayerNorm beside its weight.
+  auto bind_norm_bias = [&](const std::string& name, const float*& out) {
+    if (layer_norm) bind_norm(name, out);
+  };
+  auto bind_bias = [&](const std::string& name, uint64_t count, const float*& out) {
+    if (c.biases) bind_vector(name, count, out);
+  };
+
   namespace tn = tensor_names;
   bind_matrix(tn::kTokenEmbedding, vocab, dim, token_embedding_);
+  if (c.positions == PositionKind::kLearned) {
+    bind_matrix(tn::kPositionEmbedding, static_cast<uint64_t>(c.position_rows()), dim,
+                position_embedding_);
+  }
   bind_norm(tn::kOutputNorm, output_norm_);
+  bind_norm_bias(tn::kOutputNormBias, output_norm_b_);
   if (c.tied_embeddings) {
     if (status.ok() && pi.Find(tn::kOutput) != nullptr) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -136,14 +152,22 @@ absl::Status Model::Bind() {
   for (int l = 0; l < c.n_layers; ++l) {
     LayerWeights& w = layers_[static_cast<size_t>(l)];
     bind_norm(tn::AttnNorm(l), w.attn_norm);
+    bind_norm_bias(tn::AttnNormBias(l), w.attn_norm_b);
     bind_matrix(tn::AttnQ(l), q_dim, dim, w.attn_q);
     bind_matrix(tn::AttnK(l), kv_dim, dim, w.attn_k);
     bind_matrix(tn::AttnV(l), kv_dim, dim, w.attn_v);
     bind_matrix(tn::AttnOutput(l), dim, q_dim, w.attn_output);
+    bind_bias(tn::AttnQBias(l), q_dim, w.attn_q_b);
+    bind_bias(tn::AttnKBias(l), kv_dim, w.attn_k_b);
+    bind_bias(tn::AttnVBias(l), kv_dim, w.attn_v_b);
+    bind_bias(tn::AttnOutputBias(l), dim, w.attn_output_b);
     bind_norm(tn::FfnNorm(l), w.ffn_norm);
+    bind_norm_bias(tn::FfnNormBias(l), w.ffn_norm_b);
     bind_matrix(tn::FfnGate(l), n_ff, dim, w.ffn_gate);
-    bind_matrix(tn::FfnUp(l), n_ff, dim, w.ffn_up);
+    if (c.ffn_gated) bind_matrix(tn::FfnUp(l), n_ff, dim, w.ffn_up);
     bind_matrix(tn::FfnDownT(l), n_ff, dim, w.ffn_down_t);
+    bind_bias(tn::FfnGateBias(l), n_ff, w.ffn_gate_b);
+    bind_bias(tn::FfnDownBias(l), dim, w.ffn_down_b);
   }
   return status;
 }
@@ -156,7 +180,7 @@ std::string Model::WeightDTypeSummary() const {
   for (const LayerWeights& w : layers_) {
     for (const cpu::MatrixView* m :
          {&w.attn_q, &w.attn_k, &w.attn_v, &w.attn_output, &w.ffn_gate, &w.ffn_up, &w.ffn_down_t}) {
-      add(*m);
+      if (m->rows > 0) add(*m);  // (a gate-less FFN has no up)
     }
   }
   if (names.size() == 1) return *names.begin();

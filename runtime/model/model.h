@@ -18,16 +18,26 @@
 
 namespace pinfer {
 
+// The pointers of the optional tensors (model_config.h: per architecture) are null, and ffn_up
+// an empty view (rows 0, row_bytes 0), when the architecture has none.
 struct LayerWeights {
-  const float* attn_norm = nullptr;  // [dim]
-  cpu::MatrixView attn_q;            // [q_dim, dim]
-  cpu::MatrixView attn_k;            // [kv_dim, dim]
-  cpu::MatrixView attn_v;            // [kv_dim, dim]
-  cpu::MatrixView attn_output;       // [dim, q_dim]
-  const float* ffn_norm = nullptr;   // [dim]
-  cpu::MatrixView ffn_gate;          // [n_ff, dim]
-  cpu::MatrixView ffn_up;            // [n_ff, dim]
-  cpu::MatrixView ffn_down_t;        // [n_ff, dim]: row i is neuron i's down column
+  const float* attn_norm = nullptr;      // [dim]
+  const float* attn_norm_b = nullptr;    // [dim]      LayerNorm only
+  cpu::MatrixView attn_q;                // [q_dim, dim]
+  cpu::MatrixView attn_k;                // [kv_dim, dim]
+  cpu::MatrixView attn_v;                // [kv_dim, dim]
+  cpu::MatrixView attn_output;           // [dim, q_dim]
+  const float* attn_q_b = nullptr;       // [q_dim]    biases only
+  const float* attn_k_b = nullptr;       // [kv_dim]
+  const float* attn_v_b = nullptr;       // [kv_dim]
+  const float* attn_output_b = nullptr;  // [dim]
+  const float* ffn_norm = nullptr;       // [dim]
+  const float* ffn_norm_b = nullptr;     // [dim]      LayerNorm only
+  cpu::MatrixView ffn_gate;              // [n_ff, dim]  (fc1 of a gate-less FFN)
+  cpu::MatrixView ffn_up;                // [n_ff, dim]  empty for a gate-less FFN
+  cpu::MatrixView ffn_down_t;            // [n_ff, dim]: row i is neuron i's down column
+  const float* ffn_gate_b = nullptr;     // [n_ff]     biases only: entry i is neuron i's
+  const float* ffn_down_b = nullptr;     // [dim]      biases only: added once per token
 
   uint64_t AttentionBytes() const;  // q, k, v and output matrices
   uint64_t FfnBytes() const;        // gate, up and down
@@ -58,6 +68,9 @@ class Model {
 
   const cpu::MatrixView& token_embedding() const { return token_embedding_; }  // [vocab, dim]
   const float* output_norm() const { return output_norm_; }                    // [dim]
+  const float* output_norm_bias() const { return output_norm_b_; }  // [dim] or null (rmsnorm)
+  // [position_rows, dim] learned positions; rows 0 when the model uses RoPE.
+  const cpu::MatrixView& position_embedding() const { return position_embedding_; }
   // The classifier [vocab, dim]: token_embd itself when the embeddings are tied.
   const cpu::MatrixView& output() const { return output_; }
   const LayerWeights& layer(int64_t l) const { return layers_[static_cast<size_t>(l)]; }
@@ -77,6 +90,8 @@ class Model {
   std::optional<Vocabulary> vocabulary_;
   cpu::MatrixView token_embedding_;
   const float* output_norm_ = nullptr;
+  const float* output_norm_b_ = nullptr;
+  cpu::MatrixView position_embedding_;
   cpu::MatrixView output_;
   std::vector<LayerWeights> layers_;
   uint64_t weight_bytes_ = 0;

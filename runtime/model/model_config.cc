@@ -8,6 +8,22 @@
 
 namespace pinfer {
 
+namespace {
+
+bool KnownArchitecture(const std::string& a) { return a == "llama" || a == "opt" || a == "falcon"; }
+
+absl::Status UnknownArchitecture(const std::string& a) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown architecture '", a, "' (supported: llama, opt, falcon)"));
+}
+
+const char* NormName(NormKind k) { return k == NormKind::kLayer ? "layer" : "rms"; }
+const char* PositionsName(PositionKind k) {
+  return k == PositionKind::kLearned ? "learned" : "rope";
+}
+
+}  // namespace
+
 RopeFrequencies ModelConfig::Rope() const {
   RopeFrequencies rope(rope_theta);
   // Validate() bounds the table; a config that skipped it gets plain RoPE rather than an overrun.
@@ -20,9 +36,25 @@ RopeFrequencies ModelConfig::Rope() const {
 }
 
 absl::Status ModelConfig::Validate() const {
-  if (architecture != "llama") {
+  if (!KnownArchitecture(architecture)) return UnknownArchitecture(architecture);
+  // Each architecture is one fixed combination of the structural hparams.
+  const ModelConfig& c = *this;
+  const bool layer_norm = c.norm == NormKind::kLayer;
+  const bool matches =
+      architecture == "opt" ? layer_norm && c.positions == PositionKind::kLearned && !c.ffn_gated &&
+                                  c.biases && !c.parallel_attn
+      : architecture == "falcon" ? layer_norm && c.positions == PositionKind::kRope &&
+                                       !c.ffn_gated && !c.biases && c.parallel_attn
+                                 : c.llama_shaped();
+  if (!matches) {
     return absl::InvalidArgumentError(
-        absl::StrCat("unknown architecture '", architecture, "' (supported: llama)"));
+        absl::StrCat("architecture '", architecture, "' with norm ", NormName(norm), ", positions ",
+                     PositionsName(positions), ", ffn_gated ", ffn_gated, ", biases ", biases,
+                     ", parallel_attn ", parallel_attn, " is not a combination pinfer runs"));
+  }
+  if (positions == PositionKind::kLearned && (position_offset < 0 || position_offset > 1024)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("position_offset must lie in [0, 1024], got ", position_offset));
   }
   const struct {
     const char* name;
@@ -52,7 +84,8 @@ absl::Status ModelConfig::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrCat("n_heads ", n_heads, " is not a multiple of n_kv_heads ", n_kv_heads));
   }
-  if (head_dim % 2 != 0) return absl::InvalidArgumentError("head_dim must be even for RoPE");
+  if (positions == PositionKind::kRope && head_dim % 2 != 0)
+    return absl::InvalidArgumentError("head_dim must be even for RoPE");
   // (NaN fails every comparison, so these also refuse it.)
   if (!(rope_theta > 0) || !std::isfinite(rope_theta)) {
     return absl::InvalidArgumentError(
@@ -81,6 +114,10 @@ absl::Status ModelConfig::Validate() const {
   if (ffn_act.kind == ActivationKind::kNone) {
     return absl::InvalidArgumentError("the FFN activation cannot be 'none'");
   }
+  if (ffn_act.kind == ActivationKind::kGeluErf && ffn_gated) {
+    // Only the gate-less row routine computes it; the fused gated kernels (CPU SIMD, CUDA) do not.
+    return absl::InvalidArgumentError("gelu_erf is an activation of gate-less FFNs only");
+  }
   if (norm_act.kind != ActivationKind::kNone && norm_act.kind != ActivationKind::kShiftedRelu) {
     return absl::InvalidArgumentError("the norm activation must be none or shifted_relu:S");
   }
@@ -107,6 +144,15 @@ void ModelConfig::ToMetadata(Metadata& m) const {
   m.SetString("llama.norm_act", norm_act.ToString());
   m.SetBool("llama.tied_embeddings", tied_embeddings);
   m.SetString("llama.rope_source_layout", rope_source_layout);
+  // Written only when they differ from llama's, so that llama files stay as they were.
+  if (!llama_shaped()) {
+    m.SetString("llama.norm", NormName(norm));
+    m.SetString("llama.positions", PositionsName(positions));
+    m.SetInt("llama.position_offset", position_offset);
+    m.SetBool("llama.ffn_gated", ffn_gated);
+    m.SetBool("llama.biases", biases);
+    m.SetBool("llama.parallel_attn", parallel_attn);
+  }
 }
 
 absl::StatusOr<ModelConfig> ModelConfig::FromMetadata(const Metadata& m) {
@@ -114,10 +160,7 @@ absl::StatusOr<ModelConfig> ModelConfig::FromMetadata(const Metadata& m) {
   absl::StatusOr<std::string> arch = m.GetString(keys::kArchitecture);
   if (!arch.ok()) return arch.status();
   c.architecture = *arch;
-  if (c.architecture != "llama") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown architecture '", c.architecture, "' (supported: llama)"));
-  }
+  if (!KnownArchitecture(c.architecture)) return UnknownArchitecture(c.architecture);
   c.name = m.GetString(keys::kName).value_or("");
   c.synthetic = m.GetBool(keys::kSynthetic).value_or(false);
   const struct {
@@ -163,6 +206,22 @@ absl::StatusOr<ModelConfig> ModelConfig::FromMetadata(const Metadata& m) {
   c.norm_act = *norm_act;
   c.tied_embeddings = m.GetBool("llama.tied_embeddings").value_or(false);
   c.rope_source_layout = m.GetString("llama.rope_source_layout").value_or("interleaved");
+  const std::string norm = m.GetString("llama.norm").value_or("rms");
+  if (norm != "rms" && norm != "layer") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("llama.norm must be rms or layer, got '", norm, "'"));
+  }
+  c.norm = norm == "layer" ? NormKind::kLayer : NormKind::kRms;
+  const std::string positions = m.GetString("llama.positions").value_or("rope");
+  if (positions != "rope" && positions != "learned") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("llama.positions must be rope or learned, got '", positions, "'"));
+  }
+  c.positions = positions == "learned" ? PositionKind::kLearned : PositionKind::kRope;
+  c.position_offset = m.GetInt("llama.position_offset").value_or(0);
+  c.ffn_gated = m.GetBool("llama.ffn_gated").value_or(true);
+  c.biases = m.GetBool("llama.biases").value_or(false);
+  c.parallel_attn = m.GetBool("llama.parallel_attn").value_or(false);
   if (absl::Status s = c.Validate(); !s.ok()) return s;
   return c;
 }

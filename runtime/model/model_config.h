@@ -7,6 +7,17 @@
 //     `rope_source_layout` only records what the source used.
 //   - Matrices are [out, in] row-major; FFN gate/up are [n_ff, dim], down is stored transposed as
 //     [n_ff, dim] ("ffn_down_t"), so the three rows of one neuron are contiguous.
+//   - A gate-less FFN (OPT's fc1 -> act -> fc2, ffn_gated false) stores fc1 as ffn_gate: the one
+//     projection that decides whether a neuron fires plays the gate's role, and there is no up.
+//
+// Architectures and what they fix (Validate() refuses other combinations):
+//   llama  rmsnorm, RoPE, gated FFN act(gate)·up, no biases
+//   opt    LayerNorm with bias, learned absolute positions (row p + position_offset, OPT: 2),
+//          biases on q/k/v/output, fc1 (ffn_gate_b) and fc2 (ffn_down_b), gate-less FFN
+//          act(fc1·x + b1), pre-norm (OPT-350m's post-norm is refused at conversion)
+//   falcon LayerNorm with bias, RoPE, gate-less FFN act(up·x) (GELU, exact erf form), no biases,
+//          attention and FFN in parallel: x += attn(attn_norm(x)) + ffn(ffn_norm(x)) (Falcon-7B's
+//          one LayerNorm is stored twice, as attn_norm and ffn_norm)
 #pragma once
 
 #include <cstdint>
@@ -25,8 +36,11 @@ namespace pinfer {
 // of two counts fits in 64 bits.
 inline constexpr int64_t kMaxModelCount = int64_t{1} << 24;
 
+enum class NormKind { kRms, kLayer };         // rmsnorm·w, or LayerNorm·w + b
+enum class PositionKind { kRope, kLearned };  // RoPE on q and k, or a learned table added to x
+
 struct ModelConfig {
-  std::string architecture = "llama";  // the only one for now
+  std::string architecture = "llama";  // "llama", "opt" or "falcon"
   std::string name;
   int64_t dim = 0;
   int64_t n_layers = 0;
@@ -45,12 +59,27 @@ struct ModelConfig {
   // rope_scaling and linear scaling, computed by pi-convert, or a GGUF's rope_freqs tensor
   // (runtime/cpu/rope_frequencies.h). Key llama.rope_freq_factors.
   std::vector<float> rope_freq_factors;
-  double rms_eps = 1e-5;
+  double rms_eps = 1e-5;  // the norm's epsilon (rmsnorm's, or LayerNorm's)
   Activation ffn_act{ActivationKind::kSilu, 0.0f};
   Activation norm_act{ActivationKind::kNone, 0.0f};
   bool tied_embeddings = false;                    // the classifier reuses token_embd
   std::string rope_source_layout = "interleaved";  // or "half" (HF); informational
   bool synthetic = false;  // pi-synth output: for speed only, never for quality claims
+  NormKind norm = NormKind::kRms;
+  PositionKind positions = PositionKind::kRope;
+  int64_t position_offset = 0;  // learned: position p reads row p + offset of position_embd
+  bool ffn_gated = true;        // false: no ffn_up, a neuron is act(ffn_gate·x + b)
+  bool biases = false;          // attn_{q,k,v,output}_b, ffn_gate_b and ffn_down_b
+  bool parallel_attn = false;   // x += attn(attn_norm(x)) + ffn(ffn_norm(x)), both of the input
+
+  // What the CUDA kernels and the llama-only tools (pi-export) compute: rmsnorm, RoPE, a gated
+  // FFN, no biases.
+  bool llama_shaped() const {
+    return norm == NormKind::kRms && positions == PositionKind::kRope && ffn_gated && !biases &&
+           !parallel_attn;
+  }
+  // Rows of position_embd (learned positions only).
+  int64_t position_rows() const { return context_length + position_offset; }
 
   int64_t q_dim() const { return n_heads * head_dim; }
   int64_t kv_dim() const { return n_kv_heads * head_dim; }

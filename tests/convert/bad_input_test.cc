@@ -488,10 +488,10 @@ std::vector<Case> Cases() {
       {"HfUnknownArchitecture",
        [](const std::string& d) {
          const std::string hf = Hf(d);
-         EditConfig(hf, "architectures", {"FalconForCausalLM"});
+         EditConfig(hf, "architectures", {"GPTJForCausalLM"});
          return Args{{hf}, hf + "/config.json"};
        },
-       "unknown architecture 'FalconForCausalLM'"},
+       "unknown architecture 'GPTJForCausalLM'"},
       {"HfUnsupportedActivation",
        [](const std::string& d) {
          const std::string hf = Hf(d);

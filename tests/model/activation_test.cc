@@ -8,7 +8,7 @@ namespace pinfer {
 namespace {
 
 TEST(ActivationTest, ParsesTheGrammarAndPrintsItBack) {
-  for (const char* text : {"silu", "gelu", "relu", "relu2", "drelu", "fatrelu:0.1", "shifted_relu:0.25"}) {
+  for (const char* text : {"silu", "gelu", "relu", "relu2", "drelu", "fatrelu:0.1", "shifted_relu:0.25", "gelu_erf"}) {
     absl::StatusOr<Activation> act = Activation::Parse(text);
     ASSERT_TRUE(act.ok()) << text << ": " << act.status();
     EXPECT_EQ(*Activation::Parse(act->ToString()), *act) << text;
@@ -19,8 +19,8 @@ TEST(ActivationTest, ParsesTheGrammarAndPrintsItBack) {
 
 TEST(ActivationTest, RejectsBadText) {
   EXPECT_EQ(Activation::Parse("swish").status().message(),
-            "unknown activation 'swish' (expected silu, gelu, relu, relu2, drelu, fatrelu:T or "
-            "shifted_relu:S)");
+            "unknown activation 'swish' (expected silu, gelu, gelu_erf, relu, relu2, drelu, "
+            "fatrelu:T or shifted_relu:S)");
   EXPECT_EQ(Activation::Parse("fatrelu").status().message(),
             "activation 'fatrelu' needs a parameter, as in fatrelu:0.25");
   EXPECT_FALSE(Activation::Parse("fatrelu:abc").ok());

@@ -77,7 +77,7 @@ TEST(ModelConfigTest, RejectsUnknownArchitectureAndBadShapes) {
   c.ToMetadata(m);
   m.SetString("general.architecture", "mamba");
   EXPECT_EQ(ModelConfig::FromMetadata(m).status().message(),
-            "unknown architecture 'mamba' (supported: llama)");
+            "unknown architecture 'mamba' (supported: llama, opt, falcon)");
   c.n_kv_heads = 3;
   EXPECT_FALSE(c.Validate().ok());
   c = Stories260K();

@@ -7,6 +7,8 @@ namespace {
 constexpr Family kFamilies[] = {
     {"LlamaForCausalLM", LlamaForward},
     {"MistralForCausalLM", LlamaForward},
+    {"OPTForCausalLM", OptForward},
+    {"FalconForCausalLM", FalconForward},
 };
 
 }  // namespace

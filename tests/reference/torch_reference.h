@@ -42,6 +42,13 @@ using FamilyForward = torch::Tensor (*)(const HfCheckpoint&, const std::vector<i
 // gated MLP, a tied or separate head (llama_reference.cc).
 torch::Tensor LlamaForward(const HfCheckpoint& checkpoint, const std::vector<int64_t>& tokens);
 
+// OPT (OPTForCausalLM): learned positions offset by 2, pre-norm LayerNorm, biased projections,
+// fc1 -> ReLU -> fc2 (opt_reference.cc).
+torch::Tensor OptForward(const HfCheckpoint& checkpoint, const std::vector<int64_t>& tokens);
+// Falcon (FalconForCausalLM): parallel attention and MLP, the fused query_key_value of the 7B and
+// 40B layouts, rotate_half RoPE, exact GELU (falcon_reference.cc).
+torch::Tensor FalconForward(const HfCheckpoint& checkpoint, const std::vector<int64_t>& tokens);
+
 // The registry: config.json "architectures"[0] -> its forward (families.cc, one line a family).
 struct Family {
   const char* architecture;

@@ -1,7 +1,10 @@
 #include "tools/convert/hf_config.h"
 
 #include <cmath>
+#include <initializer_list>
+#include <iterator>
 #include <numbers>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -116,11 +119,248 @@ absl::Status ParseRopeScaling(const nlohmann::json& scaling, const std::string& 
   return absl::OkStatus();
 }
 
-constexpr const char* kArchitectures[] = {"LlamaForCausalLM", "MistralForCausalLM",
-                                          "SparseLlamaForCausalLM", "BambooForCausalLM"};
+constexpr const char* kArchitectures[] = {"LlamaForCausalLM",       "MistralForCausalLM",
+                                          "SparseLlamaForCausalLM", "BambooForCausalLM",
+                                          "OPTForCausalLM",         "FalconForCausalLM"};
 
 bool IsMistralShaped(const std::string& arch) {
   return arch == "MistralForCausalLM" || arch == "BambooForCausalLM";
+}
+
+absl::Status Implausible(const std::string& path, const char* key, int64_t value) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(path, ": '", key, "' has an implausible value ", value));
+}
+
+// The special ids of config.json (some list several EOS ids: the first is the one generation
+// stops on by default).
+absl::Status ReadSpecialIds(const JsonFields& f, HfConfig& out) {
+  for (auto [key, field] :
+       {std::pair{"bos_token_id", &out.bos_token_id}, std::pair{"eos_token_id", &out.eos_token_id},
+        std::pair{"pad_token_id", &out.pad_token_id}}) {
+    const nlohmann::json* v = f.Find(key);
+    if (v != nullptr && v->is_array() && !v->empty() && (*v)[0].is_number_integer()) {
+      *field = (*v)[0].get<int64_t>();
+      continue;
+    }
+    absl::StatusOr<std::optional<int64_t>> id = f.OptionalInt(key);
+    if (!id.ok()) return id.status();
+    *field = *id;
+  }
+  return absl::OkStatus();
+}
+
+// OPTForCausalLM (facebook/opt-*), keys and defaults of transformers' OPTConfig: hidden_size,
+// ffn_dim, num_hidden_layers, num_attention_heads, vocab_size, max_position_embeddings (2048),
+// activation_function ("relu"), do_layer_norm_before (true), word_embed_proj_dim (hidden_size),
+// enable_bias (true), layer_norm_elementwise_affine (true), _remove_final_layer_norm (false),
+// tie_word_embeddings (true). LayerNorm's eps is torch's default 1e-5 (OPT has no key for it).
+// Refused, one line naming the field: OPT-350m's post-norm (do_layer_norm_before false) and its
+// project_in/project_out (word_embed_proj_dim != hidden_size), and the variants without biases or
+// norm weights.
+absl::StatusOr<HfConfig> ParseOptConfig(const JsonFields& f, HfConfig out) {
+  const std::string& path = f.file();
+  ModelConfig& c = out.config;
+  c.architecture = "opt";
+  c.norm = NormKind::kLayer;
+  c.positions = PositionKind::kLearned;
+  c.position_offset = 2;  // OPTLearnedPositionalEmbedding's offset
+  c.ffn_gated = false;
+  c.biases = true;
+  c.rms_eps = 1e-5;
+  c.rope_source_layout = "none";
+  const struct {
+    const char* key;
+    int64_t* field;
+  } required[] = {{"hidden_size", &c.dim},
+                  {"ffn_dim", &c.n_ff},
+                  {"num_hidden_layers", &c.n_layers},
+                  {"num_attention_heads", &c.n_heads},
+                  {"vocab_size", &c.vocab_size}};
+  for (const auto& r : required) {
+    absl::StatusOr<int64_t> v = f.Int(r.key);
+    if (!v.ok()) return v.status();
+    if (*v <= 0 || *v > kMaxModelCount) return Implausible(path, r.key, *v);
+    *r.field = *v;
+  }
+  if (c.dim % c.n_heads != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": inconsistent shapes: hidden_size ",
+                                                   c.dim, " is not a multiple of ",
+                                                   "num_attention_heads ", c.n_heads));
+  }
+  c.n_kv_heads = c.n_heads;
+  c.head_dim = c.dim / c.n_heads;
+  absl::StatusOr<std::optional<int64_t>> positions = f.OptionalInt("max_position_embeddings");
+  if (!positions.ok()) return positions.status();
+  c.context_length = positions->value_or(2048);
+  if (c.context_length <= 0 || c.context_length > kMaxModelCount) {
+    return Implausible(path, "max_position_embeddings", c.context_length);
+  }
+  absl::StatusOr<std::optional<int64_t>> proj = f.OptionalInt("word_embed_proj_dim");
+  if (!proj.ok()) return proj.status();
+  if (*proj && **proj != c.dim) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": 'word_embed_proj_dim' ", **proj, " != hidden_size ", c.dim,
+                     " (OPT-350m's project_in/project_out) is not supported"));
+  }
+  const struct {
+    const char* key;
+    bool fallback;
+    bool needed;
+    const char* what;
+  } flags[] = {{"do_layer_norm_before", true, true, "OPT-350m's post-norm layers"},
+               {"enable_bias", true, true, "projections without biases"},
+               {"layer_norm_elementwise_affine", true, true, "LayerNorms without weights"},
+               {"_remove_final_layer_norm", false, false, "no final LayerNorm"}};
+  for (const auto& flag : flags) {
+    absl::StatusOr<std::optional<bool>> b = f.OptionalBool(flag.key);
+    if (!b.ok()) return b.status();
+    if (b->value_or(flag.fallback) != flag.needed) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": '", flag.key, "' ",
+                                                     !flag.needed ? "true" : "false", " (",
+                                                     flag.what, ") is not supported"));
+    }
+  }
+  absl::StatusOr<std::optional<bool>> tied = f.OptionalBool("tie_word_embeddings");
+  if (!tied.ok()) return tied.status();
+  c.tied_embeddings = tied->value_or(true);
+  absl::StatusOr<std::optional<std::string>> act = f.OptionalString("activation_function");
+  if (!act.ok()) return act.status();
+  const std::string activation = act->value_or("relu");
+  if (activation != "relu") {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": activation_function '", activation,
+                                                   "' is not supported for OPT (relu only)"));
+  }
+  out.declared_ffn_act = {ActivationKind::kRelu, 0.0f};
+  out.declared_by = "config.json activation_function 'relu'";
+  c.ffn_act = out.declared_ffn_act;
+  if (absl::Status s = ReadSpecialIds(f, out); !s.ok()) return s;
+  return out;
+}
+
+// The first of `keys` present (Falcon's configs use both names), or `fallback`.
+absl::StatusOr<std::optional<int64_t>> FirstInt(const JsonFields& f,
+                                                std::initializer_list<const char*> keys) {
+  for (const char* key : keys) {
+    absl::StatusOr<std::optional<int64_t>> v = f.OptionalInt(key);
+    if (!v.ok() || *v) return v;
+  }
+  return std::optional<int64_t>();
+}
+
+// FalconForCausalLM (tiiuae/falcon-7b, -40b; ReluFalcon), keys and defaults of transformers'
+// FalconConfig: hidden_size, num_hidden_layers (n_layer), num_attention_heads (n_head),
+// num_kv_heads (n_head_kv; default num_attention_heads), multi_query (true),
+// new_decoder_architecture (false), parallel_attn (true), bias (false), alibi (false),
+// layer_norm_epsilon (1e-5), rope_theta (10000), max_position_embeddings (2048), ffn_hidden_size
+// (4·hidden_size), activation ("gelu": exact; "relu": ReluFalcon), tie_word_embeddings (true).
+// The key/value heads as Falcon's attention counts them: num_kv_heads with the new decoder
+// architecture or without multi_query, else 1. Refused naming the field: sequential layers
+// (parallel_attn false without the new decoder architecture), ALiBi, biases, rope_scaling.
+absl::StatusOr<HfConfig> ParseFalconConfig(const JsonFields& f, HfConfig out) {
+  const std::string& path = f.file();
+  ModelConfig& c = out.config;
+  c.architecture = "falcon";
+  c.norm = NormKind::kLayer;
+  c.positions = PositionKind::kRope;
+  c.ffn_gated = false;
+  c.biases = false;
+  c.parallel_attn = true;
+  c.rope_source_layout = "half";
+  const struct {
+    std::initializer_list<const char*> keys;
+    int64_t* field;
+  } required[] = {{{"hidden_size"}, &c.dim},
+                  {{"num_hidden_layers", "n_layer"}, &c.n_layers},
+                  {{"num_attention_heads", "n_head"}, &c.n_heads},
+                  {{"vocab_size"}, &c.vocab_size}};
+  for (const auto& r : required) {
+    absl::StatusOr<std::optional<int64_t>> v = FirstInt(f, r.keys);
+    if (!v.ok()) return v.status();
+    if (!*v) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": '", *r.keys.begin(), "' is missing"));
+    }
+    if (**v <= 0 || **v > kMaxModelCount) return Implausible(path, *r.keys.begin(), **v);
+    *r.field = **v;
+  }
+  if (c.dim % c.n_heads != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": inconsistent shapes: hidden_size ",
+                                                   c.dim, " is not a multiple of ",
+                                                   "num_attention_heads ", c.n_heads));
+  }
+  c.head_dim = c.dim / c.n_heads;
+  const struct {
+    const char* key;
+    bool fallback;
+  } flags[] = {{"multi_query", true},
+               {"new_decoder_architecture", false},
+               {"parallel_attn", true},
+               {"bias", false},
+               {"alibi", false}};
+  bool values[std::size(flags)];
+  for (size_t i = 0; i < std::size(flags); ++i) {
+    absl::StatusOr<std::optional<bool>> b = f.OptionalBool(flags[i].key);
+    if (!b.ok()) return b.status();
+    values[i] = b->value_or(flags[i].fallback);
+  }
+  const bool multi_query = values[0], new_decoder = values[1], parallel = values[2];
+  if (!new_decoder && !parallel) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": 'parallel_attn' false (sequential Falcon layers) is not supported"));
+  }
+  if (values[3]) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": 'bias' true (biased Falcon projections) is not supported"));
+  }
+  if (values[4]) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": 'alibi' true is not supported"));
+  }
+  absl::StatusOr<std::optional<int64_t>> kv = FirstInt(f, {"num_kv_heads", "n_head_kv"});
+  if (!kv.ok()) return kv.status();
+  c.n_kv_heads = new_decoder || !multi_query ? kv->value_or(c.n_heads) : 1;
+  if (c.n_kv_heads <= 0 || c.n_heads % c.n_kv_heads != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": 'num_kv_heads' ", c.n_kv_heads,
+                                                   " does not divide num_attention_heads ",
+                                                   c.n_heads));
+  }
+  if (const nlohmann::json* scaling = f.Find("rope_scaling"); scaling && !scaling->is_null()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": 'rope_scaling' (", DescribeRopeScaling(*scaling), ") is not supported"));
+  }
+  absl::StatusOr<std::optional<int64_t>> ff = f.OptionalInt("ffn_hidden_size");
+  if (!ff.ok()) return ff.status();
+  c.n_ff = ff->value_or(4 * c.dim);
+  absl::StatusOr<std::optional<int64_t>> positions = f.OptionalInt("max_position_embeddings");
+  if (!positions.ok()) return positions.status();
+  c.context_length = positions->value_or(2048);
+  for (auto [key, value] : {std::pair{"ffn_hidden_size", c.n_ff},
+                            std::pair{"max_position_embeddings", c.context_length}}) {
+    if (value <= 0 || value > kMaxModelCount) return Implausible(path, key, value);
+  }
+  for (auto [key, fallback, field] : {std::tuple{"rope_theta", 10000.0, &c.rope_theta},
+                                      std::tuple{"layer_norm_epsilon", 1e-5, &c.rms_eps}}) {
+    absl::StatusOr<std::optional<double>> v = f.OptionalNumber(key);
+    if (!v.ok()) return v.status();
+    *field = v->value_or(fallback);
+  }
+  absl::StatusOr<std::optional<bool>> tied = f.OptionalBool("tie_word_embeddings");
+  if (!tied.ok()) return tied.status();
+  c.tied_embeddings = tied->value_or(true);
+  absl::StatusOr<std::optional<std::string>> act = f.OptionalString("activation");
+  if (!act.ok()) return act.status();
+  const std::string activation = act->value_or("gelu");
+  if (activation == "gelu") {
+    out.declared_ffn_act = {ActivationKind::kGeluErf, 0.0f};
+  } else if (activation == "relu") {
+    out.declared_ffn_act = {ActivationKind::kRelu, 0.0f};
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": activation '", activation,
+                                                   "' is not supported for Falcon (gelu or relu)"));
+  }
+  out.declared_by = absl::StrCat("config.json activation '", activation, "'");
+  c.ffn_act = out.declared_ffn_act;
+  if (absl::Status s = ReadSpecialIds(f, out); !s.ok()) return s;
+  return out;
 }
 
 }  // namespace
@@ -150,6 +390,8 @@ absl::StatusOr<HfConfig> ParseHfConfig(const nlohmann::json& json, const std::st
         ": pre-quantized checkpoints (quantization_config) are not supported; convert the "
         "F16/BF16/F32 weights"));
   }
+  if (out.architecture == "OPTForCausalLM") return ParseOptConfig(f, std::move(out));
+  if (out.architecture == "FalconForCausalLM") return ParseFalconConfig(f, std::move(out));
   for (const char* bias : {"attention_bias", "mlp_bias"}) {
     absl::StatusOr<std::optional<bool>> b = f.OptionalBool(bias);
     if (!b.ok()) return b.status();
@@ -280,20 +522,7 @@ absl::StatusOr<HfConfig> ParseHfConfig(const nlohmann::json& json, const std::st
         absl::StrCat(path, ": hidden_act '", hidden_act, "' is not supported"));
   }
   c.ffn_act = out.declared_ffn_act;
-
-  for (auto [key, field] :
-       {std::pair{"bos_token_id", &out.bos_token_id}, std::pair{"eos_token_id", &out.eos_token_id},
-        std::pair{"pad_token_id", &out.pad_token_id}}) {
-    const nlohmann::json* v = f.Find(key);
-    // Some configs list several EOS ids; the first is the one generation stops on by default.
-    if (v != nullptr && v->is_array() && !v->empty() && (*v)[0].is_number_integer()) {
-      *field = (*v)[0].get<int64_t>();
-      continue;
-    }
-    absl::StatusOr<std::optional<int64_t>> id = f.OptionalInt(key);
-    if (!id.ok()) return id.status();
-    *field = *id;
-  }
+  if (absl::Status s = ReadSpecialIds(f, out); !s.ok()) return s;
   return out;
 }
 

@@ -12,6 +12,9 @@
 //                         "sliding_window": 4096): {"hidden_act": "relu"} applied to gate AND up
 //                         (dReLU; PowerInfer's llama.cpp builds its FFN with LLM_FFN_SYM for this
 //                         architecture), i.e. our drelu
+//   OPTForCausalLM        facebook/opt-125m ... opt-66b: architecture "opt" (model_config.h),
+//                         activation_function relu; OPT-350m's post-norm and project_in/out are
+//                         refused (hf_config.cc's ParseOptConfig lists the keys)
 // hidden_act: silu/swish -> silu, relu -> relu (drelu for Bamboo), fatrelu -> fatrelu:
 // hidden_act_param, relu2 -> relu2, gelu_pytorch_tanh/gelu -> gelu (the tanh form).
 // Missing keys take the defaults of transformers' LlamaConfig/MistralConfig (rope_theta 10000,

@@ -15,19 +15,36 @@ std::vector<ExpectedTensor> ExpectedTensors(const ModelConfig& c) {
   namespace tn = tensor_names;
   const uint64_t dim = c.dim, ff = c.n_ff, vocab = c.vocab_size, q = c.q_dim(), kv = c.kv_dim();
   std::vector<ExpectedTensor> out;
+  const bool layer_norm = c.norm == NormKind::kLayer;
   out.push_back({tn::kTokenEmbedding, {vocab, dim}});
+  if (c.positions == PositionKind::kLearned) {
+    out.push_back({tn::kPositionEmbedding, {static_cast<uint64_t>(c.position_rows()), dim}});
+  }
   for (int l = 0; l < c.n_layers; ++l) {
     out.push_back({tn::AttnNorm(l), {dim}});
+    if (layer_norm) out.push_back({tn::AttnNormBias(l), {dim}});
     out.push_back({tn::AttnQ(l), {q, dim}});
     out.push_back({tn::AttnK(l), {kv, dim}});
     out.push_back({tn::AttnV(l), {kv, dim}});
     out.push_back({tn::AttnOutput(l), {dim, q}});
+    if (c.biases) {
+      out.push_back({tn::AttnQBias(l), {q}});
+      out.push_back({tn::AttnKBias(l), {kv}});
+      out.push_back({tn::AttnVBias(l), {kv}});
+      out.push_back({tn::AttnOutputBias(l), {dim}});
+    }
     out.push_back({tn::FfnNorm(l), {dim}});
+    if (layer_norm) out.push_back({tn::FfnNormBias(l), {dim}});
     out.push_back({tn::FfnGate(l), {ff, dim}});
-    out.push_back({tn::FfnUp(l), {ff, dim}});
+    if (c.ffn_gated) out.push_back({tn::FfnUp(l), {ff, dim}});
     out.push_back({tn::FfnDownT(l), {ff, dim}});
+    if (c.biases) {
+      out.push_back({tn::FfnGateBias(l), {ff}});
+      out.push_back({tn::FfnDownBias(l), {dim}});
+    }
   }
   out.push_back({tn::kOutputNorm, {dim}});
+  if (layer_norm) out.push_back({tn::kOutputNormBias, {dim}});
   if (!c.tied_embeddings) out.push_back({tn::kOutput, {vocab, dim}});
   return out;
 }

@@ -22,7 +22,8 @@ struct ExpectedTensor {
 };
 
 // token_embd, then per layer attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate,
-// ffn_up, ffn_down_t, then output_norm and (unless tied) output.
+// ffn_up, ffn_down_t, then output_norm and (unless tied) output; the tensors of other
+// architectures (tensor_names.h: biases, position_embd) beside the ones they belong to.
 std::vector<ExpectedTensor> ExpectedTensors(const ModelConfig& config);
 
 // Checks the header's layer and vocabulary counts against the tensors present (see

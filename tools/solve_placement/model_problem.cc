@@ -128,6 +128,8 @@ absl::StatusOr<ModelProblem> BuildModelProblem(const PiFile& model,
     out.attention_tensors.push_back(attention);
     for (const std::string& name : {tensor_names::FfnGate(layer), tensor_names::FfnUp(layer),
                                     tensor_names::FfnDownT(layer)}) {
+      // A gate-less FFN (OPT: fc1 is the gate) has no up rows.
+      if (!c.ffn_gated && name == tensor_names::FfnUp(layer)) continue;
       absl::StatusOr<const TensorInfo*> t = model.Get(name);
       if (!t.ok()) return t.status();
       if ((*t)->shape.size() != 2 || static_cast<int64_t>((*t)->rows()) != c.n_ff) {
