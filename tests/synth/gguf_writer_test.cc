@@ -105,5 +105,66 @@ TEST(GgufWriterTest, IncompleteOrBadWritesLeaveNoFile) {
   EXPECT_TRUE(std::filesystem::is_empty(scratch.dir()));
 }
 
+// The llama metadata every GGUF of the project gets (pi-export, pi-synth, the PowerInfer
+// fixtures): hparams as pi-convert's GGUF reader reads them back, and the optional keys only
+// where the model has them.
+TEST(GgufWriterTest, LlamaMetadataHoldsTheHparamsAndTheTokenizer) {
+  ModelConfig c;
+  c.name = "tiny";
+  c.dim = 64;
+  c.n_layers = 2;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.head_dim = 16;
+  c.n_ff = 96;
+  c.vocab_size = 3;
+  c.context_length = 128;
+  c.rms_eps = 1e-6;
+  c.rope_theta = 500000;
+  Vocabulary v;
+  v.pieces = {"<unk>", "<s>", "</s>"};
+  v.scores = {0.0f, 0.0f, 0.0f};
+  v.types = {2, 3, 3};
+  v.unk_id = 0;
+  v.bos_id = 1;
+  v.eos_id = 2;
+  v.add_bos = true;
+  ScratchDir scratch("gguf_llama_metadata");
+  auto write_and_open = [&](const std::string& name) {
+    const std::string path = scratch.Path(name);
+    absl::StatusOr<std::unique_ptr<GgufWriter>> writer =
+        GgufWriter::Create(path, LlamaGgufMetadata(c, v), {});
+    EXPECT_TRUE(writer.ok()) << writer.status();
+    EXPECT_TRUE((*writer)->Commit().ok());
+    absl::StatusOr<OpenedGguf> opened = OpenGguf(path);
+    EXPECT_TRUE(opened.ok()) << opened.status();
+    return *std::move(opened);
+  };
+  {
+    const OpenedGguf g = write_and_open("plain.gguf");
+    EXPECT_EQ(g.file.GetString("general.architecture").value(), "llama");
+    EXPECT_EQ(g.file.GetString("general.name").value(), "tiny");
+    EXPECT_EQ(g.file.GetUint("llama.embedding_length").value(), 64u);
+    EXPECT_EQ(g.file.GetUint("llama.attention.head_count_kv").value(), 2u);
+    EXPECT_EQ(g.file.GetUint("llama.feed_forward_length").value(), 96u);
+    EXPECT_EQ(g.file.GetUint("llama.vocab_size").value(), 3u);
+    EXPECT_FLOAT_EQ(g.file.GetFloat("llama.rope.freq_base").value(), 500000.0);
+    EXPECT_EQ(g.file.GetStringArray("tokenizer.ggml.tokens").value(), v.pieces);
+    EXPECT_EQ(g.file.GetUint("tokenizer.ggml.eos_token_id").value(), 2u);
+    // head_dim × heads = dim, no padding token, no chat template: none of their keys.
+    EXPECT_FALSE(g.file.GetUint("llama.attention.key_length").ok());
+    EXPECT_FALSE(g.file.GetUint("tokenizer.ggml.padding_token_id").ok());
+    EXPECT_FALSE(g.file.GetString("tokenizer.chat_template").ok());
+  }
+  c.head_dim = 32;  // wider heads than dim / heads
+  v.pad_id = 0;
+  v.chat_template = "{{ messages }}";
+  const OpenedGguf g = write_and_open("wide.gguf");
+  EXPECT_EQ(g.file.GetUint("llama.attention.key_length").value(), 32u);
+  EXPECT_EQ(g.file.GetUint("llama.attention.value_length").value(), 32u);
+  EXPECT_EQ(g.file.GetUint("tokenizer.ggml.padding_token_id").value(), 0u);
+  EXPECT_EQ(g.file.GetString("tokenizer.chat_template").value(), "{{ messages }}");
+}
+
 }  // namespace
 }  // namespace pinfer::synth::testing
