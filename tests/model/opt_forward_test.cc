@@ -256,8 +256,8 @@ class LlamaOnlyDevice : public Backend {
     return cpu_->MatMul(w, x, n, y);
   }
   absl::Status Rope(float* v, int64_t n, int64_t heads, int64_t head_dim, int64_t pos0,
-                    double theta) override {
-    return cpu_->Rope(v, n, heads, head_dim, pos0, theta);
+                    const RopeFrequencies& rope) override {
+    return cpu_->Rope(v, n, heads, head_dim, pos0, rope);
   }
   absl::Status Add(const float* x, int64_t count, float* y) override {
     return cpu_->Add(x, count, y);

@@ -328,11 +328,11 @@ TEST(PiRunCliTest, ModelProblemsAreOneLine) {
               }).ok());
   ExpectOneLineError(PiRun({"-m", no_tokenizer}), "no tokenizer");
 
-  const std::string falcon = test::ScratchDir() + "/falcon.pi";
-  ASSERT_TRUE(test::RewriteModel(Stories(), falcon, [](Metadata& m) {
-                m.SetString("general.architecture", "falcon");
+  const std::string gptj = test::ScratchDir() + "/gptj.pi";
+  ASSERT_TRUE(test::RewriteModel(Stories(), gptj, [](Metadata& m) {
+                m.SetString("general.architecture", "gptj");
               }).ok());
-  ExpectOneLineError(PiRun({"-m", falcon}), "unknown architecture 'falcon'");
+  ExpectOneLineError(PiRun({"-m", gptj}), "unknown architecture 'gptj'");
 
   const std::string swish = test::ScratchDir() + "/swish.pi";
   ASSERT_TRUE(test::RewriteModel(Stories(), swish, [](Metadata& m) {
