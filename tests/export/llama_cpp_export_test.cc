@@ -7,7 +7,10 @@
 #include "absl/strings/match.h"
 #include "format/pi_file.h"
 #include "gtest/gtest.h"
+#include "runtime/model/model_config.h"
 #include "tests/export/export_test_util.h"
+#include "tests/model/opt_fixture.h"
+#include "tests/runtime/test_models.h"
 
 namespace pinfer::testing {
 namespace {
@@ -54,6 +57,41 @@ TEST(LlamaCppExportTest, ExportThenConvertGivesIdenticalTensors) {
   ASSERT_TRUE(q8);
   EXPECT_EQ(q8->Find("blk.0.attn_q")->dtype, DType::kQ8_0);
   EXPECT_EQ(q8->Find("blk.0.ffn_down_t")->dtype, DType::kF16);
+}
+
+// RoPE scaling (Llama 3's per-pair divisors, or linear) goes out as llama.cpp's rope_freqs tensor
+// and comes back through pi-convert as the same factors; without it a scaled model would run
+// unscaled in llama.cpp.
+TEST(LlamaCppExportTest, RopeScalingTravelsAsRopeFreqs) {
+  const std::string model = test::ConvertedModel(BundledModel::kStories260K);
+  const std::string scaled = Scratch("scaled.pi");
+  const std::vector<float> factors = {1.0f, 1.5f, 4.0f, 8.0f};  // head_dim 8: 4 pairs
+  ASSERT_TRUE(test::RewriteModel(model, scaled, [&](Metadata& m) {
+                m.SetFloatArray("llama.rope_freq_factors", factors);
+              }).ok());
+  test::ProgramResult r = PiExport({"-m", scaled, "-o", Scratch("scaled.gguf")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(PiConvert({Scratch("scaled.gguf"), "-o", Scratch("scaled-again.pi")}).exit_code, 0);
+  std::unique_ptr<PiFile> again = Open(Scratch("scaled-again.pi"));
+  ASSERT_TRUE(again);
+  absl::StatusOr<ModelConfig> config = ModelConfig::FromMetadata(again->metadata());
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->rope_freq_factors, factors);
+  // An unscaled model gets no rope_freqs.
+  ASSERT_EQ(PiExport({"-m", model, "-o", Scratch("plain.gguf")}).exit_code, 0);
+  ASSERT_EQ(PiConvert({Scratch("plain.gguf"), "-o", Scratch("plain-again.pi")}).exit_code, 0);
+  std::unique_ptr<PiFile> plain = Open(Scratch("plain-again.pi"));
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(plain->metadata().Has("llama.rope_freq_factors"));
+}
+
+// OPT (and Falcon) have other tensors and another forward pass than a llama GGUF.
+TEST(LlamaCppExportTest, OtherArchitecturesAreRefused) {
+  const OptModel opt = WriteOptModel(Scratch("opt-hf"));
+  ASSERT_EQ(PiConvert({opt.dir, "-o", Scratch("opt.pi")}).exit_code, 0);
+  ExpectOneLineError(PiExport({"-m", Scratch("opt.pi"), "-o", Scratch("opt.gguf")}), "pi-export",
+                     "architecture 'opt': pi-export writes llama models only");
+  EXPECT_FALSE(fs::exists(Scratch("opt.gguf")));
 }
 
 TEST(LlamaCppExportTest, BadFlagsAreOneLineErrors) {

@@ -30,6 +30,7 @@ enum class Source {
   kTransposed,  // ffn_down_t decoded, transposed to ffn_down, encoded
   kFc1,         // the predictor's W1 · diag(ffn_norm)
   kFc2,         // the predictor's W2
+  kRopeFreqs,   // ModelConfig::rope_freq_factors as llama.cpp's rope_freqs tensor (Llama 3.1)
 };
 
 struct Job {
@@ -96,6 +97,11 @@ absl::StatusOr<float> GlobalThreshold(const PredictorWeights& predictor, const s
 }
 
 absl::Status CheckActivation(const ModelConfig& c, ExportFormat format, const std::string& path) {
+  // OPT and Falcon have other tensors and another forward pass than the llama GGUF this writes.
+  if (c.architecture != "llama") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": architecture '", c.architecture, "': pi-export writes llama models only"));
+  }
   if (c.norm_act.kind != ActivationKind::kNone) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": the model applies ", c.norm_act.ToString(), " after its norms, which ",
@@ -277,6 +283,15 @@ absl::StatusOr<ExportReport> ExportGguf(const ExportOptions& options) {
     }
   }
 
+  // RoPE scaling (Llama 3's or linear, as pi-convert computed it) travels as llama.cpp's
+  // rope_freqs: the per-pair divisors of the frequencies, which is what rope_freq_factors holds.
+  if (!c.rope_freq_factors.empty()) {
+    jobs.push_back({{"rope_freqs.weight", DType::kF32, {c.rope_freq_factors.size()}},
+                    Source::kRopeFreqs,
+                    nullptr,
+                    -1});
+  }
+
   std::vector<TensorSpec> specs;
   for (const Job& job : jobs) specs.push_back(job.spec);
   GgufMetadata metadata = GgufModelMetadata(c, *(*model)->vocabulary(), powerinfer);
@@ -312,6 +327,8 @@ absl::StatusOr<ExportReport> ExportGguf(const ExportOptions& options) {
       for (int64_t i = 0; i < cols; ++i) {
         for (int64_t j = 0; j < rows; ++j) values[j * cols + i] = (*decoded)[i * rows + j];
       }
+    } else if (job.source == Source::kRopeFreqs) {
+      values = c.rope_freq_factors;
     } else {
       const PredictorLayer& p = predictor->layers[static_cast<size_t>(job.layer)];
       const bool fc1 = job.source == Source::kFc1;
