@@ -26,6 +26,8 @@ struct Plan {
   std::vector<int64_t> lengths = {1, 7, 40};
   int64_t greedy = 20;
   int64_t context = 64;
+  double tolerance = kReferenceTolerance;  // of the position's largest |reference logit|
+  uint32_t seed = 0;                       // of the prompts' random tokens
 };
 
 // Converts `spec`'s checkpoint and checks pinfer against the reference; `converted` (if given)
@@ -34,5 +36,12 @@ struct Plan {
 // Failures are test failures (gtest); `name` names the scratch directory.
 void CheckAgainstReference(const std::string& name, const HfSpec& spec, const Plan& plan = {},
                            std::string* converted = nullptr, bool via_gguf = false);
+
+// The check itself, for a checkpoint already written: `hf_dir` is what torch_reference reads,
+// `input` what pi-convert converts into `pi` (the directory itself, or a GGUF made from it).
+// Prints the largest difference seen, relative to its row's largest |logit|.
+void CheckConvertedAgainstReference(const std::string& name, const std::string& hf_dir,
+                                    const std::string& input, const std::string& pi,
+                                    const Plan& plan);
 
 }  // namespace pinfer::testing
