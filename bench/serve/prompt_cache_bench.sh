@@ -51,32 +51,9 @@ if [[ -n "$llama" && ! -x "$llama/bin/llama-server" ]]; then
   exit 1
 fi
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2> /dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2> /dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-wait_healthy() {
-  local p="$1" pid="$2" log="$3"
-  for _ in $(seq 1 3000); do
-    if ! kill -0 "$pid" 2> /dev/null; then
-      echo "prompt_cache_bench.sh: the server on port $p exited; its log:" >&2
-      cat "$log" >&2
-      exit 1
-    fi
-    if [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$p/health")" == 200 ]]; then
-      return 0
-    fi
-    sleep 0.2
-  done
-  echo "prompt_cache_bench.sh: the server on port $p did not become healthy; its log:" >&2
-  cat "$log" >&2
-  exit 1
-}
+script=prompt_cache_bench.sh
+# shellcheck source=server_common.sh
+source "$(dirname "$0")/server_common.sh"
 
 # Words [from, from + count) of the text, on one line, as a JSON string.
 words() { tr -s ' \n\t' '\n' < "$text" | sed -n "$(($1 + 1)),$(($1 + $2))p" | paste -sd' ' | jq -Rs 'rtrimstr("\n")'; }
@@ -125,7 +102,6 @@ follow_up() {
   turn2_cached=$(jq '.usage.prompt_tokens_details.cached_tokens // (if .timings.prompt_n then .usage.prompt_tokens - .timings.prompt_n else 0 end)' "$post_out")
 }
 
-median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 "$bin/pi-server" -m "$model" -t "$threads" -c "$ctx" --parallel 1 --port "$port" --quiet \
   --no-webui > "$work/pi-server.log" 2>&1 &

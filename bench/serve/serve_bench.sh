@@ -49,33 +49,9 @@ if [[ -n "$llama" && ! -x "$llama/bin/llama-server" ]]; then
   exit 1
 fi
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2> /dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2> /dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# Waits for GET /health to answer 200 (a server loading a model answers 503 meanwhile).
-wait_healthy() {
-  local p="$1" pid="$2" log="$3"
-  for _ in $(seq 1 3000); do
-    if ! kill -0 "$pid" 2> /dev/null; then
-      echo "serve_bench.sh: the server on port $p exited; its log:" >&2
-      cat "$log" >&2
-      exit 1
-    fi
-    if [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$p/health")" == 200 ]]; then
-      return 0
-    fi
-    sleep 0.2
-  done
-  echo "serve_bench.sh: the server on port $p did not become healthy; its log:" >&2
-  cat "$log" >&2
-  exit 1
-}
+script=serve_bench.sh
+# shellcheck source=server_common.sh
+source "$(dirname "$0")/server_common.sh"
 
 stop() {
   kill "$1" 2> /dev/null || true
@@ -106,7 +82,6 @@ round() {
   echo "$sum $(echo "$end - $start" | bc -l)"
 }
 
-median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 echo "model $model, $threads threads, $tokens tokens per client, -c $ctx per slot," \
   "$rounds interleaved rounds, medians" >&2
