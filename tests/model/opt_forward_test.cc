@@ -20,6 +20,7 @@
 #include "runtime/model/model.h"
 #include "tests/convert/test_util.h"
 #include "tests/hybrid/hybrid_test_util.h"
+#include "tests/model/family_test_util.h"
 #include "tests/model/opt_fixture.h"
 
 namespace pinfer {
@@ -60,21 +61,8 @@ std::vector<int32_t> Prompt(int64_t n, int64_t vocab, int salt = 0) {
   return tokens;
 }
 
-// max |ref - got| <= 2e-4 · max(1, max |ref|): f32 products against f64.
-void ExpectNear(const std::vector<double>& ref, std::span<const float> got,
-                const std::string& what) {
-  ASSERT_EQ(ref.size(), got.size()) << what;
-  double scale = 1.0, worst = 0.0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    scale = std::max(scale, std::fabs(ref[i]));
-    worst = std::max(worst, std::fabs(ref[i] - got[i]));
-  }
-  EXPECT_LE(worst, 2e-4 * scale) << what << ": logits differ by " << worst << " (scale " << scale
-                                 << ")";
-}
-
-// An f32 KV cache: the comparison is with f64, the default f16 cache would round every key.
-const SessionOptions kF32Cache{.context_length = 64, .cache_type = DType::kF32};
+using family_test::ExpectNear;
+using family_test::kF32Cache;
 
 class OptForwardTest : public ::testing::Test {
  protected:
