@@ -150,6 +150,36 @@ absl::Status ReadSpecialIds(const JsonFields& f, HfConfig& out) {
   return absl::OkStatus();
 }
 
+// The first of `keys` present (Falcon's configs use both names), or none.
+absl::StatusOr<std::optional<int64_t>> FirstInt(const JsonFields& f,
+                                                std::initializer_list<const char*> keys) {
+  for (const char* key : keys) {
+    absl::StatusOr<std::optional<int64_t>> v = f.OptionalInt(key);
+    if (!v.ok() || *v) return v;
+  }
+  return std::optional<int64_t>();
+}
+
+// One required positive count (hidden_size, layers, ...) per entry, read from the first of its
+// keys present (Falcon's configs use two names for some), with one error naming the first key.
+struct RequiredCount {
+  std::initializer_list<const char*> keys;
+  int64_t* field;
+};
+absl::Status ReadRequiredCounts(const JsonFields& f, std::initializer_list<RequiredCount> counts) {
+  for (const RequiredCount& r : counts) {
+    absl::StatusOr<std::optional<int64_t>> v = FirstInt(f, r.keys);
+    if (!v.ok()) return v.status();
+    if (!*v) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(f.file(), ": '", *r.keys.begin(), "' is missing"));
+    }
+    if (**v <= 0 || **v > kMaxModelCount) return Implausible(f.file(), *r.keys.begin(), **v);
+    *r.field = **v;
+  }
+  return absl::OkStatus();
+}
+
 // OPTForCausalLM (facebook/opt-*), keys and defaults of transformers' OPTConfig: hidden_size,
 // ffn_dim, num_hidden_layers, num_attention_heads, vocab_size, max_position_embeddings (2048),
 // activation_function ("relu"), do_layer_norm_before (true), word_embed_proj_dim (hidden_size),
@@ -169,19 +199,13 @@ absl::StatusOr<HfConfig> ParseOptConfig(const JsonFields& f, HfConfig out) {
   c.biases = true;
   c.rms_eps = 1e-5;
   c.rope_source_layout = "none";
-  const struct {
-    const char* key;
-    int64_t* field;
-  } required[] = {{"hidden_size", &c.dim},
-                  {"ffn_dim", &c.n_ff},
-                  {"num_hidden_layers", &c.n_layers},
-                  {"num_attention_heads", &c.n_heads},
-                  {"vocab_size", &c.vocab_size}};
-  for (const auto& r : required) {
-    absl::StatusOr<int64_t> v = f.Int(r.key);
-    if (!v.ok()) return v.status();
-    if (*v <= 0 || *v > kMaxModelCount) return Implausible(path, r.key, *v);
-    *r.field = *v;
+  if (absl::Status s = ReadRequiredCounts(f, {{{"hidden_size"}, &c.dim},
+                                               {{"ffn_dim"}, &c.n_ff},
+                                               {{"num_hidden_layers"}, &c.n_layers},
+                                               {{"num_attention_heads"}, &c.n_heads},
+                                               {{"vocab_size"}, &c.vocab_size}});
+      !s.ok()) {
+    return s;
   }
   if (c.dim % c.n_heads != 0) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": inconsistent shapes: hidden_size ",
@@ -238,15 +262,6 @@ absl::StatusOr<HfConfig> ParseOptConfig(const JsonFields& f, HfConfig out) {
   return out;
 }
 
-// The first of `keys` present (Falcon's configs use both names), or `fallback`.
-absl::StatusOr<std::optional<int64_t>> FirstInt(const JsonFields& f,
-                                                std::initializer_list<const char*> keys) {
-  for (const char* key : keys) {
-    absl::StatusOr<std::optional<int64_t>> v = f.OptionalInt(key);
-    if (!v.ok() || *v) return v;
-  }
-  return std::optional<int64_t>();
-}
 
 // FalconForCausalLM (tiiuae/falcon-7b, -40b; ReluFalcon), keys and defaults of transformers'
 // FalconConfig: hidden_size, num_hidden_layers (n_layer), num_attention_heads (n_head),
@@ -267,21 +282,12 @@ absl::StatusOr<HfConfig> ParseFalconConfig(const JsonFields& f, HfConfig out) {
   c.biases = false;
   c.parallel_attn = true;
   c.rope_source_layout = "half";
-  const struct {
-    std::initializer_list<const char*> keys;
-    int64_t* field;
-  } required[] = {{{"hidden_size"}, &c.dim},
-                  {{"num_hidden_layers", "n_layer"}, &c.n_layers},
-                  {{"num_attention_heads", "n_head"}, &c.n_heads},
-                  {{"vocab_size"}, &c.vocab_size}};
-  for (const auto& r : required) {
-    absl::StatusOr<std::optional<int64_t>> v = FirstInt(f, r.keys);
-    if (!v.ok()) return v.status();
-    if (!*v) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": '", *r.keys.begin(), "' is missing"));
-    }
-    if (**v <= 0 || **v > kMaxModelCount) return Implausible(path, *r.keys.begin(), **v);
-    *r.field = **v;
+  if (absl::Status s = ReadRequiredCounts(f, {{{"hidden_size"}, &c.dim},
+                                               {{"num_hidden_layers", "n_layer"}, &c.n_layers},
+                                               {{"num_attention_heads", "n_head"}, &c.n_heads},
+                                               {{"vocab_size"}, &c.vocab_size}});
+      !s.ok()) {
+    return s;
   }
   if (c.dim % c.n_heads != 0) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": inconsistent shapes: hidden_size ",
@@ -403,22 +409,13 @@ absl::StatusOr<HfConfig> ParseHfConfig(const nlohmann::json& json, const std::st
   ModelConfig& c = out.config;
   c.architecture = "llama";
   c.rope_source_layout = "half";
-  const struct {
-    const char* key;
-    int64_t* field;
-  } required[] = {{"hidden_size", &c.dim},
-                  {"intermediate_size", &c.n_ff},
-                  {"num_hidden_layers", &c.n_layers},
-                  {"num_attention_heads", &c.n_heads},
-                  {"vocab_size", &c.vocab_size}};
-  for (const auto& r : required) {
-    absl::StatusOr<int64_t> v = f.Int(r.key);
-    if (!v.ok()) return v.status();
-    if (*v <= 0 || *v > kMaxModelCount) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": '", r.key, "' has an implausible value ", *v));
-    }
-    *r.field = *v;
+  if (absl::Status s = ReadRequiredCounts(f, {{{"hidden_size"}, &c.dim},
+                                               {{"intermediate_size"}, &c.n_ff},
+                                               {{"num_hidden_layers"}, &c.n_layers},
+                                               {{"num_attention_heads"}, &c.n_heads},
+                                               {{"vocab_size"}, &c.vocab_size}});
+      !s.ok()) {
+    return s;
   }
   auto optional_positive = [&](const char* key, int64_t fallback, int64_t* field) -> absl::Status {
     absl::StatusOr<std::optional<int64_t>> v = f.OptionalInt(key);
