@@ -3,15 +3,18 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <random>
 
-#include "tests/convert/hf_fixture.h"
 #include "tests/convert/test_util.h"
+#include "tests/model/fixture_math.h"
 
 namespace pinfer::testing {
 namespace {
 
 namespace fs = std::filesystem;
+using fixture::CausalAttention;
+using fixture::LayerNorm;
+using fixture::Linear;
+using fixture::ReferenceGreedy;
 
 std::string H(int64_t l, const std::string& suffix) {
   return "transformer.h." + std::to_string(l) + "." + suffix;
@@ -27,35 +30,26 @@ FalconModel WriteFalconModel(const std::string& dir, const FalconSpec& spec) {
   const uint64_t D = spec.dim, F = 4 * spec.dim, V = spec.vocab;
   const uint64_t hd = D / spec.n_heads;
   const uint64_t qkv = (spec.n_heads + 2 * spec.n_kv_heads) * hd;
-  std::mt19937 rng(spec.seed);
-  std::vector<RawTensor> raw;
-  auto add = [&](const std::string& name, std::vector<uint64_t> shape, float mean, float stddev) {
-    uint64_t count = 1;
-    for (uint64_t s : shape) count *= s;
-    std::normal_distribution<float> normal(mean, stddev);
-    std::vector<float> values(count);
-    for (float& v : values) v = normal(rng);
-    raw.push_back({name, "F32", shape, EncodeAs("F32", values)});
-    m.weights[name] = std::move(values);
-  };
+  fixture::RandomTensors tensors(spec.seed);
   const float matrix = 1.0f / std::sqrt(static_cast<float>(D));
-  add("transformer.word_embeddings.weight", {V, D}, 0.0f, 0.5f);
+  tensors.Add("transformer.word_embeddings.weight", {V, D}, 0.0f, 0.5f);
   for (int64_t l = 0; l < spec.n_layers; ++l) {
     for (const char* ln : spec.new_decoder_architecture
                               ? std::vector<const char*>{"ln_attn", "ln_mlp"}
                               : std::vector<const char*>{"input_layernorm"}) {
-      add(H(l, std::string(ln) + ".weight"), {D}, 1.0f, 0.1f);
-      add(H(l, std::string(ln) + ".bias"), {D}, 0.0f, 0.1f);
+      tensors.Add(H(l, std::string(ln) + ".weight"), {D}, 1.0f, 0.1f);
+      tensors.Add(H(l, std::string(ln) + ".bias"), {D}, 0.0f, 0.1f);
     }
-    add(H(l, "self_attention.query_key_value.weight"), {qkv, D}, 0.0f, matrix);
-    add(H(l, "self_attention.dense.weight"), {D, D}, 0.0f, matrix);
-    add(H(l, "mlp.dense_h_to_4h.weight"), {F, D}, 0.0f, matrix);
-    add(H(l, "mlp.dense_4h_to_h.weight"), {D, F}, 0.0f, 1.0f / std::sqrt(static_cast<float>(F)));
+    tensors.Add(H(l, "self_attention.query_key_value.weight"), {qkv, D}, 0.0f, matrix);
+    tensors.Add(H(l, "self_attention.dense.weight"), {D, D}, 0.0f, matrix);
+    tensors.Add(H(l, "mlp.dense_h_to_4h.weight"), {F, D}, 0.0f, matrix);
+    tensors.Add(H(l, "mlp.dense_4h_to_h.weight"), {D, F}, 0.0f, 1.0f / std::sqrt(static_cast<float>(F)));
   }
-  add("transformer.ln_f.weight", {D}, 1.0f, 0.1f);
-  add("transformer.ln_f.bias", {D}, 0.0f, 0.1f);
-  if (!spec.tied) add("lm_head.weight", {V, D}, 0.0f, 0.5f);
-  WriteSafetensors(dir + "/model.safetensors", raw);
+  tensors.Add("transformer.ln_f.weight", {D}, 1.0f, 0.1f);
+  tensors.Add("transformer.ln_f.bias", {D}, 0.0f, 0.1f);
+  if (!spec.tied) tensors.Add("lm_head.weight", {V, D}, 0.0f, 0.5f);
+  tensors.Write(dir + "/model.safetensors", "F32", [](const std::string& name) { return name; });
+  m.weights = tensors.TakeWeights();
 
   m.config = {{"architectures", {"FalconForCausalLM"}},
               {"model_type", "falcon"},
@@ -82,31 +76,6 @@ FalconModel WriteFalconModel(const std::string& dir, const FalconSpec& spec) {
 }
 
 namespace {
-
-std::vector<double> Linear(const std::vector<float>& w, const std::vector<double>& x, int64_t rows,
-                           int64_t first_row = 0) {
-  const int64_t cols = static_cast<int64_t>(x.size());
-  std::vector<double> y(static_cast<size_t>(rows));
-  for (int64_t r = 0; r < rows; ++r) {
-    double s = 0.0;
-    for (int64_t c = 0; c < cols; ++c)
-      s += static_cast<double>(w[(first_row + r) * cols + c]) * x[c];
-    y[r] = s;
-  }
-  return y;
-}
-
-std::vector<double> LayerNorm(const std::vector<double>& x, const std::vector<float>& w,
-                              const std::vector<float>& b) {
-  double mean = 0, var = 0;
-  for (double v : x) mean += v;
-  mean /= static_cast<double>(x.size());
-  for (double v : x) var += (v - mean) * (v - mean);
-  var /= static_cast<double>(x.size());
-  std::vector<double> y(x.size());
-  for (size_t i = 0; i < x.size(); ++i) y[i] = (x[i] - mean) / std::sqrt(var + 1e-5) * w[i] + b[i];
-  return y;
-}
 
 // HF's rotary embedding of one head at position p: x·cos + rotate_half(x)·sin, with
 // rotate_half(x) = [-x2, x1] and the frequencies repeated over both halves.
@@ -145,7 +114,8 @@ std::vector<double> FalconReferenceLogits(const FalconModel& m,
       mlp_in[t] = LayerNorm(h[t], W(H(l, mlp_ln + ".weight")), W(H(l, mlp_ln + ".bias")));
       // The fused rows: kv groups of `group` query heads, then the group's key and value.
       const std::vector<double> fused =
-          Linear(W(H(l, "self_attention.query_key_value.weight")), attn_in[t], (nh + 2 * kv) * hd);
+          Linear(W(H(l, "self_attention.query_key_value.weight")), nullptr, attn_in[t],
+                 (nh + 2 * kv) * hd);
       q[t].resize(nh * hd);
       k[t].resize(kv * hd);
       v[t].resize(kv * hd);
@@ -162,28 +132,12 @@ std::vector<double> FalconReferenceLogits(const FalconModel& m,
     }
     std::vector<std::vector<double>> next = h;
     for (int64_t t = 0; t < n; ++t) {
-      std::vector<double> attended(D, 0.0);
-      for (int64_t head = 0; head < nh; ++head) {
-        const int64_t kh = head / group;
-        std::vector<double> scores(t + 1);
-        double top = -1e300;
-        for (int64_t p = 0; p <= t; ++p) {
-          double dot = 0;
-          for (int64_t i = 0; i < hd; ++i) dot += q[t][head * hd + i] * k[p][kh * hd + i];
-          scores[p] = dot / std::sqrt(static_cast<double>(hd));
-          top = std::max(top, scores[p]);
-        }
-        double sum = 0;
-        for (double& e : scores) sum += (e = std::exp(e - top));
-        for (int64_t p = 0; p <= t; ++p) {
-          for (int64_t i = 0; i < hd; ++i)
-            attended[head * hd + i] += scores[p] / sum * v[p][kh * hd + i];
-        }
-      }
-      const std::vector<double> o = Linear(W(H(l, "self_attention.dense.weight")), attended, D);
-      std::vector<double> a = Linear(W(H(l, "mlp.dense_h_to_4h.weight")), mlp_in[t], 4 * D);
+      const std::vector<double> attended =
+          CausalAttention(q, k, v, t, nh, kv, hd, 1.0 / std::sqrt(static_cast<double>(hd)));
+      const std::vector<double> o = Linear(W(H(l, "self_attention.dense.weight")), nullptr, attended, D);
+      std::vector<double> a = Linear(W(H(l, "mlp.dense_h_to_4h.weight")), nullptr, mlp_in[t], 4 * D);
       for (double& e : a) e = 0.5 * e * (1.0 + std::erf(e / std::sqrt(2.0)));  // nn.GELU()
-      const std::vector<double> y = Linear(W(H(l, "mlp.dense_4h_to_h.weight")), a, D);
+      const std::vector<double> y = Linear(W(H(l, "mlp.dense_4h_to_h.weight")), nullptr, a, D);
       // Parallel: h + attention(ln(h)) + mlp(ln(h)).
       for (int64_t i = 0; i < D; ++i) next[t][i] += o[i] + y[i];
     }
@@ -195,7 +149,7 @@ std::vector<double> FalconReferenceLogits(const FalconModel& m,
   for (int64_t t = 0; t < n; ++t) {
     const std::vector<double> x =
         LayerNorm(h[t], W("transformer.ln_f.weight"), W("transformer.ln_f.bias"));
-    const std::vector<double> row = Linear(head, x, s.vocab);
+    const std::vector<double> row = Linear(head, nullptr, x, s.vocab);
     logits.insert(logits.end(), row.begin(), row.end());
   }
   return logits;
@@ -203,15 +157,8 @@ std::vector<double> FalconReferenceLogits(const FalconModel& m,
 
 std::vector<int32_t> FalconReferenceGreedy(const FalconModel& m, std::vector<int32_t> prompt,
                                            int steps) {
-  std::vector<int32_t> out;
-  for (int i = 0; i < steps; ++i) {
-    const std::vector<double> logits = FalconReferenceLogits(m, prompt);
-    const auto last = logits.end() - m.spec.vocab;
-    const int32_t token = static_cast<int32_t>(std::max_element(last, logits.end()) - last);
-    out.push_back(token);
-    prompt.push_back(token);
-  }
-  return out;
+  return ReferenceGreedy([&](const std::vector<int32_t>& t) { return FalconReferenceLogits(m, t); },
+                         m.spec.vocab, std::move(prompt), steps);
 }
 
 }  // namespace pinfer::testing

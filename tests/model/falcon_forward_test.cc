@@ -55,14 +55,8 @@ FalconSpec Falcon40B() {
   return s;
 }
 
-std::vector<int32_t> Prompt(int64_t n, int64_t vocab, int salt = 0) {
-  std::vector<int32_t> tokens;
-  for (int64_t i = 0; i < n; ++i)
-    tokens.push_back(static_cast<int32_t>((i * 89 + 7 + salt) % vocab));
-  return tokens;
-}
-
 using family_test::ExpectNear;
+using family_test::Prompt;
 using family_test::kF32Cache;
 
 class FalconForwardTest : public ::testing::TestWithParam<bool> {
@@ -102,37 +96,18 @@ TEST_P(FalconForwardTest, BatchedAndDecodedLogitsMatchTheReference) {
     ExpectNear(testing::FalconReferenceLogits(t.hf, prompt), *logits,
                "a batch of " + std::to_string(n));
   }
-  absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(executor, kF32Cache);
-  ASSERT_TRUE(session.ok()) << session.status();
   const std::vector<int32_t> prompt = Prompt(40, vocab, 3);
-  const std::vector<double> ref = testing::FalconReferenceLogits(t.hf, prompt);
-  for (size_t i = 0; i < prompt.size(); ++i) {
-    absl::StatusOr<std::span<const float>> logits =
-        (*session)->Evaluate(std::span<const int32_t>(&prompt[i], 1), Logits::kLast);
-    ASSERT_TRUE(logits.ok()) << logits.status();
-    ExpectNear(std::vector<double>(ref.begin() + i * vocab, ref.begin() + (i + 1) * vocab), *logits,
-               "decoded token " + std::to_string(i));
-  }
+  family_test::ExpectDecodedLogitsNear(executor, prompt,
+                                       testing::FalconReferenceLogits(t.hf, prompt), vocab);
 }
 
 TEST_P(FalconForwardTest, GreedyTokensMatchTheReference) {
   const Converted& t = Model(GetParam());
   ASSERT_NE(t.model, nullptr);
-  Executor executor(*t.model);
-  absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(executor, kF32Cache);
-  ASSERT_TRUE(session.ok()) << session.status();
   const std::vector<int32_t> prompt = Prompt(6, t.model->config().vocab_size, 1);
-  absl::StatusOr<std::span<const float>> logits = (*session)->Evaluate(prompt, Logits::kLast);
-  ASSERT_TRUE(logits.ok()) << logits.status();
-  std::vector<int32_t> greedy;
-  for (int i = 0; i < 10; ++i) {
-    const int32_t token =
-        static_cast<int32_t>(std::max_element(logits->begin(), logits->end()) - logits->begin());
-    greedy.push_back(token);
-    logits = (*session)->Evaluate(std::span<const int32_t>(&token, 1), Logits::kLast);
-    ASSERT_TRUE(logits.ok()) << logits.status();
-  }
-  EXPECT_EQ(greedy, testing::FalconReferenceGreedy(t.hf, prompt, 10));
+  Executor executor(*t.model);
+  EXPECT_EQ(family_test::SessionGreedy(executor, prompt, 10),
+            testing::FalconReferenceGreedy(t.hf, prompt, 10));
 }
 
 // The parallel layer on the CPU stand-in device: the attention's output waits in the device's
@@ -141,18 +116,8 @@ TEST_P(FalconForwardTest, StandInPlacementsGiveTheHostLogitsAndText) {
   const Converted& t = Model(GetParam());
   ASSERT_NE(t.model, nullptr);
   const pinfer::Model& model = *t.model;
-  const hybrid_test::PlacedRun host = hybrid_test::RunPlaced(model, {}, {});
-  ASSERT_EQ(host.greedy.size(), 8u);
-  for (const auto& split :
-       {std::vector<std::vector<int32_t>>{}, hybrid_test::RandomPartition(model, 0.5, 4)}) {
-    for (const std::string pattern : {"none", "all", "first"}) {
-      const std::string what = std::to_string(split.size()) + " split layers, attention " + pattern;
-      const hybrid_test::PlacedRun placed = hybrid_test::RunPlaced(
-          model, split, {hybrid_test::AttentionPattern(model, pattern), true});
-      hybrid_test::ExpectSameLogits(host.logits, placed.logits, what);
-      EXPECT_EQ(host.greedy, placed.greedy) << what;
-    }
-  }
+  family_test::ExpectStandInPlacementsGiveTheHost(
+      model, {{}, hybrid_test::RandomPartition(model, 0.5, 4)}, {true});
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, FalconForwardTest, ::testing::Values(false, true),

@@ -3,16 +3,18 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <random>
 
-#include "tests/convert/hf_fixture.h"
 #include "tests/convert/test_util.h"
+#include "tests/model/fixture_math.h"
 
 namespace pinfer::testing {
 namespace {
 
 namespace fs = std::filesystem;
+using fixture::CausalAttention;
+using fixture::LayerNorm;
+using fixture::Linear;
+using fixture::ReferenceGreedy;
 
 std::string LayerName(int64_t l, const std::string& suffix) {
   return "layers." + std::to_string(l) + "." + suffix;
@@ -26,47 +28,35 @@ OptModel WriteOptModel(const std::string& dir, const OptSpec& spec) {
   m.dir = dir;
   m.spec = spec;
   const int64_t D = spec.dim, F = spec.n_ff, V = spec.vocab;
-  std::mt19937 rng(spec.seed);
-  std::vector<std::pair<std::string, std::vector<uint64_t>>> order;
-  auto add = [&](const std::string& name, std::vector<uint64_t> shape, float mean, float stddev) {
-    uint64_t count = 1;
-    for (uint64_t s : shape) count *= s;
-    std::normal_distribution<float> normal(mean, stddev);
-    std::vector<float> values(count);
-    for (float& v : values) v = normal(rng);
-    m.weights[name] = std::move(values);
-    order.emplace_back(name, std::move(shape));
-  };
+  fixture::RandomTensors tensors(spec.seed);
   const float matrix = 1.0f / std::sqrt(static_cast<float>(D));
   const uint64_t d = D, f = F, v = V;
-  add("embed_tokens.weight", {v, d}, 0.0f, 0.5f);
+  tensors.Add("embed_tokens.weight", {v, d}, 0.0f, 0.5f);
   // OPTLearnedPositionalEmbedding: max_position_embeddings + 2 rows.
-  add("embed_positions.weight", {static_cast<uint64_t>(spec.positions + 2), d}, 0.0f, 0.5f);
+  tensors.Add("embed_positions.weight", {static_cast<uint64_t>(spec.positions + 2), d}, 0.0f, 0.5f);
   for (int64_t l = 0; l < spec.n_layers; ++l) {
-    add(LayerName(l, "self_attn_layer_norm.weight"), {d}, 1.0f, 0.1f);
-    add(LayerName(l, "self_attn_layer_norm.bias"), {d}, 0.0f, 0.1f);
+    tensors.Add(LayerName(l, "self_attn_layer_norm.weight"), {d}, 1.0f, 0.1f);
+    tensors.Add(LayerName(l, "self_attn_layer_norm.bias"), {d}, 0.0f, 0.1f);
     for (const char* p : {"q_proj", "k_proj", "v_proj", "out_proj"}) {
-      add(LayerName(l, std::string("self_attn.") + p + ".weight"), {d, d}, 0.0f, matrix);
-      add(LayerName(l, std::string("self_attn.") + p + ".bias"), {d}, 0.0f, 0.1f);
+      tensors.Add(LayerName(l, std::string("self_attn.") + p + ".weight"), {d, d}, 0.0f, matrix);
+      tensors.Add(LayerName(l, std::string("self_attn.") + p + ".bias"), {d}, 0.0f, 0.1f);
     }
-    add(LayerName(l, "final_layer_norm.weight"), {d}, 1.0f, 0.1f);
-    add(LayerName(l, "final_layer_norm.bias"), {d}, 0.0f, 0.1f);
-    add(LayerName(l, "fc1.weight"), {f, d}, 0.0f, matrix);
+    tensors.Add(LayerName(l, "final_layer_norm.weight"), {d}, 1.0f, 0.1f);
+    tensors.Add(LayerName(l, "final_layer_norm.bias"), {d}, 0.0f, 0.1f);
+    tensors.Add(LayerName(l, "fc1.weight"), {f, d}, 0.0f, matrix);
     // A negative mean: about a third of the neurons fire, as a sparse ReLU FFN.
-    add(LayerName(l, "fc1.bias"), {f}, -0.4f, 0.2f);
-    add(LayerName(l, "fc2.weight"), {d, f}, 0.0f, 1.0f / std::sqrt(static_cast<float>(F)));
-    add(LayerName(l, "fc2.bias"), {d}, 0.0f, 0.1f);
+    tensors.Add(LayerName(l, "fc1.bias"), {f}, -0.4f, 0.2f);
+    tensors.Add(LayerName(l, "fc2.weight"), {d, f}, 0.0f, 1.0f / std::sqrt(static_cast<float>(F)));
+    tensors.Add(LayerName(l, "fc2.bias"), {d}, 0.0f, 0.1f);
   }
-  add("final_layer_norm.weight", {d}, 1.0f, 0.1f);
-  add("final_layer_norm.bias", {d}, 0.0f, 0.1f);
-  if (!spec.tied) add("lm_head.weight", {v, d}, 0.0f, 0.5f);
+  tensors.Add("final_layer_norm.weight", {d}, 1.0f, 0.1f);
+  tensors.Add("final_layer_norm.bias", {d}, 0.0f, 0.1f);
+  if (!spec.tied) tensors.Add("lm_head.weight", {v, d}, 0.0f, 0.5f);
 
-  std::vector<RawTensor> raw;
-  for (const auto& [name, shape] : order) {
-    const std::string full = name == "lm_head.weight" ? name : spec.prefix + name;
-    raw.push_back({full, spec.dtype, shape, EncodeAs(spec.dtype, m.weights[name])});
-  }
-  WriteSafetensors(dir + "/model.safetensors", raw);
+  tensors.Write(dir + "/model.safetensors", spec.dtype, [&](const std::string& name) {
+    return name == "lm_head.weight" ? name : spec.prefix + name;
+  });
+  m.weights = tensors.TakeWeights();
 
   m.bos = 1256;
   m.config = {{"architectures", {"OPTForCausalLM"}},
@@ -92,36 +82,6 @@ OptModel WriteOptModel(const std::string& dir, const OptSpec& spec) {
                 fs::copy_options::overwrite_existing);
   return m;
 }
-
-namespace {
-
-// y[r] = W[r,:]·x + b[r] for W [rows, cols] (b may be null).
-std::vector<double> Linear(const std::vector<float>& w, const std::vector<float>* b,
-                           const std::vector<double>& x, int64_t rows) {
-  const int64_t cols = static_cast<int64_t>(x.size());
-  std::vector<double> y(static_cast<size_t>(rows));
-  for (int64_t r = 0; r < rows; ++r) {
-    double s = b != nullptr ? (*b)[r] : 0.0;
-    for (int64_t c = 0; c < cols; ++c) s += static_cast<double>(w[r * cols + c]) * x[c];
-    y[r] = s;
-  }
-  return y;
-}
-
-// torch.nn.LayerNorm(eps = 1e-5).
-std::vector<double> LayerNorm(const std::vector<double>& x, const std::vector<float>& w,
-                              const std::vector<float>& b) {
-  double mean = 0, var = 0;
-  for (double v : x) mean += v;
-  mean /= static_cast<double>(x.size());
-  for (double v : x) var += (v - mean) * (v - mean);
-  var /= static_cast<double>(x.size());
-  std::vector<double> y(x.size());
-  for (size_t i = 0; i < x.size(); ++i) y[i] = (x[i] - mean) / std::sqrt(var + 1e-5) * w[i] + b[i];
-  return y;
-}
-
-}  // namespace
 
 std::vector<double> OptReferenceLogits(const OptModel& m, const std::vector<int32_t>& tokens) {
   const OptSpec& s = m.spec;
@@ -150,24 +110,7 @@ std::vector<double> OptReferenceLogits(const OptModel& m, const std::vector<int3
       v[t] = Linear(L("self_attn.v_proj.weight"), &L("self_attn.v_proj.bias"), x, D);
     }
     for (int64_t t = 0; t < n; ++t) {
-      std::vector<double> attended(D, 0.0);
-      for (int64_t head = 0; head < H; ++head) {
-        std::vector<double> scores(t + 1);
-        double top = -1e300;
-        for (int64_t p = 0; p <= t; ++p) {
-          double dot = 0;
-          for (int64_t i = 0; i < hd; ++i) dot += q[t][head * hd + i] * k[p][head * hd + i];
-          scores[p] = dot;
-          top = std::max(top, dot);
-        }
-        double sum = 0;
-        for (double& e : scores) sum += (e = std::exp(e - top));
-        for (int64_t p = 0; p <= t; ++p) {
-          for (int64_t i = 0; i < hd; ++i) {
-            attended[head * hd + i] += scores[p] / sum * v[p][head * hd + i];
-          }
-        }
-      }
+      const std::vector<double> attended = CausalAttention(q, k, v, t, H, H, hd, 1.0);
       const std::vector<double> o =
           Linear(L("self_attn.out_proj.weight"), &L("self_attn.out_proj.bias"), attended, D);
       for (int64_t i = 0; i < D; ++i) h[t][i] += o[i];
@@ -194,15 +137,8 @@ std::vector<double> OptReferenceLogits(const OptModel& m, const std::vector<int3
 }
 
 std::vector<int32_t> OptReferenceGreedy(const OptModel& m, std::vector<int32_t> prompt, int steps) {
-  std::vector<int32_t> out;
-  for (int i = 0; i < steps; ++i) {
-    const std::vector<double> logits = OptReferenceLogits(m, prompt);
-    const auto last = logits.end() - m.spec.vocab;
-    const int32_t token = static_cast<int32_t>(std::max_element(last, logits.end()) - last);
-    out.push_back(token);
-    prompt.push_back(token);
-  }
-  return out;
+  return ReferenceGreedy([&](const std::vector<int32_t>& t) { return OptReferenceLogits(m, t); },
+                         m.spec.vocab, std::move(prompt), steps);
 }
 
 }  // namespace pinfer::testing

@@ -54,14 +54,8 @@ const Converted& Tiny() {
   return *tiny;
 }
 
-std::vector<int32_t> Prompt(int64_t n, int64_t vocab, int salt = 0) {
-  std::vector<int32_t> tokens;
-  for (int64_t i = 0; i < n; ++i)
-    tokens.push_back(static_cast<int32_t>((i * 97 + 13 + salt) % vocab));
-  return tokens;
-}
-
 using family_test::ExpectNear;
+using family_test::Prompt;
 using family_test::kF32Cache;
 
 class OptForwardTest : public ::testing::Test {
@@ -104,39 +98,20 @@ TEST_F(OptForwardTest, BatchedPromptsMatchTheReference) {
 TEST_F(OptForwardTest, DecodeOneTokenAtATimeMatchesTheReference) {
   const Converted& t = Tiny();
   ASSERT_NE(t.model, nullptr);
+  const std::vector<int32_t> prompt = Prompt(40, t.model->config().vocab_size, 5);
   Executor executor(*t.model);
-  absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(executor, kF32Cache);
-  ASSERT_TRUE(session.ok()) << session.status();
-  const int64_t vocab = t.model->config().vocab_size;
-  const std::vector<int32_t> prompt = Prompt(40, vocab, 5);
-  const std::vector<double> ref = testing::OptReferenceLogits(t.hf, prompt);
-  for (size_t i = 0; i < prompt.size(); ++i) {
-    absl::StatusOr<std::span<const float>> logits =
-        (*session)->Evaluate(std::span<const int32_t>(&prompt[i], 1), Logits::kLast);
-    ASSERT_TRUE(logits.ok()) << logits.status();
-    ExpectNear(std::vector<double>(ref.begin() + i * vocab, ref.begin() + (i + 1) * vocab), *logits,
-               "decoded token " + std::to_string(i));
-  }
+  family_test::ExpectDecodedLogitsNear(executor, prompt,
+                                       testing::OptReferenceLogits(t.hf, prompt),
+                                       t.model->config().vocab_size);
 }
 
 TEST_F(OptForwardTest, GreedyTokensMatchTheReference) {
   const Converted& t = Tiny();
   ASSERT_NE(t.model, nullptr);
-  Executor executor(*t.model);
-  absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(executor, kF32Cache);
-  ASSERT_TRUE(session.ok()) << session.status();
   const std::vector<int32_t> prompt = Prompt(6, t.model->config().vocab_size, 1);
-  absl::StatusOr<std::span<const float>> logits = (*session)->Evaluate(prompt, Logits::kLast);
-  ASSERT_TRUE(logits.ok()) << logits.status();
-  std::vector<int32_t> greedy;
-  for (int i = 0; i < 10; ++i) {
-    const int32_t token =
-        static_cast<int32_t>(std::max_element(logits->begin(), logits->end()) - logits->begin());
-    greedy.push_back(token);
-    logits = (*session)->Evaluate(std::span<const int32_t>(&token, 1), Logits::kLast);
-    ASSERT_TRUE(logits.ok()) << logits.status();
-  }
-  EXPECT_EQ(greedy, testing::OptReferenceGreedy(t.hf, prompt, 10));
+  Executor executor(*t.model);
+  EXPECT_EQ(family_test::SessionGreedy(executor, prompt, 10),
+            testing::OptReferenceGreedy(t.hf, prompt, 10));
 }
 
 TEST_F(OptForwardTest, UntiedHeadUnderTheOriginalNames) {
@@ -204,24 +179,12 @@ TEST_F(OptForwardTest, StandInPlacementsGiveTheHostLogitsAndText) {
   const Converted& t = Tiny();
   ASSERT_NE(t.model, nullptr);
   const Model& model = *t.model;
-  const hybrid_test::PlacedRun host = hybrid_test::RunPlaced(model, {}, {});
-  ASSERT_EQ(host.greedy.size(), 8u);
-  const std::vector<std::vector<std::vector<int32_t>>> splits = {
-      {},
-      hybrid_test::RandomPartition(model, 0.5, 4),
-      hybrid_test::EveryLayer(model, hybrid_test::AllNeurons(model.config().n_ff))};
-  for (size_t s = 0; s < splits.size(); ++s) {
-    for (const std::string pattern : {"none", "all", "first"}) {
-      for (const bool classifier : {false, true}) {
-        const std::string what = "split " + std::to_string(s) + ", attention " + pattern +
-                                 (classifier ? ", classifier on the device" : "");
-        const hybrid_test::PlacedRun placed = hybrid_test::RunPlaced(
-            model, splits[s], {hybrid_test::AttentionPattern(model, pattern), classifier});
-        hybrid_test::ExpectSameLogits(host.logits, placed.logits, what);
-        EXPECT_EQ(host.greedy, placed.greedy) << what;
-      }
-    }
-  }
+  family_test::ExpectStandInPlacementsGiveTheHost(
+      model,
+      {{},
+       hybrid_test::RandomPartition(model, 0.5, 4),
+       hybrid_test::EveryLayer(model, hybrid_test::AllNeurons(model.config().n_ff))},
+      {false, true});
 }
 
 // A device backend without LayerNorm or biases (as the CUDA one): the default SupportsModel.
