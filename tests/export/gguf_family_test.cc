@@ -50,17 +50,6 @@ std::string Convert(const std::string& source, const std::string& out,
   return r.err;
 }
 
-FalconSpec Falcon7B() { return {}; }
-FalconSpec Falcon40B() {
-  FalconSpec s;
-  s.new_decoder_architecture = true;
-  s.n_kv_heads = 2;
-  s.tied = false;
-  s.rope_theta = 500000.0;
-  s.seed = 8;
-  return s;
-}
-
 std::vector<int32_t> Prompt(int64_t n, int64_t vocab) {
   std::vector<int32_t> tokens;
   for (int64_t i = 0; i < n; ++i) tokens.push_back(static_cast<int32_t>((i * 89 + 7) % vocab));
@@ -160,7 +149,7 @@ void ExpectSameConfig(const PiFile& a, const PiFile& b) {
 
 class FalconGgufTest : public ::testing::TestWithParam<bool> {
  protected:
-  FalconSpec Spec() const { return GetParam() ? Falcon40B() : Falcon7B(); }
+  FalconSpec Spec() const { return GetParam() ? Falcon40BLayout() : Falcon7BLayout(); }
   std::string Name() const { return GetParam() ? "falcon40b" : "falcon7b"; }
 };
 
@@ -291,7 +280,7 @@ TEST(OptGgufTest, PowerInferOptConvertsToTheHfDirectorysModel) {
 
 // A broken falcon or opt GGUF: one line naming the file and the tensor or key.
 TEST(FamilyGgufBadInputTest, OneLineNamingTheFileAndTheTensorOrKey) {
-  const FalconModel falcon = WriteFalconModel(Scratch("bad", "falcon-hf"), Falcon40B());
+  const FalconModel falcon = WriteFalconModel(Scratch("bad", "falcon-hf"), Falcon40BLayout());
   const OptModel opt = WriteOptModel(Scratch("bad", "opt-hf"));
   const std::vector<float> wrong(5 * 64, 0.0f);
   std::vector<uint8_t> wrong_bytes(wrong.size() * 4, 0);
@@ -346,7 +335,7 @@ TEST(FamilyExportTest, UnexportableModelsAreRefused) {
   Convert(opt.dir, Scratch("refuse", "opt.pi"));
   ExpectOneLineError(PiExport({"-m", Scratch("refuse", "opt.pi"), "-o", Scratch("refuse", "x.gguf")}),
                      "pi-export", "architecture 'opt': llama.cpp has no OPT architecture");
-  FalconModel falcon = WriteFalconModel(Scratch("refuse", "falcon-hf"), Falcon7B());
+  FalconModel falcon = WriteFalconModel(Scratch("refuse", "falcon-hf"), Falcon7BLayout());
   falcon.config["activation"] = "relu";
   WriteFileText(falcon.dir + "/config.json", falcon.config.dump(2));
   Convert(falcon.dir, Scratch("refuse", "relu.pi"));

@@ -6,8 +6,9 @@
 // llama.cpp's precision (tanh-approximated GELU through an f16 table, f16 KV cache), its
 // probabilities; pi-run's greedy text on the GGUF must be llama-cli's.
 //
+// Both layouts: Falcon-7B's and Falcon-40B's (attn_norm_2, grouped key/value heads).
 // Regenerating (after a deliberate change of the fixture or the export): run this test with
-// PINFER_WRITE_FALCON_GGUF=FILE to get the GGUF, then the commands of tests/data/falcon-gguf/
+// PINFER_WRITE_FALCON_GGUF=DIR to get the GGUFs, then the commands of tests/data/falcon-gguf/
 // README.md.
 #include <algorithm>
 #include <cmath>
@@ -26,6 +27,7 @@
 #include "runtime/model/model.h"
 #include "tests/convert/test_util.h"
 #include "tests/export/export_test_util.h"
+#include "tests/convert/gguf_family_fixture.h"
 #include "tests/model/falcon_fixture.h"
 
 namespace pinfer::testing {
@@ -39,17 +41,26 @@ std::string Scratch(const std::string& name) {
   return (dir / name).string();
 }
 
-TEST(LlamaCppGoldenTest, PiRunOnTheExportedFalconGgufGivesLlamaCppsTokens) {
-  // The fixture llama.cpp ran: falcon_fixture.h's default (Falcon-7B layout, seed 5), f32.
-  const FalconModel hf = WriteFalconModel(Scratch("falcon-7b-tiny"), FalconSpec{});
+struct Golden {
+  const char* name;  // of the fixture directory (the GGUF's general.name) and of the GGUF
+  FalconSpec spec;
+  const char* file;  // under tests/data/falcon-gguf/
+};
+
+class LlamaCppGoldenTest : public ::testing::TestWithParam<Golden> {};
+
+TEST_P(LlamaCppGoldenTest, PiRunOnTheExportedFalconGgufGivesLlamaCppsTokens) {
+  // The fixture llama.cpp ran (seeded, f32).
+  const Golden& g = GetParam();
+  const FalconModel hf = WriteFalconModel(Scratch(g.name), g.spec);
   ASSERT_EQ(PiConvert({hf.dir, "-o", Scratch("falcon.pi")}).exit_code, 0);
   test::ProgramResult r = PiExport({"-m", Scratch("falcon.pi"), "-o", Scratch("falcon.gguf")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::vector<uint8_t> gguf = ReadFileBytes(Scratch("falcon.gguf"));
-  if (const char* out = std::getenv("PINFER_WRITE_FALCON_GGUF"); out != nullptr && *out != 0) {
-    WriteFileBytes(out, gguf);
+  if (const char* dir = std::getenv("PINFER_WRITE_FALCON_GGUF"); dir != nullptr && *dir != 0) {
+    WriteFileBytes(std::string(dir) + "/" + g.name + ".gguf", gguf);
   }
-  std::ifstream in(RepoPath("tests/data/falcon-gguf/llama_cpp_greedy.json"));
+  std::ifstream in(RepoPath(std::string("tests/data/falcon-gguf/") + g.file));
   ASSERT_TRUE(in.good());
   const nlohmann::json golden = nlohmann::json::parse(in);
   ASSERT_EQ(ChecksumHex(Checksum(gguf)), golden["gguf_xxh3"].get<std::string>())
@@ -112,9 +123,19 @@ TEST(LlamaCppGoldenTest, PiRunOnTheExportedFalconGgufGivesLlamaCppsTokens) {
   r = PiRun({"-m", Scratch("falcon.gguf"), "-p", text, "-n",
              std::to_string(golden["cli_n_predict"].get<int>()), "--temp", "0", "-t", "1"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  // (Bytes: a random model's text need not be UTF-8.)
+  const std::vector<uint8_t> cli = golden["cli_output_bytes"].get<std::vector<uint8_t>>();
   EXPECT_EQ(absl::StripAsciiWhitespace(r.out),
-            absl::StripAsciiWhitespace(golden["cli_output"].get<std::string>()));
+            absl::StripAsciiWhitespace(std::string(cli.begin(), cli.end())));
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    Layouts, LlamaCppGoldenTest,
+    ::testing::Values(Golden{"falcon-7b-tiny", Falcon7BLayout(), "llama_cpp_greedy.json"},
+                      Golden{"falcon-40b-tiny", Falcon40BLayout(), "llama_cpp_greedy_40b.json"}),
+    [](const ::testing::TestParamInfo<Golden>& p) {
+      return p.param.spec.new_decoder_architecture ? "Falcon40B" : "Falcon7B";
+    });
 
 }  // namespace
 }  // namespace pinfer::testing

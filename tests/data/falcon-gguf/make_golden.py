@@ -2,16 +2,20 @@
 """Writes llama_cpp_greedy.json: what llama.cpp computes on the exported tiny Falcon GGUF.
 
 Usage (see README.md):
-  make_golden.py LLAMA_CPP_BIN_DIR FALCON_GGUF GGUF_XXH3 > llama_cpp_greedy.json
-GGUF_XXH3: the GGUF's XXH3-64 as llama_cpp_golden_test.cc prints it.
+  make_golden.py LLAMA_CPP_BIN_DIR FALCON_GGUF GGUF_XXH3 [MULTIPLIER] > llama_cpp_greedy.json
+GGUF_XXH3: the GGUF's XXH3-64 as llama_cpp_golden_test.cc prints it. The prompt is the ids
+(i * MULTIPLIER + 7) % 1257 (default 89): llama-server reports no probabilities for a token that
+ends inside a UTF-8 character, so a prompt whose greedy tokens never do is chosen.
 Runs llama-server (for token ids and log-probabilities) and llama-cli (for greedy text), both on
 one thread; only the Python standard library.
 """
-import json, shlex, subprocess, sys, time, urllib.request
+import json, os, shlex, subprocess, sys, time, urllib.request
 
 bin_dir, gguf, digest = sys.argv[1], sys.argv[2], sys.argv[3]
+multiplier = int(sys.argv[4]) if len(sys.argv) > 4 else 89
+name = os.path.basename(gguf)
 PORT = 18931
-PROMPT = [(i * 89 + 7) % 1257 for i in range(24)]  # ids of real pieces (the vocabulary pads to 1264)
+PROMPT = [(i * multiplier + 7) % 1257 for i in range(24)]  # ids of real pieces (the vocabulary pads to 1264)
 TOP = 5
 CLI_PROMPT = "Hello, world! How are you?"
 CLI_N = 16
@@ -23,10 +27,14 @@ CLI = [f"{bin_dir}/llama-cli", "-m", gguf, "-p", CLI_PROMPT, "-n", str(CLI_N), "
 
 def completion(prompt, n):
     body = json.dumps({"prompt": prompt, "n_predict": n, "temperature": 0, "n_probs": TOP,
-                       "cache_prompt": False}).encode()
+                       "cache_prompt": False, "ignore_eos": True}).encode()
     req = urllib.request.Request(f"http://127.0.0.1:{PORT}/completion", body,
                                  {"Content-Type": "application/json"})
-    return json.load(urllib.request.urlopen(req))["completion_probabilities"]
+    probabilities = json.load(urllib.request.urlopen(req)).get("completion_probabilities", [])
+    if len(probabilities) != n:
+        sys.exit(f"llama-server left out probabilities (a token inside a UTF-8 character?) for "
+                 f"{prompt}: try another MULTIPLIER")
+    return probabilities
 
 
 def step(p):
@@ -49,13 +57,13 @@ try:
 finally:
     server.terminate()
     server.wait()
-cli = subprocess.run(CLI, capture_output=True, check=True).stdout.decode("utf-8")
+cli = subprocess.run(CLI, capture_output=True, check=True).stdout  # bytes: maybe not UTF-8
 json.dump({
     "provenance": "llama.cpp c392e5094 (Release, GGML_NATIVE, CPU), one thread: "
-                  + shlex.join(["llama-server", "-m", "falcon-7b-tiny.gguf"] + SERVER[3:])
+                  + shlex.join(["llama-server", "-m", name] + SERVER[3:])
                   + " then POST /completion {prompt: ids, n_predict, temperature 0, n_probs "
-                  + str(TOP) + ", cache_prompt false} per prefix and for 16 steps; "
-                  + shlex.join(["llama-cli", "-m", "falcon-7b-tiny.gguf"] + CLI[3:]),
+                  + str(TOP) + ", cache_prompt false, ignore_eos true} per prefix and for 16 steps; "
+                  + shlex.join(["llama-cli", "-m", name] + CLI[3:]),
     "gguf_xxh3": digest,
     "prompt_ids": PROMPT,
     "prefix_steps": prefixes,
@@ -63,5 +71,5 @@ json.dump({
     "prob_tolerance": 0.003,  # observed: 1e-3 (llama.cpp: tanh GELU via an f16 table, f16 KV)
     "cli_prompt": CLI_PROMPT,
     "cli_n_predict": CLI_N,
-    "cli_output": cli,
+    "cli_output_bytes": list(cli),
 }, sys.stdout, indent=1)
