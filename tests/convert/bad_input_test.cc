@@ -267,7 +267,8 @@ std::vector<Case> Cases() {
          const std::string p = Put(d + "/f.gguf", Build(t));
          return Args{{p}, p};
        },
-       "unknown architecture 'gptneox' (supported: llama, falcon, and PowerInfer's bamboo and opt)"},
+       "unknown architecture 'gptneox' (supported: llama, falcon, and PowerInfer's bamboo and "
+       "opt)"},
       {"GgufInconsistentShape",
        [](const std::string& d) {
          TinyGguf t;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <memory>
 
 #include "absl/strings/match.h"
@@ -80,8 +81,8 @@ ModelRun Evaluate(const std::string& path, const std::vector<int32_t>& prompt) {
   const int64_t vocab = (*model)->config().vocab_size;
   std::span<const float> last(run.logits.data() + run.logits.size() - vocab, vocab);
   for (int i = 0; i < 8; ++i) {
-    const int32_t token = static_cast<int32_t>(std::max_element(last.begin(), last.end()) -
-                                               last.begin());
+    const int32_t token =
+        static_cast<int32_t>(std::max_element(last.begin(), last.end()) - last.begin());
     run.greedy.push_back(token);
     logits = (*session)->Evaluate(std::span<const int32_t>(&token, 1), Logits::kLast);
     EXPECT_TRUE(logits.ok()) << logits.status();
@@ -197,9 +198,9 @@ TEST_P(FalconGgufTest, ExportIsLlamaCppsLayoutAndRoundTrips) {
     const std::span<const uint8_t> x = exported->TensorData(*got), y = reference->TensorData(want);
     EXPECT_TRUE(std::equal(x.begin(), x.end(), y.begin(), y.end())) << want.name << " differs";
   }
-  for (const char* key : {"falcon.embedding_length", "falcon.block_count",
-                          "falcon.feed_forward_length", "falcon.attention.head_count",
-                          "falcon.attention.head_count_kv", "falcon.context_length"}) {
+  for (const char* key :
+       {"falcon.embedding_length", "falcon.block_count", "falcon.feed_forward_length",
+        "falcon.attention.head_count", "falcon.attention.head_count_kv", "falcon.context_length"}) {
     EXPECT_EQ(*exported->GetUint(key), *reference->GetUint(key)) << key;
   }
   EXPECT_EQ(*exported->GetString("general.architecture"), "falcon");
@@ -238,6 +239,13 @@ TEST_P(FalconGgufTest, PowerInferReluFalconConvertsToTheHfDirectorysModel) {
   const std::string notes = Convert(Scratch(t, "relu.gguf"), Scratch(t, "gguf.pi"));
   EXPECT_TRUE(absl::StrContains(notes, "PowerInfer predictor tensors (fc1/fc2)")) << notes;
   EXPECT_TRUE(absl::StrContains(notes, "cannot be imported")) << notes;
+  // Nor does pi-train-predictor --import fold them into a wrong predictor.
+  if (*PI_TRAIN_PREDICTOR_PATH != 0) {
+    ExpectOneLineError(
+        PiTrainPredictor({"-m", Scratch(t, "gguf.pi"), "--import", Scratch(t, "relu.gguf")}),
+        "pi-train-predictor", "predictor reads the residual before the LayerNorm");
+    EXPECT_FALSE(fs::exists(Scratch(t, "gguf.predictor.pi")));
+  }
   std::unique_ptr<PiFile> from_hf = Open(Scratch(t, "hf.pi"));
   std::unique_ptr<PiFile> from_gguf = Open(Scratch(t, "gguf.pi"));
   ASSERT_TRUE(from_hf && from_gguf);
@@ -282,46 +290,58 @@ TEST(OptGgufTest, PowerInferOptConvertsToTheHfDirectorysModel) {
 TEST(FamilyGgufBadInputTest, OneLineNamingTheFileAndTheTensorOrKey) {
   const FalconModel falcon = WriteFalconModel(Scratch("bad", "falcon-hf"), Falcon40BLayout());
   const OptModel opt = WriteOptModel(Scratch("bad", "opt-hf"));
-  const std::vector<float> wrong(5 * 64, 0.0f);
-  std::vector<uint8_t> wrong_bytes(wrong.size() * 4, 0);
+  const std::vector<uint8_t> wrong_bytes(5 * 64 * 4, 0);
+  // A file without `names`; or with `name` replaced by a [5, 64] f32 tensor (or a key by `extra`).
+  auto drop = [](std::vector<std::string> names) {
+    GgufFamilyOptions o;
+    o.drop = std::move(names);
+    return o;
+  };
+  auto replace = [&](const std::string& name, std::function<void(GgufBuilder&)> extra = {}) {
+    GgufFamilyOptions o;
+    o.drop = {name};
+    o.extra = extra ? extra : [name, &wrong_bytes](GgufBuilder& b) {
+      b.AddTensor(name, {64, 5}, 0, wrong_bytes);
+    };
+    return o;
+  };
+  GgufFamilyOptions unknown;
+  unknown.extra = [&](GgufBuilder& b) {
+    b.AddTensor("blk.0.attn_q.weight", {64, 5}, 0, wrong_bytes);
+  };
   const struct {
     std::string name;
     bool falcon;
     GgufFamilyOptions options;
     std::string expected;
   } cases[] = {
-      {"no-qkv", true, {.drop = {"blk.1.attn_qkv.weight"}}, "tensor 'blk.1.attn_qkv.weight' is missing"},
-      {"no-norm-bias", true, {.drop = {"blk.0.attn_norm.bias"}}, "tensor 'blk.0.attn_norm.bias' is missing"},
-      {"no-eps", true, {.drop = {"falcon.attention.layer_norm_epsilon"}},
+      {"no-qkv", true, drop({"blk.1.attn_qkv.weight"}),
+       "tensor 'blk.1.attn_qkv.weight' is missing"},
+      {"no-norm-bias", true, drop({"blk.0.attn_norm.bias"}),
+       "tensor 'blk.0.attn_norm.bias' is missing"},
+      {"no-eps", true, drop({"falcon.attention.layer_norm_epsilon"}),
        "falcon.attention.layer_norm_epsilon"},
-      {"no-heads", true, {.drop = {"falcon.attention.head_count"}}, "falcon.attention.head_count"},
-      {"qkv-shape",
-       true,
-       {.extra = [&](GgufBuilder& b) { b.AddTensor("blk.0.attn_qkv.weight", {64, 5}, 0, wrong_bytes); },
-        .drop = {"blk.0.attn_qkv.weight"}},
+      {"no-heads", true, drop({"falcon.attention.head_count"}), "falcon.attention.head_count"},
+      {"qkv-shape", true, replace("blk.0.attn_qkv.weight"),
        "tensor 'blk.0.attn_qkv.weight': inconsistent shape [5, 64]"},
-      {"up-shape",
-       true,
-       {.extra = [&](GgufBuilder& b) { b.AddTensor("blk.0.ffn_up.weight", {64, 5}, 0, wrong_bytes); },
-        .drop = {"blk.0.ffn_up.weight"}},
+      {"up-shape", true, replace("blk.0.ffn_up.weight"),
        "inconsistent shape: tensor 'blk.0.ffn_up.weight' is [5, 64]"},
-      {"unknown-tensor",
-       true,
-       {.extra = [&](GgufBuilder& b) { b.AddTensor("blk.0.attn_q.weight", {64, 5}, 0, wrong_bytes); }},
+      {"unknown-tensor", true, unknown,
        "tensor 'blk.0.attn_q.weight' is not part of a 2-layer falcon model"},
-      {"no-positions", false, {.drop = {"position_embd.weight"}}, "tensor 'position_embd.weight' is missing"},
-      {"no-fc1-bias", false, {.drop = {"blk.1.ffn_up.bias"}}, "tensor 'blk.1.ffn_up.bias' is missing"},
-      {"no-down", false, {.drop = {"blk.0.ffn_down_t.weight"}}, "tensor 'blk.0.ffn_down_t' is missing"},
-      {"context",
-       false,
-       {.extra = [](GgufBuilder& b) { b.AddUint32("opt.context_length", 2048); },
-        .drop = {"opt.context_length"}},
+      {"no-positions", false, drop({"position_embd.weight"}),
+       "tensor 'position_embd.weight' is missing"},
+      {"no-fc1-bias", false, drop({"blk.1.ffn_up.bias"}), "tensor 'blk.1.ffn_up.bias' is missing"},
+      {"no-down", false, drop({"blk.0.ffn_down_t.weight"}), "tensor 'blk.0.ffn_down_t' is missing"},
+      {"context", false,
+       replace("opt.context_length",
+               [](GgufBuilder& b) { b.AddUint32("opt.context_length", 2048); }),
        "metadata 'opt.context_length' is 2048 but position_embd.weight has 66 rows"},
-      {"no-layers", false, {.drop = {"opt.block_count"}}, "opt.block_count"},
+      {"no-layers", false, drop({"opt.block_count"}), "opt.block_count"},
   };
   for (const auto& c : cases) {
     const std::string path = Scratch("bad", c.name + ".gguf");
-    WriteFileBytes(path, c.falcon ? FalconGguf(falcon, c.options) : OptPowerInferGguf(opt, c.options));
+    WriteFileBytes(path,
+                   c.falcon ? FalconGguf(falcon, c.options) : OptPowerInferGguf(opt, c.options));
     const std::string out = Scratch("bad", c.name + ".pi");
     ExpectOneLineError(PiConvert({path, "-o", out}), "pi-convert", c.expected);
     EXPECT_TRUE(absl::StrContains(PiConvert({path, "-o", out}).err, path)) << c.name;
@@ -333,15 +353,16 @@ TEST(FamilyGgufBadInputTest, OneLineNamingTheFileAndTheTensorOrKey) {
 TEST(FamilyExportTest, UnexportableModelsAreRefused) {
   const OptModel opt = WriteOptModel(Scratch("refuse", "opt-hf"));
   Convert(opt.dir, Scratch("refuse", "opt.pi"));
-  ExpectOneLineError(PiExport({"-m", Scratch("refuse", "opt.pi"), "-o", Scratch("refuse", "x.gguf")}),
-                     "pi-export", "architecture 'opt': llama.cpp has no OPT architecture");
+  ExpectOneLineError(
+      PiExport({"-m", Scratch("refuse", "opt.pi"), "-o", Scratch("refuse", "x.gguf")}), "pi-export",
+      "architecture 'opt': llama.cpp has no OPT architecture");
   FalconModel falcon = WriteFalconModel(Scratch("refuse", "falcon-hf"), Falcon7BLayout());
   falcon.config["activation"] = "relu";
   WriteFileText(falcon.dir + "/config.json", falcon.config.dump(2));
   Convert(falcon.dir, Scratch("refuse", "relu.pi"));
   ExpectOneLineError(
-      PiExport({"-m", Scratch("refuse", "relu.pi"), "-o", Scratch("refuse", "x.gguf")}), "pi-export",
-      "the FFN activation is relu; llama.cpp's falcon computes gelu");
+      PiExport({"-m", Scratch("refuse", "relu.pi"), "-o", Scratch("refuse", "x.gguf")}),
+      "pi-export", "the FFN activation is relu; llama.cpp's falcon computes gelu");
   for (const char* model : {"opt.pi", "relu.pi"}) {
     ExpectOneLineError(PiExport({"-m", Scratch("refuse", model), "--format", "powerinfer", "-o",
                                  Scratch("refuse", "x.gguf")}),

@@ -25,9 +25,9 @@
 #include "runtime/exec/executor.h"
 #include "runtime/exec/session.h"
 #include "runtime/model/model.h"
+#include "tests/convert/gguf_family_fixture.h"
 #include "tests/convert/test_util.h"
 #include "tests/export/export_test_util.h"
-#include "tests/convert/gguf_family_fixture.h"
 #include "tests/model/falcon_fixture.h"
 
 namespace pinfer::testing {
@@ -46,6 +46,8 @@ struct Golden {
   FalconSpec spec;
   const char* file;  // under tests/data/falcon-gguf/
 };
+
+void PrintTo(const Golden& g, std::ostream* os) { *os << g.name; }
 
 class LlamaCppGoldenTest : public ::testing::TestWithParam<Golden> {};
 

@@ -128,8 +128,9 @@ std::optional<GgufMapping> MapGgufTensor(const std::string& arch, const std::str
   const std::string_view rest = std::string_view(gguf_name).substr(kBlock.size());
   const size_t dot = rest.find('.');
   int layer = -1;
-  if (dot == std::string_view::npos || !absl::SimpleAtoi(std::string(rest.substr(0, dot)), &layer) ||
-      layer < 0 || layer >= n_layers) {
+  if (dot == std::string_view::npos ||
+      !absl::SimpleAtoi(std::string(rest.substr(0, dot)), &layer) || layer < 0 ||
+      layer >= n_layers) {
     return std::nullopt;
   }
   const std::string_view suffix = rest.substr(dot + 1);

@@ -42,8 +42,7 @@ struct GgufMapping {
 
 // The architectures of general.architecture that pinfer reads.
 bool IsKnownGgufArchitecture(const std::string& arch);
-inline constexpr char kKnownGgufArchitectures[] =
-    "llama, falcon, and PowerInfer's bamboo and opt";
+inline constexpr char kKnownGgufArchitectures[] = "llama, falcon, and PowerInfer's bamboo and opt";
 
 // What `gguf_name` is in an `n_layers` model of `arch`; nullopt: not a tensor of it.
 std::optional<GgufMapping> MapGgufTensor(const std::string& arch, const std::string& gguf_name,

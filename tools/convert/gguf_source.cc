@@ -144,8 +144,9 @@ absl::StatusOr<ModelConfig> ReadHparams(const Reader& r) {
     if (!theta.ok()) return theta.status();
     c.rope_theta = *theta;
   }
-  // The norm's epsilon: rmsnorm's for llama, LayerNorm's for falcon (required by llama.cpp); PowerInfer's
-  // OPT files have none (its llama.cpp leaves it 0), so OPT's own 1e-5 (nn.LayerNorm's) applies.
+  // The norm's epsilon: rmsnorm's for llama, LayerNorm's for falcon (required by llama.cpp);
+  // PowerInfer's OPT files have none (its llama.cpp leaves it 0), so OPT's own 1e-5
+  // (nn.LayerNorm's) applies.
   const std::string eps_key = r.Key(c.norm == NormKind::kRms ? "attention.layer_norm_rms_epsilon"
                                                              : "attention.layer_norm_epsilon");
   if (c.architecture != "opt" || r.gguf.Has(eps_key)) {
@@ -206,19 +207,18 @@ absl::Status ReadLearnedPositions(const Reader& r, ModelConfig& c) {
   const uint64_t rows = table->ne.size() == 2 ? table->ne[1] : 0;
   if (rows <= static_cast<uint64_t>(c.position_offset) ||
       rows > static_cast<uint64_t>(kMaxModelCount)) {
-    return absl::InvalidArgumentError(absl::StrCat(r.path,
-                                                   ": tensor 'position_embd.weight' has shape ",
-                                                   ShapeText(table->Shape()), ", expected [",
-                                                   c.position_offset, " + context, dim]"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        r.path, ": tensor 'position_embd.weight' has shape ", ShapeText(table->Shape()),
+        ", expected [", c.position_offset, " + context, dim]"));
   }
   if (r.gguf.Has(r.Key("context_length"))) {
     absl::StatusOr<uint64_t> declared = r.gguf.GetUint(r.Key("context_length"));
     if (!declared.ok()) return declared.status();
     if (*declared != rows) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          r.path, ": metadata '", r.Key("context_length"), "' is ", *declared,
-          " but position_embd.weight has ", rows, " rows (PowerInfer counts the ",
-          c.position_offset, " offset rows in it)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(r.path, ": metadata '", r.Key("context_length"), "' is ", *declared,
+                       " but position_embd.weight has ", rows, " rows (PowerInfer counts the ",
+                       c.position_offset, " offset rows in it)"));
     }
   }
   c.context_length = static_cast<int64_t>(rows) - c.position_offset;
@@ -232,10 +232,10 @@ absl::StatusOr<std::vector<SourceTensor>> SplitFusedQkv(const ModelConfig& c,
                                                         const std::string& what) {
   const int64_t q = c.q_dim(), kv = c.kv_dim();
   if (fused.rows != q + 2 * kv || fused.cols != c.dim) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, ": inconsistent shape [", fused.rows, ", ", fused.cols, "]: ", c.n_heads,
-        " query and ", c.n_kv_heads, " key/value heads of ", c.head_dim, " need [", q + 2 * kv,
-        ", ", c.dim, "]"));
+    return absl::InvalidArgumentError(absl::StrCat(what, ": inconsistent shape [", fused.rows, ", ",
+                                                   fused.cols, "]: ", c.n_heads, " query and ",
+                                                   c.n_kv_heads, " key/value heads of ", c.head_dim,
+                                                   " need [", q + 2 * kv, ", ", c.dim, "]"));
   }
   std::vector<int64_t> q_rows = HalfSplitToInterleavedRows(c.n_heads, c.head_dim);
   std::vector<int64_t> k_rows = HalfSplitToInterleavedRows(c.n_kv_heads, c.head_dim);
@@ -574,11 +574,11 @@ absl::StatusOr<SourceModel> ReadGguf(const std::string& path, const ActivationFl
   for (const ExpectedTensor& e : ExpectedTensors(c)) {
     auto it = tensors.find(e.name);
     if (it == tensors.end() || it->second.shape == e.shape) continue;
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": inconsistent shape: tensor '", gguf_name_of[e.name], "' is ",
-        ShapeText(it->second.shape), " as our ", e.name, ", but the hparams (dim ", c.dim,
-        ", n_ff ", c.n_ff, ", heads ", c.n_heads, "/", c.n_kv_heads, ", vocab ", c.vocab_size,
-        ") need ", ShapeText(e.shape)));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": inconsistent shape: tensor '", gguf_name_of[e.name], "' is ",
+                     ShapeText(it->second.shape), " as our ", e.name, ", but the hparams (dim ",
+                     c.dim, ", n_ff ", c.n_ff, ", heads ", c.n_heads, "/", c.n_kv_heads, ", vocab ",
+                     c.vocab_size, ") need ", ShapeText(e.shape)));
   }
   absl::StatusOr<std::vector<SourceTensor>> assembled =
       AssembleTensors(c, std::move(tensors), path);

@@ -103,8 +103,9 @@ absl::Status CheckExportable(const ModelConfig& c, ExportFormat format, const st
   const bool llama_cpp = format == ExportFormat::kLlamaCpp;
   if (c.architecture == "opt" && llama_cpp) {
     return absl::InvalidArgumentError(absl::StrCat(
-        path, ": architecture 'opt': llama.cpp has no OPT architecture (pi-export writes llama "
-              "and falcon models for it)"));
+        path,
+        ": architecture 'opt': llama.cpp has no OPT architecture (pi-export writes llama "
+        "and falcon models for it)"));
   }
   if (c.architecture != "llama" && c.architecture != "falcon" && c.architecture != "opt") {
     return absl::InvalidArgumentError(absl::StrCat(path, ": architecture '", c.architecture,
@@ -184,8 +185,9 @@ absl::Status WriteFusedQkv(GgufWriter& writer, const PiFile& file, const ModelCo
   const int l = static_cast<int>(job.layer);
   const TensorInfo* parts[3];
   for (int p = 0; p < 3; ++p) {
-    absl::StatusOr<const TensorInfo*> t =
-        file.Get(p == 0 ? tn::AttnQ(l) : p == 1 ? tn::AttnK(l) : tn::AttnV(l));
+    absl::StatusOr<const TensorInfo*> t = file.Get(p == 0   ? tn::AttnQ(l)
+                                                   : p == 1 ? tn::AttnK(l)
+                                                            : tn::AttnV(l));
     if (!t.ok()) return t.status();
     parts[p] = *t;
   }
@@ -213,9 +215,8 @@ absl::Status WriteFusedQkv(GgufWriter& writer, const PiFile& file, const ModelCo
   values.reserve(rows.size() * static_cast<size_t>(cols));
   std::vector<float> decoded[3];
   for (int p = 0; p < 3; ++p) {
-    absl::StatusOr<std::vector<float>> d =
-        DecodeMatrix(file.Data(*parts[p]), parts[p]->dtype,
-                     static_cast<int64_t>(parts[p]->rows()), cols);
+    absl::StatusOr<std::vector<float>> d = DecodeMatrix(
+        file.Data(*parts[p]), parts[p]->dtype, static_cast<int64_t>(parts[p]->rows()), cols);
     if (!d.ok()) return d.status();
     decoded[p] = *std::move(d);
   }
@@ -286,8 +287,7 @@ absl::StatusOr<ExportReport> ExportGguf(const ExportOptions& options) {
   if (!model.ok()) return model.status();
   const ModelConfig& c = (*model)->config();
   const PiFile& file = (*model)->file();
-  if (absl::Status s = CheckExportable(c, options.format, options.model_path); !s.ok())
-    return s;
+  if (absl::Status s = CheckExportable(c, options.format, options.model_path); !s.ok()) return s;
   if (powerinfer) {
     // Checked after the model, which may not be exportable with any predictor.
     const OutputFile outputs[] = {{"-o", options.output_path, std::nullopt}};
@@ -364,7 +364,8 @@ absl::StatusOr<ExportReport> ExportGguf(const ExportOptions& options) {
     if (!stored.ok()) return stored.status();
     const DType wanted = options.dtype.value_or(*stored);
     Job qkv;
-    qkv.spec = {blk + "attn_qkv.weight", MatrixDType(wanted, static_cast<uint64_t>(c.dim)),
+    qkv.spec = {blk + "attn_qkv.weight",
+                MatrixDType(wanted, static_cast<uint64_t>(c.dim)),
                 {static_cast<uint64_t>(c.q_dim() + 2 * c.kv_dim()), static_cast<uint64_t>(c.dim)}};
     if (qkv.spec.dtype != wanted) report.f16_fallback.push_back(qkv.spec.name);
     qkv.source = Source::kFusedQkv;
