@@ -172,6 +172,17 @@ TEST_P(FalconGgufTest, LlamaCppGgufConvertsToTheHfDirectorysModel) {
   ExpectSameRun(a, b, 1e-5);
   ExpectNearReference(FalconReferenceLogits(hf, prompt), b.logits);
   EXPECT_EQ(b.greedy, FalconReferenceGreedy(hf, prompt, 8));
+  // And pi-run's greedy text, through the falcon tokenizer, from either model.
+  std::string texts[2];
+  for (int i = 0; i < 2; ++i) {
+    test::ProgramResult run =
+        PiRun({"-m", Scratch(t, i == 0 ? "hf.pi" : "gguf.pi"), "-p", "Hello, world! How are you?",
+               "-n", "12", "--temp", "0", "-t", "1"});
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+    texts[i] = run.out;
+  }
+  EXPECT_GT(texts[0].size(), 26u);
+  EXPECT_EQ(texts[0], texts[1]);
 }
 
 // pi-export writes what llama.cpp's converter writes (the fixture), tensor for tensor, and
