@@ -263,11 +263,12 @@ std::vector<Case> Cases() {
       {"GgufUnknownArchitecture",
        [](const std::string& d) {
          TinyGguf t;
-         t.arch = "falcon";
+         t.arch = "gptneox";
          const std::string p = Put(d + "/f.gguf", Build(t));
          return Args{{p}, p};
        },
-       "unknown architecture 'falcon'"},
+       "unknown architecture 'gptneox' (supported: llama, falcon, and PowerInfer's bamboo and "
+       "opt)"},
       {"GgufInconsistentShape",
        [](const std::string& d) {
          TinyGguf t;
@@ -275,7 +276,7 @@ std::vector<Case> Cases() {
          const std::string p = Put(d + "/s.gguf", Build(t));
          return Args{{p}, p};
        },
-       "inconsistent shape: tensor 'blk.0.attn_q' is [16, 32]"},
+       "inconsistent shape: tensor 'blk.0.attn_q.weight' is [16, 32]"},
       {"GgufMissingTensor",
        [](const std::string& d) {
          TinyGguf t;
@@ -283,7 +284,7 @@ std::vector<Case> Cases() {
          const std::string p = Put(d + "/s.gguf", Build(t));
          return Args{{p}, p};
        },
-       "tensor 'blk.0.ffn_up' is missing"},
+       "tensor 'blk.0.ffn_up.weight' is missing"},
       {"GgufGpt2Tokenizer",
        [](const std::string& d) {
          TinyGguf t;

@@ -85,12 +85,12 @@ TEST(LlamaCppExportTest, RopeScalingTravelsAsRopeFreqs) {
   EXPECT_FALSE(plain->metadata().Has("llama.rope_freq_factors"));
 }
 
-// OPT (and Falcon) have other tensors and another forward pass than a llama GGUF.
-TEST(LlamaCppExportTest, OtherArchitecturesAreRefused) {
+// llama.cpp has no OPT (Falcon's export: gguf_family_test.cc).
+TEST(LlamaCppExportTest, OptIsRefused) {
   const OptModel opt = WriteOptModel(Scratch("opt-hf"));
   ASSERT_EQ(PiConvert({opt.dir, "-o", Scratch("opt.pi")}).exit_code, 0);
   ExpectOneLineError(PiExport({"-m", Scratch("opt.pi"), "-o", Scratch("opt.gguf")}), "pi-export",
-                     "architecture 'opt': pi-export writes llama models only");
+                     "architecture 'opt': llama.cpp has no OPT architecture");
   EXPECT_FALSE(fs::exists(Scratch("opt.gguf")));
 }
 

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -14,6 +16,7 @@
 #include "format/strings.h"
 #include "runtime/model/tensor_names.h"
 #include "tools/convert/gguf_file.h"
+#include "tools/convert/gguf_layouts.h"
 #include "tools/convert/model_tensors.h"
 #include "tools/convert/tensor_source.h"
 
@@ -21,29 +24,6 @@ namespace pinfer {
 namespace {
 
 constexpr uint64_t kNoToken = 0xFFFFFFFFu;  // GGUF writes u32 -1 for "no such token"
-
-// Per-layer GGUF tensor suffixes and what we make of them.
-enum class LayerRole { kDirect, kTransposed, kIgnoredPredictor, kIgnored };
-struct LayerTensor {
-  const char* gguf_suffix;
-  const char* our_suffix;
-  LayerRole role;
-};
-constexpr LayerTensor kLayerTensors[] = {
-    {"attn_norm", "attn_norm", LayerRole::kDirect},
-    {"attn_q", "attn_q", LayerRole::kDirect},
-    {"attn_k", "attn_k", LayerRole::kDirect},
-    {"attn_v", "attn_v", LayerRole::kDirect},
-    {"attn_output", "attn_output", LayerRole::kDirect},
-    {"ffn_norm", "ffn_norm", LayerRole::kDirect},
-    {"ffn_gate", "ffn_gate", LayerRole::kDirect},
-    {"ffn_up", "ffn_up", LayerRole::kDirect},
-    {"ffn_down", "ffn_down_t", LayerRole::kTransposed},
-    {"ffn_down_t", "ffn_down_t", LayerRole::kDirect},  // PowerInfer: already neuron-major
-    {"fc1", nullptr, LayerRole::kIgnoredPredictor},    // PowerInfer's predictor MLP
-    {"fc2", nullptr, LayerRole::kIgnoredPredictor},
-    {"attn_rot_embd", nullptr, LayerRole::kIgnored},  // precomputed RoPE tables
-};
 
 struct Reader {
   const GgufFile& gguf;
@@ -93,10 +73,31 @@ absl::Status ReadRopeFreqs(const GgufFile& gguf, const GgufTensorInfo& info,
   return absl::OkStatus();
 }
 
+// The structure each GGUF architecture fixes (model_config.h).
+void SetArchitecture(const std::string& arch, ModelConfig& c) {
+  if (arch == "falcon") {
+    c.architecture = "falcon";
+    c.norm = NormKind::kLayer;
+    c.ffn_gated = false;
+    c.parallel_attn = true;
+    c.rope_source_layout = "half";  // llama.cpp rotates falcon's q/k NEOX-style, as HF does
+  } else if (arch == "opt") {
+    c.architecture = "opt";
+    c.norm = NormKind::kLayer;
+    c.positions = PositionKind::kLearned;
+    c.position_offset = 2;  // PowerInfer's llama.cpp adds 2 to every position, as HF's OPT does
+    c.ffn_gated = false;
+    c.biases = true;
+    c.rope_source_layout = "none";
+  } else {
+    c.architecture = "llama";  // and PowerInfer's bamboo: a llama with a drelu FFN
+    c.rope_source_layout = "interleaved";
+  }
+}
+
 absl::StatusOr<ModelConfig> ReadHparams(const Reader& r) {
   ModelConfig c;
-  c.architecture = "llama";
-  c.rope_source_layout = "interleaved";
+  SetArchitecture(r.arch, c);
   const std::string& path = r.path;
   auto dim = r.Count("embedding_length");
   if (!dim.ok()) return dim.status();
@@ -143,9 +144,16 @@ absl::StatusOr<ModelConfig> ReadHparams(const Reader& r) {
     if (!theta.ok()) return theta.status();
     c.rope_theta = *theta;
   }
-  auto eps = r.gguf.GetFloat(r.Key("attention.layer_norm_rms_epsilon"));
-  if (!eps.ok()) return eps.status();
-  c.rms_eps = *eps;
+  // The norm's epsilon: rmsnorm's for llama, LayerNorm's for falcon (required by llama.cpp);
+  // PowerInfer's OPT files have none (its llama.cpp leaves it 0), so OPT's own 1e-5
+  // (nn.LayerNorm's) applies.
+  const std::string eps_key = r.Key(c.norm == NormKind::kRms ? "attention.layer_norm_rms_epsilon"
+                                                             : "attention.layer_norm_epsilon");
+  if (c.architecture != "opt" || r.gguf.Has(eps_key)) {
+    auto eps = r.gguf.GetFloat(eps_key);
+    if (!eps.ok()) return eps.status();
+    c.rms_eps = *eps;
+  }
   // RoPE scaling as llama.cpp writes it: rope.scaling.type "linear" with rope.scaling.factor
   // (every frequency divided by it), and/or Llama 3's per-pair divisors in the rope_freqs tensor
   // (ReadRopeFreqs); the two compose as llama.cpp composes them.
@@ -186,6 +194,64 @@ absl::StatusOr<ModelConfig> ReadHparams(const Reader& r) {
   }
   c.name = r.gguf.GetString("general.name").value_or(std::filesystem::path(path).stem().string());
   return c;
+}
+
+// OPT's learned positions: position_embd holds context + 2 rows (PowerInfer's converter writes
+// context_length 2050, counting the two offset rows); our context_length excludes them.
+absl::Status ReadLearnedPositions(const Reader& r, ModelConfig& c) {
+  const GgufTensorInfo* table = r.gguf.FindTensor("position_embd.weight");
+  if (table == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        r.path, ": tensor 'position_embd.weight' is missing (an ", r.arch, " GGUF has it)"));
+  }
+  const uint64_t rows = table->ne.size() == 2 ? table->ne[1] : 0;
+  if (rows <= static_cast<uint64_t>(c.position_offset) ||
+      rows > static_cast<uint64_t>(kMaxModelCount)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        r.path, ": tensor 'position_embd.weight' has shape ", ShapeText(table->Shape()),
+        ", expected [", c.position_offset, " + context, dim]"));
+  }
+  if (r.gguf.Has(r.Key("context_length"))) {
+    absl::StatusOr<uint64_t> declared = r.gguf.GetUint(r.Key("context_length"));
+    if (!declared.ok()) return declared.status();
+    if (*declared != rows) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(r.path, ": metadata '", r.Key("context_length"), "' is ", *declared,
+                       " but position_embd.weight has ", rows, " rows (PowerInfer counts the ",
+                       c.position_offset, " offset rows in it)"));
+    }
+  }
+  c.context_length = static_cast<int64_t>(rows) - c.position_offset;
+  return absl::OkStatus();
+}
+
+// Falcon's attn_qkv as llama.cpp stores it: all query heads, then the key heads, then the value
+// heads (rows q_dim + 2 kv_dim), q and k with half-split RoPE pairs, which our rows interleave.
+absl::StatusOr<std::vector<SourceTensor>> SplitFusedQkv(const ModelConfig& c,
+                                                        const StoredMatrix& fused, int layer,
+                                                        const std::string& what) {
+  const int64_t q = c.q_dim(), kv = c.kv_dim();
+  if (fused.rows != q + 2 * kv || fused.cols != c.dim) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": inconsistent shape [", fused.rows, ", ",
+                                                   fused.cols, "]: ", c.n_heads, " query and ",
+                                                   c.n_kv_heads, " key/value heads of ", c.head_dim,
+                                                   " need [", q + 2 * kv, ", ", c.dim, "]"));
+  }
+  std::vector<int64_t> q_rows = HalfSplitToInterleavedRows(c.n_heads, c.head_dim);
+  std::vector<int64_t> k_rows = HalfSplitToInterleavedRows(c.n_kv_heads, c.head_dim);
+  for (int64_t& r : k_rows) r += q;
+  std::vector<int64_t> v_rows;
+  for (int64_t r = 0; r < kv; ++r) v_rows.push_back(q + kv + r);
+  std::vector<SourceTensor> out;
+  for (const auto& [name, rows] : {std::pair{tensor_names::AttnQ(layer), q_rows},
+                                   std::pair{tensor_names::AttnK(layer), k_rows},
+                                   std::pair{tensor_names::AttnV(layer), v_rows}}) {
+    const uint64_t count = rows.size();
+    SourceTensor piece = PermutedRowsTensor(name, fused, rows);
+    piece.shape[0] = count;  // a piece of the fused rows
+    out.push_back(std::move(piece));
+  }
+  return out;
 }
 
 absl::StatusOr<Vocabulary> ReadVocabulary(const GgufFile& gguf, const std::string& path,
@@ -350,9 +416,9 @@ absl::StatusOr<SourceModel> ReadGguf(const std::string& path, const ActivationFl
   model.keep_alive = {file, gguf};
   auto arch = gguf->GetString("general.architecture");
   if (!arch.ok()) return arch.status();
-  if (*arch != "llama" && *arch != "bamboo") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": unknown architecture '", *arch, "' (supported: llama, and PowerInfer's bamboo)"));
+  if (!IsKnownGgufArchitecture(*arch)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": unknown architecture '", *arch,
+                                                   "' (supported: ", kKnownGgufArchitectures, ")"));
   }
   Reader reader{*gguf, path, *arch};
   absl::StatusOr<ModelConfig> config = ReadHparams(reader);
@@ -361,6 +427,9 @@ absl::StatusOr<SourceModel> ReadGguf(const std::string& path, const ActivationFl
   ModelConfig& c = model.config;
   model.format =
       absl::StrCat("GGUF v", gguf->version(), gguf->powerinfer_magic() ? " (PowerInfer)" : "");
+  if (c.positions == PositionKind::kLearned) {
+    if (absl::Status s = ReadLearnedPositions(reader, c); !s.ok()) return s;
+  }
 
   absl::StatusOr<Vocabulary> vocabulary = ReadVocabulary(*gguf, path, model.notes);
   if (!vocabulary.ok()) return vocabulary.status();
@@ -368,44 +437,29 @@ absl::StatusOr<SourceModel> ReadGguf(const std::string& path, const ActivationFl
   c.vocab_size = static_cast<int64_t>(model.vocabulary.size());
 
   std::map<std::string, SourceTensor> tensors;
-  int ignored_predictor = 0;
+  std::map<std::string, std::string> gguf_name_of;  // our name -> the GGUF tensor it came from
+  std::set<std::string> present;                    // GGUF names
+  int predictor_tensors = 0;
   bool has_down_t = false;
   for (const GgufTensorInfo& info : gguf->tensors()) {
     const std::string what = absl::StrCat(path, ": tensor '", info.name, "'");
-    std::string our_name;
-    LayerRole role = LayerRole::kDirect;
-    if (info.name == "token_embd.weight") {
-      our_name = tensor_names::kTokenEmbedding;
-    } else if (info.name == "output_norm.weight") {
-      our_name = tensor_names::kOutputNorm;
-    } else if (info.name == "output.weight") {
-      our_name = tensor_names::kOutput;
-    } else if (info.name == "rope_freqs.weight") {
+    const std::optional<GgufMapping> mapped = MapGgufTensor(*arch, info.name, c.n_layers);
+    if (!mapped) {
+      return absl::InvalidArgumentError(absl::StrCat(what, " is not part of a ", c.n_layers,
+                                                     "-layer ", *arch,
+                                                     " model (unsupported variant?)"));
+    }
+    present.insert(info.name);
+    if (mapped->role == GgufRole::kRopeFreqs) {
       if (absl::Status s = ReadRopeFreqs(*gguf, info, what, c); !s.ok()) return s;
       continue;  // carried as ModelConfig::rope_freq_factors, not as a tensor
-    } else {
-      std::vector<std::string> parts = absl::StrSplit(info.name, '.');
-      int layer = -1;
-      const LayerTensor* match = nullptr;
-      if (parts.size() == 4 && parts[0] == "blk" && parts[3] == "weight" &&
-          absl::SimpleAtoi(parts[1], &layer) && layer >= 0 && layer < c.n_layers) {
-        for (const LayerTensor& lt : kLayerTensors) {
-          if (parts[2] == lt.gguf_suffix) match = &lt;
-        }
-      }
-      if (match == nullptr) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            what, " is not part of a ", c.n_layers, "-layer llama model (unsupported variant?)"));
-      }
-      role = match->role;
-      if (role == LayerRole::kIgnoredPredictor) {
-        ++ignored_predictor;
-        continue;
-      }
-      if (role == LayerRole::kIgnored) continue;
-      if (parts[2] == "ffn_down_t") has_down_t = true;
-      our_name = tensor_names::Layer(layer, match->our_suffix);
     }
+    if (mapped->role == GgufRole::kPredictor) {
+      ++predictor_tensors;
+      continue;
+    }
+    if (mapped->role == GgufRole::kIgnored) continue;
+    if (info.name.ends_with("ffn_down_t.weight")) has_down_t = true;
     const GgmlTypeInfo* type = FindGgmlType(info.ggml_type);  // known: Parse() checked
     if (!type->dtype) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -423,28 +477,67 @@ absl::StatusOr<SourceModel> ReadGguf(const std::string& path, const ActivationFl
     absl::StatusOr<StoredMatrix> matrix =
         MakeStoredMatrix(gguf->TensorData(info), *type->dtype, rows, cols, what);
     if (!matrix.ok()) return matrix.status();
-    SourceTensor tensor =
-        role == LayerRole::kTransposed
-            ? TransposedTensor(our_name, rows, cols, *type->dtype, StoredMatrixDecoder(*matrix))
-            : DirectTensor(our_name, *matrix, /*vector=*/shape.size() == 1);
-    if (!tensors.emplace(our_name, std::move(tensor)).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, ": the file holds both ffn_down and ffn_down_t of a layer"));
+    std::vector<SourceTensor> made;
+    switch (mapped->role) {
+      case GgufRole::kTransposed:
+        made.push_back(TransposedTensor(mapped->our_name, rows, cols, *type->dtype,
+                                        StoredMatrixDecoder(*matrix)));
+        break;
+      case GgufRole::kFusedQkv: {
+        absl::StatusOr<std::vector<SourceTensor>> pieces =
+            SplitFusedQkv(c, *matrix, mapped->layer, what);
+        if (!pieces.ok()) return pieces.status();
+        made = *std::move(pieces);
+        break;
+      }
+      default:
+        made.push_back(DirectTensor(mapped->our_name, *matrix, /*vector=*/shape.size() == 1));
+    }
+    for (SourceTensor& tensor : made) {
+      const std::string our_name = tensor.name;
+      if (!tensors.emplace(our_name, std::move(tensor)).second) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            what, ": the file also holds '", gguf_name_of[our_name],
+            "', which is the same tensor of the model (ffn_down and ffn_down_t of a layer?)"));
+      }
+      gguf_name_of[our_name] = info.name;
     }
   }
   c.tied_embeddings = tensors.count(tensor_names::kOutput) == 0;
+  // Falcon-7B's one LayerNorm (attn_norm, read as ffn_norm) is also the attention's.
+  if (c.architecture == "falcon") {
+    for (int l = 0; l < c.n_layers; ++l) {
+      for (const bool bias : {false, true}) {
+        const std::string ffn = bias ? tensor_names::FfnNormBias(l) : tensor_names::FfnNorm(l);
+        const std::string attn = bias ? tensor_names::AttnNormBias(l) : tensor_names::AttnNorm(l);
+        auto it = tensors.find(ffn);
+        if (it == tensors.end() || tensors.count(attn) != 0) continue;
+        SourceTensor copy = it->second;
+        copy.name = attn;
+        tensors.emplace(attn, std::move(copy));
+        gguf_name_of[attn] = gguf_name_of[ffn];
+      }
+    }
+  }
 
   // The activation, where the file says it (see the header comment).
   std::optional<Activation> declared;
   std::string declared_by;
-  const bool powerinfer_sparse = gguf->powerinfer_magic() || has_down_t || ignored_predictor > 0 ||
+  const bool powerinfer_sparse = gguf->powerinfer_magic() || has_down_t || predictor_tensors > 0 ||
                                  gguf->Has("powerinfer.sparse_threshold");
   if (*arch == "bamboo") {
     declared = Activation{ActivationKind::kDRelu, 0.0f};
     declared_by = "PowerInfer's bamboo architecture";
+  } else if (*arch == "opt") {
+    declared = Activation{ActivationKind::kRelu, 0.0f};
+    declared_by = "OPT's architecture (fc1 -> relu -> fc2)";
   } else if (powerinfer_sparse) {
     declared = Activation{ActivationKind::kRelu, 0.0f};
-    declared_by = "a PowerInfer sparse llama GGUF";
+    declared_by = absl::StrCat("a PowerInfer sparse ", *arch,
+                               *arch == "falcon" ? " GGUF (ReluFalcon)" : " GGUF");
+  } else if (*arch == "falcon") {
+    declared = Activation{ActivationKind::kGeluErf, 0.0f};
+    declared_by = "llama.cpp's falcon architecture (Falcon's exact GELU)";
   }
   c.ffn_act = ChooseFfnActivation(flags, declared, declared_by, model.notes);
   c.norm_act = ChooseNormActivation(flags);
@@ -453,14 +546,40 @@ absl::StatusOr<SourceModel> ReadGguf(const std::string& path, const ActivationFl
         "the GGUF does not record the FFN activation: assuming silu (use --ffn-act for ReLU "
         "models)");
   }
-  if (ignored_predictor > 0) {
-    model.notes.push_back(absl::StrCat(
-        "ignored ", ignored_predictor,
-        " PowerInfer predictor tensors (fc1/fc2) in the model; import them as its predictor, "
-        "without training: pi-train-predictor -m MODEL.pi --import ",
-        path));
+  if (predictor_tensors > 0) {
+    if (c.norm == NormKind::kRms) {
+      model.notes.push_back(absl::StrCat(
+          "ignored ", predictor_tensors,
+          " PowerInfer predictor tensors (fc1/fc2) in the model; import them as its predictor, "
+          "without training: pi-train-predictor -m MODEL.pi --import ",
+          path));
+    } else {
+      model.notes.push_back(absl::StrCat(
+          "ignored ", predictor_tensors, " PowerInfer predictor tensors (fc1/fc2): PowerInfer's ",
+          *arch,
+          " predictor reads the residual before the LayerNorm, pinfer's the normalized input, so "
+          "they cannot be imported (train one with pi-profile --samples and "
+          "pi-train-predictor)"));
+    }
   }
 
+  // Everything the architecture needs, named as the file names it, before our own checks.
+  if (absl::Status s = CheckCountsAgainstTensors(c, tensors, path); !s.ok()) return s;
+  for (const std::string& name : RequiredGgufTensors(*arch, c.n_layers)) {
+    if (present.count(name) == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": tensor '", name, "' is missing (a ", *arch, " GGUF has it)"));
+    }
+  }
+  for (const ExpectedTensor& e : ExpectedTensors(c)) {
+    auto it = tensors.find(e.name);
+    if (it == tensors.end() || it->second.shape == e.shape) continue;
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": inconsistent shape: tensor '", gguf_name_of[e.name], "' is ",
+                     ShapeText(it->second.shape), " as our ", e.name, ", but the hparams (dim ",
+                     c.dim, ", n_ff ", c.n_ff, ", heads ", c.n_heads, "/", c.n_kv_heads, ", vocab ",
+                     c.vocab_size, ") need ", ShapeText(e.shape)));
+  }
   absl::StatusOr<std::vector<SourceTensor>> assembled =
       AssembleTensors(c, std::move(tensors), path);
   if (!assembled.ok()) return assembled.status();

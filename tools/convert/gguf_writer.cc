@@ -232,6 +232,30 @@ absl::Status AppendPiTensor(GgufWriter& writer, std::string_view gguf_name, DTyp
   return absl::OkStatus();
 }
 
+void AddGgufTokenizer(const Vocabulary& v, GgufMetadata& m) {
+  m.SetString("tokenizer.ggml.model", v.byte_level() ? "gpt2" : "llama");
+  m.SetStringArray("tokenizer.ggml.tokens", v.pieces);
+  if (v.byte_level()) {
+    m.SetStringArray("tokenizer.ggml.merges", v.merges);
+    if (!v.pre_tokenizer.empty()) m.SetString("tokenizer.ggml.pre", v.pre_tokenizer);
+  } else {
+    m.SetFloat32Array("tokenizer.ggml.scores", v.scores);
+  }
+  m.SetInt32Array("tokenizer.ggml.token_type", v.types);
+  m.SetUint32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(v.bos_id));
+  m.SetUint32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(v.eos_id));
+  if (v.unk_id >= 0) {
+    m.SetUint32("tokenizer.ggml.unknown_token_id", static_cast<uint32_t>(v.unk_id));
+  }
+  if (v.pad_id >= 0) {
+    m.SetUint32("tokenizer.ggml.padding_token_id", static_cast<uint32_t>(v.pad_id));
+  }
+  m.SetBool("tokenizer.ggml.add_bos_token", v.add_bos);
+  m.SetBool("tokenizer.ggml.add_eos_token", false);
+  if (!v.byte_level()) m.SetBool("tokenizer.ggml.add_space_prefix", v.add_space_prefix);
+  if (!v.chat_template.empty()) m.SetString("tokenizer.chat_template", v.chat_template);
+}
+
 GgufMetadata LlamaGgufMetadata(const ModelConfig& c, const Vocabulary& v) {
   GgufMetadata m;
   m.SetString("general.architecture", "llama");
@@ -250,20 +274,7 @@ GgufMetadata LlamaGgufMetadata(const ModelConfig& c, const Vocabulary& v) {
   m.SetFloat32("llama.attention.layer_norm_rms_epsilon", static_cast<float>(c.rms_eps));
   m.SetFloat32("llama.rope.freq_base", static_cast<float>(c.rope_theta));
   m.SetUint32("llama.vocab_size", static_cast<uint32_t>(c.vocab_size));
-  m.SetString("tokenizer.ggml.model", "llama");
-  m.SetStringArray("tokenizer.ggml.tokens", v.pieces);
-  m.SetFloat32Array("tokenizer.ggml.scores", v.scores);
-  m.SetInt32Array("tokenizer.ggml.token_type", v.types);
-  m.SetUint32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(v.bos_id));
-  m.SetUint32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(v.eos_id));
-  m.SetUint32("tokenizer.ggml.unknown_token_id", static_cast<uint32_t>(v.unk_id));
-  if (v.pad_id >= 0) {
-    m.SetUint32("tokenizer.ggml.padding_token_id", static_cast<uint32_t>(v.pad_id));
-  }
-  m.SetBool("tokenizer.ggml.add_bos_token", v.add_bos);
-  m.SetBool("tokenizer.ggml.add_eos_token", false);
-  m.SetBool("tokenizer.ggml.add_space_prefix", v.add_space_prefix);
-  if (!v.chat_template.empty()) m.SetString("tokenizer.chat_template", v.chat_template);
+  AddGgufTokenizer(v, m);
   return m;
 }
 

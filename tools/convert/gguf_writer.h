@@ -75,6 +75,12 @@ class GgufMetadata {
 // (general.description, general.file_type, their own keys).
 GgufMetadata LlamaGgufMetadata(const ModelConfig& config, const Vocabulary& vocabulary);
 
+// The tokenizer keys of a vocabulary, as gguf_source.cc reads them back: SentencePiece "llama"
+// (tokens, scores, types, add_space_prefix) or byte-level BPE "gpt2" (tokens, types, merges, pre),
+// special ids (unknown and padding when there are), add_bos_token, the chat template when there
+// is one.
+void AddGgufTokenizer(const Vocabulary& vocabulary, GgufMetadata& metadata);
+
 class GgufWriter {
  public:
   // `tensors` use pinfer's row-major shapes and dtypes; they are written as ne = reversed shape.

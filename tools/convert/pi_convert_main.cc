@@ -24,7 +24,8 @@ int Main(int argc, char** argv) {
   CLI::App app{
       "Convert a model to pinfer's packed .pi format.\n\n"
       "Sources: llama2.c checkpoints (v0 fp32, v2 Q8_0; with --tokenizer), GGUF v2/v3 files\n"
-      "(llama; F32/F16/BF16/Q8_0/Q4_0 tensors; PowerInfer's sparse variants), and HuggingFace\n"
+      "(llama, falcon; F32/F16/BF16/Q8_0/Q4_0 tensors; PowerInfer's sparse llama, bamboo,\n"
+      "ReluFalcon and OPT), and HuggingFace\n"
       "directories (config.json + safetensors; Llama incl. Llama 3 RoPE scaling, Mistral,\n"
       "ReluLLaMA, ProSparse, Bamboo, OPT, Falcon).\n"
       "The FFN activation comes from the source where it says it (config.json, PowerInfer\n"

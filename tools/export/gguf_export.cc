@@ -1,5 +1,6 @@
 #include "tools/export/gguf_export.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -15,6 +16,7 @@
 #include "runtime/model/predictor_weights.h"
 #include "runtime/model/tensor_names.h"
 #include "tools/convert/gguf_writer.h"
+#include "tools/convert/tensor_source.h"
 #include "tools/export/export_metadata.h"
 #include "tools/train_predictor/powerinfer_layout.h"
 
@@ -31,13 +33,14 @@ enum class Source {
   kFc1,         // the predictor's W1 · diag(ffn_norm)
   kFc2,         // the predictor's W2
   kRopeFreqs,   // ModelConfig::rope_freq_factors as llama.cpp's rope_freqs tensor (Llama 3.1)
+  kFusedQkv,    // falcon: attn_q, attn_k, attn_v as llama.cpp's attn_qkv (FusedQkvRows)
 };
 
 struct Job {
   TensorSpec spec;  // GGUF name, dtype, row-major shape
   Source source = Source::kStored;
   const TensorInfo* tensor = nullptr;  // kStored, kReencoded, kTransposed
-  int64_t layer = -1;                  // kFc1, kFc2
+  int64_t layer = -1;                  // kFc1, kFc2, kFusedQkv
 };
 
 // The per-layer .pi suffixes that llama.cpp and PowerInfer name alike (".weight" appended).
@@ -96,28 +99,138 @@ absl::StatusOr<float> GlobalThreshold(const PredictorWeights& predictor, const s
   return t;
 }
 
-absl::Status CheckActivation(const ModelConfig& c, ExportFormat format, const std::string& path) {
-  // OPT and Falcon have other tensors and another forward pass than the llama GGUF this writes.
-  if (c.architecture != "llama") {
+absl::Status CheckExportable(const ModelConfig& c, ExportFormat format, const std::string& path) {
+  const bool llama_cpp = format == ExportFormat::kLlamaCpp;
+  if (c.architecture == "opt" && llama_cpp) {
     return absl::InvalidArgumentError(absl::StrCat(
-        path, ": architecture '", c.architecture, "': pi-export writes llama models only"));
+        path,
+        ": architecture 'opt': llama.cpp has no OPT architecture (pi-export writes llama "
+        "and falcon models for it)"));
+  }
+  if (c.architecture != "llama" && c.architecture != "falcon" && c.architecture != "opt") {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": architecture '", c.architecture,
+                                                   "': pi-export writes llama and falcon models"));
+  }
+  // PowerInfer's OPT and ReluFalcon predictors read the layer's residual before its LayerNorm
+  // (llama.cpp's build_opt/build_falcon: ffn_inp, inpL); ours reads the normalized FFN input. For
+  // rmsnorm the two differ by a per-token scale and a diagonal, folded into fc1 (the header);
+  // LayerNorm also subtracts the mean and adds a bias, which no fc1 can hold.
+  if (!llama_cpp && c.norm != NormKind::kRms) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": architecture '", c.architecture, "': PowerInfer's ", c.architecture,
+        " predictor reads the residual before the LayerNorm and pinfer's the normalized input, "
+        "so model.predictor.pi cannot be written as its fc1/fc2 (export --format llama.cpp)"));
   }
   if (c.norm_act.kind != ActivationKind::kNone) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": the model applies ", c.norm_act.ToString(), " after its norms, which ",
-        format == ExportFormat::kLlamaCpp ? "llama.cpp" : "PowerInfer", " cannot express"));
+        llama_cpp ? "llama.cpp" : "PowerInfer", " cannot express"));
   }
-  if (format == ExportFormat::kLlamaCpp && c.ffn_act.kind != ActivationKind::kSilu) {
+  if (llama_cpp && c.architecture == "falcon" && c.ffn_act.kind != ActivationKind::kGeluErf) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": the FFN activation is ", c.ffn_act.ToString(),
+        "; llama.cpp's falcon computes gelu (a ReluFalcon runs in PowerInfer, not llama.cpp)"));
+  }
+  if (llama_cpp && c.architecture == "llama" && c.ffn_act.kind != ActivationKind::kSilu) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": the FFN activation is ", c.ffn_act.ToString(),
         "; llama.cpp's llama computes silu (export a ReLU model with --format powerinfer)"));
   }
-  if (format == ExportFormat::kPowerInfer && c.ffn_act.kind != ActivationKind::kRelu) {
+  if (!llama_cpp && c.ffn_act.kind != ActivationKind::kRelu) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": the FFN activation is ", c.ffn_act.ToString(),
                      "; PowerInfer's sparse llama computes plain relu"));
   }
   return absl::OkStatus();
+}
+
+// Falcon's attn_qkv row g as llama.cpp stores it (header of tools/convert/gguf_layouts.h): which
+// of our tensors (0 q, 1 k, 2 v) and which of its rows. q and k go back to half-split RoPE pairs.
+std::vector<std::pair<int, int64_t>> FusedQkvRows(const ModelConfig& c) {
+  std::vector<std::pair<int, int64_t>> rows;
+  for (int part = 0; part < 3; ++part) {
+    const int64_t heads = part == 0 ? c.n_heads : c.n_kv_heads;
+    std::vector<int64_t> ours(static_cast<size_t>(heads * c.head_dim));
+    if (part == 2) {
+      for (size_t r = 0; r < ours.size(); ++r) ours[r] = static_cast<int64_t>(r);
+    } else {
+      // HalfSplitToInterleavedRows: our row i is half-split row source[i]; invert it.
+      const std::vector<int64_t> source = HalfSplitToInterleavedRows(heads, c.head_dim);
+      for (size_t i = 0; i < source.size(); ++i) ours[static_cast<size_t>(source[i])] = i;
+    }
+    for (int64_t r : ours) rows.push_back({part, r});
+  }
+  return rows;
+}
+
+// Falcon-7B's one LayerNorm is stored as both attn_norm and ffn_norm: llama.cpp's layout then has
+// no attn_norm_2.
+bool SameNorms(const PiFile& file, int l) {
+  for (auto [a, b] : {std::pair{tn::AttnNorm(l), tn::FfnNorm(l)},
+                      std::pair{tn::AttnNormBias(l), tn::FfnNormBias(l)}}) {
+    const TensorInfo* x = file.Find(a);
+    const TensorInfo* y = file.Find(b);
+    if (x == nullptr || y == nullptr || x->dtype != y->dtype || x->shape != y->shape) return false;
+    const std::span<const uint8_t> p = file.Data(*x), q = file.Data(*y);
+    if (!std::equal(p.begin(), p.end(), q.begin(), q.end())) return false;
+  }
+  return true;
+}
+
+// Writes falcon's attn_qkv of job.layer: our q, k and v rows in llama.cpp's order, as stored
+// (AppendPiTensor, one row at a time) when all three are stored in the job's dtype, else decoded
+// and encoded in it.
+absl::Status WriteFusedQkv(GgufWriter& writer, const PiFile& file, const ModelConfig& c,
+                           const Job& job) {
+  const int l = static_cast<int>(job.layer);
+  const TensorInfo* parts[3];
+  for (int p = 0; p < 3; ++p) {
+    absl::StatusOr<const TensorInfo*> t = file.Get(p == 0   ? tn::AttnQ(l)
+                                                   : p == 1 ? tn::AttnK(l)
+                                                            : tn::AttnV(l));
+    if (!t.ok()) return t.status();
+    parts[p] = *t;
+  }
+  const int64_t cols = c.dim;
+  const std::vector<std::pair<int, int64_t>> rows = FusedQkvRows(c);
+  bool copy = true;
+  for (const TensorInfo* t : parts) {
+    absl::StatusOr<DType> d = GgufDTypeFor(t->dtype);
+    copy = copy && d.ok() && *d == job.spec.dtype;
+  }
+  if (copy) {
+    for (const auto& [p, r] : rows) {
+      absl::StatusOr<uint64_t> row_bytes = RowBytes(parts[p]->dtype, static_cast<uint64_t>(cols));
+      if (!row_bytes.ok()) return row_bytes.status();
+      const std::span<const uint8_t> row =
+          file.Data(*parts[p]).subspan(static_cast<uint64_t>(r) * *row_bytes, *row_bytes);
+      if (absl::Status s = AppendPiTensor(writer, job.spec.name, parts[p]->dtype, cols, row);
+          !s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  }
+  std::vector<float> values;
+  values.reserve(rows.size() * static_cast<size_t>(cols));
+  std::vector<float> decoded[3];
+  for (int p = 0; p < 3; ++p) {
+    absl::StatusOr<std::vector<float>> d = DecodeMatrix(
+        file.Data(*parts[p]), parts[p]->dtype, static_cast<int64_t>(parts[p]->rows()), cols);
+    if (!d.ok()) return d.status();
+    decoded[p] = *std::move(d);
+  }
+  for (const auto& [p, r] : rows) {
+    const float* row = decoded[p].data() + r * cols;
+    values.insert(values.end(), row, row + cols);
+  }
+  absl::StatusOr<std::vector<uint8_t>> encoded =
+      EncodeMatrix(values, static_cast<int64_t>(rows.size()), cols, job.spec.dtype);
+  if (!encoded.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor '", job.spec.name, "': ", encoded.status().message()));
+  }
+  return writer.Append(job.spec.name, *encoded);
 }
 
 }  // namespace
@@ -163,8 +276,7 @@ absl::StatusOr<ExportReport> ExportGguf(const ExportOptions& options) {
                                          : options.predictor_path;
   {
     const OutputFile outputs[] = {{"-o", options.output_path, std::nullopt}};
-    std::vector<InputFile> inputs = {{"the model", options.model_path}};
-    if (powerinfer) inputs.push_back({"the predictor", predictor_path});
+    const InputFile inputs[] = {{"the model", options.model_path}};
     if (absl::Status s = CheckOutputs(outputs, inputs); !s.ok()) return s;
   }
   if (options.output_path.ends_with(".pi")) {
@@ -175,7 +287,13 @@ absl::StatusOr<ExportReport> ExportGguf(const ExportOptions& options) {
   if (!model.ok()) return model.status();
   const ModelConfig& c = (*model)->config();
   const PiFile& file = (*model)->file();
-  if (absl::Status s = CheckActivation(c, options.format, options.model_path); !s.ok()) return s;
+  if (absl::Status s = CheckExportable(c, options.format, options.model_path); !s.ok()) return s;
+  if (powerinfer) {
+    // Checked after the model, which may not be exportable with any predictor.
+    const OutputFile outputs[] = {{"-o", options.output_path, std::nullopt}};
+    const InputFile inputs[] = {{"the predictor", predictor_path}};
+    if (absl::Status s = CheckOutputs(outputs, inputs); !s.ok()) return s;
+  }
 
   ExportReport report;
   report.model_path = options.model_path;
@@ -224,12 +342,51 @@ absl::StatusOr<ExportReport> ExportGguf(const ExportOptions& options) {
     return absl::OkStatus();
   };
   auto weight = [](const std::string& name) { return absl::StrCat(name, ".weight"); };
+  const bool falcon = c.architecture == "falcon";
+  // A Falcon layer in llama.cpp's names (tools/convert/gguf_layouts.h): attn_norm is the norm the
+  // FFN reads, attn_norm_2 the 40B's separate attention norm, attn_qkv the fused projection,
+  // ffn_up the gate-less FFN's one input projection.
+  auto AddFalconLayer = [&](int l) -> absl::Status {
+    const std::string blk = absl::StrCat("blk.", l, ".");
+    std::vector<std::pair<std::string, std::string>> plain = {
+        {tn::FfnNorm(l), blk + "attn_norm.weight"}, {tn::FfnNormBias(l), blk + "attn_norm.bias"}};
+    if (!SameNorms(file, l)) {
+      plain.push_back({tn::AttnNorm(l), blk + "attn_norm_2.weight"});
+      plain.push_back({tn::AttnNormBias(l), blk + "attn_norm_2.bias"});
+    }
+    for (const auto& [ours, theirs] : plain) {
+      if (absl::Status s = add_matrix_or_vector(ours, theirs); !s.ok()) return s;
+    }
+    // attn_qkv in q's dtype, or --dtype (WriteFusedQkv copies or re-encodes).
+    absl::StatusOr<const TensorInfo*> q = file.Get(tn::AttnQ(l));
+    if (!q.ok()) return q.status();
+    absl::StatusOr<DType> stored = GgufDTypeFor((*q)->dtype);
+    if (!stored.ok()) return stored.status();
+    const DType wanted = options.dtype.value_or(*stored);
+    Job qkv;
+    qkv.spec = {blk + "attn_qkv.weight",
+                MatrixDType(wanted, static_cast<uint64_t>(c.dim)),
+                {static_cast<uint64_t>(c.q_dim() + 2 * c.kv_dim()), static_cast<uint64_t>(c.dim)}};
+    if (qkv.spec.dtype != wanted) report.f16_fallback.push_back(qkv.spec.name);
+    qkv.source = Source::kFusedQkv;
+    qkv.layer = l;
+    jobs.push_back(std::move(qkv));
+    for (const auto& [ours, theirs] : {std::pair{tn::AttnOutput(l), blk + "attn_output.weight"},
+                                       std::pair{tn::FfnGate(l), blk + "ffn_up.weight"}}) {
+      if (absl::Status s = add_matrix_or_vector(ours, theirs); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  };
   if (absl::Status s = add_matrix_or_vector(tn::kTokenEmbedding, weight(tn::kTokenEmbedding));
       !s.ok()) {
     return s;
   }
   if (absl::Status s = add_matrix_or_vector(tn::kOutputNorm, weight(tn::kOutputNorm)); !s.ok())
     return s;
+  if (falcon) {
+    if (absl::Status s = add_matrix_or_vector(tn::kOutputNormBias, "output_norm.bias"); !s.ok())
+      return s;
+  }
   if (!c.tied_embeddings) {
     if (absl::Status s = add_matrix_or_vector(tn::kOutput, weight(tn::kOutput)); !s.ok()) return s;
   } else if (powerinfer) {
@@ -238,7 +395,11 @@ absl::StatusOr<ExportReport> ExportGguf(const ExportOptions& options) {
       return s;
   }
   for (int l = 0; l < c.n_layers; ++l) {
+    if (falcon) {
+      if (absl::Status s = AddFalconLayer(l); !s.ok()) return s;
+    }
     for (const char* suffix : kLayerSuffixes) {
+      if (falcon) break;
       if (absl::Status s = add_matrix_or_vector(tn::Layer(l, suffix), weight(tn::Layer(l, suffix)));
           !s.ok()) {
         return s;
@@ -304,6 +465,10 @@ absl::StatusOr<ExportReport> ExportGguf(const ExportOptions& options) {
     const std::string& name = job.spec.name;
     const int64_t rows = static_cast<int64_t>(job.spec.shape.size() == 2 ? job.spec.shape[0] : 1);
     const int64_t cols = static_cast<int64_t>(job.spec.shape.back());
+    if (job.source == Source::kFusedQkv) {
+      if (absl::Status s = WriteFusedQkv(**writer, file, c, job); !s.ok()) return s;
+      continue;
+    }
     if (job.source == Source::kStored) {
       if (absl::Status s =
               AppendPiTensor(**writer, name, job.tensor->dtype, cols, file.Data(*job.tensor));

@@ -1,10 +1,18 @@
 // pi-export: a model.pi (and its predictor) as a GGUF that llama.cpp or PowerInfer runs.
 //
-//   --format llama.cpp    a plain llama.cpp GGUF (architecture llama, magic "GGUF"): every weight
-//                         under llama.cpp's name, ffn_down transposed back to [dim, n_ff] (GGUF ne
-//                         {n_ff, dim}), the classifier omitted when the embeddings are tied
-//                         (llama.cpp then reuses token_embd). llama.cpp's llama computes SiLU, so
-//                         only SiLU models without a norm activation are exported.
+//   --format llama.cpp    a plain llama.cpp GGUF (architecture llama or falcon, magic "GGUF"):
+//                         every weight under llama.cpp's name, ffn_down transposed back to
+//                         [dim, n_ff] (GGUF ne {n_ff, dim}), the classifier omitted when the
+//                         embeddings are tied (llama.cpp then reuses token_embd). llama.cpp's
+//                         llama computes SiLU, so only SiLU llamas without a norm activation are
+//                         exported. A Falcon (gelu_erf; llama.cpp computes the tanh form of GELU,
+//                         within 1e-3 in probabilities on the golden fixtures) is written in
+//                         llama.cpp's falcon layout (tools/convert/gguf_layouts.h): attn_qkv fused
+//                         back from our q, k and v (q and k to half-split RoPE pairs; whole rows,
+//                         so a quantized one is copied), attn_norm = our ffn_norm and, for the
+//                         40B layout (attn_norm differs from ffn_norm), attn_norm_2 = attn_norm;
+//                         ffn_up = the gate-less FFN's ffn_gate. OPT is refused: llama.cpp has no
+//                         OPT.
 //   --format powerinfer   a PowerInfer GGUF (magic "PWRI", what its llama.cpp needs for sparse
 //                         inference): the weights with ffn_down_t as stored (neuron-major, ne
 //                         {dim, n_ff}) instead of ffn_down, output.weight always (PowerInfer's
@@ -18,7 +26,10 @@
 //                         non-zero biases or per-layer thresholds is refused: pi-train-predictor
 //                         --powerinfer-compatible trains one that fits. ffn_down_t is written
 //                         f16 unless it is f16 or q4_0: PowerInfer's CPU sparse axpy reads no
-//                         other type (any other comes out as garbage text).
+//                         other type (any other comes out as garbage text). Llama only:
+//                         PowerInfer's OPT and ReluFalcon predictors read the residual before a
+//                         LayerNorm, which no fc1 made from pinfer's predictor (on the normalized
+//                         input) matches.
 //
 // --dtype keep writes every matrix in its stored dtype (through the one .pi-to-GGUF bytes function,
 // tools/convert/gguf_writer.h); f32/f16/q8_0/q4_0 re-encode every matrix (1-D tensors stay f32); a

@@ -16,9 +16,11 @@ int Main(int argc, char** argv) {
   RemoveTemporaryFilesOnInterrupt();
   CLI::App app{
       "Write a .pi model as a GGUF that another engine runs.\n"
-      "  --format llama.cpp (default): a plain llama.cpp GGUF of a SiLU model; ffn_down is "
-      "transposed back to llama.cpp's layout, a tied classifier is left to token_embd.\n"
-      "  --format powerinfer: a PowerInfer GGUF (magic PWRI) of a plain-ReLU model with its "
+      "  --format llama.cpp (default): a plain llama.cpp GGUF of a SiLU llama or of a Falcon "
+      "(llama.cpp's falcon layout: fused attn_qkv, attn_norm_2 for the 40B layout); ffn_down is "
+      "transposed back to llama.cpp's layout, a tied classifier is left to token_embd. OPT is "
+      "refused (llama.cpp has no OPT).\n"
+      "  --format powerinfer: a PowerInfer GGUF (magic PWRI) of a plain-ReLU llama with its "
       "predictor (model.predictor.pi, --predictor) as blk.N.fc1/fc2, ffn_down_t as stored and "
       "the predictor's one threshold as powerinfer.sparse_threshold. PowerInfer's predictor has "
       "no biases and one global threshold, and reads the residual before ffn_norm (fc1 = W1 . "

@@ -151,6 +151,14 @@ absl::StatusOr<ImportPredictorReport> ImportPowerInferPredictor(
   }
   if (absl::Status s = CheckConvertedFrom(**model, options.gguf_path, (*mapped)->bytes()); !s.ok())
     return s;
+  if (c.norm != NormKind::kRms) {
+    // OPT's and ReluFalcon's predictors read the residual before a LayerNorm, which subtracts the
+    // mean and adds a bias: no W1 on the normalized input equals them (fc1/g holds for rmsnorm).
+    return absl::InvalidArgumentError(absl::StrCat(
+        options.gguf_path, ": PowerInfer's ", c.architecture,
+        " predictor reads the residual before the LayerNorm, pinfer's the normalized input: it "
+        "cannot be imported (train one with pi-train-predictor)"));
+  }
   if (c.norm_act.kind != ActivationKind::kNone) {
     return absl::InvalidArgumentError(
         absl::StrCat(options.model_path,
