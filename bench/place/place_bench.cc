@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
-#include "bench/synth/shapes.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "bench/synth/shapes.h"
 #include "runtime/common/cli_common.h"
 #include "tools/solve_placement/greedy_placement.h"
 #include "tools/solve_placement/model_problem.h"
@@ -78,16 +78,14 @@ absl::Status PrintPlacementRow(const std::string& name, const std::string& dtype
     attention += r->placement.attention_on_gpu[l] != 0;
   }
   const PlanBytes& b = r->figures.bytes;
-  std::printf("%-11s %-5s %6s %10s %10s %10s %10s %9s %7.2f %7.2f %8s %10.1f %-14s\n",
-              name.c_str(), dtype.c_str(), budget.c_str(),
-              FormatBytes(problem.EverythingBytes()).c_str(), FormatBytes(b.total()).c_str(),
-              FormatBytes(b.ffn).c_str(), FormatBytes(b.attention + b.kv).c_str(),
-              r->placement.output_on_gpu ? "gpu" : "cpu",
-              100.0 * static_cast<double>(hot) / static_cast<double>(neurons),
-              r->figures.coverage * 100,
-              absl::StrFormat("%lld/%zu", static_cast<long long>(attention), problem.layers.size())
-                  .c_str(),
-              ExpectedCpuBytesPerToken(problem, r->placement) / 1e6, r->solver.c_str());
+  std::printf(
+      "%-11s %-5s %6s %10s %10s %10s %10s %9s %7.2f %7.2f %8s %10.1f %-14s\n", name.c_str(),
+      dtype.c_str(), budget.c_str(), FormatBytes(problem.EverythingBytes()).c_str(),
+      FormatBytes(b.total()).c_str(), FormatBytes(b.ffn).c_str(),
+      FormatBytes(b.attention + b.kv).c_str(), r->placement.output_on_gpu ? "gpu" : "cpu",
+      100.0 * static_cast<double>(hot) / static_cast<double>(neurons), r->figures.coverage * 100,
+      absl::StrFormat("%lld/%zu", static_cast<long long>(attention), problem.layers.size()).c_str(),
+      ExpectedCpuBytesPerToken(problem, r->placement) / 1e6, r->solver.c_str());
   std::fflush(stdout);
   return absl::OkStatus();
 }
@@ -146,9 +144,9 @@ int Main(int argc, char** argv) {
                 "budget", "everything", "gpu", "gpu_ffn", "gpu_attn+kv", "output", "hot%", "cov%",
                 "attn_gpu", "cpu_MB/tok", "status");
   } else {
-    std::printf("%-16s %-5s %6s %10s %6s %6s %7s %6s %-14s %6s %7s %7s %7s %8s %8s %8s\n",
-                "shape", "dtype", "budget", "everything", "groups", "cols", "solve_s", "cpu_s",
-                "status", "gap%", "cov%", "greedy%", "naive%", "lat_ms", "greedy", "naive");
+    std::printf("%-16s %-5s %6s %10s %6s %6s %7s %6s %-14s %6s %7s %7s %7s %8s %8s %8s\n", "shape",
+                "dtype", "budget", "everything", "groups", "cols", "solve_s", "cpu_s", "status",
+                "gap%", "cov%", "greedy%", "naive%", "lat_ms", "greedy", "naive");
   }
   const auto print_row = placement ? PrintPlacementRow : PrintRow;
   std::vector<std::string> budget_list = absl::StrSplit(budgets, ',');

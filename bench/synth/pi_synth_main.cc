@@ -30,8 +30,10 @@ int Main(int argc, char** argv) {
   CLI::App app{
       absl::StrCat(
           "Write a synthetic model at a real shape, with random weights scaled like a trained "
-          "model's and planted activation locality (fatrelu neurons whose firing probabilities "
-          "follow a power law), as model.pi and optionally as a GGUF file for llama.cpp. For speed "
+          "model's and planted activation locality (fatrelu or relu neurons whose firing "
+          "probabilities "
+          "follow a power law), of the llama, OPT or Falcon architecture, as model.pi and "
+          "optionally (llama models) as a GGUF file for llama.cpp. For speed "
           "benchmarks only: the model says nothing about quality. bench/synth/README.md has the "
           "math.\n\nShapes:\n",
           NamedShapesHelp(),
@@ -96,8 +98,8 @@ int Main(int argc, char** argv) {
   if (!shape.ok()) return ReportError(kProgram, shape.status());
   absl::StatusOr<DType> dtype = ParseWeightDType(dtype_name);
   if (!dtype.ok()) {
-    return ReportError(kProgram, absl::InvalidArgumentError(
-                                     absl::StrCat("--dtype: ", dtype.status().message())));
+    return ReportError(
+        kProgram, absl::InvalidArgumentError(absl::StrCat("--dtype: ", dtype.status().message())));
   }
   absl::StatusOr<LocalitySpec> locality = ParseLocality(locality_text);
   if (!locality.ok()) return ReportError(kProgram, locality.status());

@@ -117,8 +117,8 @@ int64_t ShapeSpec::Parameters() const {
   const ModelConfig c = ShapeModelConfig(*this);
   const int64_t norm = c.norm == NormKind::kLayer ? 2 * dim : dim;  // weight (and bias)
   const int64_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
-  int64_t per_layer = 2 * q_dim * dim + 2 * kv_dim * dim + (c.ffn_gated ? 3 : 2) * n_ff * dim +
-                      2 * norm;
+  int64_t per_layer =
+      2 * q_dim * dim + 2 * kv_dim * dim + (c.ffn_gated ? 3 : 2) * n_ff * dim + 2 * norm;
   if (c.biases) per_layer += q_dim + 2 * kv_dim + dim + n_ff + dim;
   int64_t total = (tied_embeddings ? 1 : 2) * vocab_size * dim + n_layers * per_layer + norm;
   if (c.positions == PositionKind::kLearned) total += c.position_rows() * dim;
@@ -134,9 +134,9 @@ std::string ShapeSpec::ToString() const {
 std::string NamedShapesHelp() {
   std::string help;
   for (const ShapeSpec& s : kNamedShapes) {
-    absl::StrAppendFormat(&help, "  %-10s %-6s d=%d ff=%d layers=%d heads=%d kv_heads=%d vocab=%d\n",
-                          s.name, s.architecture, s.dim, s.n_ff, s.n_layers, s.n_heads,
-                          s.n_kv_heads, s.vocab_size);
+    absl::StrAppendFormat(
+        &help, "  %-10s %-6s d=%d ff=%d layers=%d heads=%d kv_heads=%d vocab=%d\n", s.name,
+        s.architecture, s.dim, s.n_ff, s.n_layers, s.n_heads, s.n_kv_heads, s.vocab_size);
   }
   absl::StrAppend(&help, "  ", kCustomGrammar, "\n");
   return help;

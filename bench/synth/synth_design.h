@@ -10,8 +10,9 @@
 // when the content part exceeds t_i = T − β_i·x_b, i.e. with probability 1 − Φ(t_i) = p_i. That is
 // a per-neuron fatrelu threshold folded into the gate row, with one global fatrelu:T for the
 // runtime. A ReLU model (PowerInfer computes plain ReLU) shifts every gate's bias-channel part by
-// −T/x_b: its gate is g − T, and relu(g − T) > 0 where g > T, the same planted sets. e grows through the layers by what the FFNs add (computed in closed form from the
-// planted p_i and the generated down rows), and every layer is calibrated for its own e.
+// −T/x_b: its gate is g − T, and relu(g − T) > 0 where g > T, the same planted sets. e grows
+// through the layers by what the FFNs add (computed in closed form from the planted p_i and the
+// generated down rows), and every layer is calibrated for its own e.
 #pragma once
 
 #include <cstdint>
@@ -73,7 +74,7 @@ InputGeometry LayerNormInput(int64_t dim, bool bias_channel);
 
 // Everything the FFN of one layer is generated from.
 struct FfnPlan {
-  std::vector<double> probability;    // p_i, the planted firing probability of neuron i
+  std::vector<double> probability;  // p_i, the planted firing probability of neuron i
   // μ_i, the gate's mean: T − t_i, t_i = Φ⁻¹(1 − p_i), for fatrelu:T; −t_i for relu. A gate-less
   // FFN with biases (opt) stores it as fc1's bias b_i; the others as the bias-channel weight:
   std::vector<float> gate_mean;
@@ -83,9 +84,9 @@ struct FfnPlan {
   // σ_u² for a gate-less one (a = act(g)); threshold = FiringThreshold(act): fatrelu:T gives its
   // output g, relu gives g − T.
   std::vector<double> output_moment;
-  double gate_content_norm = 0;       // |gate_i content part| = sqrt(d − B)/r_x: noise N(0, 1)
-  double up_std = 0;                  // σ_u/r_x per element: u_i ~ N(0, σ_u²)
-  double down_std = 0;                // σ_d: the FFN adds about 1/(2L) per dimension
+  double gate_content_norm = 0;  // |gate_i content part| = sqrt(d − B)/r_x: noise N(0, 1)
+  double up_std = 0;             // σ_u/r_x per element: u_i ~ N(0, σ_u²)
+  double down_std = 0;           // σ_d: the FFN adds about 1/(2L) per dimension
 };
 FfnPlan PlanFfn(const FiringLaw& law, uint64_t seed, int64_t layer, int64_t dim, int64_t n_layers,
                 const InputGeometry& input, SynthActivation act, bool gated);

@@ -15,7 +15,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "bench/synth/down_tiles.h"
-#include "tools/convert/gguf_writer.h"
 #include "bench/synth/synth_design.h"
 #include "bench/synth/synth_random.h"
 #include "bench/synth/synth_vocabulary.h"
@@ -26,17 +25,18 @@
 #include "runtime/common/cli_common.h"
 #include "runtime/model/model_config.h"
 #include "runtime/model/tensor_names.h"
+#include "tools/convert/gguf_writer.h"
 
 namespace pinfer::synth {
 namespace {
 
 namespace tn = tensor_names;
 
-#define PI_RETURN_IF_ERROR(expr)                     \
-  do {                                               \
+#define PI_RETURN_IF_ERROR(expr)                            \
+  do {                                                      \
     if (absl::Status pi_status = (expr); !pi_status.ok()) { \
-      return pi_status;                              \
-    }                                                \
+      return pi_status;                                     \
+    }                                                       \
   } while (false)
 
 // Output bytes generated per parallel step before they are written: bounds memory.
@@ -307,7 +307,11 @@ class Generator {
  public:
   Generator(const SynthOptions& options, const ModelConfig& config, const FiringLaw& law,
             Outputs& outputs, int threads)
-      : o_(options), s_(options.shape), c_(config), law_(law), outputs_(outputs),
+      : o_(options),
+        s_(options.shape),
+        c_(config),
+        law_(law),
+        outputs_(outputs),
         threads_(threads) {}
 
   absl::Status Run(std::vector<double>& content_energy) {
@@ -416,9 +420,10 @@ class Generator {
   // position_embd's rows hold it, on the content dimensions only.
   absl::Status Embeddings() {
     const int64_t d = s_.dim, content = d - kBiasDims;
-    const auto bias = layer_norm() ? 0.0f
-                                   : static_cast<float>(std::sqrt(
-                                         kBiasEnergy * static_cast<double>(content) / kBiasDims));
+    const auto bias =
+        layer_norm()
+            ? 0.0f
+            : static_cast<float>(std::sqrt(kBiasEnergy * static_cast<double>(content) / kBiasDims));
     const bool learned = c_.positions == PositionKind::kLearned;
     const double token_energy = learned ? kEmbeddingEnergy - kPositionEnergy : kEmbeddingEnergy;
     const double norm = std::sqrt(token_energy * static_cast<double>(content));
@@ -522,27 +527,26 @@ class Generator {
     const std::vector<double> latent = LatentDirections(gate, k_latent, content);
     const double own_share = std::sqrt(o_.locality.noise);
     const double latent_share = std::sqrt(1.0 - o_.locality.noise);
-    PI_RETURN_IF_ERROR(
-        Stream({gate, "", o_.dtype, ff, d, 1, [&, gate](int64_t row, float* v) {
-                  std::fill(
-                      v, v + kBiasDims,
-                      static_cast<float>(plan.bias_weight[static_cast<size_t>(row)] * bias_share));
-                  float* c = v + kBiasDims;
-                  NormalRow(o_.seed, gate, row, c, content);
-                  if (k_latent > 0) {
-                    ScaleToNorm(c, content, own_share);
-                    std::vector<float> code(static_cast<size_t>(k_latent));
-                    NormalRow(o_.seed, gate + ".latent_code", row, code.data(), k_latent);
-                    ScaleToNorm(code.data(), k_latent, latent_share);
-                    for (int64_t k = 0; k < k_latent; ++k) {
-                      const double* dir = latent.data() + k * content;
-                      for (int64_t j = 0; j < content; ++j) {
-                        c[j] += static_cast<float>(code[static_cast<size_t>(k)] * dir[j]);
-                      }
-                    }
-                  }
-                  ScaleToNorm(c, content, plan.gate_content_norm);
-                }}));
+    PI_RETURN_IF_ERROR(Stream(
+        {gate, "", o_.dtype, ff, d, 1, [&, gate](int64_t row, float* v) {
+           std::fill(v, v + kBiasDims,
+                     static_cast<float>(plan.bias_weight[static_cast<size_t>(row)] * bias_share));
+           float* c = v + kBiasDims;
+           NormalRow(o_.seed, gate, row, c, content);
+           if (k_latent > 0) {
+             ScaleToNorm(c, content, own_share);
+             std::vector<float> code(static_cast<size_t>(k_latent));
+             NormalRow(o_.seed, gate + ".latent_code", row, code.data(), k_latent);
+             ScaleToNorm(code.data(), k_latent, latent_share);
+             for (int64_t k = 0; k < k_latent; ++k) {
+               const double* dir = latent.data() + k * content;
+               for (int64_t j = 0; j < content; ++j) {
+                 c[j] += static_cast<float>(code[static_cast<size_t>(k)] * dir[j]);
+               }
+             }
+           }
+           ScaleToNorm(c, content, plan.gate_content_norm);
+         }}));
     if (c_.ffn_gated) PI_RETURN_IF_ERROR(Dense(tn::FfnUp(l), ff, d, plan.up_std, kBiasDims));
 
     DownTileSource tiles{o_.seed,   tn::Layer(l, "ffn_down"), o_.dtype, plan.down_std,
@@ -612,9 +616,11 @@ absl::StatusOr<SynthReport> WriteSyntheticModel(const SynthOptions& requested) {
   SynthOptions options = requested;
   if (!options.ffn_act) options.ffn_act = ArchitectureActivation(options.shape.architecture);
   if (!options.gguf_path.empty() && options.shape.architecture != "llama") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--gguf ", options.gguf_path, ": pi-synth writes GGUF files of the llama architecture "
-        "only, not '", options.shape.architecture, "' (write model.pi alone)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--gguf ", options.gguf_path,
+                     ": pi-synth writes GGUF files of the llama architecture "
+                     "only, not '",
+                     options.shape.architecture, "' (write model.pi alone)"));
   }
   switch (options.dtype) {
     case DType::kF32:

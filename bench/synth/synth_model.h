@@ -10,8 +10,8 @@
 
 #include "absl/status/statusor.h"
 #include "bench/synth/locality.h"
-#include "bench/synth/synth_design.h"
 #include "bench/synth/shapes.h"
+#include "bench/synth/synth_design.h"
 #include "format/dtype.h"
 
 namespace pinfer::synth {
@@ -21,7 +21,7 @@ namespace pinfer::synth {
 inline constexpr char kPlantedProbabilityTensor[] = "synth.firing_probability";
 
 struct SynthOptions {
-  ShapeSpec shape;  // with its architecture (llama, opt or falcon)
+  ShapeSpec shape;             // with its architecture (llama, opt or falcon)
   DType dtype = DType::kQ4_0;  // of the weight matrices; norms are f32
   bool q4_0x16 = false;        // model.pi stores q4_0 dot-product matrices as pi-convert --q4_0x16
   LocalitySpec locality;

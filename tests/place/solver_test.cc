@@ -304,6 +304,33 @@ TEST(SolverTest, SeventyBShapeSolvesWithinOnePercent) {
   }
 }
 
+TEST(SolverTest, SyntheticProblemOfAGateLessModelHasTwoRowsPerNeuron) {
+  ModelConfig opt;  // OPT-6.7B's shape: fc1 and fc2, LayerNorm with biases
+  opt.architecture = "opt";
+  opt.dim = 4096;
+  opt.n_ff = 16384;
+  opt.n_layers = 32;
+  opt.n_heads = opt.n_kv_heads = 32;
+  opt.head_dim = 128;
+  opt.vocab_size = 50272;
+  opt.context_length = 2048;
+  opt.norm = NormKind::kLayer;
+  opt.ffn_gated = false;
+  SyntheticOptions options;
+  options.dtype = DType::kQ8_0;
+  options.budget_bytes = 4ull << 30;
+  absl::StatusOr<PlacementProblem> p = SyntheticProblem(opt, options);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->layers[0].neuron_bytes, 2u * 4096 / 32 * 34);
+  EXPECT_EQ(p->norm_bytes, 2u * 4 * 4096 * (2 * 32 + 1));  // weight and bias
+  opt.ffn_gated = true;
+  opt.norm = NormKind::kRms;
+  p = SyntheticProblem(opt, options);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->layers[0].neuron_bytes, 3u * 4096 / 32 * 34);
+  EXPECT_EQ(p->norm_bytes, 4u * 4096 * (2 * 32 + 1));
+}
+
 TEST(SolverTest, PowerLawProfileHasTheRequestedDensity) {
   PowerLawProfile profile;
   profile.density = 0.1;

@@ -1,8 +1,9 @@
 // pi-synth's OPT and Falcon models (bench/synth/README.md, "Gate-less FFNs: OPT and Falcon"): the
 // tensors each architecture has, the planted thresholds where the construction puts them (OPT:
-// fc1's f32 bias is exactly μ_i = Φ⁻¹(p_i) for relu; Falcon: the LayerNorms' bias channel), pi-run's
-// greedy text dense and with exact gate-first selection (identical), and --gguf refused for them.
-// (The firing frequencies are checked by synth_runtime_firing_test.cc for every architecture.)
+// fc1's f32 bias is exactly μ_i = Φ⁻¹(p_i) for relu; Falcon: the LayerNorms' bias channel),
+// pi-run's greedy text dense and with exact gate-first selection (identical), and --gguf refused
+// for them. (The firing frequencies are checked by synth_runtime_firing_test.cc for every
+// architecture.)
 #include <cmath>
 #include <filesystem>
 #include <string>
@@ -39,8 +40,8 @@ const float* Tensor(const PiFile& file, const std::string& name, uint64_t count)
 
 TEST(ArchSynthTest, OptHasItsTensorsAndFc1BiasesHoldThePlantedThresholds) {
   ScratchDir scratch("arch_opt");
-  SynthOptions options = SmallModelOptions(kOptShape, DType::kQ8_0, scratch.Path("opt.pi"), "",
-                                           "opt");
+  SynthOptions options =
+      SmallModelOptions(kOptShape, DType::kQ8_0, scratch.Path("opt.pi"), "", "opt");
   absl::StatusOr<SynthReport> report = WriteSyntheticModel(options);
   ASSERT_TRUE(report.ok()) << report.status();
   absl::StatusOr<std::unique_ptr<Model>> model = Model::Load(options.output_path);
@@ -92,8 +93,8 @@ TEST(ArchSynthTest, OptHasItsTensorsAndFc1BiasesHoldThePlantedThresholds) {
 
 TEST(ArchSynthTest, FalconsLayerNormsCarryTheBiasChannel) {
   ScratchDir scratch("arch_falcon");
-  SynthOptions options = SmallModelOptions(kFalconShape, DType::kQ4_0, scratch.Path("falcon.pi"),
-                                           "", "falcon");
+  SynthOptions options =
+      SmallModelOptions(kFalconShape, DType::kQ4_0, scratch.Path("falcon.pi"), "", "falcon");
   absl::StatusOr<SynthReport> report = WriteSyntheticModel(options);
   ASSERT_TRUE(report.ok()) << report.status();
   absl::StatusOr<std::unique_ptr<Model>> model = Model::Load(options.output_path);
@@ -115,9 +116,8 @@ TEST(ArchSynthTest, FalconsLayerNormsCarryTheBiasChannel) {
   const int64_t d = options.shape.dim;
   const double channel = std::sqrt(static_cast<double>(d) / 2) / std::sqrt(kBiasDims);
   for (int l = 0; l < options.shape.n_layers; ++l) {
-    for (const auto& [weight_name, bias_name] :
-         {std::pair{tn::AttnNorm(l), tn::AttnNormBias(l)},
-          std::pair{tn::FfnNorm(l), tn::FfnNormBias(l)}}) {
+    for (const auto& [weight_name, bias_name] : {std::pair{tn::AttnNorm(l), tn::AttnNormBias(l)},
+                                                 std::pair{tn::FfnNorm(l), tn::FfnNormBias(l)}}) {
       const float* w = Tensor(**file, weight_name, static_cast<uint64_t>(d));
       const float* b = Tensor(**file, bias_name, static_cast<uint64_t>(d));
       ASSERT_TRUE(w != nullptr && b != nullptr);
@@ -131,8 +131,8 @@ TEST(ArchSynthTest, FalconsLayerNormsCarryTheBiasChannel) {
 }
 
 std::string RunText(const std::string& model, const std::vector<std::string>& mode) {
-  std::vector<std::string> args = {"-m", model, "-p", "One day, a little", "-n", "24",
-                                   "--temp", "0", "-t", "1"};
+  std::vector<std::string> args = {"-m", model, "-p", "One day, a little", "-n", "24", "--temp",
+                                   "0",  "-t",  "1"};
   args.insert(args.end(), mode.begin(), mode.end());
   const test::ProgramResult r = test::RunProgram(PI_RUN_PATH, args);
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -150,8 +150,8 @@ TEST(ArchSynthTest, ExactSelectionGivesTheDenseTextForEveryArchitecture) {
                {"llama", kFalconShape, DType::kQ4_0}};
   for (const auto& c : cases) {
     SCOPED_TRACE(c.arch);
-    SynthOptions options = SmallModelOptions(
-        c.shape, c.dtype, scratch.Path(std::string(c.arch) + ".pi"), "", c.arch);
+    SynthOptions options =
+        SmallModelOptions(c.shape, c.dtype, scratch.Path(std::string(c.arch) + ".pi"), "", c.arch);
     absl::StatusOr<SynthReport> report = WriteSyntheticModel(options);
     ASSERT_TRUE(report.ok()) << report.status();
     const std::string dense = RunText(options.output_path, {"--dense"});

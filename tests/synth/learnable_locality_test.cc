@@ -37,15 +37,13 @@ TEST_P(LearnableLocalityTest, ATrainedPredictorMeetsRecallAndDensityTargets) {
   ASSERT_TRUE(report.ok()) << report.status();
 
   const test::ProgramResult profile = test::RunProgram(
-      PI_PROFILE_PATH,
-      {"-m", options.output_path, "--dataset",
-       test::SourcePath("tests/data/text/tinystories_valid_head.txt"), "--max-tokens", "6000", "-c",
-       "128", "--dump-samples", "-t", "1", "-q"});
+      PI_PROFILE_PATH, {"-m", options.output_path, "--dataset",
+                        test::SourcePath("tests/data/text/tinystories_valid_head.txt"),
+                        "--max-tokens", "6000", "-c", "128", "--dump-samples", "-t", "1", "-q"});
   ASSERT_EQ(profile.exit_code, 0) << profile.err;
-  const test::ProgramResult train =
-      test::RunProgram(PI_TRAIN_PREDICTOR_PATH, {"-m", options.output_path, "--rank", "32",
-                                                 "--epochs", "6", "--seed", "1", "-t", "1", "-q",
-                                                 "--json"});
+  const test::ProgramResult train = test::RunProgram(
+      PI_TRAIN_PREDICTOR_PATH, {"-m", options.output_path, "--rank", "32", "--epochs", "6",
+                                "--seed", "1", "-t", "1", "-q", "--json"});
   ASSERT_EQ(train.exit_code, 0) << train.err;
   const nlohmann::json json = nlohmann::json::parse(train.out, nullptr, false);
   ASSERT_TRUE(json.is_object() && json.contains("layers")) << train.out;
@@ -72,8 +70,7 @@ TEST_P(LearnableLocalityTest, ATrainedPredictorMeetsRecallAndDensityTargets) {
   ASSERT_TRUE(cj.is_object() && cj.contains("layers")) << compatible.out;
   for (const nlohmann::json& layer : cj["layers"]) {
     EXPECT_GE(layer["recall"].get<double>(), 0.98) << layer.dump();
-    EXPECT_LE(layer["predicted_density"].get<double>(),
-              1.5 * layer["true_density"].get<double>())
+    EXPECT_LE(layer["predicted_density"].get<double>(), 1.5 * layer["true_density"].get<double>())
         << layer.dump();
   }
 }

@@ -95,7 +95,8 @@ TEST(PiSynthCliTest, BadFlagsGetOneClearLineAndLeaveNoFile) {
       {{"--shape", shape, "--dtype", "q5_k", "-o", out}, "unknown weight dtype 'q5_k'"},
       {{"--shape", shape, "--ffn-act", "silu", "-o", out},
        "--ffn-act 'silu': expected fatrelu or relu"},
-      {{"--shape", shape, "--arch", "gpt2", "-o", out}, "--arch 'gpt2': expected llama, opt or falcon"},
+      {{"--shape", shape, "--arch", "gpt2", "-o", out},
+       "--arch 'gpt2': expected llama, opt or falcon"},
       {{"--shape", "custom:d=64,ff=64,layers=1,heads=2,kv_heads=1,vocab=300", "--arch", "opt", "-o",
         out},
        "--arch opt has no grouped KV: kv_heads 1 must equal heads 2"},
@@ -123,7 +124,8 @@ TEST(PiSynthCliTest, BadFlagsGetOneClearLineAndLeaveNoFile) {
     EXPECT_TRUE(std::filesystem::is_empty(scratch.dir()));
   }
   // A small OPT through the program: the report names its architecture and activation.
-  RunResult opt = RunPiSynth(scratch, {"--shape", shape, "--arch", "opt", "-o", out, "--json", "-q"});
+  RunResult opt =
+      RunPiSynth(scratch, {"--shape", shape, "--arch", "opt", "-o", out, "--json", "-q"});
   ASSERT_EQ(opt.exit_code, 0) << opt.err;
   EXPECT_THAT(opt.out, HasSubstr("\"architecture\": \"opt\""));
   EXPECT_THAT(opt.out, HasSubstr("\"ffn_act\": \"relu\""));

@@ -74,6 +74,14 @@ TEST(ShapesTest, OptAndFalconShapesHaveTheirArchitecture) {
   EXPECT_FALSE(s->tied_embeddings);
   EXPECT_TRUE(ShapeModelConfig(*s).llama_shaped());
   EXPECT_FALSE(ParseShape("llama-7b", "bloom").ok());
+  // Every named shape is a model the runtime accepts.
+  for (const char* name : {"llama-7b", "llama-13b", "llama-70b", "opt-6.7b", "opt-66b", "opt-175b",
+                           "falcon-7b", "falcon-40b"}) {
+    absl::StatusOr<ShapeSpec> named = ParseShape(name);
+    ASSERT_TRUE(named.ok()) << name << ": " << named.status();
+    EXPECT_TRUE(ShapeModelConfig(*named).Validate().ok()) << name;
+    EXPECT_THAT(NamedShapesHelp(), HasSubstr(name));
+  }
 }
 
 TEST(ShapesTest, CustomShapesTakeDefaultsAndRoundTrip) {

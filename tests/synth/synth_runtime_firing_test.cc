@@ -79,17 +79,17 @@ TEST_P(SynthRuntimeTest, TheRuntimeMeasuresThePlantedFrequencies) {
 
 INSTANTIATE_TEST_SUITE_P(
     Architectures, SynthRuntimeTest,
-    ::testing::Values(
-        Case{"llama", "custom:d=256,ff=1024,layers=4,heads=8,kv_heads=2,vocab=512", "llama",
-             DType::kQ4_0, std::nullopt},
-        Case{"opt", "custom:d=256,ff=1024,layers=4,heads=8,vocab=512,ctx=512", "opt",
-             DType::kQ4_0, std::nullopt},
-        Case{"opt_fatrelu", "custom:d=256,ff=1024,layers=3,heads=4,vocab=512,ctx=512", "opt",
-             DType::kQ8_0, SynthActivation::kFatRelu},
-        Case{"falcon", "custom:d=256,ff=1024,layers=4,heads=8,kv_heads=2,vocab=512", "falcon",
-             DType::kQ4_0, std::nullopt},
-        Case{"falcon_mqa_f16", "custom:d=256,ff=1024,layers=3,heads=4,kv_heads=1,vocab=512",
-             "falcon", DType::kF16, std::nullopt}),
+    ::testing::Values(Case{"llama", "custom:d=256,ff=1024,layers=4,heads=8,kv_heads=2,vocab=512",
+                           "llama", DType::kQ4_0, std::nullopt},
+                      Case{"opt", "custom:d=256,ff=1024,layers=4,heads=8,vocab=512,ctx=512", "opt",
+                           DType::kQ4_0, std::nullopt},
+                      Case{"opt_fatrelu", "custom:d=256,ff=1024,layers=3,heads=4,vocab=512,ctx=512",
+                           "opt", DType::kQ8_0, SynthActivation::kFatRelu},
+                      Case{"falcon", "custom:d=256,ff=1024,layers=4,heads=8,kv_heads=2,vocab=512",
+                           "falcon", DType::kQ4_0, std::nullopt},
+                      Case{"falcon_mqa_f16",
+                           "custom:d=256,ff=1024,layers=3,heads=4,kv_heads=1,vocab=512", "falcon",
+                           DType::kF16, std::nullopt}),
     [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
 
 }  // namespace
