@@ -13,6 +13,10 @@
 // −T/x_b: its gate is g − T, and relu(g − T) > 0 where g > T, the same planted sets. e grows
 // through the layers by what the FFNs add (computed in closed form from the planted p_i and the
 // generated down rows), and every layer is calibrated for its own e.
+//
+// LayerNorm architectures (opt, falcon; README.md, "Gate-less FFNs"): the normalized content has
+// norm sqrt(d) whatever e; OPT plants μ_i in fc1's f32 bias instead of a bias channel, Falcon's
+// LayerNorms make the channel themselves (weight 0, bias x_b/sqrt(B) on the bias dimensions).
 #pragma once
 
 #include <cstdint>
