@@ -74,8 +74,10 @@ int Main(int argc, char** argv) {
   std::string ffn_act_name;
   app.add_option("--ffn-act", ffn_act_name,
                  "FFN activation: fatrelu (fatrelu:1) or relu (plain ReLU, as PowerInfer computes "
-                 "it, with the same planted firing sets: every gate is shifted down by 1); "
-                 "default: fatrelu for llama, relu for opt and falcon (ReluFalcon)");
+                 "it, with the same planted firing sets: every gate is shifted down by 1) or gelu "
+                 "(opt and falcon: gelu_erf, firing where |gelu| > gelu(1), the threshold "
+                 "pi-profile calibrates); default: fatrelu for llama, relu for opt and falcon "
+                 "(ReluFalcon)");
   app.add_option("--seed", seed, "random seed: the same seed gives the same bytes")
       ->capture_default_str();
   app.add_option("--tokenizer", options.tokenizer_path,
@@ -107,9 +109,12 @@ int Main(int argc, char** argv) {
     options.ffn_act = SynthActivation::kRelu;
   } else if (ffn_act_name == "fatrelu") {
     options.ffn_act = SynthActivation::kFatRelu;
+  } else if (ffn_act_name == "gelu") {
+    options.ffn_act = SynthActivation::kGeluErf;
   } else if (!ffn_act_name.empty()) {
-    return ReportError(kProgram, absl::InvalidArgumentError(absl::StrCat(
-                                     "--ffn-act '", ffn_act_name, "': expected fatrelu or relu")));
+    return ReportError(
+        kProgram, absl::InvalidArgumentError(absl::StrCat("--ffn-act '", ffn_act_name,
+                                                          "': expected fatrelu, relu or gelu")));
   }
   if (seed > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
     return ReportError(kProgram, absl::InvalidArgumentError("--seed must be below 2^63"));
@@ -150,10 +155,8 @@ int Main(int argc, char** argv) {
     j["parameters"] = report->parameters;
     j["locality"] = locality->ToString();
     j["architecture"] = shape->architecture;
-    j["ffn_act"] = options.ffn_act.value_or(ArchitectureActivation(shape->architecture)) ==
-                           SynthActivation::kRelu
-                       ? "relu"
-                       : "fatrelu:1";
+    j["ffn_act"] =
+        SynthActivationName(options.ffn_act.value_or(ArchitectureActivation(shape->architecture)));
     j["seed"] = seed;
     j["hot_neurons_per_layer"] = report->hot_neurons;
     j["hot_probability"] = report->hot_probability;

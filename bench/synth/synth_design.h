@@ -51,10 +51,22 @@ inline constexpr double kDownTileSpan = 2.5;
 // The FFN activation a synthetic model is written with. kFatRelu (fatrelu:T, T = kFatReluThreshold)
 // is the original construction; kRelu plants the same firing sets for a plain-ReLU runtime such as
 // PowerInfer's: every gate's mean is lowered by T, so relu(g − T) fires exactly where g > T.
-enum class SynthActivation { kFatRelu, kRelu };
+//
+// kGeluErf (gate-less FFNs only: Falcon's own GELU) has no exact zeros: a neuron "fires" when
+// |gelu(g)| exceeds a threshold τ, which pi-profile calibrates per layer. Its gates are
+// fatrelu:T's, planted for τ = gelu(T): gelu(g) > gelu(T) exactly when g > T (for T above gelu's
+// minimum at g ≈ −0.75, |gelu| < 0.17 there), so the same neurons fire with p_i at that τ.
+enum class SynthActivation { kFatRelu, kRelu, kGeluErf };
 
-// The value the gate must exceed to fire: T for fatrelu:T, 0 for relu.
+// "fatrelu:1", "relu" or "gelu_erf": the runtime's name of the activation.
+const char* SynthActivationName(SynthActivation act);
+
+// The value the gate must exceed to fire: T for fatrelu:T and for gelu_erf (at τ = gelu(T)), 0 for
+// relu.
 double FiringThreshold(SynthActivation act);
+
+// E[gelu(g)²] for g ~ N(mu, 1), gelu(g) = g·Φ(g): every neuron contributes to a dense pass.
+double GeluSecondMoment(double mu);
 
 // E[fat_T(g)²] for g ~ N(mu, 1), fat_T(g) = g when g > T, else 0:
 //   (1 + mu²)·Q(T − mu) + (T + mu)·φ(T − mu),  Q = 1 − Φ.
@@ -86,7 +98,7 @@ struct FfnPlan {
   std::vector<float> bias_weight;
   // E[a_i²] = σ_u²·FatReluSecondMoment(μ_i, threshold) for a gated FFN (a = act(g)·u), without
   // σ_u² for a gate-less one (a = act(g)); threshold = FiringThreshold(act): fatrelu:T gives its
-  // output g, relu gives g − T.
+  // output g, relu gives g − T. gelu_erf: GeluSecondMoment(μ_i), the dense pass's.
   std::vector<double> output_moment;
   double gate_content_norm = 0;  // |gate_i content part| = sqrt(d − B)/r_x: noise N(0, 1)
   double up_std = 0;             // σ_u/r_x per element: u_i ~ N(0, σ_u²)

@@ -188,9 +188,17 @@ Layout PlanLayout(const SynthOptions& options, Vocabulary vocabulary) {
   Layout layout;
   ModelConfig& c = layout.config;
   c = ShapeModelConfig(s);
-  c.ffn_act = options.ffn_act == SynthActivation::kRelu
-                  ? Activation{ActivationKind::kRelu, 0.0f}
-                  : Activation{ActivationKind::kFatRelu, static_cast<float>(kFatReluThreshold)};
+  switch (*options.ffn_act) {
+    case SynthActivation::kRelu:
+      c.ffn_act = {ActivationKind::kRelu, 0.0f};
+      break;
+    case SynthActivation::kGeluErf:
+      c.ffn_act = {ActivationKind::kGeluErf, 0.0f};
+      break;
+    case SynthActivation::kFatRelu:
+      c.ffn_act = {ActivationKind::kFatRelu, static_cast<float>(kFatReluThreshold)};
+      break;
+  }
   layout.vocabulary = std::move(vocabulary);
 
   const auto d = static_cast<uint64_t>(s.dim), ff = static_cast<uint64_t>(s.n_ff);
@@ -615,6 +623,11 @@ absl::StatusOr<SynthReport> WriteSyntheticModel(const SynthOptions& requested) {
   const auto start = std::chrono::steady_clock::now();
   SynthOptions options = requested;
   if (!options.ffn_act) options.ffn_act = ArchitectureActivation(options.shape.architecture);
+  if (*options.ffn_act == SynthActivation::kGeluErf && options.shape.architecture == "llama") {
+    return absl::InvalidArgumentError(
+        "--ffn-act gelu is for the gate-less FFNs of opt and falcon (pinfer computes gelu_erf "
+        "there only), not llama");
+  }
   if (!options.gguf_path.empty() && options.shape.architecture != "llama") {
     return absl::InvalidArgumentError(
         absl::StrCat("--gguf ", options.gguf_path,

@@ -15,6 +15,7 @@
 #include "format/pi_file.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "runtime/model/model.h"
 #include "runtime/model/tensor_names.h"
 #include "tests/runtime/test_models.h"
@@ -157,6 +158,33 @@ TEST(ArchSynthTest, ExactSelectionGivesTheDenseTextForEveryArchitecture) {
     const std::string dense = RunText(options.output_path, {"--dense"});
     EXPECT_GT(dense.size(), std::string("One day, a little").size() + 8) << dense;
     EXPECT_EQ(RunText(options.output_path, {"--sparse-mode", "exact"}), dense);
+  }
+}
+
+// A GELU Falcon (--ffn-act gelu) has no exact zeros; its gates are planted so that |gelu(g)| >
+// gelu(1) fires with p_i (mean 0.1). pi-profile calibrating each layer's τ for 90% sparsity on
+// real text must then find τ near gelu(1) = 0.841 (the planted law on random tokens is checked by
+// synth_runtime_firing_test.cc).
+TEST(ArchSynthTest, PiProfileCalibratesAGeluFalconAtThePlantedThreshold) {
+  ScratchDir scratch("arch_gelu");
+  SynthOptions options =
+      SmallModelOptions(kFalconShape, DType::kQ8_0, scratch.Path("gelu.pi"), "", "falcon");
+  options.ffn_act = SynthActivation::kGeluErf;
+  absl::StatusOr<SynthReport> report = WriteSyntheticModel(options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  const test::ProgramResult r = test::RunProgram(
+      PI_PROFILE_PATH,
+      {"-m", options.output_path, "--dataset",
+       test::SourcePath("tests/data/text/tinystories_valid_head.txt"), "--max-tokens", "3000", "-c",
+       "128", "--target-sparsity", "0.9", "-t", "1", "-q", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json json = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(json.is_object() && json.contains("layers")) << r.out;
+  EXPECT_EQ(json["activation"].get<std::string>(), "gelu_erf");
+  const double planted_tau = 1.0 * NormalCdf(1.0);  // gelu(T), T = 1
+  ASSERT_EQ(json["layers"].size(), 3u);
+  for (const nlohmann::json& layer : json["layers"]) {
+    EXPECT_NEAR(layer["threshold"].get<double>(), planted_tau, 0.08) << layer.dump();
   }
 }
 

@@ -7,6 +7,7 @@
 #include <optional>
 #include <random>
 
+#include "bench/synth/synth_design.h"
 #include "bench/synth/synth_model.h"
 #include "gtest/gtest.h"
 #include "runtime/exec/executor.h"
@@ -58,8 +59,12 @@ TEST_P(SynthRuntimeTest, TheRuntimeMeasuresThePlantedFrequencies) {
   Executor executor(**model);
   absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(executor);
   ASSERT_TRUE(session.ok()) << session.status();
+  // The gate's firing threshold: fatrelu's T, relu's 0, and for gelu_erf the T at which the
+  // planted law holds (|gelu(g)| > gelu(T) exactly where g > T).
+  const SynthActivation act =
+      options.ffn_act.value_or(ArchitectureActivation(options.shape.architecture));
   FiringCounter counter(options.shape.n_layers, options.shape.n_ff,
-                        (*model)->config().ffn_act.param);
+                        static_cast<float>(FiringThreshold(act)));
   (*session)->SetObserver(&counter);
 
   constexpr int kSequences = 4, kLength = 96;
@@ -87,6 +92,9 @@ INSTANTIATE_TEST_SUITE_P(
                            "opt", DType::kQ8_0, SynthActivation::kFatRelu},
                       Case{"falcon", "custom:d=256,ff=1024,layers=4,heads=8,kv_heads=2,vocab=512",
                            "falcon", DType::kQ4_0, std::nullopt},
+                      Case{"falcon_gelu",
+                           "custom:d=256,ff=1024,layers=3,heads=8,kv_heads=2,vocab=512", "falcon",
+                           DType::kQ8_0, SynthActivation::kGeluErf},
                       Case{"falcon_mqa_f16",
                            "custom:d=256,ff=1024,layers=3,heads=4,kv_heads=1,vocab=512", "falcon",
                            DType::kF16, std::nullopt}),
