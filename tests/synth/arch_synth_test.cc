@@ -6,6 +6,7 @@
 // architecture.)
 #include <cmath>
 #include <filesystem>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -158,6 +159,29 @@ TEST(ArchSynthTest, ExactSelectionGivesTheDenseTextForEveryArchitecture) {
     const std::string dense = RunText(options.output_path, {"--dense"});
     EXPECT_GT(dense.size(), std::string("One day, a little").size() + 8) << dense;
     EXPECT_EQ(RunText(options.output_path, {"--sparse-mode", "exact"}), dense);
+  }
+}
+
+// The dense second moment that scales a GELU model's down rows, E[gelu(g)²] for g ~ N(μ, 1):
+// at μ = 0 it has the closed form 1/3 + 1/(2π√3); far above zero gelu(g) = g, so 1 + μ²; elsewhere
+// a seeded Monte Carlo estimate.
+TEST(ArchSynthTest, GeluSecondMomentMatchesClosedFormsAndMonteCarlo) {
+  EXPECT_NEAR(GeluSecondMoment(0.0), 1.0 / 3 + 1 / (2 * M_PI * std::sqrt(3.0)), 1e-9);
+  EXPECT_NEAR(GeluSecondMoment(8.0), 1 + 64.0, 1e-6);
+  std::mt19937_64 rng(11);
+  std::normal_distribution<double> normal;
+  for (double mu : {-2.0, -0.5, 1.0, 2.5}) {
+    constexpr int kSamples = 400000;
+    double sum = 0, sum_sq = 0;
+    for (int k = 0; k < kSamples; ++k) {
+      const double g = mu + normal(rng);
+      const double v = g * NormalCdf(g) * g * NormalCdf(g);
+      sum += v;
+      sum_sq += v * v;
+    }
+    const double mean = sum / kSamples;
+    const double sem = std::sqrt((sum_sq / kSamples - mean * mean) / kSamples);
+    EXPECT_NEAR(GeluSecondMoment(mu), mean, 4 * sem) << "mu " << mu;
   }
 }
 
