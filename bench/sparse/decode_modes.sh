@@ -14,6 +14,9 @@
 #     --locality power-law:alpha=1.5,hot=0.04,density=0.1,latent=64
 #   scripts/make_predictor.sh /tmp/llama-7b.pi tests/data/text/tinystories_valid_head.txt
 #   bench/sparse/decode_modes.sh /tmp/llama-7b.pi -t 2
+# Any architecture pi-run runs works the same way, e.g. a gate-less OPT (fc1 -> relu -> fc2):
+#   build/bin/pi-synth --shape opt-6.7b --dtype q4_0 --seed 1 -o /tmp/opt-6.7b.pi \
+#     --locality power-law:alpha=1.5,hot=0.04,density=0.1,latent=64
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -26,7 +29,7 @@ while (($#)); do
     --runs) runs="$2"; shift 2 ;;
     --build) build="$2"; shift 2 ;;
     --predictor) predictor="$2"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "decode_modes.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) model="$1"; shift ;;
   esac

@@ -30,8 +30,10 @@ int Main(int argc, char** argv) {
   CLI::App app{
       absl::StrCat(
           "Write a synthetic model at a real shape, with random weights scaled like a trained "
-          "model's and planted activation locality (fatrelu neurons whose firing probabilities "
-          "follow a power law), as model.pi and optionally as a GGUF file for llama.cpp. For speed "
+          "model's and planted activation locality (fatrelu or relu neurons whose firing "
+          "probabilities "
+          "follow a power law), of the llama, OPT or Falcon architecture, as model.pi and "
+          "optionally (llama models) as a GGUF file for llama.cpp. For speed "
           "benchmarks only: the model says nothing about quality. bench/synth/README.md has the "
           "math.\n\nShapes:\n",
           NamedShapesHelp(),
@@ -41,16 +43,23 @@ int Main(int argc, char** argv) {
           "  pi-synth --shape llama-70b --locality power-law:alpha=1.5,hot=0.04,density=0.1 "
           "--seed 7 -o llama-70b-synth.pi\n"
           "  pi-synth --shape custom:d=256,ff=704,layers=4,heads=4,vocab=512 --dtype q8_0 -o "
-          "tiny.pi\n"),
+          "tiny.pi\n"
+          "  pi-synth --shape opt-6.7b --dtype q4_0 --seed 1 -o opt-6.7b-synth.pi\n"
+          "  pi-synth --shape custom:d=256,ff=1024,layers=2,heads=4,vocab=512 --arch falcon -o "
+          "tiny-falcon.pi\n"),
       kProgram};
   std::string shape_text, dtype_name = "q4_0", locality_text = LocalitySpec().ToString();
   SynthOptions options;
   uint64_t seed = 0;
   bool quiet = false, json = false;
   app.add_option("--shape", shape_text,
-                 "llama-7b | llama-13b | llama-70b | falcon-40b | custom:d=..,ff=..,layers=..,"
-                 "heads=..[,kv_heads=..][,vocab=..][,ctx=..]")
+                 "a named shape (below) or custom:d=..,ff=..,layers=..,heads=..[,kv_heads=..]"
+                 "[,vocab=..][,ctx=..]")
       ->required();
+  std::string arch;
+  app.add_option("--arch", arch,
+                 "architecture: llama, opt or falcon (default: the shape's family; llama for "
+                 "custom shapes)");
   app.add_option("-o,--output", options.output_path, "output model.pi")->required();
   app.add_option("--gguf", options.gguf_path, "also write the same weights as this GGUF file");
   app.add_option("--dtype", dtype_name, "dtype of the weight matrices: f32, f16, bf16, q8_0, q4_0")
@@ -62,11 +71,13 @@ int Main(int argc, char** argv) {
                  "rank-2K predictor can learn which neurons fire; noise: the share of a gate's "
                  "variance outside them)")
       ->capture_default_str();
-  std::string ffn_act_name = "fatrelu";
+  std::string ffn_act_name;
   app.add_option("--ffn-act", ffn_act_name,
                  "FFN activation: fatrelu (fatrelu:1) or relu (plain ReLU, as PowerInfer computes "
-                 "it, with the same planted firing sets: every gate is shifted down by 1)")
-      ->capture_default_str();
+                 "it, with the same planted firing sets: every gate is shifted down by 1) or gelu "
+                 "(opt and falcon: gelu_erf, firing where |gelu| > gelu(1), the threshold "
+                 "pi-profile calibrates); default: fatrelu for llama, relu for opt and falcon "
+                 "(ReluFalcon)");
   app.add_option("--seed", seed, "random seed: the same seed gives the same bytes")
       ->capture_default_str();
   app.add_option("--tokenizer", options.tokenizer_path,
@@ -85,20 +96,25 @@ int Main(int argc, char** argv) {
     return app.exit(e);
   }
 
-  absl::StatusOr<ShapeSpec> shape = ParseShape(shape_text);
+  absl::StatusOr<ShapeSpec> shape = ParseShape(shape_text, arch);
   if (!shape.ok()) return ReportError(kProgram, shape.status());
   absl::StatusOr<DType> dtype = ParseWeightDType(dtype_name);
   if (!dtype.ok()) {
-    return ReportError(kProgram, absl::InvalidArgumentError(
-                                     absl::StrCat("--dtype: ", dtype.status().message())));
+    return ReportError(
+        kProgram, absl::InvalidArgumentError(absl::StrCat("--dtype: ", dtype.status().message())));
   }
   absl::StatusOr<LocalitySpec> locality = ParseLocality(locality_text);
   if (!locality.ok()) return ReportError(kProgram, locality.status());
   if (ffn_act_name == "relu") {
     options.ffn_act = SynthActivation::kRelu;
-  } else if (ffn_act_name != "fatrelu") {
-    return ReportError(kProgram, absl::InvalidArgumentError(absl::StrCat(
-                                     "--ffn-act '", ffn_act_name, "': expected fatrelu or relu")));
+  } else if (ffn_act_name == "fatrelu") {
+    options.ffn_act = SynthActivation::kFatRelu;
+  } else if (ffn_act_name == "gelu") {
+    options.ffn_act = SynthActivation::kGeluErf;
+  } else if (!ffn_act_name.empty()) {
+    return ReportError(
+        kProgram, absl::InvalidArgumentError(absl::StrCat("--ffn-act '", ffn_act_name,
+                                                          "': expected fatrelu, relu or gelu")));
   }
   if (seed > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
     return ReportError(kProgram, absl::InvalidArgumentError("--seed must be below 2^63"));
@@ -118,12 +134,12 @@ int Main(int argc, char** argv) {
 
   std::fprintf(
       stderr,
-      "%s: wrote %s (%s%s%s) in %.1f s with %d threads: %s %s, %s parameters; %lld hot "
+      "%s: wrote %s (%s%s%s) in %.1f s with %d threads: %s %s %s, %s parameters; %lld hot "
       "neurons per layer fire with p=%.3f, mean density %g\n",
       kProgram, options.output_path.c_str(), FormatBytes(report->pi_bytes).c_str(),
       options.gguf_path.empty() ? "" : absl::StrCat(", and ", options.gguf_path, " ").c_str(),
       options.gguf_path.empty() ? "" : FormatBytes(report->gguf_bytes).c_str(), report->seconds,
-      report->threads, shape->ToString().c_str(), dtype_name.c_str(),
+      report->threads, shape->architecture.c_str(), shape->ToString().c_str(), dtype_name.c_str(),
       FormatCount(report->parameters).c_str(), static_cast<long long>(report->hot_neurons),
       report->hot_probability, locality->density);
   if (json) {
@@ -138,7 +154,9 @@ int Main(int argc, char** argv) {
     j["dtype"] = dtype_name;
     j["parameters"] = report->parameters;
     j["locality"] = locality->ToString();
-    j["ffn_act"] = ffn_act_name == "relu" ? "relu" : "fatrelu:1";
+    j["architecture"] = shape->architecture;
+    j["ffn_act"] =
+        SynthActivationName(options.ffn_act.value_or(ArchitectureActivation(shape->architecture)));
     j["seed"] = seed;
     j["hot_neurons_per_layer"] = report->hot_neurons;
     j["hot_probability"] = report->hot_probability;

@@ -10,8 +10,13 @@
 // when the content part exceeds t_i = T − β_i·x_b, i.e. with probability 1 − Φ(t_i) = p_i. That is
 // a per-neuron fatrelu threshold folded into the gate row, with one global fatrelu:T for the
 // runtime. A ReLU model (PowerInfer computes plain ReLU) shifts every gate's bias-channel part by
-// −T/x_b: its gate is g − T, and relu(g − T) > 0 where g > T, the same planted sets. e grows through the layers by what the FFNs add (computed in closed form from the
-// planted p_i and the generated down rows), and every layer is calibrated for its own e.
+// −T/x_b: its gate is g − T, and relu(g − T) > 0 where g > T, the same planted sets. e grows
+// through the layers by what the FFNs add (computed in closed form from the planted p_i and the
+// generated down rows), and every layer is calibrated for its own e.
+//
+// LayerNorm architectures (opt, falcon; README.md, "Gate-less FFNs"): the normalized content has
+// norm sqrt(d) whatever e; OPT plants μ_i in fc1's f32 bias instead of a bias channel, Falcon's
+// LayerNorms make the channel themselves (weight 0, bias x_b/sqrt(B) on the bias dimensions).
 #pragma once
 
 #include <cstdint>
@@ -29,6 +34,11 @@ inline constexpr double kFatReluThreshold = 1.0;
 inline constexpr double kBiasEnergy = 1.0;
 // e_0: per-dimension energy of the embeddings' content part (each row is normalized to it).
 inline constexpr double kEmbeddingEnergy = 1.0;
+// Learned positions (opt): the share of e_0 that position_embd's rows hold (the token rows hold the
+// rest), so that x = token + position has the same energy.
+inline constexpr double kPositionEnergy = 0.25;
+// Standard deviation of the q and k biases (opt), against q and k elements of standard deviation 1.
+inline constexpr double kProjectionBiasScale = 0.1;
 // σ_u and σ_v: standard deviations of u = up_i·x and of the attention values.
 inline constexpr double kUpScale = 0.25;
 inline constexpr double kValueScale = 0.25;
@@ -41,10 +51,22 @@ inline constexpr double kDownTileSpan = 2.5;
 // The FFN activation a synthetic model is written with. kFatRelu (fatrelu:T, T = kFatReluThreshold)
 // is the original construction; kRelu plants the same firing sets for a plain-ReLU runtime such as
 // PowerInfer's: every gate's mean is lowered by T, so relu(g − T) fires exactly where g > T.
-enum class SynthActivation { kFatRelu, kRelu };
+//
+// kGeluErf (gate-less FFNs only: Falcon's own GELU) has no exact zeros: a neuron "fires" when
+// |gelu(g)| exceeds a threshold τ, which pi-profile calibrates per layer. Its gates are
+// fatrelu:T's, planted for τ = gelu(T): gelu(g) > gelu(T) exactly when g > T (for T above gelu's
+// minimum at g ≈ −0.75, |gelu| < 0.17 there), so the same neurons fire with p_i at that τ.
+enum class SynthActivation { kFatRelu, kRelu, kGeluErf };
 
-// The value the gate must exceed to fire: T for fatrelu:T, 0 for relu.
+// "fatrelu:1", "relu" or "gelu_erf": the runtime's name of the activation.
+const char* SynthActivationName(SynthActivation act);
+
+// The value the gate must exceed to fire: T for fatrelu:T and for gelu_erf (at τ = gelu(T)), 0 for
+// relu.
 double FiringThreshold(SynthActivation act);
+
+// E[gelu(g)²] for g ~ N(mu, 1), gelu(g) = g·Φ(g): every neuron contributes to a dense pass.
+double GeluSecondMoment(double mu);
 
 // E[fat_T(g)²] for g ~ N(mu, 1), fat_T(g) = g when g > T, else 0:
 //   (1 + mu²)·Q(T − mu) + (T + mu)·φ(T − mu),  Q = 1 − Φ.
@@ -59,19 +81,30 @@ struct InputGeometry {
 };
 InputGeometry NormalizedInput(int64_t dim, double content_energy);
 
+// x = LayerNorm(h) (opt, falcon) for a residual h with nothing in the bias dimensions: the content
+// is normalized to r_x = sqrt(d) whatever e (the bias dimensions' share, B·m²/s² for a mean m of
+// order s/sqrt(d), is neglected). The bias channel, where the architecture has one (falcon), is
+// the norm's own: weight 0 and bias x_b/sqrt(B) on the bias dimensions, so every token has
+// exactly x_b = sqrt(d/2) (what RMSNorm gives llama at e = 1); without one (opt), x_b = 0.
+InputGeometry LayerNormInput(int64_t dim, bool bias_channel);
+
 // Everything the FFN of one layer is generated from.
 struct FfnPlan {
-  std::vector<double> probability;    // p_i, the planted firing probability of neuron i
-  // β_i = (T − t_i)/x_b, t_i = Φ⁻¹(1 − p_i) for fatrelu:T; β_i − T/x_b = −t_i/x_b for relu.
+  std::vector<double> probability;  // p_i, the planted firing probability of neuron i
+  // μ_i, the gate's mean: T − t_i, t_i = Φ⁻¹(1 − p_i), for fatrelu:T; −t_i for relu. A gate-less
+  // FFN with biases (opt) stores it as fc1's bias b_i; the others as the bias-channel weight:
+  std::vector<float> gate_mean;
+  // β_i = μ_i/x_b (0 without a bias channel).
   std::vector<float> bias_weight;
-  // E[a_i²] = σ_u²·FatReluSecondMoment(μ_i, threshold), μ_i = β_i·x_b the gate's mean and
-  // threshold = FiringThreshold(act): fatrelu:T gives its output g, relu gives g − T.
+  // E[a_i²] = σ_u²·FatReluSecondMoment(μ_i, threshold) for a gated FFN (a = act(g)·u), without
+  // σ_u² for a gate-less one (a = act(g)); threshold = FiringThreshold(act): fatrelu:T gives its
+  // output g, relu gives g − T. gelu_erf: GeluSecondMoment(μ_i), the dense pass's.
   std::vector<double> output_moment;
-  double gate_content_norm = 0;       // |gate_i content part| = sqrt(d − B)/r_x: noise N(0, 1)
-  double up_std = 0;                  // σ_u/r_x per element: u_i ~ N(0, σ_u²)
-  double down_std = 0;                // σ_d: the FFN adds about 1/(2L) per dimension
+  double gate_content_norm = 0;  // |gate_i content part| = sqrt(d − B)/r_x: noise N(0, 1)
+  double up_std = 0;             // σ_u/r_x per element: u_i ~ N(0, σ_u²)
+  double down_std = 0;           // σ_d: the FFN adds about 1/(2L) per dimension
 };
 FfnPlan PlanFfn(const FiringLaw& law, uint64_t seed, int64_t layer, int64_t dim, int64_t n_layers,
-                const InputGeometry& input, SynthActivation act);
+                const InputGeometry& input, SynthActivation act, bool gated);
 
 }  // namespace pinfer::synth

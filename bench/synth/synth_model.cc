@@ -15,7 +15,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "bench/synth/down_tiles.h"
-#include "tools/convert/gguf_writer.h"
 #include "bench/synth/synth_design.h"
 #include "bench/synth/synth_random.h"
 #include "bench/synth/synth_vocabulary.h"
@@ -26,11 +25,19 @@
 #include "runtime/common/cli_common.h"
 #include "runtime/model/model_config.h"
 #include "runtime/model/tensor_names.h"
+#include "tools/convert/gguf_writer.h"
 
 namespace pinfer::synth {
 namespace {
 
 namespace tn = tensor_names;
+
+#define PI_RETURN_IF_ERROR(expr)                            \
+  do {                                                      \
+    if (absl::Status pi_status = (expr); !pi_status.ok()) { \
+      return pi_status;                                     \
+    }                                                       \
+  } while (false)
 
 // Output bytes generated per parallel step before they are written: bounds memory.
 constexpr uint64_t kChunkBytes = 16ull << 20;
@@ -180,22 +187,18 @@ Layout PlanLayout(const SynthOptions& options, Vocabulary vocabulary) {
   const ShapeSpec& s = options.shape;
   Layout layout;
   ModelConfig& c = layout.config;
-  c.name = absl::StrCat("synthetic ", s.ToString());
-  c.dim = s.dim;
-  c.n_layers = s.n_layers;
-  c.n_heads = s.n_heads;
-  c.n_kv_heads = s.n_kv_heads;
-  c.head_dim = s.head_dim();
-  c.n_ff = s.n_ff;
-  c.vocab_size = s.vocab_size;
-  c.context_length = s.context_length;
-  c.rope_theta = 10000.0;
-  c.rms_eps = 1e-5;
-  c.ffn_act = options.ffn_act == SynthActivation::kRelu
-                  ? Activation{ActivationKind::kRelu, 0.0f}
-                  : Activation{ActivationKind::kFatRelu, static_cast<float>(kFatReluThreshold)};
-  c.norm_act = {ActivationKind::kNone, 0.0f};
-  c.synthetic = true;
+  c = ShapeModelConfig(s);
+  switch (*options.ffn_act) {
+    case SynthActivation::kRelu:
+      c.ffn_act = {ActivationKind::kRelu, 0.0f};
+      break;
+    case SynthActivation::kGeluErf:
+      c.ffn_act = {ActivationKind::kGeluErf, 0.0f};
+      break;
+    case SynthActivation::kFatRelu:
+      c.ffn_act = {ActivationKind::kFatRelu, static_cast<float>(kFatReluThreshold)};
+      break;
+  }
   layout.vocabulary = std::move(vocabulary);
 
   const auto d = static_cast<uint64_t>(s.dim), ff = static_cast<uint64_t>(s.n_ff);
@@ -210,22 +213,39 @@ Layout PlanLayout(const SynthOptions& options, Vocabulary vocabulary) {
     layout.pi_tensors.push_back({name, pi_dtype, shape});
     layout.gguf_tensors.push_back({GgufName(name), dtype, std::move(shape)});
   };
+  // A LayerNorm's bias beside its weight; a projection's bias (opt), all f32.
+  auto add_norm = [&](const std::string& name, const std::string& bias_name) {
+    add(name, DType::kF32, {d});
+    if (c.norm == NormKind::kLayer) add(bias_name, DType::kF32, {d});
+  };
+  auto add_bias = [&](const std::string& name, uint64_t count) {
+    if (c.biases) add(name, DType::kF32, {count});
+  };
   add(tn::kTokenEmbedding, w, {static_cast<uint64_t>(s.vocab_size), d});
+  if (c.positions == PositionKind::kLearned) {
+    add(tn::kPositionEmbedding, w, {static_cast<uint64_t>(c.position_rows()), d});
+  }
   for (int l = 0; l < s.n_layers; ++l) {
-    add(tn::AttnNorm(l), DType::kF32, {d});
+    add_norm(tn::AttnNorm(l), tn::AttnNormBias(l));
     add(tn::AttnQ(l), w, {q_dim, d}, true);
     add(tn::AttnK(l), w, {kv_dim, d}, true);
     add(tn::AttnV(l), w, {kv_dim, d}, true);
     add(tn::AttnOutput(l), w, {d, q_dim}, true);
-    add(tn::FfnNorm(l), DType::kF32, {d});
+    add_bias(tn::AttnQBias(l), q_dim);
+    add_bias(tn::AttnKBias(l), kv_dim);
+    add_bias(tn::AttnVBias(l), kv_dim);
+    add_bias(tn::AttnOutputBias(l), d);
+    add_norm(tn::FfnNorm(l), tn::FfnNormBias(l));
     add(tn::FfnGate(l), w, {ff, d}, true);
-    add(tn::FfnUp(l), w, {ff, d}, true);
+    if (c.ffn_gated) add(tn::FfnUp(l), w, {ff, d}, true);
     // model.pi stores down transposed, neuron-major; GGUF stores it [d, n_ff].
     layout.pi_tensors.push_back({tn::FfnDownT(l), w, {ff, d}});
     layout.gguf_tensors.push_back({GgufName(tn::Layer(l, "ffn_down")), w, {d, ff}});
+    add_bias(tn::FfnGateBias(l), ff);
+    add_bias(tn::FfnDownBias(l), d);
   }
-  add(tn::kOutputNorm, DType::kF32, {d});
-  add(tn::kOutput, w, {static_cast<uint64_t>(s.vocab_size), d}, true);
+  add_norm(tn::kOutputNorm, tn::kOutputNormBias);
+  if (!c.tied_embeddings) add(tn::kOutput, w, {static_cast<uint64_t>(s.vocab_size), d}, true);
   layout.pi_tensors.push_back(
       {kPlantedProbabilityTensor, DType::kF32, {static_cast<uint64_t>(s.n_layers), ff}});
   return layout;
@@ -293,24 +313,35 @@ absl::Status CheckFreeSpace(const std::vector<std::pair<std::string, uint64_t>>&
 // Generates every tensor, layer by layer.
 class Generator {
  public:
-  Generator(const SynthOptions& options, const FiringLaw& law, Outputs& outputs, int threads)
-      : o_(options), s_(options.shape), law_(law), outputs_(outputs), threads_(threads) {}
+  Generator(const SynthOptions& options, const ModelConfig& config, const FiringLaw& law,
+            Outputs& outputs, int threads)
+      : o_(options),
+        s_(options.shape),
+        c_(config),
+        law_(law),
+        outputs_(outputs),
+        threads_(threads) {}
 
   absl::Status Run(std::vector<double>& content_energy) {
     const int64_t d = s_.dim;
     const int64_t content = d - kBiasDims;
-    if (absl::Status st = Embeddings(); !st.ok()) return st;
+    PI_RETURN_IF_ERROR(Embeddings());
     // e: energy per content dimension of the residual stream, as modelled (README.md). Attention
     // adds between 0 and κ_a/(2L) per layer, depending on the context; the model neglects it, so
-    // the attention and the FFN of a layer are calibrated for the same e.
+    // the attention and the FFN of a layer are calibrated for the same e (which a parallel layer,
+    // Falcon's, does anyway).
     double e = kEmbeddingEnergy;
     for (int l = 0; l < s_.n_layers; ++l) {
-      const InputGeometry input = NormalizedInput(d, e);
+      // A LayerNorm model with fc1 biases (opt) plants the thresholds there, one without (falcon)
+      // in the bias channel its norms make.
+      const InputGeometry input =
+          layer_norm() ? LayerNormInput(d, /*bias_channel=*/!c_.biases) : NormalizedInput(d, e);
       content_energy.push_back(e);
-      if (absl::Status st = Attention(l, input); !st.ok()) return st;
-      const FfnPlan plan = PlanFfn(law_, o_.seed, l, d, s_.n_layers, input, o_.ffn_act);
+      PI_RETURN_IF_ERROR(Attention(l, input));
+      const FfnPlan plan =
+          PlanFfn(law_, o_.seed, l, d, s_.n_layers, input, *o_.ffn_act, c_.ffn_gated);
       std::vector<double> down_row_energy;
-      if (absl::Status st = Ffn(l, plan, down_row_energy); !st.ok()) return st;
+      PI_RETURN_IF_ERROR(Ffn(l, input, plan, down_row_energy));
       double added = 0;
       for (int64_t i = 0; i < s_.n_ff; ++i) {
         added +=
@@ -318,43 +349,108 @@ class Generator {
       }
       e += added / static_cast<double>(content);
       std::vector<float> probability(plan.probability.begin(), plan.probability.end());
-      if (absl::Status st = outputs_.Append(kPlantedProbabilityTensor, "",
-                                            {reinterpret_cast<const uint8_t*>(probability.data()),
-                                             probability.size() * sizeof(float)});
-          !st.ok()) {
-        return st;
-      }
+      PI_RETURN_IF_ERROR(Vector(kPlantedProbabilityTensor, probability, /*in_gguf=*/false));
     }
-    if (absl::Status st = Ones(tn::kOutputNorm); !st.ok()) return st;
+    if (c_.tied_embeddings) return TiedOutputNorm();
+    PI_RETURN_IF_ERROR(Norm(tn::kOutputNorm, tn::kOutputNormBias, /*bias_channel=*/0));
     return Dense(tn::kOutput, s_.vocab_size, d, 1.0 / std::sqrt(static_cast<double>(d)), 0);
   }
 
  private:
+  bool layer_norm() const { return c_.norm == NormKind::kLayer; }
+
   absl::Status Stream(MatrixJob job) {
     if (job.gguf_name.empty() && !job.pi_name.empty()) job.gguf_name = GgufName(job.pi_name);
     return StreamMatrix(job, threads_, outputs_);
   }
 
-  absl::Status Ones(const std::string& name) {
-    const std::vector<float> ones(static_cast<size_t>(s_.dim), 1.0f);
+  // An f32 vector (norms, biases, the planted probabilities).
+  absl::Status Vector(const std::string& name, const std::vector<float>& values,
+                      bool in_gguf = true) {
     return outputs_.Append(
-        name, GgufName(name),
-        {reinterpret_cast<const uint8_t*>(ones.data()), ones.size() * sizeof(float)});
+        name, in_gguf ? GgufName(name) : std::string(),
+        {reinterpret_cast<const uint8_t*>(values.data()), values.size() * sizeof(float)});
   }
 
-  // Token embeddings: the bias channel c/sqrt(B) in each of the first B dimensions, then a random
-  // content vector of energy e_0 per dimension.
+  // A norm's weight, and a LayerNorm's bias beside it. RMSNorm (llama): ones. LayerNorm: ones and
+  // zeros, except where it carries the bias channel (falcon's attn_norm and ffn_norm, README.md):
+  // weight 0 and bias x_b/sqrt(B) on the bias dimensions, so that every token reads exactly x_b
+  // there, whatever its residual.
+  absl::Status Norm(const std::string& name, const std::string& bias_name, double bias_channel) {
+    std::vector<float> weight(static_cast<size_t>(s_.dim), 1.0f);
+    if (!layer_norm()) return Vector(name, weight);
+    std::vector<float> bias(static_cast<size_t>(s_.dim), 0.0f);
+    if (bias_channel > 0) {
+      std::fill(weight.begin(), weight.begin() + kBiasDims, 0.0f);
+      std::fill(bias.begin(), bias.begin() + kBiasDims,
+                static_cast<float>(bias_channel / std::sqrt(static_cast<double>(kBiasDims))));
+    }
+    PI_RETURN_IF_ERROR(Vector(name, weight));
+    return Vector(bias_name, bias);
+  }
+
+  // The final norm of a model whose classifier is token_embd (opt, falcon). With unit weights the
+  // logit of token v would be emb_v·x, and x holds the current token's own embedding: every model
+  // would repeat its input token. Weights of random sign ±1/sqrt((d - B)·e_tok) on the content
+  // dimensions (zero on the bias dimensions) make that self-match a sum of random signs, and
+  // logits of standard deviation about 1, as the separate classifier's N(0, 1/d) gives llama.
+  absl::Status TiedOutputNorm() {
+    const int64_t d = s_.dim, content = d - kBiasDims;
+    const double token_energy = c_.positions == PositionKind::kLearned
+                                    ? kEmbeddingEnergy - kPositionEnergy
+                                    : kEmbeddingEnergy;
+    const auto scale =
+        static_cast<float>(1.0 / std::sqrt(static_cast<double>(content) * token_energy));
+    std::vector<float> weight(static_cast<size_t>(d), 0.0f);
+    RandomStream signs(StreamKey(o_.seed, tn::kOutputNorm, 0));
+    for (int64_t j = kBiasDims; j < d; ++j) {
+      weight[static_cast<size_t>(j)] = (signs.NextU64() >> 63) != 0 ? scale : -scale;
+    }
+    PI_RETURN_IF_ERROR(Vector(tn::kOutputNorm, weight));
+    if (!layer_norm()) return absl::OkStatus();
+    return Vector(tn::kOutputNormBias, std::vector<float>(static_cast<size_t>(d), 0.0f));
+  }
+
+  // A projection's bias (opt): N(0, std²) per entry, or zeros for std = 0.
+  absl::Status Bias(const std::string& name, int64_t count, double std) {
+    if (!c_.biases) return absl::OkStatus();
+    std::vector<float> bias(static_cast<size_t>(count), 0.0f);
+    if (std > 0) {
+      NormalRow(o_.seed, name, 0, bias.data(), count);
+      Scale(bias.data(), count, std);
+    }
+    return Vector(name, bias);
+  }
+
+  // Token embeddings: the bias channel c/sqrt(B) in each of the first B dimensions (llama; the
+  // LayerNorm architectures keep them zero: their norms make the channel), then a random content
+  // vector of energy e_0 per dimension, of which learned positions (opt) take kPositionEnergy:
+  // position_embd's rows hold it, on the content dimensions only.
   absl::Status Embeddings() {
     const int64_t d = s_.dim, content = d - kBiasDims;
     const auto bias =
-        static_cast<float>(std::sqrt(kBiasEnergy * static_cast<double>(content) / kBiasDims));
-    const double norm = std::sqrt(kEmbeddingEnergy * static_cast<double>(content));
+        layer_norm()
+            ? 0.0f
+            : static_cast<float>(std::sqrt(kBiasEnergy * static_cast<double>(content) / kBiasDims));
+    const bool learned = c_.positions == PositionKind::kLearned;
+    const double token_energy = learned ? kEmbeddingEnergy - kPositionEnergy : kEmbeddingEnergy;
+    const double norm = std::sqrt(token_energy * static_cast<double>(content));
     const std::string name = tn::kTokenEmbedding;
-    return Stream({name, "", o_.dtype, s_.vocab_size, d, 1, [=, this](int64_t row, float* v) {
-                     std::fill(v, v + kBiasDims, bias);
-                     NormalRow(o_.seed, name, row, v + kBiasDims, content);
-                     ScaleToNorm(v + kBiasDims, content, norm);
-                   }});
+    PI_RETURN_IF_ERROR(
+        Stream({name, "", o_.dtype, s_.vocab_size, d, 1, [=, this](int64_t row, float* v) {
+                  std::fill(v, v + kBiasDims, bias);
+                  NormalRow(o_.seed, name, row, v + kBiasDims, content);
+                  ScaleToNorm(v + kBiasDims, content, norm);
+                }}));
+    if (!learned) return absl::OkStatus();
+    const std::string positions = tn::kPositionEmbedding;
+    const double position_norm = std::sqrt(kPositionEnergy * static_cast<double>(content));
+    return Stream(
+        {positions, "", o_.dtype, c_.position_rows(), d, 1, [=, this](int64_t row, float* v) {
+           std::fill(v, v + kBiasDims, 0.0f);
+           NormalRow(o_.seed, positions, row, v + kBiasDims, content);
+           ScaleToNorm(v + kBiasDims, content, position_norm);
+         }});
   }
 
   // Rows of N(0, std²) values; the first `zero_prefix` columns zero.
@@ -370,28 +466,33 @@ class Generator {
   absl::Status Attention(int l, const InputGeometry& input) {
     const int64_t d = s_.dim;
     const int64_t q_dim = s_.n_heads * s_.head_dim(), kv_dim = s_.n_kv_heads * s_.head_dim();
-    if (absl::Status st = Ones(tn::AttnNorm(l)); !st.ok()) return st;
+    PI_RETURN_IF_ERROR(Norm(tn::AttnNorm(l), tn::AttnNormBias(l), input.bias_projection));
     // q and k of unit variance (attention scores of standard deviation ~1), v of σ_v; none reads
     // the bias channel.
     const double unit = 1.0 / input.content_norm;
-    if (absl::Status st = Dense(tn::AttnQ(l), q_dim, d, unit, kBiasDims); !st.ok()) return st;
-    if (absl::Status st = Dense(tn::AttnK(l), kv_dim, d, unit, kBiasDims); !st.ok()) return st;
-    if (absl::Status st = Dense(tn::AttnV(l), kv_dim, d, kValueScale * unit, kBiasDims); !st.ok()) {
-      return st;
-    }
+    PI_RETURN_IF_ERROR(Dense(tn::AttnQ(l), q_dim, d, unit, kBiasDims));
+    PI_RETURN_IF_ERROR(Dense(tn::AttnK(l), kv_dim, d, unit, kBiasDims));
+    PI_RETURN_IF_ERROR(Dense(tn::AttnV(l), kv_dim, d, kValueScale * unit, kBiasDims));
     // The output adds at most κ_a/(2L) per content dimension, and nothing to the bias channel.
     const double output_std = std::sqrt(kAttentionGain / (2.0 * static_cast<double>(s_.n_layers) *
                                                           static_cast<double>(q_dim))) /
                               kValueScale;
     const std::string name = tn::AttnOutput(l);
-    return Stream({name, "", o_.dtype, d, q_dim, 1, [=, this](int64_t row, float* v) {
-                     if (row < kBiasDims) {
-                       std::fill(v, v + q_dim, 0.0f);
-                       return;
-                     }
-                     NormalRow(o_.seed, name, row, v, q_dim);
-                     Scale(v, q_dim, output_std);
-                   }});
+    PI_RETURN_IF_ERROR(Stream({name, "", o_.dtype, d, q_dim, 1, [=, this](int64_t row, float* v) {
+                                 if (row < kBiasDims) {
+                                   std::fill(v, v + q_dim, 0.0f);
+                                   return;
+                                 }
+                                 NormalRow(o_.seed, name, row, v, q_dim);
+                                 Scale(v, q_dim, output_std);
+                               }}));
+    // Biases (opt): q and k get small random ones (k's cancels in the softmax, q's tilts the
+    // scores); v's and the output's stay zero: they would add one vector to every token's residual,
+    // and a shared vector in the FFN input moves each neuron's threshold (README.md).
+    PI_RETURN_IF_ERROR(Bias(tn::AttnQBias(l), q_dim, kProjectionBiasScale));
+    PI_RETURN_IF_ERROR(Bias(tn::AttnKBias(l), kv_dim, kProjectionBiasScale));
+    PI_RETURN_IF_ERROR(Bias(tn::AttnVBias(l), kv_dim, 0));
+    return Bias(tn::AttnOutputBias(l), d, 0);
   }
 
   // K orthonormal directions [K, n] of the content space (Gram-Schmidt over seeded normal
@@ -419,10 +520,12 @@ class Generator {
     return dirs;
   }
 
-  absl::Status Ffn(int l, const FfnPlan& plan, std::vector<double>& down_row_energy) {
+  absl::Status Ffn(int l, const InputGeometry& input, const FfnPlan& plan,
+                   std::vector<double>& down_row_energy) {
     const int64_t d = s_.dim, ff = s_.n_ff, content = d - kBiasDims;
-    if (absl::Status st = Ones(tn::FfnNorm(l)); !st.ok()) return st;
-    // Gate row i: β_i/sqrt(B) on the bias channel (projection β_i·x_b), and a content part of norm
+    PI_RETURN_IF_ERROR(Norm(tn::FfnNorm(l), tn::FfnNormBias(l), input.bias_projection));
+    // Gate row i (fc1's for a gate-less FFN): β_i/sqrt(B) on the bias channel (projection
+    // β_i·x_b; zero without a channel, where fc1's bias holds μ_i), and a content part of norm
     // sqrt(d - B)/r_x (projection N(0, 1)): a random direction of its own, or (latent=K) the
     // combination V·a_i of the layer's K orthonormal latent directions by a random unit code a_i,
     // mixed with a share η of its own direction (README.md: "Learnable locality").
@@ -432,32 +535,27 @@ class Generator {
     const std::vector<double> latent = LatentDirections(gate, k_latent, content);
     const double own_share = std::sqrt(o_.locality.noise);
     const double latent_share = std::sqrt(1.0 - o_.locality.noise);
-    if (absl::Status st =
-            Stream({gate, "", o_.dtype, ff, d, 1,
-                    [&, gate](int64_t row, float* v) {
-                      std::fill(v, v + kBiasDims,
-                                static_cast<float>(plan.bias_weight[static_cast<size_t>(row)] *
-                                                   bias_share));
-                      float* c = v + kBiasDims;
-                      NormalRow(o_.seed, gate, row, c, content);
-                      if (k_latent > 0) {
-                        ScaleToNorm(c, content, own_share);
-                        std::vector<float> code(static_cast<size_t>(k_latent));
-                        NormalRow(o_.seed, gate + ".latent_code", row, code.data(), k_latent);
-                        ScaleToNorm(code.data(), k_latent, latent_share);
-                        for (int64_t k = 0; k < k_latent; ++k) {
-                          const double* dir = latent.data() + k * content;
-                          for (int64_t j = 0; j < content; ++j) {
-                            c[j] += static_cast<float>(code[static_cast<size_t>(k)] * dir[j]);
-                          }
-                        }
-                      }
-                      ScaleToNorm(c, content, plan.gate_content_norm);
-                    }});
-        !st.ok()) {
-      return st;
-    }
-    if (absl::Status st = Dense(tn::FfnUp(l), ff, d, plan.up_std, kBiasDims); !st.ok()) return st;
+    PI_RETURN_IF_ERROR(Stream(
+        {gate, "", o_.dtype, ff, d, 1, [&, gate](int64_t row, float* v) {
+           std::fill(v, v + kBiasDims,
+                     static_cast<float>(plan.bias_weight[static_cast<size_t>(row)] * bias_share));
+           float* c = v + kBiasDims;
+           NormalRow(o_.seed, gate, row, c, content);
+           if (k_latent > 0) {
+             ScaleToNorm(c, content, own_share);
+             std::vector<float> code(static_cast<size_t>(k_latent));
+             NormalRow(o_.seed, gate + ".latent_code", row, code.data(), k_latent);
+             ScaleToNorm(code.data(), k_latent, latent_share);
+             for (int64_t k = 0; k < k_latent; ++k) {
+               const double* dir = latent.data() + k * content;
+               for (int64_t j = 0; j < content; ++j) {
+                 c[j] += static_cast<float>(code[static_cast<size_t>(k)] * dir[j]);
+               }
+             }
+           }
+           ScaleToNorm(c, content, plan.gate_content_norm);
+         }}));
+    if (c_.ffn_gated) PI_RETURN_IF_ERROR(Dense(tn::FfnUp(l), ff, d, plan.up_std, kBiasDims));
 
     DownTileSource tiles{o_.seed,   tn::Layer(l, "ffn_down"), o_.dtype, plan.down_std,
                          d / kTile, kBiasDims / kTile};
@@ -484,6 +582,12 @@ class Generator {
         !st.ok()) {
       return st;
     }
+    // fc1's bias (opt) is the gate's mean μ_i, exact in f32; fc2's stays zero (it would add one
+    // vector to every token's residual).
+    if (c_.biases) {
+      PI_RETURN_IF_ERROR(Vector(tn::FfnGateBias(l), plan.gate_mean));
+      PI_RETURN_IF_ERROR(Bias(tn::FfnDownBias(l), d, 0));
+    }
     if (!outputs_.has_gguf()) return absl::OkStatus();
     // GGUF: ffn_down [d, n_ff], 32 output dimensions (one tile column) per unit; same tiles.
     return StreamMatrix({"", GgufName(tn::Layer(l, "ffn_down")), o_.dtype, d, ff, kTile,
@@ -503,6 +607,7 @@ class Generator {
 
   const SynthOptions& o_;
   const ShapeSpec& s_;
+  const ModelConfig& c_;
   const FiringLaw& law_;
   Outputs& outputs_;
   int threads_;
@@ -510,8 +615,26 @@ class Generator {
 
 }  // namespace
 
-absl::StatusOr<SynthReport> WriteSyntheticModel(const SynthOptions& options) {
+SynthActivation ArchitectureActivation(const std::string& architecture) {
+  return architecture == "llama" ? SynthActivation::kFatRelu : SynthActivation::kRelu;
+}
+
+absl::StatusOr<SynthReport> WriteSyntheticModel(const SynthOptions& requested) {
   const auto start = std::chrono::steady_clock::now();
+  SynthOptions options = requested;
+  if (!options.ffn_act) options.ffn_act = ArchitectureActivation(options.shape.architecture);
+  if (*options.ffn_act == SynthActivation::kGeluErf && options.shape.architecture == "llama") {
+    return absl::InvalidArgumentError(
+        "--ffn-act gelu is for the gate-less FFNs of opt and falcon (pinfer computes gelu_erf "
+        "there only), not llama");
+  }
+  if (!options.gguf_path.empty() && options.shape.architecture != "llama") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--gguf ", options.gguf_path,
+                     ": pi-synth writes GGUF files of the llama architecture "
+                     "only, not '",
+                     options.shape.architecture, "' (write model.pi alone)"));
+  }
   switch (options.dtype) {
     case DType::kF32:
     case DType::kF16:
@@ -585,7 +708,7 @@ absl::StatusOr<SynthReport> WriteSyntheticModel(const SynthOptions& options) {
   ProgressBar progress("generating", (*pi)->total_bytes() + (gguf ? gguf->total_bytes() : 0), "B");
   Outputs outputs(**pi, gguf.get(), progress, layout.pi_tensors);
   SynthReport report;
-  Generator generator(options, *law, outputs, threads);
+  Generator generator(options, layout.config, *law, outputs, threads);
   if (absl::Status s = generator.Run(report.content_energy); !s.ok()) return s;
 
   if (absl::Status s = (*pi)->Commit(); !s.ok()) return s;

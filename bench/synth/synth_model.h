@@ -4,13 +4,14 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "bench/synth/locality.h"
-#include "bench/synth/synth_design.h"
 #include "bench/synth/shapes.h"
+#include "bench/synth/synth_design.h"
 #include "format/dtype.h"
 
 namespace pinfer::synth {
@@ -20,12 +21,13 @@ namespace pinfer::synth {
 inline constexpr char kPlantedProbabilityTensor[] = "synth.firing_probability";
 
 struct SynthOptions {
-  ShapeSpec shape;
+  ShapeSpec shape;             // with its architecture (llama, opt or falcon)
   DType dtype = DType::kQ4_0;  // of the weight matrices; norms are f32
   bool q4_0x16 = false;        // model.pi stores q4_0 dot-product matrices as pi-convert --q4_0x16
   LocalitySpec locality;
-  // fatrelu:1 (the default) or relu with the same planted firing sets (README.md, "A ReLU model").
-  SynthActivation ffn_act = SynthActivation::kFatRelu;
+  // fatrelu:1 or relu with the same planted firing sets (README.md, "A ReLU model"); unset: the
+  // architecture's (ArchitectureActivation).
+  std::optional<SynthActivation> ffn_act;
   uint64_t seed = 0;
   std::string output_path;     // model.pi
   std::string gguf_path;       // empty: no GGUF
@@ -46,6 +48,10 @@ struct SynthReport {
   // Per layer: the modelled content energy per dimension at the FFN input (e in the README).
   std::vector<double> content_energy;
 };
+
+// The FFN activation a model of `architecture` gets by default: fatrelu (fatrelu:1) for llama,
+// relu for opt (OPT's own) and falcon (ReluFalcon, what PowerInfer runs).
+SynthActivation ArchitectureActivation(const std::string& architecture);
 
 // Validates everything (shape, dtype, locality against the shape, tokenizer, output paths, free
 // disk space) before creating any file; a failure at any point leaves no output file behind.

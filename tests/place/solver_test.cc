@@ -269,14 +269,23 @@ TEST(SolverTest, GroupsFollowFrequencyAndTheLastOneIsShort) {
 }
 
 TEST(SolverTest, SeventyBShapeSolvesWithinOnePercent) {
-  absl::StatusOr<ModelConfig> shape = LlamaShape("llama-70b");
-  ASSERT_TRUE(shape.ok());
+  // Llama-2 70B's hyperparameters (bench/synth/shapes.h has the named shapes; this test does not
+  // depend on the bench tree).
+  ModelConfig shape;
+  shape.dim = 8192;
+  shape.n_ff = 28672;
+  shape.n_layers = 80;
+  shape.n_heads = 64;
+  shape.n_kv_heads = 8;
+  shape.head_dim = 128;
+  shape.vocab_size = 32000;
+  shape.context_length = 4096;
   for (Objective objective : {Objective::kCoverage, Objective::kLatency}) {
     SyntheticOptions options;
     options.dtype = DType::kQ4_0;
     options.budget_bytes = 8ull << 30;
     options.objective = objective;
-    absl::StatusOr<PlacementProblem> p = SyntheticProblem(*shape, options);
+    absl::StatusOr<PlacementProblem> p = SyntheticProblem(shape, options);
     ASSERT_TRUE(p.ok()) << p.status();
     EXPECT_EQ(p->layers.size(), 80u);
     EXPECT_EQ(p->layers[0].n_ff(), 28672);
@@ -293,6 +302,33 @@ TEST(SolverTest, SeventyBShapeSolvesWithinOnePercent) {
       EXPECT_LE(r->figures.latency_s, r->greedy_figures.latency_s * (1 + 1e-12));
     }
   }
+}
+
+TEST(SolverTest, SyntheticProblemOfAGateLessModelHasTwoRowsPerNeuron) {
+  ModelConfig opt;  // OPT-6.7B's shape: fc1 and fc2, LayerNorm with biases
+  opt.architecture = "opt";
+  opt.dim = 4096;
+  opt.n_ff = 16384;
+  opt.n_layers = 32;
+  opt.n_heads = opt.n_kv_heads = 32;
+  opt.head_dim = 128;
+  opt.vocab_size = 50272;
+  opt.context_length = 2048;
+  opt.norm = NormKind::kLayer;
+  opt.ffn_gated = false;
+  SyntheticOptions options;
+  options.dtype = DType::kQ8_0;
+  options.budget_bytes = 4ull << 30;
+  absl::StatusOr<PlacementProblem> p = SyntheticProblem(opt, options);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->layers[0].neuron_bytes, 2u * 4096 / 32 * 34);
+  EXPECT_EQ(p->norm_bytes, 2u * 4 * 4096 * (2 * 32 + 1));  // weight and bias
+  opt.ffn_gated = true;
+  opt.norm = NormKind::kRms;
+  p = SyntheticProblem(opt, options);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->layers[0].neuron_bytes, 3u * 4096 / 32 * 34);
+  EXPECT_EQ(p->norm_bytes, 4u * 4096 * (2 * 32 + 1));
 }
 
 TEST(SolverTest, PowerLawProfileHasTheRequestedDensity) {

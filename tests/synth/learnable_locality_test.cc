@@ -4,6 +4,10 @@
 // at most 1.5x the true one, in every layer. With latent=0 (every neuron its own random direction)
 // the same training selects about 1.6x the true density: the rank cannot span the directions.
 // A --powerinfer-compatible predictor (no biases, threshold 0) of the same samples meets them too.
+// The same holds for a gate-less OPT model (fc1's biases carry the thresholds, LayerNorm, learned
+// positions): 1.36x and 1.33x the true density with latent=8, 4.3x and 3.5x with latent=0. Its
+// compatible predictor is not held to the targets: without biases and without the llama model's
+// constant bias channel in its input, nothing can carry a neuron's threshold (recall 0.97-0.98).
 #include <string>
 #include <vector>
 
@@ -17,10 +21,14 @@
 namespace pinfer::synth::testing {
 namespace {
 
-TEST(LearnableLocalityTest, ATrainedPredictorMeetsRecallAndDensityTargets) {
-  ScratchDir scratch("learnable_locality");
-  SynthOptions options = SmallModelOptions("custom:d=256,ff=1024,layers=2,heads=4,vocab=512",
-                                           DType::kQ8_0, scratch.Path("model.pi"));
+class LearnableLocalityTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(LearnableLocalityTest, ATrainedPredictorMeetsRecallAndDensityTargets) {
+  const std::string arch = GetParam();
+  ScratchDir scratch("learnable_locality_" + arch);
+  SynthOptions options =
+      SmallModelOptions("custom:d=256,ff=1024,layers=2,heads=4,vocab=512,ctx=256", DType::kQ8_0,
+                        scratch.Path("model.pi"), "", arch);
   absl::StatusOr<LocalitySpec> locality =
       ParseLocality("power-law:alpha=1.5,hot=0.04,density=0.1,latent=8");
   ASSERT_TRUE(locality.ok()) << locality.status();
@@ -29,15 +37,13 @@ TEST(LearnableLocalityTest, ATrainedPredictorMeetsRecallAndDensityTargets) {
   ASSERT_TRUE(report.ok()) << report.status();
 
   const test::ProgramResult profile = test::RunProgram(
-      PI_PROFILE_PATH,
-      {"-m", options.output_path, "--dataset",
-       test::SourcePath("tests/data/text/tinystories_valid_head.txt"), "--max-tokens", "6000", "-c",
-       "128", "--dump-samples", "-t", "1", "-q"});
+      PI_PROFILE_PATH, {"-m", options.output_path, "--dataset",
+                        test::SourcePath("tests/data/text/tinystories_valid_head.txt"),
+                        "--max-tokens", "6000", "-c", "128", "--dump-samples", "-t", "1", "-q"});
   ASSERT_EQ(profile.exit_code, 0) << profile.err;
-  const test::ProgramResult train =
-      test::RunProgram(PI_TRAIN_PREDICTOR_PATH, {"-m", options.output_path, "--rank", "32",
-                                                 "--epochs", "6", "--seed", "1", "-t", "1", "-q",
-                                                 "--json"});
+  const test::ProgramResult train = test::RunProgram(
+      PI_TRAIN_PREDICTOR_PATH, {"-m", options.output_path, "--rank", "32", "--epochs", "6",
+                                "--seed", "1", "-t", "1", "-q", "--json"});
   ASSERT_EQ(train.exit_code, 0) << train.err;
   const nlohmann::json json = nlohmann::json::parse(train.out, nullptr, false);
   ASSERT_TRUE(json.is_object() && json.contains("layers")) << train.out;
@@ -49,6 +55,7 @@ TEST(LearnableLocalityTest, ATrainedPredictorMeetsRecallAndDensityTargets) {
     EXPECT_NEAR(truth, 0.1, 0.03) << layer.dump();  // the planted density, as measured
     EXPECT_LE(predicted, 1.5 * truth) << layer.dump();
   }
+  if (arch != "llama") return;
 
   // The same samples, trained for PowerInfer (no biases, decision at logit 0): the learnable
   // locality needs no per-layer threshold either. Without biases the trainer cannot centre the
@@ -63,11 +70,15 @@ TEST(LearnableLocalityTest, ATrainedPredictorMeetsRecallAndDensityTargets) {
   ASSERT_TRUE(cj.is_object() && cj.contains("layers")) << compatible.out;
   for (const nlohmann::json& layer : cj["layers"]) {
     EXPECT_GE(layer["recall"].get<double>(), 0.98) << layer.dump();
-    EXPECT_LE(layer["predicted_density"].get<double>(),
-              1.5 * layer["true_density"].get<double>())
+    EXPECT_LE(layer["predicted_density"].get<double>(), 1.5 * layer["true_density"].get<double>())
         << layer.dump();
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Architectures, LearnableLocalityTest, ::testing::Values("llama", "opt"),
+                         [](const ::testing::TestParamInfo<const char*>& info) {
+                           return std::string(info.param);
+                         });
 
 }  // namespace
 }  // namespace pinfer::synth::testing

@@ -75,6 +75,8 @@ TEST(PiSynthCliTest, HelpHasExamples) {
   EXPECT_THAT(r.out, HasSubstr("Examples:"));
   EXPECT_THAT(r.out, HasSubstr("pi-synth --shape llama-7b --dtype q4_0"));
   EXPECT_THAT(r.out, HasSubstr("falcon-40b"));
+  EXPECT_THAT(r.out, HasSubstr("opt-175b"));
+  EXPECT_THAT(r.out, HasSubstr("--arch"));
 }
 
 TEST(PiSynthCliTest, BadFlagsGetOneClearLineAndLeaveNoFile) {
@@ -92,7 +94,19 @@ TEST(PiSynthCliTest, BadFlagsGetOneClearLineAndLeaveNoFile) {
        "density 0.9 is out of reach"},
       {{"--shape", shape, "--dtype", "q5_k", "-o", out}, "unknown weight dtype 'q5_k'"},
       {{"--shape", shape, "--ffn-act", "silu", "-o", out},
-       "--ffn-act 'silu': expected fatrelu or relu"},
+       "--ffn-act 'silu': expected fatrelu, relu or gelu"},
+      {{"--shape", shape, "--ffn-act", "gelu", "-o", out},
+       "--ffn-act gelu is for the gate-less FFNs of opt and falcon"},
+      {{"--shape", shape, "--arch", "gpt2", "-o", out},
+       "--arch 'gpt2': expected llama, opt or falcon"},
+      {{"--shape", "custom:d=64,ff=64,layers=1,heads=2,kv_heads=1,vocab=300", "--arch", "opt", "-o",
+        out},
+       "--arch opt has no grouped KV: kv_heads 1 must equal heads 2"},
+      {{"--shape", "falcon-40b", "--arch", "opt", "-o", out}, "--arch opt has no grouped KV"},
+      {{"--shape", shape, "--arch", "opt", "-o", out, "--gguf", scratch.Path("m.gguf")},
+       "llama architecture only, not 'opt'"},
+      {{"--shape", "falcon-7b", "-o", out, "--gguf", scratch.Path("m.gguf")},
+       "llama architecture only, not 'falcon'"},
       {{"--shape", shape, "-o", scratch.Path("no/such/dir/m.pi")}, "no/such/dir/m.pi"},
       {{"--shape", shape, "-o", out, "--gguf", scratch.Path("none/m.gguf")}, "none/m.gguf"},
       {{"--shape", shape, "-o", out, "--tokenizer", scratch.Path("tok.bin")},
@@ -111,6 +125,13 @@ TEST(PiSynthCliTest, BadFlagsGetOneClearLineAndLeaveNoFile) {
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     EXPECT_TRUE(std::filesystem::is_empty(scratch.dir()));
   }
+  // A small OPT through the program: the report names its architecture and activation.
+  RunResult opt =
+      RunPiSynth(scratch, {"--shape", shape, "--arch", "opt", "-o", out, "--json", "-q"});
+  ASSERT_EQ(opt.exit_code, 0) << opt.err;
+  EXPECT_THAT(opt.out, HasSubstr("\"architecture\": \"opt\""));
+  EXPECT_THAT(opt.out, HasSubstr("\"ffn_act\": \"relu\""));
+  std::filesystem::remove(out);
   // Missing required flags: CLI11's own message, still an error exit.
   EXPECT_NE(RunPiSynth(scratch, {"-o", out}).exit_code, 0);
   EXPECT_TRUE(std::filesystem::is_empty(scratch.dir()));

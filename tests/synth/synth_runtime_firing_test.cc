@@ -1,9 +1,13 @@
 // pinfer's own runtime (Model, Executor, Session: what pi-profile runs) sees the planted locality:
 // over random token sequences, with its observer hook, the firing frequencies match the planted
-// probabilities, and it generates finite logits.
+// probabilities, and it generates finite logits; for each architecture pi-synth writes (llama's
+// RMSNorm bias channel, OPT's fc1 biases with LayerNorm and learned positions, Falcon's LayerNorm
+// bias channel with parallel attention and grouped KV).
 #include <cmath>
+#include <optional>
 #include <random>
 
+#include "bench/synth/synth_design.h"
 #include "bench/synth/synth_model.h"
 #include "gtest/gtest.h"
 #include "runtime/exec/executor.h"
@@ -32,11 +36,21 @@ class FiringCounter : public ForwardObserver {
   std::vector<std::vector<int64_t>> fired;
 };
 
-TEST(SynthRuntimeTest, TheRuntimeMeasuresThePlantedFrequencies) {
-  ScratchDir scratch("runtime");
-  SynthOptions options =
-      SmallModelOptions("custom:d=256,ff=1024,layers=4,heads=8,kv_heads=2,vocab=512", DType::kQ4_0,
-                        scratch.Path("model.pi"));
+struct Case {
+  const char* name;
+  const char* shape;
+  const char* arch;
+  DType dtype;
+  std::optional<SynthActivation> act;  // unset: the architecture's
+};
+
+class SynthRuntimeTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(SynthRuntimeTest, TheRuntimeMeasuresThePlantedFrequencies) {
+  ScratchDir scratch(std::string("runtime_") + GetParam().name);
+  SynthOptions options = SmallModelOptions(GetParam().shape, GetParam().dtype,
+                                           scratch.Path("model.pi"), "", GetParam().arch);
+  options.ffn_act = GetParam().act;
   absl::StatusOr<SynthReport> report = WriteSyntheticModel(options);
   ASSERT_TRUE(report.ok()) << report.status();
   absl::StatusOr<std::unique_ptr<Model>> model = Model::Load(options.output_path);
@@ -45,8 +59,12 @@ TEST(SynthRuntimeTest, TheRuntimeMeasuresThePlantedFrequencies) {
   Executor executor(**model);
   absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(executor);
   ASSERT_TRUE(session.ok()) << session.status();
+  // The gate's firing threshold: fatrelu's T, relu's 0, and for gelu_erf the T at which the
+  // planted law holds (|gelu(g)| > gelu(T) exactly where g > T).
+  const SynthActivation act =
+      options.ffn_act.value_or(ArchitectureActivation(options.shape.architecture));
   FiringCounter counter(options.shape.n_layers, options.shape.n_ff,
-                        (*model)->config().ffn_act.param);
+                        static_cast<float>(FiringThreshold(act)));
   (*session)->SetObserver(&counter);
 
   constexpr int kSequences = 4, kLength = 96;
@@ -63,6 +81,24 @@ TEST(SynthRuntimeTest, TheRuntimeMeasuresThePlantedFrequencies) {
   }
   ExpectFiringMatchesPlanted(options.output_path, *report, counter.fired, kSequences * kLength);
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    Architectures, SynthRuntimeTest,
+    ::testing::Values(Case{"llama", "custom:d=256,ff=1024,layers=4,heads=8,kv_heads=2,vocab=512",
+                           "llama", DType::kQ4_0, std::nullopt},
+                      Case{"opt", "custom:d=256,ff=1024,layers=4,heads=8,vocab=512,ctx=512", "opt",
+                           DType::kQ4_0, std::nullopt},
+                      Case{"opt_fatrelu", "custom:d=256,ff=1024,layers=3,heads=4,vocab=512,ctx=512",
+                           "opt", DType::kQ8_0, SynthActivation::kFatRelu},
+                      Case{"falcon", "custom:d=256,ff=1024,layers=4,heads=8,kv_heads=2,vocab=512",
+                           "falcon", DType::kQ4_0, std::nullopt},
+                      Case{"falcon_gelu",
+                           "custom:d=256,ff=1024,layers=3,heads=8,kv_heads=2,vocab=512", "falcon",
+                           DType::kQ8_0, SynthActivation::kGeluErf},
+                      Case{"falcon_mqa_f16",
+                           "custom:d=256,ff=1024,layers=3,heads=4,kv_heads=1,vocab=512", "falcon",
+                           DType::kF16, std::nullopt}),
+    [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
 
 }  // namespace
 }  // namespace pinfer::synth::testing

@@ -28,9 +28,10 @@ absl::StatusOr<OpenedGguf> OpenGguf(const std::string& path) {
 }
 
 SynthOptions SmallModelOptions(const std::string& shape_text, DType dtype,
-                               const std::string& output, const std::string& gguf) {
+                               const std::string& output, const std::string& gguf,
+                               const std::string& arch) {
   SynthOptions options;
-  absl::StatusOr<ShapeSpec> shape = ParseShape(shape_text);
+  absl::StatusOr<ShapeSpec> shape = ParseShape(shape_text, arch);
   EXPECT_TRUE(shape.ok()) << shape.status();
   options.shape = *shape;
   options.dtype = dtype;

@@ -29,8 +29,10 @@ struct OpenedGguf {
 };
 absl::StatusOr<OpenedGguf> OpenGguf(const std::string& path);
 
-// Options for a small custom shape (seconds to write and to run), progress off.
+// Options for a small custom shape (seconds to write and to run) of architecture `arch` (empty:
+// llama), progress off.
 SynthOptions SmallModelOptions(const std::string& shape_text, DType dtype,
-                               const std::string& output, const std::string& gguf = "");
+                               const std::string& output, const std::string& gguf = "",
+                               const std::string& arch = "");
 
 }  // namespace pinfer::synth::testing

@@ -5,24 +5,10 @@
 #include <numeric>
 #include <random>
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "format/strings.h"
 #include "tools/solve_placement/memory_accounting.h"
 
 namespace pinfer {
 namespace {
-
-struct Shape {
-  const char* name;
-  int64_t dim, n_ff, n_layers, n_heads, n_kv_heads;
-};
-// Llama-2 model cards / config.json.
-constexpr Shape kShapes[] = {
-    {"llama-7b", 4096, 11008, 32, 32, 32},
-    {"llama-13b", 5120, 13824, 40, 40, 40},
-    {"llama-70b", 8192, 28672, 80, 64, 8},
-};
 
 std::vector<double> LayerCurve(int64_t n_ff, double alpha, double density) {
   std::vector<double> power(static_cast<size_t>(n_ff));
@@ -44,34 +30,6 @@ std::vector<double> LayerCurve(int64_t n_ff, double alpha, double density) {
 }
 
 }  // namespace
-
-absl::StatusOr<ModelConfig> LlamaShape(std::string_view name) {
-  for (const Shape& s : kShapes) {
-    if (name == s.name) {
-      ModelConfig c;
-      c.name = s.name;
-      c.dim = s.dim;
-      c.n_ff = s.n_ff;
-      c.n_layers = s.n_layers;
-      c.n_heads = s.n_heads;
-      c.n_kv_heads = s.n_kv_heads;
-      c.head_dim = s.dim / s.n_heads;
-      c.vocab_size = 32000;
-      c.context_length = 4096;
-      c.ffn_act = {ActivationKind::kRelu, 0.0f};
-      c.synthetic = true;
-      return c;
-    }
-  }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown shape '", Sv(name), "' (known: ", absl::StrJoin(LlamaShapeNames(), ", "), ")"));
-}
-
-std::vector<std::string> LlamaShapeNames() {
-  std::vector<std::string> names;
-  for (const Shape& s : kShapes) names.push_back(s.name);
-  return names;
-}
 
 std::vector<std::vector<float>> PowerLawFrequencies(int64_t n_layers, int64_t n_ff,
                                                     const PowerLawProfile& profile) {
@@ -107,7 +65,9 @@ absl::StatusOr<PlacementProblem> SyntheticProblem(const ModelConfig& config,
   p.group_size = options.group_size;
   p.budget_bytes = options.budget_bytes;
   p.workspace_bytes = WorkspaceBytes(config, options.context, options.batch);
-  p.norm_bytes = 4 * static_cast<uint64_t>(config.dim) * (2 * config.n_layers + 1);
+  // (a LayerNorm has a bias beside its weight)
+  p.norm_bytes = 4 * static_cast<uint64_t>(config.dim) * (2 * config.n_layers + 1) *
+                 (config.norm == NormKind::kLayer ? 2 : 1);
   p.output_bytes = static_cast<uint64_t>(config.vocab_size) * *row;
   p.objective = options.objective;
   p.hardware = options.hardware;
@@ -118,7 +78,7 @@ absl::StatusOr<PlacementProblem> SyntheticProblem(const ModelConfig& config,
   for (int64_t l = 0; l < config.n_layers; ++l) {
     LayerProblem layer;
     layer.frequency = std::move(freq[static_cast<size_t>(l)]);
-    layer.neuron_bytes = 3 * *row;
+    layer.neuron_bytes = (config.ffn_gated ? 3 : 2) * *row;
     layer.attention_bytes = static_cast<uint64_t>(config.q_dim() + 2 * config.kv_dim()) * *row +
                             static_cast<uint64_t>(config.dim) * *q_row;
     layer.kv_bytes = kv;

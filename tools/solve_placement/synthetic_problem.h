@@ -1,5 +1,6 @@
-// Placement problems at real model shapes without the model files: Llama-2 7B/13B/70B shapes,
-// bytes from the dtype, and a synthetic power-law activation profile. For tests and bench/place.
+// Placement problems at real model shapes without the model files: a ModelConfig of the shape
+// (bench/synth/shapes.h holds the named ones), bytes from the dtype, and a synthetic power-law
+// activation profile. For tests and bench/place.
 //
 // Firing frequencies: in layer l, the neuron of rank r (0 = hottest) fires with probability
 //   f(r) = min(1, c_l * (r + 1)^(-alpha_l)),
@@ -23,10 +24,6 @@
 
 namespace pinfer {
 
-// "llama-7b", "llama-13b", "llama-70b": Llama-2 hyperparameters.
-absl::StatusOr<ModelConfig> LlamaShape(std::string_view name);
-std::vector<std::string> LlamaShapeNames();
-
 struct PowerLawProfile {
   double density = 0.1;
   double alpha = 1.0;
@@ -49,7 +46,8 @@ struct SyntheticOptions {
   PowerLawProfile profile;
 };
 
-// The problem pi-place would pose for a model of this shape and dtype with a power-law profile.
+// The problem pi-place would pose for a model of this shape and dtype with a power-law profile. A
+// neuron is its gate, up and down rows (gate and down for a gate-less FFN: OPT, Falcon).
 absl::StatusOr<PlacementProblem> SyntheticProblem(const ModelConfig& config,
                                                   const SyntheticOptions& options);
 
