@@ -32,7 +32,7 @@ namespace HWY_NAMESPACE {
 using DQ = hn::CappedTag<float, 16>;
 using VQ = hn::Vec<DQ>;
 
-constexpr int kGroupRows = 4;  // n = 1: active rows combined per pass over the outputs
+constexpr int kGroupRows = 8;  // n = 1: active rows combined per pass over the outputs
 // n > 1: register tile of kTokenTile tokens x kTileVectors output vectors (16 accumulators
 // with AVX-512's 32 registers, 8 elsewhere).
 constexpr bool kWideRegisterFile = HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL;
@@ -223,8 +223,17 @@ HWY_INLINE void AccumulateGroup(const uint8_t* const* w, const uint8_t* const* a
         const int64_t ck = c + 32 * k;
         hn::Vec<D> acc[Dec::kVectors];
         for (int64_t v = 0; v < Dec::kVectors; ++v) acc[v] = hn::LoadU(d, y + ck + v * lanes);
+        // Every fourth block (72 bytes of q4_0, 136 of q8_0), two lines of each row ahead: about
+        // one prefetch per line (q4_0), spread over the pass. One prefetch per block and row
+        // spent a load slot per 18 bytes; a burst of all the rows' lines at once stalled on the
+        // full miss buffers.
+        if (ahead != nullptr && k % 4 == 0) {
+          for (int r = 0; r < kRows; ++r) {
+            hwy::Prefetch(ahead[r] + ColumnBytes<kType>(ck));
+            hwy::Prefetch(ahead[r] + ColumnBytes<kType>(ck) + 64);
+          }
+        }
         for (int r = 0; r < kRows; ++r) {
-          if (ahead != nullptr) hwy::Prefetch(ahead[r] + ColumnBytes<kType>(ck));
           hn::Vec<D> raw[Dec::kVectors];
           Dec::Decode(w[r], ck, blocks, raw);
           const auto vscale = hn::Set(d, scaled[r][k]);
@@ -253,15 +262,28 @@ HWY_INLINE void AccumulateGroup(const uint8_t* const* w, const uint8_t* const* a
   }
 }
 
+// The last `left` (< kRows) rows of a scan batch, one group.
+template <DType kType, int kRows>
+HWY_INLINE void AccumulateRemainder(int64_t left, const uint8_t* const* group, const float* scales,
+                                    int64_t c0, int64_t c1, int64_t blocks, float* y) {
+  if constexpr (kRows > 0) {
+    if (left == kRows) {
+      return AccumulateGroup<kType, kRows>(group, nullptr, scales, c0, c1, blocks, y);
+    }
+    AccumulateRemainder<kType, kRows - 1>(left, group, scales, c0, c1, blocks, y);
+  }
+}
+
 // The active rows (a[r] != 0) in groups of kGroupRows. Rows are scanned in batches so that the
-// rows of the group kPrefetchGroups ahead are known and can be prefetched while a group is
-// accumulated (decode streams the weights from DRAM; the hardware prefetcher alone keeps too
-// little in flight, and it cannot guess which rows a sparse activation skips).
+// rows kPrefetchRows ahead are known and can be prefetched while a group is accumulated (decode
+// streams the weights from DRAM; the hardware prefetcher alone keeps too little in flight, and it
+// cannot guess which rows a sparse activation skips or where the next gathered row lies).
 template <DType kType>
 void AccumulateOneToken(const MatrixView& w, const RowSet& rows, const float* a, int64_t c0,
                         int64_t c1, float* y) {
-  constexpr int64_t kScanBatch = 256;
-  constexpr int64_t kPrefetchGroups = 2;
+  constexpr int64_t kScanBatch = 1024;
+  constexpr int64_t kPrefetchRows = kGroupRows;  // the next group
+  const int64_t blocks = w.cols / 32;
   int64_t active[kScanBatch];
   float active_a[kScanBatch];
   for (int64_t begin = 0; begin < rows.size(); begin += kScanBatch) {
@@ -283,32 +305,23 @@ void AccumulateOneToken(const MatrixView& w, const RowSet& rows, const float* a,
         group[j] = w.Row(active[g + j]);
         scales[j] = active_a[g + j];
       }
-      const int64_t next = g + kPrefetchGroups * kGroupRows;
-      const bool prefetch = next + kGroupRows <= count;
+      // Near the end of the batch the window repeats its last row (already in flight).
+      const int64_t next = g + kPrefetchRows;
+      const bool prefetch = next < count;
       if (prefetch) {
-        for (int j = 0; j < kGroupRows; ++j) ahead_rows[j] = w.Row(active[next + j]);
+        for (int j = 0; j < kGroupRows; ++j) {
+          ahead_rows[j] = w.Row(active[std::min(next + j, count - 1)]);
+        }
       }
       AccumulateGroup<kType, kGroupRows>(group, prefetch ? ahead_rows : nullptr, scales, c0, c1,
-                                         w.cols / 32, y);
+                                         blocks, y);
     }
     const int64_t left = count - g;
     for (int j = 0; j < left; ++j) {
       group[j] = w.Row(active[g + j]);
       scales[j] = active_a[g + j];
     }
-    switch (left) {
-      case 3:
-        AccumulateGroup<kType, 3>(group, nullptr, scales, c0, c1, w.cols / 32, y);
-        break;
-      case 2:
-        AccumulateGroup<kType, 2>(group, nullptr, scales, c0, c1, w.cols / 32, y);
-        break;
-      case 1:
-        AccumulateGroup<kType, 1>(group, nullptr, scales, c0, c1, w.cols / 32, y);
-        break;
-      default:
-        break;
-    }
+    AccumulateRemainder<kType, kGroupRows - 1>(left, group, scales, c0, c1, blocks, y);
   }
 }
 
