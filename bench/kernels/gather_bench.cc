@@ -4,9 +4,11 @@
 // Every repetition measures, for each thread count, in this order: the read peak (the STREAM-like
 // sum of bench/kernels/read_peak.h over the weight pool itself), the dense MatVec over the whole
 // matrix, then for each dtype and density GatherMatMul and (not for q4_0x16, which ffn_down_t is
-// never stored as) GatherMatMulTransposedAccumulate over a sorted random list of that many rows (a new list per call, drawn before the timing). Weights
-// are replicated into a pool larger than the last-level cache and consecutive calls walk through
-// the copies, so every figure is a DRAM figure. Bytes counted: those of the rows touched.
+// never stored as) GatherMatMulTransposedAccumulate over sorted random lists of that many rows
+// (16 lists, drawn before the timing, taken in turn). Weights are replicated into a pool larger
+// than the last-level cache and consecutive calls walk through the copies, so every figure is a
+// DRAM figure (with 4 KiB pages, as a model's mmapped weights, unless --huge-pages). Bytes
+// counted: those of the rows touched.
 //
 // Reported per line: the median over the repetitions of GB/s, and of the ratios to the dense
 // MatVec and to the read peak measured in the same repetition (on a shared machine the ratios are
@@ -25,11 +27,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
-#include <new>
 #include <map>
 #include <memory>
+#include <new>
 #include <random>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "CLI/CLI.hpp"
