@@ -292,18 +292,21 @@ HWY_INLINE void AccumulateGroup(const uint8_t* const* w, const uint8_t* const* a
   }
 }
 
-// The last `left` (< kRows) rows of a scan batch, one group.
+// The last `left` (< kRows) rows of a scan batch, as groups of kRows / 2, kRows / 4, ... rows
+// (a binary decomposition: log2(kRows) group sizes compiled instead of kRows - 1).
 template <DType kType, int kRows, int kTokens>
-HWY_INLINE void AccumulateRemainder(int64_t left, const uint8_t* const* group, const float* scales,
+HWY_INLINE void AccumulateRemainder(int64_t left, const uint8_t* const* group, const float* a,
                                     int64_t c0, int64_t c1, int64_t blocks, float* y,
                                     int64_t y_stride) {
-  if constexpr (kRows > 0) {
-    if (left == kRows) {
-      return AccumulateGroup<kType, kRows, kTokens>(group, nullptr, scales, c0, c1, blocks, y,
-                                                    y_stride);
+  if constexpr (kRows > 1) {
+    constexpr int kHalf = kRows / 2;
+    if (left >= kHalf) {
+      AccumulateGroup<kType, kHalf, kTokens>(group, nullptr, a, c0, c1, blocks, y, y_stride);
+      group += kHalf;
+      a += kHalf * kTokens;
+      left -= kHalf;
     }
-    AccumulateRemainder<kType, kRows - 1, kTokens>(left, group, scales, c0, c1, blocks, y,
-                                                   y_stride);
+    AccumulateRemainder<kType, kHalf, kTokens>(left, group, a, c0, c1, blocks, y, y_stride);
   }
 }
 
@@ -352,8 +355,8 @@ void AccumulateStreaming(const MatrixView& w, const RowSet& rows, const float* a
     }
     const int64_t left = count - g;
     for (int j = 0; j < left; ++j) group[j] = w.Row(active[g + j]);
-    AccumulateRemainder<kType, kGroupRows - 1, kTokens>(left, group, active_a + g * kTokens, c0,
-                                                        c1, blocks, y, y_stride);
+    AccumulateRemainder<kType, kGroupRows, kTokens>(left, group, active_a + g * kTokens, c0, c1,
+                                                    blocks, y, y_stride);
   }
 }
 
