@@ -6,9 +6,10 @@
 // (quantized rows block by block: int -> float, scale folded into the activation) and accumulated
 // with FMAs; an integer path does not apply because the sum runs across rows, each with its own
 // block scales.
-//   - n = 1 (decode): the active rows are taken four at a time, and each output vector is loaded
-//     and stored once per four rows, so the loop streams the weight rows.
-//   - n > 1 (prompt): a register tile of kTokenTile tokens x kTileVectors output vectors stays in
+//   - n <= 4 (decode, small batches): the active rows are taken eight at a time, each streamed
+//     once, whole, for every token (a block is decoded once and serves them all), and each output
+//     vector is loaded and stored once per eight rows; the rows of the next group are prefetched.
+//   - n > 4 (prompt): a register tile of kTokenTile tokens x kTileVectors output vectors stays in
 //     registers while the rows of a row block pass by; each decoded (and scaled) weight vector
 //     serves kTokenTile FMAs. The row block's column slice stays in L1 across the token tiles.
 #include <algorithm>
@@ -32,13 +33,13 @@ namespace HWY_NAMESPACE {
 using DQ = hn::CappedTag<float, 16>;
 using VQ = hn::Vec<DQ>;
 
-constexpr int kGroupRows = 4;  // n = 1: active rows combined per pass over the outputs
-// n > 1: register tile of kTokenTile tokens x kTileVectors output vectors (16 accumulators
+constexpr int kGroupRows = 8;  // n <= 4: active rows combined per pass over the outputs
+// n > 4: register tile of kTokenTile tokens x kTileVectors output vectors (16 accumulators
 // with AVX-512's 32 registers, 8 elsewhere).
 constexpr bool kWideRegisterFile = HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL;
 constexpr int kTokenTile = kWideRegisterFile ? 4 : 2;
 constexpr int kTileVectors = 4;
-// n > 1: rows per block, so that a block of weight rows (reused by every token tile) stays in L2
+// n > 4: rows per block, so that a block of weight rows (reused by every token tile) stays in L2
 // next to the outputs (measured against fixed 128-row blocks: f16 11008x4096, n = 32: 53 -> 83
 // GFLOP/s; whole rows are kept, as column blocks break the rows' sequential DRAM reads).
 constexpr int64_t kRowBlockBytes = int64_t{256} << 10;
@@ -185,7 +186,7 @@ HWY_INLINE void ScaledBlockScales(const uint8_t* row, int64_t c, int64_t count, 
 }
 
 // ------------------------------------------------------------------------------------------------
-// n = 1
+// n <= 4
 
 // Bytes of row storage that hold columns [0, c) (c a multiple of the block size for quantized
 // rows).
@@ -204,11 +205,13 @@ constexpr int64_t ColumnBytes(int64_t c) {
   }
 }
 
-// y[c0, c1) += Σ_r a[r] · W_r[c0, c1) for kRows rows; `ahead` (null or kRows rows) are prefetched
-// at the same columns.
-template <DType kType, int kRows>
+// Y[t][c0, c1) += Σ_r a[r · kTokens + t] · W_r[c0, c1) for kRows rows and kTokens tokens (token t's
+// outputs at y + t · y_stride); `ahead` (null or kRows rows) are prefetched at the same columns.
+// Each block of a row is decoded once and serves the kTokens tokens.
+template <DType kType, int kRows, int kTokens>
 HWY_INLINE void AccumulateGroup(const uint8_t* const* w, const uint8_t* const* ahead,
-                                const float* a, int64_t c0, int64_t c1, int64_t blocks, float* y) {
+                                const float* a, int64_t c0, int64_t c1, int64_t blocks, float* y,
+                                int64_t y_stride) {
   using Dec = ChunkDecoder<kType>;
   using D = typename Dec::D;
   const D d;
@@ -216,104 +219,149 @@ HWY_INLINE void AccumulateGroup(const uint8_t* const* w, const uint8_t* const* a
   if constexpr (IsQuantized(kType)) {
     for (int64_t c = c0; c < c1; c += 32 * kScaleBlocks) {
       const int64_t count = std::min(kScaleBlocks, (c1 - c) / 32);
-      HWY_ALIGN float scaled[kRows][kScaleBlocks];
-      for (int r = 0; r < kRows; ++r)
-        ScaledBlockScales<kType>(w[r], c, count, a[r], blocks, scaled[r]);
+      HWY_ALIGN float scaled[kRows][kTokens][kScaleBlocks];
+      for (int r = 0; r < kRows; ++r) {
+        if constexpr (kTokens == 1) {
+          ScaledBlockScales<kType>(w[r], c, count, a[r], blocks, scaled[r][0]);
+        } else {  // the row's block scales once, times each token's activation (exact: x 1.0f)
+          HWY_ALIGN float scales[kScaleBlocks] = {};
+          ScaledBlockScales<kType>(w[r], c, count, 1.0f, blocks, scales);
+          for (int t = 0; t < kTokens; ++t) {
+            const float factor = a[r * kTokens + t];
+            for (int64_t k = 0; k < kScaleBlocks; ++k) scaled[r][t][k] = scales[k] * factor;
+          }
+        }
+      }
       for (int64_t k = 0; k < count; ++k) {
         const int64_t ck = c + 32 * k;
-        hn::Vec<D> acc[Dec::kVectors];
-        for (int64_t v = 0; v < Dec::kVectors; ++v) acc[v] = hn::LoadU(d, y + ck + v * lanes);
+        hn::Vec<D> acc[kTokens][Dec::kVectors];
+        for (int t = 0; t < kTokens; ++t) {
+          for (int64_t v = 0; v < Dec::kVectors; ++v) {
+            acc[t][v] = hn::LoadU(d, y + t * y_stride + ck + v * lanes);
+          }
+        }
+        // Every fourth block (72 bytes of q4_0, 136 of q8_0), two lines of each row ahead: about
+        // one prefetch per line (q4_0), spread over the pass. One prefetch per block and row
+        // spent a load slot per 18 bytes; a burst of all the rows' lines at once stalled on the
+        // full miss buffers.
+        if (ahead != nullptr && k % 4 == 0) {
+          for (int r = 0; r < kRows; ++r) {
+            hwy::Prefetch(ahead[r] + ColumnBytes<kType>(ck));
+            hwy::Prefetch(ahead[r] + ColumnBytes<kType>(ck) + 64);
+          }
+        }
         for (int r = 0; r < kRows; ++r) {
-          if (ahead != nullptr) hwy::Prefetch(ahead[r] + ColumnBytes<kType>(ck));
           hn::Vec<D> raw[Dec::kVectors];
           Dec::Decode(w[r], ck, blocks, raw);
-          const auto vscale = hn::Set(d, scaled[r][k]);
-          for (int64_t v = 0; v < Dec::kVectors; ++v) acc[v] = hn::MulAdd(raw[v], vscale, acc[v]);
+          for (int t = 0; t < kTokens; ++t) {
+            const auto vscale = hn::Set(d, scaled[r][t][k]);
+            for (int64_t v = 0; v < Dec::kVectors; ++v) {
+              acc[t][v] = hn::MulAdd(raw[v], vscale, acc[t][v]);
+            }
+          }
         }
-        for (int64_t v = 0; v < Dec::kVectors; ++v) hn::StoreU(acc[v], d, y + ck + v * lanes);
+        for (int t = 0; t < kTokens; ++t) {
+          for (int64_t v = 0; v < Dec::kVectors; ++v) {
+            hn::StoreU(acc[t][v], d, y + t * y_stride + ck + v * lanes);
+          }
+        }
       }
     }
   } else {
     int64_t c = c0;
     for (; c + lanes <= c1; c += lanes) {
-      hn::Vec<D> acc = hn::LoadU(d, y + c);
+      hn::Vec<D> acc[kTokens];
+      for (int t = 0; t < kTokens; ++t) acc[t] = hn::LoadU(d, y + t * y_stride + c);
       for (int r = 0; r < kRows; ++r) {
         if (ahead != nullptr) hwy::Prefetch(ahead[r] + ColumnBytes<kType>(c));
         hn::Vec<D> raw[1];
         Dec::Decode(w[r], c, blocks, raw);
-        acc = hn::MulAdd(raw[0], hn::Set(d, a[r]), acc);
+        for (int t = 0; t < kTokens; ++t) {
+          acc[t] = hn::MulAdd(raw[0], hn::Set(d, a[r * kTokens + t]), acc[t]);
+        }
       }
-      hn::StoreU(acc, d, y + c);
+      for (int t = 0; t < kTokens; ++t) hn::StoreU(acc[t], d, y + t * y_stride + c);
     }
     for (; c < c1; ++c) {
-      float sum = y[c];
-      for (int r = 0; r < kRows; ++r) sum += a[r] * Dec::ScalarAt(w[r], c);
-      y[c] = sum;
+      for (int t = 0; t < kTokens; ++t) {
+        float sum = y[t * y_stride + c];
+        for (int r = 0; r < kRows; ++r) sum += a[r * kTokens + t] * Dec::ScalarAt(w[r], c);
+        y[t * y_stride + c] = sum;
+      }
     }
   }
 }
 
-// The active rows (a[r] != 0) in groups of kGroupRows. Rows are scanned in batches so that the
-// rows of the group kPrefetchGroups ahead are known and can be prefetched while a group is
-// accumulated (decode streams the weights from DRAM; the hardware prefetcher alone keeps too
-// little in flight, and it cannot guess which rows a sparse activation skips).
-template <DType kType>
-void AccumulateOneToken(const MatrixView& w, const RowSet& rows, const float* a, int64_t c0,
-                        int64_t c1, float* y) {
-  constexpr int64_t kScanBatch = 256;
-  constexpr int64_t kPrefetchGroups = 2;
+// The last `left` (< kRows) rows of a scan batch, as groups of kRows / 2, kRows / 4, ... rows
+// (a binary decomposition: log2(kRows) group sizes compiled instead of kRows - 1).
+template <DType kType, int kRows, int kTokens>
+HWY_INLINE void AccumulateRemainder(int64_t left, const uint8_t* const* group, const float* a,
+                                    int64_t c0, int64_t c1, int64_t blocks, float* y,
+                                    int64_t y_stride) {
+  if constexpr (kRows > 1) {
+    constexpr int kHalf = kRows / 2;
+    if (left >= kHalf) {
+      AccumulateGroup<kType, kHalf, kTokens>(group, nullptr, a, c0, c1, blocks, y, y_stride);
+      group += kHalf;
+      a += kHalf * kTokens;
+      left -= kHalf;
+    }
+    AccumulateRemainder<kType, kHalf, kTokens>(left, group, a, c0, c1, blocks, y, y_stride);
+  }
+}
+
+// Decode and batches of up to kStreamTokens tokens: the active rows (a[t, r] != 0 for some
+// token) in groups of kGroupRows, every row streamed once, whole, for all the tokens. Rows are
+// scanned in batches so that the rows kPrefetchRows ahead are known and can be prefetched while a
+// group is accumulated (decode streams the weights from DRAM; the hardware prefetcher alone keeps
+// too little in flight, and it cannot guess which rows a sparse activation skips or where the
+// next gathered row lies).
+template <DType kType, int kTokens>
+void AccumulateStreaming(const MatrixView& w, const RowSet& rows, const float* a,
+                         int64_t a_stride, int64_t c0, int64_t c1, float* y, int64_t y_stride) {
+  constexpr int64_t kScanBatch = 1024;
+  constexpr int64_t kPrefetchRows = kGroupRows;  // the next group
+  const int64_t blocks = w.cols / 32;
   int64_t active[kScanBatch];
-  float active_a[kScanBatch];
+  float active_a[kScanBatch * kTokens];  // [row][token]
   for (int64_t begin = 0; begin < rows.size(); begin += kScanBatch) {
     const int64_t end = std::min(rows.size(), begin + kScanBatch);
     int64_t count = 0;
     for (int64_t i = begin; i < end; ++i) {
-      const float value = a[rows.Slot(i)];
-      if (value != 0.0f) {
-        active[count] = rows.Row(i);
-        active_a[count++] = value;
+      bool any = false;
+      for (int t = 0; t < kTokens; ++t) {
+        const float value = a[t * a_stride + rows.Slot(i)];
+        active_a[count * kTokens + t] = value;
+        any |= value != 0.0f;
       }
+      if (any) active[count++] = rows.Row(i);
     }
     const uint8_t* group[kGroupRows];
     const uint8_t* ahead_rows[kGroupRows];
-    float scales[kGroupRows];
     int64_t g = 0;
     for (; g + kGroupRows <= count; g += kGroupRows) {
-      for (int j = 0; j < kGroupRows; ++j) {
-        group[j] = w.Row(active[g + j]);
-        scales[j] = active_a[g + j];
-      }
-      const int64_t next = g + kPrefetchGroups * kGroupRows;
-      const bool prefetch = next + kGroupRows <= count;
+      for (int j = 0; j < kGroupRows; ++j) group[j] = w.Row(active[g + j]);
+      // Near the end of the batch the window repeats its last row (already in flight).
+      const int64_t next = g + kPrefetchRows;
+      const bool prefetch = next < count;
       if (prefetch) {
-        for (int j = 0; j < kGroupRows; ++j) ahead_rows[j] = w.Row(active[next + j]);
+        for (int j = 0; j < kGroupRows; ++j) {
+          ahead_rows[j] = w.Row(active[std::min(next + j, count - 1)]);
+        }
       }
-      AccumulateGroup<kType, kGroupRows>(group, prefetch ? ahead_rows : nullptr, scales, c0, c1,
-                                         w.cols / 32, y);
+      AccumulateGroup<kType, kGroupRows, kTokens>(group, prefetch ? ahead_rows : nullptr,
+                                                  active_a + g * kTokens, c0, c1, blocks, y,
+                                                  y_stride);
     }
     const int64_t left = count - g;
-    for (int j = 0; j < left; ++j) {
-      group[j] = w.Row(active[g + j]);
-      scales[j] = active_a[g + j];
-    }
-    switch (left) {
-      case 3:
-        AccumulateGroup<kType, 3>(group, nullptr, scales, c0, c1, w.cols / 32, y);
-        break;
-      case 2:
-        AccumulateGroup<kType, 2>(group, nullptr, scales, c0, c1, w.cols / 32, y);
-        break;
-      case 1:
-        AccumulateGroup<kType, 1>(group, nullptr, scales, c0, c1, w.cols / 32, y);
-        break;
-      default:
-        break;
-    }
+    for (int j = 0; j < left; ++j) group[j] = w.Row(active[g + j]);
+    AccumulateRemainder<kType, kGroupRows, kTokens>(left, group, active_a + g * kTokens, c0, c1,
+                                                    blocks, y, y_stride);
   }
 }
 
 // ------------------------------------------------------------------------------------------------
-// n > 1
+// n > 4
 
 // Y[t0 + t, c .. c + chunk) += Σ_{rows of the block} A[t0 + t, r] · W[r, c ..], for kTokens tokens.
 template <DType kType, int kTokens, int kChunks>
@@ -396,7 +444,21 @@ HWY_INLINE void AccumulateTokens(const MatrixView& w, const RowSet& rows, int64_
 template <DType kType>
 void AccumulateT(const MatrixView& w, RowSet rows, const float* a, int64_t a_stride, int64_t n,
                  int64_t c0, int64_t c1, float* y, int64_t y_stride) {
-  if (n == 1) return AccumulateOneToken<kType>(w, rows, a, c0, c1, y);
+  // Up to kStreamTokens tokens: each row streamed once for all of them (4 tokens through the
+  // register tiles below read each row's slice once per 64 columns, a scattered walk over
+  // the row block that ran at a fifth of the decode rate).
+  switch (n) {
+    case 1:
+      return AccumulateStreaming<kType, 1>(w, rows, a, a_stride, c0, c1, y, y_stride);
+    case 2:
+      return AccumulateStreaming<kType, 2>(w, rows, a, a_stride, c0, c1, y, y_stride);
+    case 3:
+      return AccumulateStreaming<kType, 3>(w, rows, a, a_stride, c0, c1, y, y_stride);
+    case 4:
+      return AccumulateStreaming<kType, 4>(w, rows, a, a_stride, c0, c1, y, y_stride);
+    default:
+      break;
+  }
   const int64_t row_block =
       std::clamp<int64_t>(kRowBlockBytes / static_cast<int64_t>(w.row_bytes), 8, 256);
   for (int64_t i0 = 0; i0 < rows.size(); i0 += row_block) {

@@ -6,6 +6,7 @@
 // rounding per row (or per group of four rows) into a running sum bounded by Σ_r |a_r·w_rc|.
 // With <= 300 rows that is < 300 · 2^-24 < 2e-5 of Σ|a·w|, checked per output element; on top
 // sits the rounding of the initial y (added, not multiplied), covered by 2^-23·|y0|.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -68,7 +69,56 @@ void ExpectAccumulateMatchesReference(DType dtype, Shape shape, int64_t n, uint3
   }
 }
 
+// GatherMatMulTransposedAccumulate over `rows` (distinct, unsorted) of w: the decode path's rows
+// in groups, the remainder groups and the row scan batches (1024 rows) all meet real lists.
+// Tolerance as above, for up to `count` rows: (count + 2) roundings of 2^-24 of Σ|a·w|.
+void ExpectGatherAccumulateMatchesReference(const TestMatrix& w, const std::vector<int32_t>& rows,
+                                            int64_t n, uint32_t seed) {
+  const int64_t count = static_cast<int64_t>(rows.size());
+  SCOPED_TRACE(::testing::Message() << DTypeName(w.dtype) << " " << w.rows << "x" << w.cols
+                                    << " count=" << count << " n=" << n);
+  const std::vector<float> a = SparseActivations(n, count, seed);
+  const std::vector<float> y0 = RandomVector(n * w.cols, seed + 1);
+  std::vector<float> expected = y0;
+  reference::GatherMatMulTransposedAccumulate(w.view(), rows.data(), count, a.data(), n,
+                                              expected.data());
+  std::vector<float> actual = y0;
+  GatherMatMulTransposedAccumulate(w.view(), rows.data(), count, a.data(), n, actual.data());
+  const double tolerance =
+      std::max(kRelativeTolerance, static_cast<double>(count + 2) * std::ldexp(1.0, -24));
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t c = 0; c < w.cols; ++c) {
+      double magnitude = 0.0;
+      for (int64_t j = 0; j < count; ++j) {
+        magnitude += std::fabs(a[t * count + j] * w.decoded[rows[j] * w.cols + c]);
+      }
+      const float y = y0[t * w.cols + c];
+      ASSERT_NEAR(actual[t * w.cols + c], expected[t * w.cols + c],
+                  tolerance * magnitude + std::ldexp(std::fabs(y), -23))
+          << "token " << t << " column " << c;
+    }
+  }
+}
+
 class AccumulateTest : public KernelTest {};
+
+// Odd list lengths around the row groups (1..9, 15, 17), past one scan batch (1031, 1100 rows),
+// unsorted; n = 1..17 for two of them; columns not a multiple of the vector width for float rows
+// and of the 16 blocks whose scales are fetched together for quantized ones.
+TEST_P(AccumulateTest, GatherTransposedAccumulateMatchesReference) {
+  uint32_t seed = 500;
+  for (DType dtype : kAllDTypes) {
+    const int64_t rows = 1100, cols = IsQuantizedDType(dtype) ? 544 : 1000;
+    const TestMatrix w = RandomMatrix(dtype, rows, cols, seed++);
+    for (int64_t count : {1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 17, 131, 1031, 1100}) {
+      const std::vector<int32_t> list = DistinctRows(rows, count, seed++);
+      const bool batches = count == 9 || count == 131;
+      for (int64_t n = 1; n <= (batches ? 17 : 1); ++n) {
+        ExpectGatherAccumulateMatchesReference(w, list, n, seed++);
+      }
+    }
+  }
+}
 
 TEST_P(AccumulateTest, MatVecTransposedAccumulateMatchesReference) {
   uint32_t seed = 1;

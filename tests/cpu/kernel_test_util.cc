@@ -2,6 +2,10 @@
 
 #include <omp.h>
 
+#include <algorithm>
+#include <numeric>
+#include <random>
+
 #include "format/quant.h"
 #include "runtime/cpu/simd_targets.h"
 
@@ -37,6 +41,15 @@ std::vector<float> RandomVector(size_t n, uint32_t seed, float stddev) {
   std::vector<float> x(n);
   for (float& v : x) v = normal(rng);
   return x;
+}
+
+std::vector<int32_t> DistinctRows(int64_t rows, int64_t count, uint32_t seed) {
+  std::vector<int32_t> all(static_cast<size_t>(rows));
+  std::iota(all.begin(), all.end(), 0);
+  std::mt19937 rng(seed);
+  std::shuffle(all.begin(), all.end(), rng);
+  all.resize(static_cast<size_t>(count));
+  return all;
 }
 
 TestMatrix RandomMatrix(DType dtype, int64_t rows, int64_t cols, uint32_t seed) {

@@ -29,6 +29,9 @@ std::vector<TargetAndThreads> AllTargetsAndThreads();
 std::string ParamName(const ::testing::TestParamInfo<TargetAndThreads>& info);
 
 std::vector<float> RandomVector(size_t n, uint32_t seed, float stddev = 1.0f);
+// `count` distinct rows of [0, rows), in random (unsorted) order: a neuron list of the Gather*
+// kernels.
+std::vector<int32_t> DistinctRows(int64_t rows, int64_t count, uint32_t seed);
 
 // A weight matrix in one dtype together with its exact f32 decoding (what the kernels multiply).
 struct TestMatrix {
