@@ -11,6 +11,8 @@ packages=(
   libhwy-dev libsentencepiece-dev nlohmann-json3-dev libcpp-httplib-dev
   libpcre2-dev        # the pre-tokenizer regexes of byte-level BPE vocabularies (runtime/text)
   libtorch-dev        # pi-train-predictor only (CPU build in Debian)
+  libopenblas0-openmp # the BLAS behind LibTorch's matrix products: without it Debian's libblas.so.3
+                      # is the unoptimized reference BLAS, and pi-train-predictor runs several times slower
   coinor-libcbc-dev   # pi-place only
   curl jq             # the README examples (tests/readme) and the server tests
   nginx               # pi-server replicas behind a balancer (tests/server/replicas_test.cc)
