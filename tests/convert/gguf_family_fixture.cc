@@ -6,6 +6,7 @@
 #include <random>
 
 #include "gtest/gtest.h"
+#include "tests/convert/test_util.h"
 #include "tools/convert/source_reader.h"
 
 namespace pinfer::testing {
@@ -15,15 +16,6 @@ std::vector<uint8_t> F32Bytes(const std::vector<float>& v) {
   std::vector<uint8_t> out(v.size() * sizeof(float));
   std::memcpy(out.data(), v.data(), out.size());
   return out;
-}
-
-// A row-major [rows, cols] matrix transposed.
-std::vector<float> Transpose(const std::vector<float>& m, uint64_t rows, uint64_t cols) {
-  std::vector<float> t(m.size());
-  for (uint64_t r = 0; r < rows; ++r) {
-    for (uint64_t c = 0; c < cols; ++c) t[c * rows + r] = m[r * cols + c];
-  }
-  return t;
 }
 
 // The builder, minus the names in options.drop.

@@ -37,20 +37,6 @@ struct GgufFamilyOptions {
   std::vector<std::string> drop;
 };
 
-// The two Falcon layouts the tests use: the fixture's default (Falcon-7B: multi-query, one
-// LayerNorm, tied head) and Falcon-40B's (new_decoder_architecture, 2 key/value heads, ln_attn and
-// ln_mlp, a separate head, rope_theta 500000).
-inline FalconSpec Falcon7BLayout() { return {}; }
-inline FalconSpec Falcon40BLayout() {
-  FalconSpec s;
-  s.new_decoder_architecture = true;
-  s.n_kv_heads = 2;
-  s.tied = false;
-  s.rope_theta = 500000.0;
-  s.seed = 8;
-  return s;
-}
-
 // The vocabulary of a HF fixture directory as pinfer reads it (tokens, merges and special ids for
 // the GGUF's tokenizer keys; the tokenizer is not what these files test).
 Vocabulary HfVocabulary(const std::string& dir);

@@ -57,14 +57,6 @@ std::vector<float> InterleaveRows(const std::vector<float>& hf, int64_t heads, i
   return out;
 }
 
-std::vector<float> Transpose(const std::vector<float>& m, uint64_t rows, uint64_t cols) {
-  std::vector<float> t(m.size());
-  for (uint64_t r = 0; r < rows; ++r) {
-    for (uint64_t c = 0; c < cols; ++c) t[c * rows + r] = m[r * cols + c];
-  }
-  return t;
-}
-
 TEST(HfTokenizer, SentencePieceModelReadsAsTheLibrarySeesIt) {
   absl::StatusOr<Vocabulary> v = ReadSentencePieceTokenizer(TestTokenizerModel());
   ASSERT_TRUE(v.ok()) << v.status();

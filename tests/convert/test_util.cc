@@ -111,4 +111,12 @@ std::vector<float> DecodeTensor(const PiFile& file, const std::string& name) {
   return values;
 }
 
+std::vector<float> Transpose(const std::vector<float>& m, uint64_t rows, uint64_t cols) {
+  std::vector<float> t(m.size());
+  for (uint64_t r = 0; r < rows; ++r) {
+    for (uint64_t c = 0; c < cols; ++c) t[c * rows + r] = m[r * cols + c];
+  }
+  return t;
+}
+
 }  // namespace pinfer::testing

@@ -32,4 +32,7 @@ ToolResult RunTool(const std::string& tool, const std::vector<std::string>& args
 // The f32 values of a tensor of a .pi file (any floating or quantized dtype).
 std::vector<float> DecodeTensor(const PiFile& file, const std::string& name);
 
+// A row-major [rows, cols] matrix transposed (HF's down_proj to the neuron-major ffn_down_t).
+std::vector<float> Transpose(const std::vector<float>& m, uint64_t rows, uint64_t cols);
+
 }  // namespace pinfer::testing

@@ -23,6 +23,12 @@ void ExpectOneLineError(const test::ProgramResult& r, const std::string& program
   EXPECT_TRUE(absl::StrContains(r.err, mention)) << r.err << " lacks " << mention;
 }
 
+std::unique_ptr<PiFile> OpenPi(const std::string& path) {
+  absl::StatusOr<std::unique_ptr<PiFile>> file = PiFile::Open(path);
+  EXPECT_TRUE(file.ok()) << file.status();
+  return file.ok() ? *std::move(file) : nullptr;
+}
+
 void ExpectSameTensors(const PiFile& a, const PiFile& b) {
   EXPECT_EQ(a.tensors().size(), b.tensors().size());
   for (const TensorInfo& t : a.tensors()) {

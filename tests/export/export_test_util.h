@@ -2,6 +2,7 @@
 // the one-line error check, and tensor comparisons.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -37,5 +38,8 @@ void ExpectOneLineError(const test::ProgramResult& r, const std::string& program
 
 // Every tensor of `a` is in `b` with the same dtype, shape and bytes, and `b` has no others.
 void ExpectSameTensors(const PiFile& a, const PiFile& b);
+
+// The .pi file at `path`, or null after a failed expectation naming why.
+std::unique_ptr<PiFile> OpenPi(const std::string& path);
 
 }  // namespace pinfer::testing

@@ -35,12 +35,6 @@ std::string Scratch(const std::string& test, const std::string& name) {
   return (dir / name).string();
 }
 
-std::unique_ptr<PiFile> Open(const std::string& path) {
-  absl::StatusOr<std::unique_ptr<PiFile>> file = PiFile::Open(path);
-  EXPECT_TRUE(file.ok()) << file.status();
-  return file.ok() ? *std::move(file) : nullptr;
-}
-
 // pi-convert SOURCE -o OUT; returns its stderr (the notes).
 std::string Convert(const std::string& source, const std::string& out,
                     std::vector<std::string> extra = {}) {
@@ -160,8 +154,8 @@ TEST_P(FalconGgufTest, LlamaCppGgufConvertsToTheHfDirectorysModel) {
   Convert(hf.dir, Scratch(t, "hf.pi"));
   WriteFileBytes(Scratch(t, "falcon.gguf"), FalconGguf(hf));
   Convert(Scratch(t, "falcon.gguf"), Scratch(t, "gguf.pi"));
-  std::unique_ptr<PiFile> from_hf = Open(Scratch(t, "hf.pi"));
-  std::unique_ptr<PiFile> from_gguf = Open(Scratch(t, "gguf.pi"));
+  std::unique_ptr<PiFile> from_hf = OpenPi(Scratch(t, "hf.pi"));
+  std::unique_ptr<PiFile> from_gguf = OpenPi(Scratch(t, "gguf.pi"));
   ASSERT_TRUE(from_hf && from_gguf);
   ExpectSameTensors(*from_hf, *from_gguf);
   ExpectSameConfig(*from_hf, *from_gguf);
@@ -219,8 +213,8 @@ TEST_P(FalconGgufTest, ExportIsLlamaCppsLayoutAndRoundTrips) {
   EXPECT_FLOAT_EQ(*exported->GetFloat("falcon.rope.freq_base"), Spec().rope_theta);
 
   Convert(Scratch(t, "out.gguf"), Scratch(t, "again.pi"));
-  std::unique_ptr<PiFile> original = Open(Scratch(t, "hf.pi"));
-  std::unique_ptr<PiFile> again = Open(Scratch(t, "again.pi"));
+  std::unique_ptr<PiFile> original = OpenPi(Scratch(t, "hf.pi"));
+  std::unique_ptr<PiFile> again = OpenPi(Scratch(t, "again.pi"));
   ASSERT_TRUE(original && again);
   ExpectSameTensors(*original, *again);
   ExpectSameConfig(*original, *again);
@@ -230,8 +224,8 @@ TEST_P(FalconGgufTest, ExportIsLlamaCppsLayoutAndRoundTrips) {
   r = PiExport({"-m", Scratch(t, "hf.pi"), "--dtype", "f16", "-o", Scratch(t, "f16.gguf")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   Convert(Scratch(t, "f16.gguf"), Scratch(t, "f16-again.pi"));
-  std::unique_ptr<PiFile> f16 = Open(Scratch(t, "f16.pi"));
-  std::unique_ptr<PiFile> f16_again = Open(Scratch(t, "f16-again.pi"));
+  std::unique_ptr<PiFile> f16 = OpenPi(Scratch(t, "f16.pi"));
+  std::unique_ptr<PiFile> f16_again = OpenPi(Scratch(t, "f16-again.pi"));
   ASSERT_TRUE(f16 && f16_again);
   ExpectSameTensors(*f16, *f16_again);
 }
@@ -257,8 +251,8 @@ TEST_P(FalconGgufTest, PowerInferReluFalconConvertsToTheHfDirectorysModel) {
         "pi-train-predictor", "predictor reads the residual before the LayerNorm");
     EXPECT_FALSE(fs::exists(Scratch(t, "gguf.predictor.pi")));
   }
-  std::unique_ptr<PiFile> from_hf = Open(Scratch(t, "hf.pi"));
-  std::unique_ptr<PiFile> from_gguf = Open(Scratch(t, "gguf.pi"));
+  std::unique_ptr<PiFile> from_hf = OpenPi(Scratch(t, "hf.pi"));
+  std::unique_ptr<PiFile> from_gguf = OpenPi(Scratch(t, "gguf.pi"));
   ASSERT_TRUE(from_hf && from_gguf);
   ExpectSameTensors(*from_hf, *from_gguf);
   ExpectSameConfig(*from_hf, *from_gguf);
@@ -283,8 +277,8 @@ TEST(OptGgufTest, PowerInferOptConvertsToTheHfDirectorysModel) {
     WriteFileBytes(Scratch(t, "opt.gguf"), OptPowerInferGguf(hf));
     const std::string notes = Convert(Scratch(t, "opt.gguf"), Scratch(t, "gguf.pi"));
     EXPECT_TRUE(absl::StrContains(notes, "cannot be imported")) << notes;
-    std::unique_ptr<PiFile> from_hf = Open(Scratch(t, "hf.pi"));
-    std::unique_ptr<PiFile> from_gguf = Open(Scratch(t, "gguf.pi"));
+    std::unique_ptr<PiFile> from_hf = OpenPi(Scratch(t, "hf.pi"));
+    std::unique_ptr<PiFile> from_gguf = OpenPi(Scratch(t, "gguf.pi"));
     ASSERT_TRUE(from_hf && from_gguf);
     ExpectSameTensors(*from_hf, *from_gguf);
     ExpectSameConfig(*from_hf, *from_gguf);

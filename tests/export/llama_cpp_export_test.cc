@@ -24,19 +24,13 @@ std::string Scratch(const std::string& name) {
   return (dir / name).string();
 }
 
-std::unique_ptr<PiFile> Open(const std::string& path) {
-  absl::StatusOr<std::unique_ptr<PiFile>> file = PiFile::Open(path);
-  EXPECT_TRUE(file.ok()) << file.status();
-  return file.ok() ? *std::move(file) : nullptr;
-}
-
 TEST(LlamaCppExportTest, ExportThenConvertGivesIdenticalTensors) {
   // stories260K as stored (f32), and converted to f16 by pi-convert.
   const std::string model = test::ConvertedModel(BundledModel::kStories260K);
   test::ProgramResult r = PiExport({"-m", model, "-o", Scratch("keep.gguf")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ASSERT_EQ(PiConvert({Scratch("keep.gguf"), "-o", Scratch("keep.pi")}).exit_code, 0);
-  std::unique_ptr<PiFile> original = Open(model), again = Open(Scratch("keep.pi"));
+  std::unique_ptr<PiFile> original = OpenPi(model), again = OpenPi(Scratch("keep.pi"));
   ASSERT_TRUE(original && again);
   ExpectSameTensors(*original, *again);
 
@@ -44,7 +38,7 @@ TEST(LlamaCppExportTest, ExportThenConvertGivesIdenticalTensors) {
   r = PiExport({"-m", model, "--dtype", "f16", "-o", Scratch("f16.gguf")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ASSERT_EQ(PiConvert({Scratch("f16.gguf"), "-o", Scratch("f16.pi")}).exit_code, 0);
-  std::unique_ptr<PiFile> f16_original = Open(f16), f16_again = Open(Scratch("f16.pi"));
+  std::unique_ptr<PiFile> f16_original = OpenPi(f16), f16_again = OpenPi(Scratch("f16.pi"));
   ASSERT_TRUE(f16_original && f16_again);
   ExpectSameTensors(*f16_original, *f16_again);
 
@@ -53,7 +47,7 @@ TEST(LlamaCppExportTest, ExportThenConvertGivesIdenticalTensors) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(absl::StrContains(r.out, "blk.0.ffn_down.weight")) << r.out;
   ASSERT_EQ(PiConvert({Scratch("q8.gguf"), "-o", Scratch("q8.pi")}).exit_code, 0);
-  std::unique_ptr<PiFile> q8 = Open(Scratch("q8.pi"));
+  std::unique_ptr<PiFile> q8 = OpenPi(Scratch("q8.pi"));
   ASSERT_TRUE(q8);
   EXPECT_EQ(q8->Find("blk.0.attn_q")->dtype, DType::kQ8_0);
   EXPECT_EQ(q8->Find("blk.0.ffn_down_t")->dtype, DType::kF16);
@@ -72,7 +66,7 @@ TEST(LlamaCppExportTest, RopeScalingTravelsAsRopeFreqs) {
   test::ProgramResult r = PiExport({"-m", scaled, "-o", Scratch("scaled.gguf")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ASSERT_EQ(PiConvert({Scratch("scaled.gguf"), "-o", Scratch("scaled-again.pi")}).exit_code, 0);
-  std::unique_ptr<PiFile> again = Open(Scratch("scaled-again.pi"));
+  std::unique_ptr<PiFile> again = OpenPi(Scratch("scaled-again.pi"));
   ASSERT_TRUE(again);
   absl::StatusOr<ModelConfig> config = ModelConfig::FromMetadata(again->metadata());
   ASSERT_TRUE(config.ok()) << config.status();
@@ -80,7 +74,7 @@ TEST(LlamaCppExportTest, RopeScalingTravelsAsRopeFreqs) {
   // An unscaled model gets no rope_freqs.
   ASSERT_EQ(PiExport({"-m", model, "-o", Scratch("plain.gguf")}).exit_code, 0);
   ASSERT_EQ(PiConvert({Scratch("plain.gguf"), "-o", Scratch("plain-again.pi")}).exit_code, 0);
-  std::unique_ptr<PiFile> plain = Open(Scratch("plain-again.pi"));
+  std::unique_ptr<PiFile> plain = OpenPi(Scratch("plain-again.pi"));
   ASSERT_TRUE(plain);
   EXPECT_FALSE(plain->metadata().Has("llama.rope_freq_factors"));
 }

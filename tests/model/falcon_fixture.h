@@ -36,6 +36,20 @@ struct FalconModel {
   std::map<std::string, std::vector<float>> weights;  // by HF name
 };
 
+// The two Falcon layouts the tests use: the fixture's default (Falcon-7B: multi-query, one
+// LayerNorm, tied head) and Falcon-40B's (new_decoder_architecture, 2 key/value heads, ln_attn and
+// ln_mlp, a separate head, rope_theta 500000).
+inline FalconSpec Falcon7BLayout() { return {}; }
+inline FalconSpec Falcon40BLayout() {
+  FalconSpec s;
+  s.new_decoder_architecture = true;
+  s.n_kv_heads = 2;
+  s.tied = false;
+  s.rope_theta = 500000.0;
+  s.seed = 8;
+  return s;
+}
+
 FalconModel WriteFalconModel(const std::string& dir, const FalconSpec& spec = {});
 
 // The reference logits [tokens.size(), vocab] of the sequence from position 0.

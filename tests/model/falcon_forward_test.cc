@@ -17,8 +17,8 @@
 #include "runtime/model/model.h"
 #include "tests/convert/test_util.h"
 #include "tests/hybrid/hybrid_test_util.h"
-#include "tests/model/family_test_util.h"
 #include "tests/model/falcon_fixture.h"
+#include "tests/model/family_test_util.h"
 
 namespace pinfer {
 namespace {
@@ -44,28 +44,18 @@ Converted Convert(const std::string& name, const FalconSpec& spec) {
   return c;
 }
 
-FalconSpec Falcon7B() { return {}; }
-FalconSpec Falcon40B() {
-  FalconSpec s;
-  s.new_decoder_architecture = true;
-  s.n_kv_heads = 2;
-  s.tied = false;
-  s.rope_theta = 500000.0;
-  s.seed = 8;
-  return s;
-}
-
 using family_test::ExpectNear;
-using family_test::Prompt;
 using family_test::kF32Cache;
+using family_test::Prompt;
 
 class FalconForwardTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override { cpu::SetThreads(1); }
   // The 40B layout when the parameter is true.
   static const Converted& Model(bool forty) {
-    static const Converted* seven = new Converted(Convert("falcon7b", Falcon7B()));
-    static const Converted* forty_b = new Converted(Convert("falcon40b", Falcon40B()));
+    static const Converted* seven = new Converted(Convert("falcon7b", testing::Falcon7BLayout()));
+    static const Converted* forty_b =
+        new Converted(Convert("falcon40b", testing::Falcon40BLayout()));
     return forty ? *forty_b : *seven;
   }
 };

@@ -33,16 +33,6 @@ std::vector<Shape> ShapesFor(DType dtype) {
   return {{1, 1}, {17, 172}, {300, 544}, {40, 1000}};
 }
 
-// `count` distinct rows of [0, rows) in random order.
-std::vector<int32_t> RandomRows(int64_t rows, int64_t count, uint32_t seed) {
-  std::vector<int32_t> all(static_cast<size_t>(rows));
-  std::iota(all.begin(), all.end(), 0);
-  std::mt19937 rng(seed);
-  std::shuffle(all.begin(), all.end(), rng);
-  all.resize(static_cast<size_t>(count));
-  return all;
-}
-
 std::vector<int64_t> CountsFor(int64_t rows) {
   std::vector<int64_t> counts = {1, rows / 10, rows};
   counts.erase(std::remove(counts.begin(), counts.end(), 0), counts.end());
@@ -54,7 +44,7 @@ void ExpectGatherMatMulMatchesReference(DType dtype, Shape shape, int64_t count,
   SCOPED_TRACE(::testing::Message() << DTypeName(dtype) << " " << shape.rows << "x" << shape.cols
                                     << " count=" << count << " n=" << n);
   const TestMatrix w = RandomMatrix(dtype, shape.rows, shape.cols, seed);
-  const std::vector<int32_t> rows = RandomRows(shape.rows, count, seed + 1);
+  const std::vector<int32_t> rows = DistinctRows(shape.rows, count, seed + 1);
   const std::vector<float> x = RandomVector(n * shape.cols, seed + 2);
   const std::vector<float> seen = ActivationsAsSeenBy(dtype, x, n, shape.cols);
 
@@ -79,7 +69,7 @@ void ExpectGatherAccumulateMatchesReference(DType dtype, Shape shape, int64_t co
   SCOPED_TRACE(::testing::Message() << DTypeName(dtype) << " " << shape.rows << "x" << shape.cols
                                     << " count=" << count << " n=" << n);
   const TestMatrix w = RandomMatrix(dtype, shape.rows, shape.cols, seed);
-  const std::vector<int32_t> rows = RandomRows(shape.rows, count, seed + 1);
+  const std::vector<int32_t> rows = DistinctRows(shape.rows, count, seed + 1);
   // About half of the gathered activations exactly zero (predicted active, but did not fire).
   std::vector<float> a = RandomVector(n * count, seed + 2);
   for (float& v : a) v = v > 0.0f ? v : 0.0f;
