@@ -256,17 +256,21 @@ void AddGgufTokenizer(const Vocabulary& v, GgufMetadata& m) {
   if (!v.chat_template.empty()) m.SetString("tokenizer.chat_template", v.chat_template);
 }
 
+void AddGgufCommonHparams(const std::string& arch, const ModelConfig& c, GgufMetadata& m) {
+  m.SetString("general.architecture", arch);
+  m.SetString("general.name", c.name);
+  m.SetUint32(arch + ".context_length", static_cast<uint32_t>(c.context_length));
+  m.SetUint32(arch + ".embedding_length", static_cast<uint32_t>(c.dim));
+  m.SetUint32(arch + ".block_count", static_cast<uint32_t>(c.n_layers));
+  m.SetUint32(arch + ".feed_forward_length", static_cast<uint32_t>(c.n_ff));
+  m.SetUint32(arch + ".attention.head_count", static_cast<uint32_t>(c.n_heads));
+  m.SetUint32(arch + ".attention.head_count_kv", static_cast<uint32_t>(c.n_kv_heads));
+}
+
 GgufMetadata LlamaGgufMetadata(const ModelConfig& c, const Vocabulary& v) {
   GgufMetadata m;
-  m.SetString("general.architecture", "llama");
-  m.SetString("general.name", c.name);
-  m.SetUint32("llama.context_length", static_cast<uint32_t>(c.context_length));
-  m.SetUint32("llama.embedding_length", static_cast<uint32_t>(c.dim));
-  m.SetUint32("llama.block_count", static_cast<uint32_t>(c.n_layers));
-  m.SetUint32("llama.feed_forward_length", static_cast<uint32_t>(c.n_ff));
+  AddGgufCommonHparams("llama", c, m);
   m.SetUint32("llama.rope.dimension_count", static_cast<uint32_t>(c.head_dim));
-  m.SetUint32("llama.attention.head_count", static_cast<uint32_t>(c.n_heads));
-  m.SetUint32("llama.attention.head_count_kv", static_cast<uint32_t>(c.n_kv_heads));
   if (c.head_dim * c.n_heads != c.dim) {
     m.SetUint32("llama.attention.key_length", static_cast<uint32_t>(c.head_dim));
     m.SetUint32("llama.attention.value_length", static_cast<uint32_t>(c.head_dim));

@@ -81,6 +81,12 @@ GgufMetadata LlamaGgufMetadata(const ModelConfig& config, const Vocabulary& voca
 // is one.
 void AddGgufTokenizer(const Vocabulary& vocabulary, GgufMetadata& metadata);
 
+// The hyperparameters every llama.cpp architecture names the same way under its prefix:
+// general.architecture and .name, ARCH.context_length, .embedding_length, .block_count,
+// .feed_forward_length, .attention.head_count and .attention.head_count_kv.
+void AddGgufCommonHparams(const std::string& arch, const ModelConfig& config,
+                          GgufMetadata& metadata);
+
 class GgufWriter {
  public:
   // `tensors` use pinfer's row-major shapes and dtypes; they are written as ne = reversed shape.
