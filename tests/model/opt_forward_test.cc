@@ -21,6 +21,7 @@
 #include "tests/convert/test_util.h"
 #include "tests/hybrid/hybrid_test_util.h"
 #include "tests/model/family_test_util.h"
+#include "tests/model/opt_config_check.h"
 #include "tests/model/opt_fixture.h"
 
 namespace pinfer {
@@ -67,13 +68,7 @@ TEST_F(OptForwardTest, HeaderSaysOpt) {
   const Converted& t = Tiny();
   ASSERT_NE(t.model, nullptr);
   const ModelConfig& c = t.model->config();
-  EXPECT_EQ(c.architecture, "opt");
-  EXPECT_EQ(c.norm, NormKind::kLayer);
-  EXPECT_EQ(c.positions, PositionKind::kLearned);
-  EXPECT_EQ(c.position_offset, 2);
-  EXPECT_FALSE(c.ffn_gated);
-  EXPECT_TRUE(c.biases);
-  EXPECT_TRUE(c.tied_embeddings);
+  testing::ExpectOptConfig(c);
   EXPECT_EQ(c.n_ff, 256);
   EXPECT_EQ(t.model->position_embedding().rows, 66);
   EXPECT_EQ(t.model->layer(0).ffn_up.rows, 0);

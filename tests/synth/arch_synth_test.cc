@@ -19,6 +19,7 @@
 #include "nlohmann/json.hpp"
 #include "runtime/model/model.h"
 #include "runtime/model/tensor_names.h"
+#include "tests/model/opt_config_check.h"
 #include "tests/runtime/test_models.h"
 #include "tests/synth/synth_test_util.h"
 
@@ -49,13 +50,7 @@ TEST(ArchSynthTest, OptHasItsTensorsAndFc1BiasesHoldThePlantedThresholds) {
   absl::StatusOr<std::unique_ptr<Model>> model = Model::Load(options.output_path);
   ASSERT_TRUE(model.ok()) << model.status();
   const ModelConfig& c = (*model)->config();
-  EXPECT_EQ(c.architecture, "opt");
-  EXPECT_EQ(c.norm, NormKind::kLayer);
-  EXPECT_EQ(c.positions, PositionKind::kLearned);
-  EXPECT_EQ(c.position_offset, 2);
-  EXPECT_FALSE(c.ffn_gated);
-  EXPECT_TRUE(c.biases);
-  EXPECT_TRUE(c.tied_embeddings);
+  pinfer::testing::ExpectOptConfig(c);
   EXPECT_EQ(c.ffn_act.ToString(), "relu");
   EXPECT_EQ(report->parameters, options.shape.Parameters());
 
