@@ -84,9 +84,7 @@ function onEvent(event, reply) {
   if (chunk.usage) reply.usage = chunk.usage;
   const choice = chunk.choices && chunk.choices[0];
   if (choice && choice.delta && typeof choice.delta.content === 'string') {
-    reply.text += choice.delta.content;
-    reply.element.textContent = reply.text;
-    reply.element.scrollIntoView({block: 'end'});
+    reply.text += choice.delta.content;  // shown by streamReply, once per read
   }
   if (choice && choice.finish_reason) reply.finish = choice.finish_reason;
   return true;
@@ -102,16 +100,32 @@ async function streamReply(body, reply) {
   if (!response.ok) throw new Error(await errorOf(response));
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let pending = '';
-  for (;;) {
-    const {value, done} = await reader.read();
-    if (done) return;
-    pending += value.replace(/\r\n/g, '\n');
-    let end;
-    while ((end = pending.indexOf('\n\n')) >= 0) {
-      const event = pending.slice(0, end);
-      pending = pending.slice(end + 2);
-      if (!onEvent(event, reply)) return;
+  let shown = '';
+  const show = () => {
+    if (reply.text === shown) return;
+    shown = reply.text;
+    reply.element.textContent = shown;
+    reply.element.scrollIntoView({block: 'end'});
+  };
+  try {
+    for (;;) {
+      const {value, done} = await reader.read();
+      if (done) return;
+      pending += value.replace(/\r\n/g, '\n');
+      let end;
+      while ((end = pending.indexOf('\n\n')) >= 0) {
+        const event = pending.slice(0, end);
+        pending = pending.slice(end + 2);
+        if (!onEvent(event, reply)) return;
+      }
+      // The DOM once per read, and then a task boundary: while the server streams faster than
+      // the page renders, reader.read() resolves at once (a microtask), and without the yield the
+      // page would neither paint nor take a click on Stop until the reply ended.
+      show();
+      await new Promise((resolve) => setTimeout(resolve, 0));
     }
+  } finally {
+    show();
   }
 }
 
